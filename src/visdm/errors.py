@@ -1,0 +1,229 @@
+"""Every error ViSDM raises on purpose.
+
+One root, :class:`VisdmError`; each subclass also derives from the matching built-in so that
+callers who only know Python's exceptions still catch them. Messages say what was wrong, with
+which input, and what to do about it.
+
+::
+
+    VisdmError
+    ├── ConfigError (ValueError)
+    ├── InvalidInputError (ValueError)
+    ├── KeystoreError
+    │   ├── KeystoreNotFoundError (FileNotFoundError)
+    │   ├── KeystoreExistsError (FileExistsError)
+    │   └── WrongPasswordError (ValueError)
+    ├── CryptoError
+    │   ├── CiphertextFormatError (ValueError)   truncated or malformed ciphertext
+    │   ├── DecryptionError (ValueError)         wrong key, or the ciphertext was tampered with
+    │   └── SignatureError (ValueError)          a signature does not verify
+    ├── StorageError
+    │   ├── InvalidCidError (ValueError)
+    │   ├── BlobNotFoundError (LookupError)
+    │   ├── CidMismatchError (ValueError)        bytes do not hash to the CID they came under
+    │   └── StorageUnavailableError (ConnectionError)
+    └── ChainError
+        ├── ChainNotRunningError (ConnectionError)
+        ├── ChainTimeoutError (TimeoutError)
+        ├── WrongChainError (ValueError)
+        ├── DeploymentNotFoundError (FileNotFoundError)
+        ├── ContractBuildError (RuntimeError)
+        ├── ArtifactError (LookupError)
+        ├── TransactionFailedError (RuntimeError)
+        └── ContractRevertError (RuntimeError)   a custom Solidity error, decoded
+            ├── RevertReasonError                 require(...) / revert("...")
+            └── PanicError                        assert, overflow, division by zero
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "ArtifactError",
+    "BlobNotFoundError",
+    "ChainError",
+    "ChainNotRunningError",
+    "ChainTimeoutError",
+    "CidMismatchError",
+    "CiphertextFormatError",
+    "ConfigError",
+    "ContractBuildError",
+    "ContractRevertError",
+    "CryptoError",
+    "DecryptionError",
+    "DeploymentNotFoundError",
+    "InvalidCidError",
+    "InvalidInputError",
+    "KeystoreError",
+    "KeystoreExistsError",
+    "KeystoreNotFoundError",
+    "PanicError",
+    "RevertReasonError",
+    "SignatureError",
+    "StorageError",
+    "StorageUnavailableError",
+    "TransactionFailedError",
+    "VisdmError",
+    "WrongChainError",
+    "WrongPasswordError",
+]
+
+
+class VisdmError(Exception):
+    """Root of every error ViSDM raises on purpose."""
+
+    #: exit status the CLI uses for this kind of error
+    exit_code: int = 1
+
+
+class ConfigError(VisdmError, ValueError):
+    """A setting is missing or malformed."""
+
+    exit_code = 2
+
+
+class InvalidInputError(VisdmError, ValueError):
+    """Input from a user or a peer is malformed."""
+
+    exit_code = 2
+
+
+class KeystoreError(VisdmError):
+    """An account keystore cannot be used."""
+
+    exit_code = 3
+
+
+class KeystoreNotFoundError(KeystoreError, FileNotFoundError):
+    """No keystore exists for the requested account."""
+
+
+class KeystoreExistsError(KeystoreError, FileExistsError):
+    """A keystore for this account already exists."""
+
+
+class WrongPasswordError(KeystoreError, ValueError):
+    """The password does not open the keystore."""
+
+
+class CryptoError(VisdmError):
+    """Encryption, decryption or a signature failed."""
+
+    exit_code = 4
+
+
+class CiphertextFormatError(CryptoError, ValueError):
+    """A ciphertext is truncated or not in ViSDM's envelope format."""
+
+
+class DecryptionError(CryptoError, ValueError):
+    """Authenticated decryption failed: wrong key, or the ciphertext was modified."""
+
+
+class SignatureError(CryptoError, ValueError):
+    """A signature is malformed or was not made by the expected signer."""
+
+
+class StorageError(VisdmError):
+    """The content store cannot serve a request."""
+
+    exit_code = 5
+
+
+class InvalidCidError(StorageError, ValueError):
+    """A string is not a CID ViSDM understands."""
+
+
+class BlobNotFoundError(StorageError, LookupError):
+    """The store holds no content under this CID."""
+
+
+class CidMismatchError(StorageError, ValueError):
+    """Bytes returned for a CID do not hash to that CID."""
+
+
+class StorageUnavailableError(StorageError, ConnectionError):
+    """The storage backend cannot be reached."""
+
+
+class ChainError(VisdmError):
+    """Talking to the chain failed."""
+
+    exit_code = 6
+
+
+class ChainNotRunningError(ChainError, ConnectionError):
+    """No JSON-RPC node answers at the configured URL."""
+
+
+class ChainTimeoutError(ChainError, TimeoutError):
+    """The node did not answer, or a transaction was not mined, in time."""
+
+
+class WrongChainError(ChainError, ValueError):
+    """The node's chain id differs from the deployment's."""
+
+
+class DeploymentNotFoundError(ChainError, FileNotFoundError):
+    """No deployment file exists for the requested chain."""
+
+
+class ContractBuildError(ChainError, RuntimeError):
+    """Compiling the Solidity sources failed."""
+
+
+class ArtifactError(ChainError, LookupError):
+    """A compiled contract artifact is missing or malformed."""
+
+
+class TransactionFailedError(ChainError, RuntimeError):
+    """A transaction was mined but failed without a decodable reason."""
+
+
+class ContractRevertError(ChainError, RuntimeError):
+    """A contract call reverted with a custom Solidity error.
+
+    ``error_name`` is the Solidity error's name (``StakeholderRegistryAlreadyRegistered``),
+    ``error_args`` its decoded arguments by parameter name, ``contract`` the contract whose ABI
+    declared it (when known).
+    """
+
+    def __init__(
+        self,
+        error_name: str,
+        error_args: Mapping[str, Any] | None = None,
+        *,
+        contract: str | None = None,
+        action: str | None = None,
+    ) -> None:
+        self.error_name = error_name
+        self.error_args: dict[str, Any] = dict(error_args or {})
+        self.contract = contract
+        self.action = action
+        args = ", ".join(f"{k}={_short(v)}" for k, v in self.error_args.items())
+        where = f"{action} reverted" if action else "call reverted"
+        super().__init__(f"{where}: {error_name}({args})")
+
+
+class RevertReasonError(ContractRevertError):
+    """A call reverted with a plain reason string (``Error(string)``)."""
+
+    def __init__(self, reason: str, *, action: str | None = None) -> None:
+        super().__init__("Error", {"reason": reason}, action=action)
+        self.reason = reason
+
+
+class PanicError(ContractRevertError):
+    """A call reverted with ``Panic(uint256)``: a failed assert or an arithmetic fault."""
+
+    def __init__(self, code: int, *, action: str | None = None) -> None:
+        super().__init__("Panic", {"code": hex(code)}, action=action)
+        self.code = code
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return repr(value) if isinstance(value, str) else str(value)
