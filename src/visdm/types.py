@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntFlag
 from typing import NewType
 
 from visdm.errors import InvalidInputError
@@ -34,8 +34,8 @@ Wei = NewType("Wei", int)
 PHash = NewType("PHash", int)
 
 
-class Role(IntEnum):
-    """Stakeholder roles, numbered as in ``StakeholderRegistry.sol``."""
+class Role(IntFlag):
+    """Stakeholder role bits, as in ``StakeholderRegistry.sol`` (an account may hold several)."""
 
     NONE = 0
     PROVIDER = 1
@@ -43,12 +43,18 @@ class Role(IntEnum):
 
     @classmethod
     def parse(cls, text: str) -> Role:
-        """Parse a role name as typed on the command line (case-insensitive)."""
-        try:
-            role = cls[text.strip().upper()]
-        except KeyError:
-            names = ", ".join(r.name.lower() for r in cls if r is not cls.NONE)
-            raise InvalidInputError(f"unknown role {text!r}: use one of {names}") from None
-        if role is cls.NONE:
-            raise InvalidInputError("role 'none' cannot be registered")
+        """Parse ``provider``, ``consumer`` or ``provider,consumer`` (case-insensitive)."""
+        role = cls.NONE
+        for part in text.split(","):
+            name = part.strip().upper()
+            if name not in ("PROVIDER", "CONSUMER"):
+                raise InvalidInputError(
+                    f"unknown role {part.strip()!r} in {text!r}: use provider, consumer or both "
+                    "separated by a comma"
+                )
+            role |= cls[name]
         return role
+
+    def names(self) -> list[str]:
+        """Lower-case names of the bits set, e.g. ``['provider', 'consumer']``."""
+        return [r.name.lower() for r in (Role.PROVIDER, Role.CONSUMER) if r in self and r.name]

@@ -1,0 +1,276 @@
+"""Talking to an EVM node: connection checks, transactions and revert decoding.
+
+:class:`ChainClient` is the one place that sends transactions. It keeps a nonce per sender
+(resynchronised from the node's pending count when the node disagrees), estimates gas, waits
+for the receipt and turns a revert — at estimation or after mining — into a
+:class:`~visdm.errors.ContractRevertError` that names the Solidity error and its arguments.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.contract.contract import Contract, ContractFunction
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.types import TxParams, TxReceipt
+
+from visdm.chain.artifacts import error_table, load_artifact
+from visdm.errors import (
+    ChainNotRunningError,
+    ChainTimeoutError,
+    ContractRevertError,
+    PanicError,
+    RevertReasonError,
+    TransactionFailedError,
+    WrongChainError,
+)
+from visdm.types import Address
+
+__all__ = ["ChainClient", "TxResult", "decode_revert"]
+
+T = TypeVar("T")
+
+_ERROR_STRING = bytes.fromhex("08c379a0")
+_PANIC = bytes.fromhex("4e487b71")
+#: balance the local dev faucet tops accounts up to, in wei (100 ETH)
+_DEV_FUNDS = 100 * 10**18
+_GAS_HEADROOM = 1.2
+
+
+def decode_revert(data: bytes, *, action: str | None = None) -> ContractRevertError:
+    """Turn raw revert data into the matching :class:`ContractRevertError`."""
+    selector, payload = data[:4], data[4:]
+    if selector == _ERROR_STRING:
+        (reason,) = abi_decode(["string"], payload)
+        return RevertReasonError(reason, action=action)
+    if selector == _PANIC:
+        (code,) = abi_decode(["uint256"], payload)
+        return PanicError(code, action=action)
+    known = error_table().get(selector)
+    if known is None:
+        return ContractRevertError("UnknownError", {"data": data}, action=action)
+    values = abi_decode(list(known.arg_types), payload)
+    args = {
+        name: to_checksum_address(v) if kind == "address" else v
+        for name, kind, v in zip(known.arg_names, known.arg_types, values, strict=True)
+    }
+    return ContractRevertError(known.name, args, contract=known.contract, action=action)
+
+
+def _revert_data(exc: ContractLogicError) -> bytes | None:
+    data = exc.data
+    if isinstance(data, dict):
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TxResult:
+    """A mined, successful transaction."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    receipt: TxReceipt
+
+
+class ChainClient:
+    """A connection to one chain, checked on creation."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        *,
+        timeout_s: float = 10.0,
+        tx_timeout_s: float = 60.0,
+        expected_chain_id: int | None = None,
+    ) -> None:
+        provider = Web3.HTTPProvider(
+            rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
+        )
+        self.rpc_url = rpc_url
+        self.w3 = Web3(provider)
+        self.tx_timeout_s = tx_timeout_s
+        self._nonces: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.chain_id = self.rpc(lambda: self.w3.eth.chain_id)
+        if expected_chain_id is not None and self.chain_id != expected_chain_id:
+            raise WrongChainError(
+                f"the node at {rpc_url} serves chain id {self.chain_id}, but the deployment is "
+                f"for chain id {expected_chain_id}: point --rpc-url at the right chain or deploy "
+                "again with `visdm deploy`"
+            )
+
+    # --- plumbing --------------------------------------------------------------------------
+    def rpc(self, fn: Callable[[], T]) -> T:
+        """Run one JSON-RPC interaction, mapping transport failures to ViSDM errors."""
+        try:
+            return fn()
+        except requests.Timeout as exc:
+            raise ChainTimeoutError(
+                f"the chain at {self.rpc_url} did not answer in time ({exc.__class__.__name__}); "
+                "check the node or raise VISDM_RPC_TIMEOUT"
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise ChainNotRunningError(
+                f"no chain answers at {self.rpc_url}: start one with `visdm chain up` "
+                "or pass --rpc-url"
+            ) from exc
+
+    @property
+    def is_dev_chain(self) -> bool:
+        """True for a local anvil node, the only place the dev faucet works."""
+        version: str = self.rpc(lambda: self.w3.client_version)
+        return version.lower().startswith("anvil")
+
+    def balance(self, address: str) -> int:
+        return int(self.rpc(lambda: self.w3.eth.get_balance(to_checksum_address(address))))
+
+    def fund_from_dev_faucet(self, address: str, *, minimum: int = _DEV_FUNDS // 10) -> bool:
+        """On a local dev chain, top ``address`` up with gas money; False if it had enough."""
+        if not self.is_dev_chain:
+            return False
+        if self.balance(address) >= minimum:
+            return False
+        self.rpc(
+            lambda: self.w3.provider.make_request(
+                "anvil_setBalance",  # type: ignore[arg-type]
+                [to_checksum_address(address), hex(_DEV_FUNDS)],
+            )
+        )
+        return True
+
+    def contract(self, address: str, artifact_name: str) -> Contract:
+        abi = load_artifact(artifact_name).abi
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=abi)
+
+    # --- transactions -------------------------------------------------------------------------
+    def _next_nonce(self, sender: str) -> int:
+        with self._lock:
+            pending = self.rpc(lambda: self.w3.eth.get_transaction_count(sender, "pending"))  # type: ignore[arg-type]
+            nonce = max(self._nonces.get(sender, 0), int(pending))
+            self._nonces[sender] = nonce + 1
+            return nonce
+
+    def reset_nonces(self) -> None:
+        """Forget cached nonces (after a chain revert or an external sender used the keys)."""
+        with self._lock:
+            self._nonces.clear()
+
+    def _forget_nonce(self, sender: str) -> None:
+        with self._lock:
+            self._nonces.pop(sender, None)
+
+    def call(self, fn: ContractFunction, *, action: str | None = None) -> Any:
+        """A read-only call; reverts become ``ContractRevertError``."""
+        try:
+            return self.rpc(fn.call)
+        except ContractLogicError as exc:
+            raise self._revert(exc, action or fn.fn_name) from exc
+
+    def transact(
+        self,
+        account: LocalAccount,
+        fn: ContractFunction | None = None,
+        *,
+        tx: TxParams | None = None,
+        action: str | None = None,
+    ) -> TxResult:
+        """Sign and send a contract call (or a raw ``tx``), wait for it, decode any revert."""
+        sender = account.address
+        label = action or (fn.fn_name if fn is not None else "transaction")
+        params: TxParams = dict(tx or {})  # type: ignore[assignment]
+        params["from"] = sender
+        params["chainId"] = self.chain_id
+        try:
+            built: TxParams = fn.build_transaction(params) if fn is not None else self._fill(params)
+        except ContractLogicError as exc:  # estimation already reverts: nothing was sent
+            raise self._revert(exc, label) from exc
+        except Web3RPCError as exc:
+            raise TransactionFailedError(f"{label} was refused by the node: {exc}") from exc
+        built["gas"] = int(int(built["gas"]) * _GAS_HEADROOM)
+        built["nonce"] = self._next_nonce(sender)
+        signed = account.sign_transaction(built)  # type: ignore[arg-type]
+        try:
+            tx_hash = self.rpc(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
+        except Web3RPCError as exc:
+            self._forget_nonce(sender)
+            raise TransactionFailedError(f"{label} was refused by the node: {exc}") from exc
+        try:
+            receipt = self.rpc(
+                lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout_s)
+            )
+        except TimeExhausted as exc:
+            raise ChainTimeoutError(
+                f"{label} ({tx_hash.to_0x_hex()}) was not mined within "
+                f"{self.tx_timeout_s:.0f} s; it may still be mined later"
+            ) from exc
+        if receipt["status"] != 1:
+            raise self._replay_failure(built, receipt, label)
+        return TxResult(
+            tx_hash=tx_hash.to_0x_hex(),
+            block_number=int(receipt["blockNumber"]),
+            gas_used=int(receipt["gasUsed"]),
+            receipt=receipt,
+        )
+
+    def deploy(
+        self, account: LocalAccount, artifact_name: str, *args: Any
+    ) -> tuple[Address, TxResult]:
+        """Deploy ``artifact_name`` with constructor ``args``; return its address."""
+        artifact = load_artifact(artifact_name)
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        constructor = factory.constructor(*args)
+        try:
+            tx = constructor.build_transaction({"from": account.address, "chainId": self.chain_id})
+        except ContractLogicError as exc:
+            raise self._revert(exc, f"deploy {artifact_name}") from exc
+        result = self.transact(account, tx=tx, action=f"deploy {artifact_name}")
+        address = result.receipt["contractAddress"]
+        if address is None:
+            raise TransactionFailedError(f"deploy {artifact_name}: the receipt has no address")
+        return Address(to_checksum_address(address)), result
+
+    def _fill(self, params: TxParams) -> TxParams:
+        filled: TxParams = dict(params)  # type: ignore[assignment]
+        if "gas" not in filled:
+            filled["gas"] = self.rpc(lambda: self.w3.eth.estimate_gas(params))
+        if "maxFeePerGas" not in filled and "gasPrice" not in filled:
+            base = int(self.rpc(lambda: self.w3.eth.get_block("latest"))["baseFeePerGas"])
+            tip = int(self.rpc(lambda: self.w3.eth.max_priority_fee))
+            filled["maxPriorityFeePerGas"] = tip  # type: ignore[typeddict-item]
+            filled["maxFeePerGas"] = 2 * base + tip  # type: ignore[typeddict-item]
+        return filled
+
+    def _revert(self, exc: ContractLogicError, action: str) -> ContractRevertError:
+        data = _revert_data(exc)
+        if data is None or len(data) < 4:
+            return RevertReasonError(exc.message or "execution reverted", action=action)
+        return decode_revert(data, action=action)
+
+    def _replay_failure(self, tx: TxParams, receipt: TxReceipt, label: str) -> Exception:
+        # Re-run the call at the failing block to learn why it reverted.
+        replay: TxParams = {
+            k: v for k, v in tx.items() if k in ("from", "to", "data", "value", "gas")
+        }  # type: ignore[assignment]
+        try:
+            self.rpc(lambda: self.w3.eth.call(replay, receipt["blockNumber"] - 1))
+        except ContractLogicError as exc:
+            return self._revert(exc, label)
+        return TransactionFailedError(
+            f"{label} ({receipt['transactionHash'].to_0x_hex()}) failed in block "
+            f"{receipt['blockNumber']} without a reason (out of gas?)"
+        )

@@ -1,0 +1,122 @@
+"""Deployments: which contracts live at which address on which chain.
+
+``visdm deploy`` writes ``deployments/<chain id>.json`` in the data directory; every other
+command reads it, checks that the node it talks to serves that chain id, and builds typed
+contract wrappers from it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+
+from visdm.chain.artifacts import build_info
+from visdm.chain.client import ChainClient
+from visdm.chain.contracts import StakeholderRegistry
+from visdm.errors import ChainError, DeploymentNotFoundError
+from visdm.types import Address
+
+__all__ = ["DeployedContract", "Deployment", "deploy_marketplace", "load_deployment"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedContract:
+    address: Address
+    block_number: int
+    tx_hash: str
+    gas_used: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where the marketplace contracts live on one chain."""
+
+    chain_id: int
+    rpc_url: str
+    deployer: Address
+    compiler: str
+    deployed_at: float
+    contracts: dict[str, DeployedContract] = field(default_factory=dict)
+
+    def address_of(self, name: str) -> Address:
+        try:
+            return self.contracts[name].address
+        except KeyError:
+            raise DeploymentNotFoundError(
+                f"the deployment for chain {self.chain_id} has no {name}: run `visdm deploy` again"
+            ) from None
+
+    def stakeholder_registry(self, client: ChainClient) -> StakeholderRegistry:
+        return StakeholderRegistry(client, self.address_of("StakeholderRegistry"))
+
+    def save(self, deployments_dir: Path) -> Path:
+        deployments_dir.mkdir(parents=True, exist_ok=True)
+        path = deployments_dir / f"{self.chain_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Deployment:
+        raw = dict(data)
+        contracts = {
+            name: DeployedContract(**info)  # type: ignore[arg-type]
+            for name, info in dict(raw.pop("contracts")).items()  # type: ignore[call-overload]
+        }
+        return cls(contracts=contracts, **raw)  # type: ignore[arg-type]
+
+
+def load_deployment(deployments_dir: Path, chain_id: int | None = None) -> Deployment:
+    """The deployment for ``chain_id``, or the only one there is when ``chain_id`` is None."""
+    if chain_id is None:
+        found = sorted(deployments_dir.glob("*.json")) if deployments_dir.is_dir() else []
+        if len(found) != 1:
+            hint = (
+                "deploy with `visdm deploy`"
+                if not found
+                else f"several exist ({', '.join(p.stem for p in found)}): pick one with --rpc-url"
+            )
+            raise DeploymentNotFoundError(f"no unique deployment in {deployments_dir}: {hint}")
+        path = found[0]
+    else:
+        path = deployments_dir / f"{chain_id}.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DeploymentNotFoundError(
+            f"nothing is deployed on chain {chain_id} (no {path}): run `visdm deploy`"
+        ) from None
+    try:
+        return Deployment.from_json(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ChainError(f"deployment file {path} is corrupt ({exc}): run `visdm deploy`") from exc
+
+
+#: contracts deployed by `visdm deploy`, in order
+MARKETPLACE_CONTRACTS: tuple[str, ...] = ("StakeholderRegistry",)
+
+
+def deploy_marketplace(client: ChainClient, deployer: LocalAccount) -> Deployment:
+    """Deploy every marketplace contract and describe where they went."""
+    contracts: dict[str, DeployedContract] = {}
+    for name in MARKETPLACE_CONTRACTS:
+        address, result = client.deploy(deployer, name)
+        contracts[name] = DeployedContract(
+            address=address,
+            block_number=result.block_number,
+            tx_hash=result.tx_hash,
+            gas_used=result.gas_used,
+        )
+    return Deployment(
+        chain_id=client.chain_id,
+        rpc_url=client.rpc_url,
+        deployer=Address(deployer.address),
+        compiler=str(build_info()["compiler"]),
+        deployed_at=time.time(),
+        contracts=contracts,
+    )

@@ -1,0 +1,125 @@
+"""What every command group shares: the settings object, output in text or JSON, secrets.
+
+Commands stay thin: parse arguments, call one SDK function, print its result. Errors are not
+handled here but in :func:`visdm.cli.main`, the one place that turns a ``VisdmError`` into a
+one-line message and an exit status.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from visdm.config import Settings
+from visdm.errors import InvalidInputError
+
+__all__ = [
+    "JsonOption",
+    "console",
+    "emit",
+    "err_console",
+    "read_password",
+    "settings",
+    "to_jsonable",
+]
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+#: every read command takes ``--json``
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of text.")
+
+_PASSWORD_ENV = "VISDM_PASSWORD"  # noqa: S105 - the variable's name, not a password
+
+
+def settings(ctx: typer.Context) -> Settings:
+    """The settings built once by the root callback."""
+    obj = ctx.find_root().obj
+    if not isinstance(obj, Settings):  # only when a sub-app runs without the root app
+        obj = Settings.from_env()
+        ctx.find_root().obj = obj
+    return obj
+
+
+def read_password(*, prompt: str = "Password", confirm: bool = False) -> str:
+    """The keystore password: ``$VISDM_PASSWORD`` if set, else a hidden prompt. Never a flag."""
+    from_env = os.environ.get(_PASSWORD_ENV)
+    if from_env is not None:
+        if from_env == "":
+            raise InvalidInputError(f"{_PASSWORD_ENV} is set but empty: set a password or unset it")
+        return from_env
+    try:
+        password = getpass.getpass(f"{prompt}: ")
+        if confirm and getpass.getpass(f"{prompt} (again): ") != password:
+            raise InvalidInputError("the two passwords differ: nothing was written")
+    except EOFError:
+        raise InvalidInputError(
+            f"no password: standard input is closed; set {_PASSWORD_ENV} for scripts"
+        ) from None
+    if not password:
+        raise InvalidInputError("the password must not be empty")
+    return password
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn SDK results (dataclasses, pydantic models, bytes, paths, enums) into JSON values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(asdict(value))
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):
+        return to_jsonable(model_dump(mode="json"))
+    if isinstance(value, Enum):
+        return value.name.lower()
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def emit(value: Any, *, as_json: bool, title: str | None = None) -> None:
+    """Print a result: JSON with ``--json``, else a key/value table (or rows for a list)."""
+    data = to_jsonable(value)
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    if isinstance(data, Mapping):
+        table = Table(title=title, show_header=False, box=None, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for key, val in data.items():
+            table.add_row(str(key), _cell(val))
+        console.print(table)
+    elif isinstance(data, Sequence) and not isinstance(data, str):
+        rows = [r for r in data if isinstance(r, Mapping)]
+        if not rows:
+            console.print(title + ": none" if title else "none")
+            return
+        table = Table(title=title)
+        for key in rows[0]:
+            table.add_column(str(key))
+        for row in rows:
+            table.add_row(*(_cell(v) for v in row.values()))
+        console.print(table)
+    else:
+        console.print(str(data))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, Mapping | list):
+        return json.dumps(value)
+    return "" if value is None else str(value)

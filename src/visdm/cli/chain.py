@@ -1,0 +1,92 @@
+"""``visdm chain up|down|status`` and the chain-level ``deploy``, ``register``, ``whoami``."""
+
+from __future__ import annotations
+
+import typer
+
+from visdm import session
+from visdm.chain.anvil import chain_down, chain_status, chain_up
+from visdm.types import Role
+
+from ._common import JsonOption, console, emit, settings, unlock_account
+
+__all__ = ["app", "register_top_level"]
+
+app = typer.Typer(help="Run the local chain (anvil) that the embedded marketplace uses.")
+
+
+@app.command("up")
+def up(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """Start the local chain (state persists in the data directory across restarts)."""
+    node, started = chain_up(settings(ctx).chain_dir)
+    result = {"rpc_url": node.rpc_url, "pid": node.pid, "started": started}
+    if as_json:
+        emit(result, as_json=True)
+    else:
+        verb = "started" if started else "already running"
+        console.print(f"local chain {verb} at {node.rpc_url} (pid {node.pid})")
+
+
+@app.command("down")
+def down(ctx: typer.Context) -> None:
+    """Stop the local chain; its state is kept for the next `visdm chain up`."""
+    stopped = chain_down(settings(ctx).chain_dir)
+    console.print("local chain stopped" if stopped else "no local chain was running")
+
+
+@app.command("status")
+def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """Whether the local chain runs, where, and at which block."""
+    emit(chain_status(settings(ctx).chain_dir), as_json=as_json, title="local chain")
+
+
+def deploy(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """Deploy the marketplace contracts and write the deployment file every command reads."""
+    cfg = settings(ctx)
+    unlocked = unlock_account(cfg)
+    deployment = session.deploy(cfg, unlocked.local_account)
+    if as_json:
+        emit(deployment, as_json=True)
+        return
+    console.print(f"deployed on chain {deployment.chain_id} ({deployment.rpc_url}):")
+    for name, info in deployment.contracts.items():
+        console.print(
+            f"  {name:<24} {info.address}  block {info.block_number}  gas {info.gas_used}"
+        )
+
+
+def register(
+    ctx: typer.Context,
+    role: str = typer.Option(..., "--role", help="provider, consumer, or provider,consumer"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Register the account on chain with a role and its X25519 encryption key."""
+    cfg = settings(ctx)
+    roles = Role.parse(role)
+    unlocked = unlock_account(cfg)
+    record = session.register(cfg, unlocked.local_account, roles, unlocked.encryption_public_key)
+    emit(
+        {
+            "address": record.address,
+            "roles": record.roles.names(),
+            "encryption_key": "0x" + record.encryption_key.hex(),
+        },
+        as_json=as_json,
+        title="registered",
+    )
+
+
+def whoami(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """Show the account's on-chain record (no password needed)."""
+    cfg = settings(ctx)
+    from visdm.cli._common import public_account
+
+    address, public_key = public_account(cfg)
+    emit(session.whoami(cfg, address, public_key), as_json=as_json, title="whoami")
+
+
+def register_top_level(root: typer.Typer) -> None:
+    """Chain-level commands that sit directly under ``visdm``."""
+    root.command("deploy")(deploy)
+    root.command("register")(register)
+    root.command("whoami")(whoami)

@@ -1,0 +1,19 @@
+"""Mounts every command group on the root app. Each group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the command groups (idempotent)."""
+    if getattr(app, "_visdm_groups_registered", False):
+        return
+    from . import account, chain
+
+    app.add_typer(account.app, name="account")
+    app.add_typer(chain.app, name="chain")
+    chain.register_top_level(app)
+    app._visdm_groups_registered = True  # type: ignore[attr-defined]

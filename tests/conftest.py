@@ -1,0 +1,103 @@
+"""Shared fixtures: one anvil per test session, snapshot/revert isolation, role accounts.
+
+Chain tests ask for ``chain`` (a :class:`ChainClient` on the session's anvil, reverted to a
+snapshot after each test) and for role accounts (``provider``, ``consumer``, ``node``,
+``governance``, ``stranger``), each a funded ``LocalAccount`` derived from a fixed seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+from visdm.chain.anvil import AnvilNode, start_anvil
+from visdm.chain.client import ChainClient
+from visdm.chain.deployment import Deployment, deploy_marketplace
+
+
+@pytest.fixture(scope="session")
+def anvil_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
+    """One anvil for the whole session, on a free loopback port, stopped by PID at the end."""
+    workdir = tmp_path_factory.mktemp("anvil")
+    node = start_anvil(state_file=None, log_file=workdir / "anvil.log")
+    yield node
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def session_chain(anvil_node: AnvilNode) -> ChainClient:
+    return ChainClient(anvil_node.rpc_url, timeout_s=10, tx_timeout_s=30)
+
+
+def role_account(name: str) -> LocalAccount:
+    """A deterministic test account per role name."""
+    account: LocalAccount = Account.from_key(keccak(text=f"visdm-test-account/{name}"))
+    return account
+
+
+ROLES = ("deployer", "provider", "provider2", "consumer", "node", "governance", "stranger")
+
+
+@pytest.fixture(scope="session")
+def funded_roles(session_chain: ChainClient) -> dict[str, LocalAccount]:
+    accounts = {name: role_account(name) for name in ROLES}
+    for account in accounts.values():
+        session_chain.fund_from_dev_faucet(account.address)
+    return accounts
+
+
+@pytest.fixture(scope="session")
+def deployment(session_chain: ChainClient, funded_roles: dict[str, LocalAccount]) -> Deployment:
+    """The marketplace, deployed once per session (before any snapshot)."""
+    return deploy_marketplace(session_chain, funded_roles["deployer"])
+
+
+@pytest.fixture
+def chain(session_chain: ChainClient, deployment: Deployment) -> Iterator[ChainClient]:
+    """The session chain, reverted to its state before the test when the test ends."""
+    w3 = session_chain.w3
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    yield session_chain
+    reverted = w3.provider.make_request("evm_revert", [snapshot])["result"]  # type: ignore[arg-type]
+    assert reverted, "evm_revert failed: later tests would see this test's state"
+    session_chain.reset_nonces()  # a revert rewinds nonces too
+
+
+@pytest.fixture
+def provider(funded_roles: dict[str, LocalAccount]) -> LocalAccount:
+    return funded_roles["provider"]
+
+
+@pytest.fixture
+def consumer(funded_roles: dict[str, LocalAccount]) -> LocalAccount:
+    return funded_roles["consumer"]
+
+
+@pytest.fixture
+def node(funded_roles: dict[str, LocalAccount]) -> LocalAccount:
+    return funded_roles["node"]
+
+
+@pytest.fixture
+def governance(funded_roles: dict[str, LocalAccount]) -> LocalAccount:
+    return funded_roles["governance"]
+
+
+@pytest.fixture
+def stranger(funded_roles: dict[str, LocalAccount]) -> LocalAccount:
+    return funded_roles["stranger"]
+
+
+@pytest.fixture
+def visdm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data directory that the CLI and SDK use for this test only."""
+    home = tmp_path / "visdm-home"
+    monkeypatch.setenv("VISDM_HOME", str(home))
+    monkeypatch.delenv("VISDM_RPC_URL", raising=False)
+    monkeypatch.delenv("VISDM_ACCOUNT", raising=False)
+    return home

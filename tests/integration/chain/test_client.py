@@ -1,0 +1,112 @@
+"""ChainClient against a real anvil: transactions, nonces, revert decoding, failures."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from tests.conftest import role_account
+from visdm.chain.client import ChainClient
+from visdm.errors import (
+    ChainNotRunningError,
+    ChainTimeoutError,
+    ContractRevertError,
+    PanicError,
+    RevertReasonError,
+    WrongChainError,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def probe(chain: ChainClient, stranger: LocalAccount):  # type: ignore[no-untyped-def]
+    address, _ = chain.deploy(stranger, "RevertProbe")
+    return chain.contract(address, "RevertProbe")
+
+
+def test_custom_error_is_decoded_with_name_and_arguments(chain, stranger, probe) -> None:
+    tag = b"\x01" * 32
+    with pytest.raises(ContractRevertError) as info:
+        chain.transact(stranger, probe.functions.failCustom(42, tag))
+    err = info.value
+    assert err.error_name == "RevertProbeCustom"
+    assert err.contract == "RevertProbe"
+    assert err.error_args == {"who": stranger.address, "amount": 42, "tag": tag}
+    assert "failCustom reverted: RevertProbeCustom(" in str(err)
+    assert probe.functions.counter().call() == 0, "a reverted call must change nothing"
+
+
+def test_reason_string_and_panic_and_empty_revert(chain, stranger, probe) -> None:
+    with pytest.raises(RevertReasonError) as reason:
+        chain.transact(stranger, probe.functions.failReason())
+    assert reason.value.reason == "probe: plain reason"
+    with pytest.raises(PanicError) as panic:
+        chain.transact(stranger, probe.functions.failPanic(0))
+    assert panic.value.code == 0x12
+    with pytest.raises(RevertReasonError, match="failEmpty reverted"):
+        chain.transact(stranger, probe.functions.failEmpty())
+
+
+def test_revert_in_a_mined_transaction_is_decoded_by_replay(chain, stranger, probe) -> None:
+    # Force the transaction on chain by skipping estimation (explicit gas), so the revert
+    # happens in a mined block and must be recovered by replaying the call.
+    with pytest.raises(ContractRevertError) as info:
+        chain.transact(stranger, probe.functions.maybeFail(True), tx={"gas": 200_000})
+    assert info.value.error_name == "RevertProbeCustom"
+    # the nonce was consumed by the mined failure; the next transaction still goes through
+    result = chain.transact(stranger, probe.functions.maybeFail(False))
+    assert result.gas_used > 0
+    assert probe.functions.counter().call() == 1
+
+
+def test_read_call_revert_is_decoded(chain, stranger, probe) -> None:
+    with pytest.raises(PanicError):
+        chain.call(probe.functions.failPanic(0))
+
+
+def test_nonces_follow_many_transactions(chain, stranger, probe) -> None:
+    for _ in range(5):
+        chain.transact(stranger, probe.functions.maybeFail(False))
+    assert probe.functions.counter().call() == 5
+    chain.reset_nonces()
+    chain.transact(stranger, probe.functions.maybeFail(False))
+    assert probe.functions.counter().call() == 6
+
+
+def test_wrong_chain_id_is_refused(session_chain: ChainClient) -> None:
+    with pytest.raises(WrongChainError, match=r"chain id 31337.*chain id 1"):
+        ChainClient(session_chain.rpc_url, expected_chain_id=1)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_no_node_listening_says_how_to_start_one() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(ChainNotRunningError, match="visdm chain up"):
+        ChainClient(url, timeout_s=2)
+
+
+def test_rpc_timeout_is_reported() -> None:
+    # A socket that accepts connections but never answers.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        with pytest.raises(ChainTimeoutError, match="did not answer in time"):
+            ChainClient(f"http://127.0.0.1:{port}", timeout_s=0.5)
+
+
+def test_dev_faucet_only_tops_up_poor_accounts(chain: ChainClient, stranger) -> None:
+    assert chain.is_dev_chain
+    assert chain.fund_from_dev_faucet(stranger.address) is False  # already funded
+    fresh = role_account("never-funded")
+    assert chain.balance(fresh.address) == 0
+    assert chain.fund_from_dev_faucet(fresh.address) is True
+    assert chain.balance(fresh.address) >= 10**19
