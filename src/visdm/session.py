@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 
 from visdm.chain.anvil import local_rpc_url
 from visdm.chain.client import ChainClient
@@ -56,7 +57,11 @@ def connect_deployed(settings: Settings) -> Connection:
     """Connect and load the deployment for the node's chain id; the two must agree."""
     client = connect(settings)
     deployment = load_deployment(settings.deployments_dir, client.chain_id)
-    code = client.rpc(lambda: client.w3.eth.get_code(deployment.address_of("StakeholderRegistry")))
+    code = client.rpc(
+        lambda: client.w3.eth.get_code(
+            to_checksum_address(deployment.address_of("StakeholderRegistry"))
+        )
+    )
     if not code:
         raise DeploymentNotFoundError(
             f"the deployment file says StakeholderRegistry is at "

@@ -8,7 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from visdm.errors import ArtifactError
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract.contract import Contract, ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
-from web3.types import TxParams, TxReceipt
+from web3.types import Nonce, TxParams, TxReceipt
 
 from visdm.chain.artifacts import error_table, load_artifact
 from visdm.errors import (
@@ -202,7 +202,7 @@ class ChainClient:
         except Web3RPCError as exc:
             raise TransactionFailedError(f"{label} was refused by the node: {exc}") from exc
         built["gas"] = int(int(built["gas"]) * _GAS_HEADROOM)
-        built["nonce"] = self._next_nonce(sender)
+        built["nonce"] = Nonce(self._next_nonce(sender))
         signed = account.sign_transaction(built)  # type: ignore[arg-type]
         try:
             tx_hash = self.rpc(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))

@@ -11,6 +11,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
@@ -62,13 +63,10 @@ class Deployment:
         return path
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> Deployment:
+    def from_json(cls, data: dict[str, Any]) -> Deployment:
         raw = dict(data)
-        contracts = {
-            name: DeployedContract(**info)  # type: ignore[arg-type]
-            for name, info in dict(raw.pop("contracts")).items()  # type: ignore[call-overload]
-        }
-        return cls(contracts=contracts, **raw)  # type: ignore[arg-type]
+        contracts = {name: DeployedContract(**info) for name, info in raw.pop("contracts").items()}
+        return cls(contracts=contracts, **raw)
 
 
 def load_deployment(deployments_dir: Path, chain_id: int | None = None) -> Deployment:
