@@ -1,4 +1,4 @@
-"""`visdm chain up|down|status` lifecycle: free port, state persisted across restarts, PID safety."""
+"""`visdm chain up|down|status`: free port, state kept across restarts, PID safety."""
 
 from __future__ import annotations
 
@@ -66,7 +66,13 @@ def test_stale_pid_file_is_ignored_and_never_kills_a_stranger(tmp_path: Path) ->
     # our own PID: alive, but not anvil; `down` must not signal it
     (chain_dir / "anvil.json").write_text(
         json.dumps(
-            {"pid": os.getpid(), "host": "127.0.0.1", "port": 1, "state_file": None, "log_file": "x"}
+            {
+                "pid": os.getpid(),
+                "host": "127.0.0.1",
+                "port": 1,
+                "state_file": None,
+                "log_file": "x",
+            }
         )
     )
     assert read_node(chain_dir) is None
