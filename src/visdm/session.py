@@ -15,16 +15,19 @@ from dataclasses import dataclass
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
+from visdm.accounts import AccountInfo, UnlockedAccount, account_info, list_accounts, load_account
 from visdm.chain.anvil import local_rpc_url
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import StakeholderRecord
 from visdm.chain.deployment import Deployment, deploy_marketplace, load_deployment
 from visdm.config import Settings
-from visdm.errors import DeploymentNotFoundError, InvalidInputError
+from visdm.errors import DeploymentNotFoundError, InvalidInputError, KeystoreNotFoundError
 from visdm.types import Role
 
 __all__ = [
     "Connection",
+    "current_account",
+    "unlock",
     "WhoAmI",
     "connect",
     "connect_deployed",
@@ -32,6 +35,27 @@ __all__ = [
     "register",
     "whoami",
 ]
+
+
+def current_account(settings: Settings) -> AccountInfo:
+    """The account to act as: ``--account`` / ``$VISDM_ACCOUNT``, or the only one there is."""
+    if settings.account:
+        return account_info(settings.keystore_dir, settings.account)
+    accounts = list_accounts(settings.keystore_dir)
+    if len(accounts) == 1:
+        return accounts[0]
+    if not accounts:
+        raise KeystoreNotFoundError(
+            f"no account in {settings.keystore_dir}: create one with `visdm account new NAME`"
+        )
+    names = ", ".join(a.name for a in accounts)
+    raise InvalidInputError(f"several accounts exist ({names}): choose one with --account NAME")
+
+
+def unlock(settings: Settings, password: str) -> UnlockedAccount:
+    """Open the current account's keystore with ``password``."""
+    info = current_account(settings)
+    return load_account(settings.keystore_dir, info.name, password)
 
 
 def _rpc_url(settings: Settings) -> str:

@@ -47,25 +47,13 @@ def _register_groups() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI; a ``VisdmError`` becomes one line on stderr and its exit code."""
+    """Entry point: run the CLI; a ``VisdmError`` becomes one line on stderr and its exit code.
+
+    Usage errors (unknown options, missing arguments) are reported by Typer itself, exit 2.
+    """
     _register_groups()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="visdm")
     except VisdmError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            err_console.print("aborted")
-            sys.exit(1)
-        raise

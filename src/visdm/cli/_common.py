@@ -20,11 +20,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from visdm.accounts import UnlockedAccount
 from visdm.config import Settings
 from visdm.errors import InvalidInputError
 
 __all__ = [
     "JsonOption",
+    "public_account",
+    "unlock_account",
     "console",
     "emit",
     "err_console",
@@ -71,6 +74,23 @@ def read_password(*, prompt: str = "Password", confirm: bool = False) -> str:
     return password
 
 
+def unlock_account(cfg: Settings) -> UnlockedAccount:
+    """The current account, unlocked with the password from the environment or a prompt."""
+    from visdm.session import current_account, unlock
+
+    info = current_account(cfg)  # fail on a missing account before asking for a password
+    return unlock(cfg, read_password(prompt=f"Password for {info.name}"))
+
+
+def public_account(cfg: Settings) -> tuple[str, bytes]:
+    """Address and X25519 public key of the current account, read without its password."""
+    from visdm.session import current_account
+
+    info = current_account(cfg)
+    key = bytes.fromhex(info.x25519_public.removeprefix("0x")) if info.x25519_public else b""
+    return info.address, key
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn SDK results (dataclasses, pydantic models, bytes, paths, enums) into JSON values."""
     if is_dataclass(value) and not isinstance(value, type):
@@ -98,12 +118,12 @@ def emit(value: Any, *, as_json: bool, title: str | None = None) -> None:
         console.print_json(json.dumps(data))
         return
     if isinstance(data, Mapping):
-        table = Table(title=title, show_header=False, box=None, pad_edge=False)
-        table.add_column(style="bold")
-        table.add_column()
+        # plain "key  value" lines: never truncated, easy to grep
+        if title:
+            console.print(title, style="bold")
+        width = max((len(str(k)) for k in data), default=0)
         for key, val in data.items():
-            table.add_row(str(key), _cell(val))
-        console.print(table)
+            console.print(f"{str(key).ljust(width)}  {_cell(val)}", markup=False)
     elif isinstance(data, Sequence) and not isinstance(data, str):
         rows = [r for r in data if isinstance(r, Mapping)]
         if not rows:
@@ -111,15 +131,18 @@ def emit(value: Any, *, as_json: bool, title: str | None = None) -> None:
             return
         table = Table(title=title)
         for key in rows[0]:
-            table.add_column(str(key))
+            table.add_column(str(key), overflow="fold")
         for row in rows:
             table.add_row(*(_cell(v) for v in row.values()))
-        console.print(table)
+        # outside a terminal rich assumes 80 columns; addresses and keys must not be cut
+        console.print(table, width=None if console.is_terminal else 240)
     else:
         console.print(str(data))
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value)
     if isinstance(value, Mapping | list):
         return json.dumps(value)
     return "" if value is None else str(value)

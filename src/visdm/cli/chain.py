@@ -8,7 +8,7 @@ from visdm import session
 from visdm.chain.anvil import chain_down, chain_status, chain_up
 from visdm.types import Role
 
-from ._common import JsonOption, console, emit, settings, unlock_account
+from ._common import JsonOption, console, emit, public_account, settings, unlock_account
 
 __all__ = ["app", "register_top_level"]
 
@@ -64,7 +64,7 @@ def register(
     cfg = settings(ctx)
     roles = Role.parse(role)
     unlocked = unlock_account(cfg)
-    record = session.register(cfg, unlocked.local_account, roles, unlocked.encryption_public_key)
+    record = session.register(cfg, unlocked.local_account, roles, unlocked.x25519_public)
     emit(
         {
             "address": record.address,
@@ -79,8 +79,6 @@ def register(
 def whoami(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Show the account's on-chain record (no password needed)."""
     cfg = settings(ctx)
-    from visdm.cli._common import public_account
-
     address, public_key = public_account(cfg)
     emit(session.whoami(cfg, address, public_key), as_json=as_json, title="whoami")
 

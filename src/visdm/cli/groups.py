@@ -11,9 +11,10 @@ def register(app: typer.Typer) -> None:
     """Attach the command groups (idempotent)."""
     if getattr(app, "_visdm_groups_registered", False):
         return
-    from . import account, chain
+    from . import account, chain, demo
 
     app.add_typer(account.app, name="account")
     app.add_typer(chain.app, name="chain")
     chain.register_top_level(app)
+    app.command("demo")(demo.demo)
     app._visdm_groups_registered = True  # type: ignore[attr-defined]
