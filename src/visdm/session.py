@@ -26,13 +26,13 @@ from visdm.types import Role
 
 __all__ = [
     "Connection",
-    "current_account",
-    "unlock",
     "WhoAmI",
     "connect",
     "connect_deployed",
+    "current_account",
     "deploy",
     "register",
+    "unlock",
     "whoami",
 ]
 

@@ -26,14 +26,14 @@ from visdm.errors import InvalidInputError
 
 __all__ = [
     "JsonOption",
-    "public_account",
-    "unlock_account",
     "console",
     "emit",
     "err_console",
+    "public_account",
     "read_password",
     "settings",
     "to_jsonable",
+    "unlock_account",
 ]
 
 console = Console(highlight=False, soft_wrap=True)
