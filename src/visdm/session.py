@@ -19,9 +19,19 @@ from visdm.accounts import AccountInfo, UnlockedAccount, account_info, list_acco
 from visdm.chain.anvil import local_rpc_url
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import StakeholderRecord
-from visdm.chain.deployment import Deployment, deploy_marketplace, load_deployment
+from visdm.chain.deployment import (
+    Deployment,
+    deploy_marketplace,
+    known_chain_ids,
+    load_deployment,
+)
 from visdm.config import Settings
-from visdm.errors import DeploymentNotFoundError, InvalidInputError, KeystoreNotFoundError
+from visdm.errors import (
+    DeploymentNotFoundError,
+    InvalidInputError,
+    KeystoreNotFoundError,
+    WrongChainError,
+)
 from visdm.types import Role
 
 __all__ = [
@@ -80,6 +90,13 @@ class Connection:
 def connect_deployed(settings: Settings) -> Connection:
     """Connect and load the deployment for the node's chain id; the two must agree."""
     client = connect(settings)
+    known = known_chain_ids(settings.deployments_dir)
+    if known and client.chain_id not in known:
+        raise WrongChainError(
+            f"the node at {client.rpc_url} serves chain id {client.chain_id}, but this data "
+            f"directory has deployments only for chain id {', '.join(map(str, known))}: point "
+            "--rpc-url at that chain, or run `visdm deploy` to deploy on this one"
+        )
     deployment = load_deployment(settings.deployments_dir, client.chain_id)
     code = client.rpc(
         lambda: client.w3.eth.get_code(

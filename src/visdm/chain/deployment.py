@@ -21,7 +21,13 @@ from visdm.chain.contracts import StakeholderRegistry
 from visdm.errors import ChainError, DeploymentNotFoundError
 from visdm.types import Address
 
-__all__ = ["DeployedContract", "Deployment", "deploy_marketplace", "load_deployment"]
+__all__ = [
+    "DeployedContract",
+    "Deployment",
+    "deploy_marketplace",
+    "known_chain_ids",
+    "load_deployment",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,13 @@ class Deployment:
         raw = dict(data)
         contracts = {name: DeployedContract(**info) for name, info in raw.pop("contracts").items()}
         return cls(contracts=contracts, **raw)
+
+
+def known_chain_ids(deployments_dir: Path) -> list[int]:
+    """Chain ids that have a deployment file."""
+    if not deployments_dir.is_dir():
+        return []
+    return sorted(int(p.stem) for p in deployments_dir.glob("*.json") if p.stem.isdigit())
 
 
 def load_deployment(deployments_dir: Path, chain_id: int | None = None) -> Deployment:
