@@ -1,0 +1,75 @@
+"""The one interface every content store implements.
+
+ViSDM puts encrypted samples, manifests, metadata and models into storage and refers to them by
+CID everywhere else (chain events, manifests, sample ids). Whether the bytes live in a local
+blockstore or on an IPFS node must not matter to callers, so they program against
+:class:`ContentStore`, and every backend passes the same conformance test class.
+
+The contract, for every backend:
+
+* ``put`` returns the CID ``ipfs add --cid-version=1`` would give the same bytes;
+* ``get`` returns bytes that have been checked against the CID — never unverified bytes;
+  unknown CID → ``BlobNotFoundError``, bytes that do not hash to the CID → ``CidMismatchError``;
+* every CID argument is validated first: a malformed string → ``InvalidCidError``;
+* ``pin`` protects content from garbage collection, ``unpin`` of something that is not pinned
+  is an error (``BlobNotFoundError``), not a silent no-op;
+* a backend that cannot be reached raises ``StorageUnavailableError`` saying where and why.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from visdm.types import Cid
+
+__all__ = ["ContentStore"]
+
+
+class ContentStore(ABC):
+    """Content-addressed blob storage with Kubo-compatible CIDs."""
+
+    @abstractmethod
+    def put(self, data: bytes, *, pin: bool = False) -> Cid:
+        """Store ``data`` and return its CID; with ``pin=True`` also pin it, in the same step."""
+
+    def put_file(self, path: str | os.PathLike[str], *, pin: bool = False) -> Cid:
+        """Store the contents of the file at ``path``; backends may stream instead of reading it."""
+        return self.put(Path(path).read_bytes(), pin=pin)
+
+    @abstractmethod
+    def get(self, cid: str) -> bytes:
+        """The bytes stored under ``cid``, verified against it."""
+
+    @abstractmethod
+    def has(self, cid: str) -> bool:
+        """Whether the store can serve ``cid`` without fetching it from elsewhere."""
+
+    @abstractmethod
+    def pin(self, cid: str) -> None:
+        """Keep ``cid`` (and every block under it) through garbage collection."""
+
+    @abstractmethod
+    def unpin(self, cid: str) -> None:
+        """Undo :meth:`pin`; raises ``BlobNotFoundError`` when ``cid`` is not pinned."""
+
+    @abstractmethod
+    def is_pinned(self, cid: str) -> bool:
+        """Whether ``cid`` is pinned (directly, recursively) in this store."""
+
+    def close(self) -> None:  # noqa: B027 - an optional hook, not an abstract method
+        """Release connections or handles; the default has none."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

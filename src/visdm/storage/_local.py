@@ -1,0 +1,247 @@
+"""The embedded default store: a blockstore in one directory, with Kubo's CIDs.
+
+Design section 2 runs the whole marketplace on one machine without an IPFS daemon, yet the CIDs
+it records on chain must be the ones IPFS would give, so that the same content can later be
+served by any Kubo node. So this store does not hash whole files: it builds the same UnixFS DAG
+as ``ipfs add --cid-version=1`` (see :mod:`._dag`) and keeps every block, one file per block.
+
+Layout under the directory given to :class:`LocalStore`::
+
+    blocks/<2 chars>/<cid>   one file per block, named by its CIDv1 (sharded on the next-to-last
+                             two characters, like Kubo's flatfs)
+    pins/<cid>               an empty file per pinned root
+    tmp/                     blocks being written; renamed into blocks/ once complete
+    lock                     flock(2): put/pin share it, gc takes it alone
+
+Guarantees: a block file is written to ``tmp/``, flushed to disk and renamed into place, so a
+crash never leaves a half-written block under ``blocks/`` (only a stray temp file, which
+:meth:`LocalStore.gc` removes). Every read is checked against the CID, block by block. Putting
+the same bytes again rewrites any block that fails its hash, so a corrupt store heals by
+re-adding the original. POSIX only (flock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from visdm.errors import BlobNotFoundError, InvalidCidError, StorageError
+from visdm.types import Cid
+
+from ._base import ContentStore
+from ._cid import CODEC_RAW, DecodedCid, decode_cid
+from ._dag import DagBuilder, decode_pbnode, iter_file, verify_block
+
+__all__ = ["GcReport", "LocalStore"]
+
+_READ_PIECE = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    """What :meth:`LocalStore.gc` did."""
+
+    removed_blocks: int
+    removed_bytes: int
+    kept_blocks: int
+
+
+class LocalStore(ContentStore):
+    """A content store in ``root`` (created if missing) whose CIDs equal Kubo's."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._blocks = self.root / "blocks"
+        self._pins = self.root / "pins"
+        self._tmp = self.root / "tmp"
+        try:
+            for folder in (self._blocks, self._pins, self._tmp):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the local store at {self.root}: {exc.strerror or exc}; "
+                "choose a writable directory"
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    # --- writing ------------------------------------------------------------------------------
+    def put(self, data: bytes, *, pin: bool = False) -> Cid:
+        with self._locked(exclusive=False):
+            builder = DagBuilder(self._write_block)
+            builder.write(bytes(data))
+            root = builder.finish()
+            if pin:
+                self._write_pin(root)
+        return root.to_cid()
+
+    def put_file(self, path: str | os.PathLike[str], *, pin: bool = False) -> Cid:
+        """Store a file chunk by chunk: memory stays at one chunk whatever the file's size."""
+        with self._locked(exclusive=False), Path(path).open("rb") as handle:
+            builder = DagBuilder(self._write_block)
+            while piece := handle.read(_READ_PIECE):
+                builder.write(piece)
+            root = builder.finish()
+            if pin:
+                self._write_pin(root)
+        return root.to_cid()
+
+    def _write_block(self, cid: DecodedCid, block: bytes) -> None:
+        path = self._block_path(cid)
+        with contextlib.suppress(FileNotFoundError):
+            if hashlib.sha256(path.read_bytes()).digest() == cid.digest:
+                return  # already stored intact (blocks are shared between files)
+        path.parent.mkdir(exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix=".block-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(block)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+
+    def _write_pin(self, root: DecodedCid) -> None:
+        # An empty marker: creating it is atomic, and concurrent pins of one CID agree.
+        (self._pins / root.to_cid()).touch()
+
+    # --- reading ------------------------------------------------------------------------------
+    def get(self, cid: str) -> bytes:
+        root = decode_cid(cid)
+        if not self._block_path(root).is_file():
+            raise BlobNotFoundError(
+                f"no content under {root.to_cid()} in the local store {self.root}"
+            )
+        return b"".join(iter_file(root, self._load, where=f"the local store {self.root}"))
+
+    def has(self, cid: str) -> bool:
+        """Whether every block of ``cid``'s DAG is here (internal nodes are read and verified)."""
+        return self._first_missing(decode_cid(cid)) is None
+
+    def _load(self, cid: DecodedCid) -> bytes:
+        try:
+            return self._block_path(cid).read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFoundError(
+                f"block {cid.to_cid()} is missing from the local store {self.root}: the DAG is "
+                "incomplete; put the original bytes again to restore it"
+            ) from None
+
+    def _first_missing(self, root: DecodedCid) -> DecodedCid | None:
+        stack = [root]
+        while stack:
+            cid = stack.pop()
+            path = self._block_path(cid)
+            if cid.codec == CODEC_RAW:
+                if not path.is_file():
+                    return cid
+                continue
+            try:
+                block = path.read_bytes()
+            except FileNotFoundError:
+                return cid
+            verify_block(cid, block, where=f"the local store {self.root}")
+            try:
+                links, _data = decode_pbnode(block)
+            except ValueError as exc:
+                raise StorageError(f"block {cid.to_cid()} is not a dag-pb node: {exc}") from None
+            stack.extend(child for child, _tsize in reversed(links))
+        return None
+
+    def _block_path(self, cid: DecodedCid) -> Path:
+        name = cid.to_cid()
+        return self._blocks / name[-3:-1] / name
+
+    # --- pins and garbage collection ----------------------------------------------------------
+    def pin(self, cid: str) -> None:
+        root = decode_cid(cid)
+        with self._locked(exclusive=False):
+            missing = self._first_missing(root)
+            if missing is not None:
+                which = "it is" if missing == root else f"its block {missing.to_cid()} is"
+                raise BlobNotFoundError(
+                    f"cannot pin {root.to_cid()}: {which} not in the local store {self.root}; "
+                    "put the content first"
+                )
+            self._write_pin(root)
+
+    def unpin(self, cid: str) -> None:
+        root = decode_cid(cid)
+        try:
+            (self._pins / root.to_cid()).unlink()
+        except FileNotFoundError:
+            raise BlobNotFoundError(
+                f"cannot unpin {root.to_cid()}: it is not pinned in the local store {self.root} "
+                "(see LocalStore.pins())"
+            ) from None
+
+    def is_pinned(self, cid: str) -> bool:
+        return (self._pins / decode_cid(cid).to_cid()).is_file()
+
+    def pins(self) -> list[Cid]:
+        """Every pinned root, sorted."""
+        return sorted(cid.to_cid() for cid in self._pinned_roots())
+
+    def gc(self) -> GcReport:
+        """Delete every block not reachable from a pin, and stray temp files from crashes.
+
+        Runs under the store's exclusive lock, so no ``put`` or ``pin`` interleaves with it. If a
+        pinned DAG is incomplete or corrupt, nothing is deleted and the error is raised.
+        """
+        with self._locked(exclusive=True):
+            keep: set[str] = set()
+            for root in self._pinned_roots():
+                keep.update(self._reachable(root))
+            removed = removed_bytes = kept = 0
+            for shard in list(self._blocks.iterdir()):
+                if not shard.is_dir():
+                    continue
+                for block in list(shard.iterdir()):
+                    if block.name in keep:
+                        kept += 1
+                        continue
+                    removed_bytes += block.stat().st_size
+                    block.unlink()
+                    removed += 1
+            for stray in list(self._tmp.iterdir()):
+                stray.unlink()
+        return GcReport(removed_blocks=removed, removed_bytes=removed_bytes, kept_blocks=kept)
+
+    def _pinned_roots(self) -> Iterator[DecodedCid]:
+        for marker in self._pins.iterdir():
+            with contextlib.suppress(InvalidCidError):  # not ours: ignore, never delete
+                yield decode_cid(marker.name)
+
+    def _reachable(self, root: DecodedCid) -> Iterator[str]:
+        stack = [root]
+        while stack:
+            cid = stack.pop()
+            yield cid.to_cid()
+            if cid.codec == CODEC_RAW:
+                continue
+            block = self._load(cid)
+            verify_block(cid, block, where=f"the local store {self.root}")
+            try:
+                links, _data = decode_pbnode(block)
+            except ValueError as exc:
+                raise StorageError(f"block {cid.to_cid()} is not a dag-pb node: {exc}") from None
+            stack.extend(child for child, _tsize in links)
+
+    @contextlib.contextmanager
+    def _locked(self, *, exclusive: bool) -> Iterator[None]:
+        with (self.root / "lock").open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
