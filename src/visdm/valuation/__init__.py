@@ -1,0 +1,42 @@
+"""Per-sample data value and fair pay (DESIGN section 4).
+
+* :class:`KNNShapley`: exact KNN-Shapley (Jia et al., 2019), the default method.
+* :class:`DataOOB`: out-of-bag accuracy (Kwon & Zou, 2023), a validation-free noise screen.
+* :class:`CopyRobustValuation`: collapses near-duplicates into one player before valuing, so
+  copies and sybils do not pay; negative values earn nothing and are flagged.
+* :func:`compute_payout` / :func:`largest_remainder`: exact integer amounts per provider and an
+  OpenZeppelin-compatible Merkle commitment (:mod:`visdm.merkle`).
+"""
+
+from visdm.valuation._clusters import DuplicateClusters, cosine_links, find_near_duplicates
+from visdm.valuation._data_oob import DataOOB
+from visdm.valuation._knn_shapley import KNNShapley, knn_shapley_values
+from visdm.valuation._payout import (
+    PAYOUT_LEAF_ENCODING,
+    Payout,
+    compute_payout,
+    largest_remainder,
+)
+from visdm.valuation._result import ValuationResult
+from visdm.valuation._robust import (
+    CopyRobustValuation,
+    RobustValuationResult,
+    ValidationEstimator,
+)
+
+__all__ = [
+    "PAYOUT_LEAF_ENCODING",
+    "CopyRobustValuation",
+    "DataOOB",
+    "DuplicateClusters",
+    "KNNShapley",
+    "Payout",
+    "RobustValuationResult",
+    "ValidationEstimator",
+    "ValuationResult",
+    "compute_payout",
+    "cosine_links",
+    "find_near_duplicates",
+    "knn_shapley_values",
+    "largest_remainder",
+]

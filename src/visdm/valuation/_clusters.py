@@ -1,0 +1,187 @@
+"""Near-duplicate clusters: the players of a copy-robust valuation.
+
+Two samples are *linked* when the metadata says their perceptual hashes are within the
+marketplace's Hamming radius (links computed by the metadata stage and passed in as pairs), or
+when the cosine similarity of their embeddings is at least ``cosine_threshold``.
+
+**Clustering rule: attach to the earliest.** Samples are visited in registration order (earliest
+first; equal ranks by position). A sample with no link to an earlier sample founds a new
+cluster; otherwise it joins the cluster, among those of the earlier samples it is linked to,
+whose founder registered first. This is union-find in which a union only ever adds a *newcomer*
+to an existing cluster. Plain transitive union-find (``mode="transitive"``) is offered for
+comparison but is not the default, because it lets a late sample that resembles two unrelated
+earlier samples *bridge* them: the two clusters merge, and whoever founded the older one would
+take the other's value. Under attach-to-earliest a late upload can never change which cluster
+an earlier sample is in.
+
+Each cluster's **founder** (its earliest-registered member) is the player: its embedding and its
+label enter the valuation. Not the mean embedding or the majority label, because both can be
+moved by whoever uploads the most copies; the founder is fixed by the registration order on
+chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+
+from visdm.errors import InvalidInputError
+
+__all__ = ["DuplicateClusters", "cosine_links", "find_near_duplicates"]
+
+Mode = Literal["attach", "transitive"]
+_BATCH_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DuplicateClusters:
+    """Which cluster each sample is in.
+
+    ``cluster_of[i]`` is sample ``i``'s cluster, numbered ``0..n_clusters-1`` in the order the
+    founders registered; ``founder[c]`` is cluster ``c``'s founding sample.
+    """
+
+    cluster_of: NDArray[np.int64]
+    founder: NDArray[np.int64]
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.founder.shape[0])
+
+    def members(self, cluster: int) -> NDArray[np.int64]:
+        """The samples in one cluster, in index order."""
+        return np.flatnonzero(self.cluster_of == cluster)
+
+    def sizes(self) -> NDArray[np.int64]:
+        """Members per cluster."""
+        return np.bincount(self.cluster_of, minlength=self.n_clusters)
+
+
+def cosine_links(embeddings: ArrayLike, *, threshold: float) -> NDArray[np.int64]:
+    """All pairs ``(i, j)``, ``i < j``, whose embeddings have cosine similarity ``>= threshold``.
+
+    Returns an ``(L, 2)`` array. Computed in ``float64`` in row batches; zero vectors link to
+    nothing.
+    """
+    e = np.asarray(embeddings, dtype=np.float64)
+    if e.ndim != 2:
+        raise InvalidInputError(f"embeddings must be a 2-d array, got shape {e.shape}")
+    if not np.isfinite(e).all():
+        raise InvalidInputError("embeddings contain NaN or infinity")
+    if not -1.0 <= threshold <= 1.0:
+        raise InvalidInputError(f"cosine threshold must be in [-1, 1], got {threshold}")
+    n = e.shape[0]
+    te = torch.nn.functional.normalize(torch.from_numpy(e), dim=1)
+    batch = max(1, _BATCH_BYTES // (8 * max(n, 1)))
+    found: list[NDArray[np.int64]] = []
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        sim = te[start:stop] @ te.T
+        rows, cols = torch.nonzero(sim >= threshold, as_tuple=True)
+        rows = rows + start
+        keep = rows < cols
+        found.append(torch.stack((rows[keep], cols[keep]), dim=1).numpy())
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.concatenate(found).astype(np.int64)
+
+
+def _check_links(links: ArrayLike, n_samples: int) -> NDArray[np.int64]:
+    pairs = np.asarray(links)
+    if pairs.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if not np.issubdtype(pairs.dtype, np.integer) or pairs.shape[-1] != 2:
+        raise InvalidInputError(f"links must be pairs of sample positions, got shape {pairs.shape}")
+    pairs = pairs.reshape(-1, 2).astype(np.int64)
+    if pairs.min() < 0 or pairs.max() >= n_samples:
+        raise InvalidInputError(f"a link refers to a sample outside 0..{n_samples - 1}")
+    return pairs
+
+
+def _registration_order(registration_rank: ArrayLike | None, n: int) -> NDArray[np.int64]:
+    """Sample positions, earliest registered first (equal ranks by position)."""
+    if registration_rank is None:
+        return np.arange(n, dtype=np.int64)
+    rank = np.asarray(registration_rank)
+    if rank.shape != (n,):
+        raise InvalidInputError(
+            f"registration_rank must have one entry per sample ({n}), got shape {rank.shape}"
+        )
+    order: NDArray[np.int64] = np.lexsort((np.arange(n), rank)).astype(np.int64)
+    return order
+
+
+def find_near_duplicates(
+    n_samples: int,
+    *,
+    links: ArrayLike = (),
+    embeddings: ArrayLike | None = None,
+    cosine_threshold: float = 0.98,
+    registration_rank: ArrayLike | None = None,
+    mode: Mode = "attach",
+) -> DuplicateClusters:
+    """Cluster samples by explicit links (e.g. pHash) and by embedding similarity.
+
+    ``links`` are pairs of sample positions (``0..n_samples-1``); ``embeddings`` (one row per
+    sample), when given, add a link for every pair at cosine similarity ``>= cosine_threshold``.
+    ``registration_rank`` orders samples by when they were registered (lower is earlier; by
+    default the position). See the module docstring for ``mode``.
+    """
+    if n_samples < 0:
+        raise InvalidInputError(f"n_samples must be >= 0, got {n_samples}")
+    pairs = _check_links(links, n_samples)
+    if embeddings is not None:
+        e = np.asarray(embeddings)
+        if e.ndim != 2 or e.shape[0] != n_samples:
+            raise InvalidInputError(
+                f"embeddings must have one row per sample ({n_samples}), got shape {e.shape}"
+            )
+        pairs = np.concatenate([pairs, cosine_links(e, threshold=cosine_threshold)])
+    order = _registration_order(registration_rank, n_samples)
+    position = np.empty(n_samples, dtype=np.int64)
+    position[order] = np.arange(n_samples)
+
+    # orient every link from the earlier sample to the later one, in registration positions
+    a, b = position[pairs[:, 0]], position[pairs[:, 1]]
+    early, late = np.minimum(a, b), np.maximum(a, b)
+    keep = early != late
+    early, late = early[keep], late[keep]
+
+    # parent pointers over registration positions; a root is always its cluster's earliest
+    parent = np.arange(n_samples, dtype=np.int64)
+
+    def find(p: int) -> int:
+        root = p
+        while parent[root] != root:
+            root = int(parent[root])
+        while parent[p] != root:  # path compression
+            parent[p], p = root, int(parent[p])
+        return root
+
+    by_late = np.lexsort((early, late))
+    early, late = early[by_late], late[by_late]
+    if mode == "attach" and late.size:
+        # each newcomer joins the earliest-founded cluster among its earlier neighbours
+        starts = np.flatnonzero(np.r_[True, late[1:] != late[:-1]])
+        for s, e_ in zip(starts, np.r_[starts[1:], late.size], strict=True):
+            newcomer = int(late[s])
+            parent[newcomer] = min(find(int(p)) for p in early[s:e_])
+    elif mode == "attach":
+        pass
+    elif mode == "transitive":
+        for p, q in zip(early.tolist(), late.tolist(), strict=True):
+            rp, rq = find(p), find(q)
+            if rp != rq:
+                parent[max(rp, rq)] = min(rp, rq)
+    else:
+        raise InvalidInputError(f"unknown mode {mode!r}: use 'attach' or 'transitive'")
+
+    roots = np.array([find(p) for p in range(n_samples)], dtype=np.int64)
+    founders_pos, cluster_by_pos = np.unique(roots, return_inverse=True)
+    cluster_of = np.empty(n_samples, dtype=np.int64)
+    cluster_of[order] = cluster_by_pos
+    return DuplicateClusters(cluster_of=cluster_of, founder=order[founders_pos])

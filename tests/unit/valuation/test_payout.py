@@ -1,0 +1,142 @@
+"""Exact payouts: largest remainder, fallbacks, and Merkle proofs for every provider."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from visdm.errors import InvalidInputError
+from visdm.merkle import StandardMerkleTree
+from visdm.types import Address
+from visdm.valuation import PAYOUT_LEAF_ENCODING, compute_payout, largest_remainder
+
+pytestmark = pytest.mark.unit
+
+MAX = 2**256 - 1
+
+
+def addr(i: int) -> Address:
+    return Address("0x" + f"{i:040x}")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    price=st.one_of(st.integers(0, 10**6), st.integers(0, MAX)),
+    values=st.lists(
+        st.floats(min_value=-1.0, max_value=1.0, allow_nan=False, allow_subnormal=False),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_amounts_sum_exactly_to_the_price(price: int, values: list[float]) -> None:
+    payout = compute_payout(price, {addr(i + 1): v for i, v in enumerate(values)})
+    assert sum(payout.amounts.values()) == price
+    assert all(isinstance(a, int) and a >= 0 for a in payout.amounts.values())
+    positive = {p: v for p, v in payout.weights.items() if v > 0}
+    if payout.basis == "value":
+        total = sum(Fraction(v) for v in values if v > 0)
+        for i, v in enumerate(values):
+            quota = price * Fraction(max(v, 0.0)) / total
+            amount = payout.amounts[_cs(addr(i + 1))]
+            assert quota - 1 < amount < quota + 1
+        assert positive
+    else:
+        assert all(v <= 0 for v in values)
+
+
+def _cs(a: str) -> Address:
+    from eth_utils.address import to_checksum_address
+
+    return Address(to_checksum_address(a))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    price=st.integers(1, MAX),
+    weights=st.lists(st.integers(0, 10**30), min_size=1, max_size=30).filter(lambda w: sum(w) > 0),
+)
+def test_every_provider_can_claim(price: int, weights: list[int]) -> None:
+    payout = compute_payout(price, {addr(i + 1): float(w) for i, w in enumerate(weights)})
+    assert payout.tree is not None
+    for provider, amount in payout.amounts.items():
+        if amount:
+            proof = payout.proof(provider)
+            assert StandardMerkleTree.verify(
+                payout.root, PAYOUT_LEAF_ENCODING, (provider, amount), proof
+            )
+
+
+def test_ties_go_to_the_lower_address() -> None:
+    amounts = largest_remainder(2, {addr(3): 1, addr(1): 1, addr(2): 1})
+    assert list(amounts.values()) == [1, 1, 0]
+    assert list(amounts) == [_cs(addr(1)), _cs(addr(2)), _cs(addr(3))]
+    assert largest_remainder(10, {addr(1): 1, addr(2): 2}) == {
+        _cs(addr(1)): 3,
+        _cs(addr(2)): 7,
+    }
+
+
+def test_same_address_in_two_spellings_is_one_provider() -> None:
+    low = "0x8ba1f109551bd432803012645ac136ddd64dba72"
+    amounts = largest_remainder(9, {Address(low): 1, Address(low.upper().replace("0X", "0x")): 2})
+    assert amounts == {_cs(low): 9}
+
+
+def test_all_values_non_positive_fall_back_to_sample_counts() -> None:
+    payout = compute_payout(
+        100, {addr(1): -0.5, addr(2): 0.0}, sample_counts={addr(1): 3, addr(2): 1}
+    )
+    assert payout.basis == "sample_count"
+    assert payout.amounts == {_cs(addr(1)): 75, _cs(addr(2)): 25}
+    even = compute_payout(3, {addr(1): -1.0, addr(2): -2.0})
+    assert even.amounts == {_cs(addr(1)): 2, _cs(addr(2)): 1}
+
+
+def test_zero_price_and_negative_providers_get_nothing() -> None:
+    payout = compute_payout(0, {addr(1): 1.0})
+    assert payout.amounts == {_cs(addr(1)): 0}
+    assert payout.tree is None
+    assert payout.root == bytes(32)
+    with pytest.raises(InvalidInputError, match="nothing to claim"):
+        payout.proof(addr(1))
+    mixed = compute_payout(10**18, {addr(1): 0.75, addr(2): -0.2, addr(3): 0.25})
+    assert mixed.amounts[_cs(addr(2))] == 0
+    assert mixed.amounts[_cs(addr(1))] == 3 * mixed.amounts[_cs(addr(3))]
+    summary = mixed.to_json()
+    assert summary["price"] == str(10**18)
+    assert summary["root"] == "0x" + mixed.root.hex()
+
+
+def test_max_price_is_exact() -> None:
+    amounts = largest_remainder(MAX, {addr(1): 1e-300, addr(2): 1.0, addr(3): 1 / 3})
+    assert sum(amounts.values()) == MAX
+
+
+@pytest.mark.parametrize(
+    ("price", "weights", "match"),
+    [
+        (-1, {addr(1): 1.0}, "price"),
+        (2**256, {addr(1): 1.0}, "price"),
+        (1.5, {addr(1): 1.0}, "integer"),
+        (True, {addr(1): 1.0}, "integer"),
+        (5, {addr(1): -1.0}, "negative"),
+        (5, {addr(1): float("nan")}, "finite"),
+        (5, {addr(1): 0.0}, "positive sum"),
+        (5, {Address("0x123"): 1.0}, "not an Ethereum address"),
+    ],
+)
+def test_bad_input(price: int, weights: dict[Address, float], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        largest_remainder(price, weights)
+
+
+def test_bad_payout_input() -> None:
+    with pytest.raises(InvalidInputError, match="at least one provider"):
+        compute_payout(5, {})
+    with pytest.raises(InvalidInputError, match="not finite"):
+        compute_payout(5, {addr(1): float("inf")})
+    with pytest.raises(InvalidInputError, match="sample counts"):
+        compute_payout(5, {addr(1): -1.0}, sample_counts={addr(1): 0})
