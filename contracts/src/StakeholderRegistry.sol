@@ -1,18 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+
 /**
  * @title StakeholderRegistry
  * @notice Who takes part in the ViSDM marketplace, in which role, and under which X25519 public
- *         key others encrypt data keys and models for them (paper Algorithm 1).
+ *         key others encrypt data keys and models for them (paper Algorithm 1); and which compute
+ *         nodes governance has admitted, in which region, at which endpoint.
  * @dev Roles form a bitmask so that one account can both sell and buy. Registration carries no
  *      vote weight by itself: weight comes only from registered samples (sybil defence, paper 3.5).
+ *      Regions are numbered by governance (at most 256) so that an asset's allowed regions fit in
+ *      one storage word as a bitmask.
  */
-contract StakeholderRegistry {
+contract StakeholderRegistry is AccessControl {
     /// @notice Role bits; an account may hold several.
     uint8 public constant ROLE_PROVIDER = 1;
     uint8 public constant ROLE_CONSUMER = 2;
     uint8 private constant _ALL_ROLES = ROLE_PROVIDER | ROLE_CONSUMER;
+
+    /// @notice AccessControl role that admits, suspends and reinstates compute nodes.
+    bytes32 public constant GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
 
     // roles and registeredAt share one storage slot
     struct Stakeholder {
@@ -21,8 +29,22 @@ contract StakeholderRegistry {
         uint64 registeredAt;
     }
 
+    /// @dev A compute node: `signer` signs quotes and attestations; region is a region index.
+    struct ComputeNode {
+        address signer;
+        uint8 region;
+        bool admitted;
+        bool suspended;
+        bytes32 encryptionKey;
+        string endpoint;
+    }
+
     mapping(address account => Stakeholder) private _stakeholders;
     uint256 private _count;
+
+    mapping(address node => ComputeNode) private _nodes;
+    mapping(bytes32 name => uint256 indexPlusOne) private _regionIndex;
+    bytes32[] private _regions;
 
     /// @notice `account` registered with `roles` and published `encryptionKey`.
     event StakeholderRegistered(address indexed account, uint8 roles, bytes32 encryptionKey);
@@ -30,11 +52,34 @@ contract StakeholderRegistry {
     event StakeholderRolesChanged(address indexed account, uint8 roles);
     /// @notice `account` replaced its X25519 public key.
     event StakeholderKeyRotated(address indexed account, bytes32 encryptionKey);
+    /// @notice Governance added region `name` under index `region`.
+    event RegionAdded(uint8 indexed region, bytes32 name);
+    /// @notice Governance admitted (or updated) compute node `node`.
+    event NodeAdmitted(
+        address indexed node, address signer, uint8 region, bytes32 encryptionKey, string endpoint
+    );
+    /// @notice Governance suspended compute node `node`.
+    event NodeSuspended(address indexed node);
+    /// @notice Governance reinstated compute node `node`.
+    event NodeReinstated(address indexed node);
 
     error StakeholderRegistryAlreadyRegistered(address account);
     error StakeholderRegistryNotRegistered(address account);
     error StakeholderRegistryInvalidRole(uint8 roles);
     error StakeholderRegistryInvalidKey();
+    error StakeholderRegistryUnknownRegion(bytes32 name);
+    error StakeholderRegistryRegionExists(bytes32 name);
+    error StakeholderRegistryTooManyRegions();
+    error StakeholderRegistryUnknownNode(address node);
+    error StakeholderRegistryInvalidNode(address node);
+
+    /// @param admin receives DEFAULT_ADMIN_ROLE and GOVERNANCE_ROLE
+    constructor(address admin) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(GOVERNANCE_ROLE, admin);
+    }
+
+    // ------------------------------------------------------------------ stakeholders
 
     /**
      * @notice Registers the caller with `roles` and its X25519 public key.
@@ -91,7 +136,111 @@ contract StakeholderRegistry {
         return _count;
     }
 
-    function _registered(address account) internal view returns (Stakeholder storage s) {
+    // ------------------------------------------------------------------ regions
+
+    /**
+     * @notice Adds a region (e.g. "eu-west") that nodes can be placed in and assets can allow.
+     * @param name region name, unique, not zero
+     * @return region the new region's index (0..255)
+     */
+    function addRegion(bytes32 name) external onlyRole(GOVERNANCE_ROLE) returns (uint8 region) {
+        if (name == bytes32(0)) revert StakeholderRegistryUnknownRegion(name);
+        if (_regionIndex[name] != 0) revert StakeholderRegistryRegionExists(name);
+        if (_regions.length == 256) revert StakeholderRegistryTooManyRegions();
+        _regions.push(name);
+        _regionIndex[name] = _regions.length;
+        region = uint8(_regions.length - 1);
+        emit RegionAdded(region, name);
+    }
+
+    /// @notice Index of region `name`; reverts for an unknown region.
+    function regionIndex(bytes32 name) public view returns (uint8) {
+        uint256 indexPlusOne = _regionIndex[name];
+        if (indexPlusOne == 0) revert StakeholderRegistryUnknownRegion(name);
+        return uint8(indexPlusOne - 1);
+    }
+
+    /**
+     * @notice Bitmask with one bit per region in `names`; reverts on an unknown region.
+     * @param names region names
+     */
+    function regionMask(bytes32[] calldata names) external view returns (uint256 mask) {
+        for (uint256 i = 0; i < names.length; ++i) {
+            mask |= uint256(1) << regionIndex(names[i]);
+        }
+    }
+
+    /// @notice All region names, by index.
+    function regions() external view returns (bytes32[] memory) {
+        return _regions;
+    }
+
+    // ------------------------------------------------------------------ compute nodes
+
+    /**
+     * @notice Admits (or updates) compute node `node`.
+     * @param node the node's transaction-sending address
+     * @param signer address whose EIP-712 signatures (quotes) the node stands behind
+     * @param region region name, must exist
+     * @param encryptionKey the node's X25519 public key, to which providers wrap data keys
+     * @param endpoint the node's HTTP endpoint
+     */
+    function admitNode(
+        address node,
+        address signer,
+        bytes32 region,
+        bytes32 encryptionKey,
+        string calldata endpoint
+    ) external onlyRole(GOVERNANCE_ROLE) {
+        if (node == address(0) || signer == address(0) || bytes(endpoint).length == 0) {
+            revert StakeholderRegistryInvalidNode(node);
+        }
+        if (encryptionKey == bytes32(0)) revert StakeholderRegistryInvalidKey();
+        uint8 index = regionIndex(region);
+        _nodes[node] = ComputeNode(signer, index, true, false, encryptionKey, endpoint);
+        emit NodeAdmitted(node, signer, index, encryptionKey, endpoint);
+    }
+
+    /// @notice Suspends `node`: it can no longer attest, be chosen or submit results.
+    function suspendNode(address node) external onlyRole(GOVERNANCE_ROLE) {
+        ComputeNode storage n = _admitted(node);
+        n.suspended = true;
+        emit NodeSuspended(node);
+    }
+
+    /// @notice Lifts the suspension of `node`.
+    function reinstateNode(address node) external onlyRole(GOVERNANCE_ROLE) {
+        ComputeNode storage n = _admitted(node);
+        n.suspended = false;
+        emit NodeReinstated(node);
+    }
+
+    /// @notice The record of `node` (all zero when never admitted).
+    function computeNode(address node) external view returns (ComputeNode memory) {
+        return _nodes[node];
+    }
+
+    /// @notice Whether `node` is admitted and not suspended.
+    function isActiveNode(address node) public view returns (bool) {
+        ComputeNode storage n = _nodes[node];
+        return n.admitted && !n.suspended;
+    }
+
+    /**
+     * @notice Whether `node` is active, with its region index and quote signer.
+     * @dev One cheap call for the market's hot paths (no endpoint string copied).
+     */
+    function nodeStatus(address node) external view returns (bool active, uint8 region, address signer) {
+        ComputeNode storage n = _nodes[node];
+        return (n.admitted && !n.suspended, n.region, n.signer);
+    }
+
+    function _admitted(address node) private view returns (ComputeNode storage n) {
+        n = _nodes[node];
+        if (!n.admitted) revert StakeholderRegistryUnknownNode(node);
+    }
+
+    function _registered(address account) private view returns (Stakeholder storage s) {
         s = _stakeholders[account];
         if (s.roles == 0) revert StakeholderRegistryNotRegistered(account);
     }

@@ -17,8 +17,15 @@ from eth_account.signers.local import LocalAccount
 
 from visdm.chain.artifacts import build_info
 from visdm.chain.client import ChainClient
-from visdm.chain.contracts import StakeholderRegistry
-from visdm.errors import ChainError, DeploymentNotFoundError
+from visdm.chain.contracts import (
+    AssetRegistry,
+    DelegationRegistry,
+    DevToken,
+    MarketParameters,
+    StakeholderRegistry,
+    TrainingMarket,
+)
+from visdm.errors import ChainError, ConfigError, DeploymentNotFoundError
 from visdm.types import Address
 
 __all__ = [
@@ -59,6 +66,19 @@ class Deployment:
 
     def stakeholder_registry(self, client: ChainClient) -> StakeholderRegistry:
         return StakeholderRegistry(client, self.address_of("StakeholderRegistry"))
+
+    def asset_registry(self, client: ChainClient) -> AssetRegistry:
+        return AssetRegistry(client, self.address_of("AssetRegistry"))
+
+    def delegation_registry(self, client: ChainClient) -> DelegationRegistry:
+        return DelegationRegistry(client, self.address_of("DelegationRegistry"))
+
+    def training_market(self, client: ChainClient) -> TrainingMarket:
+        return TrainingMarket(client, self.address_of("TrainingMarket"))
+
+    def payment_token(self, client: ChainClient) -> DevToken:
+        """The market's ERC-20 (the DevToken on local chains)."""
+        return DevToken(client, self.address_of("PaymentToken"))
 
     def save(self, deployments_dir: Path) -> Path:
         deployments_dir.mkdir(parents=True, exist_ok=True)
@@ -108,21 +128,66 @@ def load_deployment(deployments_dir: Path, chain_id: int | None = None) -> Deplo
         raise ChainError(f"deployment file {path} is corrupt ({exc}): run `visdm deploy`") from exc
 
 
-#: contracts deployed by `visdm deploy`, in order
-MARKETPLACE_CONTRACTS: tuple[str, ...] = ("StakeholderRegistry",)
+#: the region a local dev deployment starts with, so nodes and assets can be placed at once
+DEV_REGION = "local"
 
 
-def deploy_marketplace(client: ChainClient, deployer: LocalAccount) -> Deployment:
-    """Deploy every marketplace contract and describe where they went."""
+def deploy_marketplace(
+    client: ChainClient,
+    deployer: LocalAccount,
+    *,
+    payment_token: str | None = None,
+    parameters: MarketParameters | None = None,
+    regions: tuple[str, ...] | None = None,
+) -> Deployment:
+    """Deploy every marketplace contract and describe where they went.
+
+    On a local dev chain the payment token is a fresh ``DevToken`` and the region ``local`` is
+    added; elsewhere ``payment_token`` (an existing ERC-20) is required. The deployer holds the
+    governance role.
+    """
+    dev = client.is_dev_chain
+    if payment_token is None and not dev:
+        raise ConfigError(
+            f"chain {client.chain_id} is not a local dev chain: pass the address of the ERC-20 "
+            "the market should take payments in (--payment-token)"
+        )
     contracts: dict[str, DeployedContract] = {}
-    for name in MARKETPLACE_CONTRACTS:
-        address, result = client.deploy(deployer, name)
+
+    def put(name: str, artifact: str, *args: object) -> str:
+        address, result = client.deploy(deployer, artifact, *args)
         contracts[name] = DeployedContract(
             address=address,
             block_number=result.block_number,
             tx_hash=result.tx_hash,
             gas_used=result.gas_used,
         )
+        return address
+
+    stakeholders = put("StakeholderRegistry", "StakeholderRegistry", deployer.address)
+    asset_registry = put("AssetRegistry", "AssetRegistry", stakeholders)
+    delegations = put("DelegationRegistry", "DelegationRegistry")
+    if payment_token is None:
+        token = put("PaymentToken", "DevToken")
+    else:
+        token = payment_token
+        block = int(client.rpc(lambda: client.w3.eth.block_number))
+        contracts["PaymentToken"] = DeployedContract(
+            address=Address(token), block_number=block, tx_hash="", gas_used=0
+        )
+    params = parameters or MarketParameters()
+    put(
+        "TrainingMarket",
+        "TrainingMarket",
+        stakeholders,
+        asset_registry,
+        delegations,
+        token,
+        params.as_tuple(),
+    )
+    registry = StakeholderRegistry(client, stakeholders)
+    for region in regions if regions is not None else ((DEV_REGION,) if dev else ()):
+        registry.add_region(deployer, region)
     return Deployment(
         chain_id=client.chain_id,
         rpc_url=client.rpc_url,

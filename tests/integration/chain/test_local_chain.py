@@ -31,7 +31,7 @@ def test_up_status_down_and_state_survives_restart(tmp_path: Path) -> None:
         client = ChainClient(node.rpc_url)
         deployer = role_account("restart")
         client.fund_from_dev_faucet(deployer.address)
-        address, deployed = client.deploy(deployer, "StakeholderRegistry")
+        address, deployed = client.deploy(deployer, "StakeholderRegistry", deployer.address)
         registry = StakeholderRegistry(client, address)
         registry.register(deployer, Role.CONSUMER, b"\x07" * 32)
         block = client.w3.eth.block_number
