@@ -46,7 +46,11 @@ class ContentStore(ABC):
 
     @abstractmethod
     def has(self, cid: str) -> bool:
-        """Whether the store can serve ``cid`` without fetching it from elsewhere."""
+        """Whether the store holds ``cid`` itself, without fetching it from elsewhere.
+
+        :class:`~visdm.storage.LocalStore` checks every block of the DAG;
+        :class:`~visdm.storage.KuboStore` can only cheaply ask the node about the root block.
+        """
 
     @abstractmethod
     def pin(self, cid: str) -> None:
