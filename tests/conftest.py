@@ -18,6 +18,7 @@ from eth_utils import keccak
 from visdm.chain.anvil import AnvilNode, start_anvil
 from visdm.chain.client import ChainClient
 from visdm.chain.deployment import Deployment, deploy_marketplace
+from visdm.types import Role
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +52,35 @@ def funded_roles(session_chain: ChainClient) -> dict[str, LocalAccount]:
     return accounts
 
 
+NODE_KEY = bytes(range(100, 132))
+CONSUMER_TOKENS = 10**9 * 10**18
+
+
 @pytest.fixture(scope="session")
 def deployment(session_chain: ChainClient, funded_roles: dict[str, LocalAccount]) -> Deployment:
-    """The marketplace, deployed once per session (before any snapshot)."""
-    return deploy_marketplace(session_chain, funded_roles["deployer"])
+    """The marketplace, deployed once per session (before any snapshot), with its cast:
+    ``governance`` holds the governance role, ``provider``/``provider2`` are providers,
+    ``consumer`` is a consumer holding DevTokens approved to the market, ``node`` is an admitted
+    compute node (its own signer) in region ``local``; ``stranger`` is nobody."""
+    r = funded_roles
+    dep = deploy_marketplace(session_chain, r["deployer"])
+    registry = dep.stakeholder_registry(session_chain)
+    registry.grant_governance(r["deployer"], r["governance"].address)
+    for name in ("provider", "provider2"):
+        registry.register(r[name], Role.PROVIDER, keccak(text=name))
+    registry.register(r["consumer"], Role.CONSUMER, keccak(text="consumer"))
+    registry.admit_node(
+        r["governance"],
+        r["node"].address,
+        signer=r["node"].address,
+        region="local",
+        encryption_key=NODE_KEY,
+        endpoint="http://127.0.0.1:9/",
+    )
+    token = dep.payment_token(session_chain)
+    token.faucet(r["consumer"], 10**6 * 10**18)
+    token.approve(r["consumer"], dep.address_of("TrainingMarket"), 2**256 - 1)
+    return dep
 
 
 @pytest.fixture

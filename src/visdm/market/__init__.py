@@ -1,0 +1,23 @@
+"""The marketplace's negotiation and training transactions, off chain (paper Algorithms 3–4)."""
+
+from .quotes import quote_domain, recover_quote_signer, sign_quote
+from .tally import (
+    DEFAULT_BATCH_SIZE,
+    TallyOutcome,
+    compute_outcome,
+    resolve_ask,
+    submit_tally,
+    weighted_lower_median,
+)
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "TallyOutcome",
+    "compute_outcome",
+    "quote_domain",
+    "recover_quote_signer",
+    "resolve_ask",
+    "sign_quote",
+    "submit_tally",
+    "weighted_lower_median",
+]
