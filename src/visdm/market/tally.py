@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
+from visdm.chain.client import TxResult
 from visdm.chain.contracts import (
     REJECT_ASK,
     AssetRegistry,
@@ -30,7 +31,6 @@ from visdm.chain.contracts import (
     ProposalStatus,
     TrainingMarket,
 )
-from visdm.chain.client import TxResult
 from visdm.errors import InvalidInputError
 
 __all__ = [
@@ -124,8 +124,8 @@ def submit_tally(
     delegations: DelegationRegistry,
     tallier: LocalAccount,
     proposal_id: int,
-    selection: Sequence[tuple[int, int]],
     *,
+    selection: Sequence[tuple[int, int]],
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> TallyReceipt:
     """Compute the outcome from chain state and record it in batches of ``batch_size`` assets.
@@ -145,7 +145,7 @@ def submit_tally(
         raise InvalidInputError(
             f"the selection given does not match proposal {proposal_id}'s commitment"
         )
-    asOf = proposal.voting_deadline
+    as_of = proposal.voting_deadline
     max_depth = delegations.max_depth()
     votes: dict[str, int] = {}
     seen: set[str] = set()
@@ -160,7 +160,7 @@ def submit_tally(
 
     def delegate_at(account: str) -> str | None:
         if account not in delegate_cache:
-            delegate_cache[account] = delegations.delegate_at(account, asOf)
+            delegate_cache[account] = delegations.delegate_at(account, as_of)
         target = delegate_cache[account]
         if target is not None:
             vote_of(target)

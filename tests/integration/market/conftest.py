@@ -137,7 +137,7 @@ class Market:
             self.delegations,
             self.roles["stranger"],
             pid,
-            selection,
+            selection=selection,
             batch_size=batch_size,
         )
 

@@ -21,9 +21,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 def test_artifacts_are_fresh_against_sources_and_pins() -> None:
     info = build_info()
-    stale = (
-        "artifacts are stale against contracts/src: run `make contracts` and commit the result"
-    )
+    stale = "artifacts are stale against contracts/src: run `make contracts` and commit the result"
     assert info["sources"] == source_hashes(REPO), stale
     assert info["pins"] == pinned_versions(REPO), stale
     assert info["settings"] == COMPILER_SETTINGS, stale
