@@ -1,0 +1,508 @@
+"""Exact Hamming-radius search over 64-bit hashes: all pairs, and an index of active samples.
+
+Design section 3.2 step 7 links every new sample to every *active* sample whose pHash lies
+within a Hamming radius (default 8 bits). The answer must be exact — the same pairs a linear
+scan finds — because duplicate links decide who is paid (design section 4).
+
+**All pairs** (:func:`find_duplicate_pairs`) uses multi-index hashing with the generalised
+pigeonhole principle (Manku, Jain & Das Sarma, "Detecting near-duplicates for web crawling",
+WWW 2007; Norouzi, Punjani & Fleet, "Fast search in Hamming space with multi-index hashing",
+CVPR 2012): split the 64 bits into ``m > r`` disjoint blocks; two hashes at distance ``≤ r``
+differ in at most ``r`` blocks, so they agree *exactly* on at least ``k = m − r`` blocks. For
+each of the ``C(m, k)`` block combinations, sort the hashes by those blocks and take every
+pair inside a run of equal keys as a candidate; verify each candidate's full distance. Every
+true pair is a candidate in at least one table, and verification drops the rest, so the result
+is exactly the linear scan's. A pair agreeing on several combinations is reported only by the
+first such combination in lexicographic order (the one made of its first ``k`` agreeing
+blocks), so no pair is produced twice. ``m`` is chosen by a cost model (sorts versus expected
+candidates); for small inputs a blocked linear scan is cheaper and is used instead.
+
+**The index** (:class:`HammingIndex`) holds the active samples' hashes and ids; one query is a
+vectorised linear scan (XOR, then popcount by a 16-bit lookup table: NumPy 1.26 has no
+``bitwise_count``), and :meth:`HammingIndex.link` links a batch of new samples to everything
+active with whichever of the two methods the cost model prefers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from visdm.errors import InvalidInputError
+
+__all__ = [
+    "DEFAULT_DUPLICATE_RADIUS",
+    "DuplicatePairs",
+    "HammingIndex",
+    "Neighbour",
+    "find_duplicate_pairs",
+    "hamming_distance",
+    "popcount64",
+]
+
+#: the default Hamming radius (bits) within which two pHashes are near-duplicates
+DEFAULT_DUPLICATE_RADIUS = 8
+_BITS = 64
+_MAX_RADIUS = 32  # beyond this the multi-index tables cannot beat a linear scan
+_POPCOUNT16 = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.uint8)
+_POPCOUNT16.setflags(write=False)
+# cost model, in rough nanoseconds on one core (only the ratios matter)
+_NS_PER_LINEAR_PAIR = 12.0
+_NS_PER_SORTED_ELEMENT = 110.0
+_NS_PER_CANDIDATE = 40.0
+_LINEAR_BLOCK_ELEMENTS = 1 << 22
+
+IdT = TypeVar("IdT", bound=Hashable)
+#: 64-bit hashes: a uint64 (or non-negative integer) array, or a sequence of Python ints
+HashesLike = NDArray[Any] | Sequence[int]
+
+
+def popcount64(values: NDArray[np.uint64]) -> NDArray[np.uint8]:
+    """The number of set bits of every uint64 (any shape)."""
+    values = np.ascontiguousarray(values, dtype=np.uint64)
+    halves = values.view(np.uint16).reshape(*values.shape, 4)
+    counts: NDArray[np.uint8] = _POPCOUNT16[halves[..., 0]]
+    counts += _POPCOUNT16[halves[..., 1]]
+    counts += _POPCOUNT16[halves[..., 2]]
+    counts += _POPCOUNT16[halves[..., 3]]
+    return counts
+
+
+def hamming_distance(a: int, b: int) -> int:
+    """The number of bits in which two 64-bit hashes differ."""
+    pair = _as_hashes([a, b])
+    return int(pair[0] ^ pair[1]).bit_count()
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicatePairs:
+    """Pairs ``(first[p], second[p])`` of positions (``first < second``) and their distances,
+    sorted by ``(first, second)``."""
+
+    first: NDArray[np.int64]
+    second: NDArray[np.int64]
+    distance: NDArray[np.uint8]
+    #: how the pairs were found: ``"linear"`` or ``"multi-index(m=…)"``
+    method: str
+
+    def __len__(self) -> int:
+        return int(self.first.size)
+
+    def as_set(self) -> set[tuple[int, int]]:
+        """The pairs as a set of ``(i, j)`` tuples (for tests and small inputs)."""
+        return set(zip(self.first.tolist(), self.second.tolist(), strict=True))
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        yield from zip(
+            self.first.tolist(), self.second.tolist(), self.distance.tolist(), strict=True
+        )
+
+
+def _as_hashes(values: HashesLike) -> NDArray[np.uint64]:
+    """A 1-D uint64 array from a uint64 (or non-negative integer) array or a sequence of ints."""
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise InvalidInputError(f"hashes must be a 1-D array, got shape {values.shape}")
+        if values.dtype == np.uint64:
+            return np.ascontiguousarray(values)
+        if np.issubdtype(values.dtype, np.integer):
+            if values.size and int(values.min()) < 0:
+                raise InvalidInputError(
+                    f"hash {int(values.min())} is not an unsigned 64-bit integer"
+                )
+            return values.astype(np.uint64)
+        raise InvalidInputError(
+            f"hashes must be unsigned 64-bit integers, got an array of {values.dtype}"
+        )
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise InvalidInputError(
+            f"hashes must be a sequence of integers, got {type(values).__name__}"
+        )
+    items = list(values)
+    for item in items:
+        if (
+            isinstance(item, bool | np.bool_)
+            or not isinstance(item, int | np.integer)
+            or not 0 <= int(item) < 1 << 64
+        ):
+            raise InvalidInputError(
+                f"hash {item!r} is not an unsigned 64-bit integer: pass pHashes as ints "
+                "in 0..2**64-1 or as a uint64 array"
+            )
+    return np.array([int(item) for item in items], dtype=np.uint64)
+
+
+def _check_radius(radius: int) -> int:
+    if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= _BITS:
+        raise InvalidInputError(f"Hamming radius must be an integer in 0..{_BITS}, got {radius!r}")
+    return radius
+
+
+# --- block layout --------------------------------------------------------------------------
+def _block_masks(m: int) -> list[int]:
+    """``m`` disjoint masks covering the 64 bits, the first ``64 % m`` one bit wider."""
+    base, extra = divmod(_BITS, m)
+    masks, start = [], 0
+    for b in range(m):
+        width = base + (1 if b < extra else 0)
+        masks.append(((1 << width) - 1) << start)
+        start += width
+    return masks
+
+
+def _table_cost(n: int, radius: int, m: int) -> float:
+    k = m - radius
+    tables = math.comb(m, k)
+    base, extra = divmod(_BITS, m)
+    key_bits = k * base + min(k, extra)
+    candidates = tables * (n * (n - 1) / 2) * 2.0 ** (-key_bits)
+    return tables * n * _NS_PER_SORTED_ELEMENT + candidates * _NS_PER_CANDIDATE
+
+
+def _best_table_blocks(n: int, radius: int) -> tuple[int, float]:
+    """The block count ``m`` with the lowest estimated multi-index cost, and that cost."""
+    best_m, best_cost = radius + 1, _table_cost(n, radius, radius + 1)
+    for m in range(radius + 2, min(_BITS, radius + 6) + 1):
+        if math.comb(m, m - radius) > 2000:
+            break
+        cost = _table_cost(n, radius, m)
+        if cost < best_cost:
+            best_m, best_cost = m, cost
+    return best_m, best_cost
+
+
+def _choose_blocks(n: int, radius: int) -> int | None:
+    """The cheapest block count ``m``, or ``None`` when a linear scan is estimated cheaper."""
+    if radius > _MAX_RADIUS or n < 2:
+        return None
+    m, cost = _best_table_blocks(n, radius)
+    return m if cost < n * (n - 1) / 2 * _NS_PER_LINEAR_PAIR else None
+
+
+# --- all pairs -----------------------------------------------------------------------------
+def find_duplicate_pairs(
+    hashes: HashesLike, *, radius: int = DEFAULT_DUPLICATE_RADIUS, method: str = "auto"
+) -> DuplicatePairs:
+    """Every pair of positions ``i < j`` with ``popcount(hashes[i] ^ hashes[j]) <= radius``.
+
+    ``method`` is ``"auto"`` (cost model), ``"linear"`` or ``"multi-index"``; all three give
+    identical pairs. Memory is linear in the input plus the pairs found.
+    """
+    values = _as_hashes(hashes)
+    radius = _check_radius(radius)
+    if method not in ("auto", "linear", "multi-index"):
+        raise InvalidInputError(f"unknown method {method!r}: use 'auto', 'linear' or 'multi-index'")
+    n = values.size
+    m: int | None
+    if method == "linear" or n < 2:
+        m = None
+    elif method == "multi-index":
+        if radius > _MAX_RADIUS:
+            raise InvalidInputError(
+                f"multi-index search supports radius <= {_MAX_RADIUS}, got {radius}: "
+                "use method='linear'"
+            )
+        m = _best_table_blocks(n, radius)[0]
+    else:
+        m = _choose_blocks(n, radius)
+    if m is None:
+        first, second, dist = _linear_pairs(values, radius)
+        label = "linear"
+    else:
+        first, second, dist = _multi_index_pairs(values, radius, m)
+        label = f"multi-index(m={m})"
+    order = np.lexsort((second, first))
+    return DuplicatePairs(first[order], second[order], dist[order], label)
+
+
+def _linear_pairs(
+    values: NDArray[np.uint64], radius: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
+    n = values.size
+    firsts, seconds, dists = [], [], []
+    rows = max(1, _LINEAR_BLOCK_ELEMENTS // max(1, n))
+    for start in range(0, max(0, n - 1), rows):
+        stop = min(start + rows, n - 1)
+        block = values[start:stop, None] ^ values[None, start + 1 :]
+        dist = popcount64(block)
+        # only j > i: column c of row i is position start + 1 + c
+        i_local, c = np.nonzero(dist <= radius)
+        keep = start + 1 + c > start + i_local
+        i_local, c = i_local[keep], c[keep]
+        firsts.append(start + i_local)
+        seconds.append(start + 1 + c)
+        dists.append(dist[i_local, c])
+    return _concat(firsts, seconds, dists)
+
+
+def _multi_index_pairs(
+    values: NDArray[np.uint64], radius: int, m: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
+    n = values.size
+    k = m - radius
+    masks = _block_masks(m)
+    mask_array = np.array(masks, dtype=np.uint64)
+    index_bits = max(1, int(n - 1).bit_length())
+    positions = np.arange(n, dtype=np.uint64)
+    firsts, seconds, dists = [], [], []
+    for combo in combinations(range(m), k):
+        key_mask = 0
+        for block in combo:
+            key_mask |= masks[block]
+        key = _compact(values, key_mask)
+        key_bits = key_mask.bit_count()
+        if key_bits + index_bits <= _BITS:
+            packed = np.sort((key << np.uint64(index_bits)) | positions)
+            sorted_key = packed >> np.uint64(index_bits)
+            order = (packed & np.uint64((1 << index_bits) - 1)).astype(np.int64)
+        else:  # keys too wide to pack with the position (radius 0, or huge inputs)
+            order = np.argsort(key, kind="stable")
+            sorted_key = key[order]
+        wanted = np.zeros(m, dtype=bool)
+        wanted[list(combo)] = True
+        for cand_a, cand_b in _equal_runs(sorted_key, order):
+            a, b, dist = _verify(
+                values, cand_a, cand_b, radius=radius, mask_array=mask_array, wanted=wanted
+            )
+            firsts.append(a)
+            seconds.append(b)
+            dists.append(dist)
+    return _concat(firsts, seconds, dists)
+
+
+def _verify(
+    values: NDArray[np.uint64],
+    a: NDArray[np.int64],
+    b: NDArray[np.int64],
+    *,
+    radius: int,
+    mask_array: NDArray[np.uint64],
+    wanted: NDArray[np.bool_],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
+    """Keep the candidates within ``radius`` whose first ``k`` agreeing blocks are ``wanted``
+    (so that each pair is reported by exactly one table), as ``(min, max, distance)``."""
+    xor = values[a] ^ values[b]
+    dist = popcount64(xor)
+    near = np.flatnonzero(dist <= radius)
+    xor, dist = xor[near], dist[near]
+    agree = (xor[:, None] & mask_array[None, :]) == 0
+    first_k = agree & (np.cumsum(agree, axis=1) <= int(wanted.sum()))
+    keep = (first_k == wanted[None, :]).all(axis=1)
+    mine = near[keep]
+    return np.minimum(a[mine], b[mine]), np.maximum(a[mine], b[mine]), dist[keep]
+
+
+def _compact(values: NDArray[np.uint64], key_mask: int) -> NDArray[np.uint64]:
+    """Gather the bits of ``key_mask`` (contiguous runs) into the low bits of a key."""
+    key = np.zeros(values.size, dtype=np.uint64)
+    shift_out = 0
+    bit = 0
+    while bit < _BITS:
+        if not key_mask >> bit & 1:
+            bit += 1
+            continue
+        start = bit
+        while bit < _BITS and key_mask >> bit & 1:
+            bit += 1
+        width = bit - start
+        run = (values >> np.uint64(start)) & np.uint64((1 << width) - 1)
+        key |= run << np.uint64(shift_out)
+        shift_out += width
+    return key
+
+
+def _equal_runs(
+    sorted_key: NDArray[np.uint64], order: NDArray[np.int64]
+) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    """Every pair of positions inside a run of equal keys, in chunks of (a, b) arrays.
+
+    Round ``d`` yields the pairs ``d`` apart in sorted order; a position stays active only
+    while its run continues, so the total work is the number of pairs, not the run lengths
+    times ``n``.
+    """
+    n = sorted_key.size
+    active = np.flatnonzero(sorted_key[:-1] == sorted_key[1:])
+    d = 1
+    while active.size:
+        yield order[active], order[active + d]
+        d += 1
+        active = active[active + d < n]
+        active = active[sorted_key[active] == sorted_key[active + d]]
+
+
+def _concat(
+    firsts: list[NDArray[Any]], seconds: list[NDArray[Any]], dists: list[NDArray[Any]]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
+    if not firsts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.copy(), np.zeros(0, dtype=np.uint8)
+    return (
+        np.concatenate(firsts).astype(np.int64),
+        np.concatenate(seconds).astype(np.int64),
+        np.concatenate(dists).astype(np.uint8),
+    )
+
+
+# --- the index of active samples ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Neighbour(Generic[IdT]):
+    """One near-duplicate: which sample, and how many bits its hash differs."""
+
+    sample_id: IdT
+    distance: int
+
+
+class HammingIndex(Generic[IdT]):
+    """The pHashes of the active samples, searchable by Hamming radius.
+
+    Ids are any hashable value (the marketplace uses :data:`~visdm.types.SampleId`); an id is
+    held at most once. Results list neighbours by distance, then by insertion order.
+    """
+
+    def __init__(self, *, radius: int = DEFAULT_DUPLICATE_RADIUS) -> None:
+        self._radius = _check_radius(radius)
+        self._ids: list[IdT | None] = []
+        self._row: dict[IdT, int] = {}
+        self._hashes = np.zeros(64, dtype=np.uint64)
+        self._active = np.zeros(64, dtype=bool)
+
+    @property
+    def radius(self) -> int:
+        return self._radius
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in self._row
+
+    def add(self, sample_ids: Sequence[IdT], hashes: HashesLike) -> None:
+        """Add samples; refuses an id already held or repeated in the call."""
+        values = _as_hashes(hashes)
+        ids = list(sample_ids)
+        if len(ids) != values.size:
+            raise InvalidInputError(f"{len(ids)} sample ids but {values.size} hashes")
+        seen: set[IdT] = set()
+        for sample_id in ids:
+            if sample_id in self._row or sample_id in seen:
+                raise InvalidInputError(
+                    f"sample {_show(sample_id)} is already in the index: remove it first"
+                )
+            seen.add(sample_id)
+        start = len(self._ids)
+        self._grow(start + len(ids))
+        self._hashes[start : start + len(ids)] = values
+        self._active[start : start + len(ids)] = True
+        for offset, sample_id in enumerate(ids):
+            self._ids.append(sample_id)
+            self._row[sample_id] = start + offset
+
+    def remove(self, sample_ids: Sequence[IdT]) -> None:
+        """Deactivate samples (a withdrawn asset); refuses ids the index does not hold."""
+        missing = [s for s in sample_ids if s not in self._row]
+        if missing:
+            raise InvalidInputError(
+                f"{len(missing)} sample(s) are not in the index, e.g. {_show(missing[0])}"
+            )
+        for sample_id in sample_ids:
+            row = self._row.pop(sample_id)
+            self._active[row] = False
+            self._ids[row] = None
+
+    def query(self, phash: int, *, radius: int | None = None) -> list[Neighbour[IdT]]:
+        """Every active sample within ``radius`` (default: the index's) of ``phash``."""
+        value = _as_hashes([phash])[0]
+        r = self._radius if radius is None else _check_radius(radius)
+        size = len(self._ids)
+        dist = popcount64(self._hashes[:size] ^ value)
+        rows = np.flatnonzero((dist <= r) & self._active[:size])
+        rows = rows[np.argsort(dist[rows], kind="stable")]
+        return [Neighbour(self._id(row), int(dist[row])) for row in rows.tolist()]
+
+    def link(
+        self, sample_ids: Sequence[IdT], hashes: HashesLike, *, radius: int | None = None
+    ) -> list[tuple[IdT, IdT, int]]:
+        """Link new samples to every active sample and to each other, then add them.
+
+        Returns ``(new id, other id, distance)`` for every pair within ``radius``, ordered by
+        the new sample's position, then distance, then the other's age; a pair of two new
+        samples appears once, with the later one first. The result is the same as querying
+        each new hash against everything added before it.
+        """
+        values = _as_hashes(hashes)
+        ids = list(sample_ids)
+        r = self._radius if radius is None else _check_radius(radius)
+        if len(ids) != values.size:
+            raise InvalidInputError(f"{len(ids)} sample ids but {values.size} hashes")
+        size = len(self._ids)
+        old_rows = np.flatnonzero(self._active[:size])
+        old = self._hashes[old_rows]
+        n_old, n_new = old.size, values.size
+        self.add(ids, values)  # validates the ids before any work
+        # (new position, other's rank, distance); an old sample's rank is its position among
+        # the active rows, a new sample's is n_old + its position in this batch
+        found: list[tuple[int, int, int]] = []
+        cross_linear = n_old * n_new * _NS_PER_LINEAR_PAIR
+        m = _choose_blocks(n_old + n_new, r)
+        joint = math.inf if m is None else _table_cost(n_old + n_new, r, m)
+        if cross_linear <= joint:
+            found.extend(_cross_linear(values, old, r))
+            for i, j, dist in find_duplicate_pairs(values, radius=r):
+                found.append((j, n_old + i, dist))
+        else:
+            for i, j, dist in find_duplicate_pairs(np.concatenate([old, values]), radius=r):
+                if j >= n_old:
+                    found.append((j - n_old, i, dist))
+        found.sort(key=lambda t: (t[0], t[2], t[1]))
+        return [
+            (
+                ids[new_pos],
+                self._id(int(old_rows[rank])) if rank < n_old else ids[rank - n_old],
+                dist,
+            )
+            for new_pos, rank, dist in found
+        ]
+
+    def _id(self, row: int) -> IdT:
+        sample_id = self._ids[row]
+        if sample_id is None:  # pragma: no cover - rows are filtered by the active mask
+            raise InvalidInputError(f"row {row} of the index is not active")
+        return sample_id
+
+    def _grow(self, needed: int) -> None:
+        capacity = self._hashes.size
+        if needed <= capacity:
+            return
+        while capacity < needed:
+            capacity *= 2
+        hashes = np.zeros(capacity, dtype=np.uint64)
+        active = np.zeros(capacity, dtype=bool)
+        hashes[: len(self._ids)] = self._hashes[: len(self._ids)]
+        active[: len(self._ids)] = self._active[: len(self._ids)]
+        self._hashes, self._active = hashes, active
+
+
+def _cross_linear(
+    new: NDArray[np.uint64], old: NDArray[np.uint64], radius: int
+) -> list[tuple[int, int, int]]:
+    out: list[tuple[int, int, int]] = []
+    if old.size == 0:
+        return out
+    rows = max(1, _LINEAR_BLOCK_ELEMENTS // old.size)
+    for start in range(0, new.size, rows):
+        dist = popcount64(new[start : start + rows, None] ^ old[None, :])
+        i, j = np.nonzero(dist <= radius)
+        out.extend(zip((i + start).tolist(), j.tolist(), dist[i, j].tolist(), strict=True))
+    return out
+
+
+def _show(sample_id: object) -> str:
+    if isinstance(sample_id, bytes):
+        return "0x" + sample_id.hex()
+    return repr(sample_id)
