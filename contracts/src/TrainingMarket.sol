@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
@@ -29,7 +29,7 @@ import {StakeholderRegistry} from "./StakeholderRegistry.sol";
  *      clearing price (weighted lower median of the participating asks) is computed off chain and
  *      verified in the final batch.
  */
-contract TrainingMarket is EIP712, ReentrancyGuard {
+contract TrainingMarket is EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     enum Status {
@@ -72,7 +72,7 @@ contract TrainingMarket is EIP712, ReentrancyGuard {
         uint256 price; // escrowed data price: the offer, or the counter price once accepted
         uint256 clearingPrice;
         uint256 trainingCost;
-        uint256 claimed;
+        uint256 unclaimed; // of a Completed proposal: the part of the price not yet claimed
         bytes32 assetsHash; // hash chain over (assetId, sampleCount)
         bytes32 selectionRoot;
         bytes32 modelSpecHash;
@@ -99,9 +99,10 @@ contract TrainingMarket is EIP712, ReentrancyGuard {
         uint64 below;
     }
 
-    /// @notice One payout claim.
+    /// @notice One payout claim: leaf `index` of the payout tree pays `amount` to `account`.
     struct ClaimRequest {
         uint256 proposalId;
+        uint256 index;
         address account;
         uint256 amount;
         bytes32[] proof;
@@ -132,7 +133,8 @@ contract TrainingMarket is EIP712, ReentrancyGuard {
     // ask + 1, or _REJECT for a rejection: 0 means "has not voted"
     mapping(uint256 proposalId => mapping(address voter => uint256)) private _votes;
     mapping(uint256 proposalId => mapping(address tallier => TallyProgress)) private _tallies;
-    mapping(uint256 proposalId => mapping(address account => bool)) private _claimed;
+    // one bit per payout leaf index, 256 to a word (MerkleDistributor's bitmap)
+    mapping(uint256 proposalId => mapping(uint256 word => uint256 bits)) private _claimedBits;
     mapping(address account => uint256) private _credits;
 
     event ProposalCreated(
@@ -172,7 +174,7 @@ contract TrainingMarket is EIP712, ReentrancyGuard {
     event Reclaimed(uint256 indexed proposalId, address indexed consumer, uint256 amount);
     event Credited(address indexed account, uint256 amount, uint256 indexed proposalId);
     event Withdrawn(address indexed account, uint256 amount);
-    event Claimed(uint256 indexed proposalId, address indexed account, uint256 amount);
+    event Claimed(uint256 indexed proposalId, uint256 index, address indexed account, uint256 amount);
     event ParametersChanged(Parameters parameters);
 
     error TrainingMarketNotConsumer(address account);
@@ -195,8 +197,8 @@ contract TrainingMarket is EIP712, ReentrancyGuard {
     error TrainingMarketQuoteExpired(uint256 proposalId);
     error TrainingMarketBadSigner(address signer);
     error TrainingMarketNotNode(address account);
-    error TrainingMarketInvalidProof(uint256 proposalId, address account);
-    error TrainingMarketAlreadyClaimed(uint256 proposalId, address account);
+    error TrainingMarketInvalidProof(uint256 proposalId, uint256 index, address account);
+    error TrainingMarketAlreadyClaimed(uint256 proposalId, uint256 index);
     error TrainingMarketOverClaim(uint256 proposalId, uint256 amount);
     error TrainingMarketNothingToWithdraw(address account);
 
@@ -521,6 +523,7 @@ contract TrainingMarket is EIP712, ReentrancyGuard {
         if (met) {
             p.status = Status.Completed;
             p.payoutRoot = payoutRoot;
+            p.unclaimed = p.price;
         } else {
             p.status = Status.WtpMissed;
             uint256 refund = p.price;
@@ -553,28 +556,30 @@ contract TrainingMarket is EIP712, ReentrancyGuard {
     // ------------------------------------------------------------------ payouts
 
     /**
-     * @notice Pays `amount` to `account` from a Completed proposal, proven against its payout root
-     *         (leaf: OpenZeppelin StandardMerkleTree of (address, uint256)). Anyone may submit it;
-     *         the tokens always go to `account`.
+     * @notice Pays `amount` to `account` from a Completed proposal, proven against its payout
+     *         root. Leaves are OpenZeppelin StandardMerkleTree leaves of
+     *         (uint256 index, address account, uint256 amount); the index only serves the
+     *         claimed-bitmap, as in Uniswap's MerkleDistributor. Anyone may submit a claim; the
+     *         tokens always go to `account`. The sum paid can never exceed the proposal's price.
      */
-    function claim(uint256 proposalId, address account, uint256 amount, bytes32[] calldata proof)
+    function claim(uint256 proposalId, uint256 index, address account, uint256 amount, bytes32[] calldata proof)
         external
         nonReentrant
     {
-        _claim(proposalId, account, amount, proof);
+        _claim(proposalId, index, account, amount, proof);
     }
 
     /// @notice Several claims in one transaction (any proposals, any accounts).
     function claimMany(ClaimRequest[] calldata requests) external nonReentrant {
         for (uint256 i = 0; i < requests.length; ++i) {
             ClaimRequest calldata r = requests[i];
-            _claim(r.proposalId, r.account, r.amount, r.proof);
+            _claim(r.proposalId, r.index, r.account, r.amount, r.proof);
         }
     }
 
-    /// @notice Whether `account` has claimed its payout of `proposalId`.
-    function hasClaimed(uint256 proposalId, address account) external view returns (bool) {
-        return _claimed[proposalId][account];
+    /// @notice Whether payout leaf `index` of `proposalId` has been claimed.
+    function isClaimed(uint256 proposalId, uint256 index) external view returns (bool) {
+        return _claimedBits[proposalId][index >> 8] & (uint256(1) << (index & 0xff)) != 0;
     }
 
     /// @notice Withdraws the caller's credited balance (refunds, training fees).
@@ -621,19 +626,27 @@ contract TrainingMarket is EIP712, ReentrancyGuard {
 
     // ------------------------------------------------------------------ internals
 
-    function _claim(uint256 proposalId, address account, uint256 amount, bytes32[] calldata proof) private {
+    function _claim(uint256 proposalId, uint256 index, address account, uint256 amount, bytes32[] calldata proof)
+        private
+    {
         Proposal storage p = _existing(proposalId);
         if (p.status != Status.Completed) revert TrainingMarketWrongStatus(proposalId, p.status);
-        if (_claimed[proposalId][account]) revert TrainingMarketAlreadyClaimed(proposalId, account);
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, amount))));
+        uint256 word = index >> 8;
+        uint256 bit = uint256(1) << (index & 0xff);
+        uint256 bits = _claimedBits[proposalId][word];
+        if (bits & bit != 0) revert TrainingMarketAlreadyClaimed(proposalId, index);
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(index, account, amount))));
         if (!MerkleProof.verifyCalldata(proof, p.payoutRoot, leaf)) {
-            revert TrainingMarketInvalidProof(proposalId, account);
+            revert TrainingMarketInvalidProof(proposalId, index, account);
         }
-        uint256 claimed = p.claimed + amount;
-        if (claimed > p.price) revert TrainingMarketOverClaim(proposalId, amount);
-        p.claimed = claimed;
-        _claimed[proposalId][account] = true;
-        emit Claimed(proposalId, account, amount);
+        uint256 unclaimed = p.unclaimed;
+        if (amount > unclaimed) revert TrainingMarketOverClaim(proposalId, amount);
+        // Cannot underflow: amount <= unclaimed was just checked.
+        unchecked {
+            p.unclaimed = unclaimed - amount;
+        }
+        _claimedBits[proposalId][word] = bits | bit;
+        emit Claimed(proposalId, index, account, amount);
         paymentToken.safeTransfer(account, amount);
     }
 

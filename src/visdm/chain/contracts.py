@@ -437,7 +437,7 @@ class ProposalRecord:
     price: int
     clearing_price: int
     training_cost: int
-    claimed: int
+    unclaimed: int
     assets_hash: bytes
     selection_root: bytes
     model_spec_hash: bytes
@@ -484,12 +484,19 @@ class ClaimRequest:
     """One payout claim with its Merkle proof."""
 
     proposal_id: int
+    index: int
     account: str
     amount: int
     proof: tuple[bytes, ...]
 
     def as_tuple(self) -> tuple[Any, ...]:
-        return (self.proposal_id, to_checksum_address(self.account), self.amount, list(self.proof))
+        return (
+            self.proposal_id,
+            self.index,
+            to_checksum_address(self.account),
+            self.amount,
+            list(self.proof),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -586,17 +593,9 @@ class TrainingMarket(ContractWrapper):
         fn = self._contract.functions.reclaim(proposal_id)
         return self.client.transact(consumer, fn, action="reclaim")
 
-    def claim(
-        self,
-        sender: LocalAccount,
-        proposal_id: int,
-        account: str,
-        amount: int,
-        proof: Sequence[bytes],
-    ) -> TxResult:
-        fn = self._contract.functions.claim(
-            proposal_id, to_checksum_address(account), amount, list(proof)
-        )
+    def claim(self, sender: LocalAccount, request: ClaimRequest) -> TxResult:
+        """Submit one payout claim (anyone may; the tokens go to ``request.account``)."""
+        fn = self._contract.functions.claim(*request.as_tuple())
         return self.client.transact(sender, fn, action="claim")
 
     def claim_many(self, sender: LocalAccount, requests: Sequence[ClaimRequest]) -> TxResult:
@@ -615,7 +614,7 @@ class TrainingMarket(ContractWrapper):
     def proposal(self, proposal_id: int) -> ProposalRecord:
         raw = self.client.call(self._contract.functions.proposal(proposal_id))
         (consumer, voting_deadline, wtp, status, node, deadline, count, weight) = raw[:8]
-        (offer, price, clearing, cost, claimed) = raw[8:13]
+        (offer, price, clearing, cost, unclaimed) = raw[8:13]
         (assets_hash, root, spec, validation, payout, model, accuracy) = raw[13:]
         return ProposalRecord(
             proposal_id=proposal_id,
@@ -631,7 +630,7 @@ class TrainingMarket(ContractWrapper):
             price=int(price),
             clearing_price=int(clearing),
             training_cost=int(cost),
-            claimed=int(claimed),
+            unclaimed=int(unclaimed),
             assets_hash=bytes(assets_hash),
             selection_root=bytes(root),
             model_spec_hash=bytes(spec),
@@ -651,8 +650,8 @@ class TrainingMarket(ContractWrapper):
         fn = self._contract.functions.creditOf(to_checksum_address(account))
         return int(self.client.call(fn))
 
-    def has_claimed(self, proposal_id: int, account: str) -> bool:
-        fn = self._contract.functions.hasClaimed(proposal_id, to_checksum_address(account))
+    def is_claimed(self, proposal_id: int, index: int) -> bool:
+        fn = self._contract.functions.isClaimed(proposal_id, index)
         return bool(self.client.call(fn))
 
     def quote_digest(self, quote: Quote) -> bytes:

@@ -1,5 +1,6 @@
 """The marketplace's negotiation and training transactions, off chain (paper Algorithms 3–4)."""
 
+from .payouts import PAYOUT_LEAF, build_payout_tree, claim_for
 from .quotes import quote_domain, recover_quote_signer, sign_quote
 from .tally import (
     DEFAULT_BATCH_SIZE,
@@ -12,7 +13,10 @@ from .tally import (
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "PAYOUT_LEAF",
     "TallyOutcome",
+    "build_payout_tree",
+    "claim_for",
     "compute_outcome",
     "quote_domain",
     "recover_quote_signer",

@@ -22,7 +22,7 @@ from visdm.chain.contracts import (
     TrainingMarket,
 )
 from visdm.chain.deployment import Deployment
-from visdm.market import sign_quote
+from visdm.market import build_payout_tree, sign_quote
 from visdm.market.tally import TallyReceipt, submit_tally
 from visdm.merkle import StandardMerkleTree
 from visdm.types import Role
@@ -167,7 +167,7 @@ class Market:
     def payout(self, pid: int, amounts: dict[str, int]) -> StandardMerkleTree:
         """Train and submit a WTP-met result whose payout tree pays ``amounts``."""
         self.start(pid)
-        tree = StandardMerkleTree.of(list(amounts.items()), ["address", "uint256"])
+        tree = build_payout_tree(amounts)
         self.market.submit_result(
             self.roles["node"],
             pid,

@@ -1,10 +1,11 @@
 """A real IPFS node serving the Kubo HTTP RPC API on loopback, for the whole test session.
 
-The node is js-ipfs 0.66.1 (npm ``ipfs``, a devDependency, so ``npm ci`` installs it; no Kubo
-binary can be installed from the package registries alone). Its ``jsipfs daemon`` serves
-``/api/v0`` through ``ipfs-http-server``, the same RPC API KuboStore speaks. It runs fully
-offline: a fresh repo in a temporary directory, no swarm addresses, no bootstrap peers, no MDNS,
-no preload nodes, the API on a free 127.0.0.1 port chosen by the kernel and read back from the
+The node is js-ipfs 0.66.1 (npm ``ipfs``, a devDependency, so ``npm ci`` installs it). Kubo
+itself cannot be installed from the package registries alone: npm ``kubo`` downloads its binary
+from GitHub releases in a postinstall script. ``jsipfs daemon`` serves ``/api/v0`` through
+``ipfs-http-server``, the same RPC API KuboStore speaks. It runs fully offline: a fresh repo in a
+temporary directory, no swarm addresses, no bootstrap peers, no MDNS, no preload nodes, no
+update check, the API on a free 127.0.0.1 port chosen by the kernel and read back from the
 repo's ``api`` file. It is stopped by PID when the session ends. If it cannot start, the tests
 fail (never skip): run ``npm ci`` first.
 """
@@ -90,7 +91,8 @@ def ipfs_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
     workdir = tmp_path_factory.mktemp("jsipfs")
     repo = workdir / "repo"
     log = workdir / "daemon.log"
-    env = {**os.environ, "IPFS_PATH": str(repo)}
+    # NO_UPDATE_NOTIFIER: jsipfs would otherwise ask the npm registry for a newer version
+    env = {**os.environ, "IPFS_PATH": str(repo), "NO_UPDATE_NOTIFIER": "1"}
     init = subprocess.run(
         _jsipfs(repo, "init", "--profile", "test", "--empty-repo"),
         env=env,
