@@ -9,6 +9,10 @@ which input, and what to do about it.
     VisdmError
     ├── ConfigError (ValueError)
     ├── InvalidInputError (ValueError)
+    │   ├── InvalidImageError                    a file is not an acceptable image sample
+    │   ├── NoValidSamplesError                  no file of an asset passed validation
+    │   └── InvalidManifestError                 an asset manifest is unsafe, malformed or
+    │                                            off-schema
     ├── KeystoreError
     │   ├── KeystoreNotFoundError (FileNotFoundError)
     │   ├── KeystoreExistsError (FileExistsError)
@@ -55,10 +59,13 @@ __all__ = [
     "DecryptionError",
     "DeploymentNotFoundError",
     "InvalidCidError",
+    "InvalidImageError",
     "InvalidInputError",
+    "InvalidManifestError",
     "KeystoreError",
     "KeystoreExistsError",
     "KeystoreNotFoundError",
+    "NoValidSamplesError",
     "PanicError",
     "RevertReasonError",
     "SignatureError",
@@ -88,6 +95,18 @@ class InvalidInputError(VisdmError, ValueError):
     """Input from a user or a peer is malformed."""
 
     exit_code = 2
+
+
+class InvalidImageError(InvalidInputError):
+    """A file cannot be a sample: not decodable, a disallowed format, too large, or a bomb."""
+
+
+class NoValidSamplesError(InvalidInputError):
+    """Validation rejected every file of an asset, so there is nothing to register."""
+
+
+class InvalidManifestError(InvalidInputError):
+    """An asset manifest is unsafe (DOCTYPE, entities), malformed XML, or violates the schema."""
 
 
 class KeystoreError(VisdmError):
