@@ -1,0 +1,395 @@
+"""Validate a provider's directory of images and its ``labels.csv`` before anything leaves it.
+
+Design section 3.2 step 1: every file is checked *before* upload, every bad file is reported
+by name with the reason, and the good ones go on. The rules, decided here:
+
+**Files.** The directory is walked recursively in sorted order; symbolic links are refused
+(they could point outside it) and not followed. A file's identity is its path relative to the
+directory, with ``/`` separators (``shirts/001.png``). Refused, each with its reason:
+hidden files and files in hidden folders (a name starting with ``.``); paths that collide when
+compared case-insensitively (``A.png`` and ``a.png`` — the same file on macOS and Windows, so
+which one was meant is ambiguous; *all* of them are refused); empty, oversized, corrupt,
+truncated, animated or bomb images and disallowed formats (see :func:`decode_image`); files
+without a valid label; and a file whose bytes are identical to an earlier accepted file (the
+copy is refused, naming the first). The same base name in different folders is fine.
+
+**Labels.** ``labels.csv`` (UTF-8, optional BOM) starts with the header ``filename,label``;
+every other non-blank line is ``relative/path,label`` (CSV quoting allowed, no line breaks
+inside a field). A label is 1–64 characters after trimming, without control characters. A row
+that cannot be used is reported with its line number (wrong field count, empty name or label,
+a path with ``..`` or a leading ``/``, no such file, a conflicting second label for the same
+file); the file it meant is then refused as unlabelled. The label *set* is either given
+(``label_set=``; a label outside it refuses the file) or inferred as the labels of the
+accepted files (reported in :attr:`IngestReport.labels`).
+
+Accepted samples are numbered in path order; that number is the sample index bound into the
+encryption (see :func:`~visdm.ingest.prepare_asset`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import unicodedata
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from visdm.errors import InvalidImageError, InvalidInputError, NoValidSamplesError
+
+from ._decode import DEFAULT_LIMITS, ImageLimits, decode_image
+
+__all__ = [
+    "LABELS_FILE",
+    "MAX_LABEL_CHARS",
+    "AcceptedSample",
+    "IngestReport",
+    "LabelProblem",
+    "RejectedFile",
+    "validate_directory",
+]
+
+#: the labels file looked for in the directory when none is named
+LABELS_FILE = "labels.csv"
+#: longest label, in characters
+MAX_LABEL_CHARS = 64
+_MAX_CSV_BYTES = 64 * 1024 * 1024
+_HEADER = ("filename", "label")
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedSample:
+    """A file that passed validation, in sample-index order."""
+
+    index: int
+    name: str
+    path: Path
+    label: str
+    format: str
+    width: int
+    height: int
+    mode: str
+    byte_size: int
+    sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedFile:
+    """A file that will not be uploaded, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabelProblem:
+    """A ``labels.csv`` line that could not be used."""
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    """The outcome of validating a directory: what goes on, and what does not and why."""
+
+    root: Path
+    labels_file: Path
+    accepted: tuple[AcceptedSample, ...]
+    rejected: tuple[RejectedFile, ...]
+    label_problems: tuple[LabelProblem, ...]
+    #: the label set used: the one given, or the labels of the accepted files (sorted)
+    labels: tuple[str, ...]
+    labels_inferred: bool
+
+    def summary(self) -> str:
+        """A few lines for people: counts, then every problem."""
+        lines = [
+            f"{self.root}: {len(self.accepted)} accepted, {len(self.rejected)} rejected, "
+            f"{len(self.label_problems)} unusable label row(s)"
+        ]
+        lines += [f"  rejected {r.name}: {r.reason}" for r in self.rejected]
+        lines += [
+            f"  {self.labels_file.name} line {p.line}: {p.reason}" for p in self.label_problems
+        ]
+        return "\n".join(lines)
+
+
+def validate_directory(
+    root: str | os.PathLike[str],
+    *,
+    labels_file: str | os.PathLike[str] | None = None,
+    label_set: Collection[str] | None = None,
+    limits: ImageLimits = DEFAULT_LIMITS,
+) -> IngestReport:
+    """Validate every file under ``root`` against ``labels_file`` (default
+    ``root/labels.csv``); see the module docstring for the rules.
+
+    Raises :class:`~visdm.errors.NoValidSamplesError` (with the report as ``.report``) when no
+    file is accepted, and :class:`~visdm.errors.InvalidInputError` when ``root`` is not a
+    directory or the labels file is missing, not UTF-8, too large or lacks its header.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise InvalidInputError(f"{base} is not a directory")
+    csv_path = Path(labels_file) if labels_file is not None else base / LABELS_FILE
+    allowed = _check_label_set(label_set)
+    files, rejected = _walk(base, skip=csv_path)
+    rows, problems = _read_labels(csv_path, known=set(files))
+    accepted: list[AcceptedSample] = []
+    first_by_digest: dict[bytes, str] = {}
+    for name in sorted(files):
+        reason = _label_reason(name, rows, allowed)
+        if reason is None:
+            path = files[name]
+            try:
+                data = path.read_bytes()
+                decoded = decode_image(data, name=name, limits=limits)
+            except InvalidImageError as exc:
+                reason = str(exc).removeprefix(f"{name}: ")
+            except OSError as exc:
+                reason = f"cannot read: {exc.strerror or exc}"
+            else:
+                digest = hashlib.sha256(data).digest()
+                if digest in first_by_digest:
+                    reason = f"same bytes as {first_by_digest[digest]}"
+                else:
+                    first_by_digest[digest] = name
+                    decoded.image.close()
+                    accepted.append(
+                        AcceptedSample(
+                            index=len(accepted),
+                            name=name,
+                            path=path,
+                            label=rows[name].label,
+                            format=decoded.format,
+                            width=decoded.width,
+                            height=decoded.height,
+                            mode=decoded.mode,
+                            byte_size=decoded.byte_size,
+                            sha256=digest,
+                        )
+                    )
+                    continue
+        rejected.append(RejectedFile(name, reason))
+    labels = allowed if allowed is not None else tuple(sorted({s.label for s in accepted}))
+    report = IngestReport(
+        root=base,
+        labels_file=csv_path,
+        accepted=tuple(accepted),
+        rejected=tuple(sorted(rejected, key=lambda r: r.name)),
+        label_problems=tuple(problems),
+        labels=labels,
+        labels_inferred=allowed is None,
+    )
+    if not accepted:
+        error = NoValidSamplesError(
+            f"no valid sample in {base}: all {len(report.rejected)} file(s) were rejected"
+            + (f"\n{report.summary()}" if report.rejected or report.label_problems else "")
+        )
+        error.report = report  # type: ignore[attr-defined]
+        raise error
+    return report
+
+
+def _check_label_set(label_set: Collection[str] | None) -> tuple[str, ...] | None:
+    if label_set is None:
+        return None
+    if isinstance(label_set, str):
+        raise InvalidInputError("label_set must be a collection of labels, not one string")
+    labels = []
+    for label in label_set:
+        problem = _label_problem(label)
+        if problem:
+            raise InvalidInputError(f"label set entry {label!r}: {problem}")
+        labels.append(label.strip())
+    if not labels:
+        raise InvalidInputError("label set is empty: give at least one label, or None to infer")
+    return tuple(sorted(set(labels)))
+
+
+# --- the files ------------------------------------------------------------------------------
+def _walk(base: Path, *, skip: Path) -> tuple[dict[str, Path], list[RejectedFile]]:
+    files: dict[str, Path] = {}
+    rejected: list[RejectedFile] = []
+    skip_resolved = skip.resolve() if skip.exists() else None
+    for rel, path, is_link in _entries(base, PurePosixPath()):
+        name = rel.as_posix()
+        if (
+            skip_resolved is not None
+            and not is_link
+            and path.name == skip.name
+            and path.resolve() == skip_resolved
+        ):
+            continue
+        if is_link:
+            rejected.append(RejectedFile(name, "symbolic link (not followed)"))
+        elif any(part.startswith(".") for part in rel.parts):
+            rejected.append(RejectedFile(name, "hidden file or folder (name starts with '.')"))
+        else:
+            files[name] = path
+    groups: dict[str, list[str]] = {}
+    for name in files:
+        groups.setdefault(unicodedata.normalize("NFC", name).casefold(), []).append(name)
+    for names in groups.values():
+        if len(names) > 1:
+            for name in names:
+                others = ", ".join(n for n in names if n != name)
+                rejected.append(
+                    RejectedFile(name, f"name differs only in letter case from {others}")
+                )
+                del files[name]
+    return files, rejected
+
+
+def _entries(folder: Path, rel: PurePosixPath) -> Iterator[tuple[PurePosixPath, Path, bool]]:
+    with os.scandir(folder) as scan:
+        entries = sorted(scan, key=lambda e: e.name)
+    for entry in entries:
+        path = Path(entry.path)
+        child = rel / entry.name
+        if entry.is_symlink():
+            yield child, path, True
+        elif entry.is_dir(follow_symlinks=False):
+            if entry.name.startswith("."):
+                yield child, path, False
+                continue
+            yield from _entries(path, child)
+        elif entry.is_file(follow_symlinks=False):
+            yield child, path, False
+
+
+# --- the labels -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Row:
+    label: str
+    line: int
+    problem: str | None = None
+
+
+def _read_labels(
+    path: str | os.PathLike[str], *, known: Collection[str] | None = None
+) -> tuple[dict[str, _Row], list[LabelProblem]]:
+    """Read ``labels.csv``: ``{relative name: row}`` and the unusable lines.
+
+    ``known`` (the file names found) lets a row naming no file be reported. A file named by
+    two rows with different labels maps to a row whose ``problem`` says so.
+    """
+    csv_path = Path(path)
+    text = _read_text(csv_path)
+    rows: dict[str, _Row] = {}
+    problems: list[LabelProblem] = []
+    header_seen = False
+    folded = {n.casefold(): n for n in known} if known is not None else {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            fields = next(csv.reader([line], strict=True))
+        except csv.Error as exc:
+            if not header_seen:
+                raise InvalidInputError(f"{csv_path} line {number}: {exc}") from None
+            problems.append(LabelProblem(number, f"not a CSV row ({exc})"))
+            continue
+        if not header_seen:
+            if tuple(f.strip().casefold() for f in fields) != _HEADER:
+                raise InvalidInputError(
+                    f"{csv_path} line {number}: expected the header 'filename,label', got "
+                    f"{line[:80]!r}"
+                )
+            header_seen = True
+            continue
+        problem = _row_problem(fields, known, folded)
+        if problem is not None:
+            problems.append(LabelProblem(number, problem))
+            continue
+        name, label = _clean_name(fields[0]), fields[1].strip()
+        previous = rows.get(name)
+        if previous is None:
+            rows[name] = _Row(label, number)
+        elif previous.label != label:
+            problems.append(
+                LabelProblem(
+                    number,
+                    f"{name}: label {label!r} conflicts with {previous.label!r} on line "
+                    f"{previous.line}",
+                )
+            )
+            rows[name] = _Row(
+                previous.label,
+                previous.line,
+                f"conflicting labels on lines {previous.line} and {number} of {csv_path.name}",
+            )
+    if not header_seen:
+        raise InvalidInputError(
+            f"labels file {csv_path} is empty: it needs the header 'filename,label' and a row "
+            "per image"
+        )
+    return rows, problems
+
+
+def _read_text(csv_path: Path) -> str:
+    if not csv_path.is_file():
+        raise InvalidInputError(
+            f"labels file {csv_path} does not exist: write 'filename,label' rows for every image"
+        )
+    raw = csv_path.read_bytes()
+    if len(raw) > _MAX_CSV_BYTES:
+        raise InvalidInputError(f"labels file {csv_path} is over {_MAX_CSV_BYTES} bytes")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"labels file {csv_path} is not UTF-8 (byte {exc.start}): save it as UTF-8"
+        ) from None
+
+
+def _clean_name(text: str) -> str:
+    return PurePosixPath(text.strip()).as_posix()
+
+
+def _row_problem(
+    fields: list[str], known: Collection[str] | None, folded: dict[str, str]
+) -> str | None:
+    if len(fields) != 2:
+        return f"expected 2 fields (filename,label), got {len(fields)}: {fields!r}"
+    raw_name, label = fields[0].strip(), fields[1]
+    if not raw_name:
+        return "empty file name"
+    name = _clean_name(raw_name)
+    if "\\" in raw_name or raw_name.startswith("/") or ".." in PurePosixPath(name).parts:
+        return f"{raw_name!r}: use a relative path with '/' inside the directory"
+    problem = _label_problem(label)
+    if problem:
+        return f"{name}: {problem}"
+    if known is not None and name not in known:
+        hint = folded.get(name.casefold())
+        return f"{name}: no such file in the directory" + (
+            f" (did you mean {hint}?)" if hint else ""
+        )
+    return None
+
+
+def _label_problem(label: object) -> str | None:
+    if not isinstance(label, str):
+        return f"label must be text, got {type(label).__name__}"
+    text = label.strip()
+    if not text:
+        return "empty label"
+    if len(text) > MAX_LABEL_CHARS:
+        return f"label is {len(text)} characters, over {MAX_LABEL_CHARS}"
+    if any(unicodedata.category(c).startswith("C") for c in text):
+        return f"label {text!r} contains control characters"
+    return None
+
+
+def _label_reason(name: str, rows: dict[str, _Row], allowed: tuple[str, ...] | None) -> str | None:
+    row = rows.get(name)
+    if row is None:
+        return "no label: add a row to the labels file (or fix its unusable row)"
+    if row.problem is not None:
+        return row.problem
+    if allowed is not None and row.label not in allowed:
+        return f"label {row.label!r} is not in the label set {list(allowed)}"
+    return None
