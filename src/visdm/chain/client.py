@@ -42,7 +42,11 @@ _ERROR_STRING = bytes.fromhex("08c379a0")
 _PANIC = bytes.fromhex("4e487b71")
 #: balance the local dev faucet tops accounts up to, in wei (100 ETH)
 _DEV_FUNDS = 100 * 10**18
-_GAS_HEADROOM = 1.2
+#: gas limit = estimate × headroom + margin. Unused gas is not charged, and the margin covers
+#: storage writes that depend on the block a transaction lands in (e.g. a checkpoint that is
+#: updated in place when estimated but appended when mined a second later).
+_GAS_HEADROOM = 1.25
+_GAS_MARGIN = 30_000
 
 
 def decode_revert(data: bytes, *, action: str | None = None) -> ContractRevertError:
@@ -201,7 +205,8 @@ class ChainClient:
             raise self._revert(exc, label) from exc
         except Web3RPCError as exc:
             raise TransactionFailedError(f"{label} was refused by the node: {exc}") from exc
-        built["gas"] = int(int(built["gas"]) * _GAS_HEADROOM)
+        if tx is None or "gas" not in tx:
+            built["gas"] = int(int(built["gas"]) * _GAS_HEADROOM) + _GAS_MARGIN
         built["nonce"] = Nonce(self._next_nonce(sender))
         signed = account.sign_transaction(built)  # type: ignore[arg-type]
         try:

@@ -52,5 +52,5 @@ def demo(
             ", ".join(info["roles"]),  # type: ignore[arg-type]
             "yes" if info["key_matches"] else "NO",
         )
-    console.print(table)
+    console.print(table, width=None if console.is_terminal else 160)
     console.print(f"demo finished in {report.total_seconds:.1f} s (chain {report.chain_id})")
