@@ -96,7 +96,7 @@ def compute_outcome(
     weight = sum(w for _, w in participating)
     if weight == 0 or weight * _BPS < quorum_bps * total:
         return TallyOutcome(ProposalStatus.FAILED, 0, weight, total)
-    price = weighted_lower_median(participating)  # type: ignore[arg-type]
+    price = weighted_lower_median(participating)
     if price == REJECT_ASK:
         status = ProposalStatus.REJECTED
     elif price <= offer:
