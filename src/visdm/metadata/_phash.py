@@ -52,8 +52,8 @@ __all__ = [
 PHASH_BITS = 64
 _GRID = 32
 _LOW = 8
-# bound the float64 working set of one resize chunk (pixels across the stack)
-_CHUNK_PIXELS = 1 << 22
+# pixels per resize chunk: keeps the float64 working set (8 MiB) near the caches
+_CHUNK_PIXELS = 1 << 20
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 
 

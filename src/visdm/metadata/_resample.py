@@ -115,7 +115,7 @@ def _horizontal(stack: NDArray[np.float64], matrix: NDArray[np.float64]) -> NDAr
 def _blocks(matrix: NDArray[np.float64]) -> list[tuple[int, int, int, int]]:
     out_size, in_size = matrix.shape
     nonzero = matrix != 0
-    per_block = out_size if in_size <= 2 * out_size else max(1, out_size // 4)
+    per_block = out_size if in_size <= 2 * out_size else max(1, out_size // 2)
     blocks = []
     for lo in range(0, out_size, per_block):
         hi = min(lo + per_block, out_size)
