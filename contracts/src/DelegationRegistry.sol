@@ -7,10 +7,16 @@ import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol
  * @title DelegationRegistry
  * @notice Liquid democracy for price votes: any account may delegate its vote to anyone,
  *         globally and revocably; delegation is transitive (paper section 3.3, footnote 5).
- * @dev Each account's delegate is checkpointed by block timestamp with OpenZeppelin
- *      `Checkpoints.Trace208` (key: timestamp, value: the delegate's address), so that a tally
- *      resolves delegations as of a proposal's voting deadline: changing a delegation after the
- *      deadline cannot change an outcome.
+ * @dev Each account's delegate is checkpointed by block timestamp, so that a tally resolves
+ *      delegations as of a proposal's voting deadline: changing a delegation after the deadline
+ *      cannot change an outcome. The current delegate and the time it took effect share one
+ *      storage word (the "head"); earlier delegates are archived in an OpenZeppelin
+ *      `Checkpoints.Trace208` (key: the time each took effect, value: the delegate's address).
+ *      A tally as of a deadline after the last change — the usual case — reads one word per
+ *      hop; only a change after the deadline sends the lookup to the archive.
+ *
+ *      The TrainingMarket inherits this contract, so a tally follows delegations without
+ *      external calls; the registry is still a complete contract of its own.
  *
  *      `delegate` refuses self-delegation, cycles, and chains longer than MAX_DELEGATION_DEPTH
  *      starting at the caller. A chain can still grow longer later, when someone delegates to
@@ -23,7 +29,13 @@ contract DelegationRegistry {
     /// @notice Most hops a delegation chain may have (caller → … → voter).
     uint256 public constant MAX_DELEGATION_DEPTH = 8;
 
-    mapping(address account => Checkpoints.Trace208) private _delegation;
+    struct Head {
+        address delegate;
+        uint48 since;
+    }
+
+    mapping(address account => Head) private _heads;
+    mapping(address account => Checkpoints.Trace208) private _archive;
 
     /// @notice `delegator` now delegates to `delegatee` (zero address: no delegate).
     event DelegateChanged(address indexed delegator, address indexed previousDelegate, address indexed delegatee);
@@ -57,7 +69,7 @@ contract DelegationRegistry {
             if (depth > MAX_DELEGATION_DEPTH) revert DelegationRegistryTooDeep(msg.sender, depth);
             cursor = next;
         }
-        _delegation[msg.sender].push(uint48(block.timestamp), uint208(uint160(to)));
+        _setDelegate(msg.sender, to);
         emit DelegateChanged(msg.sender, previous, to);
     }
 
@@ -65,13 +77,13 @@ contract DelegationRegistry {
     function undelegate() external {
         address previous = delegateOf(msg.sender);
         if (previous == address(0)) revert DelegationRegistryNotDelegating(msg.sender);
-        _delegation[msg.sender].push(uint48(block.timestamp), 0);
+        _setDelegate(msg.sender, address(0));
         emit DelegateChanged(msg.sender, previous, address(0));
     }
 
     /// @notice The current delegate of `account` (zero: none).
     function delegateOf(address account) public view returns (address) {
-        return address(uint160(_delegation[account].latest()));
+        return _heads[account].delegate;
     }
 
     /**
@@ -80,11 +92,27 @@ contract DelegationRegistry {
      * @param timestamp a past or present block timestamp
      */
     function delegateAt(address account, uint48 timestamp) external view returns (address) {
-        return address(uint160(_delegation[account].upperLookupRecent(timestamp)));
+        return _delegateAt(account, timestamp);
     }
 
-    /// @notice How many times `account` changed its delegation.
+    /// @notice How many times `account` changed its delegation (changes within one second count once).
     function delegationChanges(address account) external view returns (uint256) {
-        return _delegation[account].length();
+        return _archive[account].length() + (_heads[account].since == 0 ? 0 : 1);
+    }
+
+    function _delegateAt(address account, uint48 timestamp) internal view returns (address) {
+        Head memory head = _heads[account];
+        if (head.since <= timestamp) return head.delegate;
+        return address(uint160(_archive[account].upperLookupRecent(timestamp)));
+    }
+
+    function _setDelegate(address account, address to) private {
+        Head memory head = _heads[account];
+        uint48 now_ = uint48(block.timestamp);
+        // A second change within the same second replaces the first, as Checkpoints does.
+        if (head.since != 0 && head.since != now_) {
+            _archive[account].push(head.since, uint208(uint160(head.delegate)));
+        }
+        _heads[account] = Head(to, now_);
     }
 }

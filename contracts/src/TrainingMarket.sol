@@ -23,13 +23,15 @@ import {StakeholderRegistry} from "./StakeholderRegistry.sol";
  *         Training → (submitResult) → Completed (WTP met: providers claim) | WtpMissed (refund)
  *         Training → (deadline passes without a result) → consumer reclaims everything
  *
- * @dev Money only moves in by `transferFrom` of the consumer and out by pull: claims, reclaims and
+ * @dev Liquid-democracy delegation is inherited from DelegationRegistry, so the market is also
+ *      the marketplace's delegation registry and a tally follows chains without external calls.
+ *      Money only moves in by `transferFrom` of the consumer and out by pull: claims, reclaims and
  *      withdrawals of credited balances. The tally is permissionless and runs in batches; each
  *      caller accumulates its own progress, so nobody can block or spoil another's tally. The
  *      clearing price (weighted lower median of the participating asks) is computed off chain and
  *      verified in the final batch.
  */
-contract TrainingMarket is EIP712, ReentrancyGuardTransient {
+contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     enum Status {
@@ -124,7 +126,6 @@ contract TrainingMarket is EIP712, ReentrancyGuardTransient {
 
     StakeholderRegistry public immutable stakeholders;
     AssetRegistry public immutable assets;
-    DelegationRegistry public immutable delegations;
     IERC20 public immutable paymentToken;
 
     Parameters private _params;
@@ -205,13 +206,11 @@ contract TrainingMarket is EIP712, ReentrancyGuardTransient {
     constructor(
         StakeholderRegistry stakeholderRegistry,
         AssetRegistry assetRegistry,
-        DelegationRegistry delegationRegistry,
         IERC20 token,
         Parameters memory initialParameters
     ) EIP712("ViSDM TrainingMarket", "1") {
         stakeholders = stakeholderRegistry;
         assets = assetRegistry;
-        delegations = delegationRegistry;
         paymentToken = token;
         _setParameters(initialParameters);
     }
@@ -372,14 +371,13 @@ contract TrainingMarket is EIP712, ReentrancyGuardTransient {
         if (t.cursor + n > p.assetCount) revert TrainingMarketTallyMismatch(proposalId);
 
         uint48 asOf = p.votingDeadline;
-        uint256 depth = delegations.MAX_DELEGATION_DEPTH();
         for (uint256 i = 0; i < n; ++i) {
             uint32 count = sampleCounts[i];
             t.runningHash = _link(t.runningHash, assetIds[i], count);
             (address voter,) = assets.ownerAndStatus(assetIds[i]);
             uint256 stored = _votes[proposalId][voter];
-            for (uint256 hop = 0; stored == 0 && hop < depth; ++hop) {
-                voter = delegations.delegateAt(voter, asOf);
+            for (uint256 hop = 0; stored == 0 && hop < MAX_DELEGATION_DEPTH; ++hop) {
+                voter = _delegateAt(voter, asOf);
                 if (voter == address(0)) break;
                 stored = _votes[proposalId][voter];
             }
@@ -629,14 +627,19 @@ contract TrainingMarket is EIP712, ReentrancyGuardTransient {
     function _claim(uint256 proposalId, uint256 index, address account, uint256 amount, bytes32[] calldata proof)
         private
     {
-        Proposal storage p = _existing(proposalId);
-        if (p.status != Status.Completed) revert TrainingMarketWrongStatus(proposalId, p.status);
+        // Only a Completed proposal has a payout root: one read serves as the status check.
+        Proposal storage p = _proposals[proposalId];
+        bytes32 root = p.payoutRoot;
+        if (root == bytes32(0)) {
+            _existing(proposalId); // an unknown proposal gets its own error
+            revert TrainingMarketWrongStatus(proposalId, p.status);
+        }
         uint256 word = index >> 8;
         uint256 bit = uint256(1) << (index & 0xff);
         uint256 bits = _claimedBits[proposalId][word];
         if (bits & bit != 0) revert TrainingMarketAlreadyClaimed(proposalId, index);
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(index, account, amount))));
-        if (!MerkleProof.verifyCalldata(proof, p.payoutRoot, leaf)) {
+        if (!MerkleProof.verifyCalldata(proof, root, leaf)) {
             revert TrainingMarketInvalidProof(proposalId, index, account);
         }
         uint256 unclaimed = p.unclaimed;

@@ -43,10 +43,11 @@ _PANIC = bytes.fromhex("4e487b71")
 #: balance the local dev faucet tops accounts up to, in wei (100 ETH)
 _DEV_FUNDS = 100 * 10**18
 #: gas limit = estimate × headroom + margin. Unused gas is not charged, and the margin covers
-#: storage writes that depend on the block a transaction lands in (e.g. a checkpoint that is
-#: updated in place when estimated but appended when mined a second later).
+#: storage writes that depend on the block a transaction lands in: a delegation estimated in the
+#: second of the previous change overwrites one word, but mined a second later it also archives
+#: the previous delegate (two fresh words, ~44k gas).
 _GAS_HEADROOM = 1.25
-_GAS_MARGIN = 30_000
+_GAS_MARGIN = 60_000
 
 
 def decode_revert(data: bytes, *, action: str | None = None) -> ContractRevertError:

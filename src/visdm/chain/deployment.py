@@ -166,7 +166,6 @@ def deploy_marketplace(
 
     stakeholders = put("StakeholderRegistry", "StakeholderRegistry", deployer.address)
     asset_registry = put("AssetRegistry", "AssetRegistry", stakeholders)
-    delegations = put("DelegationRegistry", "DelegationRegistry")
     if payment_token is None:
         token = put("PaymentToken", "DevToken")
     else:
@@ -176,15 +175,9 @@ def deploy_marketplace(
             address=Address(token), block_number=block, tx_hash="", gas_used=0
         )
     params = parameters or MarketParameters()
-    put(
-        "TrainingMarket",
-        "TrainingMarket",
-        stakeholders,
-        asset_registry,
-        delegations,
-        token,
-        params.as_tuple(),
-    )
+    put("TrainingMarket", "TrainingMarket", stakeholders, asset_registry, token, params.as_tuple())
+    # the market inherits DelegationRegistry: delegation lives at the market's address
+    contracts["DelegationRegistry"] = contracts["TrainingMarket"]
     registry = StakeholderRegistry(client, stakeholders)
     for region in regions if regions is not None else ((DEV_REGION,) if dev else ()):
         registry.add_region(deployer, region)

@@ -21,7 +21,6 @@ def test_reentrant_token_cannot_claim_during_a_withdrawal(mk: Market) -> None:
         "TrainingMarket",
         mk.stakeholders.address,
         mk.assets.address,
-        mk.delegations.address,
         token_address,
         MarketParameters().as_tuple(),
     )
