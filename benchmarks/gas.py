@@ -32,14 +32,13 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Row, emit, parse_args  # noqa: E402
-
-from visdm.chain.anvil import start_anvil  # noqa: E402
-from visdm.chain.client import ChainClient  # noqa: E402
-from visdm.chain.contracts import ProposalTerms, Quote  # noqa: E402
-from visdm.chain.deployment import deploy_marketplace  # noqa: E402
-from visdm.market import build_payout_tree, claim_for, sign_quote  # noqa: E402
-from visdm.types import Role  # noqa: E402
+from _harness import Row, emit, parse_args
+from visdm.chain.anvil import start_anvil
+from visdm.chain.client import ChainClient
+from visdm.chain.contracts import ProposalTerms, Quote
+from visdm.chain.deployment import deploy_marketplace
+from visdm.market import build_payout_tree, claim_for, sign_quote
+from visdm.types import Role
 
 OZ_DELEGATE = 92_500
 UNISWAP_CLAIM = 78_600
