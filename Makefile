@@ -5,8 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: setup system-deps demo test lint typecheck unit contracts bench clean
+.PHONY: setup system-deps demo test lint typecheck unit contracts bench bench-quick clean
 
 setup: system-deps $(PIP_STAMP) $(NPM_STAMP)
 
@@ -15,7 +17,12 @@ system-deps:
 
 $(PIP_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[bench]'
 	@touch $@
 
 $(NPM_STAMP): package.json package-lock.json
@@ -25,8 +32,16 @@ $(NPM_STAMP): package.json package-lock.json
 demo: setup
 	$(VENV)/bin/visdm demo $(DEMO_ARGS)
 
-test: setup lint typecheck
+# Benchmarks run first so that pytest's summary is the last line of the run.
+test: setup lint typecheck bench-quick
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Every benchmark at its reduced size, so none can rot; the figures are printed, never asserted.
+bench-quick: $(BENCH_STAMP) $(NPM_STAMP)
+	@for b in benchmarks/[a-z]*.py; do echo "== $$b --quick"; $(BENCH_VENV)/bin/python $$b --quick || exit 1; done
+
+bench: $(BENCH_STAMP) $(NPM_STAMP)
+	@for b in benchmarks/[a-z]*.py; do echo "== $$b"; $(BENCH_VENV)/bin/python $$b || exit 1; done
 
 lint: $(PIP_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -43,4 +58,4 @@ contracts: $(PIP_STAMP) $(NPM_STAMP)
 	$(PY) -m visdm.chain.build
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -129,7 +129,8 @@ def knn_shapley_values(
         clock["distances"] = clock.get("distances", 0.0) + (t1 - t0)
         clock["sort"] = clock.get("sort", 0.0) + (t2 - t1)
         clock["recursion"] = clock.get("recursion", 0.0) + (t3 - t2)
-    return (total / n_val).numpy()
+    mean: NDArray[np.float64] = (total / n_val).numpy()
+    return mean
 
 
 class KNNShapley:
