@@ -16,6 +16,9 @@ narrows it:
   truncated file fails here, not later in training) — ``ImageFile.LOAD_TRUNCATED_IMAGES`` must
   stay ``False``, and a call refuses to run if someone set it;
 * animated images (APNG, animated WebP) are refused: a sample is one picture.
+
+``warnings.catch_warnings`` is process-global, so decode from one thread at a time (or
+processes); Pillow's decoders themselves are reentrant.
 """
 
 from __future__ import annotations

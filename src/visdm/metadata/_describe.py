@@ -38,7 +38,8 @@ from visdm.errors import InvalidInputError
 from visdm.types import PHash, SampleId
 
 from ._hamming import DEFAULT_DUPLICATE_RADIUS
-from ._phash import gray_array, phash_from_grids, phash_to_hex, resize_grays
+from ._phash import gray_stacks, phash_from_grids, phash_to_hex
+from ._resample import lanczos_resize_stack
 
 __all__ = [
     "HISTOGRAM_BINS",
@@ -178,8 +179,13 @@ def describe_images(
     kinds = list(formats) if formats is not None else [getattr(i, "format", None) for i in images]
     if len(sizes) != n or len(kinds) != n:
         raise InvalidInputError(f"{n} images but {len(sizes)} byte sizes and {len(kinds)} formats")
-    grays = [gray_array(image) for image in images]
-    hashes = phash_from_grids(resize_grays(grays))
+    grays: list[NDArray[np.uint8]] = [np.zeros((0, 0), dtype=np.uint8)] * n
+    grids = np.empty((n, 32, 32), dtype=np.uint8)
+    for positions, stack in gray_stacks(images):
+        grids[positions] = lanczos_resize_stack(stack, 32, 32)
+        for position, gray in zip(positions, stack, strict=True):
+            grays[position] = gray
+    hashes = phash_from_grids(grids)
     out = []
     for image, gray, phash, size, kind in zip(images, grays, hashes, sizes, kinds, strict=True):
         channels, histogram = _histogram(image, gray)

@@ -39,6 +39,7 @@ from ._resample import lanczos_resize_stack
 __all__ = [
     "PHASH_BITS",
     "gray_array",
+    "gray_stacks",
     "phash",
     "phash_batch",
     "phash_from_grids",
@@ -57,17 +58,48 @@ _CHUNK_PIXELS = 1 << 20
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 
 
-def gray_array(image: Image.Image) -> NDArray[np.uint8]:
-    """``image.convert("L")`` as a read-only ``(H, W)`` uint8 array (no conversion for ``L``)."""
+def _check_image(image: object) -> Image.Image:
     if not isinstance(image, Image.Image):
         raise InvalidInputError(
             f"pHash needs a PIL.Image.Image, got {type(image).__name__}: decode the bytes first"
         )
     if image.width < 1 or image.height < 1:
         raise InvalidInputError(f"cannot hash an empty {image.width}x{image.height} image")
-    gray = image if image.mode == "L" else image.convert("L")
-    raw = np.frombuffer(gray.tobytes(), dtype=np.uint8)
-    return raw.reshape(gray.height, gray.width)
+    return image
+
+
+def _gray_bytes(image: Image.Image) -> bytes:
+    return (image if image.mode == "L" else image.convert("L")).tobytes()
+
+
+def gray_array(image: Image.Image) -> NDArray[np.uint8]:
+    """``image.convert("L")`` as a read-only ``(H, W)`` uint8 array (no conversion for ``L``)."""
+    image = _check_image(image)
+    raw = np.frombuffer(_gray_bytes(image), dtype=np.uint8)
+    return raw.reshape(image.height, image.width)
+
+
+def gray_stacks(
+    images: Sequence[Image.Image],
+) -> list[tuple[list[int], NDArray[np.uint8]]]:
+    """The grey (``convert("L")``) pixels of ``images``, as ``(positions, (k, H, W) stack)``
+    per chunk of equally sized images (at most about a million pixels per chunk).
+
+    One ``frombuffer`` per chunk instead of one array per image: for small images the
+    per-image NumPy overhead is a large part of the cost.
+    """
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        by_size.setdefault(_check_image(image).size, []).append(i)
+    out = []
+    for (width, height), members in by_size.items():
+        per_chunk = max(1, _CHUNK_PIXELS // (height * width))
+        for start in range(0, len(members), per_chunk):
+            chunk = members[start : start + per_chunk]
+            raw = b"".join([_gray_bytes(images[i]) for i in chunk])
+            stack = np.frombuffer(raw, dtype=np.uint8).reshape(len(chunk), height, width)
+            out.append((chunk, stack))
+    return out
 
 
 def resize_grays(grays: Sequence[NDArray[np.uint8]]) -> NDArray[np.uint8]:
@@ -88,7 +120,10 @@ def resize_grays(grays: Sequence[NDArray[np.uint8]]) -> NDArray[np.uint8]:
 
 def phash_grids(images: Sequence[Image.Image]) -> NDArray[np.uint8]:
     """The ``(N, 32, 32)`` grayscale grids imagehash hashes: ``convert("L")`` then LANCZOS."""
-    return resize_grays([gray_array(image) for image in images])
+    out = np.empty((len(images), _GRID, _GRID), dtype=np.uint8)
+    for positions, stack in gray_stacks(images):
+        out[positions] = lanczos_resize_stack(stack, _GRID, _GRID)
+    return out
 
 
 def phash_from_grids(grids: NDArray[np.uint8]) -> NDArray[np.uint64]:
