@@ -112,11 +112,16 @@ def connect_deployed(settings: Settings) -> Connection:
     return Connection(client, deployment)
 
 
-def deploy(settings: Settings, account: LocalAccount) -> Deployment:
-    """Deploy the marketplace contracts with ``account`` and save the deployment file."""
+def deploy(
+    settings: Settings, account: LocalAccount, *, payment_token: str | None = None
+) -> Deployment:
+    """Deploy the marketplace contracts with ``account`` and save the deployment file.
+
+    On a local dev chain the payment token is a fresh DevToken; elsewhere pass the ERC-20.
+    """
     client = connect(settings)
     client.fund_from_dev_faucet(account.address)
-    deployment = deploy_marketplace(client, account)
+    deployment = deploy_marketplace(client, account, payment_token=payment_token)
     deployment.save(settings.deployments_dir)
     return deployment
 

@@ -40,11 +40,19 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     emit(chain_status(settings(ctx).chain_dir), as_json=as_json, title="local chain")
 
 
-def deploy(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+def deploy(
+    ctx: typer.Context,
+    payment_token: str | None = typer.Option(
+        None,
+        "--payment-token",
+        help="ERC-20 the market takes payments in (required outside a local dev chain).",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
     """Deploy the marketplace contracts and write the deployment file every command reads."""
     cfg = settings(ctx)
     unlocked = unlock_account(cfg)
-    deployment = session.deploy(cfg, unlocked.local_account)
+    deployment = session.deploy(cfg, unlocked.local_account, payment_token=payment_token)
     if as_json:
         emit(deployment, as_json=True)
         return
