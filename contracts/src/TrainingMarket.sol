@@ -508,6 +508,8 @@ contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient 
         Proposal storage p = _existing(proposalId);
         if (msg.sender != p.node) revert TrainingMarketNotNode(msg.sender);
         if (p.status != Status.Training) revert TrainingMarketWrongStatus(proposalId, p.status);
+        (bool active,,) = stakeholders.nodeStatus(msg.sender);
+        if (!active) revert TrainingMarketInactiveNode(msg.sender); // suspended: consumer reclaims
         if (block.timestamp > p.deadline) revert TrainingMarketDeadlinePassed(proposalId);
         if (accuracyBps > _BPS) revert TrainingMarketInvalidTerms("accuracy above 10000 bps");
         bool met = accuracyBps >= p.wtpBps;

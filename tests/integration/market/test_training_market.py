@@ -353,10 +353,16 @@ def test_start_training_with_a_signed_quote(mk: Market, two_assets) -> None:
 
 def test_suspended_node_cannot_start_or_submit(mk: Market, two_assets) -> None:
     pid = mk.approved(two_assets)
-    mk.stakeholders.suspend_node(mk.roles["governance"], mk.roles["node"].address)
+    gov, node = mk.roles["governance"], mk.roles["node"].address
+    mk.stakeholders.suspend_node(gov, node)
     quote, signature = mk.quote(pid)
     with reverts("TrainingMarketInactiveNode"):
         mk.market.start_training(mk.roles["consumer"], pid, quote, signature)
+    mk.stakeholders.reinstate_node(gov, node)
+    mk.market.start_training(mk.roles["consumer"], pid, quote, signature)
+    mk.stakeholders.suspend_node(gov, node)  # suspended while training
+    with reverts("TrainingMarketInactiveNode"):
+        submit(mk, pid, 9000)
 
 
 def submit(mk: Market, pid: int, accuracy: int, root: bytes = b"\x01" * 32, who: str = "node"):  # type: ignore[no-untyped-def]
