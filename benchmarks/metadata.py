@@ -4,8 +4,8 @@ plain NumPy linear scan (see shared/BENCHMARKS.md for the conventions).
 1. **pHash throughput** on the same decoded ``PIL.Image`` objects: ``visdm.metadata.
    phash_batch(images)`` vs ``[imagehash.phash(im) for im in images]``; the hashes are also
    compared (they must be equal bit for bit). Two inputs: Fashion-MNIST 28x28 grey images
-   (the test split) and 256x256 RGB crops of real photographs (scikit-image and scikit-learn
-   sample images, random crops and rescales, seeded). Timings alternate ours/peer in every
+   (the test split) and 256x256 RGB crops of real photographs (scikit-learn's two sample
+   images, random crops and rescales, seeded). Timings alternate ours/peer in every
    repetition; the median is reported. Target: >= 5x.
 2. **All-pairs search at Hamming radius 8** over N random 64-bit hashes of which 10 % are
    planted near-copies of others at distances 0..10 (uniform): ``visdm.metadata.
@@ -38,12 +38,11 @@ _POP16 = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.uint8)
 
 # --- 1. pHash ------------------------------------------------------------------------------
 def _photo_crops(count: int, seed: int) -> list[Image.Image]:
-    import skimage.data
+    """256x256 RGB crops (random position and scale, seeded) of scikit-learn's two sample
+    photographs (china.jpg, flower.jpg; 640x427, shipped with the package)."""
     from sklearn.datasets import load_sample_images
 
     sources = [Image.fromarray(a) for a in load_sample_images().images]
-    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "retina"):
-        sources.append(Image.fromarray(getattr(skimage.data, name)()).convert("RGB"))
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
@@ -205,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += dedup_rows
         notes[f"dedup_{n}"] = dedup_notes
     notes["data"] = (
-        "pHash: Fashion-MNIST test split; 256x256 seeded crops of scikit-image/scikit-learn "
+        "pHash: Fashion-MNIST test split; 256x256 seeded crops of scikit-learn's sample "
         "photos. Dedup: uniform random 64-bit hashes, 10% planted copies at distance 0..10."
     )
     notes["repeats"] = repeats
