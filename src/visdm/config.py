@@ -35,6 +35,9 @@ class Settings:
     rpc_timeout_s: float = _DEFAULT_RPC_TIMEOUT_S
     tx_timeout_s: float = _DEFAULT_TX_TIMEOUT_S
     account: str | None = None
+    #: where blobs live: ``None`` for the local blockstore under ``home``, or the URL of a Kubo
+    #: RPC API (``http://127.0.0.1:5001``)
+    store_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -49,6 +52,7 @@ class Settings:
             rpc_timeout_s=_float(env, "VISDM_RPC_TIMEOUT", _DEFAULT_RPC_TIMEOUT_S),
             tx_timeout_s=_float(env, "VISDM_TX_TIMEOUT", _DEFAULT_TX_TIMEOUT_S),
             account=env.get("VISDM_ACCOUNT") or None,
+            store_url=env.get("VISDM_STORE_URL") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -71,6 +75,11 @@ class Settings:
     @property
     def store_dir(self) -> Path:
         return self.home / "store"
+
+    @property
+    def node_dir(self) -> Path:
+        """The compute node's private working directory (state, cursor, scratch space)."""
+        return self.home / "node"
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:

@@ -26,6 +26,7 @@ from visdm.chain.deployment import (
     load_deployment,
 )
 from visdm.config import Settings
+from visdm.storage import ContentStore, KuboStore, LocalStore
 from visdm.errors import (
     DeploymentNotFoundError,
     InvalidInputError,
@@ -41,6 +42,7 @@ __all__ = [
     "connect_deployed",
     "current_account",
     "deploy",
+    "open_store",
     "register",
     "unlock",
     "whoami",
@@ -66,6 +68,13 @@ def unlock(settings: Settings, password: str) -> UnlockedAccount:
     """Open the current account's keystore with ``password``."""
     info = current_account(settings)
     return load_account(settings.keystore_dir, info.name, password)
+
+
+def open_store(settings: Settings) -> ContentStore:
+    """The content store: a Kubo RPC API when ``store_url`` is set, else the local blockstore."""
+    if settings.store_url:
+        return KuboStore(settings.store_url)
+    return LocalStore(settings.store_dir)
 
 
 def _rpc_url(settings: Settings) -> str:

@@ -29,6 +29,7 @@ __all__ = [
     "console",
     "emit",
     "err_console",
+    "print_wide",
     "public_account",
     "read_password",
     "settings",
@@ -134,10 +135,17 @@ def emit(value: Any, *, as_json: bool, title: str | None = None) -> None:
             table.add_column(str(key), overflow="fold")
         for row in rows:
             table.add_row(*(_cell(v) for v in row.values()))
-        # outside a terminal rich assumes 80 columns; addresses and keys must not be cut
-        console.print(table, width=None if console.is_terminal else 240)
+        print_wide(table)
     else:
         console.print(str(data))
+
+
+def print_wide(renderable: Any) -> None:
+    """Print a table; outside a terminal rich assumes 80 columns, which would cut addresses."""
+    if console.is_terminal:
+        console.print(renderable)
+    else:
+        Console(file=console.file, width=240, highlight=False).print(renderable)
 
 
 def _cell(value: Any) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ._common import JsonOption, console, to_jsonable
+from ._common import JsonOption, console, print_wide, to_jsonable
 
 __all__ = ["demo"]
 
@@ -52,5 +52,5 @@ def demo(
             ", ".join(info["roles"]),  # type: ignore[arg-type]
             "yes" if info["key_matches"] else "NO",
         )
-    console.print(table, width=None if console.is_terminal else 160)
+    print_wide(table)
     console.print(f"demo finished in {report.total_seconds:.1f} s (chain {report.chain_id})")

@@ -1,0 +1,148 @@
+"""``visdm asset add|list|show|withdraw``: a provider's data assets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ._common import JsonOption, console, emit, err_console, settings, unlock_account
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Register, inspect and withdraw data assets.")
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    directory: Path = typer.Argument(..., help="Folder of images (PNG, JPEG, WebP, BMP)."),
+    labels: Path | None = typer.Option(
+        None, "--labels", help="CSV with filename,label rows (default: DIR/labels.csv)."
+    ),
+    regions: str = typer.Option("local", "--regions", help="Allowed regions, comma-separated."),
+    nodes: str | None = typer.Option(
+        None, "--nodes", help="Allowed compute nodes (default: every active node in the regions)."
+    ),
+    licence: Path | None = typer.Option(None, "--licence", help="Licence terms as a JSON file."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Validate, encrypt, store, sign and register a folder of labelled images."""
+    from visdm.assets import STAGES, add_asset, load_licence
+
+    cfg = settings(ctx)
+    owner = unlock_account(cfg)
+    terms = load_licence(licence)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=as_json,
+    ) as progress:
+        task = progress.add_task("registering", total=len(STAGES))
+
+        def on_stage(name: str, report: object) -> None:
+            progress.update(task, description=name, completed=STAGES.index(name))
+
+        added = add_asset(
+            cfg,
+            owner,
+            directory,
+            labels_file=labels,
+            regions=_csv(regions) or [],
+            nodes=_csv(nodes),
+            licence=terms,
+            on_stage=on_stage,
+        )
+        progress.update(task, completed=len(STAGES), description="registered")
+    if as_json:
+        emit(added, as_json=True)
+        return
+    console.print(
+        f"asset {added.asset_id} registered: {added.sample_count} samples, manifest "
+        f"{added.manifest_cid}, gas {added.gas_used:,}"
+    )
+    for row in added.rejected:
+        console.print(f"  rejected {row['file']}: {row['reason']}", markup=False)
+    console.print(f"the compute node(s) {', '.join(added.nodes)} will attest its metadata")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    mine: bool = typer.Option(False, "--mine", help="Only the current account's assets."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Every registered asset, newest first."""
+    from visdm.assets import list_assets
+    from visdm.session import current_account
+
+    cfg = settings(ctx)
+    owner = current_account(cfg).address if mine else None
+    emit(list_assets(cfg, owner=owner), as_json=as_json, title="assets")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    asset_id: int = typer.Argument(..., help="The asset's id."),
+    samples: int = typer.Option(5, "--samples", help="How many samples' metadata to show."),
+    as_json: bool = JsonOption,
+) -> None:
+    """An asset's chain record, public metadata and near-duplicate links."""
+    from visdm.assets import show_asset
+
+    view = show_asset(settings(ctx), asset_id, samples=samples)
+    if as_json:
+        emit(view, as_json=True)
+        return
+    emit(
+        {k: v for k, v in emit_fields(view).items() if k not in ("samples", "duplicate_links")},
+        as_json=False,
+        title=f"asset {asset_id}",
+    )
+    if view.samples:
+        emit([_sample_row(s) for s in view.samples], as_json=False, title="samples")
+    emit(view.duplicate_links, as_json=False, title="near-duplicate links")
+
+
+def _sample_row(sample: dict[str, object]) -> dict[str, object]:
+    """The columns a person scans; ``--json`` has every field."""
+    return {
+        "index": sample["index"],
+        "label": sample["label"],
+        "size": f"{sample['width']}x{sample['height']}x{sample['channels']}",
+        "format": sample["format"],
+        "bytes": sample["byteSize"],
+        "phash": sample["phash"],
+        "brightness": round(float(sample["brightness"]), 1),  # type: ignore[arg-type]
+        "contrast": round(float(sample["contrast"]), 1),  # type: ignore[arg-type]
+        "blur": round(float(sample["blur"]), 1),  # type: ignore[arg-type]
+    }
+
+
+def emit_fields(view: object) -> dict[str, object]:
+    from ._common import to_jsonable
+
+    data = to_jsonable(view)
+    assert isinstance(data, dict)
+    return data
+
+
+@app.command("withdraw")
+def withdraw(
+    ctx: typer.Context, asset_id: int = typer.Argument(..., help="The asset's id.")
+) -> None:
+    """Withdraw an asset: it leaves the market and every training not yet started."""
+    from visdm.assets import withdraw_asset
+
+    cfg = settings(ctx)
+    status = withdraw_asset(cfg, unlock_account(cfg), asset_id)
+    console.print(f"asset {asset_id} is now {status}")

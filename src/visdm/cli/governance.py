@@ -1,0 +1,67 @@
+"""``visdm governance``: regions and compute-node admission (needs GOVERNANCE_ROLE)."""
+
+from __future__ import annotations
+
+import typer
+
+from visdm import governance
+
+from ._common import JsonOption, emit, settings, unlock_account
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Govern the marketplace: regions and compute nodes.")
+
+
+@app.command("add-region")
+def add_region(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
+    """Add a region that compute nodes can be placed in and assets can allow."""
+    cfg = settings(ctx)
+    regions = governance.add_region(cfg, unlock_account(cfg).local_account, name)
+    emit({"regions": regions}, as_json=as_json)
+
+
+@app.command("admit-node")
+def admit_node(
+    ctx: typer.Context,
+    node: str = typer.Argument(..., help="The node's address."),
+    region: str = typer.Option(..., "--region", help="Region the node runs in."),
+    endpoint: str = typer.Option(..., "--endpoint", help="The node's HTTP endpoint."),
+    encryption_key: str = typer.Option(
+        ..., "--encryption-key", help="The node's X25519 public key (visdm account export-public)."
+    ),
+    signer: str | None = typer.Option(None, "--signer", help="Quote signer (default: the node)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Admit a compute node (or update its region, endpoint or keys)."""
+    cfg = settings(ctx)
+    record = governance.admit_node(
+        cfg,
+        unlock_account(cfg).local_account,
+        node,
+        region=region,
+        endpoint=endpoint,
+        encryption_key=encryption_key,
+        signer=signer,
+    )
+    emit(record, as_json=as_json, title="compute node")
+
+
+@app.command("suspend-node")
+def suspend_node(ctx: typer.Context, node: str, as_json: bool = JsonOption) -> None:
+    """Suspend a compute node: it can no longer attest, be chosen or submit results."""
+    cfg = settings(ctx)
+    record = governance.set_node_suspended(
+        cfg, unlock_account(cfg).local_account, node, suspended=True
+    )
+    emit(record, as_json=as_json, title="compute node")
+
+
+@app.command("reinstate-node")
+def reinstate_node(ctx: typer.Context, node: str, as_json: bool = JsonOption) -> None:
+    """Lift a compute node's suspension."""
+    cfg = settings(ctx)
+    record = governance.set_node_suspended(
+        cfg, unlock_account(cfg).local_account, node, suspended=False
+    )
+    emit(record, as_json=as_json, title="compute node")

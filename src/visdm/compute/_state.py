@@ -1,0 +1,152 @@
+"""The compute node's durable state: where it stopped reading the chain, what it did with each
+asset, and the pHashes of every active sample in the marketplace.
+
+One SQLite file in the node's private directory. Each block range is applied in one transaction
+together with the cursor, so a crash either keeps a range whole or forgets it whole, and a
+restart resumes exactly where the last committed range ended.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["AssetOutcome", "NodeState"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 1), block INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS assets (
+    asset_id INTEGER PRIMARY KEY,
+    outcome TEXT NOT NULL,          -- attested | attested-elsewhere | skipped | rejected
+    detail TEXT NOT NULL,
+    accepted INTEGER NOT NULL DEFAULT 0,
+    excluded INTEGER NOT NULL DEFAULT 0,
+    metadata_cid TEXT
+);
+CREATE TABLE IF NOT EXISTS samples (
+    sample_id BLOB PRIMARY KEY,
+    asset_id INTEGER NOT NULL,
+    phash INTEGER NOT NULL,         -- signed 64-bit (SQLite integers are signed)
+    position INTEGER NOT NULL,      -- order of arrival in the marketplace
+    active INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS samples_by_asset ON samples (asset_id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AssetOutcome:
+    """What the node did with one asset."""
+
+    asset_id: int
+    outcome: str
+    detail: str
+    accepted: int = 0
+    excluded: int = 0
+    metadata_cid: str | None = None
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _unsigned(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+class NodeState:
+    """The node's SQLite state (not thread-safe: one follower owns it)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together, or not at all."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- cursor ---------------------------------------------------------------------------
+    def cursor(self) -> int | None:
+        """The last block fully processed, or ``None`` before the first run."""
+        row = self._db.execute("SELECT block FROM cursor WHERE id = 1").fetchone()
+        return None if row is None else int(row[0])
+
+    def set_cursor(self, block: int) -> None:
+        self._db.execute(
+            "INSERT INTO cursor (id, block) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET block = excluded.block",
+            (block,),
+        )
+
+    # --- assets ---------------------------------------------------------------------------
+    def outcome(self, asset_id: int) -> AssetOutcome | None:
+        row = self._db.execute(
+            "SELECT asset_id, outcome, detail, accepted, excluded, metadata_cid FROM assets "
+            "WHERE asset_id = ?",
+            (asset_id,),
+        ).fetchone()
+        return None if row is None else AssetOutcome(*row)
+
+    def record(self, outcome: AssetOutcome) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO assets VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                outcome.asset_id,
+                outcome.outcome,
+                outcome.detail,
+                outcome.accepted,
+                outcome.excluded,
+                outcome.metadata_cid,
+            ),
+        )
+
+    def outcomes(self) -> list[AssetOutcome]:
+        rows = self._db.execute(
+            "SELECT asset_id, outcome, detail, accepted, excluded, metadata_cid FROM assets "
+            "ORDER BY asset_id"
+        ).fetchall()
+        return [AssetOutcome(*row) for row in rows]
+
+    # --- the marketplace's active samples -----------------------------------------------------
+    def add_samples(self, asset_id: int, samples: list[tuple[bytes, int]]) -> None:
+        """Record ``(sample id, pHash)`` pairs of a newly active asset, in arrival order."""
+        start = int(self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+        self._db.executemany(
+            "INSERT INTO samples (sample_id, asset_id, phash, position) VALUES (?, ?, ?, ?)",
+            [(sid, asset_id, _signed(h), start + i) for i, (sid, h) in enumerate(samples)],
+        )
+
+    def deactivate_asset(self, asset_id: int) -> list[bytes]:
+        """Mark a withdrawn asset's samples inactive; returns their ids."""
+        ids = [
+            bytes(r[0])
+            for r in self._db.execute(
+                "SELECT sample_id FROM samples WHERE asset_id = ? AND active = 1", (asset_id,)
+            )
+        ]
+        self._db.execute("UPDATE samples SET active = 0 WHERE asset_id = ?", (asset_id,))
+        return ids
+
+    def active_samples(self) -> list[tuple[bytes, int]]:
+        """Every active ``(sample id, pHash)`` in arrival order (to rebuild the index)."""
+        rows = self._db.execute(
+            "SELECT sample_id, phash FROM samples WHERE active = 1 ORDER BY position"
+        ).fetchall()
+        return [(bytes(r[0]), _unsigned(int(r[1]))) for r in rows]
