@@ -32,6 +32,7 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_ROOT",
     "DatasetNotFoundError",
+    "export_fashion_mnist",
     "load_fashion_mnist",
     "read_idx",
 ]
@@ -166,3 +167,38 @@ def load_fashion_mnist(
     if limit is not None:
         images, labels = images[:limit].copy(), labels[:limit].copy()
     return images, labels.astype(np.int64)
+
+
+def export_fashion_mnist(
+    out_dir: Path,
+    *,
+    count: int,
+    offset: int = 0,
+    split: Literal["train", "test"] = "test",
+    root: Path | None = None,
+) -> Path:
+    """Write ``count`` Fashion-MNIST images as PNG files plus a ``labels.csv`` into ``out_dir``
+    (which must not exist yet): a ready-made folder for ``visdm asset add``."""
+    if count <= 0:
+        raise InvalidInputError(f"count must be positive, got {count}")
+    if offset < 0:
+        raise InvalidInputError(f"offset must not be negative, got {offset}")
+    if out_dir.exists():
+        raise InvalidInputError(f"{out_dir} already exists: choose a new folder")
+    images, labels = load_fashion_mnist(split, limit=offset + count, root=root)
+    if images.shape[0] < offset + count:
+        raise InvalidInputError(
+            f"the {split} split has {images.shape[0]} images; offset {offset} + count {count} "
+            "is too many"
+        )
+    from PIL import Image
+
+    out_dir.mkdir(parents=True)
+    rows = ["filename,label"]
+    for i in range(offset, offset + count):
+        name = f"fmnist-{split}-{i:05d}.png"
+        Image.fromarray(images[i]).save(out_dir / name)
+        label = FASHION_MNIST_CLASSES[int(labels[i])].lower().replace("/", "-").replace(" ", "-")
+        rows.append(f"{name},{label}")
+    (out_dir / "labels.csv").write_text("\n".join(rows) + "\n")
+    return out_dir

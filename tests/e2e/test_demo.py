@@ -23,11 +23,23 @@ def test_demo_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         "account new",
         "chain up",
         "deploy",
+        "admit node",
         "register ada",
+        "register cy",
         "register bob",
+        "photos",
+        "asset add ada",
+        "node attests",
+        "asset add cy",
+        "node attests",
         "seal sample",
     ]
     assert report["accounts"]["ada"]["roles"] == ["provider"]
+    ada, cy = report["assets"]
+    assert (ada["owner"], ada["samples"]) == ("ada", 24)
+    assert (cy["owner"], cy["samples"]) == ("cy", 18)
+    assert [r["file"] for r in cy["rejected"]] == ["not-an-image.png"]
+    assert report["copies_linked"] >= 6
     assert report["accounts"]["bob"]["roles"] == ["consumer"]
     assert all(a["key_matches"] for a in report["accounts"].values())
     assert report["sample_cid"].startswith("bafkrei")

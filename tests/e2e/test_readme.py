@@ -55,4 +55,7 @@ def test_step_by_step_walkthrough_runs(tmp_path: Path) -> None:
     assert "StakeholderRegistry" in out
     assert re.search(r"roles\s+provider", out), out
     assert re.search(r"key_matches\s+True", out), out
+    assert "asset 1 registered: 20 samples" in out
+    assert re.search(r"status\s+active", out), out
+    assert re.search(r"accepted_count\s+20", out), out
     assert "local chain stopped" in out

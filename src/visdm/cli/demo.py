@@ -46,11 +46,24 @@ def demo(
     for column in ("account", "address", "roles", "X25519 key on chain matches keystore"):
         table.add_column(column)
     for name, info in report.accounts.items():
-        table.add_row(
-            name,
-            str(info["address"]),
-            ", ".join(info["roles"]),  # type: ignore[arg-type]
-            "yes" if info["key_matches"] else "NO",
-        )
+        roles = ", ".join(info["roles"])  # type: ignore[arg-type]
+        table.add_row(name, str(info["address"]), roles, "yes" if info["key_matches"] else "NO")
     print_wide(table)
-    console.print(f"demo finished in {report.total_seconds:.1f} s (chain {report.chain_id})")
+    assets = Table(title="assets attested by the compute node")
+    for column in ("asset", "owner", "samples", "labels", "near-duplicate links", "rejected"):
+        assets.add_column(column)
+    for row in report.assets:
+        labels = ", ".join(f"{k} {v}" for k, v in row["labels"].items())
+        assets.add_row(
+            str(row["asset_id"]),
+            row["owner"],
+            str(row["samples"]),
+            labels,
+            str(row["duplicate_links"]),
+            ", ".join(r["file"] for r in row["rejected"]) or "-",
+        )
+    print_wide(assets)
+    console.print(
+        f"cy's {report.copies_linked} exact copies of ada's images were linked to the originals; "
+        f"demo finished in {report.total_seconds:.1f} s (chain {report.chain_id})"
+    )

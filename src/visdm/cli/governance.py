@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from visdm import governance
+from visdm.errors import InvalidInputError
 
 from ._common import JsonOption, emit, settings, unlock_account
 
@@ -24,17 +25,28 @@ def add_region(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> Non
 @app.command("admit-node")
 def admit_node(
     ctx: typer.Context,
-    node: str = typer.Argument(..., help="The node's address."),
+    node: str = typer.Argument(..., help="The node's address, or its account name here."),
     region: str = typer.Option(..., "--region", help="Region the node runs in."),
     endpoint: str = typer.Option(..., "--endpoint", help="The node's HTTP endpoint."),
-    encryption_key: str = typer.Option(
-        ..., "--encryption-key", help="The node's X25519 public key (visdm account export-public)."
+    encryption_key: str | None = typer.Option(
+        None,
+        "--encryption-key",
+        help="The node's X25519 public key (default: from its keystore when NODE names one).",
     ),
     signer: str | None = typer.Option(None, "--signer", help="Quote signer (default: the node)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Admit a compute node (or update its region, endpoint or keys)."""
     cfg = settings(ctx)
+    if encryption_key is None:
+        from visdm.accounts import account_info
+
+        info = account_info(cfg.keystore_dir, node)
+        if info.x25519_public is None:
+            raise InvalidInputError(
+                f"the keystore of {node} records no X25519 key: pass --encryption-key"
+            )
+        node, encryption_key = info.address, info.x25519_public
     record = governance.admit_node(
         cfg,
         unlock_account(cfg).local_account,

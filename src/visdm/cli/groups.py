@@ -11,13 +11,14 @@ def register(app: typer.Typer) -> None:
     """Attach the command groups (idempotent)."""
     if getattr(app, "_visdm_groups_registered", False):
         return
-    from . import account, asset, chain, demo, governance, node
+    from . import account, asset, chain, data, demo, governance, node
 
     app.add_typer(account.app, name="account")
     app.add_typer(chain.app, name="chain")
     app.add_typer(asset.app, name="asset")
     app.add_typer(node.app, name="node")
     app.add_typer(governance.app, name="governance")
+    app.add_typer(data.app, name="data")
     chain.register_top_level(app)
     app.command("demo")(demo.demo)
     app._visdm_groups_registered = True  # type: ignore[attr-defined]

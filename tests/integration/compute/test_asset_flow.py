@@ -109,7 +109,7 @@ class Flow:
 def flow(
     chain: ChainClient, deployment: Deployment, tmp_path: Path, funded_roles
 ) -> Iterator[Flow]:
-    yield Flow(chain, deployment, tmp_path / "home", dict(funded_roles))
+    return Flow(chain, deployment, tmp_path / "home", dict(funded_roles))
 
 
 def test_register_attest_show(flow: Flow, tmp_path: Path) -> None:
