@@ -56,6 +56,21 @@ def _seal_sample(store: ContentStore, *, sender: UnlockedAccount, reader: Unlock
     raise DecryptionError("a key wrapped for the reader opened with the sender's key")
 
 
+def _photos(root: Path, images: int) -> tuple[Path, Path]:
+    """ada's photos; cy re-uploads the first six of them next to photos of its own, plus a
+    file that is not an image (which validation rejects)."""
+    ada_dir = export_fashion_mnist(root / "ada", count=images)
+    cy_dir = export_fashion_mnist(root / "cy", count=images // 2, offset=images)
+    rows = (ada_dir / "labels.csv").read_text().splitlines()[1:7]
+    with (cy_dir / "labels.csv").open("a") as csv:
+        for i, (png, row) in enumerate(zip(sorted(ada_dir.glob("*.png"))[:6], rows, strict=True)):
+            (cy_dir / f"copy-{i}.png").write_bytes(png.read_bytes())
+            csv.write(f"copy-{i}.png,{row.split(',')[1]}\n")
+        (cy_dir / "not-an-image.png").write_bytes(b"this is not a picture")
+        csv.write("not-an-image.png,bag\n")
+    return ada_dir, cy_dir
+
+
 @dataclass(slots=True)
 class DemoStep:
     """One step of the demo: what happened, how long it took, the gas it cost."""
@@ -165,20 +180,8 @@ def _play(
             "key_matches": me.key_matches,
         }
 
-    # ada's photos; cy re-uploads the first six of them next to photos of its own
-    photos = Path(report.home) / "photos"
     t0 = time.perf_counter()
-    ada_dir = export_fashion_mnist(photos / "ada", count=images)
-    cy_dir = export_fashion_mnist(photos / "cy", count=images // 2, offset=images)
-    for i, png in enumerate(sorted(ada_dir.glob("*.png"))[:6]):
-        (cy_dir / f"copy-{i}.png").write_bytes(png.read_bytes())
-    labels = (ada_dir / "labels.csv").read_text().splitlines()[1:7]
-    with (cy_dir / "labels.csv").open("a") as csv:
-        for i, row in enumerate(labels):
-            csv.write(f"copy-{i}.png,{row.split(',')[1]}\n")
-    (cy_dir / "not-an-image.png").write_bytes(b"this is not a picture")
-    with (cy_dir / "labels.csv").open("a") as csv:
-        csv.write("not-an-image.png,bag\n")
+    ada_dir, cy_dir = _photos(Path(report.home) / "photos", images)
     step("photos", f"{images} Fashion-MNIST images for ada, {images // 2} + 6 copies for cy", t0)
 
     worker = AssetWorker(

@@ -26,13 +26,13 @@ from visdm.chain.deployment import (
     load_deployment,
 )
 from visdm.config import Settings
-from visdm.storage import ContentStore, KuboStore, LocalStore
 from visdm.errors import (
     DeploymentNotFoundError,
     InvalidInputError,
     KeystoreNotFoundError,
     WrongChainError,
 )
+from visdm.storage import ContentStore, KuboStore, LocalStore
 from visdm.types import Role
 
 __all__ = [
