@@ -16,6 +16,7 @@ from visdm.valuation._payout import (
     Payout,
     compute_payout,
     largest_remainder,
+    payout_tree,
 )
 from visdm.valuation._result import ValuationResult
 from visdm.valuation._robust import (
@@ -39,4 +40,5 @@ __all__ = [
     "find_near_duplicates",
     "knn_shapley_values",
     "largest_remainder",
+    "payout_tree",
 ]

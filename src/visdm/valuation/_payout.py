@@ -14,10 +14,12 @@ prices up to ``2**256 - 1`` lose nothing), everyone gets the floor, and the unit
 remainders go to the lower address (byte order). The result is deterministic, sums exactly to
 the price, and gives nobody less than the floor of their quota or more than its ceiling.
 
-**Commitment.** One ``(address, uint256)`` leaf per provider with a non-zero amount, in an
-OpenZeppelin ``StandardMerkleTree`` (:mod:`visdm.merkle`); the contract checks
-``MerkleProof.verify(proof, root, keccak256(bytes.concat(keccak256(abi.encode(account,
-amount)))))``.
+**Commitment.** One ``(uint256 index, address account, uint256 amount)`` leaf per provider
+with a non-zero amount, ``index`` being the provider's position in address order, in an
+OpenZeppelin ``StandardMerkleTree`` (:mod:`visdm.merkle`). ``TrainingMarket.claim`` checks
+``MerkleProof.verify(proof, root, keccak256(bytes.concat(keccak256(abi.encode(index, account,
+amount)))))``; the index only feeds its claimed-bitmap (256 claims share one storage word, as in
+Uniswap's MerkleDistributor), which keeps a claim's gas flat however many payees there are.
 """
 
 from __future__ import annotations
@@ -34,10 +36,16 @@ from visdm.errors import InvalidInputError
 from visdm.merkle import StandardMerkleTree
 from visdm.types import Address
 
-__all__ = ["PAYOUT_LEAF_ENCODING", "Payout", "compute_payout", "largest_remainder"]
+__all__ = [
+    "PAYOUT_LEAF_ENCODING",
+    "Payout",
+    "compute_payout",
+    "largest_remainder",
+    "payout_tree",
+]
 
-#: the ABI types of one payout leaf
-PAYOUT_LEAF_ENCODING: tuple[str, str] = ("address", "uint256")
+#: the ABI types of one payout leaf: (index, account, amount)
+PAYOUT_LEAF_ENCODING: tuple[str, str, str] = ("uint256", "address", "uint256")
 _UINT256_MAX = 2**256 - 1
 
 Basis = Literal["value", "sample_count"]
@@ -106,13 +114,20 @@ class Payout:
         """The Merkle root to post on chain (32 zero bytes when nothing is paid)."""
         return self.tree.root if self.tree is not None else bytes(32)
 
+    def leaf(self, provider: str) -> tuple[int, Address, int]:
+        """The ``(index, account, amount)`` leaf a provider claims with."""
+        address = checksum(provider)
+        if self.tree is not None:
+            for index, account, amount in self.tree.values:
+                if checksum(account) == address:
+                    return int(index), address, int(amount)
+        raise InvalidInputError(f"{address} has nothing to claim in this payout")
+
     def proof(self, provider: str) -> list[bytes]:
         """The Merkle proof a provider submits to claim its amount."""
-        address = checksum(provider)
-        amount = self.amounts.get(address, 0)
-        if self.tree is None or amount == 0:
-            raise InvalidInputError(f"{address} has nothing to claim in this payout")
-        return self.tree.proof(self.tree.index_of((address, amount)))
+        leaf = self.leaf(provider)
+        assert self.tree is not None  # leaf() found it in the tree
+        return self.tree.proof(self.tree.index_of(leaf))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary: amounts as decimal strings, the root, and the full tree."""
@@ -157,6 +172,28 @@ def compute_payout(
     amounts = {p: shares.get(p, 0) for p in sorted(values, key=lambda a: bytes.fromhex(a[2:]))}
     total_w = float(sum(Fraction(w) for w in weights.values()))
     norm = {p: float(Fraction(weights.get(p, 0))) / total_w for p in amounts}
-    leaves = [(p, a) for p, a in amounts.items() if a > 0]
-    tree = StandardMerkleTree.of(leaves, PAYOUT_LEAF_ENCODING) if leaves else None
+    tree = payout_tree(amounts) if any(amounts.values()) else None
     return Payout(price=price, amounts=amounts, weights=norm, basis=basis, tree=tree)
+
+
+def payout_tree(amounts: Mapping[str, int]) -> StandardMerkleTree:
+    """The payout tree for ``account → amount``: zero amounts are left out, and the remaining
+    accounts get indices 0, 1, … in address order."""
+    rows: dict[Address, int] = {}
+    for account, amount in amounts.items():
+        if (
+            not isinstance(amount, int)
+            or isinstance(amount, bool)
+            or not 0 <= amount <= _UINT256_MAX
+        ):
+            raise InvalidInputError(f"payout for {account} must be an int in uint256: {amount!r}")
+        address = checksum(account)
+        if address in rows:
+            raise InvalidInputError(f"{address} appears twice in the payouts")
+        if amount:
+            rows[address] = amount
+    if not rows:
+        raise InvalidInputError("a payout tree needs at least one positive amount")
+    ordered = sorted(rows.items(), key=lambda kv: bytes.fromhex(kv[0][2:]))
+    leaves = [(i, account, amount) for i, (account, amount) in enumerate(ordered)]
+    return StandardMerkleTree.of(leaves, PAYOUT_LEAF_ENCODING)

@@ -64,9 +64,9 @@ def test_every_provider_can_claim(price: int, weights: list[int]) -> None:
     for provider, amount in payout.amounts.items():
         if amount:
             proof = payout.proof(provider)
-            assert StandardMerkleTree.verify(
-                payout.root, PAYOUT_LEAF_ENCODING, (provider, amount), proof
-            )
+            leaf = payout.leaf(provider)
+            assert leaf[1:] == (provider, amount)
+            assert StandardMerkleTree.verify(payout.root, PAYOUT_LEAF_ENCODING, leaf, proof)
 
 
 def test_ties_go_to_the_lower_address() -> None:
