@@ -11,8 +11,11 @@ which input, and what to do about it.
     ├── InvalidInputError (ValueError)
     │   ├── InvalidImageError                    a file is not an acceptable image sample
     │   ├── NoValidSamplesError                  no file of an asset passed validation
-    │   └── InvalidManifestError                 an asset manifest is unsafe, malformed or
-    │                                            off-schema
+    │   ├── InvalidManifestError                 an asset manifest is unsafe, malformed or
+    │   │                                        off-schema
+    │   ├── InvalidModelSpecError                a model spec is malformed or off-schema
+    │   ├── DesignLimitError                     a model spec exceeds a compute node's limits
+    │   └── ModelFileError                       a model file is corrupt or does not fit its spec
     ├── KeystoreError
     │   ├── KeystoreNotFoundError (FileNotFoundError)
     │   ├── KeystoreExistsError (FileExistsError)
@@ -26,17 +29,20 @@ which input, and what to do about it.
     │   ├── BlobNotFoundError (LookupError)
     │   ├── CidMismatchError (ValueError)        bytes do not hash to the CID they came under
     │   └── StorageUnavailableError (ConnectionError)
-    └── ChainError
-        ├── ChainNotRunningError (ConnectionError)
-        ├── ChainTimeoutError (TimeoutError)
-        ├── WrongChainError (ValueError)
-        ├── DeploymentNotFoundError (FileNotFoundError)
-        ├── ContractBuildError (RuntimeError)
-        ├── ArtifactError (LookupError)
-        ├── TransactionFailedError (RuntimeError)
-        └── ContractRevertError (RuntimeError)   a custom Solidity error, decoded
-            ├── RevertReasonError                 require(...) / revert("...")
-            └── PanicError                        assert, overflow, division by zero
+    ├── ChainError
+    │   ├── ChainNotRunningError (ConnectionError)
+    │   ├── ChainTimeoutError (TimeoutError)
+    │   ├── WrongChainError (ValueError)
+    │   ├── DeploymentNotFoundError (FileNotFoundError)
+    │   ├── ContractBuildError (RuntimeError)
+    │   ├── ArtifactError (LookupError)
+    │   ├── TransactionFailedError (RuntimeError)
+    │   └── ContractRevertError (RuntimeError)   a custom Solidity error, decoded
+    │       ├── RevertReasonError                 require(...) / revert("...")
+    │       └── PanicError                        assert, overflow, division by zero
+    └── SandboxError
+        ├── SandboxUnavailableError (RuntimeError)    bwrap is missing or cannot make namespaces
+        └── EntryPointNotAllowedError (PermissionError)  a job names code off the allow-list
 """
 
 from __future__ import annotations
@@ -58,16 +64,22 @@ __all__ = [
     "CryptoError",
     "DecryptionError",
     "DeploymentNotFoundError",
+    "DesignLimitError",
+    "EntryPointNotAllowedError",
     "InvalidCidError",
     "InvalidImageError",
     "InvalidInputError",
     "InvalidManifestError",
+    "InvalidModelSpecError",
     "KeystoreError",
     "KeystoreExistsError",
     "KeystoreNotFoundError",
+    "ModelFileError",
     "NoValidSamplesError",
     "PanicError",
     "RevertReasonError",
+    "SandboxError",
+    "SandboxUnavailableError",
     "SignatureError",
     "StorageError",
     "StorageUnavailableError",
@@ -107,6 +119,18 @@ class NoValidSamplesError(InvalidInputError):
 
 class InvalidManifestError(InvalidInputError):
     """An asset manifest is unsafe (DOCTYPE, entities), malformed XML, or violates the schema."""
+
+
+class InvalidModelSpecError(InvalidInputError):
+    """A model spec is not valid JSON or violates the spec schema (field and value named)."""
+
+
+class DesignLimitError(InvalidInputError):
+    """A model spec is well-formed but exceeds a compute node's limits (limit and value named)."""
+
+
+class ModelFileError(InvalidInputError):
+    """A model file is unreadable, or its tensors or spec hash do not match the model spec."""
 
 
 class KeystoreError(VisdmError):
@@ -240,6 +264,20 @@ class PanicError(ContractRevertError):
     def __init__(self, code: int, *, action: str | None = None) -> None:
         super().__init__("Panic", {"code": hex(code)}, action=action)
         self.code = code
+
+
+class SandboxError(VisdmError):
+    """A training job could not be run in the compute node's sandbox."""
+
+    exit_code = 7
+
+
+class SandboxUnavailableError(SandboxError, RuntimeError):
+    """``bwrap`` is missing or cannot create namespaces, so no job may touch decrypted data."""
+
+
+class EntryPointNotAllowedError(SandboxError, PermissionError):
+    """A sandbox job names an entry point that is not on the caller's allow-list."""
 
 
 def _short(value: Any) -> str:

@@ -1,0 +1,66 @@
+"""The compute node's training pipeline (DESIGN §3.4 step 3, §5).
+
+* :func:`parse_model_spec` / :class:`ModelSpec` / :func:`spec_hash`: the declarative model spec
+  (architecture from a fixed zoo: ``mlp``, ``small_cnn``, ``resnet``) and its on-chain hash.
+* :func:`check_design` / :class:`NodeLimits` / :func:`training_cost`: parameter and FLOP
+  limits, and the integer quote.
+* :func:`train`: deterministic CPU training, DP-SGD via Opacus when the spec asks (Abadi et al.,
+  2016), validation accuracy, penultimate-layer embeddings for :mod:`visdm.valuation`.
+* :func:`save_model` / :func:`load_model` / :func:`model_hash`: safetensors model files.
+* :func:`loss_threshold_mia`: the loss-threshold membership-inference attack (Yeom et al.,
+  2018) as a privacy check.
+
+Importing this package imports torch but changes no global torch setting.
+"""
+
+from visdm.training._design import (
+    TRAIN_FLOPS_FACTOR,
+    DesignReport,
+    NodeLimits,
+    check_design,
+    training_cost,
+)
+from visdm.training._mia import loss_threshold_mia, mia_auc, per_sample_losses
+from visdm.training._model_file import load_model, model_bytes, model_hash, save_model
+from visdm.training._spec import (
+    DPSpec,
+    ModelSpec,
+    canonical_spec_json,
+    parse_model_spec,
+    spec_hash,
+)
+from visdm.training._train import (
+    ProgressCallback,
+    Timings,
+    TrainingResult,
+    prepare_images,
+    train,
+)
+from visdm.training._zoo import ZooNet, build_model
+
+__all__ = [
+    "TRAIN_FLOPS_FACTOR",
+    "DPSpec",
+    "DesignReport",
+    "ModelSpec",
+    "NodeLimits",
+    "ProgressCallback",
+    "Timings",
+    "TrainingResult",
+    "ZooNet",
+    "build_model",
+    "canonical_spec_json",
+    "check_design",
+    "load_model",
+    "loss_threshold_mia",
+    "mia_auc",
+    "model_bytes",
+    "model_hash",
+    "parse_model_spec",
+    "per_sample_losses",
+    "prepare_images",
+    "save_model",
+    "spec_hash",
+    "train",
+    "training_cost",
+]

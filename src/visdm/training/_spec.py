@@ -1,0 +1,172 @@
+"""The declarative model spec a consumer submits: architecture from a fixed zoo, sizes, knobs.
+
+A spec is data, never code. It is validated strictly (unknown keys, wrong types, booleans for
+numbers, NaN and out-of-range values are all refused) and hashed canonically so that the hash
+committed on chain identifies exactly one training recipe.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from eth_utils.crypto import keccak
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from visdm.errors import InvalidModelSpecError
+
+__all__ = ["DPSpec", "ModelSpec", "canonical_spec_json", "parse_model_spec", "spec_hash"]
+
+#: the largest spec document accepted, in bytes (a spec is a few hundred bytes)
+MAX_SPEC_BYTES = 64 * 1024
+
+Architecture = Literal["mlp", "small_cnn", "resnet"]
+
+_Dim = Annotated[int, Field(ge=8, le=512)]
+_Hidden = Annotated[int, Field(ge=1, le=4096)]
+
+_DEFAULT_HIDDEN: tuple[int, ...] = (256, 128)
+_DEFAULT_WIDTH = 16
+_DEFAULT_DEPTH = 2
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+class DPSpec(_Strict):
+    """DP-SGD parameters (Abadi et al., 2016): the (ε, δ) budget and the per-sample clip norm."""
+
+    target_epsilon: float = Field(gt=0.0, le=100.0)
+    delta: float = Field(gt=0.0, lt=1e-2)
+    max_grad_norm: float = Field(default=1.0, gt=0.0, le=100.0)
+
+
+class ModelSpec(_Strict):
+    """A training job's model and hyper-parameters.
+
+    Per-architecture knobs: ``mlp`` takes ``hidden`` (1-4 layer sizes); ``small_cnn`` takes
+    ``width`` (channels of the first conv); ``resnet`` takes ``width`` and ``depth`` (number of
+    residual stages, each halving the resolution and doubling the channels). A knob that does
+    not apply to the chosen architecture is an error, so that two specs that train the same
+    model cannot hash differently. Unset knobs take their defaults when the spec is parsed.
+    """
+
+    schema_version: Literal[1] = 1
+    architecture: Architecture
+    input_shape: tuple[Annotated[int, Field(ge=1, le=4)], _Dim, _Dim]
+    num_classes: int = Field(ge=2, le=1000)
+    epochs: int = Field(ge=1, le=1000)
+    batch_size: int = Field(ge=1, le=65536)
+    optimizer: Literal["sgd", "adam"]
+    learning_rate: float = Field(gt=0.0, le=10.0)
+    hidden: tuple[_Hidden, ...] | None = Field(default=None, min_length=1, max_length=4)
+    width: int | None = Field(default=None, ge=4, le=256)
+    depth: int | None = Field(default=None, ge=1, le=4)
+    dp: DPSpec | None = None
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+
+    @model_validator(mode="after")
+    def _knobs_match_architecture(self) -> ModelSpec:
+        allowed = {"mlp": {"hidden"}, "small_cnn": {"width"}, "resnet": {"width", "depth"}}
+        for knob in ("hidden", "width", "depth"):
+            value = getattr(self, knob)
+            if value is not None and knob not in allowed[self.architecture]:
+                raise ValueError(
+                    f"{knob}={value!r} does not apply to architecture {self.architecture!r} "
+                    f"(its knobs: {', '.join(sorted(allowed[self.architecture]))})"
+                )
+        # fill defaults so the canonical form (and hash) does not depend on omitted keys
+        if self.architecture == "mlp" and self.hidden is None:
+            object.__setattr__(self, "hidden", _DEFAULT_HIDDEN)
+        if self.architecture in ("small_cnn", "resnet") and self.width is None:
+            object.__setattr__(self, "width", _DEFAULT_WIDTH)
+        if self.architecture == "resnet":
+            depth = _DEFAULT_DEPTH if self.depth is None else self.depth
+            object.__setattr__(self, "depth", depth)
+            if min(self.input_shape[1:]) < 2 ** (depth + 1):
+                raise ValueError(
+                    f"depth={depth} needs inputs of at least {2 ** (depth + 1)} pixels "
+                    f"a side, input_shape is {list(self.input_shape)}"
+                )
+        return self
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InvalidModelSpecError(f"model spec repeats the key {key!r}: give each key once")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidModelSpecError(f"model spec contains {name}: numbers must be finite")
+
+
+def parse_model_spec(source: bytes | str | dict[str, Any] | ModelSpec) -> ModelSpec:
+    """Validate a spec given as JSON bytes or text, or as an already-decoded ``dict``.
+
+    Raises :class:`~visdm.errors.InvalidModelSpecError` naming every offending field and the
+    value it held; repeated keys, ``NaN``/``Infinity`` and documents over 64 KiB are refused.
+    """
+    if isinstance(source, ModelSpec):
+        return source
+    if isinstance(source, bytes | str):
+        if len(source) > MAX_SPEC_BYTES:
+            raise InvalidModelSpecError(
+                f"model spec is {len(source)} bytes, more than the {MAX_SPEC_BYTES} allowed"
+            )
+        try:
+            data = json.loads(
+                source,
+                object_pairs_hook=_no_duplicate_keys,
+                parse_constant=_reject_constant,
+            )
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidModelSpecError(f"model spec is not valid JSON: {exc}") from None
+    else:
+        data = source
+    if not isinstance(data, dict):
+        raise InvalidModelSpecError(
+            f"model spec must be a JSON object, got {type(data).__name__}: {data!r:.80}"
+        )
+    try:
+        # JSON mode: arrays become tuples, yet strict typing still refuses "3" or true for ints
+        return ModelSpec.model_validate_json(json.dumps(data, allow_nan=False))
+    except ValueError as exc:
+        if not isinstance(exc, ValidationError):
+            raise InvalidModelSpecError(f"model spec cannot be encoded as JSON: {exc}") from None
+        raise InvalidModelSpecError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"]) or "<spec>"
+        value = err.get("input")
+        if err["type"] == "missing":
+            problems.append(f"{field}: required field is missing")
+        elif err["type"] == "extra_forbidden":
+            problems.append(f"{field}={value!r:.80}: unknown field")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{field}={value!r:.80}: {msg}")
+    return "invalid model spec: " + "; ".join(problems)
+
+
+def canonical_spec_json(spec: ModelSpec) -> bytes:
+    """The canonical encoding: defaults filled, keys sorted, no spaces, ASCII, UTF-8."""
+    return json.dumps(
+        spec.model_dump(mode="json"),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+        allow_nan=False,
+    ).encode()
+
+
+def spec_hash(spec: ModelSpec | bytes | str | dict[str, Any]) -> bytes:
+    """keccak256 of :func:`canonical_spec_json` (32 bytes), the value committed on chain."""
+    return bytes(keccak(canonical_spec_json(parse_model_spec(spec))))

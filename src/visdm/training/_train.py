@@ -1,0 +1,354 @@
+"""The compute node's predefined training pipeline: deterministic, CPU, optional DP-SGD.
+
+Determinism (DESIGN §5: another node must be able to re-execute a job): torch is seeded from
+the spec's ``seed``, ``torch.use_deterministic_algorithms(True)`` is on and the intra-op thread
+count is fixed (``num_threads``, 1 by default) for the duration of :func:`train` — both are
+restored afterwards — and the batch order and the DP noise come from their own seeded
+``torch.Generator``. The same spec, data, ``num_threads``, torch version and CPU family give
+bit-identical weights; another thread count may change float summation order.
+
+DP-SGD (Abadi et al., 2016, Algorithm 1) is Opacus' ``PrivacyEngine.make_private_with_epsilon``:
+Poisson sampling with rate ``batch_size / N``, per-sample gradients clipped to
+``max_grad_norm``, Gaussian noise calibrated by the PRV accountant (Gopi et al., 2021) so that
+``epochs`` epochs spend at most ``target_epsilon`` at ``delta``; the ε actually spent is read
+back from the accountant. Opacus runs with ``secure_mode=False`` (a seeded PRNG, not a CSPRNG):
+that is what makes DP runs re-executable, at the price of the guarantee holding only against
+adversaries who cannot predict torch's generator (Opacus' own caveat).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from visdm.errors import DesignLimitError, InvalidInputError
+from visdm.training._design import DesignReport, NodeLimits, check_design
+from visdm.training._spec import DPSpec, ModelSpec, parse_model_spec, spec_hash
+from visdm.training._zoo import ZooNet, build_model
+
+__all__ = ["ProgressCallback", "Timings", "TrainingResult", "prepare_images", "train"]
+
+#: ``progress(epoch, step, total_steps)``: epoch from 1, step counted over the whole run
+ProgressCallback = Callable[[int, int, int], None]
+
+_EVAL_BATCH = 1024
+_SGD_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Wall-clock seconds per phase."""
+
+    train_s: float
+    eval_s: float
+    embed_s: float
+
+    @property
+    def total_s(self) -> float:
+        return self.train_s + self.eval_s + self.embed_s
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A trained model and what the marketplace needs from it.
+
+    ``state`` is the model's ``state_dict`` (detached CPU tensors); ``model`` the same weights
+    in a ready :class:`ZooNet` in eval mode. ``accuracy_bps`` is validation accuracy in basis
+    points (10,000 = 100 %). ``epsilon_spent`` and ``noise_multiplier`` are ``None`` without DP.
+    ``train_embeddings`` / ``val_embeddings`` are the penultimate-layer activations, float32
+    ``(N, embedding_dim)``, in the input order (for :mod:`visdm.valuation`).
+    """
+
+    spec: ModelSpec
+    spec_hash: bytes
+    design: DesignReport
+    model: ZooNet
+    state: dict[str, torch.Tensor]
+    accuracy_bps: int
+    epsilon_spent: float | None
+    noise_multiplier: float | None
+    train_loss: float
+    steps: int
+    samples_seen: int
+    timings: Timings
+    train_embeddings: NDArray[np.float32] = field(repr=False)
+    val_embeddings: NDArray[np.float32] = field(repr=False)
+
+    @property
+    def samples_per_s(self) -> float:
+        """Training throughput: samples processed per second of training."""
+        return self.samples_seen / self.timings.train_s if self.timings.train_s > 0 else math.inf
+
+
+def prepare_images(
+    images: NDArray[Any], input_shape: tuple[int, int, int] | None = None
+) -> torch.Tensor:
+    """``uint8`` ``N×H×W`` or ``N×H×W×C`` images → float32 ``N×C×H×W`` scaled to [-1, 1].
+
+    With ``input_shape`` (C, H, W) the layout must match it; otherwise
+    :class:`~visdm.errors.InvalidInputError` says which shape was given and which expected.
+    """
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8:
+        raise InvalidInputError(f"images must be uint8, got {arr.dtype}")
+    if arr.ndim == 3:
+        arr = arr[:, None, :, :]
+    elif arr.ndim == 4:
+        arr = arr.transpose(0, 3, 1, 2)
+    else:
+        raise InvalidInputError(
+            f"images must be N×H×W or N×H×W×C, got an array of shape {arr.shape}"
+        )
+    if input_shape is not None and tuple(arr.shape[1:]) != tuple(input_shape):
+        raise InvalidInputError(
+            f"images are {arr.shape[1:]} (C, H, W) but the spec's input_shape is "
+            f"{tuple(input_shape)}"
+        )
+    x = torch.from_numpy(np.ascontiguousarray(arr)).to(torch.float32)
+    return x.div_(127.5).sub_(1.0)
+
+
+def _labels(labels: NDArray[Any], n: int, num_classes: int, what: str) -> torch.Tensor:
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise InvalidInputError(f"{what} labels have shape {arr.shape}, expected ({n},)")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise InvalidInputError(f"{what} labels must be integers, got {arr.dtype}")
+    if n and (int(arr.min()) < 0 or int(arr.max()) >= num_classes):
+        raise InvalidInputError(
+            f"{what} labels span {int(arr.min())}..{int(arr.max())}, outside "
+            f"0..{num_classes - 1} (num_classes={num_classes})"
+        )
+    return torch.from_numpy(arr.astype(np.int64))
+
+
+@contextmanager
+def _deterministic(num_threads: int) -> Iterator[None]:
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    threads = torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+
+
+def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        parts = [fn(x[i : i + _EVAL_BATCH]) for i in range(0, x.shape[0], _EVAL_BATCH)]
+    return torch.cat(parts) if parts else torch.empty(0)
+
+
+def train(
+    spec: ModelSpec | bytes | str | dict[str, Any],
+    train_images: NDArray[np.uint8],
+    train_labels: NDArray[np.integer[Any]],
+    val_images: NDArray[np.uint8],
+    val_labels: NDArray[np.integer[Any]],
+    *,
+    limits: NodeLimits | None = None,
+    progress: ProgressCallback | None = None,
+    num_threads: int = 1,
+) -> TrainingResult:
+    """Train ``spec`` on the training set, evaluate on the validation set, embed both.
+
+    The spec is validated and checked against ``limits`` (:func:`check_design`) first. SGD
+    uses momentum 0.9; Adam PyTorch's defaults. Raises
+    :class:`~visdm.errors.InvalidModelSpecError`, :class:`~visdm.errors.DesignLimitError` or
+    :class:`~visdm.errors.InvalidInputError` (image layout, labels, or a DP ``delta`` not below
+    1/N) before any training starts.
+    """
+    spec = parse_model_spec(spec)
+    limits = limits or NodeLimits()
+    design = check_design(spec, limits)
+    if num_threads < 1:
+        raise InvalidInputError(f"num_threads must be >= 1, got {num_threads}")
+    x_train = prepare_images(train_images, spec.input_shape)
+    x_val = prepare_images(val_images, spec.input_shape)
+    n, n_val = x_train.shape[0], x_val.shape[0]
+    y_train = _labels(train_labels, n, spec.num_classes, "training")
+    y_val = _labels(val_labels, n_val, spec.num_classes, "validation")
+    if n == 0 or n_val == 0:
+        raise InvalidInputError(f"need training and validation samples, got {n} and {n_val}")
+    if n > limits.max_samples:
+        raise DesignLimitError(f"{n:,} training samples exceed max_samples={limits.max_samples:,}")
+    if spec.dp is not None and spec.dp.delta >= 1.0 / n:
+        raise InvalidInputError(
+            f"dp.delta={spec.dp.delta} must be below 1/N = {1.0 / n:.3g} for {n} training "
+            "samples, or the guarantee allows leaking a whole record: lower it"
+        )
+
+    with _deterministic(num_threads):
+        torch.manual_seed(spec.seed)
+        model = build_model(spec)
+        fit = _fit(spec, model, x_train, y_train, progress)
+        model.eval()
+        start = time.perf_counter()
+        predictions = _batched(model, x_val).argmax(dim=1)
+        correct = int((predictions == y_val).sum())
+        eval_s = time.perf_counter() - start
+        start = time.perf_counter()
+        train_emb = _batched(model.embed, x_train).numpy().astype(np.float32)
+        val_emb = _batched(model.embed, x_val).numpy().astype(np.float32)
+        embed_s = time.perf_counter() - start
+
+    for p in model.parameters():  # drop Opacus' per-sample gradient buffers
+        p.grad = None
+        if hasattr(p, "grad_sample"):
+            del p.grad_sample
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    return TrainingResult(
+        spec=spec,
+        spec_hash=spec_hash(spec),
+        design=design,
+        model=model,
+        state=state,
+        accuracy_bps=(correct * 10_000 + n_val // 2) // n_val,
+        epsilon_spent=fit.epsilon,
+        noise_multiplier=fit.noise_multiplier,
+        train_loss=fit.last_epoch_loss,
+        steps=fit.steps,
+        samples_seen=fit.seen,
+        timings=Timings(train_s=fit.train_s, eval_s=eval_s, embed_s=embed_s),
+        train_embeddings=train_emb,
+        val_embeddings=val_emb,
+    )
+
+
+@dataclass(frozen=True)
+class _Fit:
+    steps: int
+    seen: int
+    last_epoch_loss: float
+    train_s: float
+    epsilon: float | None
+    noise_multiplier: float | None
+
+
+def _fit(
+    spec: ModelSpec,
+    model: ZooNet,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    progress: ProgressCallback | None,
+) -> _Fit:
+    loader: DataLoader[tuple[torch.Tensor, ...]] = DataLoader(
+        TensorDataset(x, y),
+        batch_size=spec.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(spec.seed + 1),
+    )
+    optimizer: torch.optim.Optimizer
+    if spec.optimizer == "sgd":
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=spec.learning_rate, momentum=_SGD_MOMENTUM
+        )
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
+    criterion = nn.CrossEntropyLoss()
+    engine: Any = None
+    noise_multiplier: float | None = None
+    wrapped: nn.Module = model
+    if spec.dp is not None:
+        wrapped, optimizer, loader, engine = _make_private(
+            spec, spec.dp, model=model, optimizer=optimizer, loader=loader, criterion=criterion
+        )
+        noise_multiplier = float(optimizer.noise_multiplier)  # type: ignore[attr-defined]
+
+    total_steps = spec.epochs * len(loader)
+    step = seen = loss_batches = 0
+    loss_sum = 0.0
+    start = time.perf_counter()
+    wrapped.train()
+    for epoch in range(1, spec.epochs + 1):
+        loss_sum, loss_batches = 0.0, 0
+        for xb, yb in loader:
+            step += 1
+            if xb.shape[0] == 0:  # Poisson sampling drew nobody: a step without data
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            loss = criterion(wrapped(xb), yb)
+            with warnings.catch_warnings():
+                # Opacus' per-sample-gradient hooks fire on the first layer's output since the
+                # images need no gradient; torch warns about that, harmlessly
+                warnings.filterwarnings(
+                    "ignore", message="Full backward hook is firing", category=UserWarning
+                )
+                loss.backward()
+            optimizer.step()
+            seen += xb.shape[0]
+            loss_sum += float(loss.detach())
+            loss_batches += 1
+            if progress is not None:
+                progress(epoch, step, total_steps)
+    train_s = time.perf_counter() - start
+    epsilon = None
+    if engine is not None and spec.dp is not None:
+        with _quiet_prv_domain():
+            epsilon = float(engine.get_epsilon(spec.dp.delta))
+        wrapped.remove_hooks()  # type: ignore[operator]
+    return _Fit(
+        steps=step,
+        seen=seen,
+        last_epoch_loss=loss_sum / loss_batches if loss_batches else math.nan,
+        train_s=train_s,
+        epsilon=epsilon,
+        noise_multiplier=noise_multiplier,
+    )
+
+
+@contextmanager
+def _quiet_prv_domain() -> Iterator[None]:
+    # The PRV accountant sizes its discretisation domain with a coarse RDP bound whose alpha
+    # grid Opacus does not expose; RDP then warns that its optimal order is the largest alpha.
+    # That bound only pads the domain, the ε reported is the PRV one.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Optimal order is the largest alpha", category=UserWarning
+        )
+        yield
+
+
+def _make_private(
+    spec: ModelSpec,
+    dp: DPSpec,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader[tuple[torch.Tensor, ...]],
+    criterion: nn.Module,
+) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader[tuple[torch.Tensor, ...]], Any]:
+    from opacus import PrivacyEngine  # type: ignore[import-untyped]
+
+    noise_gen = torch.Generator().manual_seed(spec.seed + 2)
+    with warnings.catch_warnings():
+        # secure_mode=False on purpose (seeded, re-executable runs: see the module docstring)
+        warnings.filterwarnings("ignore", message="Secure RNG turned off", category=UserWarning)
+        engine = PrivacyEngine()
+    with _quiet_prv_domain():
+        wrapped, dp_optimizer, dp_loader = engine.make_private_with_epsilon(
+            module=model,
+            optimizer=optimizer,
+            criterion=criterion,
+            data_loader=loader,
+            target_epsilon=dp.target_epsilon,
+            target_delta=dp.delta,
+            epochs=spec.epochs,
+            max_grad_norm=dp.max_grad_norm,
+            noise_generator=noise_gen,
+        )
+    return wrapped, dp_optimizer, dp_loader, engine
