@@ -79,6 +79,8 @@ def _fmt(value: float | None) -> str:
         return "-"
     if isinstance(value, bool):
         return str(value)
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
     if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
         return f"{value:.3g}"
     return f"{value:.4g}"

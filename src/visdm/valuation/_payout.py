@@ -172,7 +172,7 @@ def compute_payout(
     amounts = {p: shares.get(p, 0) for p in sorted(values, key=lambda a: bytes.fromhex(a[2:]))}
     total_w = float(sum(Fraction(w) for w in weights.values()))
     norm = {p: float(Fraction(weights.get(p, 0))) / total_w for p in amounts}
-    tree = payout_tree(amounts) if any(amounts.values()) else None
+    tree = payout_tree({str(a): v for a, v in amounts.items()}) if any(amounts.values()) else None
     return Payout(price=price, amounts=amounts, weights=norm, basis=basis, tree=tree)
 
 
