@@ -20,17 +20,20 @@ from visdm.training._zoo import ZooNet, build_model
 if TYPE_CHECKING:
     from visdm.training._train import TrainingResult
 
-__all__ = ["FORMAT_VERSION", "load_model", "model_bytes", "model_hash", "save_model"]
+__all__ = ["load_model", "model_bytes", "model_hash", "save_model"]
 
-#: ``visdm.format`` in the safetensors metadata
-FORMAT_VERSION = "1"
+# The metadata holds this one key on purpose: safetensors writes its metadata map in hash-map
+# order, so a second key would make the file's bytes, and so its hash, vary from run to run.
 _KEY_HASH = "visdm.spec_hash"
-_KEY_FORMAT = "visdm.format"
 
 
 def model_bytes(result: TrainingResult) -> bytes:
-    """The safetensors encoding of ``result``'s weights, with the spec hash as metadata."""
-    metadata = {_KEY_HASH: "0x" + result.spec_hash.hex(), _KEY_FORMAT: FORMAT_VERSION}
+    """The safetensors encoding of ``result``'s weights, with the spec hash as metadata.
+
+    Byte-for-byte deterministic (tensors sorted by name, one metadata key), so two nodes that
+    train the same weights publish the same :func:`model_hash`.
+    """
+    metadata = {_KEY_HASH: "0x" + result.spec_hash.hex()}
     return bytes(save(dict(sorted(result.state.items())), metadata=metadata))
 
 

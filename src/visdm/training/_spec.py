@@ -11,7 +11,14 @@ import json
 from typing import Annotated, Any, Literal
 
 from eth_utils.crypto import keccak
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from visdm.errors import InvalidModelSpecError
 
@@ -65,6 +72,13 @@ class ModelSpec(_Strict):
     depth: int | None = Field(default=None, ge=1, le=4)
     dp: DPSpec | None = None
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
+
+    @field_validator("input_shape", mode="before")
+    @classmethod
+    def _three_dims(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple) or len(value) != 3:
+            raise ValueError("must be [channels, height, width]")
+        return tuple(value)
 
     @model_validator(mode="after")
     def _knobs_match_architecture(self) -> ModelSpec:
@@ -134,7 +148,7 @@ def parse_model_spec(source: bytes | str | dict[str, Any] | ModelSpec) -> ModelS
         )
     try:
         # JSON mode: arrays become tuples, yet strict typing still refuses "3" or true for ints
-        return ModelSpec.model_validate_json(json.dumps(data, allow_nan=False))
+        return ModelSpec.model_validate_json(json.dumps(data))
     except ValueError as exc:
         if not isinstance(exc, ValidationError):
             raise InvalidModelSpecError(f"model spec cannot be encoded as JSON: {exc}") from None

@@ -1,0 +1,125 @@
+"""Training: determinism, DP-SGD accounting, embeddings, progress, input checks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tests.unit.training.conftest import Data, make_spec
+from visdm.errors import DesignLimitError, InvalidInputError
+from visdm.training import NodeLimits, TrainingResult, train
+
+pytestmark = pytest.mark.unit
+
+DP = {"target_epsilon": 3.0, "delta": 1e-5, "max_grad_norm": 1.0}
+
+
+def _same_weights(a: TrainingResult, b: TrainingResult) -> bool:
+    return a.state.keys() == b.state.keys() and all(
+        torch.equal(a.state[k], b.state[k]) for k in a.state
+    )
+
+
+def test_same_spec_and_data_give_bit_identical_weights(fmnist: Data) -> None:
+    spec = make_spec(architecture="resnet", width=8, depth=2)
+    first = train(spec, *fmnist)
+    second = train(spec, *fmnist)
+    assert _same_weights(first, second)
+    np.testing.assert_array_equal(first.train_embeddings, second.train_embeddings)
+    assert first.accuracy_bps == second.accuracy_bps
+    other_seed = train(make_spec(architecture="resnet", width=8, depth=2, seed=8), *fmnist)
+    assert not _same_weights(first, other_seed)
+
+
+def test_result_holds_accuracy_embeddings_and_timings(fmnist: Data) -> None:
+    x, y, xv, yv = fmnist
+    calls: list[tuple[int, int, int]] = []
+    result = train(
+        make_spec(architecture="mlp", hidden=[64], epochs=2),
+        x,
+        y,
+        xv,
+        yv,
+        progress=lambda *a: calls.append(a),
+    )
+    assert 3000 < result.accuracy_bps <= 10_000  # chance is 1000 bps
+    predictions = result.model(torch.from_numpy(xv[:, None]).float() / 127.5 - 1).argmax(1)
+    expected = round(10_000 * float((predictions.numpy() == yv).mean()))
+    assert result.accuracy_bps == expected
+    assert result.epsilon_spent is None and result.noise_multiplier is None
+    assert result.train_embeddings.shape == (512, 64)
+    assert result.val_embeddings.shape == (256, 64)
+    assert result.train_embeddings.dtype == np.float32
+    assert result.steps == 2 * 16 and result.samples_seen == 2 * 512
+    assert calls[0] == (1, 1, 32) and calls[-1] == (2, 32, 32) and len(calls) == 32
+    assert result.timings.train_s > 0 and result.samples_per_s > 0
+    assert math.isfinite(result.train_loss)
+
+
+def test_dp_run_spends_at_most_its_budget_and_is_reproducible(fmnist: Data) -> None:
+    spec = make_spec(dp=DP, batch_size=64, learning_rate=2e-3)
+    result = train(spec, *fmnist)
+    assert result.epsilon_spent is not None
+    assert 0.5 * 3.0 < result.epsilon_spent <= 3.0 * 1.05
+    assert result.noise_multiplier is not None and result.noise_multiplier > 0
+    # DP variants replace BatchNorm, which mixes samples, by GroupNorm
+    kinds = {type(m) for m in result.model.modules()}
+    assert nn.GroupNorm in kinds and nn.BatchNorm2d not in kinds
+    assert not any(hasattr(p, "grad_sample") for p in result.model.parameters())
+    again = train(spec, *fmnist)  # seeded Poisson sampling and noise: identical
+    assert _same_weights(result, again)
+    assert again.epsilon_spent == result.epsilon_spent
+
+
+def test_training_restores_global_torch_settings(fmnist: Data) -> None:
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    train(make_spec(architecture="mlp", hidden=[8]), *fmnist, num_threads=1)
+    assert torch.get_num_threads() == threads
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
+
+
+def test_rgb_channels_last_images_are_accepted() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(64, 16, 16, 3), dtype=np.uint8)
+    y = rng.integers(0, 3, size=64)
+    result = train(
+        make_spec(architecture="resnet", input_shape=[3, 16, 16], num_classes=3, width=4, depth=1),
+        x,
+        y,
+        x[:16],
+        y[:16],
+    )
+    assert result.val_embeddings.shape == (16, 4)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error", "message"),
+    [
+        (lambda d: (d[0][:, :20], *d[1:]), InvalidInputError, r"input_shape is \(1, 28, 28\)"),
+        (lambda d: (d[0].astype(np.float32), *d[1:]), InvalidInputError, "must be uint8"),
+        (lambda d: (d[0], d[1][:10], *d[2:]), InvalidInputError, r"expected \(512,\)"),
+        (lambda d: (d[0], d[1] + 5, *d[2:]), InvalidInputError, "outside 0..9"),
+        (lambda d: (*d[:3], d[3].astype(np.float64)), InvalidInputError, "must be integers"),
+        (lambda d: (d[0][:0], d[1][:0], *d[2:]), InvalidInputError, "got 0 and 256"),
+    ],
+)
+def test_bad_inputs_are_refused_before_training(fmnist: Data, mutate, error, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=message):
+        train(make_spec(), *mutate(fmnist))
+
+
+def test_dp_delta_must_be_below_one_over_n(fmnist: Data) -> None:
+    with pytest.raises(InvalidInputError, match=r"dp.delta=0.005 must be below 1/N"):
+        train(make_spec(dp={"target_epsilon": 3, "delta": 5e-3}), *fmnist)
+
+
+def test_limits_are_enforced_by_train(fmnist: Data) -> None:
+    with pytest.raises(DesignLimitError, match="max_params"):
+        train(make_spec(), *fmnist, limits=NodeLimits(max_params=10))
+    with pytest.raises(DesignLimitError, match="512 training samples exceed max_samples=100"):
+        train(make_spec(), *fmnist, limits=NodeLimits(max_samples=100))
