@@ -8,7 +8,6 @@ control that shows each probe can succeed, so a failure inside the sandbox is th
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 import uuid
@@ -237,6 +236,16 @@ def _processes_with(token: str) -> list[int]:
     return found
 
 
+def _alive(pid: int) -> bool:
+    """Running or sleeping; a zombie (dead, waiting for a parent to reap it) does not count —
+    in a container whose PID 1 never reaps, the sandbox's dead processes stay zombies."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
 def test_job_over_wall_clock_is_killed_with_all_its_processes(tmp_path: Path) -> None:
     """One child stays in the job's process group, one escapes to its own session: the PID
     namespace takes both down with the job."""
@@ -257,9 +266,7 @@ def test_job_over_wall_clock_is_killed_with_all_its_processes(tmp_path: Path) ->
     assert result.status is SandboxStatus.TIMED_OUT
     assert len(seen) == 2, "both children were running before the deadline"
     assert _processes_with(token) == []
-    for pid in seen:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    assert [pid for pid in seen if _alive(pid)] == []
 
 
 def test_file_over_output_limit_cannot_be_written(tmp_path: Path) -> None:
