@@ -1,10 +1,33 @@
 """The compute node: the only party that ever sees decrypted data (design 1, 3.2, 3.4).
 
 :class:`AssetWorker` follows the chain with a durable cursor and attests the public metadata
-of every asset it may process; :class:`NodeState` is its SQLite state.
+of every asset it may process; :class:`NodeState` is its SQLite state; :mod:`.sandbox` runs
+training jobs isolated from the network and the filesystem.
+
+Names are loaded on first use (PEP 562) so that the sandbox worker, which imports
+``visdm.compute.sandbox``, does not pay for web3 at start-up.
 """
 
-from ._node import AssetWorker, NodeConfig
-from ._state import AssetOutcome, NodeState
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._node import AssetWorker, NodeConfig
+    from ._state import AssetOutcome, NodeState
 
 __all__ = ["AssetOutcome", "AssetWorker", "NodeConfig", "NodeState"]
+
+_WHERE = {
+    "AssetWorker": "._node",
+    "NodeConfig": "._node",
+    "AssetOutcome": "._state",
+    "NodeState": "._state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
