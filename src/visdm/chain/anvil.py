@@ -184,6 +184,10 @@ def _terminate(pid: int, *, timeout_s: float) -> None:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:  # our own child: wait for the kill, or it lingers as a zombie
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=10)
     _reap(pid)
 
 
