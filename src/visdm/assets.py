@@ -123,6 +123,7 @@ def add_asset(
     nodes: Sequence[str] | None = None,
     licence: Licence | None = None,
     on_stage: Callable[[str, IngestReport | None], None] | None = None,
+    on_sample: Callable[[int], None] | None = None,
 ) -> AddedAsset:
     """Validate, encrypt, store, sign and register the images in ``directory``.
 
@@ -171,6 +172,7 @@ def add_asset(
         store=store,
         owner=KeyRecipient(owner.address, owner.x25519_public),
         nodes=recipients,
+        on_sample=on_sample,
     )
     stage("sign manifest", report)
     manifest = AssetManifest.from_prepared(

@@ -33,7 +33,8 @@ def add(
     as_json: bool = JsonOption,
 ) -> None:
     """Validate, encrypt, store, sign and register a folder of labelled images."""
-    from visdm.assets import STAGES, add_asset, load_licence
+    from visdm.assets import add_asset, load_licence
+    from visdm.ingest import IngestReport
 
     cfg = settings(ctx)
     owner = unlock_account(cfg)
@@ -46,10 +47,14 @@ def add(
         console=err_console,
         disable=as_json,
     ) as progress:
-        task = progress.add_task("registering", total=len(STAGES))
+        task = progress.add_task("validate", total=None)
 
-        def on_stage(name: str, report: object) -> None:
-            progress.update(task, description=name, completed=STAGES.index(name))
+        def on_stage(name: str, report: IngestReport | None) -> None:
+            total = len(report.accepted) if report is not None else None
+            progress.update(task, description=name, total=total)
+
+        def on_sample(done: int) -> None:
+            progress.update(task, completed=done)
 
         added = add_asset(
             cfg,
@@ -60,8 +65,9 @@ def add(
             nodes=_csv(nodes),
             licence=terms,
             on_stage=on_stage,
+            on_sample=on_sample,
         )
-        progress.update(task, completed=len(STAGES), description="registered")
+        progress.update(task, description="registered")
     if as_json:
         emit(added, as_json=True)
         return

@@ -22,7 +22,7 @@ returned or written anywhere; only wrapped copies leave this function.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eth_utils.address import is_address, to_checksum_address
@@ -132,8 +132,11 @@ def prepare_asset(
     owner: KeyRecipient,
     nodes: Sequence[KeyRecipient],
     pin: bool = True,
+    on_sample: Callable[[int], None] | None = None,
 ) -> PreparedAsset:
     """Encrypt and store every accepted sample, wrap the data key for ``owner`` and ``nodes``.
+
+    ``on_sample(done)`` is called after each sample is stored (for progress bars).
 
     Raises :class:`~visdm.errors.InvalidInputError` when there is no sample, no node, a
     recipient twice, or a file changed since it was validated.
@@ -180,6 +183,8 @@ def prepare_asset(
                 sha256=sample.sha256,
             )
         )
+        if on_sample is not None:
+            on_sample(len(prepared))
     tree = StandardMerkleTree.of([(s.sample_id,) for s in prepared], SAMPLE_LEAF_ENCODING)
     return PreparedAsset(owner.address, tuple(prepared), wrapped, tree)
 
