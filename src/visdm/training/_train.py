@@ -186,6 +186,12 @@ def train(
         raise InvalidInputError(f"need training and validation samples, got {n} and {n_val}")
     if n > limits.max_samples:
         raise DesignLimitError(f"{n:,} training samples exceed max_samples={limits.max_samples:,}")
+    if spec.dp is not None and spec.batch_size >= n:
+        raise InvalidInputError(
+            f"DP-SGD samples each record with rate batch_size/N; batch_size={spec.batch_size} "
+            f"is not below N={n} training samples, so there is no sampling to amplify privacy: "
+            "lower batch_size"
+        )
     if spec.dp is not None and spec.dp.delta >= 1.0 / n:
         raise InvalidInputError(
             f"dp.delta={spec.dp.delta} must be below 1/N = {1.0 / n:.3g} for {n} training "

@@ -118,6 +118,11 @@ def test_dp_delta_must_be_below_one_over_n(fmnist: Data) -> None:
         train(make_spec(dp={"target_epsilon": 3, "delta": 5e-3}), *fmnist)
 
 
+def test_dp_batch_must_be_smaller_than_the_data(fmnist: Data) -> None:
+    with pytest.raises(InvalidInputError, match="batch_size=512 is not below N=512"):
+        train(make_spec(batch_size=512, dp=DP), *fmnist)
+
+
 def test_limits_are_enforced_by_train(fmnist: Data) -> None:
     with pytest.raises(DesignLimitError, match="max_params"):
         train(make_spec(), *fmnist, limits=NodeLimits(max_params=10))
