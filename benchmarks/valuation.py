@@ -26,6 +26,7 @@ is AGPL and is imported here only.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,8 @@ def pydvl_knn_shapley(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarr
 
     train, test = Dataset(x, y), Dataset(xv, yv)
     valuation = KNNShapleyValuation(KNeighborsClassifier(n_neighbors=K), test, progress=False)
+    # joblib's worker processes import pyDVL afresh: keep its deprecation shims quiet there too
+    os.environ["PYTHONWARNINGS"] = "ignore::FutureWarning"
     with parallel_config(n_jobs=2):
         valuation.fit(train)
     return np.asarray(valuation.result.values, dtype=np.float64)
