@@ -3,12 +3,13 @@
 The job sees a fresh root: the system (``/usr`` and the ``/lib*``/``/bin`` links), the Python
 installation, the venv and the project's source read-only; its input read-only at
 ``/sandbox/input``; its output read-write at ``/sandbox/output``; a private, sized tmpfs at
-``/tmp``; its own ``/proc`` and a minimal ``/dev``. Everything else — ``/home``, ``/root``,
-``/work``, the node's keystore and data directory — does not exist in there, and the root itself
-is read-only. Every namespace is new (no network beyond an unconfigured loopback, no view of the
-node's processes), the job runs as ``nobody`` with no capabilities and cannot make further user
-namespaces. Limits are the kernel's (rlimits, set by the worker before it imports the job); the
-wall clock is the node's, which kills the whole process group — and with it the PID namespace.
+``/sandbox/tmp`` (its ``$TMPDIR``); its own ``/proc`` and a minimal ``/dev``. Everything else —
+``/home``, ``/root``, ``/work``, the node's keystore and data directory — does not exist in
+there, and the root itself is read-only. Every namespace is new (no network beyond an
+unconfigured loopback, no view of the node's processes), the job runs as ``nobody`` with no
+capabilities and cannot make further user namespaces. Limits are the kernel's (rlimits, set by
+the worker before it imports the job); the wall clock is the node's, which kills the whole
+process group — and with it the PID namespace.
 
 Without a working ``bwrap`` the node refuses to run a job: decrypted samples must never meet code
 without the wall. ``allow_unsandboxed=True`` is for development machines only and says so loudly.
@@ -56,7 +57,9 @@ _log = logging.getLogger("visdm.sandbox")
 SANDBOX_INPUT_DIR = Path("/sandbox/input")
 SANDBOX_OUTPUT_DIR = Path("/sandbox/output")
 _SANDBOX_JOB_FILE = "/sandbox/job.json"
-_SANDBOX_TMP = "/tmp"  # noqa: S108 - a private tmpfs inside the sandbox, not the node's /tmp
+#: the job's private, sized tmpfs ($TMPDIR and $HOME). Not at /tmp: the node's code may itself
+#: live under /tmp (a CI checkout), and a tmpfs there would hide it from the sandbox.
+_SANDBOX_TMP = "/sandbox/tmp"
 
 _WORKER_MODULE = "visdm.compute.sandbox._worker"
 #: namespaces, identity and privileges; shared by the probe and the real run

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,6 @@ from typing import Any
 from pydantic import JsonValue
 
 from ._messages import ProgressReporter, SandboxJob
-
-_TMP_FILE = "/tmp/ok.txt"  # noqa: S108 - the sandbox's own private /tmp
 
 __all__ = [
     "allocate",
@@ -73,7 +72,7 @@ def escape_probe(job: SandboxJob, progress: ProgressReporter) -> dict[str, JsonV
         "tcp_public": _attempt(lambda: _connect("1.1.1.1", 53)),
         "dns": _attempt(lambda: socket.getaddrinfo("pypi.org", 443)),
         "write_output": _attempt(lambda: _write(str(job.output_dir / "ok.txt"))),
-        "write_tmp": _attempt(lambda: _write(_TMP_FILE)),
+        "write_tmp": _attempt(lambda: _write(str(Path(tempfile.gettempdir()) / "ok.txt"))),
     }
     writes = job.params.get("write_paths", [])
     reads = job.params.get("read_paths", [])
