@@ -114,11 +114,10 @@ class Bench:
         return asset_id
 
     def now(self) -> int:
-        return int(self.c.w3.eth.get_block("latest")["timestamp"])
+        return self.c.latest_timestamp()
 
     def advance(self, seconds: int) -> None:
-        self.c.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-        self.c.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        self.c.advance_time(seconds)
 
     def propose(self, selection: list[tuple[int, int]], offer: int = 1000) -> int:
         terms = ProposalTerms(

@@ -27,6 +27,7 @@ from visdm.errors import (
     ChainNotRunningError,
     ChainTimeoutError,
     ContractRevertError,
+    InvalidInputError,
     PanicError,
     RevertReasonError,
     TransactionFailedError,
@@ -157,6 +158,20 @@ class ChainClient:
             )
         )
         return True
+
+    def latest_timestamp(self) -> int:
+        """Timestamp of the latest block (the chain's "now")."""
+        return int(self.rpc(lambda: self.w3.eth.get_block("latest"))["timestamp"])
+
+    def advance_time(self, seconds: int) -> int:
+        """On a local dev chain, move time forward and mine a block; returns the new "now"."""
+        if not self.is_dev_chain:
+            raise InvalidInputError(
+                f"{self.rpc_url} is not a local dev chain: time cannot be moved"
+            )
+        self.rpc(lambda: self.w3.provider.make_request("evm_increaseTime", [seconds]))  # type: ignore[arg-type]
+        self.rpc(lambda: self.w3.provider.make_request("evm_mine", []))  # type: ignore[arg-type]
+        return self.latest_timestamp()
 
     def contract(self, address: str, artifact_name: str) -> Contract:
         abi = load_artifact(artifact_name).abi

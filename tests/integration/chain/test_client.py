@@ -13,6 +13,7 @@ from visdm.errors import (
     ChainNotRunningError,
     ChainTimeoutError,
     ContractRevertError,
+    InvalidInputError,
     PanicError,
     RevertReasonError,
     WrongChainError,
@@ -110,3 +111,11 @@ def test_dev_faucet_only_tops_up_poor_accounts(chain: ChainClient, stranger) -> 
     assert chain.balance(fresh.address) == 0
     assert chain.fund_from_dev_faucet(fresh.address) is True
     assert chain.balance(fresh.address) >= 10**19
+
+
+def test_time_moves_only_on_dev_chains(chain: ChainClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = chain.latest_timestamp()
+    assert chain.advance_time(3600) >= before + 3600
+    monkeypatch.setattr(ChainClient, "is_dev_chain", property(lambda self: False))
+    with pytest.raises(InvalidInputError, match="not a local dev chain"):
+        chain.advance_time(1)

@@ -53,11 +53,10 @@ class Market:
 
     # --- time ---------------------------------------------------------------------------
     def now(self) -> int:
-        return int(self.chain.w3.eth.get_block("latest")["timestamp"])
+        return self.chain.latest_timestamp()
 
     def advance(self, seconds: int) -> None:
-        self.chain.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-        self.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        self.chain.advance_time(seconds)
 
     # --- people ---------------------------------------------------------------------------
     def new_provider(self, label: str | None = None) -> LocalAccount:
