@@ -20,6 +20,7 @@ from visdm.training._design import (
     check_design,
     training_cost,
 )
+from visdm.training._job import EMBEDDINGS_FILE, MODEL_FILE, TRAIN_FILE, VALIDATION_FILE, run_job
 from visdm.training._mia import loss_threshold_mia, mia_auc, per_sample_losses
 from visdm.training._model_file import load_model, model_bytes, model_hash, save_model
 from visdm.training._spec import (
@@ -39,7 +40,11 @@ from visdm.training._train import (
 from visdm.training._zoo import ZooNet, build_model
 
 __all__ = [
+    "EMBEDDINGS_FILE",
+    "MODEL_FILE",
+    "TRAIN_FILE",
     "TRAIN_FLOPS_FACTOR",
+    "VALIDATION_FILE",
     "DPSpec",
     "DesignReport",
     "ModelSpec",
@@ -59,6 +64,7 @@ __all__ = [
     "parse_model_spec",
     "per_sample_losses",
     "prepare_images",
+    "run_job",
     "save_model",
     "spec_hash",
     "train",
