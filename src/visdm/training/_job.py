@@ -53,11 +53,18 @@ def _load(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
 
 def run_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, Any]:
     """Train the spec in ``job.params`` on the job's input; write the model and embeddings."""
-    params = dict(job.params)
-    if "spec" not in params:
-        raise InvalidInputError("the training job carries no model spec (params.spec)")
-    spec = parse_model_spec(params["spec"])
-    limits = NodeLimits(**dict(params.get("limits") or {}))
+    params: dict[str, Any] = dict(job.params)
+    spec_doc = params.get("spec")
+    if not isinstance(spec_doc, dict):
+        raise InvalidInputError("the training job carries no model spec object (params.spec)")
+    spec = parse_model_spec(spec_doc)
+    limit_doc = params.get("limits") or {}
+    if not isinstance(limit_doc, dict):
+        raise InvalidInputError("params.limits must be an object of NodeLimits fields")
+    try:
+        limits = NodeLimits(**limit_doc)
+    except TypeError as exc:
+        raise InvalidInputError(f"params.limits: {exc}") from None
     x_train, y_train = _load(Path(job.input_dir) / TRAIN_FILE)
     x_val, y_val = _load(Path(job.input_dir) / VALIDATION_FILE)
     progress("data loaded", fraction=0.0)
