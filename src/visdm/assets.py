@@ -262,8 +262,8 @@ def show_asset(settings: Settings, asset_id: int, *, samples: int = 10) -> Asset
             f"asset {asset_id} does not exist (the newest is {assets.asset_count()})"
         )
     names = conn.deployment.stakeholder_registry(conn.client).regions()
-    registered = _first_log(assets.logs("AssetRegistered"), asset_id)
-    attested = _first_log(assets.logs("MetadataAttested"), asset_id)
+    registered = _first_log(assets.logs("AssetRegistered", where={"assetId": asset_id}))
+    attested = _first_log(assets.logs("MetadataAttested", where={"assetId": asset_id}))
     view = AssetView(
         asset_id=asset_id,
         owner=record.owner,
@@ -294,11 +294,8 @@ def show_asset(settings: Settings, asset_id: int, *, samples: int = 10) -> Asset
     return view
 
 
-def _first_log(logs: Sequence[Any], asset_id: int) -> dict[str, Any] | None:
-    for log in logs:
-        if int(log["args"]["assetId"]) == asset_id:
-            return dict(log["args"])
-    return None
+def _first_log(logs: Sequence[Any]) -> dict[str, Any] | None:
+    return dict(logs[0]["args"]) if logs else None
 
 
 def withdraw_asset(settings: Settings, owner: UnlockedAccount, asset_id: int) -> str:

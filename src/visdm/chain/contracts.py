@@ -77,12 +77,24 @@ class ContractWrapper:
         return list(event.process_receipt(receipt, errors=DISCARD))
 
     def logs(
-        self, name: str, *, from_block: int = 0, to_block: int | str = "latest"
+        self,
+        name: str,
+        *,
+        from_block: int = 0,
+        to_block: int | str = "latest",
+        where: dict[str, Any] | None = None,
     ) -> list[EventData]:
-        """Decoded ``name`` events of this contract in a block range."""
+        """Decoded ``name`` events of this contract in a block range; ``where`` filters on the
+        event's arguments (indexed ones by topic, on the node)."""
         event = self._contract.events[name]()
         return list(
-            self.client.rpc(lambda: event.get_logs(from_block=from_block, to_block=to_block))
+            self.client.rpc(
+                lambda: event.get_logs(
+                    argument_filters=where,
+                    from_block=from_block,
+                    to_block=to_block,
+                )
+            )
         )
 
 
