@@ -12,6 +12,7 @@ from visdm.chain.contracts import ClaimRequest
 from visdm.errors import InvalidInputError
 from visdm.merkle import StandardMerkleTree
 from visdm.valuation import PAYOUT_LEAF_ENCODING as PAYOUT_LEAF
+from visdm.valuation import find_payout_leaf
 from visdm.valuation import payout_tree as build_payout_tree
 
 __all__ = ["PAYOUT_LEAF", "build_payout_tree", "claim_for"]
@@ -19,9 +20,10 @@ __all__ = ["PAYOUT_LEAF", "build_payout_tree", "claim_for"]
 
 def claim_for(tree: StandardMerkleTree, proposal_id: int, account: str) -> ClaimRequest:
     """The claim ``account`` makes against ``tree``; an error when it is not a payee."""
-    checksum = to_checksum_address(account)
-    for position, (index, payee, amount) in enumerate(tree.values):
-        if to_checksum_address(payee) == checksum:
-            proof = tuple(tree.proof(position))
-            return ClaimRequest(proposal_id, int(index), checksum, int(amount), proof)
-    raise InvalidInputError(f"{checksum} is not a payee of proposal {proposal_id}")
+    try:
+        position, (index, payee, amount) = find_payout_leaf(tree, account)
+    except InvalidInputError:
+        raise InvalidInputError(
+            f"{to_checksum_address(account)} is not a payee of proposal {proposal_id}"
+        ) from None
+    return ClaimRequest(proposal_id, index, payee, amount, tuple(tree.proof(position)))

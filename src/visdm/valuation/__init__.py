@@ -15,6 +15,7 @@ from visdm.valuation._payout import (
     PAYOUT_LEAF_ENCODING,
     Payout,
     compute_payout,
+    find_payout_leaf,
     largest_remainder,
     payout_tree,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "compute_payout",
     "cosine_links",
     "find_near_duplicates",
+    "find_payout_leaf",
     "knn_shapley_values",
     "largest_remainder",
     "payout_tree",

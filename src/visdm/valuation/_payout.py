@@ -40,6 +40,7 @@ __all__ = [
     "PAYOUT_LEAF_ENCODING",
     "Payout",
     "compute_payout",
+    "find_payout_leaf",
     "largest_remainder",
     "payout_tree",
 ]
@@ -116,18 +117,13 @@ class Payout:
 
     def leaf(self, provider: str) -> tuple[int, Address, int]:
         """The ``(index, account, amount)`` leaf a provider claims with."""
-        address = checksum(provider)
-        if self.tree is not None:
-            for index, account, amount in self.tree.values:
-                if checksum(account) == address:
-                    return int(index), address, int(amount)
-        raise InvalidInputError(f"{address} has nothing to claim in this payout")
+        return find_payout_leaf(self.tree, provider)[1]
 
     def proof(self, provider: str) -> list[bytes]:
         """The Merkle proof a provider submits to claim its amount."""
-        leaf = self.leaf(provider)
-        assert self.tree is not None  # leaf() found it in the tree
-        return self.tree.proof(self.tree.index_of(leaf))
+        position, _ = find_payout_leaf(self.tree, provider)
+        assert self.tree is not None  # find_payout_leaf found it in the tree
+        return self.tree.proof(position)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary: amounts as decimal strings, the root, and the full tree."""
@@ -174,6 +170,18 @@ def compute_payout(
     norm = {p: float(Fraction(weights.get(p, 0))) / total_w for p in amounts}
     tree = payout_tree({str(a): v for a, v in amounts.items()}) if any(amounts.values()) else None
     return Payout(price=price, amounts=amounts, weights=norm, basis=basis, tree=tree)
+
+
+def find_payout_leaf(
+    tree: StandardMerkleTree | None, provider: str
+) -> tuple[int, tuple[int, Address, int]]:
+    """``(position in the tree, (index, account, amount))`` of ``provider``'s payout leaf."""
+    address = checksum(provider)
+    if tree is not None:
+        for position, (index, account, amount) in enumerate(tree.values):
+            if checksum(account) == address:
+                return position, (int(index), address, int(amount))
+    raise InvalidInputError(f"{address} has nothing to claim in this payout")
 
 
 def payout_tree(amounts: Mapping[str, int]) -> StandardMerkleTree:
