@@ -2,8 +2,9 @@
 # Installs the Debian packages ViSDM uses, when they are missing and we are allowed to.
 #   bubblewrap             sandbox for training jobs on the compute node
 #   dataset-fashion-mnist  real images for tests, benchmarks and the demo
+#   postgresql             a real server for the index's PostgreSQL tests
 set -euo pipefail
-packages=(bubblewrap dataset-fashion-mnist)
+packages=(bubblewrap dataset-fashion-mnist postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
