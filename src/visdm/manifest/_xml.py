@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
@@ -40,6 +38,7 @@ from lxml import etree
 
 from visdm.errors import InvalidManifestError
 from visdm.types import Address, Cid
+from visdm.xmlsafe import canonical_xml, load_schema, parse_untrusted_xml, validate_xml
 
 from ._model import (
     FORMAT_VERSION,
@@ -66,8 +65,6 @@ MANIFEST_NAMESPACE = "urn:visdm:asset-manifest:1"
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 _NS = f"{{{MANIFEST_NAMESPACE}}}"
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
-_FORBIDDEN = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-_DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([^\"']+)[\"']")
 _SIGNATURE_BYTES = 65
 
 
@@ -149,8 +146,7 @@ def manifest_hash(manifest: AssetManifest) -> bytes:
 
 
 def _canonical(root: etree._Element) -> bytes:
-    text: str = etree.canonicalize(root, with_comments=False, strip_text=True)
-    return text.encode("utf-8")
+    return canonical_xml(root)
 
 
 # --- parsing --------------------------------------------------------------------------------
@@ -174,44 +170,15 @@ class ParsedManifest:
 
 
 def parse_manifest(data: bytes, *, max_bytes: int = MAX_MANIFEST_BYTES) -> ParsedManifest:
-    """Parse untrusted manifest bytes safely (see the module docstring).
+    """Parse untrusted manifest bytes safely (see :mod:`visdm.xmlsafe`).
 
     Raises :class:`~visdm.errors.InvalidManifestError` naming the problem: too large, not
     UTF-8, a DOCTYPE or entity declaration, malformed XML (with line), a schema violation
     (with line and element), or a rule of :class:`~visdm.manifest.AssetManifest`.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise InvalidManifestError(f"manifest must be bytes, got {type(data).__name__}")
-    raw = bytes(data)
-    if len(raw) > max_bytes:
-        raise InvalidManifestError(
-            f"manifest is {len(raw)} bytes, over the {max_bytes}-byte limit: refused unread"
-        )
-    _check_encoding(raw)
-    forbidden = _FORBIDDEN.search(raw)
-    if forbidden:
-        line = raw.count(b"\n", 0, forbidden.start()) + 1
-        kind = forbidden.group(1).decode().upper()
-        raise InvalidManifestError(
-            f"manifest line {line}: <!{kind}> is refused — manifests must not contain a "
-            "DOCTYPE or entity declarations (they enable XXE file reads, external DTD fetches "
-            "and billion-laughs expansion)"
-        )
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
+    tree = parse_untrusted_xml(
+        data, what="manifest", max_bytes=max_bytes, error=InvalidManifestError
     )
-    try:
-        tree = etree.ElementTree(etree.fromstring(raw, parser=parser))
-    except etree.XMLSyntaxError as exc:
-        raise InvalidManifestError(f"manifest is not well-formed XML: {exc}") from None
-    if getattr(tree.docinfo, "doctype", ""):
-        raise InvalidManifestError("manifest has a DOCTYPE, which is refused")
     _validate_schema(tree)
     root = tree.getroot()
     signature_element = root.find(_NS + "signature")
@@ -223,39 +190,21 @@ def parse_manifest(data: bytes, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Parse
     return ParsedManifest(manifest, signature, _canonical(root))
 
 
-def _check_encoding(raw: bytes) -> None:
-    declared = _DECLARED_ENCODING.match(raw)
-    if declared and declared.group(1).decode("ascii", "replace").upper() not in ("UTF-8", "UTF8"):
-        raise InvalidManifestError(
-            f"manifest declares encoding {declared.group(1).decode('ascii', 'replace')!r}; "
-            "only UTF-8 is accepted"
-        )
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidManifestError(
-            f"manifest is not valid UTF-8 (byte {exc.start}); only UTF-8 is accepted"
-        ) from None
-
-
 @lru_cache(maxsize=1)
 def _schema() -> etree.XMLSchema:
-    xsd = resources.files("visdm.manifest").joinpath("asset-manifest.xsd").read_bytes()
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    return etree.XMLSchema(etree.fromstring(xsd, parser=parser))
+    return load_schema(
+        resources.files("visdm.manifest").joinpath("asset-manifest.xsd").read_bytes()
+    )
 
 
 def _validate_schema(tree: etree._ElementTree) -> None:
-    schema = _schema()
-    if schema.validate(tree):
-        return
-    problems = [
-        f"line {e.line}: {e.message.replace(_NS, '')}"
-        for e in list(cast(Iterable[Any], schema.error_log))[:10]
-    ]
-    raise InvalidManifestError(
-        "manifest does not match the asset-manifest schema (version "
-        f"{FORMAT_VERSION}): " + "; ".join(problems)
+    validate_xml(
+        tree,
+        _schema(),
+        what="manifest",
+        schema_name=f"asset-manifest schema (version {FORMAT_VERSION})",
+        namespace=MANIFEST_NAMESPACE,
+        error=InvalidManifestError,
     )
 
 
