@@ -13,6 +13,8 @@ which input, and what to do about it.
     │   ├── NoValidSamplesError                  no file of an asset passed validation
     │   ├── InvalidManifestError                 an asset manifest is unsafe, malformed or
     │   │                                        off-schema
+    │   ├── InvalidProposalError                 a training proposal is malformed or
+    │   │                                        disagrees with the chain
     │   ├── InvalidModelSpecError                a model spec is malformed or off-schema
     │   ├── DesignLimitError                     a model spec exceeds a compute node's limits
     │   └── ModelFileError                       a model file is corrupt or does not fit its spec
@@ -71,6 +73,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidManifestError",
     "InvalidModelSpecError",
+    "InvalidProposalError",
     "KeystoreError",
     "KeystoreExistsError",
     "KeystoreNotFoundError",
@@ -119,6 +122,10 @@ class NoValidSamplesError(InvalidInputError):
 
 class InvalidManifestError(InvalidInputError):
     """An asset manifest is unsafe (DOCTYPE, entities), malformed XML, or violates the schema."""
+
+
+class InvalidProposalError(InvalidInputError):
+    """A training proposal document is malformed, or disagrees with the chain."""
 
 
 class InvalidModelSpecError(InvalidInputError):

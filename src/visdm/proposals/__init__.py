@@ -1,0 +1,73 @@
+"""Training proposals (design 3.3 step 2): the signed XML document a consumer publishes.
+
+* :class:`TrainingProposal` / :func:`write_proposal` / :func:`parse_proposal` /
+  :func:`sign_proposal` / :func:`verify_proposal`: the document, hardened parsing and the
+  consumer's EIP-712 signature in the market's domain;
+* :func:`selection_root`: the Merkle root over ``(assetId, index, sampleId)`` committed on chain;
+* :func:`pack_arrays` / :func:`seal_validation_set`: the consumer's validation set, sealed to the
+  compute node;
+* :func:`create_proposal` (consumer) and :func:`load_checked_proposal` (node): the workflow.
+"""
+
+from ._consumer import CheckedProposal, CreatedProposal, create_proposal, load_checked_proposal
+from ._document import (
+    PROPOSAL_NAMESPACE,
+    ParsedProposal,
+    SelectedAsset,
+    TrainingProposal,
+    ValidationSetRef,
+    parse_proposal,
+    proposal_hash,
+    sign_proposal,
+    verify_proposal,
+    write_proposal,
+)
+from ._selection import (
+    SELECTION_LEAF,
+    PublicAsset,
+    SelectedSample,
+    accepted_indexes,
+    load_public_asset,
+    resolve_selection,
+    selection_root,
+)
+from ._validation import (
+    SealedValidationSet,
+    image_to_array,
+    load_labelled_directory,
+    open_validation_set,
+    pack_arrays,
+    seal_validation_set,
+    unpack_arrays,
+)
+
+__all__ = [
+    "PROPOSAL_NAMESPACE",
+    "SELECTION_LEAF",
+    "CheckedProposal",
+    "CreatedProposal",
+    "ParsedProposal",
+    "PublicAsset",
+    "SealedValidationSet",
+    "SelectedAsset",
+    "SelectedSample",
+    "TrainingProposal",
+    "ValidationSetRef",
+    "accepted_indexes",
+    "create_proposal",
+    "image_to_array",
+    "load_checked_proposal",
+    "load_labelled_directory",
+    "load_public_asset",
+    "open_validation_set",
+    "pack_arrays",
+    "parse_proposal",
+    "proposal_hash",
+    "resolve_selection",
+    "seal_validation_set",
+    "selection_root",
+    "sign_proposal",
+    "unpack_arrays",
+    "verify_proposal",
+    "write_proposal",
+]

@@ -1,0 +1,236 @@
+"""Consumer and node sides of a proposal document: create and propose, fetch and check.
+
+:func:`create_proposal` curates (asset ids or explicit indexes), encrypts the validation set for
+the chosen node, writes and signs the XML, stores it and calls ``propose`` with the offer
+escrowed. :func:`load_checked_proposal` is what a node (or anyone) runs before acting on a
+proposal: the stored document must be signed by the proposal's consumer and agree with every
+commitment of its ``ProposalCreated`` event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from visdm.accounts import UnlockedAccount
+from visdm.chain.client import ChainClient, TxResult
+from visdm.chain.contracts import ProposalTerms, TrainingMarket
+from visdm.chain.deployment import Deployment
+from visdm.errors import InvalidInputError, InvalidProposalError
+from visdm.storage import ContentStore
+from visdm.types import Address, Cid
+
+from ._document import (
+    ParsedProposal,
+    SelectedAsset,
+    TrainingProposal,
+    ValidationSetRef,
+    sign_proposal,
+    verify_proposal,
+)
+from ._selection import (
+    PublicAsset,
+    SelectedSample,
+    accepted_indexes,
+    load_public_asset,
+    resolve_selection,
+    selection_root,
+)
+from ._validation import seal_validation_set
+
+__all__ = ["CheckedProposal", "CreatedProposal", "create_proposal", "load_checked_proposal"]
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedProposal:
+    proposal_id: int
+    proposal_cid: Cid
+    document: TrainingProposal
+    transactions: tuple[TxResult, ...]
+
+
+def _canonical_spec(spec: Mapping[str, Any] | bytes | str) -> tuple[bytes, bytes]:
+    # torch-free: the spec module validates with pydantic only
+    from visdm.training._spec import canonical_spec_json, parse_model_spec, spec_hash
+
+    parsed = parse_model_spec(dict(spec) if isinstance(spec, Mapping) else spec)
+    return canonical_spec_json(parsed), spec_hash(parsed)
+
+
+def create_proposal(
+    client: ChainClient,
+    deployment: Deployment,
+    store: ContentStore,
+    consumer: UnlockedAccount,
+    *,
+    selection: Sequence[SelectedAsset | int],
+    model_spec: Mapping[str, Any] | bytes | str,
+    classes: Sequence[str],
+    validation_archive: bytes,
+    offer: int,
+    wtp_bps: int,
+    node: str,
+    voting_period_s: int,
+) -> CreatedProposal:
+    """Curate, seal the validation set to ``node``, sign, store, escrow ``offer`` and propose.
+
+    ``selection`` items are :class:`SelectedAsset` (explicit indexes) or bare asset ids (every
+    sample the node accepted). Nothing reaches the chain unless every check passed.
+    """
+    if offer <= 0:
+        raise InvalidInputError(f"the offer must be positive, got {offer}")
+    if not 0 <= wtp_bps <= 10_000:
+        raise InvalidInputError(f"the WTP threshold must be 0..10000 bps, got {wtp_bps}")
+    spec_json, spec_digest = _canonical_spec(model_spec)
+    from visdm.training._spec import parse_model_spec
+
+    spec = parse_model_spec(spec_json)
+    if spec.num_classes != len(classes):
+        raise InvalidInputError(
+            f"the model spec has num_classes={spec.num_classes} but {len(classes)} class names "
+            f"were given ({', '.join(classes)})"
+        )
+    assets = deployment.asset_registry(client)
+    registry = deployment.stakeholder_registry(client)
+    market = deployment.training_market(client)
+    node_record = registry.compute_node(node)
+    if not node_record.active:
+        raise InvalidInputError(f"{node} is not an active compute node")
+    public: dict[int, PublicAsset] = {}
+    chosen: list[SelectedAsset] = []
+    for item in sorted(
+        selection, key=lambda s: s.asset_id if isinstance(s, SelectedAsset) else int(s)
+    ):
+        asset_id = item.asset_id if isinstance(item, SelectedAsset) else int(item)
+        public[asset_id] = load_public_asset(assets, store, asset_id, chain_id=client.chain_id)
+        indexes = (
+            item.indexes if isinstance(item, SelectedAsset) else accepted_indexes(public[asset_id])
+        )
+        chosen.append(SelectedAsset(asset_id, tuple(indexes)))
+    samples = resolve_selection(chosen, public)
+    unknown = sorted({s.label for s in samples} - set(classes))
+    if unknown:
+        raise InvalidInputError(
+            f"the selection has labels {', '.join(map(repr, unknown[:5]))} that are not among "
+            f"the classes ({', '.join(classes)}): add them or curate them out"
+        )
+    sealed = seal_validation_set(validation_archive, node_record.encryption_key)
+    validation_cid = store.put(sealed.ciphertext, pin=True)
+    now = client.latest_timestamp()
+    document = TrainingProposal(
+        chain_id=client.chain_id,
+        market=Address(to_checksum_address(market.address)),
+        consumer=consumer.address,
+        node=Address(to_checksum_address(node)),
+        created_at=int(time.time()),
+        offer=offer,
+        wtp_bps=wtp_bps,
+        voting_deadline=now + voting_period_s,
+        classes=tuple(classes),
+        model_spec_json=spec_json,
+        model_spec_hash=spec_digest,
+        validation=ValidationSetRef(
+            validation_cid, sealed.plaintext_hash, sealed.samples, sealed.wrapped_key
+        ),
+        selection=tuple(chosen),
+        selection_root=selection_root(samples),
+    )
+    signed = sign_proposal(document, bytes(consumer.local_account.key))
+    cid = store.put(signed, pin=True)
+    token = deployment.payment_token(client)
+    client.fund_from_dev_faucet(consumer.address)
+    txs = [token.approve(consumer.local_account, market.address, offer)]
+    proposal_id, tx = market.propose(
+        consumer.local_account,
+        ProposalTerms(
+            asset_ids=document.asset_ids,
+            sample_counts=document.sample_counts,
+            selection_root=document.selection_root,
+            offer=offer,
+            wtp_bps=wtp_bps,
+            node=document.node,
+            voting_deadline=document.voting_deadline,
+            model_spec_hash=spec_digest,
+            validation_set_hash=sealed.plaintext_hash,
+            proposal_cid=cid,
+        ),
+    )
+    txs.append(tx)
+    return CreatedProposal(proposal_id, cid, document, tuple(txs))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedProposal:
+    """A proposal document that agrees with the chain, with its samples resolved."""
+
+    proposal_id: int
+    cid: Cid
+    parsed: ParsedProposal
+    samples: tuple[SelectedSample, ...]
+    public: Mapping[int, PublicAsset]
+
+    @property
+    def document(self) -> TrainingProposal:
+        return self.parsed.proposal
+
+
+def load_checked_proposal(
+    market: TrainingMarket,
+    deployment: Deployment,
+    client: ChainClient,
+    store: ContentStore,
+    proposal_id: int,
+) -> CheckedProposal:
+    """Fetch proposal ``proposal_id``'s document and check it against ``ProposalCreated``.
+
+    Raises :class:`~visdm.errors.InvalidProposalError` naming every disagreement, and
+    :class:`~visdm.errors.SignatureError` when the consumer did not sign it.
+    """
+    events = market.logs("ProposalCreated", where={"proposalId": proposal_id})
+    if not events:
+        raise InvalidProposalError(f"proposal {proposal_id} does not exist on this market")
+    args = events[0]["args"]
+    cid = Cid(args["proposalCid"])
+    parsed = verify_proposal(store.get(cid), chain_id=client.chain_id, market=market.address)
+    doc = parsed.proposal
+    assets = deployment.asset_registry(client)
+    public = {
+        a.asset_id: load_public_asset(assets, store, a.asset_id, chain_id=client.chain_id)
+        for a in doc.selection
+    }
+    samples = resolve_selection(doc.selection, public)
+    checks = [
+        ("consumer", doc.consumer, to_checksum_address(args["consumer"])),
+        ("node", doc.node, to_checksum_address(args["node"])),
+        ("offer", doc.offer, int(args["offer"])),
+        ("wtpBps", doc.wtp_bps, int(args["wtpBps"])),
+        ("votingDeadline", doc.voting_deadline, int(args["votingDeadline"])),
+        ("modelSpecHash", doc.model_spec_hash, bytes(args["modelSpecHash"])),
+        ("validationSetHash", doc.validation.plaintext_hash, bytes(args["validationSetHash"])),
+        ("selectionRoot", doc.selection_root, bytes(args["selectionRoot"])),
+        ("selectionRoot (recomputed)", selection_root(samples), bytes(args["selectionRoot"])),
+        (
+            "assetsHash",
+            market.assets_hash_of(doc.asset_ids, doc.sample_counts),
+            bytes(args["assetsHash"]),
+        ),
+    ]
+    problems = [
+        f"{name} is {_show(mine)} in the document but {_show(chain)} on chain"
+        for name, mine, chain in checks
+        if mine != chain
+    ]
+    if problems:
+        raise InvalidProposalError(
+            f"proposal {proposal_id}'s document {cid} disagrees with the chain: "
+            + "; ".join(problems)
+        )
+    return CheckedProposal(proposal_id, cid, parsed, tuple(samples), public)
+
+
+def _show(value: object) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,340 @@
+"""The training proposal document: values, XML writer, hardened parser, hash and signature.
+
+``proposal_hash = keccak256(C14N2(document without <signature>))``, exactly as for asset
+manifests. The consumer signs ``TrainingProposal(bytes32 proposalHash, address consumer,
+address node)`` in the market's EIP-712 domain, so a proposal signed for another chain, market,
+consumer or node does not verify. The signature is embedded as the last element, so the
+proposal stays one blob and one CID (the ``proposalCid`` of ``ProposalCreated``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any, cast
+
+from eth_utils.address import is_checksum_address, to_checksum_address
+from eth_utils.crypto import keccak
+from lxml import etree
+
+from visdm.crypto import Eip712Domain, recover_typed, sign_typed, verify_typed
+from visdm.errors import InvalidProposalError, SignatureError
+from visdm.types import Address, Cid
+from visdm.xmlsafe import canonical_xml, load_schema, parse_untrusted_xml, validate_xml
+
+__all__ = [
+    "MAX_PROPOSAL_BYTES",
+    "PROPOSAL_NAMESPACE",
+    "PROPOSAL_TYPES",
+    "ParsedProposal",
+    "SelectedAsset",
+    "TrainingProposal",
+    "ValidationSetRef",
+    "parse_proposal",
+    "proposal_hash",
+    "sign_proposal",
+    "verify_proposal",
+    "write_proposal",
+]
+
+PROPOSAL_NAMESPACE = "urn:visdm:training-proposal:1"
+MAX_PROPOSAL_BYTES = 16 * 1024 * 1024
+_NS = f"{{{PROPOSAL_NAMESPACE}}}"
+PROPOSAL_TYPES = {
+    "TrainingProposal": [
+        {"name": "proposalHash", "type": "bytes32"},
+        {"name": "consumer", "type": "address"},
+        {"name": "node", "type": "address"},
+    ]
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedAsset:
+    """The samples chosen from one asset, by their index in the asset's manifest."""
+
+    asset_id: int
+    indexes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationSetRef:
+    """Where the encrypted validation set is, what its plaintext hashes to, and its key."""
+
+    cid: Cid
+    plaintext_hash: bytes
+    samples: int
+    wrapped_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingProposal:
+    """Everything a consumer proposes; ``classes[i]`` is the label the model calls class ``i``."""
+
+    chain_id: int
+    market: Address
+    consumer: Address
+    node: Address
+    created_at: int
+    offer: int
+    wtp_bps: int
+    voting_deadline: int
+    classes: tuple[str, ...]
+    model_spec_json: bytes
+    model_spec_hash: bytes
+    validation: ValidationSetRef
+    selection: tuple[SelectedAsset, ...]
+    selection_root: bytes
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("market", "consumer", "node"):
+            if not is_checksum_address(getattr(self, name)):
+                problems.append(f"{name} {getattr(self, name)!r} is not a checksummed address")
+        if not 0 <= self.wtp_bps <= 10_000:
+            problems.append(f"wtpBps {self.wtp_bps} is outside 0..10000")
+        if len(set(self.classes)) != len(self.classes):
+            problems.append("class names repeat")
+        ids = [a.asset_id for a in self.selection]
+        if not self.selection:
+            problems.append("the selection is empty")
+        if ids != sorted(set(ids)):
+            problems.append("selected asset ids must be strictly increasing")
+        for asset in self.selection:
+            if not asset.indexes:
+                problems.append(f"asset {asset.asset_id}: no sample selected")
+            if list(asset.indexes) != sorted(set(asset.indexes)):
+                problems.append(f"asset {asset.asset_id}: indexes must be strictly increasing")
+        if keccak(self.model_spec_json) != self.model_spec_hash:
+            problems.append("modelSpec hash is not keccak256 of the spec's canonical JSON")
+        if problems:
+            raise InvalidProposalError("invalid proposal: " + "; ".join(problems))
+
+    @property
+    def sample_counts(self) -> tuple[int, ...]:
+        return tuple(len(a.indexes) for a in self.selection)
+
+    @property
+    def asset_ids(self) -> tuple[int, ...]:
+        return tuple(a.asset_id for a in self.selection)
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    element = etree.SubElement(parent, _NS + tag, attrib=attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _build(p: TrainingProposal, signature: bytes | None) -> etree._Element:
+    root = etree.Element(
+        _NS + "trainingProposal",
+        nsmap=cast(Any, {None: PROPOSAL_NAMESPACE}),
+        version=str(p.version),
+    )
+    _sub(root, "market", chainId=str(p.chain_id), address=p.market)
+    _sub(root, "consumer", p.consumer)
+    _sub(root, "node", p.node)
+    _sub(root, "createdAt", str(p.created_at))
+    _sub(
+        root,
+        "terms",
+        offer=str(p.offer),
+        wtpBps=str(p.wtp_bps),
+        votingDeadline=str(p.voting_deadline),
+    )
+    classes = _sub(root, "classes")
+    for name in p.classes:
+        _sub(classes, "class", name)
+    _sub(root, "modelSpec", p.model_spec_json.decode(), hash="0x" + p.model_spec_hash.hex())
+    validation = _sub(
+        root,
+        "validationSet",
+        cid=p.validation.cid,
+        hash="0x" + p.validation.plaintext_hash.hex(),
+        samples=str(p.validation.samples),
+    )
+    _sub(validation, "wrappedKey", base64.b64encode(p.validation.wrapped_key).decode())
+    selection = _sub(root, "selection", root="0x" + p.selection_root.hex())
+    for asset in p.selection:
+        _sub(
+            selection,
+            "asset",
+            " ".join(map(str, asset.indexes)),
+            id=str(asset.asset_id),
+            count=str(len(asset.indexes)),
+        )
+    if signature is not None:
+        _sub(root, "signature", "0x" + signature.hex())
+    return root
+
+
+@lru_cache(maxsize=1)
+def _schema() -> etree.XMLSchema:
+    xsd = resources.files("visdm.proposals").joinpath("training-proposal.xsd").read_bytes()
+    return load_schema(xsd)
+
+
+def _validate(root: etree._Element) -> None:
+    validate_xml(
+        root,
+        _schema(),
+        what="proposal",
+        schema_name="training-proposal schema (version 1)",
+        namespace=PROPOSAL_NAMESPACE,
+        error=InvalidProposalError,
+    )
+
+
+def write_proposal(p: TrainingProposal, *, signature: bytes | None = None) -> bytes:
+    """The proposal as UTF-8 XML; checked against the schema before it is returned."""
+    root = _build(p, signature)
+    _validate(root)
+    data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return data
+
+
+def proposal_hash(p: TrainingProposal) -> bytes:
+    """``keccak256`` of the C14N 2.0 form of the unsigned document."""
+    return bytes(keccak(canonical_xml(_build(p, None))))
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedProposal:
+    """A proposal read from XML, its embedded signature and the hash that signature covers."""
+
+    proposal: TrainingProposal
+    signature: bytes | None
+    proposal_hash: bytes
+
+
+def _text(element: etree._Element | None) -> str:
+    return "" if element is None or element.text is None else element.text.strip()
+
+
+def _address(text: str, what: str) -> Address:
+    if not is_checksum_address(text):
+        raise InvalidProposalError(f"proposal {what} {text!r} is not an EIP-55 checksummed address")
+    return Address(to_checksum_address(text))
+
+
+def _read(root: etree._Element) -> TrainingProposal:
+    ns = _NS
+
+    def one(tag: str) -> etree._Element:
+        element = root.find(ns + tag)
+        if element is None:  # the schema requires each; checked rather than assumed
+            raise InvalidProposalError(f"proposal has no <{tag}> element")
+        return element
+
+    market, terms, validation, selection = (
+        one(t) for t in ("market", "terms", "validationSet", "selection")
+    )
+    assets = []
+    for element in selection.iter(ns + "asset"):
+        indexes = tuple(int(i) for i in (element.text or "").split())
+        if int(element.get("count", "0")) != len(indexes):
+            raise InvalidProposalError(
+                f"proposal line {element.sourceline}: asset {element.get('id')} says "
+                f"count={element.get('count')} but lists {len(indexes)} indexes"
+            )
+        assets.append(SelectedAsset(int(element.get("id", "0")), indexes))
+    try:
+        wrapped = base64.b64decode("".join(_text(one("validationSet")[0]).split()), validate=True)
+    except (binascii.Error, ValueError, IndexError):
+        raise InvalidProposalError("proposal's validationSet wrappedKey is not base64") from None
+    spec = one("modelSpec")
+    return TrainingProposal(
+        chain_id=int(market.get("chainId", "0")),
+        market=_address(market.get("address", ""), "market"),
+        consumer=_address(_text(one("consumer")), "consumer"),
+        node=_address(_text(one("node")), "node"),
+        created_at=int(_text(one("createdAt"))),
+        offer=int(terms.get("offer", "0")),
+        wtp_bps=int(terms.get("wtpBps", "0")),
+        voting_deadline=int(terms.get("votingDeadline", "0")),
+        classes=tuple(_text(c) for c in one("classes").iter(ns + "class")),
+        model_spec_json=(spec.text or "").encode(),
+        model_spec_hash=bytes.fromhex(spec.get("hash", "0x")[2:]),
+        validation=ValidationSetRef(
+            cid=Cid(validation.get("cid", "")),
+            plaintext_hash=bytes.fromhex(validation.get("hash", "0x")[2:]),
+            samples=int(validation.get("samples", "0")),
+            wrapped_key=wrapped,
+        ),
+        selection=tuple(assets),
+        selection_root=bytes.fromhex(selection.get("root", "0x")[2:]),
+        version=int(root.get("version", "0")),
+    )
+
+
+def parse_proposal(data: bytes, *, max_bytes: int = MAX_PROPOSAL_BYTES) -> ParsedProposal:
+    """Parse untrusted proposal bytes (hardened, see :mod:`visdm.xmlsafe`) and check its rules.
+
+    Raises :class:`~visdm.errors.InvalidProposalError` naming the problem.
+    """
+    tree = parse_untrusted_xml(
+        data, what="proposal", max_bytes=max_bytes, error=InvalidProposalError
+    )
+    root = tree.getroot()
+    _validate(root)
+    signature_element = root.find(_NS + "signature")
+    signature = None
+    if signature_element is not None:
+        signature = bytes.fromhex(_text(signature_element)[2:])
+        root.remove(signature_element)
+    return ParsedProposal(_read(root), signature, bytes(keccak(canonical_xml(root))))
+
+
+def _domain(chain_id: int, market: str) -> Eip712Domain:
+    return Eip712Domain(
+        name="ViSDM TrainingMarket",
+        version="1",
+        chain_id=chain_id,
+        verifying_contract=Address(to_checksum_address(market)),
+    )
+
+
+def _message(digest: bytes, p: TrainingProposal) -> dict[str, object]:
+    return {"proposalHash": digest, "consumer": p.consumer, "node": p.node}
+
+
+def sign_proposal(p: TrainingProposal, private_key: bytes) -> bytes:
+    """Sign ``p`` as its consumer; returns the signed XML. Refuses anyone else's key."""
+    domain = _domain(p.chain_id, p.market)
+    digest = proposal_hash(p)
+    message = _message(digest, p)
+    signature = sign_typed(private_key, domain, PROPOSAL_TYPES, "TrainingProposal", message)
+    signer = recover_typed(signature, domain, PROPOSAL_TYPES, "TrainingProposal", message)
+    if signer != p.consumer:
+        raise SignatureError(
+            f"the key given belongs to {signer}, not to the proposal's consumer {p.consumer}"
+        )
+    return write_proposal(p, signature=signature)
+
+
+def verify_proposal(data: bytes | ParsedProposal, *, chain_id: int, market: str) -> ParsedProposal:
+    """Parse (if needed) and check that the consumer signed exactly this document for this
+    chain and market. Raises :class:`~visdm.errors.SignatureError` otherwise."""
+    parsed = data if isinstance(data, ParsedProposal) else parse_proposal(data)
+    p = parsed.proposal
+    if parsed.signature is None:
+        raise SignatureError(f"proposal of {p.consumer} is not signed: it has no <signature>")
+    if p.chain_id != chain_id or str(p.market) != str(to_checksum_address(market)):
+        raise SignatureError(
+            f"proposal is for market {p.market} on chain {p.chain_id}, not {market} on "
+            f"chain {chain_id}"
+        )
+    verify_typed(
+        parsed.signature,
+        _domain(chain_id, market),
+        PROPOSAL_TYPES,
+        "TrainingProposal",
+        _message(parsed.proposal_hash, p),
+        expected_signer=p.consumer,
+    )
+    return parsed

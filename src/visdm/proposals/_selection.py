@@ -1,0 +1,130 @@
+"""What a proposal selects: sample ids resolved from public manifests, and their Merkle root.
+
+``selectionRoot`` on chain is the OpenZeppelin StandardMerkleTree root over the leaves
+``(uint256 assetId, uint256 index, bytes32 sampleId)`` of every selected sample. Consumer and
+node both compute it from the public manifests, so a node can prove to itself that the sample
+list it was handed is the one the providers voted on, and a provider can later prove that one
+of its samples was in a round.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from visdm.chain.contracts import AssetRecord, AssetRegistry
+from visdm.errors import InvalidProposalError
+from visdm.manifest import AssetManifest, verify_manifest
+from visdm.merkle import StandardMerkleTree
+from visdm.storage import ContentStore
+from visdm.types import Address, Cid
+
+from ._document import SelectedAsset
+
+__all__ = [
+    "SELECTION_LEAF",
+    "PublicAsset",
+    "SelectedSample",
+    "load_public_asset",
+    "resolve_selection",
+    "selection_root",
+]
+
+SELECTION_LEAF = ("uint256", "uint256", "bytes32")
+
+
+@dataclass(frozen=True, slots=True)
+class PublicAsset:
+    """An asset's on-chain record with its verified manifest and attested metadata."""
+
+    record: AssetRecord
+    manifest: AssetManifest
+    metadata: dict[str, Any] | None  # the node's metadata document, once attested
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedSample:
+    asset_id: int
+    index: int
+    sample_id: bytes
+    cid: Cid
+    label: str
+    owner: Address
+
+
+def load_public_asset(
+    assets: AssetRegistry, store: ContentStore, asset_id: int, *, chain_id: int
+) -> PublicAsset:
+    """Fetch and verify an asset's manifest (owner's signature and on-chain hash) and, when
+    attested, its metadata document (keccak checked against the attested hash)."""
+    record = assets.asset(asset_id)
+    if record.owner == Address("0x" + "0" * 40) or asset_id <= 0:
+        raise InvalidProposalError(f"asset {asset_id} does not exist")
+    (registered,) = assets.logs("AssetRegistered", where={"assetId": asset_id})[:1] or (None,)
+    if registered is None:
+        raise InvalidProposalError(f"asset {asset_id} has no AssetRegistered event")
+    parsed = verify_manifest(
+        store.get(registered["args"]["manifestCid"]), chain_id=chain_id, registry=assets.address
+    )
+    if parsed.manifest_hash != record.manifest_hash or parsed.manifest.owner != record.owner:
+        raise InvalidProposalError(f"asset {asset_id}: its manifest does not match the chain")
+    metadata = None
+    attested = assets.logs("MetadataAttested", where={"assetId": asset_id})
+    if attested:
+        raw = store.get(attested[-1]["args"]["metadataCid"])
+        if keccak(raw) != record.metadata_hash:
+            raise InvalidProposalError(
+                f"asset {asset_id}: its metadata document does not match the attested hash"
+            )
+        metadata = json.loads(raw)
+    return PublicAsset(record, parsed.manifest, metadata)
+
+
+def accepted_indexes(asset: PublicAsset) -> tuple[int, ...]:
+    """The samples the node accepted (all of them before attestation)."""
+    if asset.metadata is None:
+        return tuple(s.index for s in asset.manifest.samples)
+    return tuple(sorted(int(s["index"]) for s in asset.metadata["samples"]))
+
+
+def resolve_selection(
+    selection: Sequence[SelectedAsset], public: dict[int, PublicAsset]
+) -> list[SelectedSample]:
+    """The selected samples with their ids, CIDs, labels and owners, in selection order."""
+    out = []
+    for chosen in selection:
+        asset = public.get(chosen.asset_id)
+        if asset is None:
+            raise InvalidProposalError(f"asset {chosen.asset_id} was not loaded")
+        by_index = {s.index: s for s in asset.manifest.samples}
+        missing = [i for i in chosen.indexes if i not in by_index]
+        if missing:
+            raise InvalidProposalError(
+                f"asset {chosen.asset_id} has no sample with index "
+                + ", ".join(map(str, missing[:5]))
+            )
+        for i in chosen.indexes:
+            entry = by_index[i]
+            out.append(
+                SelectedSample(
+                    chosen.asset_id,
+                    i,
+                    bytes(entry.sample_id),
+                    entry.cid,
+                    entry.label,
+                    asset.record.owner,
+                )
+            )
+    return out
+
+
+def selection_root(samples: Sequence[SelectedSample]) -> bytes:
+    """The ``selectionRoot`` committed on chain."""
+    tree = StandardMerkleTree.of(
+        [(s.asset_id, s.index, s.sample_id) for s in samples], SELECTION_LEAF
+    )
+    return tree.root
