@@ -42,9 +42,11 @@ which input, and what to do about it.
     │   └── ContractRevertError (RuntimeError)   a custom Solidity error, decoded
     │       ├── RevertReasonError                 require(...) / revert("...")
     │       └── PanicError                        assert, overflow, division by zero
-    └── SandboxError
-        ├── SandboxUnavailableError (RuntimeError)    bwrap is missing or cannot make namespaces
-        └── EntryPointNotAllowedError (PermissionError)  a job names code off the allow-list
+    ├── SandboxError
+    │   ├── SandboxUnavailableError (RuntimeError)    bwrap is missing or cannot make namespaces
+    │   └── EntryPointNotAllowedError (PermissionError)  a job names code off the allow-list
+    └── IndexDatabaseError                       the marketplace index's database cannot be
+                                                 reached, opened or used
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ __all__ = [
     "DeploymentNotFoundError",
     "DesignLimitError",
     "EntryPointNotAllowedError",
+    "IndexDatabaseError",
     "InvalidCidError",
     "InvalidImageError",
     "InvalidInputError",
@@ -285,6 +288,13 @@ class SandboxUnavailableError(SandboxError, RuntimeError):
 
 class EntryPointNotAllowedError(SandboxError, PermissionError):
     """A sandbox job names an entry point that is not on the caller's allow-list."""
+
+
+class IndexDatabaseError(VisdmError):
+    """The marketplace index's database (SQLite file or PostgreSQL server) cannot be reached,
+    opened or used; the message names the URL with its password hidden."""
+
+    exit_code = 8
 
 
 def _short(value: Any) -> str:
