@@ -10,34 +10,45 @@
 * :func:`loss_threshold_mia`: the loss-threshold membership-inference attack (Yeom et al.,
   2018) as a privacy check.
 
-Importing this package imports torch but changes no global torch setting.
+Importing this package is cheap: torch loads with the first name that needs it, and changes no
+global torch setting.
 """
 
-from visdm.training._design import (
-    TRAIN_FLOPS_FACTOR,
-    DesignReport,
-    NodeLimits,
-    check_design,
-    training_cost,
-)
-from visdm.training._job import EMBEDDINGS_FILE, MODEL_FILE, TRAIN_FILE, VALIDATION_FILE, run_job
-from visdm.training._mia import loss_threshold_mia, mia_auc, per_sample_losses
-from visdm.training._model_file import load_model, model_bytes, model_hash, save_model
-from visdm.training._spec import (
-    DPSpec,
-    ModelSpec,
-    canonical_spec_json,
-    parse_model_spec,
-    spec_hash,
-)
-from visdm.training._train import (
-    ProgressCallback,
-    Timings,
-    TrainingResult,
-    prepare_images,
-    train,
-)
-from visdm.training._zoo import ZooNet, build_model
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from visdm.training._design import (
+        TRAIN_FLOPS_FACTOR,
+        DesignReport,
+        NodeLimits,
+        check_design,
+        training_cost,
+    )
+    from visdm.training._job import (
+        EMBEDDINGS_FILE,
+        MODEL_FILE,
+        TRAIN_FILE,
+        VALIDATION_FILE,
+        run_job,
+    )
+    from visdm.training._mia import loss_threshold_mia, mia_auc, per_sample_losses
+    from visdm.training._model_file import load_model, model_bytes, model_hash, save_model
+    from visdm.training._spec import (
+        DPSpec,
+        ModelSpec,
+        canonical_spec_json,
+        parse_model_spec,
+        spec_hash,
+    )
+    from visdm.training._train import (
+        ProgressCallback,
+        Timings,
+        TrainingResult,
+        prepare_images,
+        train,
+    )
+    from visdm.training._zoo import ZooNet, build_model
 
 __all__ = [
     "EMBEDDINGS_FILE",
@@ -70,3 +81,43 @@ __all__ = [
     "train",
     "training_cost",
 ]
+
+_WHERE = {
+    "TRAIN_FLOPS_FACTOR": "_design",
+    "DesignReport": "_design",
+    "NodeLimits": "_design",
+    "check_design": "_design",
+    "training_cost": "_design",
+    "EMBEDDINGS_FILE": "_job",
+    "MODEL_FILE": "_job",
+    "TRAIN_FILE": "_job",
+    "VALIDATION_FILE": "_job",
+    "run_job": "_job",
+    "loss_threshold_mia": "_mia",
+    "mia_auc": "_mia",
+    "per_sample_losses": "_mia",
+    "load_model": "_model_file",
+    "model_bytes": "_model_file",
+    "model_hash": "_model_file",
+    "save_model": "_model_file",
+    "DPSpec": "_spec",
+    "ModelSpec": "_spec",
+    "canonical_spec_json": "_spec",
+    "parse_model_spec": "_spec",
+    "spec_hash": "_spec",
+    "ProgressCallback": "_train",
+    "Timings": "_train",
+    "TrainingResult": "_train",
+    "prepare_images": "_train",
+    "train": "_train",
+    "ZooNet": "_zoo",
+    "build_model": "_zoo",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: torch loads with the first name that needs it, so that the spec (pydantic only)
+    # can be parsed by processes that must stay free of torch (the node's API and follower).
+    if name in _WHERE:
+        return getattr(import_module(f"visdm.training.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

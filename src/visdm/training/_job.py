@@ -7,10 +7,18 @@ code), passes the declarative model spec in ``job.params["spec"]`` and the node'
 ``job.params["limits"]``, and runs this function inside :mod:`visdm.compute.sandbox`. It writes
 ``model.safetensors`` and ``embeddings.npz`` (penultimate-layer embeddings for valuation) to
 the output directory and returns the figures the node posts on chain.
+
+With ``job.params["valuation"]`` (``{"k": 5, "cosine_threshold": 0.98}``) and ``samples.json`` in
+the input (``sample_ids``, ``providers``, ``rank`` — registration order — and ``links``, the
+metadata's near-duplicate pairs), the job also values every sample with
+:class:`~visdm.valuation.CopyRobustValuation` on those embeddings and writes ``valuation.json``
+(per-sample scores and per-provider values). Valuation runs in here, not on the node, because
+the embeddings are derived from the private samples.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +32,22 @@ from visdm.training._model_file import save_model
 from visdm.training._spec import parse_model_spec
 from visdm.training._train import train
 
-__all__ = ["EMBEDDINGS_FILE", "MODEL_FILE", "TRAIN_FILE", "VALIDATION_FILE", "run_job"]
+__all__ = [
+    "EMBEDDINGS_FILE",
+    "MODEL_FILE",
+    "SAMPLES_FILE",
+    "TRAIN_FILE",
+    "VALIDATION_FILE",
+    "VALUATION_FILE",
+    "run_job",
+]
 
 TRAIN_FILE = "train.npz"
 VALIDATION_FILE = "validation.npz"
 MODEL_FILE = "model.safetensors"
 EMBEDDINGS_FILE = "embeddings.npz"
+SAMPLES_FILE = "samples.json"
+VALUATION_FILE = "valuation.json"
 
 
 def _load(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
@@ -77,6 +95,17 @@ def run_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, Any]:
     digest = save_model(result, out / MODEL_FILE)
     np.savez(out / EMBEDDINGS_FILE, train=result.train_embeddings, validation=result.val_embeddings)
     progress("model written", fraction=1.0)
+    valuation = params.get("valuation")
+    if valuation is not None:
+        _value(
+            valuation,
+            Path(job.input_dir) / SAMPLES_FILE,
+            out / VALUATION_FILE,
+            result,
+            y_train,
+            y_val,
+        )
+        progress("samples valued", fraction=1.0)
     return {
         "accuracy_bps": result.accuracy_bps,
         "epsilon_spent": result.epsilon_spent,
@@ -85,3 +114,54 @@ def run_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, Any]:
         "train_samples": len(y_train),
         "validation_samples": len(y_val),
     }
+
+
+def _value(  # noqa: PLR0917 - one private call site
+    settings: Any,
+    samples_path: Path,
+    out_path: Path,
+    result: Any,
+    y_train: NDArray[np.int64],
+    y_val: NDArray[np.int64],
+) -> None:
+    from visdm.valuation import CopyRobustValuation, KNNShapley
+
+    if not isinstance(settings, dict):
+        raise InvalidInputError("params.valuation must be an object")
+    try:
+        doc = json.loads(samples_path.read_bytes())
+        ids = [bytes.fromhex(s[2:]) for s in doc["sample_ids"]]
+        providers = [str(p) for p in doc["providers"]]
+        rank = np.asarray(doc["rank"], dtype=np.int64)
+        links = [(bytes.fromhex(a[2:]), bytes.fromhex(b[2:])) for a, b in doc["links"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"{samples_path.name} is unusable: {exc}") from None
+    if not len(ids) == len(providers) == len(rank) == len(y_train):
+        raise InvalidInputError(
+            f"{samples_path.name} describes {len(ids)} samples, the training set has {len(y_train)}"
+        )
+    threshold = settings.get("cosine_threshold", 0.98)
+    robust = CopyRobustValuation(
+        KNNShapley(k=int(settings.get("k", 5))),
+        cosine_threshold=None if threshold is None else float(threshold),
+    )
+    valued = robust.fit(
+        result.train_embeddings,
+        y_train,
+        providers,
+        result.val_embeddings,
+        y_val,
+        sample_ids=ids,  # type: ignore[arg-type]
+        registration_rank=rank,
+        links=links,  # type: ignore[arg-type]
+    ).result
+    out_path.write_text(
+        json.dumps(
+            {
+                "samples": valued.scores(),
+                "providerValues": {str(k): v for k, v in valued.provider_values().items()},
+                "sampleCounts": {str(k): v for k, v in valued.sample_counts().items()},
+                "timings": dict(valued.timings),
+            }
+        )
+    )

@@ -8,23 +8,27 @@
   OpenZeppelin-compatible Merkle commitment (:mod:`visdm.merkle`).
 """
 
-from visdm.valuation._clusters import DuplicateClusters, cosine_links, find_near_duplicates
-from visdm.valuation._data_oob import DataOOB
-from visdm.valuation._knn_shapley import KNNShapley, knn_shapley_values
-from visdm.valuation._payout import (
-    PAYOUT_LEAF_ENCODING,
-    Payout,
-    compute_payout,
-    find_payout_leaf,
-    largest_remainder,
-    payout_tree,
-)
-from visdm.valuation._result import ValuationResult
-from visdm.valuation._robust import (
-    CopyRobustValuation,
-    RobustValuationResult,
-    ValidationEstimator,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from visdm.valuation._clusters import DuplicateClusters, cosine_links, find_near_duplicates
+    from visdm.valuation._data_oob import DataOOB
+    from visdm.valuation._knn_shapley import KNNShapley, knn_shapley_values
+    from visdm.valuation._payout import (
+        PAYOUT_LEAF_ENCODING,
+        Payout,
+        compute_payout,
+        find_payout_leaf,
+        largest_remainder,
+        payout_tree,
+    )
+    from visdm.valuation._result import ValuationResult
+    from visdm.valuation._robust import (
+        CopyRobustValuation,
+        RobustValuationResult,
+        ValidationEstimator,
+    )
 
 __all__ = [
     "PAYOUT_LEAF_ENCODING",
@@ -44,3 +48,30 @@ __all__ = [
     "largest_remainder",
     "payout_tree",
 ]
+
+_WHERE = {
+    "DuplicateClusters": "_clusters",
+    "cosine_links": "_clusters",
+    "find_near_duplicates": "_clusters",
+    "DataOOB": "_data_oob",
+    "KNNShapley": "_knn_shapley",
+    "knn_shapley_values": "_knn_shapley",
+    "PAYOUT_LEAF_ENCODING": "_payout",
+    "Payout": "_payout",
+    "compute_payout": "_payout",
+    "find_payout_leaf": "_payout",
+    "largest_remainder": "_payout",
+    "payout_tree": "_payout",
+    "ValuationResult": "_result",
+    "CopyRobustValuation": "_robust",
+    "RobustValuationResult": "_robust",
+    "ValidationEstimator": "_robust",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: torch loads with the first name that needs it, so processes that only settle
+    # payouts (the compute node's follower and API) stay free of it.
+    if name in _WHERE:
+        return getattr(import_module(f"visdm.valuation.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,190 @@
+"""The compute node's durable job journal: one row per training round it must run.
+
+A job moves ``queued → preparing → training → valuing → submitting → submitted``, or ends
+``expired`` (the deadline passed: the consumer reclaims), ``cancelled`` (the consumer reclaimed)
+or ``failed`` (a job that cannot succeed, e.g. a spec over the node's limits; the consumer
+reclaims after the deadline). Every transition commits before the work it announces starts,
+and the result the node will post is journaled (``submission``) *before* the transaction is
+sent, so after a crash the node either re-runs the deterministic training from scratch (a job
+found in ``preparing``/``training``/``valuing``) or re-sends exactly the journaled result after
+checking the chain — a result is posted once.
+
+The HTTP API reads the same file from another thread with its own connection (WAL mode).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ACTIVE_STATES", "FINAL_STATES", "Job", "JobJournal"]
+
+FINAL_STATES = frozenset({"submitted", "expired", "cancelled", "failed"})
+ACTIVE_STATES = frozenset({"queued", "preparing", "training", "valuing", "submitting"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    proposal_id INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    deadline INTEGER NOT NULL,
+    progress REAL,
+    message TEXT NOT NULL DEFAULT '',
+    result TEXT,          -- JSON: what the sandboxed training returned
+    submission TEXT,      -- JSON: exactly what submitResult will carry
+    tx_hash TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS market_cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1), block INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One training round as the node journals it."""
+
+    proposal_id: int
+    state: str
+    attempts: int
+    deadline: int
+    progress: float | None
+    message: str
+    result: dict[str, Any] | None
+    submission: dict[str, Any] | None
+    tx_hash: str | None
+    created_at: float
+    updated_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "proposalId": self.proposal_id,
+            "state": self.state,
+            "attempts": self.attempts,
+            "deadline": self.deadline,
+            "progress": self.progress,
+            "message": self.message,
+            "result": self.result,
+            "submission": self.submission,
+            "txHash": self.tx_hash,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
+
+
+_SELECT = (
+    "SELECT proposal_id, state, attempts, deadline, progress, message, result, submission, "
+    "tx_hash, created_at, updated_at FROM jobs"
+)
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    return Job(
+        proposal_id=int(row[0]),
+        state=str(row[1]),
+        attempts=int(row[2]),
+        deadline=int(row[3]),
+        progress=None if row[4] is None else float(row[4]),
+        message=str(row[5]),
+        result=None if row[6] is None else json.loads(row[6]),
+        submission=None if row[7] is None else json.loads(row[7]),
+        tx_hash=row[8],
+        created_at=float(row[9]),
+        updated_at=float(row[10]),
+    )
+
+
+class JobJournal:
+    """SQLite journal of training jobs (one connection per thread)."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.path = path
+        if read_only:
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- the market follower's cursor -------------------------------------------------------
+    def cursor(self) -> int | None:
+        row = self._db.execute("SELECT block FROM market_cursor WHERE id = 1").fetchone()
+        return None if row is None else int(row[0])
+
+    def set_cursor(self, block: int) -> None:
+        self._db.execute(
+            "INSERT INTO market_cursor (id, block) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET block = excluded.block",
+            (block,),
+        )
+
+    # --- jobs -------------------------------------------------------------------------------
+    def enqueue(self, proposal_id: int, deadline: int) -> bool:
+        """Add a job once; ``False`` when it was already known (a replayed event)."""
+        now = time.time()
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO jobs (proposal_id, state, deadline, created_at, updated_at) "
+            "VALUES (?, 'queued', ?, ?, ?)",
+            (proposal_id, deadline, now, now),
+        )
+        return cur.rowcount == 1
+
+    def get(self, proposal_id: int) -> Job | None:
+        row = self._db.execute(_SELECT + " WHERE proposal_id = ?", (proposal_id,)).fetchone()
+        return None if row is None else _job(row)
+
+    def jobs(self) -> list[Job]:
+        rows = self._db.execute(_SELECT + " ORDER BY proposal_id").fetchall()
+        return [_job(r) for r in rows]
+
+    def pending(self) -> list[Job]:
+        """Jobs not yet in a final state, oldest first."""
+        marks = ",".join("?" * len(ACTIVE_STATES))
+        rows = self._db.execute(
+            _SELECT + f" WHERE state IN ({marks}) ORDER BY proposal_id",
+            tuple(sorted(ACTIVE_STATES)),
+        ).fetchall()
+        return [_job(r) for r in rows]
+
+    def update(self, proposal_id: int, **fields: Any) -> None:
+        """Set ``state``, ``progress``, ``message``, ``result``, ``submission``, ``tx_hash`` or
+        ``attempts`` (JSON columns take dicts)."""
+        allowed = {"state", "progress", "message", "result", "submission", "tx_hash", "attempts"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown job fields: {sorted(unknown)}")
+        values = {
+            k: json.dumps(v, sort_keys=True)
+            if k in ("result", "submission") and v is not None
+            else v
+            for k, v in fields.items()
+        }
+        values["updated_at"] = time.time()
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        self._db.execute(
+            f"UPDATE jobs SET {assignments} WHERE proposal_id = ?",  # noqa: S608 - keys allow-listed
+            (*values.values(), proposal_id),
+        )

@@ -1,0 +1,55 @@
+"""``python -m visdm.training.design_check``: the design check as a worker process.
+
+The node's HTTP API never imports torch (a quote must not cost the API process ~1 GiB and
+seconds of start-up, and a crafted spec must not be able to take the API down). It writes one
+JSON object to this process's stdin — ``{"spec": {...}, "limits": {...}}`` — and reads one JSON
+object back: ``{"ok": true, "params": …, "forward_flops_per_sample": …,
+"train_flops_per_sample": …, "embedding_dim": …}`` or ``{"ok": false, "error": "DesignLimitError",
+"message": "…"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from visdm.errors import InvalidInputError
+
+
+def check(request: Any) -> dict[str, Any]:
+    """Run :func:`check_design` on a decoded request; errors become ``ok: false`` answers."""
+    from visdm.training import NodeLimits, check_design
+
+    try:
+        if not isinstance(request, dict) or not isinstance(request.get("limits", {}), dict):
+            raise InvalidInputError("the request must be {'spec': {...}, 'limits': {...}}")
+        try:
+            limits = NodeLimits(**request.get("limits", {}))
+        except TypeError as exc:
+            raise InvalidInputError(f"limits: {exc}") from None
+        report = check_design(request.get("spec"), limits)
+    except InvalidInputError as exc:
+        return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
+    return {
+        "ok": True,
+        "params": report.params,
+        "forward_flops_per_sample": report.forward_flops_per_sample,
+        "train_flops_per_sample": report.train_flops_per_sample,
+        "embedding_dim": report.embedding_dim,
+        "epochs": report.spec.epochs,
+    }
+
+
+def main() -> None:
+    try:
+        request = json.loads(sys.stdin.buffer.read(1 << 20))
+    except ValueError as exc:
+        answer: dict[str, Any] = {"ok": False, "error": "InvalidInputError", "message": str(exc)}
+    else:
+        answer = check(request)
+    sys.stdout.write(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    main()
