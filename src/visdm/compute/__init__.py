@@ -14,16 +14,33 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._jobs import Job, JobJournal
     from ._node import AssetWorker, NodeConfig
     from ._state import AssetOutcome, NodeState
+    from ._training import JobFailedError, TrainingConfig, TrainingWorker
 
-__all__ = ["AssetOutcome", "AssetWorker", "NodeConfig", "NodeState"]
+__all__ = [
+    "AssetOutcome",
+    "AssetWorker",
+    "Job",
+    "JobFailedError",
+    "JobJournal",
+    "NodeConfig",
+    "NodeState",
+    "TrainingConfig",
+    "TrainingWorker",
+]
 
 _WHERE = {
     "AssetWorker": "._node",
     "NodeConfig": "._node",
     "AssetOutcome": "._state",
     "NodeState": "._state",
+    "Job": "._jobs",
+    "JobJournal": "._jobs",
+    "JobFailedError": "._training",
+    "TrainingConfig": "._training",
+    "TrainingWorker": "._training",
 }
 
 

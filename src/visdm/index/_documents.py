@@ -1,0 +1,414 @@
+"""Reading the public documents the chain points to, trusting nothing but the chain.
+
+Three kinds of document reach the index through a CID in an event:
+
+* the **metadata document** of an asset (``MetadataAttested.metadataCid``, written by
+  :class:`visdm.metadata.AssetMetadata`): accepted only if its keccak256 equals the
+  ``metadataHash`` attested on chain, then checked field by field;
+* the **result document** of a training round (``ResultSubmitted.modelCid``): it has no hash
+  of its own on chain, so it is accepted only if it agrees with every value the event and the
+  proposal *do* commit — proposal id, accuracy, WTP outcome, node, model hash and the payout
+  tree's Merkle root;
+* the **scores blob** the result names (``scores.cid``): accepted only if its keccak256 equals
+  the event's ``scoresHash``.
+
+Whatever fails a check raises :class:`DocumentError` with the reason; the indexer records the
+reason beside the asset or proposal and goes on (a bad document is data, never a crash).
+Unknown extra keys are ignored so that a newer writer does not break an older index.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.address import is_address, to_checksum_address
+from eth_utils.crypto import keccak
+
+from visdm.errors import VisdmError
+from visdm.merkle import StandardMerkleTree
+
+__all__ = [
+    "KNOWN_FLAGS",
+    "PAYOUT_LEAF_ENCODING",
+    "DocumentError",
+    "LinkRow",
+    "MetadataDocument",
+    "ResultDocument",
+    "SampleRow",
+    "ScoreRow",
+    "parse_metadata",
+    "parse_result",
+    "parse_scores",
+]
+
+#: the metadata document format this index reads (see :data:`visdm.metadata.METADATA_FORMAT`)
+METADATA_FORMAT = "visdm-metadata/1"
+RESULT_KIND = "visdm-training-result"
+#: the payout tree's leaves: (index, account, amount), as :func:`visdm.valuation.payout_tree`
+PAYOUT_LEAF_ENCODING = ("uint256", "address", "uint256")
+#: flags a valuation may put on a sample; others are kept verbatim but not filterable
+KNOWN_FLAGS = ("noisy", "copied", "duplicate")
+_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_PHASH = re.compile(r"^[0-9a-f]{16}$")
+_MAX_LABEL = 64
+
+
+class DocumentError(ValueError):
+    """A document is missing a field, malformed, or disagrees with the chain (internal: the
+    indexer records the message, it never reaches a user as an exception)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRow:
+    """One described sample of an asset's metadata document."""
+
+    index: int
+    sample_id: str
+    label: str
+    width: int
+    height: int
+    channels: int
+    mode: str
+    format: str | None
+    byte_size: int | None
+    phash: str
+    brightness: float
+    contrast: float
+    blur: float
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """A near-duplicate link: ``sample_id`` is within ``distance`` bits of ``other_id``."""
+
+    sample_id: str
+    other_id: str
+    distance: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataDocument:
+    """The checked content of a metadata document."""
+
+    radius: int
+    samples: tuple[SampleRow, ...]
+    links: tuple[LinkRow, ...]
+    rejected: tuple[tuple[int, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultDocument:
+    """The checked content of a result document."""
+
+    epsilon_spent: float | None
+    model_cid: str | None
+    scores_cid: str | None
+    #: payout leaves ``(index, account, amount)`` in tree order; empty without payouts
+    payouts: tuple[tuple[int, str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    """One sample's value in one round."""
+
+    asset_id: int
+    index: int
+    sample_id: str
+    provider: str
+    value: float
+    cluster_founder: str | None
+    cluster_size: int | None
+    flags: tuple[str, ...]
+
+
+# ----------------------------------------------------------------------------- field checks
+
+
+def _json(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DocumentError(f"{what} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise DocumentError(f"{what} is not a JSON object")
+    return data
+
+
+def _int(data: Mapping[str, Any], key: str, where: str, *, low: int = 0) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise DocumentError(f"{where}: {key} must be an integer ≥ {low}, got {value!r}")
+    return value
+
+
+def _opt_int(data: Mapping[str, Any], key: str, where: str, *, low: int = 0) -> int | None:
+    return None if data.get(key) is None else _int(data, key, where, low=low)
+
+
+def _float(data: Mapping[str, Any], key: str, where: str) -> float:
+    value = data.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise DocumentError(f"{where}: {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _str(data: Mapping[str, Any], key: str, where: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise DocumentError(f"{where}: {key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _hex32(data: Mapping[str, Any], key: str, where: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not _HEX32.match(value):
+        raise DocumentError(f"{where}: {key} must be 0x and 64 hex digits, got {value!r}")
+    return value.lower()
+
+
+def _address(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not is_address(value):
+        raise DocumentError(f"{where} must be an Ethereum address, got {value!r}")
+    return str(to_checksum_address(value))
+
+
+def _object(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise DocumentError(f"{where}: {key} must be an object or null")
+    return value
+
+
+def _list(data: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise DocumentError(f"{where}: {key} must be a list")
+    return value
+
+
+def _hash_matches(raw: bytes, expected: bytes, what: str, committed: str) -> None:
+    actual = bytes(keccak(raw))
+    if actual != expected:
+        raise DocumentError(
+            f"{what}: its keccak256 0x{actual.hex()} differs from the {committed} "
+            f"0x{expected.hex()} on chain"
+        )
+
+
+# ----------------------------------------------------------------------------- metadata
+
+
+def parse_metadata(
+    raw: bytes, *, metadata_hash: bytes, manifest_hash: bytes | None, sample_count: int
+) -> MetadataDocument:
+    """Check a metadata document against the chain and read its samples, links and rejects."""
+    _hash_matches(raw, metadata_hash, "metadata document", "attested metadata hash")
+    data = _json(raw, "metadata document")
+    if data.get("format") != METADATA_FORMAT:
+        raise DocumentError(
+            f"metadata document has format {data.get('format')!r}, expected {METADATA_FORMAT!r}"
+        )
+    if manifest_hash is not None:
+        claimed = _hex32(data, "manifestHash", "metadata document")
+        if claimed != "0x" + manifest_hash.hex():
+            raise DocumentError(
+                f"metadata document describes manifest {claimed}, but the asset registered "
+                f"0x{manifest_hash.hex()}"
+            )
+    radius = _int(data, "duplicateRadius", "metadata document")
+    samples: list[SampleRow] = []
+    seen: set[int] = set()
+    for position, item in enumerate(_list(data, "samples", "metadata document")):
+        where = f"metadata sample #{position}"
+        if not isinstance(item, dict):
+            raise DocumentError(f"{where} is not an object")
+        index = _int(item, "index", where)
+        if index >= sample_count:
+            raise DocumentError(
+                f"{where}: index {index} is outside the asset's {sample_count} samples"
+            )
+        if index in seen:
+            raise DocumentError(f"{where}: sample index {index} is described twice")
+        seen.add(index)
+        label = _str(item, "label", where)
+        if len(label) > _MAX_LABEL:
+            raise DocumentError(f"{where}: label is over {_MAX_LABEL} characters")
+        phash = item.get("phash")
+        if not isinstance(phash, str) or not _PHASH.match(phash):
+            raise DocumentError(f"{where}: phash must be 16 lower-case hex digits, got {phash!r}")
+        fmt = item.get("format")
+        if fmt is not None and not isinstance(fmt, str):
+            raise DocumentError(f"{where}: format must be a string or null")
+        samples.append(
+            SampleRow(
+                index=index,
+                sample_id=_hex32(item, "sampleId", where),
+                label=label,
+                width=_int(item, "width", where, low=1),
+                height=_int(item, "height", where, low=1),
+                channels=_int(item, "channels", where, low=1),
+                mode=_str(item, "mode", where),
+                format=fmt.upper() if fmt else None,
+                byte_size=_opt_int(item, "byteSize", where),
+                phash=phash,
+                brightness=_float(item, "brightness", where),
+                contrast=_float(item, "contrast", where),
+                blur=_float(item, "blur", where),
+            )
+        )
+    links = []
+    for position, item in enumerate(_list(data, "duplicateLinks", "metadata document")):
+        where = f"duplicate link #{position}"
+        if not isinstance(item, dict):
+            raise DocumentError(f"{where} is not an object")
+        distance = _int(item, "distance", where)
+        if distance > 64:
+            raise DocumentError(f"{where}: distance {distance} is over 64 bits")
+        a, b = _hex32(item, "sampleId", where), _hex32(item, "otherId", where)
+        if a == b:
+            raise DocumentError(f"{where} links {a} to itself")
+        links.append(LinkRow(a, b, distance))
+    rejected = []
+    for position, item in enumerate(_list(data, "rejected", "metadata document")):
+        where = f"rejected sample #{position}"
+        if not isinstance(item, dict):
+            raise DocumentError(f"{where} is not an object")
+        rejected.append((_int(item, "index", where), str(item.get("reason", ""))))
+    return MetadataDocument(radius, tuple(samples), tuple(links), tuple(rejected))
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def parse_result(
+    raw: bytes,
+    *,
+    proposal_id: int,
+    accuracy_bps: int,
+    wtp_met: bool,
+    model_hash: bytes,
+    payout_root: bytes,
+    node: str | None,
+) -> ResultDocument:
+    """Check a result document against ``ResultSubmitted`` and its proposal."""
+    data = _json(raw, "result document")
+    where = "result document"
+    if data.get("version") != 1 or data.get("kind") != RESULT_KIND:
+        raise DocumentError(
+            f"{where} is not a version 1 {RESULT_KIND!r} document (version "
+            f"{data.get('version')!r}, kind {data.get('kind')!r})"
+        )
+    mismatches = []
+    if _int(data, "proposalId", where) != proposal_id:
+        mismatches.append(f"proposalId {data['proposalId']} (the event says {proposal_id})")
+    if _int(data, "accuracyBps", where) != accuracy_bps:
+        mismatches.append(f"accuracyBps {data['accuracyBps']} (the event says {accuracy_bps})")
+    if data.get("wtpMet") is not wtp_met:
+        mismatches.append(f"wtpMet {data.get('wtpMet')!r} (the event says {wtp_met})")
+    author = _address(data.get("node"), f"{where}: node")
+    if node is not None and author != node:
+        mismatches.append(f"node {author} (the proposal's node is {node})")
+    model = _object(data, "model", where)
+    model_cid = None
+    if model is not None:
+        model_cid = _str(model, "cid", f"{where}: model")
+        claimed = _hex32(model, "modelHash", f"{where}: model")
+        if claimed != "0x" + model_hash.hex():
+            mismatches.append(f"modelHash {claimed} (the event says 0x{model_hash.hex()})")
+    if mismatches:
+        raise DocumentError(f"{where} disagrees with the chain: " + "; ".join(mismatches))
+    epsilon = None if data.get("epsilonSpent") is None else _float(data, "epsilonSpent", where)
+    if epsilon is not None and epsilon < 0:
+        raise DocumentError(f"{where}: epsilonSpent must not be negative, got {epsilon}")
+    scores = _object(data, "scores", where)
+    scores_cid = None if scores is None else _str(scores, "cid", f"{where}: scores")
+    payouts = _payouts(_object(data, "payouts", where), payout_root, where)
+    return ResultDocument(epsilon, model_cid, scores_cid, payouts)
+
+
+def _payouts(
+    data: dict[str, Any] | None, payout_root: bytes, where: str
+) -> tuple[tuple[int, str, int], ...]:
+    if data is None:
+        return ()
+    dump = data.get("tree")
+    if not isinstance(dump, dict):
+        raise DocumentError(f"{where}: payouts.tree must be a Merkle tree dump")
+    try:
+        tree = StandardMerkleTree.load(dump)
+    except VisdmError as exc:
+        raise DocumentError(f"{where}: payouts.tree does not load: {exc}") from None
+    if tree.leaf_encoding != PAYOUT_LEAF_ENCODING:
+        raise DocumentError(
+            f"{where}: payout leaves are {list(tree.leaf_encoding)}, expected "
+            f"{list(PAYOUT_LEAF_ENCODING)}"
+        )
+    if tree.root != payout_root:
+        raise DocumentError(
+            f"{where}: the payout tree's root 0x{tree.root.hex()} differs from the payout root "
+            f"0x{payout_root.hex()} on chain"
+        )
+    leaves = []
+    for index, account, amount in tree.values:
+        leaves.append((int(index), str(to_checksum_address(account)), int(amount)))
+    amounts = data.get("amounts")
+    if not isinstance(amounts, dict):
+        raise DocumentError(f"{where}: payouts.amounts must be an object of address → amount")
+    stated: dict[str, int] = {}
+    for account, amount in amounts.items():
+        text = str(amount)
+        if not text.isdigit():
+            raise DocumentError(f"{where}: payout amount {amount!r} of {account} is not a number")
+        if int(text):
+            stated[_address(account, f"{where}: payout account")] = int(text)
+    in_tree = {account: amount for _, account, amount in leaves if amount}
+    if stated != in_tree:
+        raise DocumentError(f"{where}: payouts.amounts disagree with the payout tree's leaves")
+    return tuple(sorted(leaves))
+
+
+def parse_scores(raw: bytes, *, proposal_id: int, scores_hash: bytes) -> tuple[ScoreRow, ...]:
+    """Check a scores blob against the event's ``scoresHash`` and read its samples."""
+    _hash_matches(raw, scores_hash, "scores document", "scores hash")
+    data = _json(raw, "scores document")
+    where = "scores document"
+    if data.get("version") != 1:
+        raise DocumentError(f"{where} has version {data.get('version')!r}, expected 1")
+    if _int(data, "proposalId", where) != proposal_id:
+        raise DocumentError(
+            f"{where} is for proposal {data['proposalId']}, the event is for {proposal_id}"
+        )
+    rows: list[ScoreRow] = []
+    seen: set[tuple[int, int]] = set()
+    for position, item in enumerate(_list(data, "samples", where)):
+        at = f"score #{position}"
+        if not isinstance(item, dict):
+            raise DocumentError(f"{at} is not an object")
+        key = (_int(item, "asset_id", at, low=1), _int(item, "index", at))
+        if key in seen:
+            raise DocumentError(f"{at}: asset {key[0]} sample {key[1]} is scored twice")
+        seen.add(key)
+        flags = item.get("flags", [])
+        if not isinstance(flags, list) or not all(isinstance(f, str) and f for f in flags):
+            raise DocumentError(f"{at}: flags must be a list of strings")
+        founder = item.get("cluster_founder")
+        rows.append(
+            ScoreRow(
+                asset_id=key[0],
+                index=key[1],
+                sample_id=_hex32(item, "sample_id", at),
+                provider=_address(item.get("provider"), f"{at}: provider"),
+                value=_float(item, "value", at),
+                cluster_founder=None if founder is None else _hex32(item, "cluster_founder", at),
+                cluster_size=_opt_int(item, "cluster_size", at, low=1),
+                flags=tuple(sorted(set(flags))),
+            )
+        )
+    return tuple(rows)
