@@ -1,4 +1,4 @@
-"""``visdm node serve|status``: run a compute node."""
+"""``visdm node serve|status|jobs``: run a compute node."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from ._common import JsonOption, console, emit, settings, unlock_account
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Run a compute node: follow the chain, attest asset metadata.")
+app = typer.Typer(help="Run a compute node: attest asset metadata, quote and run training rounds.")
+
+_log = logging.getLogger("visdm.node")
 
 
 @app.command("serve")
@@ -21,34 +23,92 @@ def serve(
     once: bool = typer.Option(False, "--once", help="Handle what is pending, then exit."),
     confirmations: int = typer.Option(0, "--confirmations", help="Blocks to wait before acting."),
     poll: float = typer.Option(1.0, "--poll", help="Seconds between polls of the chain."),
+    api_host: str | None = typer.Option(
+        None, "--api-host", help="Listen address (default: the endpoint registered on chain)."
+    ),
+    api_port: int | None = typer.Option(
+        None, "--api-port", help="Listen port (default: the registered endpoint's, else free)."
+    ),
+    price_per_gflop: int = typer.Option(
+        10**12, "--price-per-gflop", help="Training price per GFLOP, in token units."
+    ),
+    max_duration: int = typer.Option(
+        3600, "--max-duration", help="Seconds of training a quote promises at most."
+    ),
+    allow_unsandboxed: bool = typer.Option(
+        False,
+        "--allow-unsandboxed",
+        help="DEVELOPMENT ONLY: run jobs without bubblewrap when it is unavailable.",
+    ),
 ) -> None:
-    """Follow the chain and attest every asset this node may process (Ctrl-C stops)."""
-    from visdm.compute import AssetWorker, NodeConfig
+    """Follow the chain: attest assets, serve quotes, train (Ctrl-C stops)."""
+    from visdm.compute import AssetWorker, NodeConfig, TrainingConfig, TrainingWorker
+    from visdm.compute._serve import ApiServer, api_address
+    from visdm.compute.api import QuoteService, create_app
     from visdm.session import connect_deployed, open_store
 
     cfg = settings(ctx)
     account = unlock_account(cfg)
     conn = connect_deployed(cfg)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    worker = AssetWorker(
+    if allow_unsandboxed:
+        _log.warning(
+            "--allow-unsandboxed: training jobs may run WITHOUT the sandbox when bubblewrap is "
+            "unavailable; never use this with real data"
+        )
+    store = open_store(cfg)
+    training_config = TrainingConfig(
+        workdir=cfg.node_dir,
+        price_per_gflop=price_per_gflop,
+        max_duration_s=max_duration,
+        allow_unsandboxed=allow_unsandboxed,
+    )
+    assets = AssetWorker(
         conn.client,
         conn.deployment,
-        open_store(cfg),
+        store,
         account,
         NodeConfig(workdir=cfg.node_dir, confirmations=confirmations, poll_interval_s=poll),
     )
+    training = TrainingWorker(conn.client, conn.deployment, store, account, training_config)
+    api = None
     try:
         if once:
-            handled = worker.poll()
-            console.print(f"handled {handled} event(s); cursor at block {worker.state.cursor()}")
+            handled = assets.poll()
+            jobs = training.poll(confirmations=confirmations)
+            console.print(
+                f"handled {handled} asset event(s) and {jobs} training job(s); cursor at block "
+                f"{assets.state.cursor()}"
+            )
             return
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        console.print(f"node {account.address} following chain {conn.client.chain_id}")
-        worker.serve(stop.is_set)
+        endpoint = (
+            conn.deployment.stakeholder_registry(conn.client).compute_node(account.address).endpoint
+        )
+        host, port = api_address(endpoint, api_host, api_port)
+        # the API gets its own chain client: web3 providers are not shared across threads
+        from visdm.session import connect
+
+        quotes = QuoteService(connect(cfg), conn.deployment, store, account, training_config)
+        api = ApiServer(
+            create_app(quotes, cfg.node_dir / "jobs.sqlite3"), host, port, cfg.node_dir / "api.json"
+        )
+        url = api.start()
+        console.print(f"node {account.address} following chain {conn.client.chain_id}; API {url}")
+        while not stop.is_set():
+            for step in (assets.poll, lambda: training.poll(confirmations=confirmations)):
+                try:
+                    step()
+                except Exception as exc:  # a failing poll is logged and retried, never fatal
+                    _log.error("poll failed, retrying: %s", exc)
+            stop.wait(poll)
     finally:
-        worker.close()
+        if api is not None:
+            api.stop()
+        assets.close()
+        training.close()
 
 
 @app.command("status")
@@ -66,3 +126,24 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
         emit(state.outcomes(), as_json=as_json, title=f"node state (cursor {state.cursor()})")
     finally:
         state.close()
+
+
+@app.command("jobs")
+def jobs(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """This node's training jobs and their states (from its journal; no password needed)."""
+    from visdm.compute import JobJournal
+
+    cfg = settings(ctx)
+    path = cfg.node_dir / "jobs.sqlite3"
+    if not path.exists():
+        emit([], as_json=as_json, title="training jobs")
+        return
+    journal = JobJournal(path, read_only=True)
+    try:
+        rows = [
+            {k: v for k, v in j.to_json().items() if k not in ("result", "submission")}
+            for j in journal.jobs()
+        ]
+        emit(rows, as_json=as_json, title="training jobs")
+    finally:
+        journal.close()
