@@ -1,0 +1,308 @@
+"""The indexer: follow the chain into the index tables, resuming from a durable cursor.
+
+It copies the compute node's follower (:class:`visdm.compute.AssetWorker`): read the confirmed
+head (``head − confirmations``), walk block ranges of at most ``max_blocks_per_poll`` from the
+block after the cursor, and apply each range **in one transaction together with the new
+cursor**. A crash or a kill therefore keeps a range whole or forgets it whole, and the next run
+starts exactly after the last committed range; since every write is idempotent
+(:mod:`._apply`), even replaying committed blocks changes nothing.
+
+Two more guards make the cursor trustworthy:
+
+* the index remembers the chain id, the contract addresses and the hash of the cursor block.
+  An index pointed at another chain or deployment is refused, and a cursor block whose hash
+  changed (the chain reorganised deeper than the confirmations waited for) stops the sync with
+  an error asking for a rebuild instead of silently mixing two histories;
+* writers are serialised (``BEGIN IMMEDIATE`` / an advisory lock), and each range re-reads the
+  cursor inside its transaction: two syncs running at once never apply a range twice.
+
+Near-duplicate clusters (connected components of the link graph over the samples of assets not
+withdrawn) depend on every asset, so they are recomputed at the end of any range that added
+samples or withdrew an asset, inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from visdm.errors import ChainError, ConfigError, IndexDatabaseError
+from visdm.storage import ContentStore
+
+from ._apply import EventApplier
+from ._db import Database
+from ._events import EventSource
+from ._schema import SCHEMA_VERSION, create_schema, drop_schema
+
+__all__ = ["IndexConfig", "Indexer", "SyncReport", "index_identity"]
+
+log = logging.getLogger("visdm.index")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexConfig:
+    """How the indexer follows the chain."""
+
+    #: blocks to wait below the head before a block is indexed (reorganisation safety)
+    confirmations: int = 0
+    #: most blocks read (and committed) per range
+    max_blocks_per_poll: int = 2_000
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.confirmations, int) or self.confirmations < 0:
+            raise ConfigError(
+                f"confirmations must be a whole number ≥ 0, got {self.confirmations!r}"
+            )
+        if not isinstance(self.max_blocks_per_poll, int) or self.max_blocks_per_poll < 1:
+            raise ConfigError(
+                f"max_blocks_per_poll must be a whole number ≥ 1, got {self.max_blocks_per_poll!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What one sync did."""
+
+    url: str
+    chain_id: int
+    head: int
+    confirmations: int
+    #: the last block indexed before and after this sync (``None``: nothing indexed yet)
+    cursor_before: int | None
+    cursor: int | None
+    events: int
+    retried_documents: int
+    assets: int
+    samples: int
+    proposals: int
+    scored_samples: int
+    #: documents that could not be used: ``{"missing": n, "rejected": n}``
+    documents: dict[str, int]
+
+
+def index_identity(chain_id: int, contracts: dict[str, str], start_block: int) -> dict[str, str]:
+    """The facts that bind an index to one chain and one deployment."""
+    return {
+        "chain_id": str(chain_id),
+        "contracts": json.dumps(dict(sorted(contracts.items())), separators=(",", ":")),
+        "start_block": str(start_block),
+    }
+
+
+def read_meta(db: Database) -> dict[str, str]:
+    """The ``index_meta`` table as a dict (empty when the index does not exist yet)."""
+    if "index_meta" not in db.tables():
+        return {}
+    return {str(k): str(v) for k, v in db.query("SELECT key, value FROM index_meta")}
+
+
+def _put_meta(db: Database, key: str, value: str) -> None:
+    db.execute(
+        "INSERT INTO index_meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def check_schema_version(db: Database, meta: dict[str, str]) -> None:
+    """Refuse an index written by another schema version."""
+    version = meta.get("schema_version")
+    if version is not None and version != str(SCHEMA_VERSION):
+        raise IndexDatabaseError(
+            f"the index at {db.url.redacted} has schema version {version}, this ViSDM uses "
+            f"{SCHEMA_VERSION}: rebuild it with `visdm market sync --rebuild`"
+        )
+
+
+class Indexer:
+    """Follows the marketplace contracts into the index database."""
+
+    def __init__(
+        self,
+        db: Database,
+        source: EventSource,
+        store: ContentStore | None,
+        *,
+        chain_id: int,
+        contracts: dict[str, str],
+        start_block: int,
+        config: IndexConfig | None = None,
+        rebuild: bool = False,
+    ) -> None:
+        self.db = db
+        self.source = source
+        self.config = config or IndexConfig()
+        self.chain_id = chain_id
+        self.start_block = start_block
+        self.identity = index_identity(chain_id, contracts, start_block)
+        self.applier = EventApplier(
+            db, store, chain_id=chain_id, asset_registry=contracts["AssetRegistry"]
+        )
+        with db.transaction():
+            if rebuild:
+                drop_schema(db)
+            meta = read_meta(db)
+            check_schema_version(db, meta)
+            self._check_identity(meta)
+            create_schema(db)
+            if not meta:
+                _put_meta(db, "schema_version", str(SCHEMA_VERSION))
+                for key, value in self.identity.items():
+                    _put_meta(db, key, value)
+
+    def _check_identity(self, meta: dict[str, str]) -> None:
+        if not meta:
+            return
+        for key, wanted in self.identity.items():
+            found = meta.get(key)
+            if found != wanted:
+                raise ConfigError(
+                    f"the index at {self.db.url.redacted} follows another chain or deployment "
+                    f"({key} is {found}, this deployment's is {wanted}): choose another "
+                    "--index-url, or rebuild this one with `visdm market sync --rebuild`"
+                )
+
+    # --- cursor -----------------------------------------------------------------------------
+    def cursor(self) -> int | None:
+        """The last block fully indexed, or ``None`` before the first range."""
+        value = self.db.scalar("SELECT value FROM index_meta WHERE key = 'cursor'")
+        return None if value is None else int(value)
+
+    def _check_no_reorg(self, cursor: int) -> None:
+        stored = self.db.scalar("SELECT value FROM index_meta WHERE key = 'cursor_hash'")
+        if stored is None:
+            return
+        current = self.source.block_hash(cursor)
+        if current != stored:
+            raise ChainError(
+                f"block {cursor}, the last one indexed in {self.db.url.redacted}, now has hash "
+                f"{current} instead of {stored}: the chain was reorganised (or reset) below the "
+                "index. Rebuild it with `visdm market sync --rebuild`, and wait for more "
+                "confirmations (--confirmations) on a chain that reorganises"
+            )
+
+    # --- following --------------------------------------------------------------------------
+    def sync(self, *, on_progress: Callable[[int, int], None] | None = None) -> SyncReport:
+        """Index everything up to the confirmed head; returns what was done.
+
+        ``on_progress(block, target)`` is called after each committed range.
+        """
+        head = self.source.head()
+        target = head - self.config.confirmations
+        before = self.cursor()
+        if before is not None:
+            self._check_no_reorg(before)
+        with self.db.transaction():
+            retried = self.applier.retry_missing()
+            self._refresh_clusters()
+        events = 0
+        cursor = before
+        start = self.start_block if cursor is None else cursor + 1
+        while start <= target:
+            end = min(target, start + self.config.max_blocks_per_poll - 1)
+            found = self.source.events(start, end)
+            end_hash = self.source.block_hash(end)
+            with self.db.transaction():
+                if self.cursor() != cursor:  # another sync committed this range meanwhile
+                    cursor = self.cursor()
+                    start = self.start_block if cursor is None else cursor + 1
+                    continue
+                for event in found:
+                    self.applier.apply(event)
+                self._refresh_clusters()
+                _put_meta(self.db, "cursor", str(end))
+                _put_meta(self.db, "cursor_hash", end_hash)
+            events += len(found)
+            cursor, start = end, end + 1
+            if on_progress is not None:
+                on_progress(end, target)
+        return self._report(head, before, events, retried)
+
+    def _refresh_clusters(self) -> None:
+        if self.applier.clusters_stale:
+            refresh_clusters(self.db)
+            self.applier.clusters_stale = False
+
+    def _report(self, head: int, before: int | None, events: int, retried: int) -> SyncReport:
+        def count(sql: str, *params: str) -> int:
+            return int(self.db.scalar(sql, params) or 0)
+
+        documents = {
+            status: count(
+                "SELECT (SELECT COUNT(*) FROM assets WHERE manifest_status = ?) + "
+                "(SELECT COUNT(*) FROM assets WHERE metadata_status = ?) + "
+                "(SELECT COUNT(*) FROM results WHERE status = ?) + "
+                "(SELECT COUNT(*) FROM results WHERE scores_status = ?)",
+                *[status] * 4,
+            )
+            for status in ("missing", "rejected")
+        }
+        return SyncReport(
+            url=self.db.url.redacted,
+            chain_id=self.chain_id,
+            head=head,
+            confirmations=self.config.confirmations,
+            cursor_before=before,
+            cursor=self.cursor(),
+            events=events,
+            retried_documents=retried,
+            assets=count("SELECT COUNT(*) FROM assets"),
+            samples=count("SELECT COUNT(*) FROM samples"),
+            proposals=count("SELECT COUNT(*) FROM proposals"),
+            scored_samples=count("SELECT COUNT(*) FROM sample_scores"),
+            documents=documents,
+        )
+
+
+def refresh_clusters(db: Database) -> int:
+    """Recompute every sample's near-duplicate cluster size; returns how many rows changed.
+
+    A cluster is a connected component of the link graph restricted to samples of assets that
+    are not withdrawn (union-find with path halving); a sample without links is a cluster of
+    one. Only rows whose size changes are written.
+    """
+    active = {
+        str(r[0])
+        for r in db.query(
+            "SELECT s.sample_id FROM samples s JOIN assets a ON a.asset_id = s.asset_id "
+            "WHERE a.status <> 'withdrawn' AND EXISTS (SELECT 1 FROM sample_links l "
+            "WHERE l.sample_id = s.sample_id)"
+        )
+    }
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in db.query("SELECT sample_id, other_id FROM sample_links WHERE sample_id < other_id"):
+        if a in active and b in active:
+            ra, rb = find(str(a)), find(str(b))
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    sizes: dict[str, int] = {}
+    for x in list(parent):
+        root = find(x)
+        sizes[root] = sizes.get(root, 0) + 1
+    rows = db.query(
+        "SELECT s.asset_id, s.sample_index, s.sample_id, s.cluster_size, a.status FROM samples s "
+        "JOIN assets a ON a.asset_id = s.asset_id WHERE s.cluster_size <> 1 OR EXISTS "
+        "(SELECT 1 FROM sample_links l WHERE l.sample_id = s.sample_id)"
+    )
+    changes = []
+    for asset_id, index, sample_id, size, status in rows:
+        sid = str(sample_id)
+        wanted = 1
+        if status != "withdrawn" and sid in parent:
+            wanted = sizes[find(sid)]
+        if int(size) != wanted:
+            changes.append((wanted, asset_id, index))
+    db.executemany(
+        "UPDATE samples SET cluster_size = ? WHERE asset_id = ? AND sample_index = ?", changes
+    )
+    return len(changes)

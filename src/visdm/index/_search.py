@@ -1,0 +1,315 @@
+"""Searching the index: filters become one SQL ``WHERE`` clause, run on either backend.
+
+:func:`search` returns a page of matching samples (ordered by asset id, then sample index, so
+paging is stable) with the total count; :func:`summarize` groups the same matches by label,
+provider and asset; :func:`select_all` lists every match for a saved selection. All three share
+:func:`_where`, so a summary always describes exactly what a search would return.
+
+Only samples whose metadata was verified are searchable. A sample's past value is the mean of
+the values published for it (matched on asset id, index *and* sample id, so a scores entry that
+names the wrong sample is ignored), and its flags are those of any round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from visdm.errors import InvalidInputError
+
+from ._db import Database
+from ._filters import SearchFilters
+
+__all__ = ["SampleHit", "SearchResult", "SearchSummary", "search", "select_all", "summarize"]
+
+#: the most samples one page may hold
+MAX_LIMIT = 10_000
+
+_SCORES = (
+    "LEFT JOIN (SELECT asset_id, sample_index, sample_id, AVG(value) AS score, "
+    "COUNT(*) AS rounds, MAX(flag_noisy) AS noisy, MAX(flag_copied) AS copied, "
+    "MAX(flag_duplicate) AS dup FROM sample_scores GROUP BY asset_id, sample_index, sample_id) "
+    "sc ON sc.asset_id = s.asset_id AND sc.sample_index = s.sample_index "
+    "AND sc.sample_id = s.sample_id"
+)
+_FROM = f"FROM samples s JOIN assets a ON a.asset_id = s.asset_id {_SCORES}"
+_FLAG_COLUMNS = {"noisy": "sc.noisy", "copied": "sc.copied", "duplicate": "sc.dup"}
+
+
+@dataclass(frozen=True, slots=True)
+class SampleHit:
+    """One matching sample with everything a consumer may know about it."""
+
+    asset_id: int
+    index: int
+    sample_id: str
+    provider: str
+    label: str
+    width: int
+    height: int
+    channels: int
+    format: str | None
+    byte_size: int | None
+    phash: str
+    brightness: float
+    contrast: float
+    #: the metadata's ``blur`` (variance of the Laplacian): higher is sharper
+    sharpness: float
+    #: links to near-duplicates still in the market (within ``duplicate_distance`` if given)
+    duplicate_links: int
+    cluster_size: int
+    #: mean published value over ``score_rounds`` rounds (``None``: never scored)
+    score: float | None
+    score_rounds: int
+    flags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """A page of matches."""
+
+    total: int
+    limit: int
+    offset: int
+    samples: list[SampleHit]
+    filters: dict[str, Any]
+    #: requested labels that no indexed sample carries (a typo, or not offered yet)
+    unknown_labels: list[str] = field(default_factory=list)
+    #: where ``--save`` wrote the selection, and how many samples it holds
+    saved_path: str | None = None
+    saved_samples: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSummary:
+    """What the matches of a search are made of."""
+
+    samples: int
+    assets: int
+    providers: int
+    labels: dict[str, int]
+    per_provider: list[dict[str, Any]]
+    per_asset: list[dict[str, Any]]
+    filters: dict[str, Any]
+    unknown_labels: list[str] = field(default_factory=list)
+
+
+def _marks(values: tuple[Any, ...]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _links_count(distance: int | None) -> tuple[str, list[Any]]:
+    sql = (
+        "(SELECT COUNT(*) FROM sample_links l JOIN samples o ON o.sample_id = l.other_id "
+        "JOIN assets oa ON oa.asset_id = o.asset_id WHERE l.sample_id = s.sample_id "
+        "AND oa.status <> 'withdrawn'"
+    )
+    if distance is None:
+        return sql + ")", []
+    return sql + " AND l.distance <= ?)", [distance]
+
+
+def _where(db: Database, f: SearchFilters, now: int) -> tuple[str, list[Any]]:
+    clauses = ["a.metadata_status = 'indexed'"]
+    params: list[Any] = []
+
+    def add(sql: str, *values: Any) -> None:
+        clauses.append(sql)
+        params.extend(values)
+
+    if not f.include_withdrawn:
+        add("a.status <> 'withdrawn'")
+    if f.labels:
+        add(f"s.label IN ({_marks(f.labels)})", *f.labels)
+    for column, low, high in (
+        ("s.width", f.min_width, f.max_width),
+        ("s.height", f.min_height, f.max_height),
+        ("s.brightness", f.min_brightness, f.max_brightness),
+        ("s.contrast", f.min_contrast, f.max_contrast),
+        ("s.blur", f.min_sharpness, f.max_sharpness),
+    ):
+        if low is not None:
+            add(f"{column} >= ?", low)
+        if high is not None:
+            add(f"{column} <= ?", high)
+    if f.formats:
+        add(f"s.format IN ({_marks(f.formats)})", *f.formats)
+    if f.max_duplicate_links is not None:
+        count, count_params = _links_count(f.duplicate_distance)
+        add(f"{count} <= ?", *count_params, f.max_duplicate_links)
+    if f.max_cluster_size is not None:
+        add("s.cluster_size <= ?", f.max_cluster_size)
+    if f.min_score is not None:
+        if f.include_unscored:
+            add("(sc.score IS NULL OR sc.score >= ?)", f.min_score)
+        else:
+            add("sc.score >= ?", f.min_score)
+    for flag in f.exclude_flags:
+        add(f"COALESCE({_FLAG_COLUMNS[flag]}, 0) = 0")
+    if f.regions:
+        _check_regions(db, f.regions)
+        add(
+            "EXISTS (SELECT 1 FROM asset_regions ar JOIN regions r ON r.region = ar.region "
+            f"WHERE ar.asset_id = a.asset_id AND r.name IN ({_marks(f.regions)}))",
+            *f.regions,
+        )
+    if f.purposes or f.consumer is not None:
+        add("a.manifest_status = 'indexed'")
+    for purpose in f.purposes:
+        add(
+            "EXISTS (SELECT 1 FROM asset_purposes ap WHERE ap.asset_id = a.asset_id "
+            "AND ap.purpose = ?)",
+            purpose,
+        )
+    if f.consumer is not None:
+        add(
+            "NOT EXISTS (SELECT 1 FROM asset_consumers c WHERE c.asset_id = a.asset_id "
+            "AND c.consumer = ? AND c.allowed = 0) AND (NOT EXISTS (SELECT 1 FROM "
+            "asset_consumers c WHERE c.asset_id = a.asset_id AND c.allowed = 1) OR EXISTS "
+            "(SELECT 1 FROM asset_consumers c WHERE c.asset_id = a.asset_id AND c.consumer = ? "
+            "AND c.allowed = 1))",
+            f.consumer,
+            f.consumer,
+        )
+    if not f.include_expired:
+        add("(a.licence_expires IS NULL OR a.licence_expires > ?)", now)
+    if f.providers:
+        add(f"a.owner IN ({_marks(f.providers)})", *f.providers)
+    if f.asset_ids:
+        add(f"s.asset_id IN ({_marks(f.asset_ids)})", *f.asset_ids)
+    return " AND ".join(clauses), params
+
+
+def _check_regions(db: Database, regions: tuple[str, ...]) -> None:
+    known = sorted(str(r[0]) for r in db.query("SELECT name FROM regions"))
+    unknown = [r for r in regions if r not in known]
+    if unknown:
+        raise InvalidInputError(
+            f"unknown region(s) {', '.join(repr(r) for r in unknown)}: the index knows "
+            f"{', '.join(known) or 'no region yet (run `visdm market sync`)'}"
+        )
+
+
+def _unknown_labels(db: Database, f: SearchFilters) -> list[str]:
+    if not f.labels:
+        return []
+    found = {
+        str(r[0])
+        for r in db.query(
+            f"SELECT DISTINCT label FROM samples WHERE label IN ({_marks(f.labels)})",  # noqa: S608
+            f.labels,
+        )
+    }
+    return [label for label in f.labels if label not in found]
+
+
+def check_paging(limit: int, offset: int) -> None:
+    """Refuse a page that is not a page."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidInputError(f"--limit must be a whole number ≥ 1, got {limit!r}")
+    if limit > MAX_LIMIT:
+        raise InvalidInputError(
+            f"--limit {limit} is over {MAX_LIMIT}: page with --offset, or --save NAME to keep "
+            "every match"
+        )
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise InvalidInputError(f"--offset must be a whole number ≥ 0, got {offset!r}")
+
+
+def search(
+    db: Database, filters: SearchFilters, *, now: int, limit: int = 50, offset: int = 0
+) -> SearchResult:
+    """One page of the samples matching ``filters``, and how many match in all."""
+    check_paging(limit, offset)
+    where, params = _where(db, filters, now)
+    total = int(db.scalar(f"SELECT COUNT(*) {_FROM} WHERE {where}", params) or 0)  # noqa: S608
+    links, link_params = _links_count(filters.duplicate_distance)
+    rows = db.query(
+        "SELECT s.asset_id, s.sample_index, s.sample_id, a.owner, s.label, s.width, s.height, "  # noqa: S608
+        "s.channels, s.format, s.byte_size, s.phash, s.brightness, s.contrast, s.blur, "
+        f"{links}, s.cluster_size, sc.score, sc.rounds, sc.noisy, sc.copied, sc.dup "
+        f"{_FROM} WHERE {where} ORDER BY s.asset_id, s.sample_index LIMIT ? OFFSET ?",
+        [*link_params, *params, limit, offset],
+    )
+    hits = []
+    for r in rows:
+        flags = [name for name, on in zip(("noisy", "copied", "duplicate"), r[18:21], strict=True) if on]
+        hits.append(
+            SampleHit(
+                asset_id=int(r[0]),
+                index=int(r[1]),
+                sample_id=str(r[2]),
+                provider=str(r[3]),
+                label=str(r[4]),
+                width=int(r[5]),
+                height=int(r[6]),
+                channels=int(r[7]),
+                format=r[8],
+                byte_size=None if r[9] is None else int(r[9]),
+                phash=str(r[10]),
+                brightness=float(r[11]),
+                contrast=float(r[12]),
+                sharpness=float(r[13]),
+                duplicate_links=int(r[14]),
+                cluster_size=int(r[15]),
+                score=None if r[16] is None else float(r[16]),
+                score_rounds=0 if r[17] is None else int(r[17]),
+                flags=flags,
+            )
+        )
+    return SearchResult(
+        total=total,
+        limit=limit,
+        offset=offset,
+        samples=hits,
+        filters=filters.to_dict(),
+        unknown_labels=_unknown_labels(db, filters),
+    )
+
+
+def select_all(db: Database, filters: SearchFilters, *, now: int) -> list[tuple[int, int]]:
+    """Every matching ``(asset id, sample index)``, sorted."""
+    where, params = _where(db, filters, now)
+    rows = db.query(
+        f"SELECT s.asset_id, s.sample_index {_FROM} WHERE {where} "  # noqa: S608
+        "ORDER BY s.asset_id, s.sample_index",
+        params,
+    )
+    return [(int(a), int(i)) for a, i in rows]
+
+
+def summarize(db: Database, filters: SearchFilters, *, now: int) -> SearchSummary:
+    """Label distribution and counts per provider and per asset of the matches."""
+    where, params = _where(db, filters, now)
+    labels = {
+        str(label): int(n)
+        for label, n in db.query(
+            f"SELECT s.label, COUNT(*) {_FROM} WHERE {where} GROUP BY s.label",  # noqa: S608
+            params,
+        )
+    }
+    per_asset = [
+        {"asset_id": int(asset_id), "provider": str(owner), "samples": int(n)}
+        for asset_id, owner, n in db.query(
+            f"SELECT s.asset_id, a.owner, COUNT(*) {_FROM} WHERE {where} "  # noqa: S608
+            "GROUP BY s.asset_id, a.owner ORDER BY s.asset_id",
+            params,
+        )
+    ]
+    providers: dict[str, dict[str, Any]] = {}
+    for row in per_asset:
+        entry = providers.setdefault(
+            row["provider"], {"provider": row["provider"], "assets": 0, "samples": 0}
+        )
+        entry["assets"] += 1
+        entry["samples"] += row["samples"]
+    return SearchSummary(
+        samples=sum(labels.values()),
+        assets=len(per_asset),
+        providers=len(providers),
+        labels=dict(sorted(labels.items(), key=lambda kv: (-kv[1], kv[0]))),
+        per_provider=sorted(providers.values(), key=lambda p: (-p["samples"], p["provider"])),
+        per_asset=per_asset,
+        filters=filters.to_dict(),
+        unknown_labels=_unknown_labels(db, filters),
+    )

@@ -1,0 +1,497 @@
+"""The marketplace's workflows as SDK calls, one per CLI command (design 3.3–3.4).
+
+Consumer: :func:`propose`, :func:`accept_counter`, :func:`request_quote`,
+:func:`start_training`, :func:`get_model`, :func:`reclaim`. Providers: :func:`vote`,
+:func:`delegate`, :func:`undelegate`, :func:`claim`. Anyone: :func:`tally`,
+:func:`proposal_status`, :func:`training_result`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from visdm.accounts import UnlockedAccount
+from visdm.chain.client import TxResult
+from visdm.chain.contracts import REJECT_ASK, ProposalRecord, ProposalStatus, Quote
+from visdm.config import Settings
+from visdm.errors import InvalidInputError, SignatureError, VisdmError
+from visdm.merkle import StandardMerkleTree
+from visdm.proposals import (
+    CreatedProposal,
+    SelectedAsset,
+    create_proposal,
+    load_labelled_directory,
+    pack_arrays,
+    verify_proposal,
+)
+from visdm.session import Connection, connect_deployed, open_store
+
+from .payouts import claim_for
+from .quotes import recover_quote_signer
+from .tally import TallyReceipt, submit_tally
+
+__all__ = [
+    "ClaimReceipt",
+    "NodeUnreachableError",
+    "QuoteOffer",
+    "accept_counter",
+    "claim",
+    "delegate",
+    "get_model",
+    "parse_ask",
+    "proposal_status",
+    "propose",
+    "reclaim",
+    "request_quote",
+    "start_training",
+    "tally",
+    "training_result",
+    "undelegate",
+    "vote",
+    "withdraw",
+]
+
+_HTTP_TIMEOUT_S = 180.0
+
+
+class NodeUnreachableError(VisdmError):
+    """The compute node's HTTP API did not answer, or answered with an error."""
+
+    exit_code = 3
+
+
+# --- consumer: proposing ------------------------------------------------------------------
+def propose(
+    settings: Settings,
+    consumer: UnlockedAccount,
+    *,
+    selection: Sequence[SelectedAsset | int],
+    model_spec: Path | dict[str, Any],
+    validation: Path | tuple[Any, Any],
+    classes: Sequence[str],
+    offer: int,
+    wtp_bps: int,
+    node: str,
+    voting_period_s: int,
+) -> CreatedProposal:
+    """Curate, seal the validation set for ``node``, sign, store and propose (escrows ``offer``).
+
+    ``validation`` is a directory of images with ``labels.csv`` (as ``visdm asset add`` reads)
+    or ``(images, labels)`` arrays with class indexes.
+    """
+    spec: Any = model_spec
+    if isinstance(model_spec, Path):
+        try:
+            spec = model_spec.read_bytes()
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read the model spec {model_spec}: {exc}") from None
+    from visdm.training import parse_model_spec  # pydantic only: no torch
+
+    parsed = parse_model_spec(spec)
+    if isinstance(validation, Path):
+        images, labels = load_labelled_directory(validation, classes, parsed.input_shape)
+    else:
+        images, labels = validation
+    conn = connect_deployed(settings)
+    return create_proposal(
+        conn.client,
+        conn.deployment,
+        open_store(settings),
+        consumer,
+        selection=selection,
+        model_spec=spec,
+        classes=classes,
+        validation_archive=pack_arrays(images, labels),
+        offer=offer,
+        wtp_bps=wtp_bps,
+        node=node,
+        voting_period_s=voting_period_s,
+    )
+
+
+def _proposal(conn: Connection, proposal_id: int) -> ProposalRecord:
+    market = conn.deployment.training_market(conn.client)
+    if proposal_id <= 0 or proposal_id > market.proposal_count():
+        raise InvalidInputError(f"proposal {proposal_id} does not exist on this market")
+    return market.proposal(proposal_id)
+
+
+def accept_counter(settings: Settings, consumer: UnlockedAccount, proposal_id: int) -> TxResult:
+    """Accept a counter offer: escrow the difference to the clearing price."""
+    conn = connect_deployed(settings)
+    record = _proposal(conn, proposal_id)
+    if record.status != ProposalStatus.COUNTERED:
+        raise InvalidInputError(
+            f"proposal {proposal_id} is {record.status.name.lower()}, not countered"
+        )
+    market = conn.deployment.training_market(conn.client)
+    token = conn.deployment.payment_token(conn.client)
+    token.approve(consumer.local_account, market.address, record.clearing_price - record.price)
+    return market.accept_counter(consumer.local_account, proposal_id)
+
+
+# --- providers: voting --------------------------------------------------------------------
+def parse_ask(text: str) -> int:
+    """``accept`` (any price), ``reject``, or a price in token units."""
+    lowered = text.strip().lower()
+    if lowered == "accept":
+        return 0
+    if lowered == "reject":
+        return REJECT_ASK
+    try:
+        value = int(lowered)
+    except ValueError:
+        raise InvalidInputError(
+            f"ask {text!r} is not 'accept', 'reject' or a price in token units"
+        ) from None
+    if not 0 <= value < REJECT_ASK:
+        raise InvalidInputError(f"ask {text!r} is outside 0..2^256-2")
+    return value
+
+
+def vote(settings: Settings, voter: UnlockedAccount, proposal_id: int, ask: int) -> TxResult:
+    """Vote the minimum price at which ``voter`` accepts (0 = accept, REJECT_ASK = reject)."""
+    conn = connect_deployed(settings)
+    _proposal(conn, proposal_id)
+    conn.client.fund_from_dev_faucet(voter.address)
+    return conn.deployment.training_market(conn.client).vote(voter.local_account, proposal_id, ask)
+
+
+def delegate(settings: Settings, account: UnlockedAccount, to: str) -> TxResult:
+    conn = connect_deployed(settings)
+    conn.client.fund_from_dev_faucet(account.address)
+    return conn.deployment.delegation_registry(conn.client).delegate(
+        account.local_account, to_checksum_address(to)
+    )
+
+
+def undelegate(settings: Settings, account: UnlockedAccount) -> TxResult:
+    conn = connect_deployed(settings)
+    conn.client.fund_from_dev_faucet(account.address)
+    return conn.deployment.delegation_registry(conn.client).undelegate(account.local_account)
+
+
+def tally(settings: Settings, tallier: UnlockedAccount, proposal_id: int) -> TallyReceipt:
+    """Compute the clearing price off chain and submit the verifying batches."""
+    conn = connect_deployed(settings)
+    _proposal(conn, proposal_id)
+    market = conn.deployment.training_market(conn.client)
+    (event,) = market.logs("ProposalCreated", where={"proposalId": proposal_id})[:1]
+    parsed = verify_proposal(
+        open_store(settings).get(event["args"]["proposalCid"]),
+        chain_id=conn.client.chain_id,
+        market=market.address,
+    )
+    doc = parsed.proposal
+    conn.client.fund_from_dev_faucet(tallier.address)
+    return submit_tally(
+        market,
+        conn.deployment.asset_registry(conn.client),
+        conn.deployment.delegation_registry(conn.client),
+        tallier.local_account,
+        proposal_id,
+        selection=list(zip(doc.asset_ids, doc.sample_counts, strict=True)),
+    )
+
+
+# --- consumer: training -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class QuoteOffer:
+    """A node's signed quote, checked against the chain."""
+
+    quote: Quote
+    signature: bytes
+    signer: str
+    design: dict[str, Any]
+    node_url: str
+
+
+def node_url(settings: Settings, conn: Connection, node: str, override: str | None) -> str:
+    """The node API to call: ``override``, else the endpoint registered on chain."""
+    if override:
+        return override.rstrip("/")
+    endpoint = conn.deployment.stakeholder_registry(conn.client).compute_node(node).endpoint
+    if not endpoint:
+        raise NodeUnreachableError(f"node {node} registered no API endpoint: pass --node-url")
+    return endpoint.rstrip("/")
+
+
+def request_quote(
+    settings: Settings, proposal_id: int, *, node_url_override: str | None = None
+) -> QuoteOffer:
+    """Ask the proposal's node for a quote and check its signature and terms."""
+    conn = connect_deployed(settings)
+    record = _proposal(conn, proposal_id)
+    url = node_url(settings, conn, record.node, node_url_override)
+    try:
+        response = httpx.post(
+            f"{url}/quotes", json={"proposalId": proposal_id}, timeout=_HTTP_TIMEOUT_S
+        )
+    except httpx.HTTPError as exc:
+        raise NodeUnreachableError(f"node API {url} did not answer: {exc}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"detail": response.text[:500]}
+    if response.status_code != 200:
+        raise NodeUnreachableError(
+            f"node {url} refused a quote for proposal {proposal_id} "
+            f"({response.status_code} {body.get('error', '')}): {body.get('detail')}"
+        )
+    try:
+        q = body["quote"]
+        quote = Quote(
+            proposal_id=int(q["proposalId"]),
+            training_cost=int(q["trainingCost"]),
+            max_duration=int(q["maxDuration"]),
+            expiry=int(q["expiry"]),
+        )
+        signature = bytes.fromhex(str(body["signature"]).removeprefix("0x"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise NodeUnreachableError(f"node {url} sent a malformed quote: {exc}") from None
+    market = conn.deployment.training_market(conn.client)
+    signer = recover_quote_signer(signature, conn.client.chain_id, market.address, quote)
+    expected = conn.deployment.stakeholder_registry(conn.client).compute_node(record.node).signer
+    if signer != expected or quote.proposal_id != proposal_id:
+        raise SignatureError(
+            f"the quote is signed by {signer} for proposal {quote.proposal_id}; expected the "
+            f"node's signer {expected} and proposal {proposal_id}"
+        )
+    return QuoteOffer(quote, signature, str(signer), dict(body.get("design", {})), url)
+
+
+def start_training(
+    settings: Settings,
+    consumer: UnlockedAccount,
+    proposal_id: int,
+    *,
+    node_url_override: str | None = None,
+    max_cost: int | None = None,
+) -> tuple[QuoteOffer, TxResult]:
+    """Get a quote, escrow its training cost and start training (refuses above ``max_cost``)."""
+    offer = request_quote(settings, proposal_id, node_url_override=node_url_override)
+    if max_cost is not None and offer.quote.training_cost > max_cost:
+        raise InvalidInputError(
+            f"the node quotes {offer.quote.training_cost} for training, above --max-cost "
+            f"{max_cost}: nothing was paid"
+        )
+    conn = connect_deployed(settings)
+    market = conn.deployment.training_market(conn.client)
+    token = conn.deployment.payment_token(conn.client)
+    conn.client.fund_from_dev_faucet(consumer.address)
+    token.approve(consumer.local_account, market.address, offer.quote.training_cost)
+    tx = market.start_training(consumer.local_account, proposal_id, offer.quote, offer.signature)
+    return offer, tx
+
+
+def reclaim(settings: Settings, consumer: UnlockedAccount, proposal_id: int) -> TxResult:
+    conn = connect_deployed(settings)
+    _proposal(conn, proposal_id)
+    return conn.deployment.training_market(conn.client).reclaim(consumer.local_account, proposal_id)
+
+
+def training_result(settings: Settings, proposal_id: int) -> dict[str, Any] | None:
+    """The node's result document for ``proposal_id`` (``None`` before the result)."""
+    conn = connect_deployed(settings)
+    market = conn.deployment.training_market(conn.client)
+    events = market.logs("ResultSubmitted", where={"proposalId": proposal_id})
+    if not events:
+        return None
+    raw = open_store(settings).get(events[0]["args"]["modelCid"])
+    try:
+        document: dict[str, Any] = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInputError(f"proposal {proposal_id}'s result document: {exc}") from None
+    if document.get("proposalId") != proposal_id:
+        raise InvalidInputError(f"the result document is not for proposal {proposal_id}")
+    return document
+
+
+def get_model(
+    settings: Settings, consumer: UnlockedAccount, proposal_id: int, out: Path
+) -> dict[str, Any]:
+    """Fetch, verify (node signature, committed hash) and decrypt the model; write it to
+    ``out`` and load it once to prove it is a model of the proposed spec."""
+    from visdm.compute.delivery import open_model
+
+    conn = connect_deployed(settings)
+    record = _proposal(conn, proposal_id)
+    if record.consumer != consumer.address:
+        raise InvalidInputError(
+            f"proposal {proposal_id} belongs to {record.consumer}, not to {consumer.address}"
+        )
+    if record.status != ProposalStatus.COMPLETED:
+        raise InvalidInputError(
+            f"proposal {proposal_id} is {record.status.name.lower()}: there is no model to get"
+        )
+    document = training_result(settings, proposal_id)
+    if document is None or not document.get("model"):
+        raise InvalidInputError(f"proposal {proposal_id}'s result names no model")
+    market = conn.deployment.training_market(conn.client)
+    signer = conn.deployment.stakeholder_registry(conn.client).compute_node(record.node).signer
+    model = open_model(
+        open_store(settings).get(document["model"]["cid"]),
+        consumer=consumer,
+        proposal_id=proposal_id,
+        expected_signer=signer,
+        expected_model_hash=record.model_hash,
+        chain_id=conn.client.chain_id,
+        market=market.address,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(model)
+    from visdm.training import load_model, parse_model_spec
+
+    (created,) = market.logs("ProposalCreated", where={"proposalId": proposal_id})[:1]
+    proposal = verify_proposal(
+        open_store(settings).get(created["args"]["proposalCid"]),
+        chain_id=conn.client.chain_id,
+        market=market.address,
+    ).proposal
+    spec = parse_model_spec(proposal.model_spec_json)
+    load_model(out, spec)  # refuses weights of another spec or shape
+    return {
+        "proposalId": proposal_id,
+        "path": str(out),
+        "modelHash": "0x" + keccak(model).hex(),
+        "accuracyBps": record.accuracy_bps,
+        "epsilonSpent": document.get("epsilonSpent"),
+        "architecture": spec.architecture,
+        "classes": list(proposal.classes),
+        "signer": signer,
+    }
+
+
+# --- providers: claiming ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ClaimReceipt:
+    proposal_id: int
+    amount: int
+    tx_hash: str | None
+    note: str
+
+
+def claim(
+    settings: Settings, provider: UnlockedAccount, proposal_ids: Sequence[int] | None = None
+) -> list[ClaimReceipt]:
+    """Claim ``provider``'s payouts from the given (default: every completed) proposal."""
+    conn = connect_deployed(settings)
+    market = conn.deployment.training_market(conn.client)
+    ids = list(proposal_ids or range(1, market.proposal_count() + 1))
+    receipts = []
+    for pid in ids:
+        record = _proposal(conn, pid)
+        if record.status != ProposalStatus.COMPLETED:
+            if proposal_ids:
+                receipts.append(ClaimReceipt(pid, 0, None, f"{record.status.name.lower()}"))
+            continue
+        document = training_result(settings, pid)
+        payouts = (document or {}).get("payouts") or {}
+        tree_dump = payouts.get("tree")
+        if tree_dump is None:
+            receipts.append(ClaimReceipt(pid, 0, None, "no payout tree"))
+            continue
+        tree = StandardMerkleTree.load(tree_dump)
+        if tree.root != record.payout_root:
+            raise InvalidInputError(f"proposal {pid}'s published payout tree is not its root")
+        try:
+            request = claim_for(tree, pid, provider.address)
+        except InvalidInputError:
+            if proposal_ids:
+                receipts.append(ClaimReceipt(pid, 0, None, "not a payee"))
+            continue
+        if market.is_claimed(pid, request.index):
+            receipts.append(ClaimReceipt(pid, request.amount, None, "already claimed"))
+            continue
+        conn.client.fund_from_dev_faucet(provider.address)
+        tx = market.claim(provider.local_account, request)
+        receipts.append(ClaimReceipt(pid, request.amount, tx.tx_hash, "claimed"))
+    return receipts
+
+
+# --- anyone: status -----------------------------------------------------------------------
+def proposal_status(
+    settings: Settings, proposal_id: int, *, node_url_override: str | None = None
+) -> dict[str, Any]:
+    """One view of a proposal's life: terms, votes, outcome, training, result and payouts."""
+    conn = connect_deployed(settings)
+    record = _proposal(conn, proposal_id)
+    market = conn.deployment.training_market(conn.client)
+    votes = [
+        {"voter": e["args"]["voter"], "ask": _ask_text(int(e["args"]["ask"]))}
+        for e in market.logs("VoteCast", where={"proposalId": proposal_id})
+    ]
+    tallied = market.logs("ProposalTallied", where={"proposalId": proposal_id})
+    view: dict[str, Any] = {
+        "proposalId": proposal_id,
+        "status": record.status.name.lower(),
+        "consumer": record.consumer,
+        "node": record.node,
+        "offer": str(record.offer),
+        "price": str(record.price),
+        "clearingPrice": str(record.clearing_price),
+        "wtpBps": record.wtp_bps,
+        "votingDeadline": record.voting_deadline,
+        "deadline": record.deadline,
+        "totalWeight": record.total_weight,
+        "votes": votes,
+        "tally": None,
+        "job": None,
+        "result": None,
+    }
+    if tallied:
+        args = tallied[-1]["args"]
+        view["tally"] = {
+            "outcome": ProposalStatus(int(args["outcome"])).name.lower(),
+            "clearingPrice": str(args["clearingPrice"]),
+            "participatingWeight": int(args["participatingWeight"]),
+            "totalWeight": int(args["totalWeight"]),
+        }
+    if record.status in (
+        ProposalStatus.TRAINING,
+        ProposalStatus.COMPLETED,
+        ProposalStatus.WTP_MISSED,
+    ):
+        try:
+            url = node_url(settings, conn, record.node, node_url_override)
+            response = httpx.get(f"{url}/jobs/{proposal_id}", timeout=10.0)
+            if response.status_code == 200:
+                job = response.json()
+                view["job"] = {k: job.get(k) for k in ("state", "progress", "message", "attempts")}
+        except (httpx.HTTPError, VisdmError, ValueError):
+            view["job"] = {"state": "unknown (node API unreachable)"}
+    document = training_result(settings, proposal_id)
+    if document is not None:
+        payouts = document.get("payouts") or {}
+        view["result"] = {
+            "accuracyBps": document.get("accuracyBps"),
+            "wtpMet": document.get("wtpMet"),
+            "epsilonSpent": document.get("epsilonSpent"),
+            "trainSamples": document.get("trainSamples"),
+            "payouts": payouts.get("amounts"),
+            "unclaimed": str(record.unclaimed),
+        }
+    return view
+
+
+def _ask_text(ask: int) -> str:
+    return "reject" if ask == REJECT_ASK else ("accept" if ask == 0 else str(ask))
+
+
+def withdraw(settings: Settings, account: UnlockedAccount) -> tuple[int, TxResult | None]:
+    """Withdraw ``account``'s credits (refunds, training fees); returns the amount."""
+    conn = connect_deployed(settings)
+    market = conn.deployment.training_market(conn.client)
+    amount = market.credit_of(account.address)
+    if amount == 0:
+        return 0, None
+    conn.client.fund_from_dev_faucet(account.address)
+    return amount, market.withdraw(account.local_account)

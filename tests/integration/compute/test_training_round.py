@@ -1,0 +1,154 @@
+"""Training rounds end to end on anvil, with the real bubblewrap sandbox and real PyTorch:
+propose → vote → tally → quote → startTraining → node trains → sealed model → payouts → claims;
+the WTP-missed refund; the consumer's reclaim when a node does not finish in time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from tests.integration.compute.roundkit import Round
+from visdm.chain.client import ChainClient
+from visdm.chain.contracts import ProposalStatus
+from visdm.chain.deployment import Deployment
+from visdm.errors import InvalidInputError
+from visdm.market import workflow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def rnd(
+    chain: ChainClient,
+    deployment: Deployment,
+    tmp_path: Path,
+    funded_roles: dict[str, LocalAccount],
+) -> Iterator[Round]:
+    r = Round(chain, deployment, tmp_path / "home", dict(funded_roles))
+    r.add_assets(tmp_path)
+    yield r
+
+
+def test_round_trains_delivers_the_model_and_pays_the_providers(rnd: Round, tmp_path: Path) -> None:
+    pid = rnd.propose(wtp_bps=3000)
+    rnd.approve(pid)
+    assert rnd.market.proposal(pid).status == ProposalStatus.APPROVED
+    cost = rnd.start(pid)
+    assert cost > 0
+    consumer = rnd.accounts["consumer"]
+    worker = rnd.trainer()
+    try:
+        assert worker.poll() == 1
+        job = worker.journal.get(pid)
+        assert job is not None
+        assert (job.state, job.attempts) == ("submitted", 1), job.message
+        # a second poll finds nothing to do: the result is posted once
+        assert worker.poll() == 0
+    finally:
+        worker.close()
+    record = rnd.market.proposal(pid)
+    assert record.status == ProposalStatus.COMPLETED
+    assert 3000 <= record.accuracy_bps <= 10_000
+    assert len(rnd.market.logs("ResultSubmitted", where={"proposalId": pid})) == 1
+    assert rnd.market.credit_of(rnd.accounts["node"].address) == cost
+
+    result = rnd.result(pid)
+    assert result["wtpMet"] is True
+    assert result["trainSamples"] == 120
+    scores = rnd.scores(pid)["samples"]
+    assert len(scores) == 120
+    assert {s["asset_id"] for s in scores} == set(rnd.asset_ids)
+
+    # the consumer decrypts the model, verified against the node's signature and the chain
+    model = workflow.get_model(rnd.as_("consumer"), consumer, pid, tmp_path / "model.safetensors")
+    assert model["accuracyBps"] == record.accuracy_bps
+    assert model["architecture"] == "mlp"
+    # nobody else can
+    with pytest.raises(InvalidInputError, match="belongs to"):
+        workflow.get_model(rnd.as_("stranger"), rnd.accounts["stranger"], pid, tmp_path / "x")
+
+    # providers claim; the amounts add up to the price exactly
+    amounts = {a: int(v) for a, v in result["payouts"]["amounts"].items()}
+    assert sum(amounts.values()) == record.price
+    paid = 0
+    for who in ("provider", "provider2"):
+        before = rnd.token.balance_of(rnd.accounts[who].address)
+        (receipt,) = workflow.claim(rnd.as_(who), rnd.accounts[who], [pid])
+        assert receipt.note == "claimed"
+        assert rnd.token.balance_of(rnd.accounts[who].address) - before == receipt.amount
+        paid += receipt.amount
+        (again,) = workflow.claim(rnd.as_(who), rnd.accounts[who], [pid])
+        assert again.note == "already claimed"
+    assert paid == record.price
+    assert rnd.market.proposal(pid).unclaimed == 0
+
+    status = workflow.proposal_status(rnd.settings, pid)
+    assert status["status"] == "completed"
+    assert status["result"]["wtpMet"] is True
+    assert status["tally"]["outcome"] == "approved"
+
+
+def test_unreachable_wtp_refunds_the_data_price(rnd: Round) -> None:
+    pid = rnd.propose(wtp_bps=10_000)
+    rnd.approve(pid)
+    cost = rnd.start(pid)
+    consumer = rnd.accounts["consumer"]
+    credit_before = rnd.market.credit_of(consumer.address)
+    worker = rnd.trainer()
+    try:
+        worker.poll()
+        job = worker.journal.get(pid)
+        assert job is not None and job.state == "submitted", job and job.message
+    finally:
+        worker.close()
+    record = rnd.market.proposal(pid)
+    assert record.status == ProposalStatus.WTP_MISSED
+    assert rnd.market.credit_of(consumer.address) - credit_before == 10**18
+    assert rnd.market.credit_of(rnd.accounts["node"].address) == cost  # the node is still paid
+    result = rnd.result(pid)
+    assert (result["wtpMet"], result["model"], result["payouts"]) == (False, None, None)
+    amount, tx = workflow.withdraw(rnd.as_("consumer"), consumer)
+    assert amount >= 10**18 and tx is not None
+    with pytest.raises(InvalidInputError, match="wtp_missed: there is no model"):
+        workflow.get_model(rnd.as_("consumer"), consumer, pid, Path("/nonexistent/m"))
+
+
+def test_a_node_that_misses_the_deadline_lets_the_consumer_reclaim(rnd: Round) -> None:
+    pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid)
+    cost = rnd.start(pid, max_duration_s=600)
+    consumer = rnd.accounts["consumer"]
+    before = rnd.token.balance_of(consumer.address)
+    rnd.chain.advance_time(601)
+    workflow.reclaim(rnd.as_("consumer"), consumer, pid)
+    assert rnd.token.balance_of(consumer.address) - before == 10**18 + cost
+    assert rnd.market.proposal(pid).status == ProposalStatus.CANCELLED
+    # the node, coming back late, journals the job as cancelled and submits nothing
+    worker = rnd.trainer()
+    try:
+        worker.poll()
+        job = worker.journal.get(pid)
+        assert job is not None and job.state == "cancelled"
+    finally:
+        worker.close()
+    assert rnd.market.logs("ResultSubmitted", where={"proposalId": pid}) == []
+
+
+def test_a_late_node_journals_the_job_expired_without_training(rnd: Round) -> None:
+    pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid)
+    rnd.start(pid, max_duration_s=300)
+    rnd.chain.advance_time(301)
+    worker = rnd.trainer()
+    try:
+        worker.poll()
+        job = worker.journal.get(pid)
+        assert job is not None
+        assert (job.state, job.attempts) == ("expired", 0)
+        assert "may reclaim" in job.message
+    finally:
+        worker.close()
+    assert rnd.market.proposal(pid).status == ProposalStatus.TRAINING
