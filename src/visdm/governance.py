@@ -9,7 +9,7 @@ from visdm.config import Settings
 from visdm.errors import InvalidInputError
 from visdm.session import connect_deployed
 
-__all__ = ["add_region", "admit_node", "set_node_suspended"]
+__all__ = ["active_node_addresses", "add_region", "admit_node", "set_node_suspended"]
 
 
 def add_region(settings: Settings, governance: LocalAccount, name: str) -> list[str]:
@@ -68,3 +68,11 @@ def set_node_suspended(
     else:
         registry.reinstate_node(governance, node)
     return registry.compute_node(node)
+
+
+def active_node_addresses(settings: Settings) -> list[str]:
+    """Every compute node admitted and not suspended, in admission order."""
+    conn = connect_deployed(settings)
+    registry = conn.deployment.stakeholder_registry(conn.client)
+    seen = dict.fromkeys(log["args"]["node"] for log in registry.logs("NodeAdmitted"))
+    return [a for a in seen if registry.compute_node(a).active]

@@ -28,7 +28,10 @@ def check(request: Any) -> dict[str, Any]:
             limits = NodeLimits(**request.get("limits", {}))
         except TypeError as exc:
             raise InvalidInputError(f"limits: {exc}") from None
-        report = check_design(request.get("spec"), limits)
+        spec = request.get("spec")
+        if not isinstance(spec, dict):
+            raise InvalidInputError("the request's spec must be a JSON object")
+        report = check_design(spec, limits)
     except InvalidInputError as exc:
         return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
     return {

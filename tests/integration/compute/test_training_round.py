@@ -4,7 +4,6 @@ the WTP-missed refund; the consumer's reclaim when a node does not finish in tim
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,10 @@ def rnd(
     deployment: Deployment,
     tmp_path: Path,
     funded_roles: dict[str, LocalAccount],
-) -> Iterator[Round]:
+) -> Round:
     r = Round(chain, deployment, tmp_path / "home", dict(funded_roles))
     r.add_assets(tmp_path)
-    yield r
+    return r
 
 
 def test_round_trains_delivers_the_model_and_pays_the_providers(rnd: Round, tmp_path: Path) -> None:
