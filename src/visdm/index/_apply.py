@@ -66,7 +66,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class _Unavailable(Exception):
+class _UnavailableError(Exception):
     """A document could not be fetched now (not in the store, or the store is down)."""
 
 
@@ -118,14 +118,14 @@ class EventApplier:
 
     # --- documents ------------------------------------------------------------------------
     def _fetch(self, cid: str) -> bytes:
-        """The bytes under ``cid``; :class:`_Unavailable` to retry later, or
+        """The bytes under ``cid``; :class:`_UnavailableError` to retry later, or
         :class:`DocumentError` when the CID itself is unusable or its content is corrupt."""
         if self.store is None:
-            raise _Unavailable("no content store is configured")
+            raise _UnavailableError("no content store is configured")
         try:
             return self.store.get(cid)
         except (BlobNotFoundError, StorageUnavailableError) as exc:
-            raise _Unavailable(str(exc)) from None
+            raise _UnavailableError(str(exc)) from None
         except StorageError as exc:  # a malformed CID, or bytes that do not match it
             raise DocumentError(f"cannot read {cid!r}: {exc}") from None
 
@@ -137,7 +137,13 @@ class EventApplier:
             "updated_block) VALUES (?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
             "roles = excluded.roles, encryption_key = excluded.encryption_key, "
             "updated_block = excluded.updated_block",
-            (a["account"], int(a["roles"]), _hex(a["encryptionKey"]), e.block_number, e.block_number),
+            (
+                a["account"],
+                int(a["roles"]),
+                _hex(a["encryptionKey"]),
+                e.block_number,
+                e.block_number,
+            ),
         )
 
     def _roles_changed(self, e: ChainEvent) -> None:
@@ -178,10 +184,14 @@ class EventApplier:
         )
 
     def _node_suspended(self, e: ChainEvent) -> None:
-        self.db.execute("UPDATE compute_nodes SET suspended = 1 WHERE address = ?", (e.args["node"],))
+        self.db.execute(
+            "UPDATE compute_nodes SET suspended = 1 WHERE address = ?", (e.args["node"],)
+        )
 
     def _node_reinstated(self, e: ChainEvent) -> None:
-        self.db.execute("UPDATE compute_nodes SET suspended = 0 WHERE address = ?", (e.args["node"],))
+        self.db.execute(
+            "UPDATE compute_nodes SET suspended = 0 WHERE address = ?", (e.args["node"],)
+        )
 
     # --- AssetRegistry ----------------------------------------------------------------------
     def _asset_registered(self, e: ChainEvent) -> None:
@@ -223,7 +233,7 @@ class EventApplier:
         try:
             raw = self._fetch(cid)
             licence = self._checked_licence(raw, owner, manifest_hash, samples_root)
-        except _Unavailable as exc:
+        except _UnavailableError as exc:
             self._set_status("manifest", asset_id, "missing", str(exc))
             return
         except DocumentError as exc:
@@ -315,7 +325,7 @@ class EventApplier:
                     f"metadata document describes {len(doc.samples)} samples, the chain "
                     f"attests {accepted}"
                 )
-        except _Unavailable as exc:
+        except _UnavailableError as exc:
             self._set_status("metadata", asset_id, "missing", str(exc))
             return
         except DocumentError as exc:
@@ -500,7 +510,7 @@ class EventApplier:
                     payout_root=bytes.fromhex(root[2:]),
                     node=node,
                 )
-            except _Unavailable as exc:
+            except _UnavailableError as exc:
                 self._result_status(proposal_id, "missing", str(exc))
                 return
             except DocumentError as exc:
@@ -530,7 +540,7 @@ class EventApplier:
     def _index_scores(self, proposal_id: int, cid: str, scores_hash: bytes) -> None:
         try:
             rows = parse_scores(self._fetch(cid), proposal_id=proposal_id, scores_hash=scores_hash)
-        except _Unavailable as exc:
+        except _UnavailableError as exc:
             self._scores_status(proposal_id, "missing", str(exc))
             return
         except DocumentError as exc:

@@ -24,6 +24,7 @@ convention: the path follows the third slash), ``sqlite:///:memory:``, and
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from abc import ABC, abstractmethod
@@ -112,7 +113,9 @@ def parse_index_url(url: str) -> IndexUrl:
         try:
             info = psycopg.conninfo.conninfo_to_dict(text)
         except psycopg.Error as exc:
-            raise ConfigError(f"index URL {redact(text)!r} is not a valid PostgreSQL URL: {exc}")
+            raise ConfigError(
+                f"index URL {redact(text)!r} is not a valid PostgreSQL URL: {exc}"
+            ) from None
         if not info.get("dbname"):
             raise ConfigError(
                 f"index URL {redact(text)!r} names no database: add it after the host, e.g. "
@@ -222,9 +225,7 @@ class SqliteDatabase(Database):
                 ) from exc
             target = str(url.path)
         try:
-            self._db = sqlite3.connect(
-                target, isolation_level=None, timeout=_SQLITE_BUSY_TIMEOUT_S
-            )
+            self._db = sqlite3.connect(target, isolation_level=None, timeout=_SQLITE_BUSY_TIMEOUT_S)
             if url.path is not None:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
@@ -300,7 +301,7 @@ class PostgresDatabase(Database):
 
     def execute(self, sql: str, params: Params = ()) -> None:
         try:
-            self._conn.execute(self._sql(sql), tuple(params))  # type: ignore[arg-type]
+            self._conn.execute(self._sql(sql), tuple(params))
         except self._psycopg.OperationalError as exc:
             raise self._fail(exc, "writing") from exc
 
@@ -309,14 +310,14 @@ class PostgresDatabase(Database):
             return
         try:
             with self._conn.cursor() as cur:
-                cur.executemany(self._sql(sql), [tuple(r) for r in rows])  # type: ignore[arg-type]
+                cur.executemany(self._sql(sql), [tuple(r) for r in rows])
         except self._psycopg.OperationalError as exc:
             raise self._fail(exc, "writing") from exc
 
     def query(self, sql: str, params: Params = ()) -> list[Row]:
         try:
             with self._conn.cursor() as cur:
-                cur.execute(self._sql(sql), tuple(params))  # type: ignore[arg-type]
+                cur.execute(self._sql(sql), tuple(params))
                 return list(cur.fetchall())
         except self._psycopg.OperationalError as exc:
             raise self._fail(exc, "reading") from exc
@@ -329,10 +330,9 @@ class PostgresDatabase(Database):
         self.execute("COMMIT")
 
     def _rollback(self) -> None:
-        try:
+        # a connection that is gone needs nothing: the server rolls the transaction back
+        with contextlib.suppress(self._psycopg.Error):
             self._conn.execute("ROLLBACK")
-        except self._psycopg.Error:
-            pass  # the connection is gone: the server rolls the transaction back on its own
 
     def tables(self) -> set[str]:
         rows = self.query(

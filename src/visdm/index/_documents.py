@@ -226,62 +226,68 @@ def parse_metadata(
     samples: list[SampleRow] = []
     seen: set[int] = set()
     for position, item in enumerate(_list(data, "samples", "metadata document")):
-        where = f"metadata sample #{position}"
-        if not isinstance(item, dict):
-            raise DocumentError(f"{where} is not an object")
-        index = _int(item, "index", where)
-        if index >= sample_count:
+        sample = _sample_row(item, f"metadata sample #{position}", sample_count)
+        if sample.index in seen:
             raise DocumentError(
-                f"{where}: index {index} is outside the asset's {sample_count} samples"
+                f"metadata sample #{position}: sample index {sample.index} is described twice"
             )
-        if index in seen:
-            raise DocumentError(f"{where}: sample index {index} is described twice")
-        seen.add(index)
-        label = _str(item, "label", where)
-        if len(label) > _MAX_LABEL:
-            raise DocumentError(f"{where}: label is over {_MAX_LABEL} characters")
-        phash = item.get("phash")
-        if not isinstance(phash, str) or not _PHASH.match(phash):
-            raise DocumentError(f"{where}: phash must be 16 lower-case hex digits, got {phash!r}")
-        fmt = item.get("format")
-        if fmt is not None and not isinstance(fmt, str):
-            raise DocumentError(f"{where}: format must be a string or null")
-        samples.append(
-            SampleRow(
-                index=index,
-                sample_id=_hex32(item, "sampleId", where),
-                label=label,
-                width=_int(item, "width", where, low=1),
-                height=_int(item, "height", where, low=1),
-                channels=_int(item, "channels", where, low=1),
-                mode=_str(item, "mode", where),
-                format=fmt.upper() if fmt else None,
-                byte_size=_opt_int(item, "byteSize", where),
-                phash=phash,
-                brightness=_float(item, "brightness", where),
-                contrast=_float(item, "contrast", where),
-                blur=_float(item, "blur", where),
-            )
-        )
-    links = []
-    for position, item in enumerate(_list(data, "duplicateLinks", "metadata document")):
-        where = f"duplicate link #{position}"
-        if not isinstance(item, dict):
-            raise DocumentError(f"{where} is not an object")
-        distance = _int(item, "distance", where)
-        if distance > 64:
-            raise DocumentError(f"{where}: distance {distance} is over 64 bits")
-        a, b = _hex32(item, "sampleId", where), _hex32(item, "otherId", where)
-        if a == b:
-            raise DocumentError(f"{where} links {a} to itself")
-        links.append(LinkRow(a, b, distance))
+        seen.add(sample.index)
+        samples.append(sample)
+    links = [
+        _link_row(item, f"duplicate link #{position}")
+        for position, item in enumerate(_list(data, "duplicateLinks", "metadata document"))
+    ]
     rejected = []
     for position, item in enumerate(_list(data, "rejected", "metadata document")):
-        where = f"rejected sample #{position}"
         if not isinstance(item, dict):
-            raise DocumentError(f"{where} is not an object")
-        rejected.append((_int(item, "index", where), str(item.get("reason", ""))))
+            raise DocumentError(f"rejected sample #{position} is not an object")
+        index = _int(item, "index", f"rejected sample #{position}")
+        rejected.append((index, str(item.get("reason", ""))))
     return MetadataDocument(radius, tuple(samples), tuple(links), tuple(rejected))
+
+
+def _sample_row(item: object, where: str, sample_count: int) -> SampleRow:
+    if not isinstance(item, dict):
+        raise DocumentError(f"{where} is not an object")
+    index = _int(item, "index", where)
+    if index >= sample_count:
+        raise DocumentError(f"{where}: index {index} is outside the asset's {sample_count} samples")
+    label = _str(item, "label", where)
+    if len(label) > _MAX_LABEL:
+        raise DocumentError(f"{where}: label is over {_MAX_LABEL} characters")
+    phash = item.get("phash")
+    if not isinstance(phash, str) or not _PHASH.match(phash):
+        raise DocumentError(f"{where}: phash must be 16 lower-case hex digits, got {phash!r}")
+    fmt = item.get("format")
+    if fmt is not None and not isinstance(fmt, str):
+        raise DocumentError(f"{where}: format must be a string or null")
+    return SampleRow(
+        index=index,
+        sample_id=_hex32(item, "sampleId", where),
+        label=label,
+        width=_int(item, "width", where, low=1),
+        height=_int(item, "height", where, low=1),
+        channels=_int(item, "channels", where, low=1),
+        mode=_str(item, "mode", where),
+        format=fmt.upper() if fmt else None,
+        byte_size=_opt_int(item, "byteSize", where),
+        phash=phash,
+        brightness=_float(item, "brightness", where),
+        contrast=_float(item, "contrast", where),
+        blur=_float(item, "blur", where),
+    )
+
+
+def _link_row(item: object, where: str) -> LinkRow:
+    if not isinstance(item, dict):
+        raise DocumentError(f"{where} is not an object")
+    distance = _int(item, "distance", where)
+    if distance > 64:
+        raise DocumentError(f"{where}: distance {distance} is over 64 bits")
+    a, b = _hex32(item, "sampleId", where), _hex32(item, "otherId", where)
+    if a == b:
+        raise DocumentError(f"{where} links {a} to itself")
+    return LinkRow(a, b, distance)
 
 
 # ----------------------------------------------------------------------------- results

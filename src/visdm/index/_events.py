@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eth_utils.address import to_checksum_address
+from hexbytes import HexBytes
 from web3.types import FilterParams
 
 from visdm.chain.client import ChainClient
@@ -82,8 +83,8 @@ class ChainEventSource:
             for entry in contract.abi:
                 if entry.get("type") != "event" or entry.get("anonymous"):
                     continue
-                event = contract.events[str(entry["name"])]()
-                self._decoders[(address, bytes(event.topic))] = event
+                event = contract.events[str(dict(entry)["name"])]()
+                self._decoders[(address, bytes(HexBytes(event.topic)))] = event
         #: the first block worth reading: where the earliest contract was deployed
         self.start_block = min(
             deployment.contracts[name].block_number

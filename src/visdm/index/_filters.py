@@ -47,6 +47,24 @@ _FORMAT_ALIASES = {"JPG": "JPEG"}
 _RESOLUTION = re.compile(r"^\s*(\d+)\s*(?:[xX×]\s*(\d+))?\s*$")
 
 
+_FLOAT_FILTERS = (
+    "min_brightness",
+    "max_brightness",
+    "min_contrast",
+    "max_contrast",
+    "min_sharpness",
+    "max_sharpness",
+    "min_score",
+)
+_RANGES = (
+    ("min_width", "max_width"),
+    ("min_height", "max_height"),
+    ("min_brightness", "max_brightness"),
+    ("min_contrast", "max_contrast"),
+    ("min_sharpness", "max_sharpness"),
+)
+
+
 def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -123,42 +141,38 @@ class SearchFilters:
     include_withdrawn: bool = False
 
     def __post_init__(self) -> None:
-        put = object.__setattr__
         for name in ("labels", "formats", "exclude_flags", "regions", "purposes", "providers"):
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, tuple | list):
                 raise InvalidInputError(
                     f"{_option(name)} must be a list of values, got {type(value).__name__}"
                 )
-        put(self, "labels", _unique(tuple(check_label(v) for v in self.labels)))
-        put(self, "formats", _unique(tuple(self._format(v) for v in self.formats)))
+        self._check_numbers()
+        self._normalise_content()
+        self._normalise_market()
+        for name in ("include_unscored", "include_expired", "include_withdrawn"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInputError(f"{_option(name)} must be true or false")
+
+    def _check_numbers(self) -> None:
         for name in ("min_width", "min_height", "max_width", "max_height"):
             self._check_int(name, low=1)
         self._check_int("max_duplicate_links", low=0)
         self._check_int("duplicate_distance", low=0, high=64)
         self._check_int("max_cluster_size", low=1)
-        for name in (
-            "min_brightness",
-            "max_brightness",
-            "min_contrast",
-            "max_contrast",
-            "min_sharpness",
-            "max_sharpness",
-            "min_score",
-        ):
+        for name in _FLOAT_FILTERS:
             self._check_float(name)
-        for low, high in (
-            ("min_width", "max_width"),
-            ("min_height", "max_height"),
-            ("min_brightness", "max_brightness"),
-            ("min_contrast", "max_contrast"),
-            ("min_sharpness", "max_sharpness"),
-        ):
+        for low, high in _RANGES:
             a, b = getattr(self, low), getattr(self, high)
             if a is not None and b is not None and a > b:
                 raise InvalidInputError(
                     f"{_option(low)} {a} is above {_option(high)} {b}: nothing could match"
                 )
+
+    def _normalise_content(self) -> None:
+        put = object.__setattr__
+        put(self, "labels", _unique(tuple(check_label(v) for v in self.labels)))
+        put(self, "formats", _unique(tuple(self._format(v) for v in self.formats)))
         flags = []
         for flag in self.exclude_flags:
             text = str(flag).strip().lower()
@@ -168,6 +182,9 @@ class SearchFilters:
                 )
             flags.append(text)
         put(self, "exclude_flags", _unique(tuple(flags)))
+
+    def _normalise_market(self) -> None:
+        put = object.__setattr__
         regions = []
         for region in self.regions:
             text = region.strip() if isinstance(region, str) else ""
@@ -191,9 +208,6 @@ class SearchFilters:
             if not isinstance(asset_id, int) or isinstance(asset_id, bool) or asset_id < 1:
                 raise InvalidInputError(f"--asset {asset_id!r} is not an asset id (1, 2, …)")
         put(self, "asset_ids", _unique(tuple(self.asset_ids)))
-        for name in ("include_unscored", "include_expired", "include_withdrawn"):
-            if not isinstance(getattr(self, name), bool):
-                raise InvalidInputError(f"{_option(name)} must be true or false")
 
     @staticmethod
     def _format(value: object) -> str:
@@ -213,7 +227,9 @@ class SearchFilters:
         if value is None:
             return
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise InvalidInputError(f"{_option(name)} must be a whole number ≥ {low}, got {value!r}")
+            raise InvalidInputError(
+                f"{_option(name)} must be a whole number ≥ {low}, got {value!r}"
+            )
         if high is not None and value > high:
             raise InvalidInputError(f"{_option(name)} must be at most {high}, got {value}")
 
@@ -249,7 +265,9 @@ class SearchFilters:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InvalidInputError(f"{source} has unknown filter(s): {', '.join(unknown)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+        }
         try:
             return cls(**values)
         except InvalidInputError as exc:

@@ -14,6 +14,7 @@ The file is written atomically (a temporary file, then a rename).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -184,7 +185,7 @@ def _parse(data: object, name: str, path: Path) -> SavedSearch:
             raise bad(f"asset {asset_id}: sample_indexes must be a non-empty list")
         if not all(_whole(i, 0) for i in indexes):
             raise bad(f"asset {asset_id}: sample_indexes must be whole numbers ≥ 0")
-        if any(b <= a for a, b in zip(indexes, indexes[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(indexes)):
             raise bad(f"asset {asset_id}: sample_indexes must increase, without repeats")
         entries.append(SelectedSamples(asset_id, tuple(indexes)))
     return SavedSearch(name, filters, tuple(entries), path)

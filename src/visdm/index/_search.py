@@ -109,75 +109,89 @@ def _links_count(distance: int | None) -> tuple[str, list[Any]]:
     return sql + " AND l.distance <= ?)", [distance]
 
 
+class _Where:
+    """``WHERE`` clauses and their parameters, in the order they appear in the SQL."""
+
+    def __init__(self) -> None:
+        self.clauses = ["a.metadata_status = 'indexed'"]
+        self.params: list[Any] = []
+
+    def add(self, sql: str, *values: Any) -> None:
+        self.clauses.append(sql)
+        self.params.extend(values)
+
+    def among(self, column: str, values: tuple[Any, ...]) -> None:
+        if values:
+            self.add(f"{column} IN ({_marks(values)})", *values)
+
+    def content(self, f: SearchFilters) -> None:
+        self.among("s.label", f.labels)
+        for column, low, high in (
+            ("s.width", f.min_width, f.max_width),
+            ("s.height", f.min_height, f.max_height),
+            ("s.brightness", f.min_brightness, f.max_brightness),
+            ("s.contrast", f.min_contrast, f.max_contrast),
+            ("s.blur", f.min_sharpness, f.max_sharpness),
+        ):
+            if low is not None:
+                self.add(f"{column} >= ?", low)
+            if high is not None:
+                self.add(f"{column} <= ?", high)
+        self.among("s.format", f.formats)
+
+    def duplicates_and_value(self, f: SearchFilters) -> None:
+        if f.max_duplicate_links is not None:
+            count, count_params = _links_count(f.duplicate_distance)
+            self.add(f"{count} <= ?", *count_params, f.max_duplicate_links)
+        if f.max_cluster_size is not None:
+            self.add("s.cluster_size <= ?", f.max_cluster_size)
+        if f.min_score is not None:
+            either = "sc.score IS NULL OR " if f.include_unscored else ""
+            self.add(f"({either}sc.score >= ?)", f.min_score)
+        for flag in f.exclude_flags:
+            self.add(f"COALESCE({_FLAG_COLUMNS[flag]}, 0) = 0")
+
+    def market(self, f: SearchFilters, now: int) -> None:
+        if not f.include_withdrawn:
+            self.add("a.status <> 'withdrawn'")
+        if f.regions:
+            self.add(
+                "EXISTS (SELECT 1 FROM asset_regions ar JOIN regions r ON r.region = ar.region "  # noqa: S608 - only placeholders are interpolated
+                f"WHERE ar.asset_id = a.asset_id AND r.name IN ({_marks(f.regions)}))",
+                *f.regions,
+            )
+        if f.purposes or f.consumer is not None:
+            self.add("a.manifest_status = 'indexed'")
+        for purpose in f.purposes:
+            self.add(
+                "EXISTS (SELECT 1 FROM asset_purposes ap WHERE ap.asset_id = a.asset_id "
+                "AND ap.purpose = ?)",
+                purpose,
+            )
+        if f.consumer is not None:
+            self.add(
+                "NOT EXISTS (SELECT 1 FROM asset_consumers c WHERE c.asset_id = a.asset_id "
+                "AND c.consumer = ? AND c.allowed = 0) AND (NOT EXISTS (SELECT 1 FROM "
+                "asset_consumers c WHERE c.asset_id = a.asset_id AND c.allowed = 1) OR EXISTS "
+                "(SELECT 1 FROM asset_consumers c WHERE c.asset_id = a.asset_id AND "
+                "c.consumer = ? AND c.allowed = 1))",
+                f.consumer,
+                f.consumer,
+            )
+        if not f.include_expired:
+            self.add("(a.licence_expires IS NULL OR a.licence_expires > ?)", now)
+        self.among("a.owner", f.providers)
+        self.among("s.asset_id", f.asset_ids)
+
+
 def _where(db: Database, f: SearchFilters, now: int) -> tuple[str, list[Any]]:
-    clauses = ["a.metadata_status = 'indexed'"]
-    params: list[Any] = []
-
-    def add(sql: str, *values: Any) -> None:
-        clauses.append(sql)
-        params.extend(values)
-
-    if not f.include_withdrawn:
-        add("a.status <> 'withdrawn'")
-    if f.labels:
-        add(f"s.label IN ({_marks(f.labels)})", *f.labels)
-    for column, low, high in (
-        ("s.width", f.min_width, f.max_width),
-        ("s.height", f.min_height, f.max_height),
-        ("s.brightness", f.min_brightness, f.max_brightness),
-        ("s.contrast", f.min_contrast, f.max_contrast),
-        ("s.blur", f.min_sharpness, f.max_sharpness),
-    ):
-        if low is not None:
-            add(f"{column} >= ?", low)
-        if high is not None:
-            add(f"{column} <= ?", high)
-    if f.formats:
-        add(f"s.format IN ({_marks(f.formats)})", *f.formats)
-    if f.max_duplicate_links is not None:
-        count, count_params = _links_count(f.duplicate_distance)
-        add(f"{count} <= ?", *count_params, f.max_duplicate_links)
-    if f.max_cluster_size is not None:
-        add("s.cluster_size <= ?", f.max_cluster_size)
-    if f.min_score is not None:
-        if f.include_unscored:
-            add("(sc.score IS NULL OR sc.score >= ?)", f.min_score)
-        else:
-            add("sc.score >= ?", f.min_score)
-    for flag in f.exclude_flags:
-        add(f"COALESCE({_FLAG_COLUMNS[flag]}, 0) = 0")
     if f.regions:
         _check_regions(db, f.regions)
-        add(
-            "EXISTS (SELECT 1 FROM asset_regions ar JOIN regions r ON r.region = ar.region "
-            f"WHERE ar.asset_id = a.asset_id AND r.name IN ({_marks(f.regions)}))",
-            *f.regions,
-        )
-    if f.purposes or f.consumer is not None:
-        add("a.manifest_status = 'indexed'")
-    for purpose in f.purposes:
-        add(
-            "EXISTS (SELECT 1 FROM asset_purposes ap WHERE ap.asset_id = a.asset_id "
-            "AND ap.purpose = ?)",
-            purpose,
-        )
-    if f.consumer is not None:
-        add(
-            "NOT EXISTS (SELECT 1 FROM asset_consumers c WHERE c.asset_id = a.asset_id "
-            "AND c.consumer = ? AND c.allowed = 0) AND (NOT EXISTS (SELECT 1 FROM "
-            "asset_consumers c WHERE c.asset_id = a.asset_id AND c.allowed = 1) OR EXISTS "
-            "(SELECT 1 FROM asset_consumers c WHERE c.asset_id = a.asset_id AND c.consumer = ? "
-            "AND c.allowed = 1))",
-            f.consumer,
-            f.consumer,
-        )
-    if not f.include_expired:
-        add("(a.licence_expires IS NULL OR a.licence_expires > ?)", now)
-    if f.providers:
-        add(f"a.owner IN ({_marks(f.providers)})", *f.providers)
-    if f.asset_ids:
-        add(f"s.asset_id IN ({_marks(f.asset_ids)})", *f.asset_ids)
-    return " AND ".join(clauses), params
+    where = _Where()
+    where.content(f)
+    where.duplicates_and_value(f)
+    where.market(f, now)
+    return " AND ".join(where.clauses), where.params
 
 
 def _check_regions(db: Database, regions: tuple[str, ...]) -> None:
@@ -196,7 +210,7 @@ def _unknown_labels(db: Database, f: SearchFilters) -> list[str]:
     found = {
         str(r[0])
         for r in db.query(
-            f"SELECT DISTINCT label FROM samples WHERE label IN ({_marks(f.labels)})",  # noqa: S608
+            f"SELECT DISTINCT label FROM samples WHERE label IN ({_marks(f.labels)})",  # noqa: S608 - only placeholders
             f.labels,
         )
     }
@@ -222,10 +236,10 @@ def search(
     """One page of the samples matching ``filters``, and how many match in all."""
     check_paging(limit, offset)
     where, params = _where(db, filters, now)
-    total = int(db.scalar(f"SELECT COUNT(*) {_FROM} WHERE {where}", params) or 0)  # noqa: S608
+    total = int(db.scalar(f"SELECT COUNT(*) {_FROM} WHERE {where}", params) or 0)
     links, link_params = _links_count(filters.duplicate_distance)
     rows = db.query(
-        "SELECT s.asset_id, s.sample_index, s.sample_id, a.owner, s.label, s.width, s.height, "  # noqa: S608
+        "SELECT s.asset_id, s.sample_index, s.sample_id, a.owner, s.label, s.width, s.height, "
         "s.channels, s.format, s.byte_size, s.phash, s.brightness, s.contrast, s.blur, "
         f"{links}, s.cluster_size, sc.score, sc.rounds, sc.noisy, sc.copied, sc.dup "
         f"{_FROM} WHERE {where} ORDER BY s.asset_id, s.sample_index LIMIT ? OFFSET ?",
@@ -233,7 +247,9 @@ def search(
     )
     hits = []
     for r in rows:
-        flags = [name for name, on in zip(("noisy", "copied", "duplicate"), r[18:21], strict=True) if on]
+        flags = [
+            name for name, on in zip(("noisy", "copied", "duplicate"), r[18:21], strict=True) if on
+        ]
         hits.append(
             SampleHit(
                 asset_id=int(r[0]),
@@ -271,7 +287,7 @@ def select_all(db: Database, filters: SearchFilters, *, now: int) -> list[tuple[
     """Every matching ``(asset id, sample index)``, sorted."""
     where, params = _where(db, filters, now)
     rows = db.query(
-        f"SELECT s.asset_id, s.sample_index {_FROM} WHERE {where} "  # noqa: S608
+        f"SELECT s.asset_id, s.sample_index {_FROM} WHERE {where} "
         "ORDER BY s.asset_id, s.sample_index",
         params,
     )
@@ -284,14 +300,14 @@ def summarize(db: Database, filters: SearchFilters, *, now: int) -> SearchSummar
     labels = {
         str(label): int(n)
         for label, n in db.query(
-            f"SELECT s.label, COUNT(*) {_FROM} WHERE {where} GROUP BY s.label",  # noqa: S608
+            f"SELECT s.label, COUNT(*) {_FROM} WHERE {where} GROUP BY s.label",
             params,
         )
     }
-    per_asset = [
+    per_asset: list[dict[str, Any]] = [
         {"asset_id": int(asset_id), "provider": str(owner), "samples": int(n)}
         for asset_id, owner, n in db.query(
-            f"SELECT s.asset_id, a.owner, COUNT(*) {_FROM} WHERE {where} "  # noqa: S608
+            f"SELECT s.asset_id, a.owner, COUNT(*) {_FROM} WHERE {where} "
             "GROUP BY s.asset_id, a.owner ORDER BY s.asset_id",
             params,
         )
