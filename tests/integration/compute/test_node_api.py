@@ -1,0 +1,146 @@
+"""The node's HTTP API against the real chain: quotes priced from the design check's FLOPs and
+signed for the market; every refusal is a JSON error naming the problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from tests.integration.compute.roundkit import MLP_SPEC, Round
+from visdm.chain.client import ChainClient
+from visdm.chain.contracts import Quote
+from visdm.chain.deployment import Deployment
+from visdm.compute import TrainingWorker
+from visdm.compute._serve import ApiServer
+from visdm.compute.api import create_app, price_training
+from visdm.market import recover_quote_signer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def rnd(
+    chain: ChainClient,
+    deployment: Deployment,
+    tmp_path: Path,
+    funded_roles: dict[str, LocalAccount],
+) -> Round:
+    r = Round(chain, deployment, tmp_path / "home", dict(funded_roles))
+    r.add_assets(tmp_path, per_provider=20)
+    return r
+
+
+@contextmanager
+def client_for(rnd: Round, **config: object) -> Iterator[httpx.Client]:
+    """The API served by uvicorn on a free loopback port, as ``visdm node serve`` serves it."""
+    app = create_app(rnd.quotes(**config), rnd.settings.node_dir / "jobs.sqlite3")
+    rnd.settings.node_dir.mkdir(parents=True, exist_ok=True)
+    server = ApiServer(app, "127.0.0.1", 0, rnd.settings.node_dir / "api.json")
+    url = server.start()
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def test_quote_is_priced_from_flops_and_signed_for_the_market(rnd: Round) -> None:
+    pid = rnd.propose(wtp_bps=1000)
+    with client_for(rnd, price_per_gflop=7 * 10**12) as api:
+        response = api.post("/quotes", json={"proposalId": pid})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    design = body["design"]
+    assert design["samples"] == 40
+    assert body["quote"]["trainingCost"] == str(
+        price_training(design["train_flops_per_sample"], 40, MLP_SPEC["epochs"], 7 * 10**12)
+    )
+    q = body["quote"]
+    quote = Quote(pid, int(q["trainingCost"]), int(q["maxDuration"]), int(q["expiry"]))
+    signer = recover_quote_signer(
+        bytes.fromhex(body["signature"][2:]), rnd.chain.chain_id, rnd.market.address, quote
+    )
+    assert signer == rnd.accounts["node"].address
+    assert quote.expiry > rnd.chain.latest_timestamp()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error", "detail"),
+    [
+        ({"proposalId": 999}, 404, "UnknownProposal", "proposal 999 does not exist"),
+        ({"proposalId": "1"}, 400, "InvalidRequest", "proposalId"),
+        ({"proposalId": 0}, 400, "InvalidRequest", "proposalId"),
+        ({"proposalId": 1, "extra": True}, 400, "InvalidRequest", "extra"),
+        ({}, 400, "InvalidRequest", "proposalId"),
+    ],
+)
+def test_malformed_or_unknown_quote_requests(
+    rnd: Round, body: dict[str, object], status: int, error: str, detail: str
+) -> None:
+    with client_for(rnd) as api:
+        response = api.post("/quotes", json=body)
+    assert response.status_code == status
+    assert response.json()["error"] == error
+    assert detail in response.json()["detail"]
+
+
+def test_non_json_body_is_refused(rnd: Round) -> None:
+    with client_for(rnd) as api:
+        response = api.post(
+            "/quotes", content=b"{not json", headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 400
+    assert response.json()["error"] == "InvalidRequest"
+
+
+def test_spec_over_the_nodes_limits_is_refused_before_money_moves(rnd: Round) -> None:
+    pid = rnd.propose(wtp_bps=1000)
+    with client_for(rnd, limits={"max_params": 1_000}) as api:
+        response = api.post("/quotes", json={"proposalId": pid})
+    assert response.status_code == 422
+    assert response.json()["error"] == "DesignLimitError"
+    assert "max_params=1,000" in response.json()["detail"]
+
+
+def test_a_proposal_in_training_is_not_quoted_again_and_its_job_is_visible(rnd: Round) -> None:
+    pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid)
+    rnd.start(pid)
+    worker = TrainingWorker(
+        rnd.chain, rnd.deployment, rnd.store, rnd.accounts["node"], rnd.training_config()
+    )
+    try:
+        assert worker.follow() == 1  # journaled, not run
+    finally:
+        worker.close()
+    with client_for(rnd) as api:
+        again = api.post("/quotes", json={"proposalId": pid})
+        job = api.get(f"/jobs/{pid}")
+        missing = api.get("/jobs/999")
+        listed = api.get("/jobs")
+    assert again.status_code == 409
+    assert again.json()["error"] == "WrongStatus"
+    assert job.status_code == 200
+    assert (job.json()["state"], job.json()["attempts"]) == ("queued", 0)
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "UnknownJob"
+    assert [j["proposalId"] for j in listed.json()] == [pid]
+
+
+def test_the_api_and_the_node_service_never_import_torch() -> None:
+    code = (
+        "import sys, visdm.compute.api, visdm.compute._training, visdm.compute._serve, "
+        "visdm.cli.node, visdm.market.workflow, visdm.proposals, visdm.valuation; "
+        "from visdm.valuation import compute_payout; "
+        "from visdm.training import parse_model_spec; "
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr.decode()
