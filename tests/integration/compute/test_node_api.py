@@ -144,3 +144,38 @@ def test_the_api_and_the_node_service_never_import_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
     assert done.returncode == 0, done.stderr.decode()
+
+
+def test_a_document_that_disagrees_with_the_chain_is_refused(rnd: Round) -> None:
+    from visdm.chain.contracts import ProposalTerms
+
+    pid = rnd.propose(wtp_bps=1000)
+    (event,) = rnd.market.logs("ProposalCreated", where={"proposalId": pid})
+    args = event["args"]
+    doc = rnd.store.get(args["proposalCid"])
+    from visdm.proposals import parse_proposal
+
+    parsed = parse_proposal(doc).proposal
+    terms = ProposalTerms(
+        asset_ids=parsed.asset_ids,
+        sample_counts=parsed.sample_counts,
+        selection_root=parsed.selection_root,
+        offer=2 * parsed.offer,  # the chain escrows another price than the signed document
+        wtp_bps=parsed.wtp_bps,
+        node=parsed.node,
+        voting_deadline=parsed.voting_deadline,
+        model_spec_hash=parsed.model_spec_hash,
+        validation_set_hash=parsed.validation.plaintext_hash,
+        proposal_cid=args["proposalCid"],
+    )
+    consumer = rnd.accounts["consumer"].local_account
+    rnd.token.approve(consumer, rnd.market.address, terms.offer)
+    forged, _ = rnd.market.propose(consumer, terms)
+    with client_for(rnd) as api:
+        response = api.post("/quotes", json={"proposalId": forged})
+    assert response.status_code == 422
+    assert response.json()["error"] == "InvalidProposalError"
+    assert (
+        "offer is 1000000000000000000 in the document but 2000000000000000000"
+        in (response.json()["detail"])
+    )

@@ -151,3 +151,21 @@ def test_a_late_node_journals_the_job_expired_without_training(rnd: Round) -> No
     finally:
         worker.close()
     assert rnd.market.proposal(pid).status == ProposalStatus.TRAINING
+
+
+def test_withdrawn_assets_are_left_out_of_training_and_pay(rnd: Round) -> None:
+    pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid)
+    rnd.start(pid)
+    from visdm.assets import withdraw_asset
+
+    withdraw_asset(rnd.as_("provider2"), rnd.accounts["provider2"], rnd.asset_ids[1])
+    worker = rnd.trainer()
+    try:
+        worker.poll()
+    finally:
+        worker.close()
+    result = rnd.result(pid)
+    assert (result["trainSamples"], result["excludedSamples"]) == (60, 60)
+    assert set(result["payouts"]["amounts"]) == {rnd.accounts["provider"].address}
+    assert {s["asset_id"] for s in rnd.scores(pid)["samples"]} == {rnd.asset_ids[0]}
