@@ -79,6 +79,19 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+def scrub(message: str, url: str) -> str:
+    """``message`` (a driver's error text) with ``url``'s password hidden wherever it appears."""
+    text = message.strip().replace(url, redact(url))
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password is None:
+        found = re.search(r"://[^:/@]*:([^@]*)@", url)
+        password = found.group(1) if found else None
+    return text.replace(password, "***") if password else text
+
+
 def parse_index_url(url: str) -> IndexUrl:
     """Check an index URL and say which backend it selects.
 
@@ -114,7 +127,7 @@ def parse_index_url(url: str) -> IndexUrl:
             info = psycopg.conninfo.conninfo_to_dict(text)
         except psycopg.Error as exc:
             raise ConfigError(
-                f"index URL {redact(text)!r} is not a valid PostgreSQL URL: {exc}"
+                f"index URL {redact(text)!r} is not a valid PostgreSQL URL: {scrub(str(exc), text)}"
             ) from None
         if not info.get("dbname"):
             raise ConfigError(
@@ -202,7 +215,8 @@ class Database(ABC):
 
     def _fail(self, exc: Exception, doing: str) -> IndexDatabaseError:
         return IndexDatabaseError(
-            f"the index database {self.url.redacted} failed while {doing}: {exc}"
+            f"the index database {self.url.redacted} failed while {doing}: "
+            f"{scrub(str(exc), self.url.url)}"
         )
 
 
@@ -289,7 +303,8 @@ class PostgresDatabase(Database):
                 url.url, autocommit=True, connect_timeout=_PG_CONNECT_TIMEOUT_S
             )
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            lines = scrub(str(exc), url.url).splitlines()
+            reason = lines[0] if lines else type(exc).__name__
             raise IndexDatabaseError(
                 f"cannot connect to the index database {url.redacted}: {reason} — start "
                 "PostgreSQL, or check --index-url / VISDM_INDEX_URL"
