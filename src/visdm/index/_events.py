@@ -64,6 +64,8 @@ def _plain(value: Any) -> Any:
     """web3's decoded values as plain Python (its addresses are already checksummed)."""
     if isinstance(value, bytes | bytearray):
         return bytes(value)
+    if isinstance(value, Mapping):  # a struct (web3's AttributeDict)
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value

@@ -521,3 +521,4 @@ def build_market(w: World) -> None:
         delegatee=STRANGER.address,
     )
     w.emit("TrainingMarket", "Credited", account=NODE.address, amount=50, proposalId=p1)
+    w.emit("TrainingMarket", "ParametersChanged", parameters={"quorumBps": 3000, "big": 2**255})

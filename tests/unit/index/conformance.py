@@ -142,6 +142,8 @@ class IndexConformance:
         assert db.scalar("SELECT COUNT(*) FROM chain_events") == len(w.events)
         credited = db.scalar("SELECT args FROM chain_events WHERE name = 'Credited'")
         assert json.loads(credited) == {"account": NODE.address, "amount": 50, "proposalId": 1}
+        changed = db.scalar("SELECT args FROM chain_events WHERE name = 'ParametersChanged'")
+        assert json.loads(changed) == {"parameters": {"big": str(2**255), "quorumBps": 3000}}
 
     def test_near_duplicate_clusters_follow_links_and_withdrawals(self, new_db: NewDb) -> None:
         w = World()
