@@ -163,15 +163,20 @@ def start_postgres() -> PostgresServer:
     raise RuntimeError(f"postgres did not accept connections within {START_TIMEOUT_S:.0f} s")
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """The session's PostgreSQL server (skipped locally, failed in CI, when it cannot run)."""
+def start_or_give_up() -> PostgresServer:
+    """A started server; else a skip on a developer's machine and a failure when CI=true."""
     try:
-        server = start_postgres()
+        return start_postgres()
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         message = f"cannot start PostgreSQL for the index tests: {exc}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message + " (CI=true: the PostgreSQL backend must be tested)")
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server (see :func:`start_or_give_up`)."""
+    server = start_or_give_up()
     yield server
     server.stop()
