@@ -496,9 +496,8 @@ class EventApplier:
         )
         if not row:
             return
-        cid, status, scores_status, scores_cid, accuracy, met, model, root, scores_hash, node = row[
-            0
-        ]
+        (cid, status, scores_status, scores_cid, accuracy, met) = row[0][:6]
+        (model, root, scores_hash, node) = row[0][6:]
         if status in ("pending", "missing"):
             try:
                 doc = parse_result(

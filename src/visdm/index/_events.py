@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
+from web3.exceptions import BlockNotFound
 from web3.types import FilterParams
 
 from visdm.chain.client import ChainClient
@@ -98,7 +99,10 @@ class ChainEventSource:
         return int(self.client.rpc(lambda: self.client.w3.eth.block_number))
 
     def block_hash(self, number: int) -> str:
-        block = self.client.rpc(lambda: self.client.w3.eth.get_block(number))
+        try:
+            block = self.client.rpc(lambda: self.client.w3.eth.get_block(number))
+        except BlockNotFound:
+            return "(no such block: the chain is shorter now)"
         return "0x" + bytes(block["hash"]).hex()
 
     def events(self, start: int, end: int) -> list[ChainEvent]:

@@ -33,6 +33,7 @@ from visdm.cli import main
 from visdm.compute import AssetWorker, NodeConfig
 from visdm.config import Settings
 from visdm.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from visdm.errors import ChainError
 from visdm.index import SearchFilters, load_saved_search, open_index, search_index, sync_index
 from visdm.manifest import Licence
 from visdm.market import build_payout_tree, claim_for
@@ -381,3 +382,40 @@ def _image(h: History, key: tuple[int, int]) -> int:
     """Which Fashion-MNIST image sample ``key`` is (the folders written in :func:`play`)."""
     asset, index = key
     return [0, 1, 2, 3, 4, 5][index] if asset == h.a1 else [0, 1, 10, 11][index]
+
+
+def test_a_reorganised_chain_is_refused_until_rebuilt(
+    chain: ChainClient,
+    deployment: Deployment,
+    funded_roles: dict[str, LocalAccount],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = Settings(home=tmp_path / "home", rpc_url=chain.rpc_url)
+    deployment.save(settings.deployments_dir)
+    delegations = deployment.delegation_registry(chain)
+    provider, provider2 = funded_roles["provider"], funded_roles["provider2"]
+    w3 = chain.w3
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    delegations.delegate(provider2, provider.address)
+    assert sync_index(settings).events >= 1
+    # the block the index stopped at disappears...
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"]  # type: ignore[arg-type]
+    chain.reset_nonces()
+    with pytest.raises(ChainError, match="no such block"):
+        sync_index(settings)
+    # ...and another one takes its number
+    delegations.delegate(provider2, funded_roles["stranger"].address)
+    with pytest.raises(ChainError, match="reorganised"):
+        sync_index(settings)
+    code, _, err = run(
+        capsys, "--home", str(settings.home), "--rpc-url", chain.rpc_url, "market", "sync"
+    )
+    assert code == 6 and "--rebuild" in err
+    rebuilt = cli_json(capsys, settings, "market", "sync", "--rebuild")
+    assert rebuilt["cursor_before"] is None
+    db = open_index(settings)
+    try:
+        assert db.query("SELECT delegate FROM delegations") == [(funded_roles["stranger"].address,)]
+    finally:
+        db.close()
