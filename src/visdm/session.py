@@ -27,6 +27,7 @@ from visdm.chain.deployment import (
 )
 from visdm.config import Settings
 from visdm.errors import (
+    ChainError,
     DeploymentNotFoundError,
     InvalidInputError,
     KeystoreNotFoundError,
@@ -44,6 +45,7 @@ __all__ = [
     "deploy",
     "open_store",
     "register",
+    "top_up_dev_tokens",
     "unlock",
     "whoami",
 ]
@@ -190,3 +192,22 @@ def whoami(settings: Settings, address: str, local_encryption_key: bytes) -> Who
         registered_at=record.registered_at or None,
         balance_wei=conn.client.balance(address),
     )
+
+
+def top_up_dev_tokens(
+    client: ChainClient, deployment: Deployment, account: LocalAccount, amount: int
+) -> bool:
+    """On a local dev chain, mint the payment tokens ``account`` lacks for ``amount`` from the
+    DevToken's faucet (as gas comes from anvil's). Elsewhere, or when it holds enough, nothing
+    happens and the transaction that needs the tokens says what is missing."""
+    if not client.is_dev_chain:
+        return False
+    token = deployment.payment_token(client)
+    shortfall = amount - token.balance_of(account.address)
+    if shortfall <= 0:
+        return False
+    try:
+        token.faucet(account, shortfall)
+    except ChainError:
+        return False  # not a DevToken, or above its faucet limit
+    return True

@@ -34,6 +34,8 @@ def test_step_by_step_walkthrough_runs(tmp_path: Path) -> None:
     script = readme_block("Step by step with the CLI")
     # the README calls the venv's entry point; run the one installed beside this interpreter
     script = script.replace(".venv/bin/visdm", str(Path(sys.executable).parent / "visdm"))
+    # a walkthrough that fails half-way must not leave its background node running
+    script = "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + script
     env = {k: v for k, v in os.environ.items() if not k.startswith("VISDM_")}
     env["TMPDIR"] = str(tmp_path)  # so `mktemp -d` lands where cleanup can find it
     try:
@@ -43,7 +45,7 @@ def test_step_by_step_walkthrough_runs(tmp_path: Path) -> None:
             env=env,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=600,
             check=False,
         )
     finally:
@@ -58,4 +60,13 @@ def test_step_by_step_walkthrough_runs(tmp_path: Path) -> None:
     assert "asset 1 registered: 20 samples" in out
     assert re.search(r"status\s+active", out), out
     assert re.search(r"accepted_count\s+20", out), out
+    assert "proposal created" in out
+    assert "voted accept on proposal 1" in out
+    assert re.search(r"outcome\s+approved", out), out
+    assert "training started" in out
+    assert re.search(r"status\s+completed", out), out
+    assert re.search(r"accuracyBps\s+\d{4}", out), out
+    assert re.search(r"claimed", out), out
+    (home,) = tmp_path.glob("tmp.*")  # the walkthrough's `mktemp -d`
+    assert (home / "model.safetensors").stat().st_size > 0
     assert "local chain stopped" in out

@@ -1,4 +1,4 @@
-"""``visdm chain up|down|status`` and the chain-level ``deploy``, ``register``, ``whoami``."""
+"""``visdm chain up|down|status|advance``; the chain-level ``deploy``, ``register``, ``whoami``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,19 @@ def down(ctx: typer.Context) -> None:
 def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Whether the local chain runs, where, and at which block."""
     emit(chain_status(settings(ctx).chain_dir), as_json=as_json, title="local chain")
+
+
+@app.command("advance")
+def advance(
+    ctx: typer.Context, seconds: int = typer.Argument(..., help="Seconds to move time forward.")
+) -> None:
+    """Move a local dev chain's clock forward (to end a voting period without waiting)."""
+    from visdm.errors import InvalidInputError
+
+    if seconds <= 0:
+        raise InvalidInputError(f"seconds must be positive, got {seconds}")
+    now = session.connect(settings(ctx)).advance_time(seconds)
+    console.print(f"chain time is now {now}")
 
 
 def deploy(

@@ -281,12 +281,28 @@ def status(
     ctx: typer.Context,
     proposal_id: int = typer.Argument(..., help="Proposal id."),
     node_url: str | None = typer.Option(None, "--node-url", help="Node API for job progress."),
+    wait: float | None = typer.Option(
+        None, "--wait", help="Wait up to this many seconds for the training result."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """One view of a proposal's life: votes, outcome, training progress, result, payouts."""
+    import time
+
     from visdm.market import workflow
 
-    view = workflow.proposal_status(settings(ctx), proposal_id, node_url_override=node_url)
+    cfg = settings(ctx)
+    view = workflow.proposal_status(cfg, proposal_id, node_url_override=node_url)
+    if wait is not None:
+        deadline = time.monotonic() + wait
+        while view["status"] == "training" and time.monotonic() < deadline:
+            if not as_json:
+                job = view.get("job") or {}
+                console.print(f"training: {job.get('state')} {job.get('message') or ''}".rstrip())
+            time.sleep(2.0)
+            view = workflow.proposal_status(cfg, proposal_id, node_url_override=node_url)
+        if view["status"] == "training":
+            raise InvalidInputError(f"proposal {proposal_id} is still training after {wait:g} s")
     emit(view, as_json=as_json, title=f"proposal {proposal_id}")
 
 

@@ -9,6 +9,7 @@ Consumer: :func:`propose`, :func:`accept_counter`, :func:`request_quote`,
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from visdm.proposals import (
     pack_arrays,
     verify_proposal,
 )
-from visdm.session import Connection, connect_deployed, open_store
+from visdm.session import Connection, connect_deployed, open_store, top_up_dev_tokens
 
 from .payouts import claim_for
 from .quotes import recover_quote_signer
@@ -60,6 +61,7 @@ __all__ = [
 ]
 
 _HTTP_TIMEOUT_S = 180.0
+_CONNECT_PATIENCE_S = 30.0
 
 
 class NodeUnreachableError(VisdmError):
@@ -134,7 +136,10 @@ def accept_counter(settings: Settings, consumer: UnlockedAccount, proposal_id: i
         )
     market = conn.deployment.training_market(conn.client)
     token = conn.deployment.payment_token(conn.client)
-    token.approve(consumer.local_account, market.address, record.clearing_price - record.price)
+    top_up = record.clearing_price - record.price
+    conn.client.fund_from_dev_faucet(consumer.address)
+    top_up_dev_tokens(conn.client, conn.deployment, consumer.local_account, top_up)
+    token.approve(consumer.local_account, market.address, top_up)
     return market.accept_counter(consumer.local_account, proposal_id)
 
 
@@ -231,12 +236,20 @@ def request_quote(
     conn = connect_deployed(settings)
     record = _proposal(conn, proposal_id)
     url = node_url(settings, conn, record.node, node_url_override)
-    try:
-        response = httpx.post(
-            f"{url}/quotes", json={"proposalId": proposal_id}, timeout=_HTTP_TIMEOUT_S
-        )
-    except httpx.HTTPError as exc:
-        raise NodeUnreachableError(f"node API {url} did not answer: {exc}") from None
+    deadline = time.monotonic() + _CONNECT_PATIENCE_S
+    while True:
+        try:
+            response = httpx.post(
+                f"{url}/quotes", json={"proposalId": proposal_id}, timeout=_HTTP_TIMEOUT_S
+            )
+            break
+        except httpx.ConnectError as exc:
+            # a node that is starting up refuses connections for a few seconds
+            if time.monotonic() > deadline:
+                raise NodeUnreachableError(f"node API {url} did not answer: {exc}") from None
+            time.sleep(0.5)
+        except httpx.HTTPError as exc:
+            raise NodeUnreachableError(f"node API {url} did not answer: {exc}") from None
     try:
         body = response.json()
     except ValueError:
@@ -287,6 +300,9 @@ def start_training(
     market = conn.deployment.training_market(conn.client)
     token = conn.deployment.payment_token(conn.client)
     conn.client.fund_from_dev_faucet(consumer.address)
+    top_up_dev_tokens(
+        conn.client, conn.deployment, consumer.local_account, offer.quote.training_cost
+    )
     token.approve(consumer.local_account, market.address, offer.quote.training_cost)
     tx = market.start_training(consumer.local_account, proposal_id, offer.quote, offer.signature)
     return offer, tx

@@ -44,6 +44,8 @@ from ._validation import seal_validation_set
 
 __all__ = ["CheckedProposal", "CreatedProposal", "create_proposal", "load_checked_proposal"]
 
+_DEADLINE_SLACK_S = 10
+
 
 @dataclass(frozen=True, slots=True)
 class CreatedProposal:
@@ -120,7 +122,9 @@ def create_proposal(
         )
     sealed = seal_validation_set(validation_archive, node_record.encryption_key)
     validation_cid = store.put(sealed.ciphertext, pin=True)
-    now = client.latest_timestamp()
+    # the deadline is fixed in the signed document before the transactions are mined: leave
+    # room for the blocks in between, or a minimum-length period would land outside the window
+    now = client.latest_timestamp() + _DEADLINE_SLACK_S
     document = TrainingProposal(
         chain_id=client.chain_id,
         market=Address(to_checksum_address(market.address)),
@@ -143,6 +147,9 @@ def create_proposal(
     cid = store.put(signed, pin=True)
     token = deployment.payment_token(client)
     client.fund_from_dev_faucet(consumer.address)
+    from visdm.session import top_up_dev_tokens
+
+    top_up_dev_tokens(client, deployment, consumer.local_account, offer)
     txs = [token.approve(consumer.local_account, market.address, offer)]
     proposal_id, tx = market.propose(
         consumer.local_account,
