@@ -47,6 +47,7 @@ from visdm.errors import (
     ContractRevertError,
     CryptoError,
     InvalidInputError,
+    SandboxUnavailableError,
     StorageError,
     VisdmError,
 )
@@ -186,6 +187,10 @@ class TrainingWorker:
             self._update(proposal_id, state="preparing", attempts=job.attempts + 1, progress=0.0)
             try:
                 submission = self._run(proposal_id, record)
+            except SandboxUnavailableError as exc:
+                # the node's fault, not the job's: keep it queued and say why, loudly
+                self._update(proposal_id, state="queued", message=str(exc))
+                raise
             except JobFailedError as exc:
                 log.error("proposal %d: job failed: %s", proposal_id, exc)
                 self._update(proposal_id, state="failed", message=str(exc))

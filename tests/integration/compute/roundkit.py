@@ -136,7 +136,7 @@ class Round:
     def approve(self, pid: int, asks: tuple[int, int] = (0, 0)) -> None:
         for who, ask in zip(("provider", "provider2"), asks, strict=True):
             workflow.vote(self.as_(who), self.accounts[who], pid, ask)
-        self.chain.advance_time(121)
+        self.chain.advance_time(131)
         workflow.tally(self.as_("stranger"), self.accounts["stranger"], pid)
 
     def training_config(self, **kwargs: Any) -> TrainingConfig:
