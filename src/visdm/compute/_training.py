@@ -97,6 +97,7 @@ class TrainingConfig:
         default_factory=lambda: SandboxLimits(memory_bytes=8 << 30, cpu_s=4 * 3600, wall_s=3000.0)
     )
     allow_unsandboxed: bool = False
+    bwrap: str = "bwrap"
     valuation_k: int = 5
     cosine_threshold: float | None = 0.98
     python: str = sys.executable
@@ -290,6 +291,7 @@ class TrainingWorker:
                 ),
                 allowed_entry_points={_ENTRY_POINT},
                 python=self.config.python,
+                bwrap=self.config.bwrap,
                 allow_unsandboxed=self.config.allow_unsandboxed,
                 on_progress=self._progress_reporter(proposal_id),
             )

@@ -169,3 +169,34 @@ def test_withdrawn_assets_are_left_out_of_training_and_pay(rnd: Round) -> None:
     assert (result["trainSamples"], result["excludedSamples"]) == (60, 60)
     assert set(result["payouts"]["amounts"]) == {rnd.accounts["provider"].address}
     assert {s["asset_id"] for s in rnd.scores(pid)["samples"]} == {rnd.asset_ids[0]}
+
+
+def test_without_a_sandbox_the_node_refuses_unless_told_loudly(
+    rnd: Round, caplog: pytest.LogCaptureFixture
+) -> None:
+    from visdm.errors import SandboxUnavailableError
+
+    pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid)
+    rnd.start(pid)
+    worker = rnd.trainer(bwrap="/nonexistent/bwrap")
+    try:
+        with pytest.raises(SandboxUnavailableError, match="bwrap"):
+            worker.poll()
+        job = worker.journal.get(pid)
+        assert job is not None
+        assert job.state == "queued"
+        assert "bwrap" in job.message
+        assert rnd.market.logs("ResultSubmitted", where={"proposalId": pid}) == []
+    finally:
+        worker.close()
+    # the explicit development flag runs it, and says so on the log
+    worker = rnd.trainer(bwrap="/nonexistent/bwrap", allow_unsandboxed=True)
+    try:
+        with caplog.at_level("WARNING", logger="visdm.sandbox"):
+            worker.poll()
+        job = worker.journal.get(pid)
+        assert job is not None and job.state == "submitted"
+    finally:
+        worker.close()
+    assert any("sandbox" in r.getMessage().lower() for r in caplog.records)
