@@ -19,7 +19,10 @@ Error tree addition (kept here until it moves into :mod:`visdm.errors`)::
 from __future__ import annotations
 
 import gzip
+import io
+import logging
 import zlib
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +37,7 @@ __all__ = [
     "DatasetNotFoundError",
     "export_fashion_mnist",
     "load_fashion_mnist",
+    "load_fashion_mnist_subset",
     "read_idx",
 ]
 
@@ -58,6 +62,8 @@ _FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+_SUBSET_SIZES = {"train": 2_000, "test": 1_000}
+_log = logging.getLogger("visdm.datasets")
 _UBYTE = 0x08
 _MAX_DIMS = 4
 # a cap on the announced payload, so a corrupt header cannot make us allocate terabytes
@@ -143,6 +149,14 @@ def load_fashion_mnist(
     image_name, label_name = _FILES[split]
     image_path, label_path = base / image_name, base / label_name
     missing = [p for p in (image_path, label_path) if not p.is_file()]
+    if missing and root is None and (limit is not None and limit <= _SUBSET_SIZES[split]):
+        # no Debian package and no network: the first images ship with the package
+        _log.warning(
+            "Fashion-MNIST is not installed; using the %d %s images shipped with visdm",
+            _SUBSET_SIZES[split],
+            split,
+        )
+        return load_fashion_mnist_subset(split, limit=limit)
     if missing:
         names = ", ".join(str(p) for p in missing)
         raise DatasetNotFoundError(
@@ -167,6 +181,27 @@ def load_fashion_mnist(
     if limit is not None:
         images, labels = images[:limit].copy(), labels[:limit].copy()
     return images, labels.astype(np.int64)
+
+
+def load_fashion_mnist_subset(
+    split: Literal["train", "test"] = "train", *, limit: int | None = None
+) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """The first 2,000 training / 1,000 test images of Fashion-MNIST (MIT licence), shipped in
+    the package so that the demo runs on a machine with neither the Debian package nor network.
+    Identical to the first images of the full set."""
+    if split not in _FILES:
+        raise InvalidInputError(f"unknown split {split!r}: use 'train' or 'test'")
+    if limit is not None and not 0 <= limit <= _SUBSET_SIZES[split]:
+        raise DatasetNotFoundError(
+            f"the shipped Fashion-MNIST subset has {_SUBSET_SIZES[split]} {split} images, "
+            f"{limit} were asked for: install dataset-fashion-mnist for more"
+        )
+    data = resources.files("visdm.data").joinpath("fashion-mnist-subset.npz").read_bytes()
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        images = np.asarray(archive[f"{split}_images"])
+        labels = np.asarray(archive[f"{split}_labels"]).astype(np.int64)
+    n = _SUBSET_SIZES[split] if limit is None else limit
+    return images[:n].copy(), labels[:n].copy()
 
 
 def export_fashion_mnist(

@@ -146,3 +146,31 @@ def test_installed_fashion_mnist() -> None:
     train_images, train_labels = load_fashion_mnist("train")
     assert train_images.shape == (60000, 28, 28)
     assert np.bincount(train_labels).tolist() == [6000] * 10
+
+
+def test_the_shipped_subset_is_the_first_images_of_the_full_set() -> None:
+    from visdm.datasets import load_fashion_mnist_subset
+
+    for split, n in (("train", 2_000), ("test", 1_000)):
+        x, y = load_fashion_mnist_subset(split)  # type: ignore[arg-type]
+        assert x.shape == (n, 28, 28) and y.shape == (n,)
+        full_x, full_y = load_fashion_mnist(split, limit=n)  # type: ignore[arg-type]
+        assert (x == full_x).all() and (y == full_y).all()
+
+
+def test_without_the_debian_package_the_shipped_subset_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import visdm.datasets as datasets
+
+    monkeypatch.setattr(datasets, "FASHION_MNIST_ROOT", tmp_path / "not-installed")
+    with caplog.at_level("WARNING", logger="visdm.datasets"):
+        x, _ = datasets.load_fashion_mnist("test", limit=300)
+    assert x.shape == (300, 28, 28)
+    assert "shipped with visdm" in caplog.text
+    with pytest.raises(DatasetNotFoundError, match="apt-get install"):
+        datasets.load_fashion_mnist("train", limit=5_000)
+    with pytest.raises(DatasetNotFoundError, match="apt-get install"):
+        datasets.load_fashion_mnist("train")  # the whole set is not shipped
+    with pytest.raises(DatasetNotFoundError, match="subset has 1000 test images"):
+        datasets.load_fashion_mnist_subset("test", limit=1_001)
