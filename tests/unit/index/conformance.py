@@ -20,9 +20,11 @@ from eth_utils.crypto import keccak
 from visdm.config import Settings
 from visdm.errors import ChainError, ConfigError, InvalidInputError
 from visdm.index import (
+    ChainEvent,
     Database,
     SearchFilters,
     load_saved_search,
+    open_database,
     search_index,
     summarize_index,
 )
@@ -35,7 +37,9 @@ from ._world import (
     NOW,
     PROVIDER,
     PROVIDER2,
+    START_BLOCK,
     STRANGER,
+    FakeSource,
     Image,
     World,
     build_market,
@@ -205,6 +209,33 @@ class IndexConformance:
             restarted = w.indexer(db, max_blocks=6).sync()
             assert restarted.cursor_before == cursor
             assert dump(db) == expected
+
+    def test_two_syncs_at_once_apply_each_range_once(self, new_db: NewDb) -> None:
+        w = World()
+        build_market(w)
+        clean = new_db()
+        w.indexer(clean).sync()
+        db = new_db()
+        other = open_database(db.url.url)  # a second process, in effect
+
+        class Overtaken(FakeSource):
+            """Another sync indexes everything while this one reads its first range."""
+
+            def events(self, start: int, end: int) -> list[ChainEvent]:
+                found = super().events(start, end)
+                if start == START_BLOCK:
+                    w.indexer(other, max_blocks=10).sync()
+                return found
+
+        first = w.indexer(db, max_blocks=10)
+        first.source = Overtaken(w)
+        try:
+            report = first.sync()
+        finally:
+            other.close()
+        assert report.cursor == w.block
+        assert report.events == 0  # the range it read had been committed by the other
+        assert dump(db) == dump(clean)
 
     def test_confirmations_hold_back_the_newest_blocks(self, new_db: NewDb) -> None:
         w = World()
