@@ -20,9 +20,11 @@ results by the values of their event and payout root); a document that fails is 
 rejected, one that cannot be fetched as missing and retried — never a crash.
 """
 
+from typing import TYPE_CHECKING
+
 from ._api import default_index_url, open_index, search_index, summarize_index, sync_index
 from ._db import Database, IndexUrl, open_database, parse_index_url
-from ._events import ChainEvent, ChainEventSource, EventSource
+from ._events import ChainEvent, EventSource
 from ._filters import SearchFilters, parse_resolution
 from ._indexer import IndexConfig, Indexer, SyncReport, refresh_clusters
 from ._saved import (
@@ -34,6 +36,9 @@ from ._saved import (
 )
 from ._schema import SCHEMA_VERSION, TABLES
 from ._search import SampleHit, SearchResult, SearchSummary
+
+if TYPE_CHECKING:
+    from ._chain import ChainEventSource
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -65,3 +70,12 @@ __all__ = [
     "summarize_index",
     "sync_index",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # the chain reader pulls in web3; searching the index does not need it
+    if name == "ChainEventSource":
+        from ._chain import ChainEventSource
+
+        return ChainEventSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,7 +17,6 @@ from visdm.config import Settings
 from visdm.errors import ConfigError
 
 from ._db import Database, open_database, parse_index_url
-from ._events import CONTRACTS, ChainEventSource
 from ._filters import SearchFilters
 from ._indexer import IndexConfig, Indexer, SyncReport, check_schema_version, read_meta
 from ._saved import check_search_name, write_saved_search
@@ -75,6 +74,9 @@ def sync_index(
     ``rebuild`` drops every index table first and indexes from the deployment block again.
     """
     from visdm.session import connect_deployed, open_store
+
+    from ._chain import ChainEventSource
+    from ._events import CONTRACTS
 
     config = IndexConfig(confirmations=confirmations, max_blocks_per_poll=max_blocks_per_poll)
     parsed = parse_index_url(url or default_index_url(settings))

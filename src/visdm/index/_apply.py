@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from visdm.chain.contracts import ProposalStatus
 from visdm.errors import (
     BlobNotFoundError,
     StorageError,
@@ -44,6 +43,20 @@ __all__ = ["EventApplier"]
 log = logging.getLogger("visdm.index")
 
 _ZERO_ADDRESS = "0x" + "00" * 20
+#: ``TrainingMarket.Status`` names by value, as :class:`visdm.chain.contracts.ProposalStatus`
+#: spells them (kept here so that reading the index never imports web3)
+PROPOSAL_STATUSES = (
+    "none",
+    "voting",
+    "approved",
+    "countered",
+    "failed",
+    "rejected",
+    "training",
+    "completed",
+    "wtp_missed",
+    "cancelled",
+)
 #: JSON cannot carry integers above 2**53 to every reader: larger ones are written as strings
 _JSON_SAFE_INT = 2**53
 
@@ -427,14 +440,14 @@ class EventApplier:
 
     def _proposal_tallied(self, e: ChainEvent) -> None:
         a = e.args
-        outcome = ProposalStatus(int(a["outcome"]))
-        refunded = outcome in (ProposalStatus.FAILED, ProposalStatus.REJECTED)
+        outcome = PROPOSAL_STATUSES[int(a["outcome"])]
+        refunded = outcome in ("failed", "rejected")
         self.db.execute(
             "UPDATE proposals SET status = ?, clearing_price = ?, participating_weight = ?, "
             "tallier = ?, tallied_block = ?, price = CASE WHEN ? = 1 THEN '0' ELSE price END "
             "WHERE proposal_id = ?",
             (
-                outcome.name.lower(),
+                outcome,
                 str(a["clearingPrice"]),
                 int(a["participatingWeight"]),
                 a["tallier"],

@@ -32,6 +32,13 @@ def test_the_payout_leaf_matches_the_valuation() -> None:
     assert tuple(VALUATION_LEAF) == PAYOUT_LEAF_ENCODING
 
 
+def test_the_status_names_match_the_contract_wrapper() -> None:
+    from visdm.chain.contracts import ProposalStatus
+    from visdm.index._apply import PROPOSAL_STATUSES
+
+    assert tuple(s.name.lower() for s in ProposalStatus) == PROPOSAL_STATUSES
+
+
 def test_the_label_limit_matches_ingestion() -> None:
     from visdm.index._filters import MAX_LABEL_CHARS
     from visdm.ingest import MAX_LABEL_CHARS as INGEST_MAX
