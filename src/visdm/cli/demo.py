@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bars
 from rich.table import Table
 
 from ._common import JsonOption, console, print_wide, to_jsonable
 
+if TYPE_CHECKING:
+    from visdm.demo import DemoReport, DemoStep
+
 __all__ = ["demo"]
+
+_TOKEN = 10**18
 
 
 def demo(
@@ -19,51 +29,82 @@ def demo(
         None, "--data-dir", help="Empty directory for the demo's state (default: a temporary one)."
     ),
     report_dir: Path | None = typer.Option(
-        None, "--report-dir", help="Also write the report as report.json into this directory."
+        None, "--report-dir", help="Write report.json, values.png and payouts.png here."
     ),
+    quick: bool = typer.Option(False, "--quick", help="A smaller market (9 providers)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Run the marketplace end to end on a local chain started and stopped by the demo."""
-    from visdm.demo import DemoStep, run_demo  # heavy: loaded only when the demo runs
+    """Run the whole marketplace on a local chain, store and node started by the demo."""
+    from visdm.demo import Progress, run_demo, write_report  # heavy: loaded when it runs
+
+    class Shown(Progress):
+        def step(self, item: DemoStep) -> None:
+            if not as_json:
+                gas = f"  [dim]gas {item.gas_used:,}[/]" if item.gas_used else ""
+                console.print(f"[green]✓[/] {item.name:<16} {item.detail}{gas}  ({item.seconds} s)")
+
+        @contextmanager
+        def task(self, description: str, total: float) -> Iterator[Callable[[float], None]]:
+            if as_json:
+                yield lambda _done: None
+                return
+            with Bars(
+                TextColumn("  {task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as bars:
+                task = bars.add_task(description, total=total)
+                yield lambda done: bars.update(task, completed=done)
 
     with tempfile.TemporaryDirectory(prefix="visdm-demo-") as tmp:
         target = home if home is not None else Path(tmp) / "home"
-
-        def show(item: DemoStep) -> None:
-            if not as_json:
-                gas = f"  gas {item.gas_used:,}" if item.gas_used else ""
-                console.print(f"[green]✓[/] {item.name:<16} {item.detail}{gas}  ({item.seconds} s)")
-
-        report = run_demo(target, on_step=show)
-    data = to_jsonable(report)
-    if report_dir is not None:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        (report_dir / "report.json").write_text(json.dumps(data, indent=1) + "\n")
+        report = run_demo(target, quick=quick, progress=Shown())
+        written = write_report(report, report_dir) if report_dir is not None else []
     if as_json:
-        console.print_json(json.dumps(data))
+        console.print_json(json.dumps(to_jsonable(report)))
         return
-    table = Table(title="stakeholders on chain")
-    for column in ("account", "address", "roles", "X25519 key on chain matches keystore"):
-        table.add_column(column)
-    for name, info in report.accounts.items():
-        roles = ", ".join(info["roles"])  # type: ignore[arg-type]
-        table.add_row(name, str(info["address"]), roles, "yes" if info["key_matches"] else "NO")
-    print_wide(table)
-    assets = Table(title="assets attested by the compute node")
-    for column in ("asset", "owner", "samples", "labels", "near-duplicate links", "rejected"):
-        assets.add_column(column)
-    for row in report.assets:
-        labels = ", ".join(f"{k} {v}" for k, v in row["labels"].items())
-        assets.add_row(
-            str(row["asset_id"]),
-            row["owner"],
-            str(row["samples"]),
-            labels,
-            str(row["duplicate_links"]),
-            ", ".join(r["file"] for r in row["rejected"]) or "-",
+    _print(report, written)
+
+
+def _print(report: DemoReport, written: list[Path]) -> None:
+    table = Table(title="providers after the first round")
+    for column in (
+        "provider", "role", "samples", "mislabelled", "flagged noisy", "flagged copy",
+        "value share", "payout (tokens)", "per sample",
+    ):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("provider", "role") else "right")
+    for p in sorted(report.providers, key=lambda p: -p["payout"]):
+        table.add_row(
+            p["name"],
+            p["role"],
+            str(p["samples"]),
+            str(p["mislabelled"]),
+            str(p["flaggedNoisy"]),
+            str(p["flaggedCopied"]),
+            f"{p['valueShare']:.1%}",
+            f"{p['payout'] / _TOKEN:.3f}",
+            f"{p['payoutPerSample'] / _TOKEN:.4f}",
         )
-    print_wide(assets)
-    console.print(
-        f"cy's {report.copies_linked} exact copies of ada's images were linked to the originals; "
-        f"demo finished in {report.total_seconds:.1f} s (chain {report.chain_id})"
-    )
+    print_wide(table)
+    gas = Table(title="gas per step")
+    gas.add_column("step")
+    gas.add_column("gas", justify="right")
+    for name, used in report.gas_by_step().items():
+        gas.add_row(name, f"{used:,}")
+    print_wide(gas)
+    for r in report.rounds:
+        line = (
+            f"proposal {r['proposalId']}: {r['outcome']}"
+            + (f" at {r['clearingPrice'] / _TOKEN:g}" if r["outcome"] == "countered" else "")
+            + f" → {r.get('status', '?')}, accuracy {r.get('accuracyBps', 0) / 100:.2f}% "
+            f"(WTP {r.get('wtpBps', 0) / 100:g}%)"
+        )
+        if r.get("refund"):
+            line += f", {r['refund'] / _TOKEN:g} tokens refunded"
+        console.print(line)
+    for path in written:
+        console.print(f"wrote {path}")
+    console.print(f"demo finished in {report.total_seconds:.1f} s (chain {report.chain_id})")

@@ -393,6 +393,7 @@ class ClaimReceipt:
     amount: int
     tx_hash: str | None
     note: str
+    gas_used: int = 0
 
 
 def claim(
@@ -429,7 +430,7 @@ def claim(
             continue
         conn.client.fund_from_dev_faucet(provider.address)
         tx = market.claim(provider.local_account, request)
-        receipts.append(ClaimReceipt(pid, request.amount, tx.tx_hash, "claimed"))
+        receipts.append(ClaimReceipt(pid, request.amount, tx.tx_hash, "claimed", tx.gas_used))
     return receipts
 
 
