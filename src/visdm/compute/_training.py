@@ -99,7 +99,10 @@ class TrainingConfig:
     allow_unsandboxed: bool = False
     bwrap: str = "bwrap"
     valuation_k: int = 5
-    cosine_threshold: float | None = 0.98
+    # copies: a pHash link counts when the embeddings agree (cosine >= confirm), and embeddings
+    # alone link only near-identical samples (see visdm.valuation._clusters for the measurements)
+    cosine_threshold: float | None = 0.995
+    confirm_threshold: float | None = 0.99
     python: str = sys.executable
 
 
@@ -286,6 +289,7 @@ class TrainingWorker:
                         "valuation": {
                             "k": self.config.valuation_k,
                             "cosine_threshold": self.config.cosine_threshold,
+                            "confirm_threshold": self.config.confirm_threshold,
                         },
                     },
                 ),

@@ -141,9 +141,11 @@ def _value(  # noqa: PLR0917 - one private call site
             f"{samples_path.name} describes {len(ids)} samples, the training set has {len(y_train)}"
         )
     threshold = settings.get("cosine_threshold", 0.98)
+    confirm = settings.get("confirm_threshold")
     robust = CopyRobustValuation(
         KNNShapley(k=int(settings.get("k", 5))),
         cosine_threshold=None if threshold is None else float(threshold),
+        confirm_threshold=None if confirm is None else float(confirm),
     )
     valued = robust.fit(
         result.train_embeddings,

@@ -4,6 +4,14 @@ Two samples are *linked* when the metadata says their perceptual hashes are with
 marketplace's Hamming radius (links computed by the metadata stage and passed in as pairs), or
 when the cosine similarity of their embeddings is at least ``cosine_threshold``.
 
+With ``confirm_threshold`` an explicit (pHash) link counts only when the two embeddings also
+agree (cosine ``>= confirm_threshold``). Small icon-like images such as Fashion-MNIST's are often
+within 8 pHash bits, and a trained model's embeddings of two distinct shirts are often above
+0.98, so either signal alone links many *different* images — which would take value from
+whichever honest provider registered later. Measured on the demo market (1,200 images, 60 JPEG
+copies): pHash radius 8 alone made 777 false cross-provider links, cosine ≥ 0.98 alone 498,
+pHash ∧ cosine ≥ 0.99 made 8, and every copy was still found either way.
+
 **Clustering rule: attach to the earliest.** Samples are visited in registration order (earliest
 first; equal ranks by position). A sample with no link to an earlier sample founds a new
 cluster; otherwise it joins the cluster, among those of the earlier samples it is linked to,
@@ -90,6 +98,32 @@ def cosine_links(embeddings: ArrayLike, *, threshold: float) -> NDArray[np.int64
     return np.concatenate(found).astype(np.int64)
 
 
+def _confirmed(
+    pairs: NDArray[np.int64], embeddings: ArrayLike | None, threshold: float | None
+) -> NDArray[np.int64]:
+    """The links whose embeddings agree (all of them without a threshold)."""
+    if threshold is None:
+        return pairs
+    if embeddings is None:
+        raise InvalidInputError("confirm_threshold needs the embeddings to confirm links with")
+    if not -1.0 <= threshold <= 1.0:
+        raise InvalidInputError(f"confirm threshold must be in [-1, 1], got {threshold}")
+    return pairs[_cosines(np.asarray(embeddings), pairs) >= threshold]
+
+
+def _cosines(embeddings: NDArray[np.generic], pairs: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Cosine similarity of each linked pair's embeddings (0 for a zero vector)."""
+    e = np.asarray(embeddings, dtype=np.float64)
+    if e.ndim != 2 or not np.isfinite(e).all():
+        raise InvalidInputError("embeddings must be a finite 2-d array")
+    norms = np.linalg.norm(e, axis=1)
+    norms[norms == 0] = np.inf
+    unit = e / norms[:, None]
+    return (
+        np.einsum("ij,ij->i", unit[pairs[:, 0]], unit[pairs[:, 1]]) if len(pairs) else np.zeros(0)
+    )
+
+
 def _check_links(links: ArrayLike, n_samples: int) -> NDArray[np.int64]:
     pairs = np.asarray(links)
     if pairs.size == 0:
@@ -121,6 +155,7 @@ def find_near_duplicates(
     links: ArrayLike = (),
     embeddings: ArrayLike | None = None,
     cosine_threshold: float = 0.98,
+    confirm_threshold: float | None = None,
     registration_rank: ArrayLike | None = None,
     mode: Mode = "attach",
 ) -> DuplicateClusters:
@@ -129,11 +164,12 @@ def find_near_duplicates(
     ``links`` are pairs of sample positions (``0..n_samples-1``); ``embeddings`` (one row per
     sample), when given, add a link for every pair at cosine similarity ``>= cosine_threshold``.
     ``registration_rank`` orders samples by when they were registered (lower is earlier; by
-    default the position). See the module docstring for ``mode``.
+    default the position). ``confirm_threshold`` keeps only the explicit links whose embeddings
+    agree (see the module docstring). See the module docstring for ``mode``.
     """
     if n_samples < 0:
         raise InvalidInputError(f"n_samples must be >= 0, got {n_samples}")
-    pairs = _check_links(links, n_samples)
+    pairs = _confirmed(_check_links(links, n_samples), embeddings, confirm_threshold)
     if embeddings is not None:
         e = np.asarray(embeddings)
         if e.ndim != 2 or e.shape[0] != n_samples:

@@ -155,10 +155,12 @@ class CopyRobustValuation:
         estimator: ValidationEstimator | None = None,
         *,
         cosine_threshold: float | None = 0.98,
+        confirm_threshold: float | None = None,
         mode: Mode = "attach",
     ) -> None:
         self.estimator: ValidationEstimator = estimator if estimator is not None else KNNShapley()
         self.cosine_threshold = cosine_threshold
+        self.confirm_threshold = confirm_threshold
         self.mode: Mode = mode
         self._result: RobustValuationResult | None = None
 
@@ -205,6 +207,7 @@ class CopyRobustValuation:
             links=pairs,
             embeddings=x if self.cosine_threshold is not None else None,
             cosine_threshold=self.cosine_threshold if self.cosine_threshold is not None else 1.0,
+            confirm_threshold=self.confirm_threshold,
             registration_rank=registration_rank,
             mode=self.mode,
         )

@@ -1,0 +1,29 @@
+"""Links confirmed by embeddings: a pHash link between different images does not merge them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from visdm.errors import InvalidInputError
+from visdm.valuation import find_near_duplicates
+
+
+def test_a_phash_link_counts_only_when_the_embeddings_agree() -> None:
+    e = np.array([[1.0, 0.0], [1.0, 0.001], [0.0, 1.0], [0.7, 0.7]])
+    links = [(0, 1), (0, 2)]  # 0-1 a real copy, 0-2 a pHash collision of different images
+    union = find_near_duplicates(4, links=links, embeddings=e, cosine_threshold=0.999)
+    assert union.cluster_of[2] == union.cluster_of[0]  # the collision merged them
+    confirmed = find_near_duplicates(
+        4, links=links, embeddings=e, cosine_threshold=0.999, confirm_threshold=0.99
+    )
+    assert confirmed.cluster_of[1] == confirmed.cluster_of[0]
+    assert confirmed.cluster_of[2] != confirmed.cluster_of[0]
+    assert confirmed.n_clusters == 3
+
+
+def test_confirming_needs_embeddings_and_a_valid_threshold() -> None:
+    with pytest.raises(InvalidInputError, match="needs the embeddings"):
+        find_near_duplicates(2, links=[(0, 1)], confirm_threshold=0.9)
+    with pytest.raises(InvalidInputError, match=r"confirm threshold must be in \[-1, 1\]"):
+        find_near_duplicates(2, links=[(0, 1)], embeddings=np.eye(2), confirm_threshold=1.5)
