@@ -7,6 +7,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ._play import DemoReport
 
 __all__ = ["write_report"]
@@ -38,11 +40,14 @@ def write_report(report: DemoReport, out_dir: Path) -> list[Path]:
     written.append(path)
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    every = [v["value"] for v in report.values]
+    edges = np.histogram_bin_edges(every, bins=50) if every else 10
     for kind, colour in _COLOURS.items():
         values = [v["value"] for v in report.values if _kind(v["flags"]) == kind]
         if values:
-            ax.hist(values, bins=40, alpha=0.75, color=colour, label=f"{kind} ({len(values)})")
-    ax.set_xlabel("per-sample value (copy-robust KNN-Shapley)")
+            ax.hist(values, bins=edges, alpha=0.75, color=colour, label=f"{kind} ({len(values)})")
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("per-sample value (copy-robust KNN-Shapley; copies are worth 0)")
     ax.set_ylabel("samples")
     ax.set_title("Value of each sample in the training round")
     ax.legend()
