@@ -8,6 +8,8 @@ import threading
 
 import typer
 
+from visdm.errors import InvalidInputError
+
 from ._common import JsonOption, console, emit, settings, unlock_account
 
 __all__ = ["app"]
@@ -29,8 +31,8 @@ def serve(
     api_port: int | None = typer.Option(
         None, "--api-port", help="Listen port (default: the registered endpoint's, else free)."
     ),
-    price_per_gflop: int = typer.Option(
-        10**12, "--price-per-gflop", help="Training price per GFLOP, in token units."
+    price_per_gflop: str = typer.Option(
+        "0.000001", "--price-per-gflop", help="Training price per GFLOP (tokens, or NNNwei)."
     ),
     max_duration: int = typer.Option(
         3600, "--max-duration", help="Seconds of training a quote promises at most."
@@ -57,9 +59,18 @@ def serve(
             "unavailable; never use this with real data"
         )
     store = open_store(cfg)
+    from .rounds import parse_amount
+
+    me = conn.deployment.stakeholder_registry(conn.client).compute_node(account.address)
+    if me.admitted and me.signer != account.address:
+        raise InvalidInputError(
+            f"governance registered {me.signer} as this node's signer, but the node runs as "
+            f"{account.address}: quotes and model deliveries would not verify; run the node as "
+            "its signer or ask governance to re-admit it"
+        )
     training_config = TrainingConfig(
         workdir=cfg.node_dir,
-        price_per_gflop=price_per_gflop,
+        price_per_gflop=parse_amount(price_per_gflop, "--price-per-gflop"),
         max_duration_s=max_duration,
         allow_unsandboxed=allow_unsandboxed,
     )
@@ -98,7 +109,10 @@ def serve(
         url = api.start()
         console.print(f"node {account.address} following chain {conn.client.chain_id}; API {url}")
         while not stop.is_set():
-            for step in (assets.poll, lambda: training.poll(confirmations=confirmations)):
+            for step in (
+                assets.poll,
+                lambda: training.poll(confirmations=confirmations, should_stop=stop.is_set),
+            ):
                 try:
                     step()
                 except Exception as exc:  # a failing poll is logged and retried, never fatal

@@ -28,20 +28,24 @@ model_app = typer.Typer(help="Get the model a training round produced for you.")
 def parse_amount(text: str, what: str = "amount") -> int:
     """``"10"`` → 10·10¹⁸, ``"0.5"`` → 5·10¹⁷, ``"1000wei"`` → 1000."""
     raw = text.strip().lower()
+    exact = True
     try:
         if raw.endswith("wei"):
             value = int(raw.removesuffix("wei"))
         else:
             scaled = Decimal(raw) * (10**_DECIMALS)
-            if scaled != scaled.to_integral_value():
-                raise InvalidInputError(f"{what} {text!r} has more than {_DECIMALS} decimals")
+            if not scaled.is_finite():
+                raise ValueError(raw)
+            exact = scaled == scaled.to_integral_value()
             value = int(scaled)
-    except (InvalidOperation, ValueError):
+    except (InvalidOperation, ValueError, OverflowError):
         raise InvalidInputError(
             f"{what} {text!r} is not a token amount (e.g. 10, 2.5 or 1000wei)"
         ) from None
-    if not 0 <= value <= _MAX_UINT256:
-        raise InvalidInputError(f"{what} {text!r} is outside 0..2^256-1 token units")
+    if not exact:
+        raise InvalidInputError(f"{what} {text!r} has more than {_DECIMALS} decimals")
+    if not 0 <= value < _MAX_UINT256:  # 2^256-1 itself means "reject" in a vote
+        raise InvalidInputError(f"{what} {text!r} is outside 0..2^256-2 token units")
     return value
 
 

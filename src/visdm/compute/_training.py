@@ -44,20 +44,25 @@ from visdm.chain.client import ChainClient
 from visdm.chain.contracts import AssetStatus, ProposalRecord, ProposalStatus
 from visdm.chain.deployment import Deployment
 from visdm.errors import (
+    ChainError,
     ContractRevertError,
     CryptoError,
     InvalidInputError,
     SandboxUnavailableError,
     StorageError,
+    StorageUnavailableError,
     VisdmError,
 )
 from visdm.ingest import decode_image, decrypt_sample
 from visdm.proposals import (
     CheckedProposal,
+    TrainingProposal,
     image_to_array,
+    licence_refusal,
     load_checked_proposal,
     open_validation_set,
     pack_arrays,
+    unpack_arrays,
 )
 from visdm.storage import ContentStore
 from visdm.valuation import compute_payout
@@ -66,7 +71,13 @@ from ._jobs import Job, JobJournal
 from .delivery import seal_model
 from .sandbox import ProgressEvent, SandboxJob, SandboxLimits, run_in_sandbox
 
-__all__ = ["RESULT_KIND", "JobFailedError", "TrainingConfig", "TrainingWorker"]
+__all__ = [
+    "RESULT_KIND",
+    "ConsumerFaultError",
+    "JobFailedError",
+    "TrainingConfig",
+    "TrainingWorker",
+]
 
 log = logging.getLogger("visdm.node.training")
 
@@ -78,6 +89,18 @@ _PROGRESS_EVERY_S = 0.5
 
 class JobFailedError(VisdmError):
     """A training job that cannot succeed as proposed (the consumer reclaims after the deadline)."""
+
+
+class ConsumerFaultError(JobFailedError):
+    """The consumer's own input (validation set, spec, classes) is unusable: the node posts a
+    result that misses the WTP, so the data price is refunded and the node is still paid."""
+
+
+#: failures of the node's own machinery: the job waits in the queue until they are fixed
+_OUTAGES = (ChainError, StorageUnavailableError, SandboxUnavailableError)
+#: seconds kept free after training to post the result before the deadline
+_SUBMIT_MARGIN_S = 60
+_MIN_TRAINING_S = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +143,16 @@ def _private_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _sweep_private_dirs(prefix: str) -> None:
+    """Remove decrypted inputs a killed predecessor of this node left in RAM or temp."""
+    for base in (Path("/dev/shm"), Path(tempfile.gettempdir())):  # noqa: S108 - our own prefix
+        if not base.is_dir():
+            continue
+        for stale in base.glob(f"{prefix}*"):
+            log.warning("removing %s, left by an interrupted job", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 class TrainingWorker:
     """Follows ``TrainingStarted`` for this node and runs each job to ``submitResult``."""
 
@@ -143,6 +176,8 @@ class TrainingWorker:
         config.workdir.chmod(0o700)
         self.journal = JobJournal(config.workdir / "jobs.sqlite3")
         self.start_block = deployment.contracts["TrainingMarket"].block_number
+        self._shm_prefix = f"visdm-job-{account.address[2:10].lower()}-"
+        _sweep_private_dirs(self._shm_prefix)
 
     def close(self) -> None:
         self.journal.close()
@@ -169,11 +204,15 @@ class TrainingWorker:
             start = end + 1
         return new
 
-    def poll(self, *, confirmations: int = 0) -> int:
-        """Follow the chain, then run every pending job; returns how many jobs were handled."""
+    def poll(self, *, confirmations: int = 0, should_stop: Callable[[], bool] | None = None) -> int:
+        """Follow the chain, then run every pending job (checking ``should_stop`` between jobs);
+        returns how many jobs were handled. A job's own failure never stops the others; an
+        outage (chain, storage, sandbox) propagates after the job is put back in the queue."""
         self.follow(confirmations=confirmations)
         handled = 0
         for job in self.journal.pending():
+            if should_stop is not None and should_stop():
+                break
             self.process(job.proposal_id)
             handled += 1
         return handled
@@ -191,17 +230,31 @@ class TrainingWorker:
             self._update(proposal_id, state="preparing", attempts=job.attempts + 1, progress=0.0)
             try:
                 submission = self._run(proposal_id, record)
-            except SandboxUnavailableError as exc:
-                # the node's fault, not the job's: keep it queued and say why, loudly
-                self._update(proposal_id, state="queued", message=str(exc))
+            except _OUTAGES as exc:
+                # the node's or its services' fault, not the job's: queue it again, say why
+                self._update(proposal_id, state="queued", message=f"waiting: {exc}")
                 raise
+            except ConsumerFaultError as exc:
+                # the consumer's own input cannot be used: post a result that misses the WTP,
+                # so the data price is refunded and the node is paid for its work
+                log.warning("proposal %d: the consumer's input is unusable: %s", proposal_id, exc)
+                submission = self._publish_fault(proposal_id, record, str(exc))
             except JobFailedError as exc:
                 log.error("proposal %d: job failed: %s", proposal_id, exc)
                 self._update(proposal_id, state="failed", message=str(exc))
                 return self._job(proposal_id)
+            except Exception as exc:
+                # a bug or an input nobody foresaw must not block the queue behind this job
+                log.exception("proposal %d: job failed unexpectedly", proposal_id)
+                self._update(proposal_id, state="failed", message=f"{type(exc).__name__}: {exc}")
+                return self._job(proposal_id)
             # journaled before the transaction: a crash from here on re-sends this, never retrains
             self._update(proposal_id, state="submitting", submission=submission, progress=1.0)
+            shutil.rmtree(self._out_dir(proposal_id), ignore_errors=True)
         return self._submit(proposal_id)
+
+    def _out_dir(self, proposal_id: int) -> Path:
+        return self.config.workdir / "jobs" / str(proposal_id)
 
     def _settled_on_chain(self, proposal_id: int, record: ProposalRecord) -> bool:
         """Bring the journal in line with a chain that has moved on without us."""
@@ -242,7 +295,8 @@ class TrainingWorker:
         except ContractRevertError as exc:
             record = self.market.proposal(proposal_id)
             if not self._settled_on_chain(proposal_id, record):
-                self._update(proposal_id, state="failed", message=f"submitResult reverted: {exc}")
+                # e.g. the node is suspended for now: keep the result and try again next poll
+                self._update(proposal_id, message=f"submitResult reverted, will retry: {exc}")
             return self._job(proposal_id)
         self._update(proposal_id, state="submitted", tx_hash=tx.tx_hash, message="submitted")
         log.info("proposal %d: result submitted in %s", proposal_id, tx.tx_hash)
@@ -266,10 +320,20 @@ class TrainingWorker:
         except VisdmError as exc:
             raise JobFailedError(f"proposal document rejected: {exc}") from None
         spec = json.loads(checked.document.model_spec_json)
-        out_dir = self.config.workdir / "jobs" / str(proposal_id)
+        # the sandbox must end before the chain's deadline, or the result could not be posted
+        left = record.deadline - self.client.latest_timestamp() - _SUBMIT_MARGIN_S
+        if left < _MIN_TRAINING_S:
+            raise JobFailedError(
+                f"only {max(left, 0)} s are left before the deadline {record.deadline}: too "
+                "little to train and submit; the consumer may reclaim after it"
+            )
+        limits = self.config.sandbox.model_copy(
+            update={"wall_s": min(self.config.sandbox.wall_s, float(left))}
+        )
+        out_dir = self._out_dir(proposal_id)
         shutil.rmtree(out_dir, ignore_errors=True)  # a restarted job starts clean
         out_dir.mkdir(parents=True, mode=0o700)
-        with _private_dir(f"visdm-job-{proposal_id}-") as input_dir:
+        with _private_dir(f"{self._shm_prefix}{proposal_id}-") as input_dir:
             counts = self._prepare_input(checked, spec, input_dir)
             self._update(
                 proposal_id,
@@ -282,7 +346,7 @@ class TrainingWorker:
                     entry_point=_ENTRY_POINT,
                     input_dir=input_dir,
                     output_dir=out_dir,
-                    limits=self.config.sandbox,
+                    limits=limits,
                     params={
                         "spec": spec,
                         "limits": dict(self.config.limits),
@@ -321,19 +385,20 @@ class TrainingWorker:
     def _prepare_input(
         self, checked: CheckedProposal, spec: Mapping[str, Any], input_dir: Path
     ) -> dict[str, int]:
+        """Write ``validation.npz``, ``train.npz`` and ``samples.json`` into ``input_dir``."""
         doc = checked.document
-        class_of = {name: i for i, name in enumerate(doc.classes)}
-        keys: dict[int, bytes | None] = {}
-        for asset_id, public in checked.public.items():
-            if self.assets.asset(asset_id).status != AssetStatus.ACTIVE:
-                keys[asset_id] = None  # withdrawn (or never attested) since the proposal
-                continue
-            try:
-                wrapped = public.manifest.key_for(self.account.address).wrapped
-                keys[asset_id] = self.account.unwrap_key(wrapped)
-            except (VisdmError, CryptoError):
-                keys[asset_id] = None
+        channels, height, width = (int(v) for v in spec["input_shape"])
+        if channels not in (1, 3):
+            raise ConsumerFaultError(f"the spec asks for {channels}-channel images; 1 or 3 only")
+        if len(doc.classes) != int(spec["num_classes"]):
+            raise ConsumerFaultError(
+                f"the proposal names {len(doc.classes)} classes, the spec {spec['num_classes']}"
+            )
+        shape = (height, width) if channels == 1 else (height, width, 3)
+        (input_dir / "validation.npz").write_bytes(self._validation_archive(doc, shape))
         images, labels, ids, providers, ranks = [], [], [], [], []
+        keys = self._asset_keys(checked)
+        class_of = {name: i for i, name in enumerate(doc.classes)}
         excluded = 0
         for sample in checked.samples:
             key = keys.get(sample.asset_id)
@@ -345,6 +410,8 @@ class TrainingWorker:
                     decrypt_sample(self.store, sample.cid, index=sample.index, data_key=key),
                     name=f"asset {sample.asset_id} sample {sample.index}",
                 )
+            except StorageUnavailableError:
+                raise
             except (StorageError, CryptoError, InvalidInputError) as exc:
                 log.warning("excluded: %s", exc)
                 excluded += 1
@@ -356,18 +423,11 @@ class TrainingWorker:
             ranks.append((sample.asset_id << 32) | sample.index)  # registration order
         if not images:
             raise JobFailedError(
-                "no selected sample could be used (withdrawn, unreadable or unlabelled)"
+                "no selected sample could be used (withdrawn, unlicensed, unreadable or unlabelled)"
             )
         (input_dir / "train.npz").write_bytes(
             pack_arrays(np.stack(images), np.asarray(labels, dtype=np.int64))
         )
-        try:
-            sealed = self.store.get(doc.validation.cid)
-            data_key = self.account.unwrap_key(doc.validation.wrapped_key)
-            archive = open_validation_set(sealed, data_key, doc.validation.plaintext_hash)
-        except VisdmError as exc:
-            raise JobFailedError(f"the validation set cannot be opened: {exc}") from None
-        (input_dir / "validation.npz").write_bytes(archive)
         links = [
             (link["sampleId"], link["otherId"])
             for public in checked.public.values()
@@ -378,6 +438,79 @@ class TrainingWorker:
             json.dumps({"sample_ids": ids, "providers": providers, "rank": ranks, "links": links})
         )
         return {"used": len(images), "excluded": excluded}
+
+    def _asset_keys(self, checked: CheckedProposal) -> dict[int, bytes | None]:
+        """Each asset's data key, or ``None`` when it may not be used: withdrawn since the
+        proposal, its licence refuses this consumer now, or no key was wrapped for this node."""
+        keys: dict[int, bytes | None] = {}
+        now = self.client.latest_timestamp()
+        for asset_id, public in checked.public.items():
+            keys[asset_id] = None
+            if self.assets.asset(asset_id).status != AssetStatus.ACTIVE:
+                continue
+            refusal = licence_refusal(public, checked.document.consumer, now)
+            if refusal is not None:
+                log.warning("asset %d left out: %s", asset_id, refusal)
+                continue
+            try:
+                wrapped = public.manifest.key_for(self.account.address).wrapped
+                keys[asset_id] = self.account.unwrap_key(wrapped)
+            except (VisdmError, CryptoError):
+                continue
+        return keys
+
+    def _validation_archive(self, doc: TrainingProposal, shape: tuple[int, ...]) -> bytes:
+        """The consumer's validation set, opened and checked against the proposal."""
+        try:
+            sealed = self.store.get(doc.validation.cid)
+        except StorageUnavailableError:
+            raise
+        except VisdmError as exc:
+            raise ConsumerFaultError(f"the validation set cannot be fetched: {exc}") from None
+        try:
+            data_key = self.account.unwrap_key(doc.validation.wrapped_key)
+            archive = open_validation_set(sealed, data_key, doc.validation.plaintext_hash)
+            x_val, y_val = unpack_arrays(archive, what="the validation set")
+        except VisdmError as exc:
+            raise ConsumerFaultError(f"the validation set cannot be used: {exc}") from None
+        if tuple(x_val.shape[1:]) != shape:
+            raise ConsumerFaultError(
+                f"the validation images are {tuple(x_val.shape[1:])}, the spec's input needs "
+                f"{shape}"
+            )
+        if len(y_val) and not (int(y_val.min()) >= 0 and int(y_val.max()) < len(doc.classes)):
+            raise ConsumerFaultError(
+                f"validation labels span {int(y_val.min())}..{int(y_val.max())}, outside the "
+                f"{len(doc.classes)} classes of the proposal"
+            )
+        return archive
+
+    def _publish_fault(
+        self, proposal_id: int, record: ProposalRecord, reason: str
+    ) -> dict[str, Any]:
+        """A result that misses the WTP because the consumer's input was unusable."""
+        document = {
+            "version": 1,
+            "kind": RESULT_KIND,
+            "proposalId": proposal_id,
+            "node": self.account.address,
+            "accuracyBps": 0,
+            "wtpBps": record.wtp_bps,
+            "wtpMet": False,
+            "consumerFault": reason,
+            "model": None,
+            "scores": None,
+            "payouts": None,
+        }
+        cid = self.store.put(json.dumps(document, sort_keys=True).encode(), pin=True)
+        zero = "0x" + bytes(32).hex()
+        return {
+            "accuracyBps": 0,
+            "modelHash": zero,
+            "payoutRoot": zero,
+            "scoresHash": zero,
+            "resultCid": cid,
+        }
 
     def _publish(  # noqa: PLR0917 - one private call site
         self,
@@ -414,14 +547,19 @@ class TrainingWorker:
             if "0x" + keccak(model).hex() != outcome.get("model_hash"):
                 raise JobFailedError("the model file differs from the hash the job reported")
             consumer_key = self.registry.stakeholder(checked.document.consumer).encryption_key
-            sealed = seal_model(
-                model,
-                proposal_id=proposal_id,
-                consumer_key=consumer_key,
-                node=self.account,
-                chain_id=self.client.chain_id,
-                market=self.market.address,
-            )
+            try:
+                sealed = seal_model(
+                    model,
+                    proposal_id=proposal_id,
+                    consumer_key=consumer_key,
+                    node=self.account,
+                    chain_id=self.client.chain_id,
+                    market=self.market.address,
+                )
+            except (InvalidInputError, CryptoError) as exc:
+                raise ConsumerFaultError(
+                    f"the consumer's registered encryption key cannot receive the model: {exc}"
+                ) from None
             model_cid = self.store.put(sealed.envelope, pin=True)
             valuation = json.loads((out_dir / "valuation.json").read_bytes())
             payout = compute_payout(

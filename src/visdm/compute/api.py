@@ -32,7 +32,9 @@ from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalStatus, Quote
 from visdm.chain.deployment import Deployment
+from visdm.crypto import wrap_key
 from visdm.errors import (
+    CryptoError,
     DesignLimitError,
     InvalidInputError,
     InvalidModelSpecError,
@@ -51,6 +53,7 @@ __all__ = ["QuoteError", "QuoteService", "create_app", "price_training"]
 
 _GFLOP = 10**9
 _DESIGN_CHECK_TIMEOUT_S = 120.0
+_CONCURRENT_DESIGN_CHECKS = 2
 _QUOTABLE = (ProposalStatus.VOTING, ProposalStatus.APPROVED, ProposalStatus.COUNTERED)
 
 
@@ -104,8 +107,11 @@ class QuoteService:
 
     def __post_init__(self) -> None:
         self.market = self.deployment.training_market(self.client)
-        self._designs: dict[bytes, dict[str, Any]] = {}
+        self._designs: dict[bytes, dict[str, Any] | QuoteError] = {}
         self._lock = threading.Lock()
+        # each design check is a process that imports torch: a burst of requests must not fork
+        # dozens of them
+        self._checks = threading.BoundedSemaphore(_CONCURRENT_DESIGN_CHECKS)
 
     def quote(self, proposal_id: int) -> dict[str, Any]:
         if proposal_id <= 0 or proposal_id > self.market.proposal_count():
@@ -129,6 +135,26 @@ class QuoteService:
         except (InvalidProposalError, SignatureError) as exc:
             raise QuoteError(422, type(exc).__name__, str(exc)) from None
         design = self._design(checked.document.model_spec_hash, checked.document.model_spec_json)
+        channels = json.loads(checked.document.model_spec_json)["input_shape"][0]
+        if channels not in (1, 3):
+            raise QuoteError(
+                422,
+                "InvalidModelSpecError",
+                f"this node trains on 1- or 3-channel images, not {channels}",
+            )
+        consumer_key = (
+            self.deployment.stakeholder_registry(self.client)
+            .stakeholder(record.consumer)
+            .encryption_key
+        )
+        try:
+            wrap_key(bytes(32), consumer_key)  # the model will be sealed to this key
+        except (InvalidInputError, CryptoError) as exc:
+            raise QuoteError(
+                422,
+                "UnusableConsumerKey",
+                f"the consumer's registered X25519 key cannot receive a sealed model: {exc}",
+            ) from None
         samples = len(checked.samples)
         limit = int(self.config.limits.get("max_samples", 1_000_000))
         if samples > limit:
@@ -172,22 +198,26 @@ class QuoteService:
         }
 
     def _design(self, spec_hash: bytes, spec_json: bytes) -> dict[str, Any]:
+        """The design check's answer for a spec, cached by hash — refusals included."""
         with self._lock:
             cached = self._designs.get(spec_hash)
-        if cached is not None:
-            return cached
-        answer = run_design_check(
-            json.loads(spec_json), self.config.limits, python=self.config.python
-        )
-        if not answer.get("ok"):
-            kind = str(answer.get("error", "InvalidModelSpecError"))
-            if kind not in (DesignLimitError.__name__, InvalidModelSpecError.__name__):
-                kind = InvalidInputError.__name__
-            raise QuoteError(422, kind, str(answer.get("message", "the spec was refused")))
-        design = {k: v for k, v in answer.items() if k != "ok"}
-        with self._lock:
-            self._designs[spec_hash] = design
-        return design
+        if cached is None:
+            with self._checks:
+                answer = run_design_check(
+                    json.loads(spec_json), self.config.limits, python=self.config.python
+                )
+            if answer.get("ok"):
+                cached = {k: v for k, v in answer.items() if k != "ok"}
+            else:
+                kind = str(answer.get("error", "InvalidModelSpecError"))
+                if kind not in (DesignLimitError.__name__, InvalidModelSpecError.__name__):
+                    kind = InvalidInputError.__name__
+                cached = QuoteError(422, kind, str(answer.get("message", "the spec was refused")))
+            with self._lock:
+                self._designs[spec_hash] = cached
+        if isinstance(cached, QuoteError):
+            raise cached
+        return cached
 
 
 class QuoteRequest(BaseModel):

@@ -41,7 +41,7 @@ def write_report(report: DemoReport, out_dir: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     every = [v["value"] for v in report.values]
-    edges = np.histogram_bin_edges(every, bins=50) if every else 10
+    edges = [float(e) for e in np.histogram_bin_edges(every, bins=50)] if every else 10
     for kind, colour in _COLOURS.items():
         values = [v["value"] for v in report.values if _kind(v["flags"]) == kind]
         if values:

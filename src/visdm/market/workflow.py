@@ -410,15 +410,18 @@ def claim(
             if proposal_ids:
                 receipts.append(ClaimReceipt(pid, 0, None, f"{record.status.name.lower()}"))
             continue
-        document = training_result(settings, pid)
-        payouts = (document or {}).get("payouts") or {}
-        tree_dump = payouts.get("tree")
-        if tree_dump is None:
-            receipts.append(ClaimReceipt(pid, 0, None, "no payout tree"))
+        try:
+            document = training_result(settings, pid)
+            tree_dump = ((document or {}).get("payouts") or {}).get("tree")
+            if tree_dump is None:
+                raise InvalidInputError("its result document has no payout tree")
+            tree = StandardMerkleTree.load(tree_dump)
+            if tree.root != record.payout_root:
+                raise InvalidInputError("its published payout tree does not match its root")
+        except VisdmError as exc:
+            # one unusable result must not keep a provider from its other payouts
+            receipts.append(ClaimReceipt(pid, 0, None, f"cannot claim: {exc}"))
             continue
-        tree = StandardMerkleTree.load(tree_dump)
-        if tree.root != record.payout_root:
-            raise InvalidInputError(f"proposal {pid}'s published payout tree is not its root")
         try:
             request = claim_for(tree, pid, provider.address)
         except InvalidInputError:

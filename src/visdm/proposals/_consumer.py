@@ -36,11 +36,12 @@ from ._selection import (
     PublicAsset,
     SelectedSample,
     accepted_indexes,
+    licence_refusal,
     load_public_asset,
     resolve_selection,
     selection_root,
 )
-from ._validation import seal_validation_set
+from ._validation import seal_validation_set, unpack_arrays
 
 __all__ = ["CheckedProposal", "CreatedProposal", "create_proposal", "load_checked_proposal"]
 
@@ -113,6 +114,16 @@ def create_proposal(
             item.indexes if isinstance(item, SelectedAsset) else accepted_indexes(public[asset_id])
         )
         chosen.append(SelectedAsset(asset_id, tuple(indexes)))
+    now_s = client.latest_timestamp()
+    refused = [
+        f"asset {a}: {why}"
+        for a, asset in public.items()
+        if (why := licence_refusal(asset, consumer.address, now_s)) is not None
+    ]
+    if refused:
+        raise InvalidProposalError(
+            "the selection includes data you may not train on: " + "; ".join(refused)
+        )
     samples = resolve_selection(chosen, public)
     unknown = sorted({s.label for s in samples} - set(classes))
     if unknown:
@@ -120,6 +131,7 @@ def create_proposal(
             f"the selection has labels {', '.join(map(repr, unknown[:5]))} that are not among "
             f"the classes ({', '.join(classes)}): add them or curate them out"
         )
+    _check_validation(validation_archive, spec.input_shape, len(classes))
     sealed = seal_validation_set(validation_archive, node_record.encryption_key)
     validation_cid = store.put(sealed.ciphertext, pin=True)
     # the deadline is fixed in the signed document before the transactions are mined: leave
@@ -168,6 +180,23 @@ def create_proposal(
     )
     txs.append(tx)
     return CreatedProposal(proposal_id, cid, document, tuple(txs))
+
+
+def _check_validation(archive: bytes, input_shape: Sequence[int], classes: int) -> None:
+    """Refuse a validation set the node could not use, before any money moves."""
+    images, labels = unpack_arrays(archive, what="the validation set")
+    channels, height, width = (int(v) for v in input_shape)
+    want = (height, width) if channels == 1 else (height, width, channels)
+    if tuple(images.shape[1:]) != want:
+        raise InvalidInputError(
+            f"the validation images are {tuple(images.shape[1:])}; the spec's input_shape "
+            f"{list(input_shape)} needs {want}"
+        )
+    if len(labels) and not (int(labels.min()) >= 0 and int(labels.max()) < classes):
+        raise InvalidInputError(
+            f"validation labels span {int(labels.min())}..{int(labels.max())}, outside the "
+            f"{classes} classes"
+        )
 
 
 @dataclass(frozen=True, slots=True)

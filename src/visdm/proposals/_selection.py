@@ -29,6 +29,8 @@ __all__ = [
     "SELECTION_LEAF",
     "PublicAsset",
     "SelectedSample",
+    "accepted_indexes",
+    "licence_refusal",
     "load_public_asset",
     "resolve_selection",
     "selection_root",
@@ -128,3 +130,23 @@ def selection_root(samples: Sequence[SelectedSample]) -> bytes:
         [(s.asset_id, s.index, s.sample_id) for s in samples], SELECTION_LEAF
     )
     return tree.root
+
+
+def licence_refusal(asset: PublicAsset, consumer: str, now: int) -> str | None:
+    """Why the asset's licence does not let ``consumer`` train on it at ``now`` (or ``None``).
+
+    Training needs the purpose ``training``; a denied consumer is refused; a non-empty allow
+    list admits only its members; an expired licence admits nobody.
+    """
+    licence = asset.manifest.licence
+    who = str(consumer).lower()
+    if "training" not in licence.purposes:
+        return f"its licence allows {', '.join(licence.purposes)}, not training"
+    if who in {str(a).lower() for a in licence.denied_consumers}:
+        return f"its licence denies consumer {consumer}"
+    allowed = {str(a).lower() for a in licence.allowed_consumers}
+    if allowed and who not in allowed:
+        return f"its licence admits only {len(allowed)} named consumer(s), not {consumer}"
+    if licence.expires is not None and licence.expires.timestamp() < now:
+        return f"its licence expired at {licence.expires.isoformat()}"
+    return None

@@ -179,3 +179,14 @@ def test_a_document_that_disagrees_with_the_chain_is_refused(rnd: Round) -> None
         "offer is 1000000000000000000 in the document but 2000000000000000000"
         in (response.json()["detail"])
     )
+
+
+def test_a_consumer_key_that_cannot_receive_a_model_is_refused_at_quote_time(rnd: Round) -> None:
+    pid = rnd.propose(wtp_bps=1000)
+    consumer = rnd.accounts["consumer"].local_account
+    low_order = bytes([1]) + bytes(31)  # an X25519 point no sealed box can be made for
+    rnd.registry.rotate_encryption_key(consumer, low_order)
+    with client_for(rnd) as api:
+        response = api.post("/quotes", json={"proposalId": pid})
+    assert response.status_code == 422
+    assert response.json()["error"] == "UnusableConsumerKey"

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.integration.compute.roundkit import Round
+from tests.integration.compute.roundkit import (
+    MLP_SPEC,
+    NAMES,
+    VAL_X,
+    Round,
+    write_folder,
+)
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalStatus
 from visdm.chain.deployment import Deployment
@@ -200,3 +206,139 @@ def test_without_a_sandbox_the_node_refuses_unless_told_loudly(
     finally:
         worker.close()
     assert any("sandbox" in r.getMessage().lower() for r in caplog.records)
+
+
+def test_unusable_consumer_input_refunds_pays_the_node_and_does_not_block_the_queue(
+    rnd: Round, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    import visdm.proposals._consumer as consumer_side
+
+    good = rnd.propose(wtp_bps=1000)
+    # a validation set with labels outside the classes; the consumer's own check is bypassed
+    # to show what the node does when such a set reaches it anyway
+    monkeypatch.setattr(consumer_side, "_check_validation", lambda *_: None)
+    import visdm.market.workflow as wf
+
+    created = wf.propose(
+        rnd.as_("consumer"),
+        rnd.accounts["consumer"],
+        selection=rnd.asset_ids,
+        model_spec=MLP_SPEC,
+        validation=(VAL_X[:50], np.full(50, 42)),
+        classes=NAMES,
+        offer=10**18,
+        wtp_bps=1000,
+        node=rnd.accounts["node"].address,
+        voting_period_s=120,
+    )
+    bad = created.proposal_id
+    for pid in (bad, good):
+        for who in ("provider", "provider2"):
+            workflow.vote(rnd.as_(who), rnd.accounts[who], pid, 0)
+    rnd.chain.advance_time(131)
+    for pid in (bad, good):
+        workflow.tally(rnd.as_("stranger"), rnd.accounts["stranger"], pid)
+    cost_bad = rnd.start(bad)
+    rnd.start(good)
+    worker = rnd.trainer()
+    try:
+        assert worker.poll() == 2  # the bad job first (lower id), then the good one
+    finally:
+        worker.close()
+    assert rnd.market.proposal(bad).status == ProposalStatus.WTP_MISSED
+    assert rnd.market.proposal(bad).accuracy_bps == 0
+    assert "outside the 10 classes" in rnd.result(bad)["consumerFault"]
+    assert rnd.market.credit_of(rnd.accounts["consumer"].address) >= 10**18  # data price back
+    assert rnd.market.proposal(good).status == ProposalStatus.COMPLETED
+    assert rnd.market.credit_of(rnd.accounts["node"].address) > cost_bad  # paid for both
+
+
+def test_the_consumer_is_told_before_paying_when_its_validation_set_is_unusable(
+    rnd: Round,
+) -> None:
+    import numpy as np
+
+    for images, labels, message in (
+        (VAL_X[:20], np.full(20, 10), "outside the 10 classes"),
+        (np.zeros((20, 32, 32), np.uint8), np.zeros(20, np.int64), r"needs \(28, 28\)"),
+    ):
+        with pytest.raises(InvalidInputError, match=message):
+            workflow.propose(
+                rnd.as_("consumer"),
+                rnd.accounts["consumer"],
+                selection=rnd.asset_ids,
+                model_spec=MLP_SPEC,
+                validation=(images, labels),
+                classes=NAMES,
+                offer=10**18,
+                wtp_bps=1000,
+                node=rnd.accounts["node"].address,
+                voting_period_s=120,
+            )
+    assert rnd.market.proposal_count() == 0
+
+
+def test_licences_are_enforced_when_proposing_and_when_training(rnd: Round, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from visdm.assets import add_asset
+    from visdm.compute import AssetWorker, NodeConfig
+    from visdm.errors import InvalidProposalError
+    from visdm.manifest import Licence
+
+    consumer = rnd.accounts["consumer"].address
+    now = rnd.chain.latest_timestamp()
+    denied = add_asset(
+        rnd.as_("provider"),
+        rnd.accounts["provider"],
+        write_folder(tmp_path / "denied", list(range(200, 210))),
+        licence=Licence(purposes=("training",), denied_consumers=(consumer,)),
+    )
+    expiring = add_asset(
+        rnd.as_("provider2"),
+        rnd.accounts["provider2"],
+        write_folder(tmp_path / "expiring", list(range(210, 230))),
+        licence=Licence(
+            purposes=("training",), expires=datetime.fromtimestamp(now + 86_400, tz=UTC)
+        ),
+    )
+    worker = AssetWorker(
+        rnd.chain,
+        rnd.deployment,
+        rnd.store,
+        rnd.accounts["node"],
+        NodeConfig(workdir=rnd.settings.node_dir),
+    )
+    try:
+        worker.poll()
+    finally:
+        worker.close()
+    with pytest.raises(InvalidProposalError, match=f"asset {denied.asset_id}: its licence denies"):
+        workflow.propose(
+            rnd.as_("consumer"),
+            rnd.accounts["consumer"],
+            selection=[*rnd.asset_ids, denied.asset_id],
+            model_spec=MLP_SPEC,
+            validation=__import__(
+                "tests.integration.compute.roundkit", fromlist=["x"]
+            ).val_arrays(),
+            classes=NAMES,
+            offer=10**18,
+            wtp_bps=1000,
+            node=rnd.accounts["node"].address,
+            voting_period_s=120,
+        )
+    rnd.asset_ids.append(expiring.asset_id)
+    pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid)
+    rnd.start(pid, max_duration_s=3 * 86_400)
+    rnd.chain.advance_time(2 * 86_400)  # the licence expires before the node trains
+    worker = rnd.trainer()
+    try:
+        worker.poll()
+    finally:
+        worker.close()
+    result = rnd.result(pid)
+    assert (result["trainSamples"], result["excludedSamples"]) == (120, 20)
