@@ -15,13 +15,11 @@ The HTTP API reads the same file from another thread with its own connection (WA
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from ._sqlite import DurableSqlite
 
 __all__ = ["ACTIVE_STATES", "FINAL_STATES", "Job", "JobJournal"]
 
@@ -102,44 +100,11 @@ def _job(row: tuple[Any, ...]) -> Job:
     )
 
 
-class JobJournal:
+class JobJournal(DurableSqlite):
     """SQLite journal of training jobs (one connection per thread)."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        self.path = path
-        if read_only:
-            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    # --- the market follower's cursor -------------------------------------------------------
-    def cursor(self) -> int | None:
-        row = self._db.execute("SELECT block FROM market_cursor WHERE id = 1").fetchone()
-        return None if row is None else int(row[0])
-
-    def set_cursor(self, block: int) -> None:
-        self._db.execute(
-            "INSERT INTO market_cursor (id, block) VALUES (1, ?) "
-            "ON CONFLICT (id) DO UPDATE SET block = excluded.block",
-            (block,),
-        )
+    SCHEMA = _SCHEMA
+    CURSOR_TABLE = "market_cursor"
 
     # --- jobs -------------------------------------------------------------------------------
     def enqueue(self, proposal_id: int, deadline: int) -> bool:

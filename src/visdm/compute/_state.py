@@ -8,11 +8,9 @@ restart resumes exactly where the last committed range ended.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+
+from ._sqlite import DurableSqlite
 
 __all__ = ["AssetOutcome", "NodeState"]
 
@@ -57,43 +55,11 @@ def _unsigned(value: int) -> int:
     return value + (1 << 64) if value < 0 else value
 
 
-class NodeState:
+class NodeState(DurableSqlite):
     """The node's SQLite state (not thread-safe: one follower owns it)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Everything inside commits together, or not at all."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    # --- cursor ---------------------------------------------------------------------------
-    def cursor(self) -> int | None:
-        """The last block fully processed, or ``None`` before the first run."""
-        row = self._db.execute("SELECT block FROM cursor WHERE id = 1").fetchone()
-        return None if row is None else int(row[0])
-
-    def set_cursor(self, block: int) -> None:
-        self._db.execute(
-            "INSERT INTO cursor (id, block) VALUES (1, ?) "
-            "ON CONFLICT (id) DO UPDATE SET block = excluded.block",
-            (block,),
-        )
+    SCHEMA = _SCHEMA
+    CURSOR_TABLE = "cursor"
 
     # --- assets ---------------------------------------------------------------------------
     def outcome(self, asset_id: int) -> AssetOutcome | None:

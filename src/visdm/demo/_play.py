@@ -29,7 +29,7 @@ from visdm.compute import AssetWorker, JobJournal, NodeConfig, TrainingConfig, T
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, VisdmError
 from visdm.market import workflow
-from visdm.proposals import SelectedAsset
+from visdm.proposals import CreatedProposal, SelectedAsset
 from visdm.types import Role
 
 from ._cast import (
@@ -304,6 +304,22 @@ class _Game:
             "dp": {"target_epsilon": self.config.dp_epsilon, "delta": 1e-5, "max_grad_norm": 1.0},
         }
 
+    def _propose(
+        self, selection: list[SelectedAsset], offer: int, wtp_bps: int
+    ) -> CreatedProposal:
+        return workflow.propose(
+            self.as_("bob"),
+            self.people["bob"],
+            selection=selection,
+            model_spec=self._spec(),
+            validation=validation_arrays(self.config),
+            classes=class_names(),
+            offer=offer,
+            wtp_bps=wtp_bps,
+            node=self.people["node1"].address,
+            voting_period_s=3600,
+        )
+
     def _negotiate(self) -> int:
         bob = self.people["bob"]
         offer = self.config.offer_tokens * _TOKEN
@@ -322,23 +338,12 @@ class _Game:
                 "(every attested sample), saved as search round-1"
             )
         with self.step("propose") as info:
-            x_val, y_val = validation_arrays(self.config)
-            created = workflow.propose(
-                self.as_("bob"),
-                bob,
-                selection=selection,
-                model_spec=self._spec(),
-                validation=(x_val, y_val),
-                classes=class_names(),
-                offer=offer,
-                wtp_bps=self.config.wtp_bps,
-                node=self.people["node1"].address,
-                voting_period_s=3600,
-            )
+            created = self._propose(selection, offer, self.config.wtp_bps)
             info["gas"] = sum(t.gas_used for t in created.transactions)
             info["detail"] = (
                 f"proposal {created.proposal_id}: offer {self.config.offer_tokens} tokens, "
-                f"WTP {self.config.wtp_bps / 100:g}% on {len(y_val)} sealed validation images, "
+                f"WTP {self.config.wtp_bps / 100:g}% on {created.document.validation.samples} "
+                "sealed validation images, "
                 f"DP ε={self.config.dp_epsilon:g}"
             )
         pid = created.proposal_id
@@ -530,19 +535,7 @@ class _Game:
         bob = self.people["bob"]
         with self.step("propose again") as info:
             selection = self._search("round-2", exclude_flags=("noisy",))
-            x_val, y_val = validation_arrays(self.config)
-            created = workflow.propose(
-                self.as_("bob"),
-                bob,
-                selection=selection,
-                model_spec=self._spec(),
-                validation=(x_val, y_val),
-                classes=class_names(),
-                offer=self.config.offer_tokens * _TOKEN // 2,
-                wtp_bps=9990,
-                node=self.people["node1"].address,
-                voting_period_s=3600,
-            )
+            created = self._propose(selection, self.config.offer_tokens * _TOKEN // 2, 9990)
             pid = created.proposal_id
             info["gas"] = sum(t.gas_used for t in created.transactions)
             info["detail"] = (

@@ -7,16 +7,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
-from eth_account.signers.local import LocalAccount
 
 from tests.integration.compute.roundkit import MLP_SPEC, Round
-from visdm.chain.client import ChainClient
 from visdm.chain.contracts import Quote
-from visdm.chain.deployment import Deployment
 from visdm.compute import TrainingWorker
 from visdm.compute._serve import ApiServer
 from visdm.compute.api import create_app, price_training
@@ -26,15 +22,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def rnd(
-    chain: ChainClient,
-    deployment: Deployment,
-    tmp_path: Path,
-    funded_roles: dict[str, LocalAccount],
-) -> Round:
-    r = Round(chain, deployment, tmp_path / "home", dict(funded_roles))
-    r.add_assets(tmp_path, per_provider=20)
-    return r
+def images_per_provider() -> int:
+    return 20
 
 
 @contextmanager

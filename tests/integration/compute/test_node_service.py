@@ -16,12 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from eth_account.signers.local import LocalAccount
 
 from tests.integration.compute.roundkit import MLP_SPEC, PASSWORD, Round
-from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalStatus
-from visdm.chain.deployment import Deployment
 from visdm.cli import main
 from visdm.compute import JobJournal
 
@@ -95,18 +92,6 @@ class NodeProcess:
         assert self.proc is not None
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def rnd(
-    chain: ChainClient,
-    deployment: Deployment,
-    tmp_path: Path,
-    funded_roles: dict[str, LocalAccount],
-) -> Round:
-    r = Round(chain, deployment, tmp_path / "home", dict(funded_roles))
-    r.add_assets(tmp_path)
-    return r
 
 
 @pytest.fixture

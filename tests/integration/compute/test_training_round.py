@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eth_account.signers.local import LocalAccount
 
 from tests.integration.compute.roundkit import (
     MLP_SPEC,
@@ -16,25 +15,11 @@ from tests.integration.compute.roundkit import (
     Round,
     write_folder,
 )
-from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalStatus
-from visdm.chain.deployment import Deployment
 from visdm.errors import InvalidInputError
 from visdm.market import workflow
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def rnd(
-    chain: ChainClient,
-    deployment: Deployment,
-    tmp_path: Path,
-    funded_roles: dict[str, LocalAccount],
-) -> Round:
-    r = Round(chain, deployment, tmp_path / "home", dict(funded_roles))
-    r.add_assets(tmp_path)
-    return r
 
 
 def test_round_trains_delivers_the_model_and_pays_the_providers(rnd: Round, tmp_path: Path) -> None:
