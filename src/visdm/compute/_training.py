@@ -122,10 +122,12 @@ class TrainingConfig:
     allow_unsandboxed: bool = False
     bwrap: str = "bwrap"
     valuation_k: int = 5
-    # copies: a pHash link counts when the embeddings agree (cosine >= confirm), and embeddings
-    # alone link only near-identical samples (see visdm.valuation._clusters for the measurements)
-    cosine_threshold: float | None = 0.995
-    confirm_threshold: float | None = 0.99
+    # copies: a pHash link counts when the (centred) embeddings agree, and embeddings alone
+    # link only near-identical samples (see visdm.valuation._clusters and the valuation
+    # benchmark for the measurements behind these thresholds)
+    cosine_threshold: float | None = 0.9995
+    confirm_threshold: float | None = 0.995
+    center_embeddings: bool = True
     python: str = sys.executable
 
 
@@ -354,6 +356,7 @@ class TrainingWorker:
                             "k": self.config.valuation_k,
                             "cosine_threshold": self.config.cosine_threshold,
                             "confirm_threshold": self.config.confirm_threshold,
+                            "center": self.config.center_embeddings,
                         },
                     },
                 ),

@@ -146,6 +146,7 @@ def _value(  # noqa: PLR0917 - one private call site
         KNNShapley(k=int(settings.get("k", 5))),
         cosine_threshold=None if threshold is None else float(threshold),
         confirm_threshold=None if confirm is None else float(confirm),
+        center=bool(settings.get("center", False)),
     )
     valued = robust.fit(
         result.train_embeddings,

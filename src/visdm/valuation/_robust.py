@@ -156,11 +156,13 @@ class CopyRobustValuation:
         *,
         cosine_threshold: float | None = 0.98,
         confirm_threshold: float | None = None,
+        center: bool = False,
         mode: Mode = "attach",
     ) -> None:
         self.estimator: ValidationEstimator = estimator if estimator is not None else KNNShapley()
         self.cosine_threshold = cosine_threshold
         self.confirm_threshold = confirm_threshold
+        self.center = center
         self.mode: Mode = mode
         self._result: RobustValuationResult | None = None
 
@@ -208,6 +210,7 @@ class CopyRobustValuation:
             embeddings=x if self.cosine_threshold is not None else None,
             cosine_threshold=self.cosine_threshold if self.cosine_threshold is not None else 1.0,
             confirm_threshold=self.confirm_threshold,
+            center=self.center,
             registration_rank=registration_rank,
             mode=self.mode,
         )

@@ -27,3 +27,15 @@ def test_confirming_needs_embeddings_and_a_valid_threshold() -> None:
         find_near_duplicates(2, links=[(0, 1)], confirm_threshold=0.9)
     with pytest.raises(InvalidInputError, match=r"confirm threshold must be in \[-1, 1\]"):
         find_near_duplicates(2, links=[(0, 1)], embeddings=np.eye(2), confirm_threshold=1.5)
+
+
+def test_centring_removes_the_common_component_of_relu_features() -> None:
+    rng = np.random.default_rng(0)
+    common = np.full(16, 10.0)
+    e = common + rng.normal(size=(6, 16))  # distinct samples sharing a large offset
+    e = np.vstack([e, e[0] + 1e-4])  # sample 6 is a near-exact copy of sample 0
+    raw = find_near_duplicates(7, embeddings=e, cosine_threshold=0.99)
+    assert raw.n_clusters < 6  # distinct samples merged by their common offset
+    centred = find_near_duplicates(7, embeddings=e, cosine_threshold=0.99, center=True)
+    assert centred.n_clusters == 6
+    assert centred.cluster_of[6] == centred.cluster_of[0]
