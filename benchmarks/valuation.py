@@ -22,9 +22,9 @@ at 60,000 x 10,000 in a child process that reports its own peak RSS. Full size: 
 Copy detection: the first 5 % of the training images are re-uploaded as JPEG (quality 90)
 re-encodings, registered after everything else. Near-duplicate clusters are formed from pHash
 links (radius 8, computed as the compute node does) and the embeddings, by the rule the compute
-node uses (embeddings centred; a pHash link counts when they agree, cosine >= 0.995;
-embeddings alone link at >= 0.9995) beside the plain union of both signals (pHash radius 8 or
-cosine >= 0.98, the library default). Reported: the share of copies in their original's
+node uses (a pHash link counts when one image is the other's clear nearest neighbour in
+embedding space: Lowe's ratio test at 0.3) beside the plain union of both signals (pHash
+radius 8 or cosine >= 0.98, the library default). Reported: the share of copies in their original's
 cluster, and how many distinct original images were wrongly merged into an earlier one (which
 takes value from whoever registered later).
 
@@ -211,10 +211,9 @@ def copy_detection_rows(model: SmallCNN, originals: np.ndarray) -> list[Row]:
     links = [(a, b) for a, b, _ in index.link(list(range(n)), hashes)]
     e = embed(model, market)
     rules = {
-        "node rule (centred; pHash confirmed at cos >= 0.995, or cos >= 0.9995)": {
-            "cosine_threshold": 0.9995,
-            "confirm_threshold": 0.995,
-            "center": True,
+        "node rule (pHash confirmed by a nearest-neighbour ratio test, 0.3)": {
+            "cosine_threshold": 2.0,
+            "confirm_ratio": 0.3,
         },
         "union (pHash r8 or cosine >= 0.98)": {"cosine_threshold": 0.98},
     }

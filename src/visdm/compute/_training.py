@@ -122,12 +122,13 @@ class TrainingConfig:
     allow_unsandboxed: bool = False
     bwrap: str = "bwrap"
     valuation_k: int = 5
-    # copies: a pHash link counts when the (centred) embeddings agree, and embeddings alone
-    # link only near-identical samples (see visdm.valuation._clusters and the valuation
-    # benchmark for the measurements behind these thresholds)
-    cosine_threshold: float | None = 0.9995
-    confirm_threshold: float | None = 0.995
-    center_embeddings: bool = True
+    # copies: a pHash link counts when one sample is the other's clear nearest neighbour in the
+    # trained model's embedding space (ratio test); see visdm.valuation._clusters and the
+    # valuation benchmark for why absolute cosine thresholds are not used
+    cosine_threshold: float | None = None
+    confirm_threshold: float | None = None
+    confirm_ratio: float | None = 0.3
+    center_embeddings: bool = False
     python: str = sys.executable
 
 
@@ -357,6 +358,7 @@ class TrainingWorker:
                             "cosine_threshold": self.config.cosine_threshold,
                             "confirm_threshold": self.config.confirm_threshold,
                             "center": self.config.center_embeddings,
+                            "confirm_ratio": self.config.confirm_ratio,
                         },
                     },
                 ),
@@ -435,7 +437,7 @@ class TrainingWorker:
             (link["sampleId"], link["otherId"])
             for public in checked.public.values()
             if public.metadata is not None
-            for link in public.metadata.get("links", [])
+            for link in public.metadata.get("duplicateLinks", [])
         ]
         (input_dir / "samples.json").write_text(
             json.dumps({"sample_ids": ids, "providers": providers, "rank": ranks, "links": links})

@@ -142,11 +142,13 @@ def _value(  # noqa: PLR0917 - one private call site
         )
     threshold = settings.get("cosine_threshold", 0.98)
     confirm = settings.get("confirm_threshold")
+    ratio = settings.get("confirm_ratio")
     robust = CopyRobustValuation(
         KNNShapley(k=int(settings.get("k", 5))),
         cosine_threshold=None if threshold is None else float(threshold),
         confirm_threshold=None if confirm is None else float(confirm),
         center=bool(settings.get("center", False)),
+        confirm_ratio=None if ratio is None else float(ratio),
     )
     valued = robust.fit(
         result.train_embeddings,

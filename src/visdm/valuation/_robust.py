@@ -156,12 +156,14 @@ class CopyRobustValuation:
         *,
         cosine_threshold: float | None = 0.98,
         confirm_threshold: float | None = None,
+        confirm_ratio: float | None = None,
         center: bool = False,
         mode: Mode = "attach",
     ) -> None:
         self.estimator: ValidationEstimator = estimator if estimator is not None else KNNShapley()
         self.cosine_threshold = cosine_threshold
         self.confirm_threshold = confirm_threshold
+        self.confirm_ratio = confirm_ratio
         self.center = center
         self.mode: Mode = mode
         self._result: RobustValuationResult | None = None
@@ -207,9 +209,11 @@ class CopyRobustValuation:
         clusters = find_near_duplicates(
             n,
             links=pairs,
-            embeddings=x if self.cosine_threshold is not None else None,
-            cosine_threshold=self.cosine_threshold if self.cosine_threshold is not None else 1.0,
+            embeddings=x if self._uses_embeddings else None,
+            # above 1: no link from embeddings alone
+            cosine_threshold=self.cosine_threshold if self.cosine_threshold is not None else 2.0,
             confirm_threshold=self.confirm_threshold,
+            confirm_ratio=self.confirm_ratio,
             center=self.center,
             registration_rank=registration_rank,
             mode=self.mode,
@@ -258,6 +262,13 @@ class CopyRobustValuation:
             },
         )
         return self
+
+    @property
+    def _uses_embeddings(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.cosine_threshold, self.confirm_threshold, self.confirm_ratio)
+        )
 
     @property
     def result(self) -> RobustValuationResult:

@@ -327,3 +327,53 @@ def test_licences_are_enforced_when_proposing_and_when_training(rnd: Round, tmp_
         worker.close()
     result = rnd.result(pid)
     assert (result["trainSamples"], result["excludedSamples"]) == (120, 20)
+
+
+def test_re_encoded_copies_of_another_providers_images_earn_nothing(
+    rnd: Round, tmp_path: Path
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from tests.integration.compute.roundkit import TRAIN_X, TRAIN_Y
+    from visdm.assets import add_asset
+    from visdm.compute import AssetWorker, NodeConfig
+
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    rows = ["filename,label"]
+    for i in range(20):  # JPEG re-encodings of the first provider's first 20 images
+        out = io.BytesIO()
+        Image.fromarray(TRAIN_X[i]).save(out, format="JPEG", quality=90)
+        (folder / f"copy{i:02d}.jpg").write_bytes(out.getvalue())
+        rows.append(f"copy{i:02d}.jpg,{NAMES[int(TRAIN_Y[i])]}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    copies = add_asset(rnd.as_("provider2"), rnd.accounts["provider2"], folder)
+    worker = AssetWorker(
+        rnd.chain,
+        rnd.deployment,
+        rnd.store,
+        rnd.accounts["node"],
+        NodeConfig(workdir=rnd.settings.node_dir),
+    )
+    try:
+        worker.poll()
+    finally:
+        worker.close()
+    rnd.asset_ids.append(copies.asset_id)
+    pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid)
+    rnd.start(pid)
+    trainer = rnd.trainer()
+    try:
+        trainer.poll()
+    finally:
+        trainer.close()
+    scores = rnd.scores(pid)["samples"]
+    copied = [s for s in scores if s["asset_id"] == copies.asset_id]
+    assert len(copied) == 20
+    assert all("copied" in s["flags"] and s["value"] == 0.0 for s in copied)
+    # nothing else was taken for a copy: distinct images keep their own value
+    others = [s for s in scores if s["asset_id"] != copies.asset_id]
+    assert sum("copied" in s["flags"] for s in others) <= 2

@@ -39,3 +39,21 @@ def test_centring_removes_the_common_component_of_relu_features() -> None:
     centred = find_near_duplicates(7, embeddings=e, cosine_threshold=0.99, center=True)
     assert centred.n_clusters == 6
     assert centred.cluster_of[6] == centred.cluster_of[0]
+
+
+def test_the_ratio_test_keeps_a_copy_and_drops_a_phash_collision() -> None:
+    rng = np.random.default_rng(1)
+    e = rng.normal(size=(40, 8))
+    e = np.vstack([e, e[3] + 1e-3])  # sample 40 re-encodes sample 3
+    links = [(3, 40), (5, 6), (7, 8)]  # one real copy, two collisions of distinct images
+    clusters = find_near_duplicates(
+        41, links=links, embeddings=e, cosine_threshold=2.0, confirm_ratio=0.3
+    )
+    assert clusters.cluster_of[40] == clusters.cluster_of[3]
+    assert clusters.cluster_of[5] != clusters.cluster_of[6]
+    assert clusters.cluster_of[7] != clusters.cluster_of[8]
+    assert clusters.n_clusters == 40
+    with pytest.raises(InvalidInputError, match=r"confirm ratio must be in \(0, 1\]"):
+        find_near_duplicates(41, links=links, embeddings=e, confirm_ratio=0.0)
+    with pytest.raises(InvalidInputError, match="needs the embeddings"):
+        find_near_duplicates(41, links=links, confirm_ratio=0.3)
