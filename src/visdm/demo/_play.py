@@ -304,9 +304,7 @@ class _Game:
             "dp": {"target_epsilon": self.config.dp_epsilon, "delta": 1e-5, "max_grad_norm": 1.0},
         }
 
-    def _propose(
-        self, selection: list[SelectedAsset], offer: int, wtp_bps: int
-    ) -> CreatedProposal:
+    def _propose(self, selection: list[SelectedAsset], offer: int, wtp_bps: int) -> CreatedProposal:
         return workflow.propose(
             self.as_("bob"),
             self.people["bob"],
