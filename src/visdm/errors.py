@@ -30,6 +30,7 @@ which input, and what to do about it.
     │   ├── InvalidCidError (ValueError)
     │   ├── BlobNotFoundError (LookupError)
     │   ├── CidMismatchError (ValueError)        bytes do not hash to the CID they came under
+    │   ├── BlobTooLargeError (ValueError)       content is larger than the caller accepts
     │   └── StorageUnavailableError (ConnectionError)
     ├── ChainError
     │   ├── ChainNotRunningError (ConnectionError)
@@ -57,6 +58,7 @@ from typing import Any
 __all__ = [
     "ArtifactError",
     "BlobNotFoundError",
+    "BlobTooLargeError",
     "ChainError",
     "ChainNotRunningError",
     "ChainTimeoutError",
@@ -195,6 +197,10 @@ class BlobNotFoundError(StorageError, LookupError):
 
 class CidMismatchError(StorageError, ValueError):
     """Bytes returned for a CID do not hash to that CID."""
+
+
+class BlobTooLargeError(StorageError, ValueError):
+    """Content is larger than the caller accepts; it was not read in full."""
 
 
 class StorageUnavailableError(StorageError, ConnectionError):

@@ -101,6 +101,8 @@ _OUTAGES = (ChainError, StorageUnavailableError, SandboxUnavailableError)
 #: seconds kept free after training to post the result before the deadline
 _SUBMIT_MARGIN_S = 60
 _MIN_TRAINING_S = 30
+#: the sealed validation set: the archive limit plus the AEAD's nonce and tag
+_MAX_VALIDATION_BYTES = (1 << 30) + 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,7 +469,7 @@ class TrainingWorker:
     def _validation_archive(self, doc: TrainingProposal, shape: tuple[int, ...]) -> bytes:
         """The consumer's validation set, opened and checked against the proposal."""
         try:
-            sealed = self.store.get(doc.validation.cid)
+            sealed = self.store.get(doc.validation.cid, max_bytes=_MAX_VALIDATION_BYTES)
         except StorageUnavailableError:
             raise
         except VisdmError as exc:

@@ -26,6 +26,7 @@ from visdm.config import Settings
 from visdm.errors import InvalidInputError, SignatureError, VisdmError
 from visdm.merkle import StandardMerkleTree
 from visdm.proposals import (
+    MAX_PROPOSAL_BYTES,
     CreatedProposal,
     SelectedAsset,
     create_proposal,
@@ -62,6 +63,9 @@ __all__ = [
 
 _HTTP_TIMEOUT_S = 180.0
 _CONNECT_PATIENCE_S = 30.0
+#: documents larger than these are not read (a payout tree of 10⁶ payees is ~250 MB)
+_MAX_RESULT_BYTES = 512 << 20
+_MAX_MODEL_BYTES = 1 << 30
 
 
 class NodeUnreachableError(VisdmError):
@@ -191,7 +195,7 @@ def tally(settings: Settings, tallier: UnlockedAccount, proposal_id: int) -> Tal
     market = conn.deployment.training_market(conn.client)
     (event,) = market.logs("ProposalCreated", where={"proposalId": proposal_id})[:1]
     parsed = verify_proposal(
-        open_store(settings).get(event["args"]["proposalCid"]),
+        open_store(settings).get(event["args"]["proposalCid"], max_bytes=MAX_PROPOSAL_BYTES),
         chain_id=conn.client.chain_id,
         market=market.address,
     )
@@ -321,7 +325,7 @@ def training_result(settings: Settings, proposal_id: int) -> dict[str, Any] | No
     events = market.logs("ResultSubmitted", where={"proposalId": proposal_id})
     if not events:
         return None
-    raw = open_store(settings).get(events[0]["args"]["modelCid"])
+    raw = open_store(settings).get(events[0]["args"]["modelCid"], max_bytes=_MAX_RESULT_BYTES)
     try:
         document: dict[str, Any] = json.loads(raw)
     except ValueError as exc:
@@ -354,7 +358,7 @@ def get_model(
     market = conn.deployment.training_market(conn.client)
     signer = conn.deployment.stakeholder_registry(conn.client).compute_node(record.node).signer
     model = open_model(
-        open_store(settings).get(document["model"]["cid"]),
+        open_store(settings).get(document["model"]["cid"], max_bytes=_MAX_MODEL_BYTES),
         consumer=consumer,
         proposal_id=proposal_id,
         expected_signer=signer,
@@ -368,7 +372,7 @@ def get_model(
 
     (created,) = market.logs("ProposalCreated", where={"proposalId": proposal_id})[:1]
     proposal = verify_proposal(
-        open_store(settings).get(created["args"]["proposalCid"]),
+        open_store(settings).get(created["args"]["proposalCid"], max_bytes=MAX_PROPOSAL_BYTES),
         chain_id=conn.client.chain_id,
         market=market.address,
     ).proposal

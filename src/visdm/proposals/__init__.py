@@ -11,6 +11,7 @@
 
 from ._consumer import CheckedProposal, CreatedProposal, create_proposal, load_checked_proposal
 from ._document import (
+    MAX_PROPOSAL_BYTES,
     PROPOSAL_NAMESPACE,
     ParsedProposal,
     SelectedAsset,
@@ -43,6 +44,7 @@ from ._validation import (
 )
 
 __all__ = [
+    "MAX_PROPOSAL_BYTES",
     "PROPOSAL_NAMESPACE",
     "SELECTION_LEAF",
     "CheckedProposal",

@@ -20,11 +20,12 @@ from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient, TxResult
 from visdm.chain.contracts import ProposalTerms, TrainingMarket
 from visdm.chain.deployment import Deployment
-from visdm.errors import InvalidInputError, InvalidProposalError
+from visdm.errors import BlobTooLargeError, InvalidInputError, InvalidProposalError
 from visdm.storage import ContentStore
 from visdm.types import Address, Cid
 
 from ._document import (
+    MAX_PROPOSAL_BYTES,
     ParsedProposal,
     SelectedAsset,
     TrainingProposal,
@@ -231,7 +232,11 @@ def load_checked_proposal(
         raise InvalidProposalError(f"proposal {proposal_id} does not exist on this market")
     args = events[0]["args"]
     cid = Cid(args["proposalCid"])
-    parsed = verify_proposal(store.get(cid), chain_id=client.chain_id, market=market.address)
+    try:
+        raw = store.get(cid, max_bytes=MAX_PROPOSAL_BYTES)
+    except BlobTooLargeError as exc:
+        raise InvalidProposalError(f"proposal {proposal_id}'s document: {exc}") from None
+    parsed = verify_proposal(raw, chain_id=client.chain_id, market=market.address)
     doc = parsed.proposal
     assets = deployment.asset_registry(client)
     public = {

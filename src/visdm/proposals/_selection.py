@@ -18,7 +18,7 @@ from eth_utils.crypto import keccak
 
 from visdm.chain.contracts import AssetRecord, AssetRegistry
 from visdm.errors import InvalidProposalError
-from visdm.manifest import AssetManifest, verify_manifest
+from visdm.manifest import MAX_MANIFEST_BYTES, AssetManifest, verify_manifest
 from visdm.merkle import StandardMerkleTree
 from visdm.storage import ContentStore
 from visdm.types import Address, Cid
@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 SELECTION_LEAF = ("uint256", "uint256", "bytes32")
+#: a metadata document larger than this is not read (about 1 KiB per sample)
+MAX_METADATA_BYTES = 1 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +72,16 @@ def load_public_asset(
     if registered is None:
         raise InvalidProposalError(f"asset {asset_id} has no AssetRegistered event")
     parsed = verify_manifest(
-        store.get(registered["args"]["manifestCid"]), chain_id=chain_id, registry=assets.address
+        store.get(registered["args"]["manifestCid"], max_bytes=MAX_MANIFEST_BYTES),
+        chain_id=chain_id,
+        registry=assets.address,
     )
     if parsed.manifest_hash != record.manifest_hash or parsed.manifest.owner != record.owner:
         raise InvalidProposalError(f"asset {asset_id}: its manifest does not match the chain")
     metadata = None
     attested = assets.logs("MetadataAttested", where={"assetId": asset_id})
     if attested:
-        raw = store.get(attested[-1]["args"]["metadataCid"])
+        raw = store.get(attested[-1]["args"]["metadataCid"], max_bytes=MAX_METADATA_BYTES)
         if keccak(raw) != record.metadata_hash:
             raise InvalidProposalError(
                 f"asset {asset_id}: its metadata document does not match the attested hash"

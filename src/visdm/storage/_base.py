@@ -10,6 +10,8 @@ The contract, for every backend:
 * ``put`` returns the CID ``ipfs add --cid-version=1`` would give the same bytes;
 * ``get`` returns bytes that have been checked against the CID — never unverified bytes;
   unknown CID → ``BlobNotFoundError``, bytes that do not hash to the CID → ``CidMismatchError``;
+  with ``max_bytes``, content larger than that → ``BlobTooLargeError`` after reading at most
+  ``max_bytes + 1`` bytes of it (so a hostile CID cannot exhaust the reader's memory);
 * every CID argument is validated first: a malformed string → ``InvalidCidError``;
 * ``pin`` protects content from garbage collection, ``unpin`` of something that is not pinned
   is an error (``BlobNotFoundError``), not a silent no-op;
@@ -24,9 +26,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from visdm.errors import BlobTooLargeError
 from visdm.types import Cid
 
-__all__ = ["ContentStore"]
+__all__ = ["ContentStore", "too_large"]
+
+
+def too_large(cid: str, max_bytes: int, where: str) -> BlobTooLargeError:
+    """The error for content over a caller's limit."""
+    return BlobTooLargeError(
+        f"{cid} in {where} is larger than the {max_bytes:,} bytes accepted here: not read"
+    )
 
 
 class ContentStore(ABC):
@@ -41,8 +51,8 @@ class ContentStore(ABC):
         return self.put(Path(path).read_bytes(), pin=pin)
 
     @abstractmethod
-    def get(self, cid: str) -> bytes:
-        """The bytes stored under ``cid``, verified against it."""
+    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
+        """The bytes stored under ``cid``, verified against it; at most ``max_bytes``."""
 
     @abstractmethod
     def has(self, cid: str) -> bool:

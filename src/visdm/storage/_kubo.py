@@ -38,7 +38,7 @@ from visdm.errors import (
 )
 from visdm.types import Cid
 
-from ._base import ContentStore
+from ._base import ContentStore, too_large
 from ._cid import parse_cid
 from ._dag import CHUNK_SIZE, compute_cid
 
@@ -170,10 +170,13 @@ class KuboStore(ContentStore):
         return cid
 
     # --- reading ------------------------------------------------------------------------------
-    def get(self, cid: str) -> bytes:
+    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
         key = parse_cid(cid)
+        params = self._params(key, self._fetch_timeout)
+        if max_bytes is not None:
+            params["length"] = str(max_bytes + 1)  # one byte more tells "too large" apart
         try:
-            response = self._call("cat", self._params(key, self._fetch_timeout))
+            response = self._call("cat", params)
         except _RpcError as exc:
             if exc.says(_ABSENT_HINTS):
                 raise BlobNotFoundError(
@@ -182,6 +185,8 @@ class KuboStore(ContentStore):
                 ) from None
             raise StorageError(f"the IPFS node at {self.url} failed to cat {key}: {exc}") from None
         data = response.content
+        if max_bytes is not None and len(data) > max_bytes:
+            raise too_large(key, max_bytes, f"the IPFS node at {self.url}")
         got = compute_cid(data)
         if got != key:
             raise CidMismatchError(

@@ -34,7 +34,7 @@ from pathlib import Path
 from visdm.errors import BlobNotFoundError, InvalidCidError, StorageError
 from visdm.types import Cid
 
-from ._base import ContentStore
+from ._base import ContentStore, too_large
 from ._cid import CODEC_RAW, DecodedCid, decode_cid
 from ._dag import DagBuilder, decode_pbnode, iter_file, verify_block
 
@@ -116,13 +116,20 @@ class LocalStore(ContentStore):
         (self._pins / root.to_cid()).touch()
 
     # --- reading ------------------------------------------------------------------------------
-    def get(self, cid: str) -> bytes:
+    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
         root = decode_cid(cid)
         if not self._block_path(root).is_file():
             raise BlobNotFoundError(
                 f"no content under {root.to_cid()} in the local store {self.root}"
             )
-        return b"".join(iter_file(root, self._load, where=f"the local store {self.root}"))
+        where = f"the local store {self.root}"
+        chunks, size = [], 0
+        for chunk in iter_file(root, self._load, where=where):
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise too_large(root.to_cid(), max_bytes, where)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def has(self, cid: str) -> bool:
         """Whether every block of ``cid``'s DAG is here (internal nodes are read and verified)."""

@@ -13,7 +13,7 @@ import threading
 from visdm.errors import BlobNotFoundError, CidMismatchError
 from visdm.types import Cid
 
-from ._base import ContentStore
+from ._base import ContentStore, too_large
 from ._cid import parse_cid
 from ._dag import compute_cid
 
@@ -37,12 +37,14 @@ class MemoryStore(ContentStore):
                 self._pins.add(cid)
         return cid
 
-    def get(self, cid: str) -> bytes:
+    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
         key = parse_cid(cid)
         with self._lock:
             data = self._blobs.get(key)
         if data is None:
             raise BlobNotFoundError(f"no content under {key} in this in-memory store")
+        if max_bytes is not None and len(data) > max_bytes:
+            raise too_large(key, max_bytes, "this in-memory store")
         if compute_cid(data) != key:
             raise CidMismatchError(f"the bytes held under {key} in memory do not hash to it")
         return data

@@ -179,3 +179,35 @@ def test_a_consumer_key_that_cannot_receive_a_model_is_refused_at_quote_time(rnd
         response = api.post("/quotes", json={"proposalId": pid})
     assert response.status_code == 422
     assert response.json()["error"] == "UnusableConsumerKey"
+
+
+def test_a_proposal_pointing_at_a_huge_blob_is_refused_unread(rnd: Round) -> None:
+    from visdm.chain.contracts import ProposalTerms
+    from visdm.proposals import MAX_PROPOSAL_BYTES, parse_proposal
+
+    pid = rnd.propose(wtp_bps=1000)
+    (event,) = rnd.market.logs("ProposalCreated", where={"proposalId": pid})
+    parsed = parse_proposal(rnd.store.get(event["args"]["proposalCid"])).proposal
+    huge = rnd.store.put(b"<" * (MAX_PROPOSAL_BYTES + 1))
+    consumer = rnd.accounts["consumer"].local_account
+    rnd.token.approve(consumer, rnd.market.address, parsed.offer)
+    forged, _ = rnd.market.propose(
+        consumer,
+        ProposalTerms(
+            asset_ids=parsed.asset_ids,
+            sample_counts=parsed.sample_counts,
+            selection_root=parsed.selection_root,
+            offer=parsed.offer,
+            wtp_bps=parsed.wtp_bps,
+            node=parsed.node,
+            voting_deadline=rnd.chain.latest_timestamp() + 600,
+            model_spec_hash=parsed.model_spec_hash,
+            validation_set_hash=parsed.validation.plaintext_hash,
+            proposal_cid=huge,
+        ),
+    )
+    with client_for(rnd) as api:
+        response = api.post("/quotes", json={"proposalId": forged})
+    assert response.status_code == 422
+    assert response.json()["error"] == "InvalidProposalError"
+    assert f"larger than the {MAX_PROPOSAL_BYTES:,} bytes" in response.json()["detail"]

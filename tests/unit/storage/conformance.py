@@ -86,6 +86,18 @@ class ContentStoreConformance:
         assert store.put(data) == vector.cid
         assert store.get(vector.cid) == data
 
+    def test_get_refuses_content_over_the_callers_limit(
+        self, store: ContentStore, payload: bytes
+    ) -> None:
+        from visdm.errors import BlobTooLargeError
+
+        cid = store.put(payload)
+        assert store.get(cid, max_bytes=len(payload)) == payload
+        for limit in (len(payload) - 1, CHUNK, 10):
+            with pytest.raises(BlobTooLargeError, match=f"larger than the {limit:,} bytes"):
+                store.get(cid, max_bytes=limit)
+        assert store.get(cid) == payload  # nothing was lost or left half-read
+
     def test_put_is_idempotent(self, store: ContentStore, payload: bytes) -> None:
         first = store.put(payload)
         assert store.put(payload) == first
