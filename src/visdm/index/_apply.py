@@ -43,6 +43,8 @@ __all__ = ["EventApplier"]
 log = logging.getLogger("visdm.index")
 
 _ZERO_ADDRESS = "0x" + "00" * 20
+#: a document larger than this is recorded as rejected, unread (metadata: ~1 KiB per sample)
+MAX_DOCUMENT_BYTES = 1 << 30
 #: ``TrainingMarket.Status`` names by value, as :class:`visdm.chain.contracts.ProposalStatus`
 #: spells them (kept here so that reading the index never imports web3)
 PROPOSAL_STATUSES = (
@@ -136,7 +138,7 @@ class EventApplier:
         if self.store is None:
             raise _UnavailableError("no content store is configured")
         try:
-            return self.store.get(cid)
+            return self.store.get(cid, max_bytes=MAX_DOCUMENT_BYTES)
         except (BlobNotFoundError, StorageUnavailableError) as exc:
             raise _UnavailableError(str(exc)) from None
         except StorageError as exc:  # a malformed CID, or bytes that do not match it

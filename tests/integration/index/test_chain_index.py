@@ -202,11 +202,11 @@ store = open_store(settings)
 
 class KilledOnRead:
     reads = 0
-    def get(self, cid):
+    def get(self, cid, max_bytes=None):
         KilledOnRead.reads += 1
         if KilledOnRead.reads == n:
             os.kill(os.getpid(), signal.SIGKILL)
-        return store.get(cid)
+        return store.get(cid, max_bytes=max_bytes)
 
 conn = connect_deployed(settings)
 source = ChainEventSource(conn.client, conn.deployment)

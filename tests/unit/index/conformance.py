@@ -64,11 +64,11 @@ class _CrashingStore:
     def __init__(self, inner: MemoryStore, n: int) -> None:
         self.inner, self.n, self.reads = inner, n, 0
 
-    def get(self, cid: str) -> bytes:
+    def get(self, cid: str, max_bytes: int | None = None) -> bytes:
         self.reads += 1
         if self.reads == self.n:
             raise KeyboardInterrupt("killed while reading a document")
-        return self.inner.get(cid)
+        return self.inner.get(cid, max_bytes=max_bytes)
 
 
 class IndexConformance:
@@ -320,6 +320,25 @@ class IndexConformance:
             "indexed"
         )
         assert retried.documents == {"missing": 0, "rejected": 2}
+
+    def test_an_oversized_document_is_rejected_unread(
+        self, new_db: NewDb, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import visdm.index._apply as apply
+
+        w = World()
+        w.setup()
+        asset = w.register(PROVIDER, ["cat"])
+        w.attest(asset, [Image("cat")])
+        monkeypatch.setattr(apply, "MAX_DOCUMENT_BYTES", 64)
+        db = new_db()
+        report = w.indexer(db).sync()
+        # the metadata and the manifest are both over the limit here
+        assert report.documents == {"missing": 0, "rejected": 2}
+        status, detail = db.query(
+            "SELECT metadata_status, metadata_detail FROM assets WHERE asset_id = ?", (asset,)
+        )[0]
+        assert status == "rejected" and "larger than the 64 bytes" in detail
 
     def test_an_unverifiable_manifest_leaves_the_licence_unknown(self, new_db: NewDb) -> None:
         w = World()
