@@ -23,7 +23,6 @@ from eth_utils.crypto import keccak
 
 from visdm.accounts import UnlockedAccount
 from visdm.crypto import (
-    Eip712Domain,
     decrypt_blob,
     encrypt_blob,
     generate_data_key,
@@ -31,6 +30,7 @@ from visdm.crypto import (
     wrap_key,
 )
 from visdm.errors import CiphertextFormatError, InvalidInputError, SignatureError
+from visdm.market.quotes import market_domain
 from visdm.types import Address
 
 __all__ = ["DELIVERY_TYPES", "SealedModel", "open_model", "seal_model"]
@@ -45,15 +45,6 @@ DELIVERY_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "sealedHash", "type": "bytes32"},
     ]
 }
-
-
-def _domain(chain_id: int, market: str) -> Eip712Domain:
-    return Eip712Domain(
-        name="ViSDM TrainingMarket",
-        version="1",
-        chain_id=chain_id,
-        verifying_contract=Address(to_checksum_address(market)),
-    )
 
 
 def _aad(proposal_id: int) -> bytes:
@@ -89,7 +80,7 @@ def seal_model(
         "modelHash": model_hash,
         "sealedHash": bytes(keccak(ciphertext)),
     }
-    domain = _domain(chain_id, market)
+    domain = market_domain(chain_id, market)
     signature = node.sign_typed(domain, DELIVERY_TYPES, "ModelDelivery", message)
     signer = recover_typed(signature, domain, DELIVERY_TYPES, "ModelDelivery", message)
     header = json.dumps(
@@ -145,7 +136,7 @@ def open_model(
         "modelHash": model_hash,
         "sealedHash": bytes(keccak(ciphertext)),
     }
-    domain = _domain(chain_id, market)
+    domain = market_domain(chain_id, market)
     signer = recover_typed(signature, domain, DELIVERY_TYPES, "ModelDelivery", message)
     if str(signer) != str(to_checksum_address(expected_signer)):
         raise SignatureError(

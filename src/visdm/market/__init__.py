@@ -1,7 +1,7 @@
 """The marketplace's negotiation and training transactions, off chain (paper Algorithms 3–4)."""
 
 from .payouts import PAYOUT_LEAF, build_payout_tree, claim_for
-from .quotes import quote_domain, recover_quote_signer, sign_quote
+from .quotes import market_domain, recover_quote_signer, sign_quote
 from .tally import (
     DEFAULT_BATCH_SIZE,
     TallyOutcome,
@@ -18,7 +18,7 @@ __all__ = [
     "build_payout_tree",
     "claim_for",
     "compute_outcome",
-    "quote_domain",
+    "market_domain",
     "recover_quote_signer",
     "resolve_ask",
     "sign_quote",

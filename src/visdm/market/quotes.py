@@ -1,4 +1,8 @@
-"""Training quotes: the compute node's EIP-712-signed offer that ``startTraining`` verifies."""
+"""Training quotes: the compute node's EIP-712-signed offer that ``startTraining`` verifies.
+
+:func:`market_domain` is the one EIP-712 domain of everything signed for a market: quotes,
+proposals (:mod:`visdm.proposals`) and model deliveries (:mod:`visdm.compute.delivery`).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,11 @@ from visdm.chain.contracts import QUOTE_TYPES, Quote, TrainingMarket
 from visdm.crypto import Eip712Domain, recover_typed, sign_typed
 from visdm.types import Address
 
-__all__ = ["quote_domain", "recover_quote_signer", "sign_quote"]
+__all__ = ["market_domain", "recover_quote_signer", "sign_quote"]
 
 
-def quote_domain(chain_id: int, market_address: str) -> Eip712Domain:
-    """The market's EIP-712 domain: a quote is valid for one market on one chain only."""
+def market_domain(chain_id: int, market_address: str) -> Eip712Domain:
+    """The market's EIP-712 domain: a signature is valid for one market on one chain only."""
     return Eip712Domain(
         name=TrainingMarket.EIP712_NAME,
         version=TrainingMarket.EIP712_VERSION,
@@ -23,7 +27,7 @@ def quote_domain(chain_id: int, market_address: str) -> Eip712Domain:
 
 def sign_quote(private_key: bytes, chain_id: int, market_address: str, quote: Quote) -> bytes:
     """The node signer's 65-byte signature of ``quote``."""
-    domain = quote_domain(chain_id, market_address)
+    domain = market_domain(chain_id, market_address)
     return sign_typed(private_key, domain, QUOTE_TYPES, "Quote", quote.as_message())
 
 
@@ -31,5 +35,5 @@ def recover_quote_signer(
     signature: bytes, chain_id: int, market_address: str, quote: Quote
 ) -> Address:
     """Who signed ``quote`` for this market."""
-    domain = quote_domain(chain_id, market_address)
+    domain = market_domain(chain_id, market_address)
     return recover_typed(signature, domain, QUOTE_TYPES, "Quote", quote.as_message())

@@ -20,8 +20,9 @@ from eth_utils.address import is_checksum_address, to_checksum_address
 from eth_utils.crypto import keccak
 from lxml import etree
 
-from visdm.crypto import Eip712Domain, recover_typed, sign_typed, verify_typed
+from visdm.crypto import recover_typed, sign_typed, verify_typed
 from visdm.errors import InvalidProposalError, SignatureError
+from visdm.market.quotes import market_domain
 from visdm.types import Address, Cid
 from visdm.xmlsafe import canonical_xml, load_schema, parse_untrusted_xml, validate_xml
 
@@ -290,22 +291,13 @@ def parse_proposal(data: bytes, *, max_bytes: int = MAX_PROPOSAL_BYTES) -> Parse
     return ParsedProposal(_read(root), signature, bytes(keccak(canonical_xml(root))))
 
 
-def _domain(chain_id: int, market: str) -> Eip712Domain:
-    return Eip712Domain(
-        name="ViSDM TrainingMarket",
-        version="1",
-        chain_id=chain_id,
-        verifying_contract=Address(to_checksum_address(market)),
-    )
-
-
 def _message(digest: bytes, p: TrainingProposal) -> dict[str, object]:
     return {"proposalHash": digest, "consumer": p.consumer, "node": p.node}
 
 
 def sign_proposal(p: TrainingProposal, private_key: bytes) -> bytes:
     """Sign ``p`` as its consumer; returns the signed XML. Refuses anyone else's key."""
-    domain = _domain(p.chain_id, p.market)
+    domain = market_domain(p.chain_id, p.market)
     digest = proposal_hash(p)
     message = _message(digest, p)
     signature = sign_typed(private_key, domain, PROPOSAL_TYPES, "TrainingProposal", message)
@@ -331,7 +323,7 @@ def verify_proposal(data: bytes | ParsedProposal, *, chain_id: int, market: str)
         )
     verify_typed(
         parsed.signature,
-        _domain(chain_id, market),
+        market_domain(chain_id, market),
         PROPOSAL_TYPES,
         "TrainingProposal",
         _message(parsed.proposal_hash, p),
