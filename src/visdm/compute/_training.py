@@ -395,8 +395,6 @@ class TrainingWorker:
         """Write ``validation.npz``, ``train.npz`` and ``samples.json`` into ``input_dir``."""
         doc = checked.document
         channels, height, width = (int(v) for v in spec["input_shape"])
-        if channels not in (1, 3):
-            raise ConsumerFaultError(f"the spec asks for {channels}-channel images; 1 or 3 only")
         if len(doc.classes) != int(spec["num_classes"]):
             raise ConsumerFaultError(
                 f"the proposal names {len(doc.classes)} classes, the spec {spec['num_classes']}"

@@ -135,13 +135,6 @@ class QuoteService:
         except (InvalidProposalError, SignatureError) as exc:
             raise QuoteError(422, type(exc).__name__, str(exc)) from None
         design = self._design(checked.document.model_spec_hash, checked.document.model_spec_json)
-        channels = json.loads(checked.document.model_spec_json)["input_shape"][0]
-        if channels not in (1, 3):
-            raise QuoteError(
-                422,
-                "InvalidModelSpecError",
-                f"this node trains on 1- or 3-channel images, not {channels}",
-            )
         consumer_key = (
             self.deployment.stakeholder_registry(self.client)
             .stakeholder(record.consumer)

@@ -61,7 +61,8 @@ class ModelSpec(_Strict):
 
     schema_version: Literal[1] = 1
     architecture: Architecture
-    input_shape: tuple[Annotated[int, Field(ge=1, le=4)], _Dim, _Dim]
+    # images are decoded to greyscale or RGB (visdm.proposals.image_to_array): 1 or 3 channels
+    input_shape: tuple[Literal[1, 3], _Dim, _Dim]
     num_classes: int = Field(ge=2, le=1000)
     epochs: int = Field(ge=1, le=1000)
     batch_size: int = Field(ge=1, le=65536)

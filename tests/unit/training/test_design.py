@@ -71,9 +71,9 @@ def test_refusals_name_the_limit_and_the_value(
 
 
 def test_a_huge_spec_is_refused_without_allocating_it() -> None:
-    # 4×512×512 inputs into 4096-wide layers: ~4.4e9 parameters, 17.6 GB if allocated
-    huge = make_spec(architecture="mlp", input_shape=[4, 512, 512], hidden=[4096] * 4)
-    with pytest.raises(DesignLimitError, match=r"4,345,\d{3},\d{3} parameters"):
+    # 3×512×512 inputs into 4096-wide layers: ~3.3e9 parameters, 13 GB if allocated
+    huge = make_spec(architecture="mlp", input_shape=[3, 512, 512], hidden=[4096] * 4)
+    with pytest.raises(DesignLimitError, match=r"3,271,\d{3},\d{3} parameters"):
         check_design(huge, NodeLimits())
 
 

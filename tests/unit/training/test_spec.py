@@ -61,6 +61,7 @@ BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [
     ({"architecture": "transformer"}, "architecture", "'transformer'"),
     ({"architecture": 3}, "architecture", "3"),
     ({"input_shape": [28, 28]}, "input_shape", "[28, 28]"),
+    ({"input_shape": [4, 28, 28]}, "input_shape.0", "1 or 3"),
     ({"input_shape": [1, 28, 4]}, "input_shape.2", "4"),
     ({"input_shape": [5, 28, 28]}, "input_shape.0", "5"),
     ({"num_classes": 1}, "num_classes", "1"),
