@@ -31,7 +31,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,12 +57,12 @@ from visdm.ingest import decode_image, decrypt_sample
 from visdm.proposals import (
     CheckedProposal,
     TrainingProposal,
+    check_validation_set,
     image_to_array,
     licence_refusal,
     load_checked_proposal,
     open_validation_set,
     pack_arrays,
-    unpack_arrays,
 )
 from visdm.storage import ContentStore
 from visdm.valuation import compute_payout
@@ -394,13 +394,12 @@ class TrainingWorker:
     ) -> dict[str, int]:
         """Write ``validation.npz``, ``train.npz`` and ``samples.json`` into ``input_dir``."""
         doc = checked.document
-        channels, height, width = (int(v) for v in spec["input_shape"])
         if len(doc.classes) != int(spec["num_classes"]):
             raise ConsumerFaultError(
                 f"the proposal names {len(doc.classes)} classes, the spec {spec['num_classes']}"
             )
-        shape = (height, width) if channels == 1 else (height, width, 3)
-        (input_dir / "validation.npz").write_bytes(self._validation_archive(doc, shape))
+        archive = self._validation_archive(doc, spec["input_shape"])
+        (input_dir / "validation.npz").write_bytes(archive)
         images, labels, ids, providers, ranks = [], [], [], [], []
         keys = self._asset_keys(checked)
         class_of = {name: i for i, name in enumerate(doc.classes)}
@@ -464,7 +463,7 @@ class TrainingWorker:
                 continue
         return keys
 
-    def _validation_archive(self, doc: TrainingProposal, shape: tuple[int, ...]) -> bytes:
+    def _validation_archive(self, doc: TrainingProposal, input_shape: Sequence[int]) -> bytes:
         """The consumer's validation set, opened and checked against the proposal."""
         try:
             sealed = self.store.get(doc.validation.cid, max_bytes=_MAX_VALIDATION_BYTES)
@@ -475,19 +474,9 @@ class TrainingWorker:
         try:
             data_key = self.account.unwrap_key(doc.validation.wrapped_key)
             archive = open_validation_set(sealed, data_key, doc.validation.plaintext_hash)
-            x_val, y_val = unpack_arrays(archive, what="the validation set")
+            check_validation_set(archive, input_shape, len(doc.classes))
         except VisdmError as exc:
             raise ConsumerFaultError(f"the validation set cannot be used: {exc}") from None
-        if tuple(x_val.shape[1:]) != shape:
-            raise ConsumerFaultError(
-                f"the validation images are {tuple(x_val.shape[1:])}, the spec's input needs "
-                f"{shape}"
-            )
-        if len(y_val) and not (int(y_val.min()) >= 0 and int(y_val.max()) < len(doc.classes)):
-            raise ConsumerFaultError(
-                f"validation labels span {int(y_val.min())}..{int(y_val.max())}, outside the "
-                f"{len(doc.classes)} classes of the proposal"
-            )
         return archive
 
     def _publish_fault(

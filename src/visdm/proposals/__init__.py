@@ -35,6 +35,7 @@ from ._selection import (
 )
 from ._validation import (
     SealedValidationSet,
+    check_validation_set,
     image_to_array,
     load_labelled_directory,
     open_validation_set,
@@ -57,6 +58,7 @@ __all__ = [
     "TrainingProposal",
     "ValidationSetRef",
     "accepted_indexes",
+    "check_validation_set",
     "create_proposal",
     "image_to_array",
     "licence_refusal",

@@ -42,7 +42,7 @@ from ._selection import (
     resolve_selection,
     selection_root,
 )
-from ._validation import seal_validation_set, unpack_arrays
+from ._validation import check_validation_set, seal_validation_set
 
 __all__ = ["CheckedProposal", "CreatedProposal", "create_proposal", "load_checked_proposal"]
 
@@ -132,7 +132,7 @@ def create_proposal(
             f"the selection has labels {', '.join(map(repr, unknown[:5]))} that are not among "
             f"the classes ({', '.join(classes)}): add them or curate them out"
         )
-    _check_validation(validation_archive, spec.input_shape, len(classes))
+    check_validation_set(validation_archive, spec.input_shape, len(classes))
     sealed = seal_validation_set(validation_archive, node_record.encryption_key)
     validation_cid = store.put(sealed.ciphertext, pin=True)
     # the deadline is fixed in the signed document before the transactions are mined: leave
@@ -181,23 +181,6 @@ def create_proposal(
     )
     txs.append(tx)
     return CreatedProposal(proposal_id, cid, document, tuple(txs))
-
-
-def _check_validation(archive: bytes, input_shape: Sequence[int], classes: int) -> None:
-    """Refuse a validation set the node could not use, before any money moves."""
-    images, labels = unpack_arrays(archive, what="the validation set")
-    channels, height, width = (int(v) for v in input_shape)
-    want = (height, width) if channels == 1 else (height, width, channels)
-    if tuple(images.shape[1:]) != want:
-        raise InvalidInputError(
-            f"the validation images are {tuple(images.shape[1:])}; the spec's input_shape "
-            f"{list(input_shape)} needs {want}"
-        )
-    if len(labels) and not (int(labels.min()) >= 0 and int(labels.max()) < classes):
-        raise InvalidInputError(
-            f"validation labels span {int(labels.min())}..{int(labels.max())}, outside the "
-            f"{classes} classes"
-        )
 
 
 @dataclass(frozen=True, slots=True)

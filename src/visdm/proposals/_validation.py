@@ -26,6 +26,7 @@ from visdm.ingest import decode_image, validate_directory
 
 __all__ = [
     "SealedValidationSet",
+    "check_validation_set",
     "image_to_array",
     "load_labelled_directory",
     "open_validation_set",
@@ -89,6 +90,25 @@ def unpack_arrays(data: bytes, *, what: str) -> tuple[NDArray[np.uint8], NDArray
     if not np.issubdtype(labels.dtype, np.integer):
         raise InvalidInputError(f"{what}: labels must be integers, got {labels.dtype}")
     return images, labels.astype(np.int64)
+
+
+def check_validation_set(archive: bytes, input_shape: Sequence[int], classes: int) -> None:
+    """Refuse a validation set a node cannot score a model on: not an archive of images and
+    labels, images of another shape than the spec's input, or labels outside the classes.
+    The consumer runs it before proposing; the node again before training."""
+    images, labels = unpack_arrays(archive, what="the validation set")
+    channels, height, width = (int(v) for v in input_shape)
+    want = (height, width) if channels == 1 else (height, width, channels)
+    if tuple(images.shape[1:]) != want:
+        raise InvalidInputError(
+            f"the validation images are {tuple(images.shape[1:])}; the spec's input_shape "
+            f"{list(input_shape)} needs {want}"
+        )
+    if len(labels) and not (int(labels.min()) >= 0 and int(labels.max()) < classes):
+        raise InvalidInputError(
+            f"validation labels span {int(labels.min())}..{int(labels.max())}, outside the "
+            f"{classes} classes"
+        )
 
 
 def load_labelled_directory(

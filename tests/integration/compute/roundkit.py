@@ -103,6 +103,11 @@ class Round:
             folder = write_folder(tmp / who, list(range(k * per_provider, (k + 1) * per_provider)))
             added = add_asset(self.as_(who), self.accounts[who], folder)
             self.asset_ids.append(added.asset_id)
+        self.attest()
+        return self.asset_ids
+
+    def attest(self) -> None:
+        """The node attests every asset registered so far."""
         worker = AssetWorker(
             self.chain,
             self.deployment,
@@ -114,17 +119,23 @@ class Round:
             worker.poll()
         finally:
             worker.close()
-        return self.asset_ids
 
     def propose(
-        self, *, wtp_bps: int, offer: int = 10**18, spec: dict[str, Any] | None = None
+        self,
+        *,
+        wtp_bps: int,
+        offer: int = 10**18,
+        spec: dict[str, Any] | None = None,
+        selection: list[int] | None = None,
+        validation: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> int:
+        """Propose over ``selection`` (default: every asset added) as the consumer."""
         created = workflow.propose(
             self.as_("consumer"),
             self.accounts["consumer"],
-            selection=self.asset_ids,
+            selection=self.asset_ids if selection is None else selection,
             model_spec=spec or MLP_SPEC,
-            validation=(VAL_X, VAL_Y),
+            validation=(VAL_X, VAL_Y) if validation is None else validation,
             classes=NAMES,
             offer=offer,
             wtp_bps=wtp_bps,

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.compute.roundkit import (
-    MLP_SPEC,
     NAMES,
     VAL_X,
     Round,
@@ -203,22 +202,8 @@ def test_unusable_consumer_input_refunds_pays_the_node_and_does_not_block_the_qu
     good = rnd.propose(wtp_bps=1000)
     # a validation set with labels outside the classes; the consumer's own check is bypassed
     # to show what the node does when such a set reaches it anyway
-    monkeypatch.setattr(consumer_side, "_check_validation", lambda *_: None)
-    import visdm.market.workflow as wf
-
-    created = wf.propose(
-        rnd.as_("consumer"),
-        rnd.accounts["consumer"],
-        selection=rnd.asset_ids,
-        model_spec=MLP_SPEC,
-        validation=(VAL_X[:50], np.full(50, 42)),
-        classes=NAMES,
-        offer=10**18,
-        wtp_bps=1000,
-        node=rnd.accounts["node"].address,
-        voting_period_s=120,
-    )
-    bad = created.proposal_id
+    monkeypatch.setattr(consumer_side, "check_validation_set", lambda *_: None)
+    bad = rnd.propose(wtp_bps=1000, validation=(VAL_X[:50], np.full(50, 42)))
     for pid in (bad, good):
         for who in ("provider", "provider2"):
             workflow.vote(rnd.as_(who), rnd.accounts[who], pid, 0)
@@ -250,18 +235,7 @@ def test_the_consumer_is_told_before_paying_when_its_validation_set_is_unusable(
         (np.zeros((20, 32, 32), np.uint8), np.zeros(20, np.int64), r"needs \(28, 28\)"),
     ):
         with pytest.raises(InvalidInputError, match=message):
-            workflow.propose(
-                rnd.as_("consumer"),
-                rnd.accounts["consumer"],
-                selection=rnd.asset_ids,
-                model_spec=MLP_SPEC,
-                validation=(images, labels),
-                classes=NAMES,
-                offer=10**18,
-                wtp_bps=1000,
-                node=rnd.accounts["node"].address,
-                voting_period_s=120,
-            )
+            rnd.propose(wtp_bps=1000, validation=(images, labels))
     assert rnd.market.proposal_count() == 0
 
 
@@ -269,7 +243,6 @@ def test_licences_are_enforced_when_proposing_and_when_training(rnd: Round, tmp_
     from datetime import UTC, datetime
 
     from visdm.assets import add_asset
-    from visdm.compute import AssetWorker, NodeConfig
     from visdm.errors import InvalidProposalError
     from visdm.manifest import Licence
 
@@ -289,32 +262,9 @@ def test_licences_are_enforced_when_proposing_and_when_training(rnd: Round, tmp_
             purposes=("training",), expires=datetime.fromtimestamp(now + 86_400, tz=UTC)
         ),
     )
-    worker = AssetWorker(
-        rnd.chain,
-        rnd.deployment,
-        rnd.store,
-        rnd.accounts["node"],
-        NodeConfig(workdir=rnd.settings.node_dir),
-    )
-    try:
-        worker.poll()
-    finally:
-        worker.close()
+    rnd.attest()
     with pytest.raises(InvalidProposalError, match=f"asset {denied.asset_id}: its licence denies"):
-        workflow.propose(
-            rnd.as_("consumer"),
-            rnd.accounts["consumer"],
-            selection=[*rnd.asset_ids, denied.asset_id],
-            model_spec=MLP_SPEC,
-            validation=__import__(
-                "tests.integration.compute.roundkit", fromlist=["x"]
-            ).val_arrays(),
-            classes=NAMES,
-            offer=10**18,
-            wtp_bps=1000,
-            node=rnd.accounts["node"].address,
-            voting_period_s=120,
-        )
+        rnd.propose(wtp_bps=1000, selection=[*rnd.asset_ids, denied.asset_id])
     rnd.asset_ids.append(expiring.asset_id)
     pid = rnd.propose(wtp_bps=1000)
     rnd.approve(pid)
@@ -338,7 +288,6 @@ def test_re_encoded_copies_of_another_providers_images_earn_nothing(
 
     from tests.integration.compute.roundkit import TRAIN_X, TRAIN_Y
     from visdm.assets import add_asset
-    from visdm.compute import AssetWorker, NodeConfig
 
     folder = tmp_path / "copies"
     folder.mkdir()
@@ -350,17 +299,7 @@ def test_re_encoded_copies_of_another_providers_images_earn_nothing(
         rows.append(f"copy{i:02d}.jpg,{NAMES[int(TRAIN_Y[i])]}")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
     copies = add_asset(rnd.as_("provider2"), rnd.accounts["provider2"], folder)
-    worker = AssetWorker(
-        rnd.chain,
-        rnd.deployment,
-        rnd.store,
-        rnd.accounts["node"],
-        NodeConfig(workdir=rnd.settings.node_dir),
-    )
-    try:
-        worker.poll()
-    finally:
-        worker.close()
+    rnd.attest()
     rnd.asset_ids.append(copies.asset_id)
     pid = rnd.propose(wtp_bps=1000)
     rnd.approve(pid)
