@@ -29,12 +29,14 @@ from visdm.proposals import (
     MAX_PROPOSAL_BYTES,
     CreatedProposal,
     SelectedAsset,
+    TrainingProposal,
     create_proposal,
     load_labelled_directory,
     pack_arrays,
     verify_proposal,
 )
 from visdm.session import Connection, connect_deployed, open_store, top_up_dev_tokens
+from visdm.storage import ContentStore
 
 from .payouts import claim_for
 from .quotes import recover_quote_signer
@@ -192,17 +194,10 @@ def tally(settings: Settings, tallier: UnlockedAccount, proposal_id: int) -> Tal
     """Compute the clearing price off chain and submit the verifying batches."""
     conn = connect_deployed(settings)
     _proposal(conn, proposal_id)
-    market = conn.deployment.training_market(conn.client)
-    (event,) = market.logs("ProposalCreated", where={"proposalId": proposal_id})[:1]
-    parsed = verify_proposal(
-        open_store(settings).get(event["args"]["proposalCid"], max_bytes=MAX_PROPOSAL_BYTES),
-        chain_id=conn.client.chain_id,
-        market=market.address,
-    )
-    doc = parsed.proposal
+    doc = _signed_proposal(conn, open_store(settings), proposal_id)
     conn.client.fund_from_dev_faucet(tallier.address)
     return submit_tally(
-        market,
+        conn.deployment.training_market(conn.client),
         conn.deployment.asset_registry(conn.client),
         conn.deployment.delegation_registry(conn.client),
         tallier.local_account,
@@ -223,7 +218,7 @@ class QuoteOffer:
     node_url: str
 
 
-def node_url(settings: Settings, conn: Connection, node: str, override: str | None) -> str:
+def node_url(conn: Connection, node: str, override: str | None) -> str:
     """The node API to call: ``override``, else the endpoint registered on chain."""
     if override:
         return override.rstrip("/")
@@ -239,7 +234,7 @@ def request_quote(
     """Ask the proposal's node for a quote and check its signature and terms."""
     conn = connect_deployed(settings)
     record = _proposal(conn, proposal_id)
-    url = node_url(settings, conn, record.node, node_url_override)
+    url = node_url(conn, record.node, node_url_override)
     deadline = time.monotonic() + _CONNECT_PATIENCE_S
     while True:
         try:
@@ -320,12 +315,25 @@ def reclaim(settings: Settings, consumer: UnlockedAccount, proposal_id: int) -> 
 
 def training_result(settings: Settings, proposal_id: int) -> dict[str, Any] | None:
     """The node's result document for ``proposal_id`` (``None`` before the result)."""
-    conn = connect_deployed(settings)
+    return _result_document(connect_deployed(settings), open_store(settings), proposal_id)
+
+
+def _signed_proposal(conn: Connection, store: ContentStore, proposal_id: int) -> TrainingProposal:
+    """Proposal ``proposal_id``'s document, verified as signed by its consumer for this market."""
+    market = conn.deployment.training_market(conn.client)
+    (created,) = market.logs("ProposalCreated", where={"proposalId": proposal_id})[:1]
+    raw = store.get(created["args"]["proposalCid"], max_bytes=MAX_PROPOSAL_BYTES)
+    return verify_proposal(raw, chain_id=conn.client.chain_id, market=market.address).proposal
+
+
+def _result_document(
+    conn: Connection, store: ContentStore, proposal_id: int
+) -> dict[str, Any] | None:
     market = conn.deployment.training_market(conn.client)
     events = market.logs("ResultSubmitted", where={"proposalId": proposal_id})
     if not events:
         return None
-    raw = open_store(settings).get(events[0]["args"]["modelCid"], max_bytes=_MAX_RESULT_BYTES)
+    raw = store.get(events[0]["args"]["modelCid"], max_bytes=_MAX_RESULT_BYTES)
     try:
         document: dict[str, Any] = json.loads(raw)
     except ValueError as exc:
@@ -352,13 +360,14 @@ def get_model(
         raise InvalidInputError(
             f"proposal {proposal_id} is {record.status.name.lower()}: there is no model to get"
         )
-    document = training_result(settings, proposal_id)
+    store = open_store(settings)
+    document = _result_document(conn, store, proposal_id)
     if document is None or not document.get("model"):
         raise InvalidInputError(f"proposal {proposal_id}'s result names no model")
     market = conn.deployment.training_market(conn.client)
     signer = conn.deployment.stakeholder_registry(conn.client).compute_node(record.node).signer
     model = open_model(
-        open_store(settings).get(document["model"]["cid"], max_bytes=_MAX_MODEL_BYTES),
+        store.get(document["model"]["cid"], max_bytes=_MAX_MODEL_BYTES),
         consumer=consumer,
         proposal_id=proposal_id,
         expected_signer=signer,
@@ -370,12 +379,7 @@ def get_model(
     out.write_bytes(model)
     from visdm.training import load_model, parse_model_spec
 
-    (created,) = market.logs("ProposalCreated", where={"proposalId": proposal_id})[:1]
-    proposal = verify_proposal(
-        open_store(settings).get(created["args"]["proposalCid"], max_bytes=MAX_PROPOSAL_BYTES),
-        chain_id=conn.client.chain_id,
-        market=market.address,
-    ).proposal
+    proposal = _signed_proposal(conn, store, proposal_id)
     spec = parse_model_spec(proposal.model_spec_json)
     load_model(out, spec)  # refuses weights of another spec or shape
     return {
@@ -405,6 +409,7 @@ def claim(
 ) -> list[ClaimReceipt]:
     """Claim ``provider``'s payouts from the given (default: every completed) proposal."""
     conn = connect_deployed(settings)
+    store = open_store(settings)
     market = conn.deployment.training_market(conn.client)
     ids = list(proposal_ids or range(1, market.proposal_count() + 1))
     receipts = []
@@ -415,7 +420,7 @@ def claim(
                 receipts.append(ClaimReceipt(pid, 0, None, f"{record.status.name.lower()}"))
             continue
         try:
-            document = training_result(settings, pid)
+            document = _result_document(conn, store, pid)
             tree_dump = ((document or {}).get("payouts") or {}).get("tree")
             if tree_dump is None:
                 raise InvalidInputError("its result document has no payout tree")
@@ -485,14 +490,14 @@ def proposal_status(
         ProposalStatus.WTP_MISSED,
     ):
         try:
-            url = node_url(settings, conn, record.node, node_url_override)
+            url = node_url(conn, record.node, node_url_override)
             response = httpx.get(f"{url}/jobs/{proposal_id}", timeout=10.0)
             if response.status_code == 200:
                 job = response.json()
                 view["job"] = {k: job.get(k) for k in ("state", "progress", "message", "attempts")}
         except (httpx.HTTPError, VisdmError, ValueError):
             view["job"] = {"state": "unknown (node API unreachable)"}
-    document = training_result(settings, proposal_id)
+    document = _result_document(conn, open_store(settings), proposal_id)
     if document is not None:
         payouts = document.get("payouts") or {}
         view["result"] = {
