@@ -483,28 +483,7 @@ class TrainingWorker:
         self, proposal_id: int, record: ProposalRecord, reason: str
     ) -> dict[str, Any]:
         """A result that misses the WTP because the consumer's input was unusable."""
-        document = {
-            "version": 1,
-            "kind": RESULT_KIND,
-            "proposalId": proposal_id,
-            "node": self.account.address,
-            "accuracyBps": 0,
-            "wtpBps": record.wtp_bps,
-            "wtpMet": False,
-            "consumerFault": reason,
-            "model": None,
-            "scores": None,
-            "payouts": None,
-        }
-        cid = self.store.put(json.dumps(document, sort_keys=True).encode(), pin=True)
-        zero = "0x" + bytes(32).hex()
-        return {
-            "accuracyBps": 0,
-            "modelHash": zero,
-            "payoutRoot": zero,
-            "scoresHash": zero,
-            "resultCid": cid,
-        }
+        return self._store_result(proposal_id, record, 0, {"consumerFault": reason})
 
     def _publish(  # noqa: PLR0917 - one private call site
         self,
@@ -516,8 +495,89 @@ class TrainingWorker:
         counts: Mapping[str, int],
     ) -> dict[str, Any]:
         accuracy = int(outcome["accuracy_bps"])
+        details: dict[str, Any] = {
+            "epsilonSpent": outcome.get("epsilon_spent"),
+            "specHash": outcome.get("spec_hash"),
+            "trainSamples": counts["used"],
+            "excludedSamples": counts["excluded"],
+        }
+        commitments: dict[str, str] = {}
+        if accuracy >= record.wtp_bps:
+            commitments = self._deliver(proposal_id, record, checked, out_dir, outcome, details)
+        return self._store_result(proposal_id, record, accuracy, details, commitments)
+
+    def _deliver(  # noqa: PLR0917 - one private call site
+        self,
+        proposal_id: int,
+        record: ProposalRecord,
+        checked: CheckedProposal,
+        out_dir: Path,
+        outcome: Mapping[str, Any],
+        details: dict[str, Any],
+    ) -> dict[str, str]:
+        """WTP met: seal and store the model, settle the payouts, publish the scores; fills
+        ``details`` for the result document and returns the hashes ``submitResult`` commits."""
+        model = (out_dir / "model.safetensors").read_bytes()
+        if "0x" + keccak(model).hex() != outcome.get("model_hash"):
+            raise JobFailedError("the model file differs from the hash the job reported")
+        consumer_key = self.registry.stakeholder(checked.document.consumer).encryption_key
+        try:
+            sealed = seal_model(
+                model,
+                proposal_id=proposal_id,
+                consumer_key=consumer_key,
+                node=self.account,
+                chain_id=self.client.chain_id,
+                market=self.market.address,
+            )
+        except (InvalidInputError, CryptoError) as exc:
+            raise ConsumerFaultError(
+                f"the consumer's registered encryption key cannot receive the model: {exc}"
+            ) from None
+        valuation = json.loads((out_dir / "valuation.json").read_bytes())
+        payout = compute_payout(
+            record.price,
+            valuation["providerValues"],
+            sample_counts={k: int(v) for k, v in valuation["sampleCounts"].items()},
+        )
+        where = {"0x" + s.sample_id.hex(): (s.asset_id, s.index) for s in checked.samples}
+        rows = [
+            {**row, "asset_id": where[row["sample_id"]][0], "index": where[row["sample_id"]][1]}
+            for row in valuation["samples"]
+        ]
+        scores = json.dumps(
+            {"version": 1, "proposalId": proposal_id, "samples": rows}, sort_keys=True
+        ).encode()
+        model_hash = "0x" + sealed.model_hash.hex()
+        scores_hash = "0x" + keccak(scores).hex()
+        details["model"] = {
+            "cid": self.store.put(sealed.envelope, pin=True),
+            "modelHash": model_hash,
+        }
+        details["scores"] = {"cid": self.store.put(scores, pin=True), "hash": scores_hash}
+        details["payouts"] = {
+            "root": "0x" + payout.root.hex(),
+            "basis": payout.basis,
+            "amounts": {a: str(v) for a, v in payout.amounts.items()},
+            "tree": payout.tree.dump() if payout.tree is not None else None,
+        }
+        return {
+            "modelHash": model_hash,
+            "payoutRoot": "0x" + payout.root.hex(),
+            "scoresHash": scores_hash,
+        }
+
+    def _store_result(
+        self,
+        proposal_id: int,
+        record: ProposalRecord,
+        accuracy: int,
+        details: Mapping[str, Any],
+        commitments: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Store the result document; return exactly what ``submitResult`` will carry."""
         met = accuracy >= record.wtp_bps
-        result_doc: dict[str, Any] = {
+        document = {
             "version": 1,
             "kind": RESULT_KIND,
             "proposalId": proposal_id,
@@ -525,66 +585,12 @@ class TrainingWorker:
             "accuracyBps": accuracy,
             "wtpBps": record.wtp_bps,
             "wtpMet": met,
-            "epsilonSpent": outcome.get("epsilon_spent"),
-            "specHash": outcome.get("spec_hash"),
-            "trainSamples": counts["used"],
-            "excludedSamples": counts["excluded"],
             "model": None,
             "scores": None,
             "payouts": None,
+            **details,
         }
-        zero = "0x" + bytes(32).hex()
-        submission = {"accuracyBps": accuracy, "modelHash": zero, "payoutRoot": zero}
-        submission["scoresHash"] = zero
-        if met:
-            model = (out_dir / "model.safetensors").read_bytes()
-            if "0x" + keccak(model).hex() != outcome.get("model_hash"):
-                raise JobFailedError("the model file differs from the hash the job reported")
-            consumer_key = self.registry.stakeholder(checked.document.consumer).encryption_key
-            try:
-                sealed = seal_model(
-                    model,
-                    proposal_id=proposal_id,
-                    consumer_key=consumer_key,
-                    node=self.account,
-                    chain_id=self.client.chain_id,
-                    market=self.market.address,
-                )
-            except (InvalidInputError, CryptoError) as exc:
-                raise ConsumerFaultError(
-                    f"the consumer's registered encryption key cannot receive the model: {exc}"
-                ) from None
-            model_cid = self.store.put(sealed.envelope, pin=True)
-            valuation = json.loads((out_dir / "valuation.json").read_bytes())
-            payout = compute_payout(
-                record.price,
-                valuation["providerValues"],
-                sample_counts={k: int(v) for k, v in valuation["sampleCounts"].items()},
-            )
-            where = {"0x" + s.sample_id.hex(): (s.asset_id, s.index) for s in checked.samples}
-            rows = [
-                {**row, "asset_id": where[row["sample_id"]][0], "index": where[row["sample_id"]][1]}
-                for row in valuation["samples"]
-            ]
-            scores = json.dumps(
-                {"version": 1, "proposalId": proposal_id, "samples": rows}, sort_keys=True
-            ).encode()
-            scores_cid = self.store.put(scores, pin=True)
-            result_doc["model"] = {"cid": model_cid, "modelHash": "0x" + sealed.model_hash.hex()}
-            result_doc["scores"] = {"cid": scores_cid, "hash": "0x" + keccak(scores).hex()}
-            result_doc["payouts"] = {
-                "root": "0x" + payout.root.hex(),
-                "basis": payout.basis,
-                "amounts": {a: str(v) for a, v in payout.amounts.items()},
-                "tree": payout.tree.dump() if payout.tree is not None else None,
-            }
-            submission.update(
-                modelHash="0x" + sealed.model_hash.hex(),
-                payoutRoot="0x" + payout.root.hex(),
-                scoresHash="0x" + keccak(scores).hex(),
-            )
-        result_cid = self.store.put(json.dumps(result_doc, sort_keys=True).encode(), pin=True)
-        submission["resultCid"] = result_cid
+        result_cid = self.store.put(json.dumps(document, sort_keys=True).encode(), pin=True)
         log.info(
             "proposal %d: accuracy %.2f%% (WTP %.2f%%), %s; result %s",
             proposal_id,
@@ -593,4 +599,12 @@ class TrainingWorker:
             "met" if met else "missed",
             result_cid,
         )
-        return submission
+        zero = "0x" + bytes(32).hex()
+        return {
+            "accuracyBps": accuracy,
+            "modelHash": zero,
+            "payoutRoot": zero,
+            "scoresHash": zero,
+            **(commitments or {}),
+            "resultCid": result_cid,
+        }
