@@ -10,8 +10,9 @@ Names are loaded on first use (PEP 562) so that the sandbox worker, which import
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from visdm._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._jobs import Job, JobJournal
@@ -43,8 +44,4 @@ _WHERE = {
     "TrainingWorker": "._training",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(import_module(_WHERE[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)

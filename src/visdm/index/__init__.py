@@ -22,6 +22,8 @@ rejected, one that cannot be fetched as missing and retried — never a crash.
 
 from typing import TYPE_CHECKING
 
+from visdm._lazy import lazy_exports
+
 from ._api import default_index_url, open_index, search_index, summarize_index, sync_index
 from ._db import Database, IndexUrl, open_database, parse_index_url
 from ._events import ChainEvent, EventSource
@@ -71,11 +73,5 @@ __all__ = [
     "sync_index",
 ]
 
-
-def __getattr__(name: str) -> object:
-    # the chain reader pulls in web3; searching the index does not need it
-    if name == "ChainEventSource":
-        from ._chain import ChainEventSource
-
-        return ChainEventSource
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# the chain reader pulls in web3; searching the index does not need it
+__getattr__ = lazy_exports(__name__, {"ChainEventSource": "._chain"})

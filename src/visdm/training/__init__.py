@@ -14,8 +14,9 @@ Importing this package is cheap: torch loads with the first name that needs it, 
 global torch setting.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from visdm._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from visdm.training._design import (
@@ -83,41 +84,35 @@ __all__ = [
 ]
 
 _WHERE = {
-    "TRAIN_FLOPS_FACTOR": "_design",
-    "DesignReport": "_design",
-    "NodeLimits": "_design",
-    "check_design": "_design",
-    "training_cost": "_design",
-    "EMBEDDINGS_FILE": "_job",
-    "MODEL_FILE": "_job",
-    "TRAIN_FILE": "_job",
-    "VALIDATION_FILE": "_job",
-    "run_job": "_job",
-    "loss_threshold_mia": "_mia",
-    "mia_auc": "_mia",
-    "per_sample_losses": "_mia",
-    "load_model": "_model_file",
-    "model_bytes": "_model_file",
-    "model_hash": "_model_file",
-    "save_model": "_model_file",
-    "DPSpec": "_spec",
-    "ModelSpec": "_spec",
-    "canonical_spec_json": "_spec",
-    "parse_model_spec": "_spec",
-    "spec_hash": "_spec",
-    "ProgressCallback": "_train",
-    "Timings": "_train",
-    "TrainingResult": "_train",
-    "prepare_images": "_train",
-    "train": "_train",
-    "ZooNet": "_zoo",
-    "build_model": "_zoo",
+    "TRAIN_FLOPS_FACTOR": "._design",
+    "DesignReport": "._design",
+    "NodeLimits": "._design",
+    "check_design": "._design",
+    "training_cost": "._design",
+    "EMBEDDINGS_FILE": "._job",
+    "MODEL_FILE": "._job",
+    "TRAIN_FILE": "._job",
+    "VALIDATION_FILE": "._job",
+    "run_job": "._job",
+    "loss_threshold_mia": "._mia",
+    "mia_auc": "._mia",
+    "per_sample_losses": "._mia",
+    "load_model": "._model_file",
+    "model_bytes": "._model_file",
+    "model_hash": "._model_file",
+    "save_model": "._model_file",
+    "DPSpec": "._spec",
+    "ModelSpec": "._spec",
+    "canonical_spec_json": "._spec",
+    "parse_model_spec": "._spec",
+    "spec_hash": "._spec",
+    "ProgressCallback": "._train",
+    "Timings": "._train",
+    "TrainingResult": "._train",
+    "prepare_images": "._train",
+    "train": "._train",
+    "ZooNet": "._zoo",
+    "build_model": "._zoo",
 }
 
-
-def __getattr__(name: str) -> Any:
-    # PEP 562: torch loads with the first name that needs it, so that the spec (pydantic only)
-    # can be parsed by processes that must stay free of torch (the node's API and follower).
-    if name in _WHERE:
-        return getattr(import_module(f"visdm.training.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -8,8 +8,9 @@
   OpenZeppelin-compatible Merkle commitment (:mod:`visdm.merkle`).
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from visdm._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from visdm.valuation._clusters import DuplicateClusters, cosine_links, find_near_duplicates
@@ -50,28 +51,22 @@ __all__ = [
 ]
 
 _WHERE = {
-    "DuplicateClusters": "_clusters",
-    "cosine_links": "_clusters",
-    "find_near_duplicates": "_clusters",
-    "DataOOB": "_data_oob",
-    "KNNShapley": "_knn_shapley",
-    "knn_shapley_values": "_knn_shapley",
-    "PAYOUT_LEAF_ENCODING": "_payout",
-    "Payout": "_payout",
-    "compute_payout": "_payout",
-    "find_payout_leaf": "_payout",
-    "largest_remainder": "_payout",
-    "payout_tree": "_payout",
-    "ValuationResult": "_result",
-    "CopyRobustValuation": "_robust",
-    "RobustValuationResult": "_robust",
-    "ValidationEstimator": "_robust",
+    "DuplicateClusters": "._clusters",
+    "cosine_links": "._clusters",
+    "find_near_duplicates": "._clusters",
+    "DataOOB": "._data_oob",
+    "KNNShapley": "._knn_shapley",
+    "knn_shapley_values": "._knn_shapley",
+    "PAYOUT_LEAF_ENCODING": "._payout",
+    "Payout": "._payout",
+    "compute_payout": "._payout",
+    "find_payout_leaf": "._payout",
+    "largest_remainder": "._payout",
+    "payout_tree": "._payout",
+    "ValuationResult": "._result",
+    "CopyRobustValuation": "._robust",
+    "RobustValuationResult": "._robust",
+    "ValidationEstimator": "._robust",
 }
 
-
-def __getattr__(name: str) -> Any:
-    # PEP 562: torch loads with the first name that needs it, so processes that only settle
-    # payouts (the compute node's follower and API) stay free of it.
-    if name in _WHERE:
-        return getattr(import_module(f"visdm.valuation.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _WHERE)
