@@ -12,6 +12,7 @@ ends in a refund.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -287,7 +288,7 @@ class _Game:
         self.report.search[save] = {
             "filters": filters,
             "matches": result.total,
-            "labels": dict(summary.labels) if hasattr(summary, "labels") else {},
+            "labels": dict(summary.labels),
         }
         return [SelectedAsset(s.asset_id, tuple(s.sample_indexes)) for s in saved.selection]
 
@@ -463,9 +464,7 @@ class _Game:
                     journal = JobJournal(journal_path, read_only=True)
                     try:
                         job = journal.get(pid)
-                    except VisdmError:
-                        job = None
-                    except Exception:
+                    except sqlite3.Error:  # the worker is still creating its tables
                         job = None
                     finally:
                         journal.close()
