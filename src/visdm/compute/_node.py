@@ -107,19 +107,16 @@ class AssetWorker:
     def poll(self) -> int:
         """Handle every event up to the confirmed head; returns how many events were handled."""
         head = int(self.client.rpc(lambda: self.client.w3.eth.block_number))
-        target = head - self.config.confirmations
-        cursor = self.state.cursor()
-        start = self.start_block if cursor is None else cursor + 1
         handled = 0
-        while start <= target:
-            end = min(target, start + self.config.max_blocks_per_poll - 1)
+        for start, end in self.state.ranges(
+            self.start_block, head - self.config.confirmations, self.config.max_blocks_per_poll
+        ):
             events = self._events(start, end)
             for event in events:
                 self._handle(event)
             handled += len(events)
             with self.state.transaction():
                 self.state.set_cursor(end)
-            start = end + 1
         return handled
 
     def serve(self, should_stop: Callable[[], bool]) -> None:

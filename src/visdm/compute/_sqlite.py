@@ -52,6 +52,16 @@ class DurableSqlite:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    def ranges(self, first_block: int, head: int, max_blocks: int) -> Iterator[tuple[int, int]]:
+        """The block ranges still to follow, from after the cursor (or ``first_block``) up to
+        ``head``, at most ``max_blocks`` each; the caller commits each with :meth:`set_cursor`."""
+        cursor = self.cursor()
+        start = first_block if cursor is None else cursor + 1
+        while start <= head:
+            end = min(head, start + max_blocks - 1)
+            yield start, end
+            start = end + 1
+
     def set_cursor(self, block: int) -> None:
         self._db.execute(
             f"INSERT INTO {self.CURSOR_TABLE} (id, block) VALUES (1, ?) "  # noqa: S608

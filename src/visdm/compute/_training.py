@@ -191,11 +191,8 @@ class TrainingWorker:
     def follow(self, *, confirmations: int = 0, max_blocks: int = 2_000) -> int:
         """Journal every new ``TrainingStarted`` for this node; returns how many were new."""
         head = int(self.client.rpc(lambda: self.client.w3.eth.block_number)) - confirmations
-        cursor = self.journal.cursor()
-        start = self.start_block if cursor is None else cursor + 1
         new = 0
-        while start <= head:
-            end = min(head, start + max_blocks - 1)
+        for start, end in self.journal.ranges(self.start_block, head, max_blocks):
             events = self.market.logs("TrainingStarted", from_block=start, to_block=end)
             with self.journal.transaction():
                 for event in events:
@@ -206,7 +203,6 @@ class TrainingWorker:
                         new += 1
                         log.info("proposal %d: training job queued", pid)
                 self.journal.set_cursor(end)
-            start = end + 1
         return new
 
     def poll(self, *, confirmations: int = 0, should_stop: Callable[[], bool] | None = None) -> int:
