@@ -43,7 +43,7 @@ from visdm.errors import (
     VisdmError,
 )
 from visdm.market.quotes import sign_quote
-from visdm.proposals import load_checked_proposal
+from visdm.proposals import CheckedProposal, load_checked_proposal
 from visdm.storage import ContentStore
 
 from ._jobs import JobJournal
@@ -108,6 +108,7 @@ class QuoteService:
     def __post_init__(self) -> None:
         self.market = self.deployment.training_market(self.client)
         self._designs: dict[bytes, dict[str, Any] | QuoteError] = {}
+        self._proposals: dict[int, CheckedProposal | QuoteError] = {}
         self._lock = threading.Lock()
         # each design check is a process that imports torch: a burst of requests must not fork
         # dozens of them
@@ -128,12 +129,7 @@ class QuoteService:
                 f"proposal {proposal_id} is {record.status.name}: only proposals in voting, "
                 "approved or countered can be quoted",
             )
-        try:
-            checked = load_checked_proposal(
-                self.market, self.deployment, self.client, self.store, proposal_id
-            )
-        except (InvalidProposalError, SignatureError) as exc:
-            raise QuoteError(422, type(exc).__name__, str(exc)) from None
+        checked = self._checked(proposal_id)
         design = self._design(checked.document.model_spec_hash, checked.document.model_spec_json)
         consumer_key = (
             self.deployment.stakeholder_registry(self.client)
@@ -189,6 +185,24 @@ class QuoteService:
                 "pricePerGflop": str(self.config.price_per_gflop),
             },
         }
+
+    def _checked(self, proposal_id: int) -> CheckedProposal:
+        """The proposal's document checked against the chain — once per proposal: both are
+        immutable, so a repeated quote does not fetch and verify every manifest again."""
+        with self._lock:
+            cached = self._proposals.get(proposal_id)
+        if cached is None:
+            try:
+                cached = load_checked_proposal(
+                    self.market, self.deployment, self.client, self.store, proposal_id
+                )
+            except (InvalidProposalError, SignatureError) as exc:
+                cached = QuoteError(422, type(exc).__name__, str(exc))
+            with self._lock:
+                self._proposals[proposal_id] = cached
+        if isinstance(cached, QuoteError):
+            raise cached
+        return cached
 
     def _design(self, spec_hash: bytes, spec_json: bytes) -> dict[str, Any]:
         """The design check's answer for a spec, cached by hash — refusals included."""

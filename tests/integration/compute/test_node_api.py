@@ -211,3 +211,24 @@ def test_a_proposal_pointing_at_a_huge_blob_is_refused_unread(rnd: Round) -> Non
     assert response.status_code == 422
     assert response.json()["error"] == "InvalidProposalError"
     assert f"larger than the {MAX_PROPOSAL_BYTES:,} bytes" in response.json()["detail"]
+
+
+def test_a_repeated_quote_checks_the_proposal_once(
+    rnd: Round, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid = rnd.propose(wtp_bps=1000)
+    quotes = rnd.quotes()
+    reads: list[str] = []
+    real_get = rnd.store.get
+
+    def counting_get(cid: str, **kwargs: object) -> bytes:
+        reads.append(cid)
+        return real_get(cid, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rnd.store, "get", counting_get)
+    first = quotes.quote(pid)
+    fetched = len(reads)
+    assert fetched > 0  # the document and every manifest, the first time
+    second = quotes.quote(pid)
+    assert len(reads) == fetched
+    assert second["quote"]["trainingCost"] == first["quote"]["trainingCost"]
