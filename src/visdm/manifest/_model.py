@@ -13,12 +13,17 @@ parsed from XML are held to the same rules:
 * at least one region and one compute node, no duplicates; at least one purpose; no consumer
   both allowed and denied; the expiry, if any, after the creation time; times in UTC whole
   seconds.
+
+:class:`Licence` checks its own privacy terms on construction (a licence with a cap of ε = NaN
+must not exist anywhere, not only inside a manifest): ``max_epsilon`` finite in (0, 100],
+``max_delta`` finite in (0, 0.01) or ``None``, ``dp_required`` a bool.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from eth_utils.address import is_address, is_checksum_address, to_checksum_address
@@ -31,6 +36,8 @@ from visdm.types import Address, Cid, SampleId
 
 __all__ = [
     "FORMAT_VERSION",
+    "MAX_LICENCE_DELTA",
+    "MAX_LICENCE_EPSILON",
     "AssetManifest",
     "Licence",
     "Location",
@@ -105,14 +112,64 @@ class Location:
     compute_nodes: tuple[Address, ...]
 
 
+#: the largest ε a licence may allow; DP-SGD beyond it promises next to nothing (DPSpec agrees)
+MAX_LICENCE_EPSILON = 100.0
+#: a licence's δ cap must stay below this (DPSpec's bound on ``delta``)
+MAX_LICENCE_DELTA = 1e-2
+
+
 @dataclass(frozen=True, slots=True)
 class Licence:
-    """What the data may be used for, by whom, until when (``None``: no expiry)."""
+    """What the data may be used for, by whom, until when (``None``: no expiry), and how
+    privately it must be trained.
+
+    Privacy terms: ``dp_required`` — training must use DP-SGD (default); ``max_epsilon`` — the
+    largest ε a round may spend on the data when DP is used (default 8, also binding when DP
+    is not required); ``max_delta`` — the largest δ, or ``None`` for "below 1/N", N the
+    round's training samples. :func:`~visdm.manifest.privacy_refusal` applies them.
+    """
 
     purposes: tuple[str, ...]
     allowed_consumers: tuple[Address, ...] = ()
     denied_consumers: tuple[Address, ...] = ()
     expires: datetime | None = None
+    dp_required: bool = True
+    max_epsilon: float = 8.0
+    max_delta: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dp_required, bool):
+            raise InvalidManifestError(
+                f"licence dp_required must be true or false, got {self.dp_required!r}"
+            )
+        epsilon = _number(self.max_epsilon, "max_epsilon")
+        if not 0.0 < epsilon <= MAX_LICENCE_EPSILON:
+            raise InvalidManifestError(
+                f"licence max_epsilon must be in (0, {MAX_LICENCE_EPSILON:g}], got {epsilon!r}: "
+                "a smaller ε is more private; 1 to 10 is usual"
+            )
+        object.__setattr__(self, "max_epsilon", epsilon)
+        if self.max_delta is not None:
+            delta = _number(self.max_delta, "max_delta")
+            if not 0.0 < delta < MAX_LICENCE_DELTA:
+                raise InvalidManifestError(
+                    f"licence max_delta must be in (0, {MAX_LICENCE_DELTA:g}), got {delta!r}: "
+                    "leave it unset for the usual bound, below 1/N"
+                )
+            object.__setattr__(self, "max_delta", delta)
+
+
+def _number(value: object, what: str) -> float:
+    # bool is an int to Python, but `true` is no privacy budget
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidManifestError(f"licence {what} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int past the float range; too long to echo back
+        raise InvalidManifestError(f"licence {what} must be finite, got a huge integer") from None
+    if not math.isfinite(number):
+        raise InvalidManifestError(f"licence {what} must be finite, got {number!r}")
+    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +293,15 @@ class AssetManifest:
                     f"({self.created_at:%Y-%m-%dT%H:%M:%SZ})"
                 )
         object.__setattr__(
-            self, "licence", Licence(tuple(licence.purposes), allowed, denied, expires)
+            self,
+            "licence",
+            replace(
+                licence,
+                purposes=tuple(licence.purposes),
+                allowed_consumers=allowed,
+                denied_consumers=denied,
+                expires=expires,
+            ),
         )
 
     # --- construction -------------------------------------------------------------------------

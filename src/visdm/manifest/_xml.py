@@ -117,6 +117,15 @@ def _build(manifest: AssetManifest, signature: bytes | None) -> etree._Element:
         _sub(licence, "deniedConsumer", consumer)
     if manifest.licence.expires is not None:
         _sub(licence, "expires", manifest.licence.expires.strftime(_TIME))
+    # always written, defaults included, so the signed hash covers the privacy terms
+    privacy = _sub(
+        licence,
+        "privacy",
+        dpRequired="true" if manifest.licence.dp_required else "false",
+        maxEpsilon=repr(manifest.licence.max_epsilon),
+    )
+    if manifest.licence.max_delta is not None:
+        privacy.set("maxDelta", repr(manifest.licence.max_delta))
     if signature is not None:
         if not isinstance(signature, bytes) or len(signature) != _SIGNATURE_BYTES:
             raise InvalidManifestError("signature must be 65 bytes (r || s || v)")
@@ -223,6 +232,25 @@ def _unb64(text: str, what: str) -> bytes:
         raise InvalidManifestError(f"{what} is not base64") from None
 
 
+def _privacy_terms(element: etree._Element | None) -> dict[str, Any]:
+    """The licence's privacy terms; none written (manifests older than the element): defaults.
+
+    The schema has already limited the attributes to ``true``/``false`` and plain decimal
+    numbers, so ``float`` sees neither ``nan`` nor ``inf`` spelled out; an overflow such as
+    ``1e999`` and values out of range are refused by :class:`Licence`.
+    """
+    if element is None:
+        return {}
+    terms: dict[str, Any] = {
+        "dp_required": element.get("dpRequired") == "true",
+        "max_epsilon": float(element.get("maxEpsilon", "")),
+    }
+    max_delta = element.get("maxDelta")
+    if max_delta is not None:
+        terms["max_delta"] = float(max_delta)
+    return terms
+
+
 def _read(root: etree._Element) -> AssetManifest:
     ns = _NS
     samples_el = root.find(ns + "samples")
@@ -252,12 +280,18 @@ def _read(root: etree._Element) -> AssetManifest:
         tuple(Address(_text(n)) for n in root.iter(ns + "computeNode")),
     )
     expires = root.find(f"{ns}licence/{ns}expires")
-    licence = Licence(
-        purposes=tuple(_text(p) for p in root.iter(ns + "purpose")),
-        allowed_consumers=tuple(Address(_text(a)) for a in root.iter(ns + "allowedConsumer")),
-        denied_consumers=tuple(Address(_text(d)) for d in root.iter(ns + "deniedConsumer")),
-        expires=None if expires is None else _time(_text(expires)),
-    )
+    privacy = root.find(f"{ns}licence/{ns}privacy")
+    try:
+        licence = Licence(
+            purposes=tuple(_text(p) for p in root.iter(ns + "purpose")),
+            allowed_consumers=tuple(Address(_text(a)) for a in root.iter(ns + "allowedConsumer")),
+            denied_consumers=tuple(Address(_text(d)) for d in root.iter(ns + "deniedConsumer")),
+            expires=None if expires is None else _time(_text(expires)),
+            **_privacy_terms(privacy),
+        )
+    except InvalidManifestError as exc:  # only the privacy terms are checked here
+        line = "?" if privacy is None else privacy.sourceline
+        raise InvalidManifestError(f"<privacy> on line {line}: {exc}") from None
     return AssetManifest(
         owner=Address(_text(root.find(ns + "owner"))),
         created_at=_time(_text(root.find(ns + "createdAt"))),
