@@ -56,20 +56,30 @@ class AddedAsset:
     gas_used: int
 
 
-def load_licence(path: Path | None) -> Licence:
+def load_licence(
+    path: Path | None, *, dp_required: bool | None = None, max_epsilon: float | None = None
+) -> Licence:
     """A licence from a JSON file ``{"purposes": [...], "allowed_consumers": [...],
-    "denied_consumers": [...], "expires": "2027-01-01T00:00:00Z"}``; default: training only."""
-    if path is None:
-        return Licence(purposes=("training",))
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidInputError(f"licence file {path} does not exist") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"licence file {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"licence file {path} must hold a JSON object")
-    unknown = set(data) - {"purposes", "allowed_consumers", "denied_consumers", "expires"}
+    "denied_consumers": [...], "expires": "2027-01-01T00:00:00Z", "dp_required": true,
+    "max_epsilon": 8, "max_delta": null}``; every key is optional. Defaults: training only,
+    DP required, ε ≤ 8, δ below 1/N (``max_delta`` null). ``dp_required`` and ``max_epsilon``
+    override the file when given (``visdm asset add --allow-no-dp``, ``--max-epsilon``)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise InvalidInputError(f"licence file {path} does not exist") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInputError(f"licence file {path} is not valid JSON: {exc}") from None
+        except OSError as exc:
+            raise InvalidInputError(f"licence file {path} cannot be read: {exc.strerror}") from None
+        if not isinstance(loaded, dict):
+            raise InvalidInputError(f"licence file {path} must hold a JSON object")
+        data = loaded
+    privacy_keys = ("dp_required", "max_epsilon", "max_delta")
+    known = {"purposes", "allowed_consumers", "denied_consumers", "expires", *privacy_keys}
+    unknown = set(data) - known
     if unknown:
         raise InvalidInputError(
             f"licence file {path} has unknown keys: {', '.join(sorted(unknown))}"
@@ -90,11 +100,21 @@ def load_licence(path: Path | None) -> Licence:
             raise InvalidInputError(
                 f"licence file {path}: expires {expires!r} is not ISO 8601"
             ) from None
+    terms: dict[str, Any] = {key: data[key] for key in privacy_keys if key in data}
+    try:  # the file's terms alone first, so that an error names the file only when it is at fault
+        Licence(("training",), **terms)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"licence file {path}: {exc}") from None
+    if dp_required is not None:
+        terms["dp_required"] = dp_required
+    if max_epsilon is not None:
+        terms["max_epsilon"] = max_epsilon
     return Licence(
         purposes=strings("purposes") or ("training",),
         allowed_consumers=tuple(Address(a) for a in strings("allowed_consumers")),
         denied_consumers=tuple(Address(a) for a in strings("denied_consumers")),
         expires=when,
+        **terms,
     )
 
 
