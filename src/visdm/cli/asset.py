@@ -29,7 +29,25 @@ def add(
     nodes: str | None = typer.Option(
         None, "--nodes", help="Allowed compute nodes (default: every active node in the regions)."
     ),
-    licence: Path | None = typer.Option(None, "--licence", help="Licence terms as a JSON file."),
+    licence: Path | None = typer.Option(
+        None,
+        "--licence",
+        help="Licence terms as a JSON file (purposes, allowed_consumers, denied_consumers, "
+        "expires, dp_required, max_epsilon, max_delta). Default: training only, DP required, "
+        "epsilon at most 8, delta below 1/N.",
+    ),
+    allow_no_dp: bool | None = typer.Option(
+        None,
+        "--allow-no-dp/--require-dp",
+        help="Allow training without differential privacy, or require DP-SGD. Default: the "
+        "licence file's dp_required, else DP required.",
+    ),
+    max_epsilon: float | None = typer.Option(
+        None,
+        "--max-epsilon",
+        help="Largest privacy budget epsilon a training round may spend on this asset when it "
+        "uses DP, in (0, 100]. Default: the licence file's max_epsilon, else 8.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Validate, encrypt, store, sign and register a folder of labelled images."""
@@ -37,8 +55,13 @@ def add(
     from visdm.ingest import IngestReport
 
     cfg = settings(ctx)
+    # read the terms before asking for a password: a bad licence fails with nothing unlocked
+    terms = load_licence(
+        licence,
+        dp_required=None if allow_no_dp is None else not allow_no_dp,
+        max_epsilon=max_epsilon,
+    )
     owner = unlock_account(cfg)
-    terms = load_licence(licence)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
