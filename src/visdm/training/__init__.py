@@ -4,8 +4,11 @@
   (architecture from a fixed zoo: ``mlp``, ``small_cnn``, ``resnet``) and its on-chain hash.
 * :func:`check_design` / :class:`NodeLimits` / :func:`training_cost`: parameter and FLOP
   limits, and the integer quote.
-* :func:`train`: deterministic CPU training, DP-SGD via Opacus when the spec asks (Abadi et al.,
-  2016), validation accuracy, penultimate-layer embeddings for :mod:`visdm.valuation`.
+* :func:`train`: CPU training, deterministic given the job's secret seed, DP-SGD via Opacus when
+  the spec asks (Abadi et al., 2016), validation accuracy, penultimate-layer embeddings for
+  :mod:`visdm.valuation`.
+* :func:`new_job_seed` / :func:`seed_commitment`: the node's per-job 32-byte seed from the OS
+  CSPRNG, and the keccak256 commitment to it that the result carries.
 * :func:`save_model` / :func:`load_model` / :func:`model_hash`: safetensors model files.
 * :func:`loss_threshold_mia`: the loss-threshold membership-inference attack (Yeom et al.,
   2018) as a privacy check.
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     )
     from visdm.training._mia import loss_threshold_mia, mia_auc, per_sample_losses
     from visdm.training._model_file import load_model, model_bytes, model_hash, save_model
+    from visdm.training._rng import new_job_seed, seed_commitment
     from visdm.training._spec import (
         DPSpec,
         ModelSpec,
@@ -73,11 +77,13 @@ __all__ = [
     "mia_auc",
     "model_bytes",
     "model_hash",
+    "new_job_seed",
     "parse_model_spec",
     "per_sample_losses",
     "prepare_images",
     "run_job",
     "save_model",
+    "seed_commitment",
     "spec_hash",
     "train",
     "training_cost",
@@ -101,6 +107,8 @@ _WHERE = {
     "model_bytes": "._model_file",
     "model_hash": "._model_file",
     "save_model": "._model_file",
+    "new_job_seed": "._rng",
+    "seed_commitment": "._rng",
     "DPSpec": "._spec",
     "ModelSpec": "._spec",
     "canonical_spec_json": "._spec",

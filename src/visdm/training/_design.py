@@ -30,7 +30,11 @@ _GFLOP = 10**9
 
 @dataclass(frozen=True)
 class NodeLimits:
-    """What one compute node accepts; a spec over any limit is refused before training."""
+    """What one compute node accepts; a spec over any limit is refused before training.
+
+    ``min_batch_size`` is the market's minimum expected batch size (a chain parameter the
+    node copies here): small batches let a model's updates carry single images.
+    """
 
     max_params: int = 5_000_000
     max_flops_per_sample: int = 2 * 10**9  # forward FLOPs of one sample
@@ -38,6 +42,7 @@ class NodeLimits:
     max_batch_size: int = 1024
     max_samples: int = 1_000_000
     allow_dp: bool = True
+    min_batch_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,11 @@ def check_design(
             raise DesignLimitError(
                 f"spec {field}={value} exceeds this node's {name}={limit}: lower it"
             )
+    if spec.batch_size < limits.min_batch_size:
+        raise DesignLimitError(
+            f"spec batch_size={spec.batch_size} is below the market's minimum expected batch "
+            f"size of {limits.min_batch_size}: raise it"
+        )
     if spec.dp is not None and not limits.allow_dp:
         raise DesignLimitError("this node does not offer DP training (allow_dp=False)")
     model = build_model(spec, device="meta")

@@ -3,10 +3,12 @@
 The node decrypts the selection and the consumer's validation set into the job's input
 directory as two NumPy archives (``train.npz`` and ``validation.npz``, each with ``images``
 uint8 and ``labels`` int64; loaded with ``allow_pickle=False``, so a hostile archive cannot run
-code), passes the declarative model spec in ``job.params["spec"]`` and the node's limits in
-``job.params["limits"]``, and runs this function inside :mod:`visdm.compute.sandbox`. It writes
+code), passes the declarative model spec in ``job.params["spec"]``, the node's limits in
+``job.params["limits"]`` and the job's secret seed in ``job.params["seed"]`` (64 hex
+characters), and runs this function inside :mod:`visdm.compute.sandbox`. It writes
 ``model.safetensors`` and ``embeddings.npz`` (penultimate-layer embeddings for valuation) to
-the output directory and returns the figures the node posts on chain.
+the output directory and returns the figures the node posts on chain, among them
+``seed_hash``, the keccak256 commitment to the seed.
 
 With ``job.params["valuation"]`` (``{"k": 5, "cosine_threshold": 0.98}``) and ``samples.json`` in
 the input (``sample_ids``, ``providers``, ``rank`` — registration order — and ``links``, the
@@ -19,6 +21,7 @@ the embeddings are derived from the private samples.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from visdm.compute.sandbox import ProgressReporter, SandboxJob
 from visdm.errors import InvalidInputError
 from visdm.training._design import NodeLimits
 from visdm.training._model_file import save_model
+from visdm.training._rng import SEED_BYTES, seed_commitment
 from visdm.training._spec import parse_model_spec
 from visdm.training._train import train
 
@@ -48,6 +52,7 @@ MODEL_FILE = "model.safetensors"
 EMBEDDINGS_FILE = "embeddings.npz"
 SAMPLES_FILE = "samples.json"
 VALUATION_FILE = "valuation.json"
+_HEX_SEED = re.compile(f"[0-9a-fA-F]{{{2 * SEED_BYTES}}}")
 
 
 def _load(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
@@ -69,6 +74,19 @@ def _load(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
     return images, labels.astype(np.int64)
 
 
+def _seed(value: Any) -> bytes:
+    if isinstance(value, str) and _HEX_SEED.fullmatch(value):
+        return bytes.fromhex(value)
+    # the seed is secret: describe what came, never echo it
+    what = (
+        f"a string of {len(value)} characters" if isinstance(value, str) else type(value).__name__
+    )
+    raise InvalidInputError(
+        f"params.seed must be the job's {SEED_BYTES}-byte seed as {2 * SEED_BYTES} hex digits "
+        f"without 0x, got {what}: the node draws it with new_job_seed()"
+    )
+
+
 def run_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, Any]:
     """Train the spec in ``job.params`` on the job's input; write the model and embeddings."""
     params: dict[str, Any] = dict(job.params)
@@ -83,6 +101,7 @@ def run_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, Any]:
         limits = NodeLimits(**limit_doc)
     except TypeError as exc:
         raise InvalidInputError(f"params.limits: {exc}") from None
+    seed = _seed(params.get("seed"))
     x_train, y_train = _load(Path(job.input_dir) / TRAIN_FILE)
     x_val, y_val = _load(Path(job.input_dir) / VALIDATION_FILE)
     progress("data loaded", fraction=0.0)
@@ -90,7 +109,7 @@ def run_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, Any]:
     def on_step(epoch: int, step: int, total: int) -> None:
         progress(f"epoch {epoch} step {step}/{total}", fraction=step / total if total else None)
 
-    result = train(spec, x_train, y_train, x_val, y_val, limits=limits, progress=on_step)
+    result = train(spec, x_train, y_train, x_val, y_val, seed=seed, limits=limits, progress=on_step)
     out = Path(job.output_dir)
     digest = save_model(result, out / MODEL_FILE)
     np.savez(out / EMBEDDINGS_FILE, train=result.train_embeddings, validation=result.val_embeddings)
@@ -110,6 +129,7 @@ def run_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, Any]:
         "accuracy_bps": result.accuracy_bps,
         "epsilon_spent": result.epsilon_spent,
         "model_hash": "0x" + digest.hex(),
+        "seed_hash": "0x" + seed_commitment(seed).hex(),
         "spec_hash": "0x" + result.spec_hash.hex(),
         "train_samples": len(y_train),
         "validation_samples": len(y_val),

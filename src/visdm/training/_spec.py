@@ -2,7 +2,8 @@
 
 A spec is data, never code. It is validated strictly (unknown keys, wrong types, booleans for
 numbers, NaN and out-of-range values are all refused) and hashed canonically so that the hash
-committed on chain identifies exactly one training recipe.
+committed on chain identifies exactly one training recipe. It carries no randomness: the
+compute node draws each job's seed (:mod:`visdm.training._rng`), so a ``seed`` key is refused.
 """
 
 from __future__ import annotations
@@ -72,7 +73,6 @@ class ModelSpec(_Strict):
     width: int | None = Field(default=None, ge=4, le=256)
     depth: int | None = Field(default=None, ge=1, le=4)
     dp: DPSpec | None = None
-    seed: int = Field(default=0, ge=0, le=2**63 - 1)
 
     @field_validator("input_shape", mode="before")
     @classmethod
@@ -146,6 +146,11 @@ def parse_model_spec(source: bytes | str | dict[str, Any] | ModelSpec) -> ModelS
     if not isinstance(data, dict):
         raise InvalidModelSpecError(
             f"model spec must be a JSON object, got {type(data).__name__}: {data!r:.80}"
+        )
+    if "seed" in data:
+        raise InvalidModelSpecError(
+            f"model spec has seed={data['seed']!r:.40}: the compute node draws each job's "
+            "randomness itself and commits only its hash; remove the seed key"
         )
     try:
         # JSON mode: arrays become tuples, yet strict typing still refuses "3" or true for ints

@@ -1,19 +1,25 @@
-"""The compute node's predefined training pipeline: deterministic, CPU, optional DP-SGD.
+"""The compute node's predefined training pipeline: deterministic given the job seed, CPU, DP-SGD.
 
-Determinism (DESIGN §5: another node must be able to re-execute a job): torch is seeded from
-the spec's ``seed``, ``torch.use_deterministic_algorithms(True)`` is on and the intra-op thread
-count is fixed (``num_threads``, 1 by default) for the duration of :func:`train` — both are
-restored afterwards — and the batch order and the DP noise come from their own seeded
-``torch.Generator``. The same spec, data, ``num_threads``, torch version and CPU family give
-bit-identical weights; another thread count may change float summation order.
+Randomness (DESIGN §7): every random choice comes from the job's 32-byte ``seed``, which the
+node draws per job and the consumer never sees (:mod:`visdm.training._rng`): the initial
+weights from ``torch.manual_seed`` with a 64-bit sub-key, the batch order and DP-SGD's Poisson
+sampling and Gaussian noise from ChaCha20 streams under their own sub-keys. Knowing the spec
+and the delivered weights therefore tells nobody what the weights started from or which noise
+was added.
 
-DP-SGD (Abadi et al., 2016, Algorithm 1) is Opacus' ``PrivacyEngine.make_private_with_epsilon``:
-Poisson sampling with rate ``batch_size / N``, per-sample gradients clipped to
-``max_grad_norm``, Gaussian noise calibrated by the PRV accountant (Gopi et al., 2021) so that
-``epochs`` epochs spend at most ``target_epsilon`` at ``delta``; the ε actually spent is read
-back from the accountant. Opacus runs with ``secure_mode=False`` (a seeded PRNG, not a CSPRNG):
-that is what makes DP runs re-executable, at the price of the guarantee holding only against
-adversaries who cannot predict torch's generator (Opacus' own caveat).
+Determinism (DESIGN §5: another node must be able to re-execute a job given the seed):
+``torch.use_deterministic_algorithms(True)`` is on, the intra-op thread count is fixed
+(``num_threads``, 1 by default) and torch's global generator is forked for the duration of
+:func:`train` — all three are restored afterwards. The same seed, spec, data, ``num_threads``,
+torch version and CPU family give bit-identical weights; another thread count may change float
+summation order.
+
+DP-SGD (Abadi et al., 2016, Algorithm 1) is Opacus' ``PrivacyEngine.make_private_with_epsilon``
+(:mod:`visdm.training._dp`): Poisson sampling with rate ``1 / ⌈N / batch_size⌉``, per-sample
+gradients clipped to ``max_grad_norm``, Gaussian noise calibrated by the PRV accountant (Gopi
+et al., 2021) so that ``epochs`` epochs spend at most ``target_epsilon`` at ``delta``; the ε
+actually spent is read back from the accountant. Every step is taken, an empty Poisson draw
+included (a noise-only step), so the steps taken are the steps accounted.
 """
 
 from __future__ import annotations
@@ -30,11 +36,13 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from visdm.errors import DesignLimitError, InvalidInputError
 from visdm.training._design import DesignReport, NodeLimits, check_design
-from visdm.training._spec import DPSpec, ModelSpec, parse_model_spec, spec_hash
+from visdm.training._dp import PoissonBatches, epsilon_spent, make_private
+from visdm.training._rng import ChaChaStream, JobRandomness
+from visdm.training._spec import ModelSpec, parse_model_spec, spec_hash
 from visdm.training._zoo import ZooNet, build_model
 
 __all__ = ["ProgressCallback", "Timings", "TrainingResult", "prepare_images", "train"]
@@ -141,7 +149,9 @@ def _deterministic(num_threads: int) -> Iterator[None]:
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(num_threads)
     try:
-        yield
+        # the global generator is seeded from the job's secret: leave no trace of it behind
+        with torch.random.fork_rng(devices=[]):
+            yield
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
@@ -160,18 +170,21 @@ def train(
     val_images: NDArray[np.uint8],
     val_labels: NDArray[np.integer[Any]],
     *,
+    seed: bytes,
     limits: NodeLimits | None = None,
     progress: ProgressCallback | None = None,
     num_threads: int = 1,
 ) -> TrainingResult:
     """Train ``spec`` on the training set, evaluate on the validation set, embed both.
 
-    The spec is validated and checked against ``limits`` (:func:`check_design`) first. SGD
-    uses momentum 0.9; Adam PyTorch's defaults. Raises
+    ``seed`` is the job's 32-byte secret (:func:`~visdm.training.new_job_seed`); every random
+    choice derives from it. The spec is validated and checked against ``limits``
+    (:func:`check_design`) first. SGD uses momentum 0.9; Adam PyTorch's defaults. Raises
     :class:`~visdm.errors.InvalidModelSpecError`, :class:`~visdm.errors.DesignLimitError` or
-    :class:`~visdm.errors.InvalidInputError` (image layout, labels, or a DP ``delta`` not below
-    1/N) before any training starts.
+    :class:`~visdm.errors.InvalidInputError` (seed length, image layout, labels, or a DP
+    ``delta`` not below 1/N) before any training starts.
     """
+    randomness = JobRandomness.from_seed(seed)
     spec = parse_model_spec(spec)
     limits = limits or NodeLimits()
     design = check_design(spec, limits)
@@ -199,9 +212,9 @@ def train(
         )
 
     with _deterministic(num_threads):
-        torch.manual_seed(spec.seed)
+        torch.manual_seed(randomness.init_seed)
         model = build_model(spec)
-        fit = _fit(spec, model, x_train, y_train, progress)
+        fit = _fit(spec, model, x_train, y_train, randomness=randomness, progress=progress)
         model.eval()
         start = time.perf_counter()
         predictions = _batched(model, x_val).argmax(dim=1)
@@ -245,20 +258,62 @@ class _Fit:
     noise_multiplier: float | None
 
 
+class _Tensors(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Images and labels fetched a whole batch at a time, an empty batch included."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[index], self.y[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.as_tensor(indices, dtype=torch.long)
+        return self.x[rows], self.y[rows]
+
+
+def _as_batch(batch: Any) -> Any:
+    return batch  # _Tensors.__getitems__ already returns the batch
+
+
+class _ShuffledBatches(Sampler[list[int]]):
+    """Batches of ``batch_size`` in a new random order each epoch; the last may be smaller."""
+
+    def __init__(self, n: int, batch_size: int, stream: ChaChaStream) -> None:
+        self.n, self.batch_size = n, batch_size
+        self._stream = stream
+
+    def __len__(self) -> int:
+        return (self.n + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = self._stream.permutation(self.n).tolist()
+        for start in range(0, self.n, self.batch_size):
+            yield order[start : start + self.batch_size]
+
+
 def _fit(
     spec: ModelSpec,
     model: ZooNet,
     x: torch.Tensor,
     y: torch.Tensor,
+    *,
+    randomness: JobRandomness,
     progress: ProgressCallback | None,
 ) -> _Fit:
+    n = x.shape[0]
+    sampler: Sampler[list[int]]
+    if spec.dp is None:
+        sampler = _ShuffledBatches(n, spec.batch_size, randomness.shuffle())
+    else:
+        sampler = PoissonBatches(n, -(-n // spec.batch_size), randomness.poisson())
     loader: DataLoader[tuple[torch.Tensor, ...]] = DataLoader(
-        TensorDataset(x, y),
-        batch_size=spec.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(spec.seed + 1),
+        _Tensors(x, y), batch_sampler=sampler, collate_fn=_as_batch
     )
-    optimizer: torch.optim.Optimizer
+    optimizer: Any
     if spec.optimizer == "sgd":
         optimizer = torch.optim.SGD(
             model.parameters(), lr=spec.learning_rate, momentum=_SGD_MOMENTUM
@@ -270,10 +325,16 @@ def _fit(
     noise_multiplier: float | None = None
     wrapped: nn.Module = model
     if spec.dp is not None:
-        wrapped, optimizer, loader, engine = _make_private(
-            spec, spec.dp, model=model, optimizer=optimizer, loader=loader, criterion=criterion
+        wrapped, optimizer, engine = make_private(
+            spec.epochs,
+            spec.dp,
+            model=model,
+            optimizer=optimizer,
+            loader=loader,
+            criterion=criterion,
+            noise=randomness.noise(),
         )
-        noise_multiplier = float(optimizer.noise_multiplier)  # type: ignore[attr-defined]
+        noise_multiplier = float(optimizer.noise_multiplier)
 
     total_steps = spec.epochs * len(loader)
     step = seen = loss_batches = 0
@@ -284,9 +345,8 @@ def _fit(
         loss_sum, loss_batches = 0.0, 0
         for xb, yb in loader:
             step += 1
-            if xb.shape[0] == 0:  # Poisson sampling drew nobody: a step without data
-                continue
             optimizer.zero_grad(set_to_none=True)
+            # an empty Poisson batch has a NaN mean loss but zero gradients: the step is noise
             loss = criterion(wrapped(xb), yb)
             with warnings.catch_warnings():
                 # Opacus' per-sample-gradient hooks fire on the first layer's output since the
@@ -296,16 +356,16 @@ def _fit(
                 )
                 loss.backward()
             optimizer.step()
-            seen += xb.shape[0]
-            loss_sum += float(loss.detach())
-            loss_batches += 1
+            if xb.shape[0]:
+                seen += xb.shape[0]
+                loss_sum += float(loss.detach())
+                loss_batches += 1
             if progress is not None:
                 progress(epoch, step, total_steps)
     train_s = time.perf_counter() - start
     epsilon = None
     if engine is not None and spec.dp is not None:
-        with _quiet_prv_domain():
-            epsilon = float(engine.get_epsilon(spec.dp.delta))
+        epsilon = epsilon_spent(engine, spec.dp.delta)
         wrapped.remove_hooks()  # type: ignore[operator]
     return _Fit(
         steps=step,
@@ -315,46 +375,3 @@ def _fit(
         epsilon=epsilon,
         noise_multiplier=noise_multiplier,
     )
-
-
-@contextmanager
-def _quiet_prv_domain() -> Iterator[None]:
-    # The PRV accountant sizes its discretisation domain with a coarse RDP bound whose alpha
-    # grid Opacus does not expose; RDP then warns that its optimal order is the largest alpha.
-    # That bound only pads the domain, the ε reported is the PRV one.
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="Optimal order is the largest alpha", category=UserWarning
-        )
-        yield
-
-
-def _make_private(
-    spec: ModelSpec,
-    dp: DPSpec,
-    *,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loader: DataLoader[tuple[torch.Tensor, ...]],
-    criterion: nn.Module,
-) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader[tuple[torch.Tensor, ...]], Any]:
-    from opacus import PrivacyEngine  # type: ignore[import-untyped]
-
-    noise_gen = torch.Generator().manual_seed(spec.seed + 2)
-    with warnings.catch_warnings():
-        # secure_mode=False on purpose (seeded, re-executable runs: see the module docstring)
-        warnings.filterwarnings("ignore", message="Secure RNG turned off", category=UserWarning)
-        engine = PrivacyEngine()
-    with _quiet_prv_domain():
-        wrapped, dp_optimizer, dp_loader = engine.make_private_with_epsilon(
-            module=model,
-            optimizer=optimizer,
-            criterion=criterion,
-            data_loader=loader,
-            target_epsilon=dp.target_epsilon,
-            target_delta=dp.delta,
-            epochs=spec.epochs,
-            max_grad_norm=dp.max_grad_norm,
-            noise_generator=noise_gen,
-        )
-    return wrapped, dp_optimizer, dp_loader, engine

@@ -1,0 +1,125 @@
+"""DP-SGD (Abadi et al., 2016, Algorithm 1) on Opacus, with the job's randomness.
+
+Opacus clips the per-sample gradients and keeps the privacy accountant; the randomness is the
+job's own (:mod:`visdm.training._rng`): :class:`PoissonBatches` draws each step's batch and
+:func:`use_noise_stream` makes the optimizer draw its Gaussian noise from a ChaCha20 stream,
+in place of Opacus' ``secure_mode``, which needs torchcsprng. Opacus is therefore asked for
+``poisson_sampling=False`` and handed a loader that already samples the Poisson way: it then
+derives the same sampling rate (``1 / len(loader)``) and expected batch size as its own
+``DPDataLoader`` would, and the accountant sees every step.
+
+A step whose Poisson draw is empty still runs: clipping sums nothing, the optimizer adds the
+noise and moves the weights. Skipping it would make the steps taken differ from the steps the
+accountant charges, and would tell anyone who sees the weights move that a step had data.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from visdm.training._rng import ChaChaStream
+from visdm.training._spec import DPSpec
+
+__all__ = ["PoissonBatches", "draw_noise", "epsilon_spent", "make_private", "use_noise_stream"]
+
+
+class PoissonBatches(Sampler[list[int]]):
+    """``steps`` batches per epoch; each includes each of ``n`` samples with probability 1/steps.
+
+    The rule of Opacus' ``UniformWithReplacementSampler`` (a sample joins when its uniform is
+    below the rate), with the uniforms read from ``stream``. Batches may be empty.
+    """
+
+    def __init__(self, n: int, steps: int, stream: ChaChaStream) -> None:
+        self.n, self.steps, self.rate = n, steps, 1.0 / steps
+        self._stream = stream
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _ in range(self.steps):
+            chosen = self._stream.uniform(self.n) < self.rate
+            yield chosen.nonzero()[0].tolist()
+
+
+def draw_noise(stream: ChaChaStream, reference: torch.Tensor, std: float) -> torch.Tensor:
+    """Gaussian noise of ``reference``'s shape and dtype: float64 normals × ``std``, then cast."""
+    values = stream.normal(reference.numel()) * std
+    return torch.from_numpy(values).to(reference.dtype).view_as(reference)
+
+
+def use_noise_stream(optimizer: Any, stream: ChaChaStream) -> None:
+    """Make an Opacus ``DPOptimizer`` draw its noise from ``stream``, parameter by parameter.
+
+    Replaces the instance's ``add_noise`` (gradient := clipped sum + N(0, (σ·C)²)), the one step
+    that reads a random generator; clipping, scaling and accounting stay Opacus' own.
+    """
+
+    def add_noise() -> None:
+        std = float(optimizer.noise_multiplier) * float(optimizer.max_grad_norm)
+        for p in optimizer.params:
+            summed: torch.Tensor = p.summed_grad
+            p.grad = (summed + draw_noise(stream, summed, std)).view_as(p)
+
+    optimizer.add_noise = add_noise
+
+
+def make_private(
+    spec_epochs: int,
+    dp: DPSpec,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader[tuple[torch.Tensor, ...]],
+    criterion: nn.Module,
+    noise: ChaChaStream,
+) -> tuple[nn.Module, Any, Any]:
+    """Wrap for DP-SGD so that ``spec_epochs`` epochs over ``loader`` spend ``dp``'s budget.
+
+    ``loader`` must sample the Poisson way (:class:`PoissonBatches`). Returns the wrapped
+    module, the ``DPOptimizer`` (noise from ``noise``) and the ``PrivacyEngine``.
+    """
+    from opacus import PrivacyEngine  # type: ignore[import-untyped]
+
+    with warnings.catch_warnings():
+        # secure_mode=False because its CSPRNG (torchcsprng) is replaced by the job's streams
+        warnings.filterwarnings("ignore", message="Secure RNG turned off", category=UserWarning)
+        engine = PrivacyEngine()
+    with warnings.catch_warnings():
+        _ignore_prv_domain_warning()
+        wrapped, dp_optimizer, _ = engine.make_private_with_epsilon(
+            module=model,
+            optimizer=optimizer,
+            criterion=criterion,
+            data_loader=loader,
+            target_epsilon=dp.target_epsilon,
+            target_delta=dp.delta,
+            epochs=spec_epochs,
+            max_grad_norm=dp.max_grad_norm,
+            poisson_sampling=False,
+        )
+    use_noise_stream(dp_optimizer, noise)
+    return wrapped, dp_optimizer, engine
+
+
+def epsilon_spent(engine: Any, delta: float) -> float:
+    """The ε the accountant charged for the steps taken, at ``delta``."""
+    with warnings.catch_warnings():
+        _ignore_prv_domain_warning()
+        return float(engine.get_epsilon(delta))
+
+
+def _ignore_prv_domain_warning() -> None:
+    # The PRV accountant sizes its discretisation domain with a coarse RDP bound whose alpha
+    # grid Opacus does not expose; RDP then warns that its optimal order is the largest alpha.
+    # That bound only pads the domain, the ε reported is the PRV one.
+    warnings.filterwarnings(
+        "ignore", message="Optimal order is the largest alpha", category=UserWarning
+    )
