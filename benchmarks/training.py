@@ -44,6 +44,7 @@ EPSILONS = (1.0, 3.0, 8.0)
 DELTA = 1e-5
 PEER = "Opacus MNIST example (cited)"
 PEER_NO_DP, PEER_EPS3 = 98.9, 96.8
+SEED = bytes(32)  # fixed so that runs compare; a node draws a fresh seed per job
 
 
 def _spec(architecture: str, *, epochs: int, dp: float | None = None) -> dict[str, Any]:
@@ -55,7 +56,6 @@ def _spec(architecture: str, *, epochs: int, dp: float | None = None) -> dict[st
         "batch_size": 256,
         "optimizer": "adam",
         "learning_rate": 2e-3,
-        "seed": 0,
     }
     if dp is not None:
         spec["dp"] = {"target_epsilon": dp, "delta": DELTA, "max_grad_norm": 1.0}
@@ -96,7 +96,12 @@ def _isolation_rows(
             entry_point="visdm.training:run_job",
             input_dir=inp,
             output_dir=out,
-            params={"spec": _spec("mlp", epochs=1), "limits": {}, "valuation": {"k": 5}},
+            params={
+                "spec": _spec("mlp", epochs=1),
+                "limits": {},
+                "seed": SEED.hex(),
+                "valuation": {"k": 5},
+            },
         )
 
         def sandboxed() -> float:
@@ -149,6 +154,7 @@ def main() -> None:
                     y[:n_speed],
                     xv[:256],
                     yv[:256],
+                    seed=SEED,
                     num_threads=THREADS,
                 )
                 return result.samples_per_s
@@ -163,7 +169,7 @@ def main() -> None:
     results = {}
     for dp in (None, *EPSILONS):
         results[dp] = train(
-            _spec("small_cnn", epochs=epochs, dp=dp), x, y, xv, yv, num_threads=THREADS
+            _spec("small_cnn", epochs=epochs, dp=dp), x, y, xv, yv, seed=SEED, num_threads=THREADS
         )
     base = results[None].accuracy_bps / 100
     rows.append(Row("accuracy small_cnn no DP", base, "%", peer=PEER, peer_value=PEER_NO_DP))

@@ -9,7 +9,7 @@ import pytest
 
 from visdm.compute.sandbox import SandboxJob, SandboxLimits, SandboxStatus, run_in_sandbox
 from visdm.datasets import load_fashion_mnist
-from visdm.training import load_model, model_hash
+from visdm.training import load_model, model_hash, seed_commitment
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +22,8 @@ SPEC = {
     "batch_size": 64,
     "optimizer": "adam",
     "learning_rate": 0.003,
-    "seed": 7,
 }
+SEED = bytes(range(32)).hex()
 
 
 def write_inputs(root: Path, *, train: int = 512, val: int = 256) -> tuple[Path, Path]:
@@ -54,7 +54,7 @@ def run(root: Path, params: dict[str, object]):  # type: ignore[no-untyped-def]
 
 
 def test_training_round_in_the_sandbox(tmp_path: Path) -> None:
-    result, outputs, seen = run(tmp_path, {"spec": SPEC})
+    result, outputs, seen = run(tmp_path, {"spec": SPEC, "seed": SEED})
     assert result.status is SandboxStatus.SUCCEEDED, (result.error, result.log_tail)
     assert result.sandboxed
     value = result.return_value
@@ -62,6 +62,7 @@ def test_training_round_in_the_sandbox(tmp_path: Path) -> None:
     assert 3000 < int(value["accuracy_bps"]) <= 10_000  # well above chance (1000) after 1 epoch
     data = (outputs / "model.safetensors").read_bytes()
     assert value["model_hash"] == "0x" + model_hash(data).hex()
+    assert value["seed_hash"] == "0x" + seed_commitment(bytes.fromhex(SEED)).hex()
     model = load_model(outputs / "model.safetensors", SPEC)
     assert sum(p.numel() for p in model.parameters()) > 0
     with np.load(outputs / "embeddings.npz") as emb:
@@ -72,7 +73,9 @@ def test_training_round_in_the_sandbox(tmp_path: Path) -> None:
 
 
 def test_a_bad_spec_fails_inside_without_harm(tmp_path: Path) -> None:
-    result, outputs, _ = run(tmp_path, {"spec": {**SPEC, "architecture": "transformer"}})
+    result, outputs, _ = run(
+        tmp_path, {"spec": {**SPEC, "architecture": "transformer"}, "seed": SEED}
+    )
     assert result.status is SandboxStatus.FAILED
     assert "architecture" in (result.error or "")
     assert list(outputs.iterdir()) == []
