@@ -288,6 +288,12 @@ def status(
     wait: float | None = typer.Option(
         None, "--wait", help="Wait up to this many seconds for the training result."
     ),
+    signed: bool = typer.Option(
+        False,
+        "--signed",
+        help="Sign the job query as the current account (asks for its password): the "
+        "proposal's consumer also sees the node's messages.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """One view of a proposal's life: votes, outcome, training progress, result, payouts."""
@@ -296,7 +302,8 @@ def status(
     from visdm.market import workflow
 
     cfg = settings(ctx)
-    view = workflow.proposal_status(cfg, proposal_id, node_url_override=node_url)
+    viewer = unlock_account(cfg) if signed else None
+    view = workflow.proposal_status(cfg, proposal_id, viewer=viewer, node_url_override=node_url)
     if wait is not None:
         deadline = time.monotonic() + wait
         while view["status"] == "training" and time.monotonic() < deadline:
@@ -304,7 +311,9 @@ def status(
                 job = view.get("job") or {}
                 console.print(f"training: {job.get('state')} {job.get('message') or ''}".rstrip())
             time.sleep(2.0)
-            view = workflow.proposal_status(cfg, proposal_id, node_url_override=node_url)
+            view = workflow.proposal_status(
+                cfg, proposal_id, viewer=viewer, node_url_override=node_url
+            )
         if view["status"] == "training":
             raise InvalidInputError(f"proposal {proposal_id} is still training after {wait:g} s")
     emit(view, as_json=as_json, title=f"proposal {proposal_id}")

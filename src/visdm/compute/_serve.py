@@ -1,4 +1,11 @@
-"""Serve the node's HTTP API in a background thread of ``visdm node serve``."""
+"""Serve the node's HTTP API in a background thread of ``visdm node serve``, and the parts that
+bound what a request may cost: :class:`BodyLimit`, :class:`TokenBuckets`, :class:`OnceCache`.
+
+:class:`BodyLimit` refuses a request body over a few KiB before anything reads it as JSON: the
+node's requests are a handful of fields, and an unbounded body is both memory and — nested
+deeply enough — a C-stack overflow in the JSON parser (py_ecc raises Python's recursion limit
+to 100,000 in every process that imports it, so the parser's own guard no longer trips).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +13,32 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visdm.errors import ConfigError
 
-__all__ = ["ApiServer", "api_address"]
+__all__ = ["ApiServer", "BodyLimit", "OnceCache", "TokenBuckets", "api_address"]
 
 log = logging.getLogger("visdm.node.api")
 _START_TIMEOUT_S = 20.0
+# connections and requests in flight at once; beyond this uvicorn answers 503 instead of
+# queueing work for the thread pool without end
+_CONCURRENCY = 64
+# a Content-Length with more digits than this is over any limit (and not worth converting)
+_LENGTH_DIGITS = 12
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 def api_address(endpoint: str, host: str | None, port: int | None) -> tuple[str, int]:
@@ -29,12 +50,192 @@ def api_address(endpoint: str, host: str | None, port: int | None) -> tuple[str,
     return chosen_host, chosen_port
 
 
+class BodyLimit:
+    """ASGI middleware: a body over ``max_bytes`` gets 413 ``BodyTooLarge``, unread.
+
+    The declared ``Content-Length`` is checked first; a chunked body is read up to the limit
+    and no further. A body within the limit is handed on whole.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (
+            not declared.isdigit()
+            or len(declared) > _LENGTH_DIGITS
+            or int(declared) > self.max_bytes
+        ):
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {
+                "error": "BodyTooLarge",
+                "detail": f"the request body is over {self.max_bytes:,} bytes: a request to "
+                "this node is a few small JSON fields",
+            },
+            status_code=413,
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+class TokenBuckets:
+    """A token bucket per account: ``burst`` requests at once, refilled at ``per_minute``.
+
+    Only the ``accounts`` most recently seen are remembered: memory stays bounded, and an
+    account forgotten that way starts again with a full bucket.
+    """
+
+    def __init__(
+        self,
+        per_minute: float,
+        burst: int,
+        *,
+        accounts: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._per_second = per_minute / 60.0
+        self._burst = float(burst)
+        self._accounts = accounts
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, when
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._buckets)
+
+    def take(self, account: str) -> float:
+        """Spend one of ``account``'s tokens and return 0.0 — or, spending nothing, the seconds
+        until a token is there."""
+        now = self._clock()
+        with self._lock:
+            tokens, when = self._buckets.pop(account, (self._burst, now))
+            tokens = min(self._burst, tokens + (now - when) * self._per_second)
+            wait = 0.0
+            if tokens >= 1.0:
+                tokens -= 1.0
+            else:
+                wait = (1.0 - tokens) / self._per_second
+            self._buckets[account] = (tokens, now)
+            while len(self._buckets) > self._accounts:
+                self._buckets.popitem(last=False)
+        return wait
+
+
+class _Flight(Generic[V]):
+    """One computation in progress and how many callers wait for it."""
+
+    __slots__ = ("future", "waiters")
+
+    def __init__(self) -> None:
+        self.future: Future[V] = Future()
+        self.waiters = 0
+
+
+class OnceCache(Generic[K, V]):
+    """An LRU map of at most ``size`` answers, each computed once however many ask at once.
+
+    The first caller of :meth:`get` for a key computes the answer; callers that arrive while
+    it runs wait for that answer instead of repeating the work (single flight). An exception
+    is not cached: every waiting caller gets it, and the next caller computes again.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._done: OrderedDict[K, V] = OrderedDict()
+        self._running: dict[K, _Flight[V]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._done)
+
+    def waiting(self, key: K) -> int:
+        """How many callers wait for ``key``'s answer now, beside the one computing it."""
+        with self._lock:
+            flight = self._running.get(key)
+            return 0 if flight is None else flight.waiters
+
+    def get(self, key: K, compute: Callable[[], V]) -> V:
+        with self._lock:
+            if key in self._done:
+                self._done.move_to_end(key)
+                return self._done[key]
+            flight = self._running.get(key)
+            computing = flight is None
+            if flight is None:
+                flight = self._running[key] = _Flight()
+            else:
+                flight.waiters += 1
+        if not computing:
+            try:
+                return flight.future.result()
+            finally:
+                with self._lock:
+                    flight.waiters -= 1
+        try:
+            value = compute()
+        except BaseException as exc:
+            with self._lock:
+                del self._running[key]
+            flight.future.set_exception(exc)
+            raise
+        with self._lock:
+            self._done[key] = value
+            while len(self._done) > self._size:
+                self._done.popitem(last=False)
+            del self._running[key]
+        flight.future.set_result(value)
+        return value
+
+
 class ApiServer:
     """uvicorn in a daemon thread; the bound URL is written to ``info_file`` once listening."""
 
     def __init__(self, app: FastAPI, host: str, port: int, info_file: Path) -> None:
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level="warning",
+                access_log=False,
+                limit_concurrency=_CONCURRENCY,
+            )
         )
         self.info_file = info_file
         self.thread = threading.Thread(target=self.server.run, name="node-api", daemon=True)

@@ -1,39 +1,58 @@
 """The compute node's HTTP API (design 3.4 step 1): signed quotes and job status.
 
-``POST /quotes`` ``{"proposalId": 7}`` → the node fetches the proposal's document, checks it
-against the chain, runs the design check (parameters and FLOPs against its limits) in a worker
-process, prices it — ⌈train FLOPs/sample × samples × epochs × price per GFLOP / 10⁹⌉ — and
-returns an EIP-712 ``Quote`` signed for the market with an expiry. ``GET /jobs/{proposalId}``
-returns the journaled state and progress of a training job, ``GET /health`` who the node is.
+``POST /quotes`` ``{"proposalId": 7, "consumer": "0x…", "issuedAt": <unix s>, "signature":
+"0x…"}`` — an EIP-712 ``QuoteRequest`` (:mod:`visdm.market.quotes`) — is answered only for the
+proposal's registered consumer, signed within :attr:`ApiLimits.freshness_s` of the node's
+clock. The node then fetches the proposal's document, checks it against the chain, runs the
+design check (parameters and FLOPs against its limits) in a worker process, prices it —
+⌈train FLOPs/sample × samples × epochs × price per GFLOP / 10⁹⌉ — and returns an EIP-712
+``Quote`` signed for the market with an expiry.
+
+``GET /jobs/{proposalId}`` shows anyone a job's public fields (state, progress, attempts,
+deadline); with the headers of a signed ``JobStatusRequest`` it shows the proposal's consumer
+the whole job (messages, result). ``GET /jobs`` lists public fields, ``GET /health`` says who
+the node is.
+
+What a stranger can make the node do is bounded before any work: bodies over a few KiB are
+refused unread, JSON nesting and integer sizes are checked before parsing completes, each
+consumer has a token bucket per endpoint, concurrent requests for one proposal share one load
+and one design check, and the caches of both are LRU-bounded.
 
 This module never imports torch: the design check runs as ``python -m
 visdm.training.design_check`` and training in the sandbox. Errors are JSON
-``{"error": kind, "detail": message}`` with 400 (malformed request), 404 (unknown proposal or
-job), 409 (a proposal this node cannot quote now) or 422 (a spec it refuses).
+``{"error": kind, "detail": message}`` with 400 (malformed request), 401 (bad or stale
+signature), 403 (not a registered consumer, or not this proposal's), 404 (unknown proposal or
+job), 409 (a proposal this node cannot quote now), 413 (body too large), 422 (a spec it
+refuses) or 429 (too many requests; ``Retry-After`` says when to try again).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
+import re
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient
-from visdm.chain.contracts import ProposalStatus, Quote
+from visdm.chain.contracts import ProposalRecord, ProposalStatus, Quote
 from visdm.chain.deployment import Deployment
 from visdm.crypto import wrap_key
 from visdm.errors import (
+    ConfigError,
     CryptoError,
     DesignLimitError,
     InvalidInputError,
@@ -42,28 +61,88 @@ from visdm.errors import (
     SignatureError,
     VisdmError,
 )
-from visdm.market.quotes import sign_quote
+from visdm.market.quotes import (
+    CONSUMER_HEADER,
+    ISSUED_AT_HEADER,
+    MAX_PROPOSAL_ID,
+    SIGNATURE_HEADER,
+    NodeRequest,
+    sign_quote,
+    verify_job_status_request,
+    verify_quote_request,
+)
 from visdm.proposals import CheckedProposal, load_checked_proposal
 from visdm.storage import ContentStore
+from visdm.types import Address, Role
 
-from ._jobs import JobJournal
+from ._jobs import Job, JobJournal
+from ._serve import BodyLimit, OnceCache, TokenBuckets
 from ._training import TrainingConfig
 
-__all__ = ["QuoteError", "QuoteService", "create_app", "price_training"]
+__all__ = [
+    "ApiLimits",
+    "QuoteError",
+    "QuoteService",
+    "create_app",
+    "price_training",
+]
+
+log = logging.getLogger("visdm.node.api")
 
 _GFLOP = 10**9
 _DESIGN_CHECK_TIMEOUT_S = 120.0
 _CONCURRENT_DESIGN_CHECKS = 2
 _QUOTABLE = (ProposalStatus.VOTING, ProposalStatus.APPROVED, ProposalStatus.COUNTERED)
+_MAX_UINT64 = 2**64 - 1
+#: no number in a request needs more digits than a uint64 (issuedAt); ids need 19
+_MAX_DIGITS = len(str(_MAX_UINT64))
+_ID_DIGITS = len(str(MAX_PROPOSAL_ID))
+_PUBLIC_JOB_FIELDS = ("proposalId", "state", "progress", "attempts", "deadline")
+_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_HEX_SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
+_UNIX_SECONDS = re.compile(r"[0-9]{1,20}")
 
 
 class QuoteError(VisdmError):
-    """A quote the node will not give; ``status`` is the HTTP status that says why."""
+    """A request the node refuses; ``status`` is the HTTP status that says why."""
 
-    def __init__(self, status: int, kind: str, detail: str) -> None:
+    def __init__(
+        self, status: int, kind: str, detail: str, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    """What one request, one consumer and the node's caches may cost.
+
+    ``freshness_s``: how far a signed request's ``issuedAt`` may be from the node's clock,
+    either way. Rates are per consumer and endpoint; the bursts are what a bucket holds.
+    """
+
+    max_body_bytes: int = 4096
+    max_json_depth: int = 8
+    freshness_s: int = 300
+    quotes_per_minute: float = 10.0
+    quote_burst: int = 3
+    job_queries_per_minute: float = 60.0
+    job_query_burst: int = 10
+    cached_proposals: int = 256
+    cached_designs: int = 256
+    #: consumers whose buckets are remembered (least recently seen forgotten first)
+    tracked_accounts: int = 4096
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            wanted = float if f.name.endswith("_per_minute") else int
+            if isinstance(value, bool) or not isinstance(value, wanted | int) or not value > 0:
+                raise ConfigError(
+                    f"ApiLimits.{f.name} must be a positive {wanted.__name__}, got {value!r}"
+                )
 
 
 def price_training(train_flops_per_sample: int, samples: int, epochs: int, price: int) -> int:
@@ -95,29 +174,141 @@ def run_design_check(
     return answer
 
 
+def _refusal(cached: QuoteError) -> QuoteError:
+    """A fresh exception for a cached refusal (one instance raised in many threads would share
+    its traceback)."""
+    return QuoteError(cached.status, cached.kind, str(cached))
+
+
 @dataclass
 class QuoteService:
-    """Prices and signs quotes for proposals that name this node."""
+    """Prices and signs quotes for proposals that name this node, for their consumers."""
 
     client: ChainClient
     deployment: Deployment
     store: ContentStore
     account: UnlockedAccount
     config: TrainingConfig
+    limits: ApiLimits = field(default_factory=ApiLimits)
+    #: the node's clock (unix seconds) that a request's ``issuedAt`` must be close to
+    clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:
         self.market = self.deployment.training_market(self.client)
-        self._designs: dict[bytes, dict[str, Any] | QuoteError] = {}
-        self._proposals: dict[int, CheckedProposal | QuoteError] = {}
-        self._lock = threading.Lock()
+        self.registry = self.deployment.stakeholder_registry(self.client)
+        # a proposal's document and a spec are immutable: an answer (a refusal too) holds for
+        # as long as it is cached
+        self._proposals: OnceCache[int, CheckedProposal | QuoteError] = OnceCache(
+            self.limits.cached_proposals
+        )
+        self._designs: OnceCache[bytes, dict[str, Any] | QuoteError] = OnceCache(
+            self.limits.cached_designs
+        )
+        self._quote_buckets = TokenBuckets(
+            self.limits.quotes_per_minute,
+            self.limits.quote_burst,
+            accounts=self.limits.tracked_accounts,
+        )
+        self._job_buckets = TokenBuckets(
+            self.limits.job_queries_per_minute,
+            self.limits.job_query_burst,
+            accounts=self.limits.tracked_accounts,
+        )
         # each design check is a process that imports torch: a burst of requests must not fork
         # dozens of them
         self._checks = threading.BoundedSemaphore(_CONCURRENT_DESIGN_CHECKS)
 
+    # --- the HTTP API's entry points ----------------------------------------------------------
+    def signed_quote(self, request: NodeRequest, signature: bytes) -> dict[str, Any]:
+        """:meth:`quote`, for a ``QuoteRequest`` that the proposal's registered consumer signed.
+
+        The checks run cheapest first; nothing is fetched or forked for anyone else.
+        """
+        self._authenticate(request, signature, verify_quote_request)
+        if not self.registry.has_roles(request.consumer, Role.CONSUMER):
+            raise QuoteError(
+                403,
+                "NotAConsumer",
+                f"{request.consumer} is not a registered consumer: register with the consumer "
+                "role before asking for quotes",
+            )
+        self._spend(
+            self._quote_buckets,
+            request.consumer,
+            f"{self.limits.quotes_per_minute:g} quote requests a minute "
+            f"(bursts of {self.limits.quote_burst})",
+        )
+        record = self._record(request.proposal_id)
+        self._check_owner(record, request)
+        return self._quote(request.proposal_id, record)
+
+    def check_job_viewer(self, request: NodeRequest, signature: bytes) -> None:
+        """Refuse a ``JobStatusRequest`` unless the proposal's consumer signed it."""
+        self._authenticate(request, signature, verify_job_status_request)
+        self._check_owner(self._record(request.proposal_id), request)
+        self._spend(
+            self._job_buckets,
+            request.consumer,
+            f"{self.limits.job_queries_per_minute:g} job queries a minute "
+            f"(bursts of {self.limits.job_query_burst})",
+        )
+
     def quote(self, proposal_id: int) -> dict[str, Any]:
+        """Price and sign a quote for ``proposal_id``. Nobody is checked here: the HTTP API
+        calls :meth:`signed_quote`."""
+        return self._quote(proposal_id, self._record(proposal_id))
+
+    # --- checks ------------------------------------------------------------------------------
+    def _authenticate(
+        self,
+        request: NodeRequest,
+        signature: bytes,
+        verify: Callable[[bytes, int, str, NodeRequest], None],
+    ) -> None:
+        now = self.clock()
+        skew = request.issued_at - now
+        if abs(skew) > self.limits.freshness_s:
+            side = "ahead of" if skew > 0 else "behind"
+            raise QuoteError(
+                401,
+                "StaleRequest",
+                f"issuedAt {request.issued_at} is {abs(skew):,.0f} s {side} the node's clock "
+                f"({int(now)}); requests are accepted within ±{self.limits.freshness_s} s: sign "
+                "a fresh one (and check your clock)",
+            )
+        try:
+            verify(signature, self.client.chain_id, self.market.address, request)
+        except (SignatureError, InvalidInputError) as exc:
+            raise QuoteError(401, "BadSignature", str(exc)) from None
+
+    def _spend(self, buckets: TokenBuckets, consumer: str, allowance: str) -> None:
+        wait = buckets.take(consumer)
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            raise QuoteError(
+                429,
+                "RateLimited",
+                f"{consumer} sent more than this node's {allowance}: try again in {seconds} s",
+                retry_after=seconds,
+            )
+
+    def _record(self, proposal_id: int) -> ProposalRecord:
         if proposal_id <= 0 or proposal_id > self.market.proposal_count():
             raise QuoteError(404, "UnknownProposal", f"proposal {proposal_id} does not exist")
-        record = self.market.proposal(proposal_id)
+        return self.market.proposal(proposal_id)
+
+    @staticmethod
+    def _check_owner(record: ProposalRecord, request: NodeRequest) -> None:
+        if str(record.consumer).lower() != str(request.consumer).lower():
+            raise QuoteError(
+                403,
+                "NotYourProposal",
+                f"proposal {request.proposal_id} is consumer {record.consumer}'s, not "
+                f"{request.consumer}'s: only a proposal's consumer may ask the node about it",
+            )
+
+    # --- the quote ---------------------------------------------------------------------------
+    def _quote(self, proposal_id: int, record: ProposalRecord) -> dict[str, Any]:
         if record.node != self.account.address:
             raise QuoteError(
                 409, "NotThisNode", f"proposal {proposal_id} names node {record.node}, not this one"
@@ -131,11 +322,7 @@ class QuoteService:
             )
         checked = self._checked(proposal_id)
         design = self._design(checked.document.model_spec_hash, checked.document.model_spec_json)
-        consumer_key = (
-            self.deployment.stakeholder_registry(self.client)
-            .stakeholder(record.consumer)
-            .encryption_key
-        )
+        consumer_key = self.registry.stakeholder(record.consumer).encryption_key
         try:
             wrap_key(bytes(32), consumer_key)  # the model will be sealed to this key
         except (InvalidInputError, CryptoError) as exc:
@@ -187,70 +374,219 @@ class QuoteService:
         }
 
     def _checked(self, proposal_id: int) -> CheckedProposal:
-        """The proposal's document checked against the chain — once per proposal: both are
-        immutable, so a repeated quote does not fetch and verify every manifest again."""
-        with self._lock:
-            cached = self._proposals.get(proposal_id)
-        if cached is None:
+        """The proposal's document checked against the chain — once per proposal, however many
+        ask at once: a repeated quote does not fetch and verify every manifest again."""
+
+        def load() -> CheckedProposal | QuoteError:
             try:
-                cached = load_checked_proposal(
+                return load_checked_proposal(
                     self.market, self.deployment, self.client, self.store, proposal_id
                 )
             except (InvalidProposalError, SignatureError) as exc:
-                cached = QuoteError(422, type(exc).__name__, str(exc))
-            with self._lock:
-                self._proposals[proposal_id] = cached
-        if isinstance(cached, QuoteError):
-            raise cached
-        return cached
+                return QuoteError(422, type(exc).__name__, str(exc))
+
+        checked = self._proposals.get(proposal_id, load)
+        if isinstance(checked, QuoteError):
+            raise _refusal(checked)
+        return checked
 
     def _design(self, spec_hash: bytes, spec_json: bytes) -> dict[str, Any]:
-        """The design check's answer for a spec, cached by hash — refusals included."""
-        with self._lock:
-            cached = self._designs.get(spec_hash)
-        if cached is None:
+        """The design check's answer for a spec, by hash — refusals included."""
+
+        def check() -> dict[str, Any] | QuoteError:
             with self._checks:
                 answer = run_design_check(
                     json.loads(spec_json), self.config.limits, python=self.config.python
                 )
             if answer.get("ok"):
-                cached = {k: v for k, v in answer.items() if k != "ok"}
-            else:
-                kind = str(answer.get("error", "InvalidModelSpecError"))
-                if kind not in (DesignLimitError.__name__, InvalidModelSpecError.__name__):
-                    kind = InvalidInputError.__name__
-                cached = QuoteError(422, kind, str(answer.get("message", "the spec was refused")))
-            with self._lock:
-                self._designs[spec_hash] = cached
-        if isinstance(cached, QuoteError):
-            raise cached
-        return cached
+                return {k: v for k, v in answer.items() if k != "ok"}
+            kind = str(answer.get("error", "InvalidModelSpecError"))
+            if kind not in (DesignLimitError.__name__, InvalidModelSpecError.__name__):
+                kind = InvalidInputError.__name__
+            return QuoteError(422, kind, str(answer.get("message", "the spec was refused")))
+
+        design = self._designs.get(spec_hash, check)
+        if isinstance(design, QuoteError):
+            raise _refusal(design)
+        return design
 
 
-class QuoteRequest(BaseModel):
+# --- the wire format --------------------------------------------------------------------------
+class QuoteRequestBody(BaseModel):
+    """``POST /quotes``: a ``QuoteRequest`` and its signature."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    proposalId: int = Field(ge=1, le=2**63 - 1)  # noqa: N815 - the wire format's name
+    # the wire format's names
+    proposalId: int = Field(ge=1, le=MAX_PROPOSAL_ID)  # noqa: N815
+    consumer: str = Field(pattern=_HEX_ADDRESS.pattern)
+    issuedAt: int = Field(ge=0, le=_MAX_UINT64)  # noqa: N815
+    signature: str = Field(pattern=_HEX_SIGNATURE.pattern)
+
+    def signed(self) -> tuple[NodeRequest, bytes]:
+        request = NodeRequest(self.proposalId, Address(self.consumer), self.issuedAt)
+        return request, bytes.fromhex(self.signature[2:])
 
 
-def create_app(quotes: QuoteService | None, journal_path: Path) -> FastAPI:
-    """The API; ``quotes=None`` serves job status only (a node that does not quote)."""
+def _invalid(detail: str) -> QuoteError:
+    return QuoteError(400, "InvalidRequest", detail)
+
+
+def _problems(errors: Any) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ())) or 'body'}: {e.get('msg')}" for e in errors
+    )
+
+
+def _check_nesting(raw: bytes, max_depth: int) -> None:
+    """Refuse JSON nested deeper than ``max_depth`` before a parser recurses into it."""
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > max_depth:
+                raise _invalid(
+                    f"the body nests JSON deeper than {max_depth} levels: a request is one flat "
+                    "object"
+                )
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > _MAX_DIGITS:
+        # int() itself refuses past 4,300 digits, as a ValueError that would read as a crash
+        raise _invalid(
+            f"a number in the body has {digits:,} digits: ids are integers from 1 to 2^63-1 "
+            f"and no field takes more than {_MAX_DIGITS} digits"
+        )
+    return int(text)
+
+
+def _parse_json(raw: bytes, *, max_depth: int) -> Any:
+    _check_nesting(raw, max_depth)
+    try:
+        return json.loads(raw, parse_int=_bounded_int)
+    except ValueError as exc:  # malformed JSON or bytes that are no Unicode text
+        raise _invalid(f"the body is not JSON: {exc}") from None
+
+
+def _path_id(text: str) -> int:
+    if (
+        not text.isascii()
+        or not text.isdigit()
+        or len(text) > _ID_DIGITS
+        or not 1 <= int(text) <= MAX_PROPOSAL_ID
+    ):
+        shown = text if len(text) <= 32 else f"{text[:32]}… ({len(text):,} characters)"
+        raise _invalid(f"proposal id {shown!r} is not an integer from 1 to 2^63-1")
+    return int(text)
+
+
+def _signed_headers(
+    proposal_id: int, headers: Mapping[str, str]
+) -> tuple[NodeRequest, bytes] | None:
+    """The ``JobStatusRequest`` in a request's headers; ``None`` when it carries none."""
+    names = (CONSUMER_HEADER, ISSUED_AT_HEADER, SIGNATURE_HEADER)
+    values = {name: headers.get(name) for name in names}
+    if all(v is None for v in values.values()):
+        return None
+    missing = [name for name, v in values.items() if v is None]
+    if missing:
+        raise _invalid(
+            f"a signed job query needs the headers {', '.join(names)}; missing {', '.join(missing)}"
+        )
+    consumer, issued_at, signature = (str(values[name]) for name in names)
+    problems = []
+    if not _HEX_ADDRESS.fullmatch(consumer):
+        problems.append(f"{CONSUMER_HEADER} is not an address (0x and 40 hex digits)")
+    if not _UNIX_SECONDS.fullmatch(issued_at) or int(issued_at) > _MAX_UINT64:
+        problems.append(f"{ISSUED_AT_HEADER} is not unix seconds")
+    if not _HEX_SIGNATURE.fullmatch(signature):
+        problems.append(f"{SIGNATURE_HEADER} is not a 65-byte signature (0x and 130 hex digits)")
+    if problems:
+        raise _invalid("; ".join(problems))
+    request = NodeRequest(proposal_id, Address(consumer), int(issued_at))
+    return request, bytes.fromhex(signature[2:])
+
+
+def _public(job: Job) -> dict[str, Any]:
+    """What anyone may see of a job: no messages, log tails or results."""
+    full = job.to_json()
+    return {name: full[name] for name in _PUBLIC_JOB_FIELDS}
+
+
+def _read_job(journal_path: Path, proposal_id: int) -> Job:
+    job = None
+    if journal_path.exists():
+        journal = JobJournal(journal_path, read_only=True)
+        try:
+            job = journal.get(proposal_id)
+        finally:
+            journal.close()
+    if job is None:
+        raise QuoteError(404, "UnknownJob", f"no training job for proposal {proposal_id}")
+    return job
+
+
+def create_app(
+    quotes: QuoteService | None, journal_path: Path, *, limits: ApiLimits | None = None
+) -> FastAPI:
+    """The API; ``quotes=None`` serves public job status only (a node that does not quote).
+
+    ``limits`` default to the quote service's.
+    """
+    if limits is None:
+        limits = quotes.limits if quotes is not None else ApiLimits()
+    max_depth = limits.max_json_depth
     app = FastAPI(title="ViSDM compute node", version="1")
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            {"error": "InvalidRequest", "detail": _problems(exc.errors())}, status_code=400
         )
-        return JSONResponse({"error": "InvalidRequest", "detail": problems}, status_code=400)
 
     @app.exception_handler(QuoteError)
     async def _refused(_: Request, exc: QuoteError) -> JSONResponse:
-        return JSONResponse({"error": exc.kind, "detail": str(exc)}, status_code=exc.status)
+        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return JSONResponse(
+            {"error": exc.kind, "detail": str(exc)}, status_code=exc.status, headers=headers
+        )
 
     @app.exception_handler(VisdmError)
     async def _failed(_: Request, exc: VisdmError) -> JSONResponse:
         return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=502)
+
+    @app.exception_handler(Exception)
+    async def _crashed(_: Request, exc: Exception) -> JSONResponse:
+        log.error("the node API failed on a request: %r", exc)
+        return JSONResponse(
+            {
+                "error": "InternalError",
+                "detail": "the node failed on this request; its log says why",
+            },
+            status_code=500,
+        )
+
+    async def quote_body(request: Request) -> QuoteRequestBody:
+        data = _parse_json(await request.body(), max_depth=max_depth)
+        try:
+            return QuoteRequestBody.model_validate(data)
+        except ValidationError as exc:
+            raise _invalid(_problems(exc.errors())) from None
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -259,22 +595,26 @@ def create_app(quotes: QuoteService | None, journal_path: Path) -> FastAPI:
         return {"ok": True, "node": quotes.account.address, "chainId": quotes.client.chain_id}
 
     @app.post("/quotes")
-    def post_quote(request: QuoteRequest) -> dict[str, Any]:
+    def post_quote(body: Annotated[QuoteRequestBody, Depends(quote_body)]) -> dict[str, Any]:
         if quotes is None:
             raise QuoteError(503, "NotQuoting", "this node does not quote")
-        return quotes.quote(request.proposalId)
+        return quotes.signed_quote(*body.signed())
 
     @app.get("/jobs/{proposal_id}")
-    def get_job(proposal_id: int) -> dict[str, Any]:
-        if not journal_path.exists():
-            raise QuoteError(404, "UnknownJob", f"no training job for proposal {proposal_id}")
-        journal = JobJournal(journal_path, read_only=True)
-        try:
-            job = journal.get(proposal_id)
-        finally:
-            journal.close()
-        if job is None:
-            raise QuoteError(404, "UnknownJob", f"no training job for proposal {proposal_id}")
+    def get_job(proposal_id: str, request: Request) -> dict[str, Any]:
+        pid = _path_id(proposal_id)
+        signed = _signed_headers(pid, request.headers)
+        job = _read_job(journal_path, pid)
+        if signed is None:
+            return _public(job)
+        if quotes is None:
+            raise QuoteError(
+                503,
+                "NotVerifying",
+                "this node shows public job fields only: send the request without "
+                f"{CONSUMER_HEADER} and the other signature headers",
+            )
+        quotes.check_job_viewer(*signed)
         return job.to_json()
 
     @app.get("/jobs")
@@ -283,7 +623,7 @@ def create_app(quotes: QuoteService | None, journal_path: Path) -> FastAPI:
             return []
         journal = JobJournal(journal_path, read_only=True)
         try:
-            return [j.to_json() for j in journal.jobs()]
+            return [_public(j) for j in journal.jobs()]
         finally:
             journal.close()
 

@@ -39,7 +39,14 @@ from visdm.session import Connection, connect_deployed, open_store, top_up_dev_t
 from visdm.storage import ContentStore
 
 from .payouts import claim_for
-from .quotes import recover_quote_signer
+from .quotes import (
+    NodeRequest,
+    job_status_headers,
+    quote_request_body,
+    recover_quote_signer,
+    sign_job_status_request,
+    sign_quote_request,
+)
 from .tally import TallyReceipt, submit_tally
 
 __all__ = [
@@ -229,17 +236,37 @@ def node_url(conn: Connection, node: str, override: str | None) -> str:
 
 
 def request_quote(
-    settings: Settings, proposal_id: int, *, node_url_override: str | None = None
+    settings: Settings,
+    proposal_id: int,
+    *,
+    consumer: UnlockedAccount,
+    node_url_override: str | None = None,
 ) -> QuoteOffer:
-    """Ask the proposal's node for a quote and check its signature and terms."""
+    """Ask the proposal's node for a quote, as its consumer, and check its signature and terms.
+
+    The request is an EIP-712 ``QuoteRequest`` signed with ``consumer``'s key: a node quotes
+    only for a proposal's own consumer.
+    """
     conn = connect_deployed(settings)
     record = _proposal(conn, proposal_id)
+    if consumer.address.lower() != record.consumer.lower():
+        raise InvalidInputError(
+            f"proposal {proposal_id} is consumer {record.consumer}'s, not {consumer.address}'s: "
+            "only a proposal's consumer can ask for its quote"
+        )
     url = node_url(conn, record.node, node_url_override)
+    market = conn.deployment.training_market(conn.client)
+    request = NodeRequest(proposal_id, consumer.address, int(time.time()))
+    request_signature = sign_quote_request(
+        bytes(consumer.local_account.key), conn.client.chain_id, market.address, request
+    )
     deadline = time.monotonic() + _CONNECT_PATIENCE_S
     while True:
         try:
             response = httpx.post(
-                f"{url}/quotes", json={"proposalId": proposal_id}, timeout=_HTTP_TIMEOUT_S
+                f"{url}/quotes",
+                json=quote_request_body(request, request_signature),
+                timeout=_HTTP_TIMEOUT_S,
             )
             break
         except httpx.ConnectError as exc:
@@ -269,7 +296,6 @@ def request_quote(
         signature = bytes.fromhex(str(body["signature"]).removeprefix("0x"))
     except (KeyError, ValueError, TypeError) as exc:
         raise NodeUnreachableError(f"node {url} sent a malformed quote: {exc}") from None
-    market = conn.deployment.training_market(conn.client)
     signer = recover_quote_signer(signature, conn.client.chain_id, market.address, quote)
     expected = conn.deployment.stakeholder_registry(conn.client).compute_node(record.node).signer
     if signer != expected or quote.proposal_id != proposal_id:
@@ -289,7 +315,9 @@ def start_training(
     max_cost: int | None = None,
 ) -> tuple[QuoteOffer, TxResult]:
     """Get a quote, escrow its training cost and start training (refuses above ``max_cost``)."""
-    offer = request_quote(settings, proposal_id, node_url_override=node_url_override)
+    offer = request_quote(
+        settings, proposal_id, consumer=consumer, node_url_override=node_url_override
+    )
     if max_cost is not None and offer.quote.training_cost > max_cost:
         raise InvalidInputError(
             f"the node quotes {offer.quote.training_cost} for training, above --max-cost "
@@ -448,9 +476,17 @@ def claim(
 
 # --- anyone: status -----------------------------------------------------------------------
 def proposal_status(
-    settings: Settings, proposal_id: int, *, node_url_override: str | None = None
+    settings: Settings,
+    proposal_id: int,
+    *,
+    viewer: UnlockedAccount | None = None,
+    node_url_override: str | None = None,
 ) -> dict[str, Any]:
-    """One view of a proposal's life: terms, votes, outcome, training, result and payouts."""
+    """One view of a proposal's life: terms, votes, outcome, training, result and payouts.
+
+    The node shows anyone a job's state and progress; when ``viewer`` is the proposal's
+    consumer the job query is signed with its key and the view adds the node's message.
+    """
     conn = connect_deployed(settings)
     record = _proposal(conn, proposal_id)
     market = conn.deployment.training_market(conn.client)
@@ -491,10 +527,28 @@ def proposal_status(
     ):
         try:
             url = node_url(conn, record.node, node_url_override)
-            response = httpx.get(f"{url}/jobs/{proposal_id}", timeout=10.0)
+            headers: dict[str, str] = {}
+            if viewer is not None and viewer.address.lower() == record.consumer.lower():
+                request = NodeRequest(proposal_id, viewer.address, int(time.time()))
+                headers = job_status_headers(
+                    request,
+                    sign_job_status_request(
+                        bytes(viewer.local_account.key),
+                        conn.client.chain_id,
+                        market.address,
+                        request,
+                    ),
+                )
+            response = httpx.get(f"{url}/jobs/{proposal_id}", headers=headers, timeout=10.0)
+            job = response.json()
+            if not isinstance(job, dict):
+                raise ValueError(f"node {url} answered {type(job).__name__}, not a job")
             if response.status_code == 200:
-                job = response.json()
                 view["job"] = {k: job.get(k) for k in ("state", "progress", "message", "attempts")}
+            elif response.status_code != 404:  # 404: the node has not journaled the job yet
+                view["job"] = {
+                    "state": f"unknown (the node refused: {job.get('error')}: {job.get('detail')})"
+                }
         except (httpx.HTTPError, VisdmError, ValueError):
             view["job"] = {"state": "unknown (node API unreachable)"}
     document = _result_document(conn, open_store(settings), proposal_id)
