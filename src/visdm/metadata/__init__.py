@@ -12,6 +12,9 @@ informative and exactly reproducible:
 * :func:`find_duplicate_pairs` and :class:`HammingIndex` — exact near-duplicate search within
   a Hamming radius (default :data:`DEFAULT_DUPLICATE_RADIUS` = 8 bits) by multi-index hashing,
   identical to a linear scan;
+* :func:`screen_validation_set` — a consumer's validation set without duplicates and without
+  near-copies (under flips and 90° rotations) of the selected samples, before it may score
+  anyone (design section 7);
 * :class:`AssetMetadata` — the document a node stores and attests (canonical JSON, keccak256
   ``metadata_hash``), with :class:`SampleMetadata` per accepted sample and
   :class:`DuplicateLink` per near-duplicate pair.
@@ -47,9 +50,18 @@ from ._phash import (
     phash_to_hex,
     resize_grays,
 )
+from ._screen import (
+    DIHEDRAL_TRANSFORMS,
+    ValidationScreen,
+    array_phashes,
+    dihedral_phashes,
+    minimum_validation_samples,
+    screen_validation_set,
+)
 
 __all__ = [
     "DEFAULT_DUPLICATE_RADIUS",
+    "DIHEDRAL_TRANSFORMS",
     "HISTOGRAM_BINS",
     "METADATA_FORMAT",
     "PHASH_BITS",
@@ -60,11 +72,15 @@ __all__ = [
     "ImageMetadata",
     "Neighbour",
     "SampleMetadata",
+    "ValidationScreen",
+    "array_phashes",
     "describe_images",
+    "dihedral_phashes",
     "find_duplicate_pairs",
     "gray_array",
     "hamming_distance",
     "laplacian_variance",
+    "minimum_validation_samples",
     "phash",
     "phash_batch",
     "phash_from_grids",
@@ -73,4 +89,5 @@ __all__ = [
     "phash_to_hex",
     "popcount64",
     "resize_grays",
+    "screen_validation_set",
 ]
