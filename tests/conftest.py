@@ -17,6 +17,7 @@ from eth_utils import keccak
 
 from visdm.chain.anvil import AnvilNode, start_anvil
 from visdm.chain.client import ChainClient
+from visdm.chain.contracts import MarketParameters
 from visdm.chain.deployment import Deployment, deploy_marketplace
 from visdm.types import Role
 
@@ -53,6 +54,9 @@ def funded_roles(session_chain: ChainClient) -> dict[str, LocalAccount]:
 
 
 NODE_KEY = bytes(range(100, 132))
+RELAXED_PARAMETERS = MarketParameters(
+    min_batch_size=1, min_selection_samples=1, min_selection_providers=1
+)
 CONSUMER_TOKENS = 10**9 * 10**18
 
 
@@ -63,7 +67,9 @@ def deployment(session_chain: ChainClient, funded_roles: dict[str, LocalAccount]
     ``consumer`` is a consumer holding DevTokens approved to the market, ``node`` is an admitted
     compute node (its own signer) in region ``local``; ``stranger`` is nobody."""
     r = funded_roles
-    dep = deploy_marketplace(session_chain, r["deployer"])
+    # the market minimums are relaxed so that small test markets can trade; the tests of the
+    # minimums (and of the attacks they stop) raise them inside their own snapshot
+    dep = deploy_marketplace(session_chain, r["deployer"], parameters=RELAXED_PARAMETERS)
     registry = dep.stakeholder_registry(session_chain)
     registry.grant_governance(r["deployer"], r["governance"].address)
     for name in ("provider", "provider2"):

@@ -31,6 +31,7 @@ contract AssetRegistry {
         bytes32 samplesRoot;
         uint256 regionMask;
         bytes32 metadataHash;
+        bytes32 keyNodesHash; // keccak256 of the nodes holding a wrapped data key, ascending
     }
 
     /// @notice Where stakeholders, regions and nodes are registered.
@@ -47,6 +48,7 @@ contract AssetRegistry {
         bytes32 samplesRoot,
         uint32 sampleCount,
         uint256 regionMask,
+        address[] keyNodes,
         string manifestCid
     );
     /// @notice `node` attested the public metadata of `assetId`; the asset is now Active.
@@ -67,6 +69,8 @@ contract AssetRegistry {
     error AssetRegistryNotOwner(uint256 assetId, address account);
     error AssetRegistryWrongStatus(uint256 assetId, Status status);
     error AssetRegistryNodeNotAllowed(uint256 assetId, address node);
+    error AssetRegistryInvalidKeyNodes();
+    error AssetRegistryNotKeyHolder(uint256 assetId, address node);
     error AssetRegistryTooManyAccepted(uint256 assetId, uint32 acceptedCount, uint32 sampleCount);
 
     /// @param stakeholderRegistry the marketplace's StakeholderRegistry
@@ -80,6 +84,8 @@ contract AssetRegistry {
      * @param samplesRoot Merkle root (OpenZeppelin leaf convention) over the sample ids
      * @param sampleCount number of samples in the manifest, not zero
      * @param allowedRegions regions whose compute nodes may process the data, at least one
+     * @param keyNodes the compute nodes the manifest wraps the data key for, in ascending
+     *        address order; only they may attest the asset
      * @param manifestCid CID of the signed manifest in storage (only emitted)
      * @return assetId the new asset's id (ids start at 1)
      */
@@ -88,6 +94,7 @@ contract AssetRegistry {
         bytes32 samplesRoot,
         uint32 sampleCount,
         bytes32[] calldata allowedRegions,
+        address[] calldata keyNodes,
         string calldata manifestCid
     ) external returns (uint256 assetId) {
         if (!stakeholders.hasRoles(msg.sender, stakeholders.ROLE_PROVIDER())) {
@@ -97,6 +104,10 @@ contract AssetRegistry {
             revert AssetRegistryInvalidAsset();
         }
         if (allowedRegions.length == 0) revert AssetRegistryNoRegions();
+        if (keyNodes.length == 0) revert AssetRegistryInvalidKeyNodes();
+        for (uint256 i = 1; i < keyNodes.length; ++i) {
+            if (keyNodes[i] <= keyNodes[i - 1]) revert AssetRegistryInvalidKeyNodes();
+        }
         uint256 mask = stakeholders.regionMask(allowedRegions);
         // Cannot overflow: one increment per registration.
         unchecked {
@@ -110,23 +121,32 @@ contract AssetRegistry {
         a.manifestHash = manifestHash;
         a.samplesRoot = samplesRoot;
         a.regionMask = mask;
-        emit AssetRegistered(assetId, msg.sender, manifestHash, samplesRoot, sampleCount, mask, manifestCid);
+        a.keyNodesHash = keccak256(abi.encodePacked(keyNodes));
+        emit AssetRegistered(assetId, msg.sender, manifestHash, samplesRoot, sampleCount, mask, keyNodes, manifestCid);
     }
 
     /**
      * @notice Attests the public metadata of a Pending asset; the asset becomes Active.
-     * @dev Only an active compute node in a region the owner allowed.
+     * @dev Only an active compute node in a region the owner allowed that holds a wrapped data
+     *      key: a node that cannot decrypt the samples cannot describe them.
      * @param assetId the asset
      * @param metadataHash keccak256 of the metadata file
      * @param acceptedCount samples that decrypted and decoded (the rest are excluded)
      * @param metadataCid CID of the metadata file in storage (only emitted)
+     * @param keyNodes the asset's key holders as registered (from its AssetRegistered event)
      */
-    function attestMetadata(uint256 assetId, bytes32 metadataHash, uint32 acceptedCount, string calldata metadataCid)
-        external
-    {
+    function attestMetadata(
+        uint256 assetId,
+        bytes32 metadataHash,
+        uint32 acceptedCount,
+        string calldata metadataCid,
+        address[] calldata keyNodes
+    ) external {
         Asset storage a = _existing(assetId);
         if (a.status != Status.Pending) revert AssetRegistryWrongStatus(assetId, a.status);
         if (!_nodeAllowed(a, msg.sender)) revert AssetRegistryNodeNotAllowed(assetId, msg.sender);
+        if (keccak256(abi.encodePacked(keyNodes)) != a.keyNodesHash) revert AssetRegistryInvalidKeyNodes();
+        if (!_contains(keyNodes, msg.sender)) revert AssetRegistryNotKeyHolder(assetId, msg.sender);
         if (metadataHash == bytes32(0)) revert AssetRegistryInvalidAsset();
         if (acceptedCount > a.sampleCount) {
             revert AssetRegistryTooManyAccepted(assetId, acceptedCount, a.sampleCount);
@@ -181,6 +201,13 @@ contract AssetRegistry {
     function ownerAndStatus(uint256 assetId) external view returns (address owner, Status status) {
         Asset storage a = _assets[assetId];
         return (a.owner, a.status);
+    }
+
+    function _contains(address[] calldata list, address item) private pure returns (bool) {
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (list[i] == item) return true;
+        }
+        return false;
     }
 
     function _nodeAllowed(Asset storage a, address node) private view returns (bool) {

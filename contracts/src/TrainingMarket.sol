@@ -3,231 +3,50 @@ pragma solidity ^0.8.24;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
-import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 
 import {AssetRegistry} from "./AssetRegistry.sol";
-import {DelegationRegistry} from "./DelegationRegistry.sol";
 import {StakeholderRegistry} from "./StakeholderRegistry.sol";
+import {MarketBase} from "./market/MarketBase.sol";
+import {MarketPayouts} from "./market/MarketPayouts.sol";
+import {MarketTally} from "./market/MarketTally.sol";
 
 /**
  * @title TrainingMarket
  * @notice Training proposals, liquid-democracy price negotiation and escrowed training with
- *         Merkle payouts (paper Algorithms 3 and 4).
+ *         Merkle payouts to the owners of the selected assets (paper Algorithms 3 and 4).
  *
  *         Voting → (tally) → Approved | Countered | Failed | Rejected
  *         Countered → (acceptCounter) → Approved, or lapses → consumer reclaims
  *         Approved → (startTraining with a node-signed quote) → Training
- *         Training → (submitResult) → Completed (WTP met: providers claim) | WtpMissed (refund)
+ *         Training → (submitResult) → Completed (WTP met: owners claim) | WtpMissed (refund)
+ *         Training → (abandonTraining by the node) → Cancelled (full refund)
  *         Training → (deadline passes without a result) → consumer reclaims everything
+ *         Completed → (claim period over) → the unclaimed remainder is swept to the treasury
  *
- * @dev Liquid-democracy delegation is inherited from DelegationRegistry, so the market is also
- *      the marketplace's delegation registry and a tally follows chains without external calls.
- *      Money only moves in by `transferFrom` of the consumer and out by pull: claims, reclaims and
- *      withdrawals of credited balances. The tally is permissionless and runs in batches; each
- *      caller accumulates its own progress, so nobody can block or spoil another's tally. The
- *      clearing price (weighted lower median of the participating asks) is computed off chain and
- *      verified in the final batch.
+ * @dev The market is also the marketplace's delegation registry (DelegationRegistry, inherited
+ *      through MarketBase), so a tally follows chains without external calls. Money moves in
+ *      only by `transferFrom` of the consumer and out only by `withdraw` of credited balances
+ *      and by `reclaim`. The consumer chooses the selection, spec, validation set and offer and
+ *      nothing else: its own assets and the node's cannot be selected, so it can neither vote
+ *      for itself nor be paid for its own data.
  */
-contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient {
+contract TrainingMarket is MarketTally, MarketPayouts {
     using SafeERC20 for IERC20;
-
-    enum Status {
-        None,
-        Voting,
-        Approved,
-        Countered,
-        Failed,
-        Rejected,
-        Training,
-        Completed,
-        WtpMissed,
-        Cancelled
-    }
-
-    /// @notice What a consumer proposes (calldata only; what is kept is in `Proposal`).
-    struct ProposalTerms {
-        uint256[] assetIds; // strictly increasing
-        uint32[] sampleCounts; // samples selected from each asset (the asset's vote weight)
-        bytes32 selectionRoot; // Merkle root over the selected sample ids
-        uint256 offer; // price offered for the data, escrowed now
-        uint16 wtpBps; // minimum accuracy on the consumer's validation set, basis points
-        address node; // compute node; every selected asset must allow it
-        uint48 votingDeadline;
-        bytes32 modelSpecHash;
-        bytes32 validationSetHash;
-        string proposalCid; // the signed XML proposal in storage (only emitted)
-    }
-
-    struct Proposal {
-        address consumer;
-        uint48 votingDeadline;
-        uint16 wtpBps;
-        Status status;
-        address node;
-        uint48 deadline; // reply, start or training deadline, depending on the status
-        uint32 assetCount;
-        uint64 totalWeight;
-        uint256 offer;
-        uint256 price; // escrowed data price: the offer, or the counter price once accepted
-        uint256 clearingPrice;
-        uint256 trainingCost;
-        uint256 unclaimed; // of a Completed proposal: the part of the price not yet claimed
-        bytes32 assetsHash; // hash chain over (assetId, sampleCount)
-        bytes32 selectionRoot;
-        bytes32 modelSpecHash;
-        bytes32 validationSetHash;
-        bytes32 payoutRoot;
-        bytes32 modelHash;
-        uint16 accuracyBps;
-    }
-
-    /// @notice A compute node's signed offer to train a proposal.
-    struct Quote {
-        uint256 proposalId;
-        uint256 trainingCost;
-        uint64 maxDuration;
-        uint64 expiry;
-    }
-
-    struct TallyProgress {
-        uint256 price;
-        bytes32 runningHash;
-        uint64 cursor;
-        uint64 participating;
-        uint64 atOrBelow;
-        uint64 below;
-    }
-
-    /// @notice One payout claim: leaf `index` of the payout tree pays `amount` to `account`.
-    struct ClaimRequest {
-        uint256 proposalId;
-        uint256 index;
-        address account;
-        uint256 amount;
-        bytes32[] proof;
-    }
-
-    /// @notice Market parameters, set by governance.
-    struct Parameters {
-        uint16 quorumBps;
-        uint32 minVotingPeriod;
-        uint32 maxVotingPeriod;
-        uint32 replyPeriod;
-        uint32 startPeriod;
-    }
 
     bytes32 private constant _QUOTE_TYPEHASH =
         keccak256("Quote(uint256 proposalId,uint256 trainingCost,uint64 maxDuration,uint64 expiry)");
-    uint256 private constant _BPS = 10_000;
-    uint256 private constant _REJECT = type(uint256).max;
-
-    StakeholderRegistry public immutable stakeholders;
-    AssetRegistry public immutable assets;
-    IERC20 public immutable paymentToken;
-
-    Parameters private _params;
-    mapping(uint256 proposalId => Proposal) private _proposals;
-    uint256 private _proposalCount;
-    // ask + 1, or _REJECT for a rejection: 0 means "has not voted"
-    mapping(uint256 proposalId => mapping(address voter => uint256)) private _votes;
-    mapping(uint256 proposalId => mapping(address tallier => TallyProgress)) private _tallies;
-    // one bit per payout leaf index, 256 to a word (MerkleDistributor's bitmap)
-    mapping(uint256 proposalId => mapping(uint256 word => uint256 bits)) private _claimedBits;
-    mapping(address account => uint256) private _credits;
-
-    event ProposalCreated(
-        uint256 indexed proposalId,
-        address indexed consumer,
-        address indexed node,
-        uint256 offer,
-        uint16 wtpBps,
-        uint48 votingDeadline,
-        uint64 totalWeight,
-        bytes32 assetsHash,
-        bytes32 selectionRoot,
-        bytes32 modelSpecHash,
-        bytes32 validationSetHash,
-        string proposalCid
-    );
-    event VoteCast(uint256 indexed proposalId, address indexed voter, uint256 ask);
-    event ProposalTallied(
-        uint256 indexed proposalId,
-        Status outcome,
-        uint256 clearingPrice,
-        uint64 participatingWeight,
-        uint64 totalWeight,
-        address tallier
-    );
-    event CounterAccepted(uint256 indexed proposalId, uint256 price);
-    event TrainingStarted(uint256 indexed proposalId, uint256 trainingCost, uint48 deadline);
-    event ResultSubmitted(
-        uint256 indexed proposalId,
-        uint16 accuracyBps,
-        bool wtpMet,
-        bytes32 modelHash,
-        bytes32 payoutRoot,
-        bytes32 scoresHash,
-        string modelCid
-    );
-    event Reclaimed(uint256 indexed proposalId, address indexed consumer, uint256 amount);
-    event Credited(address indexed account, uint256 amount, uint256 indexed proposalId);
-    event Withdrawn(address indexed account, uint256 amount);
-    event Claimed(uint256 indexed proposalId, uint256 index, address indexed account, uint256 amount);
-    event ParametersChanged(Parameters parameters);
-
-    error TrainingMarketNotConsumer(address account);
-    error TrainingMarketNotGovernance(address account);
-    error TrainingMarketInvalidTerms(string reason);
-    error TrainingMarketInvalidParameters();
-    error TrainingMarketAssetNotSelectable(uint256 assetId);
-    error TrainingMarketNodeNotAllowed(uint256 assetId, address node);
-    error TrainingMarketInactiveNode(address node);
-    error TrainingMarketUnknownProposal(uint256 proposalId);
-    error TrainingMarketWrongStatus(uint256 proposalId, Status status);
-    error TrainingMarketVotingClosed(uint256 proposalId);
-    error TrainingMarketVotingOpen(uint256 proposalId);
-    error TrainingMarketTallyMismatch(uint256 proposalId);
-    error TrainingMarketTallyPriceChanged(uint256 proposalId, uint256 price);
-    error TrainingMarketNotMedian(uint256 clearingPrice, uint64 participating, uint64 atOrBelow, uint64 below);
-    error TrainingMarketDeadlinePassed(uint256 proposalId);
-    error TrainingMarketDeadlineNotPassed(uint256 proposalId);
-    error TrainingMarketBadQuote(uint256 proposalId);
-    error TrainingMarketQuoteExpired(uint256 proposalId);
-    error TrainingMarketBadSigner(address signer);
-    error TrainingMarketNotNode(address account);
-    error TrainingMarketInvalidProof(uint256 proposalId, uint256 index, address account);
-    error TrainingMarketAlreadyClaimed(uint256 proposalId, uint256 index);
-    error TrainingMarketOverClaim(uint256 proposalId, uint256 amount);
-    error TrainingMarketNothingToWithdraw(address account);
+    // transient-storage domain of the distinct-owner count in `propose`
+    bytes32 private constant _OWNER_SEEN = keccak256("visdm.TrainingMarket.ownerSeen");
 
     constructor(
         StakeholderRegistry stakeholderRegistry,
         AssetRegistry assetRegistry,
         IERC20 token,
         Parameters memory initialParameters
-    ) EIP712("ViSDM TrainingMarket", "1") {
-        stakeholders = stakeholderRegistry;
-        assets = assetRegistry;
-        paymentToken = token;
+    ) MarketBase(stakeholderRegistry, assetRegistry, token) {
         _setParameters(initialParameters);
-    }
-
-    // ------------------------------------------------------------------ governance
-
-    /// @notice Changes the market parameters; only GOVERNANCE_ROLE of the StakeholderRegistry.
-    function setParameters(Parameters calldata newParameters) external {
-        if (!stakeholders.hasRole(stakeholders.GOVERNANCE_ROLE(), msg.sender)) {
-            revert TrainingMarketNotGovernance(msg.sender);
-        }
-        _setParameters(newParameters);
-    }
-
-    /// @notice The current market parameters.
-    function parameters() external view returns (Parameters memory) {
-        return _params;
     }
 
     // ------------------------------------------------------------------ proposals and votes
@@ -235,7 +54,10 @@ contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient 
     /**
      * @notice Proposes to train on a selection of samples, escrowing the offered price.
      * @dev The caller must be a registered consumer that approved `terms.offer` to this market.
-     *      Gas grows with the number of selected assets (each is checked), not with samples.
+     *      Every selected asset must be Active, allow the node's region, have at least the
+     *      selected count attested, and be owned neither by the caller nor by the node; the
+     *      selection must reach the market's minimum samples and distinct owners. Gas grows
+     *      with the number of selected assets (each is checked), not with samples.
      * @param terms the proposal; see ProposalTerms
      * @return proposalId the new proposal's id (ids start at 1)
      */
@@ -248,7 +70,9 @@ contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient 
             revert TrainingMarketInvalidTerms("assetIds and sampleCounts must be non-empty and equally long");
         }
         if (terms.offer == 0) revert TrainingMarketInvalidTerms("offer must be positive");
-        if (terms.wtpBps > _BPS) revert TrainingMarketInvalidTerms("wtpBps above 10000");
+        if (terms.wtpBps > _BPS || terms.minShareBps > _BPS) {
+            revert TrainingMarketInvalidTerms("wtpBps and minShareBps must be at most 10000");
+        }
         if (
             terms.votingDeadline < block.timestamp + _params.minVotingPeriod
                 || terms.votingDeadline > block.timestamp + _params.maxVotingPeriod
@@ -256,35 +80,28 @@ contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient 
         if (terms.selectionRoot == bytes32(0) || terms.modelSpecHash == bytes32(0)) {
             revert TrainingMarketInvalidTerms("selection root and model spec hash are required");
         }
-        (bool active, uint8 region,) = stakeholders.nodeStatus(terms.node);
+        (bool active, uint8 region, address signer) = stakeholders.nodeStatus(terms.node);
         if (!active) revert TrainingMarketInactiveNode(terms.node);
-        uint256 regionBit = uint256(1) << region;
-
-        bytes32 chain;
-        uint256 weight;
-        uint256 previousId;
-        for (uint256 i = 0; i < n; ++i) {
-            uint256 assetId = terms.assetIds[i];
-            uint32 count = terms.sampleCounts[i];
-            if (assetId <= previousId) revert TrainingMarketInvalidTerms("assetIds must be strictly increasing");
-            previousId = assetId;
-            (, AssetRegistry.Status status, uint32 accepted, uint256 mask) = assets.assetTerms(assetId);
-            if (status != AssetRegistry.Status.Active || count == 0 || count > accepted) {
-                revert TrainingMarketAssetNotSelectable(assetId);
-            }
-            if (mask & regionBit == 0) revert TrainingMarketNodeNotAllowed(assetId, terms.node);
-            chain = _link(chain, assetId, count);
-            weight += count;
+        if (terms.node == msg.sender || signer == msg.sender) {
+            revert TrainingMarketInvalidTerms("the compute node cannot be the consumer");
         }
 
         // Cannot overflow: one increment per proposal.
         unchecked {
             proposalId = ++_proposalCount;
         }
+        (bytes32 chain, uint256 weight, uint256 owners) = _checkSelection(proposalId, terms, uint256(1) << region);
+        if (weight < _params.minSelectionSamples || owners < _params.minSelectionProviders) {
+            revert TrainingMarketSelectionTooSmall(
+                weight, owners, _params.minSelectionSamples, _params.minSelectionProviders
+            );
+        }
+
         Proposal storage p = _proposals[proposalId];
         p.consumer = msg.sender;
         p.votingDeadline = terms.votingDeadline;
         p.wtpBps = terms.wtpBps;
+        p.minShareBps = terms.minShareBps;
         p.status = Status.Voting;
         p.node = terms.node;
         p.assetCount = uint32(n);
@@ -292,30 +109,19 @@ contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient 
         p.offer = terms.offer;
         p.price = terms.offer;
         p.assetsHash = chain;
+        p.assetsRoot = _assetsRoot(terms.assetIds);
         p.selectionRoot = terms.selectionRoot;
         p.modelSpecHash = terms.modelSpecHash;
         p.validationSetHash = terms.validationSetHash;
-        emit ProposalCreated(
-            proposalId,
-            msg.sender,
-            terms.node,
-            terms.offer,
-            terms.wtpBps,
-            terms.votingDeadline,
-            uint64(weight),
-            chain,
-            terms.selectionRoot,
-            terms.modelSpecHash,
-            terms.validationSetHash,
-            terms.proposalCid
-        );
+        _emitCreated(proposalId, p, terms.proposalCid);
         paymentToken.safeTransferFrom(msg.sender, address(this), terms.offer);
     }
 
     /**
      * @notice Casts or replaces the caller's ask on a proposal, until its voting deadline.
      * @param proposalId the proposal
-     * @param ask minimum acceptable price: 0 accepts any price, type(uint256).max rejects
+     * @param ask minimum acceptable price: 0 accepts any price, type(uint256).max rejects (the
+     *        voter's assets then leave the round)
      */
     function vote(uint256 proposalId, uint256 ask) external {
         Proposal storage p = _existing(proposalId);
@@ -335,109 +141,6 @@ contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient 
         // Cannot underflow: stored > 0.
         unchecked {
             return (true, stored == _REJECT ? _REJECT : stored - 1);
-        }
-    }
-
-    // ------------------------------------------------------------------ tally
-
-    /**
-     * @notice Tallies the next batch of a proposal's assets, after its voting deadline.
-     * @dev The batches, in order, must repeat exactly the proposal's (assetId, sampleCount) list;
-     *      every batch of one caller uses the same `clearingPrice`. The last batch checks the list
-     *      against the commitment, the quorum and that `clearingPrice` is the weighted lower median
-     *      of the participating asks, and records the outcome. An asset's vote is its owner's own
-     *      ask, else the first ask along the owner's delegation chain as of the voting deadline,
-     *      following at most MAX_DELEGATION_DEPTH hops; otherwise the asset abstains.
-     * @param proposalId the proposal
-     * @param clearingPrice the claimed weighted lower median of the participating asks
-     * @param assetIds the next assets of the selection
-     * @param sampleCounts their selected sample counts
-     * @return done whether this batch completed the tally
-     */
-    function tally(uint256 proposalId, uint256 clearingPrice, uint256[] calldata assetIds, uint32[] calldata sampleCounts)
-        external
-        nonReentrant
-        returns (bool done)
-    {
-        Proposal storage p = _existing(proposalId);
-        if (p.status != Status.Voting) revert TrainingMarketWrongStatus(proposalId, p.status);
-        if (block.timestamp <= p.votingDeadline) revert TrainingMarketVotingOpen(proposalId);
-        uint256 n = assetIds.length;
-        if (n != sampleCounts.length) revert TrainingMarketTallyMismatch(proposalId);
-
-        TallyProgress memory t = _tallies[proposalId][msg.sender];
-        if (t.cursor == 0) t.price = clearingPrice;
-        else if (t.price != clearingPrice) revert TrainingMarketTallyPriceChanged(proposalId, t.price);
-        if (t.cursor + n > p.assetCount) revert TrainingMarketTallyMismatch(proposalId);
-
-        uint48 asOf = p.votingDeadline;
-        for (uint256 i = 0; i < n; ++i) {
-            uint32 count = sampleCounts[i];
-            t.runningHash = _link(t.runningHash, assetIds[i], count);
-            (address voter,) = assets.ownerAndStatus(assetIds[i]);
-            uint256 stored = _votes[proposalId][voter];
-            for (uint256 hop = 0; stored == 0 && hop < MAX_DELEGATION_DEPTH; ++hop) {
-                voter = _delegateAt(voter, asOf);
-                if (voter == address(0)) break;
-                stored = _votes[proposalId][voter];
-            }
-            if (stored == 0) continue; // abstains
-            uint256 ask = stored == _REJECT ? _REJECT : stored - 1;
-            t.participating += count;
-            if (ask <= clearingPrice) t.atOrBelow += count;
-            if (ask < clearingPrice) t.below += count;
-        }
-        t.cursor += uint64(n);
-
-        if (t.cursor < p.assetCount) {
-            _tallies[proposalId][msg.sender] = t;
-            return false;
-        }
-        if (t.runningHash != p.assetsHash) revert TrainingMarketTallyMismatch(proposalId);
-        delete _tallies[proposalId][msg.sender];
-        _finishTally(proposalId, p, t);
-        return true;
-    }
-
-    /// @notice Discards the caller's unfinished tally of `proposalId` (e.g. after a wrong batch).
-    function resetTally(uint256 proposalId) external {
-        delete _tallies[proposalId][msg.sender];
-    }
-
-    /// @notice The caller-specific tally progress of `tallier` on `proposalId`.
-    function tallyProgress(uint256 proposalId, address tallier) external view returns (TallyProgress memory) {
-        return _tallies[proposalId][tallier];
-    }
-
-    function _finishTally(uint256 proposalId, Proposal storage p, TallyProgress memory t) private {
-        Status outcome;
-        uint256 price = t.price;
-        bool quorum = t.participating > 0 && uint256(t.participating) * _BPS >= uint256(_params.quorumBps) * p.totalWeight;
-        if (!quorum) {
-            outcome = Status.Failed;
-            price = 0;
-        } else {
-            // Lower weighted median: at least half the weight asks <= p*, less than half asks < p*.
-            if (uint256(t.atOrBelow) * 2 < t.participating || uint256(t.below) * 2 >= t.participating) {
-                revert TrainingMarketNotMedian(price, t.participating, t.atOrBelow, t.below);
-            }
-            if (price == _REJECT) {
-                outcome = Status.Rejected;
-            } else if (price <= p.offer) {
-                outcome = Status.Approved;
-                p.deadline = uint48(block.timestamp + _params.startPeriod);
-            } else {
-                outcome = Status.Countered;
-                p.deadline = uint48(block.timestamp + _params.replyPeriod);
-            }
-        }
-        p.status = outcome;
-        p.clearingPrice = price;
-        emit ProposalTallied(proposalId, outcome, price, t.participating, p.totalWeight, msg.sender);
-        if (outcome == Status.Failed || outcome == Status.Rejected) {
-            uint256 refund = p.price;
-            p.price = 0;
-            _credit(p.consumer, refund, proposalId);
         }
     }
 
@@ -464,20 +167,25 @@ contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient 
     /**
      * @notice Starts training with the node's signed quote; the consumer escrows the training cost.
      * @param proposalId an Approved proposal of the caller, before its start deadline
-     * @param quote the node's quote for this proposal
+     * @param quote the node's quote for this proposal; maxDuration at most the market's
+     *        maxTrainingPeriod
      * @param signature the node signer's EIP-712 signature of `quote`
      */
     function startTraining(uint256 proposalId, Quote calldata quote, bytes calldata signature) external nonReentrant {
         Proposal storage p = _ownProposal(proposalId);
         if (p.status != Status.Approved) revert TrainingMarketWrongStatus(proposalId, p.status);
         if (block.timestamp > p.deadline) revert TrainingMarketDeadlinePassed(proposalId);
-        if (quote.proposalId != proposalId || quote.maxDuration == 0) revert TrainingMarketBadQuote(proposalId);
+        if (quote.proposalId != proposalId || quote.maxDuration == 0 || quote.maxDuration > _params.maxTrainingPeriod)
+        {
+            revert TrainingMarketBadQuote(proposalId);
+        }
         if (block.timestamp > quote.expiry) revert TrainingMarketQuoteExpired(proposalId);
         (bool active,, address signer) = stakeholders.nodeStatus(p.node);
         if (!active) revert TrainingMarketInactiveNode(p.node);
         address recovered = ECDSA.recover(_hashTypedDataV4(_quoteHash(quote)), signature);
         if (recovered != signer) revert TrainingMarketBadSigner(recovered);
 
+        // Cannot wrap: maxDuration <= maxTrainingPeriod (uint32) was checked above.
         uint48 deadline = uint48(block.timestamp + quote.maxDuration);
         p.trainingCost = quote.trainingCost;
         p.status = Status.Training;
@@ -487,49 +195,70 @@ contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient 
     }
 
     /**
-     * @notice The node posts the training result. WTP met: the training cost is credited to the
-     *         node and the data price becomes claimable under `payoutRoot`. WTP missed: the data
-     *         price is credited back to the consumer and the training cost to the node.
+     * @notice The node posts the training result. The training cost is credited to the node.
+     *         WTP met (and no consumer fault): the data price becomes claimable under
+     *         `payoutRoot` until the claim deadline. Otherwise the price is credited back to the
+     *         consumer.
      * @param proposalId a proposal in Training whose node is the caller, before its deadline
-     * @param accuracyBps accuracy on the consumer's validation set, basis points
-     * @param modelHash hash of the encrypted model
-     * @param payoutRoot Merkle root over (account, amount) payouts summing to the price
-     * @param scoresHash hash of the published per-sample scores
-     * @param modelCid CID of the encrypted model (only emitted)
+     * @param result the committed result; see Result
      */
-    function submitResult(
-        uint256 proposalId,
-        uint16 accuracyBps,
-        bytes32 modelHash,
-        bytes32 payoutRoot,
-        bytes32 scoresHash,
-        string calldata modelCid
-    ) external nonReentrant {
+    function submitResult(uint256 proposalId, Result calldata result) external {
         Proposal storage p = _existing(proposalId);
         if (msg.sender != p.node) revert TrainingMarketNotNode(msg.sender);
         if (p.status != Status.Training) revert TrainingMarketWrongStatus(proposalId, p.status);
         (bool active,,) = stakeholders.nodeStatus(msg.sender);
         if (!active) revert TrainingMarketInactiveNode(msg.sender); // suspended: consumer reclaims
         if (block.timestamp > p.deadline) revert TrainingMarketDeadlinePassed(proposalId);
-        if (accuracyBps > _BPS) revert TrainingMarketInvalidTerms("accuracy above 10000 bps");
-        bool met = accuracyBps >= p.wtpBps;
-        if (met && payoutRoot == bytes32(0)) revert TrainingMarketInvalidTerms("payout root required");
-        p.accuracyBps = accuracyBps;
-        p.modelHash = modelHash;
-        emit ResultSubmitted(proposalId, accuracyBps, met, modelHash, payoutRoot, scoresHash, modelCid);
+        if (result.accuracyBps > _BPS) revert TrainingMarketInvalidTerms("accuracy above 10000 bps");
+        bool met = !result.consumerFault && result.accuracyBps >= p.wtpBps;
+        if (met && result.payoutRoot == bytes32(0)) revert TrainingMarketInvalidTerms("payout root required");
+        p.accuracyBps = result.accuracyBps;
+        p.modelHash = result.modelHash;
+        p.seedHash = result.seedHash;
+        emit ResultSubmitted(
+            proposalId,
+            result.accuracyBps,
+            met,
+            result.consumerFault,
+            result.modelHash,
+            result.payoutRoot,
+            result.scoresHash,
+            result.seedHash,
+            result.resultCid
+        );
         uint256 cost = p.trainingCost;
         p.trainingCost = 0;
         _credit(p.node, cost, proposalId);
         if (met) {
             p.status = Status.Completed;
-            p.payoutRoot = payoutRoot;
+            p.payoutRoot = result.payoutRoot;
             p.unclaimed = p.price;
+            p.claimDeadline = uint48(block.timestamp + _params.claimPeriod);
         } else {
             p.status = Status.WtpMissed;
             uint256 refund = p.price;
             p.price = 0;
             _credit(p.consumer, refund, proposalId);
         }
+    }
+
+    /**
+     * @notice The node gives up a job it cannot finish (e.g. it crashed on it too often): the
+     *         consumer is credited the price and the training cost at once, without waiting
+     *         for the deadline.
+     * @param proposalId a proposal in Training whose node is the caller
+     * @param reason why, for the consumer (only emitted)
+     */
+    function abandonTraining(uint256 proposalId, string calldata reason) external {
+        Proposal storage p = _existing(proposalId);
+        if (msg.sender != p.node) revert TrainingMarketNotNode(msg.sender);
+        if (p.status != Status.Training) revert TrainingMarketWrongStatus(proposalId, p.status);
+        uint256 refund = p.price + p.trainingCost;
+        p.price = 0;
+        p.trainingCost = 0;
+        p.status = Status.Cancelled;
+        emit TrainingAbandoned(proposalId, msg.sender, reason);
+        _credit(p.consumer, refund, proposalId);
     }
 
     /**
@@ -551,49 +280,6 @@ contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient 
         p.status = Status.Cancelled;
         emit Reclaimed(proposalId, msg.sender, amount);
         paymentToken.safeTransfer(msg.sender, amount);
-    }
-
-    // ------------------------------------------------------------------ payouts
-
-    /**
-     * @notice Pays `amount` to `account` from a Completed proposal, proven against its payout
-     *         root. Leaves are OpenZeppelin StandardMerkleTree leaves of
-     *         (uint256 index, address account, uint256 amount); the index only serves the
-     *         claimed-bitmap, as in Uniswap's MerkleDistributor. Anyone may submit a claim; the
-     *         tokens always go to `account`. The sum paid can never exceed the proposal's price.
-     */
-    function claim(uint256 proposalId, uint256 index, address account, uint256 amount, bytes32[] calldata proof)
-        external
-        nonReentrant
-    {
-        _claim(proposalId, index, account, amount, proof);
-    }
-
-    /// @notice Several claims in one transaction (any proposals, any accounts).
-    function claimMany(ClaimRequest[] calldata requests) external nonReentrant {
-        for (uint256 i = 0; i < requests.length; ++i) {
-            ClaimRequest calldata r = requests[i];
-            _claim(r.proposalId, r.index, r.account, r.amount, r.proof);
-        }
-    }
-
-    /// @notice Whether payout leaf `index` of `proposalId` has been claimed.
-    function isClaimed(uint256 proposalId, uint256 index) external view returns (bool) {
-        return _claimedBits[proposalId][index >> 8] & (uint256(1) << (index & 0xff)) != 0;
-    }
-
-    /// @notice Withdraws the caller's credited balance (refunds, training fees).
-    function withdraw() external nonReentrant {
-        uint256 amount = _credits[msg.sender];
-        if (amount == 0) revert TrainingMarketNothingToWithdraw(msg.sender);
-        _credits[msg.sender] = 0;
-        emit Withdrawn(msg.sender, amount);
-        paymentToken.safeTransfer(msg.sender, amount);
-    }
-
-    /// @notice The balance `account` can withdraw.
-    function creditOf(address account) external view returns (uint256) {
-        return _credits[account];
     }
 
     // ------------------------------------------------------------------ views
@@ -624,69 +310,87 @@ contract TrainingMarket is DelegationRegistry, EIP712, ReentrancyGuardTransient 
         }
     }
 
-    // ------------------------------------------------------------------ internals
-
-    function _claim(uint256 proposalId, uint256 index, address account, uint256 amount, bytes32[] calldata proof)
-        private
-    {
-        // Only a Completed proposal has a payout root: one read serves as the status check.
-        Proposal storage p = _proposals[proposalId];
-        bytes32 root = p.payoutRoot;
-        if (root == bytes32(0)) {
-            _existing(proposalId); // an unknown proposal gets its own error
-            revert TrainingMarketWrongStatus(proposalId, p.status);
-        }
-        uint256 word = index >> 8;
-        uint256 bit = uint256(1) << (index & 0xff);
-        uint256 bits = _claimedBits[proposalId][word];
-        if (bits & bit != 0) revert TrainingMarketAlreadyClaimed(proposalId, index);
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(index, account, amount))));
-        if (!MerkleProof.verifyCalldata(proof, root, leaf)) {
-            revert TrainingMarketInvalidProof(proposalId, index, account);
-        }
-        uint256 unclaimed = p.unclaimed;
-        if (amount > unclaimed) revert TrainingMarketOverClaim(proposalId, amount);
-        // Cannot underflow: amount <= unclaimed was just checked.
-        unchecked {
-            p.unclaimed = unclaimed - amount;
-        }
-        _claimedBits[proposalId][word] = bits | bit;
-        emit Claimed(proposalId, index, account, amount);
-        paymentToken.safeTransfer(account, amount);
+    /// @notice Merkle root over (position, assetId) leaves, as computed by `propose`.
+    function assetsRootOf(uint256[] calldata assetIds) external pure returns (bytes32) {
+        return _assetsRoot(assetIds);
     }
 
-    function _credit(address account, uint256 amount, uint256 proposalId) private {
-        if (amount == 0) return;
-        _credits[account] += amount;
-        emit Credited(account, amount, proposalId);
+    // ------------------------------------------------------------------ internals
+
+    /// @dev Checks every selected asset; returns the hash chain, the weight and distinct owners.
+    function _checkSelection(uint256 proposalId, ProposalTerms calldata terms, uint256 regionBit)
+        private
+        returns (bytes32 chain, uint256 weight, uint256 owners)
+    {
+        uint256 previousId;
+        for (uint256 i = 0; i < terms.assetIds.length; ++i) {
+            uint256 assetId = terms.assetIds[i];
+            uint32 count = terms.sampleCounts[i];
+            if (assetId <= previousId) revert TrainingMarketInvalidTerms("assetIds must be strictly increasing");
+            previousId = assetId;
+            (address owner, AssetRegistry.Status status, uint32 accepted, uint256 mask) = assets.assetTerms(assetId);
+            if (status != AssetRegistry.Status.Active || count == 0 || count > accepted) {
+                revert TrainingMarketAssetNotSelectable(assetId);
+            }
+            if (owner == msg.sender || owner == terms.node) revert TrainingMarketOwnAsset(assetId, owner);
+            if (mask & regionBit == 0) revert TrainingMarketNodeNotAllowed(assetId, terms.node);
+            if (_firstSighting(proposalId, owner)) ++owners;
+            chain = _link(chain, assetId, count);
+            weight += count;
+        }
+    }
+
+    /// @dev Marks `owner` as seen for this proposal in transient storage (cleared after the tx).
+    function _firstSighting(uint256 proposalId, address owner) private returns (bool fresh) {
+        bytes32 slot = keccak256(abi.encode(_OWNER_SEEN, proposalId, owner));
+        assembly ("memory-safe") {
+            fresh := iszero(tload(slot))
+            if fresh { tstore(slot, 1) }
+        }
+    }
+
+    /// @dev Merkle root over leaves keccak256(keccak256(abi.encode(position, assetId))), paired
+    ///      in position order with commutative hashing; an odd node moves up unchanged. Any proof
+    ///      of this tree verifies with OpenZeppelin's MerkleProof.
+    function _assetsRoot(uint256[] calldata assetIds) private pure returns (bytes32) {
+        uint256 len = assetIds.length;
+        bytes32[] memory level = new bytes32[](len);
+        for (uint256 i = 0; i < len; ++i) {
+            level[i] = keccak256(bytes.concat(keccak256(abi.encode(i, assetIds[i]))));
+        }
+        while (len > 1) {
+            uint256 pairs = len >> 1;
+            for (uint256 i = 0; i < pairs; ++i) {
+                level[i] = Hashes.commutativeKeccak256(level[2 * i], level[2 * i + 1]);
+            }
+            if (len & 1 == 1) level[pairs] = level[len - 1];
+            len = pairs + (len & 1);
+        }
+        return level[0];
+    }
+
+    function _emitCreated(uint256 proposalId, Proposal storage p, string calldata proposalCid) private {
+        emit ProposalCreated(
+            proposalId,
+            p.consumer,
+            p.node,
+            p.offer,
+            p.wtpBps,
+            p.minShareBps,
+            p.votingDeadline,
+            p.totalWeight,
+            p.assetsHash,
+            p.assetsRoot,
+            p.selectionRoot,
+            p.modelSpecHash,
+            p.validationSetHash,
+            proposalCid
+        );
     }
 
     function _quoteHash(Quote calldata quote) private pure returns (bytes32) {
         return keccak256(
             abi.encode(_QUOTE_TYPEHASH, quote.proposalId, quote.trainingCost, quote.maxDuration, quote.expiry)
         );
-    }
-
-    function _link(bytes32 chain, uint256 assetId, uint32 count) private pure returns (bytes32) {
-        return keccak256(abi.encode(chain, assetId, count));
-    }
-
-    function _setParameters(Parameters memory params) private {
-        if (
-            params.quorumBps > _BPS || params.minVotingPeriod > params.maxVotingPeriod || params.replyPeriod == 0
-                || params.startPeriod == 0
-        ) revert TrainingMarketInvalidParameters();
-        _params = params;
-        emit ParametersChanged(params);
-    }
-
-    function _existing(uint256 proposalId) private view returns (Proposal storage p) {
-        p = _proposals[proposalId];
-        if (p.consumer == address(0)) revert TrainingMarketUnknownProposal(proposalId);
-    }
-
-    function _ownProposal(uint256 proposalId) private view returns (Proposal storage p) {
-        p = _existing(proposalId);
-        if (p.consumer != msg.sender) revert TrainingMarketNotConsumer(msg.sender);
     }
 }

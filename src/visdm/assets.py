@@ -214,6 +214,7 @@ def add_asset(
         samples_root=prepared.samples_root,
         sample_count=prepared.sample_count,
         allowed_regions=list(regions),
+        key_nodes=[r.address for r in recipients],
         manifest_cid=manifest_cid,
     )
     return AddedAsset(

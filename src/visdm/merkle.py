@@ -32,7 +32,7 @@ from eth_hash.auto import keccak
 
 from visdm.errors import InvalidInputError
 
-__all__ = ["MultiProof", "StandardMerkleTree", "leaf_hash", "node_hash"]
+__all__ = ["MultiProof", "PositionalMerkleTree", "StandardMerkleTree", "leaf_hash", "node_hash"]
 
 _FORMAT = "standard-v1"
 
@@ -267,6 +267,49 @@ class StandardMerkleTree:
                 f"leaf index {index} is out of range for a tree of {len(self._values)} leaves"
             )
         return index
+
+
+class PositionalMerkleTree:
+    """A Merkle tree a contract can build itself, in one pass over calldata.
+
+    Leaves are :func:`leaf_hash` of the values *in the order given* (no sorting); each level
+    pairs neighbours with :func:`node_hash` and moves an odd last node up unchanged. That is
+    ``TrainingMarket._assetsRoot`` (over ``(position, assetId)``); its proofs verify with
+    OpenZeppelin's ``MerkleProof.verify`` because the pair hash is commutative.
+    """
+
+    def __init__(self, values: Sequence[Sequence[Any]], leaf_encoding: Sequence[str]) -> None:
+        if not values:
+            raise InvalidInputError("a Merkle tree needs at least one leaf")
+        self.values = tuple(tuple(v) for v in values)
+        self.leaf_encoding = tuple(leaf_encoding)
+        level = [leaf_hash(self.leaf_encoding, v) for v in self.values]
+        self._levels = [level]
+        while len(level) > 1:
+            pairs = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            if len(level) % 2:
+                pairs.append(level[-1])
+            level = pairs
+            self._levels.append(level)
+
+    @property
+    def root(self) -> bytes:
+        return self._levels[-1][0]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def proof(self, index: int) -> list[bytes]:
+        """Sibling hashes from leaf ``index`` up to the root (none where a node moves up)."""
+        if not 0 <= index < len(self.values):
+            raise InvalidInputError(f"leaf index {index} is outside 0..{len(self.values) - 1}")
+        out = []
+        for level in self._levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                out.append(level[sibling])
+            index >>= 1
+        return out
 
 
 def _abi_value(abi_type: str, value: Any) -> Any:

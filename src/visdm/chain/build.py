@@ -101,6 +101,8 @@ def build(repo: Path, out_dir: Path = ARTIFACTS_DIR) -> list[str]:
         if source_name not in hashes:
             continue  # a library imported from node_modules
         for name, data in sorted(contracts.items()):
+            if not data["evm"]["bytecode"]["object"]:
+                continue  # an abstract part of a contract that is written in full
             if name in written:
                 raise ContractBuildError(f"two contracts are named {name}: rename one")
             artifact = {

@@ -10,14 +10,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
-from web3.logs import DISCARD
-from web3.types import EventData
 
-from visdm.chain.client import ChainClient, TxResult
+from visdm.chain._market import (
+    QUOTE_TYPES,
+    REJECT_ASK,
+    ClaimRequest,
+    MarketParameters,
+    ProposalRecord,
+    ProposalStatus,
+    ProposalTerms,
+    Quote,
+    ResultCommitment,
+    TrainingMarket,
+)
+from visdm.chain._wrapper import ContractWrapper, address_or_none
+from visdm.chain.client import TxResult
 from visdm.errors import InvalidInputError
 from visdm.types import Address, AssetId, Role
 
@@ -37,14 +47,13 @@ __all__ = [
     "ProposalStatus",
     "ProposalTerms",
     "Quote",
+    "ResultCommitment",
     "StakeholderRecord",
     "StakeholderRegistry",
     "TrainingMarket",
     "region_name",
+    "sorted_key_nodes",
 ]
-
-#: the ask that rejects a proposal outright (``type(uint256).max``)
-REJECT_ASK = 2**256 - 1
 
 
 def region_name(name: str | bytes) -> bytes:
@@ -53,49 +62,6 @@ def region_name(name: str | bytes) -> bytes:
     if not raw or len(raw) > 32:
         raise InvalidInputError(f"region name {name!r} must have 1 to 32 bytes")
     return raw.ljust(32, b"\0")
-
-
-def _address_or_none(raw: str) -> Address | None:
-    return None if int(raw, 16) == 0 else Address(to_checksum_address(raw))
-
-
-class ContractWrapper:
-    """Shared plumbing: the client, the web3 contract object and the artifact name."""
-
-    ARTIFACT: str = ""
-
-    def __init__(self, client: ChainClient, address: str) -> None:
-        if not self.ARTIFACT:
-            raise TypeError(f"{type(self).__name__} must set ARTIFACT")
-        self.client = client
-        self.address = Address(to_checksum_address(address))
-        self._contract = client.contract(self.address, self.ARTIFACT)
-
-    def events(self, name: str, receipt: Any) -> list[EventData]:
-        """Decoded ``name`` events emitted by this contract in a transaction receipt."""
-        event = self._contract.events[name]()
-        return list(event.process_receipt(receipt, errors=DISCARD))
-
-    def logs(
-        self,
-        name: str,
-        *,
-        from_block: int = 0,
-        to_block: int | str = "latest",
-        where: dict[str, Any] | None = None,
-    ) -> list[EventData]:
-        """Decoded ``name`` events of this contract in a block range; ``where`` filters on the
-        event's arguments (indexed ones by topic, on the node)."""
-        event = self._contract.events[name]()
-        return list(
-            self.client.rpc(
-                lambda: event.get_logs(
-                    argument_filters=where,
-                    from_block=from_block,
-                    to_block=to_block,
-                )
-            )
-        )
 
 
 # ---------------------------------------------------------------------- StakeholderRegistry
@@ -253,6 +219,13 @@ class AssetRecord:
     samples_root: bytes
     region_mask: int
     metadata_hash: bytes
+    key_nodes_hash: bytes
+
+
+def sorted_key_nodes(nodes: Sequence[str]) -> list[str]:
+    """Key-holding nodes in the order the registry commits them: ascending, no repeats."""
+    unique = {to_checksum_address(n) for n in nodes}
+    return sorted(unique, key=lambda a: int(a, 16))
 
 
 class AssetRegistry(ContractWrapper):
@@ -268,14 +241,18 @@ class AssetRegistry(ContractWrapper):
         samples_root: bytes,
         sample_count: int,
         allowed_regions: Sequence[str],
+        key_nodes: Sequence[str],
         manifest_cid: str,
     ) -> tuple[AssetId, TxResult]:
-        """Register an asset; returns its id (read from the ``AssetRegistered`` event)."""
+        """Register an asset; returns its id (read from the ``AssetRegistered`` event).
+        ``key_nodes`` are the compute nodes the manifest wraps the data key for: only they may
+        attest it."""
         fn = self._contract.functions.registerAsset(
             manifest_hash,
             samples_root,
             sample_count,
             [region_name(r) for r in allowed_regions],
+            sorted_key_nodes(key_nodes),
             manifest_cid,
         )
         result = self.client.transact(owner, fn, action="registerAsset")
@@ -290,19 +267,30 @@ class AssetRegistry(ContractWrapper):
         metadata_hash: bytes,
         accepted_count: int,
         metadata_cid: str,
+        key_nodes: Sequence[str] | None = None,
     ) -> TxResult:
+        """Attest as one of the asset's key holders (read from its registration event when
+        ``key_nodes`` is not given)."""
+        holders = self.key_nodes(asset_id) if key_nodes is None else sorted_key_nodes(key_nodes)
         fn = self._contract.functions.attestMetadata(
-            asset_id, metadata_hash, accepted_count, metadata_cid
+            asset_id, metadata_hash, accepted_count, metadata_cid, holders
         )
         return self.client.transact(node, fn, action="attestMetadata")
+
+    def key_nodes(self, asset_id: int) -> list[str]:
+        """The nodes holding a wrapped key for ``asset_id``, as registered."""
+        events = self.logs("AssetRegistered", where={"assetId": asset_id})
+        if not events:
+            raise InvalidInputError(f"asset {asset_id} has no AssetRegistered event")
+        return [to_checksum_address(a) for a in events[0]["args"]["keyNodes"]]
 
     def withdraw_asset(self, owner: LocalAccount, asset_id: int) -> TxResult:
         fn = self._contract.functions.withdrawAsset(asset_id)
         return self.client.transact(owner, fn, action="withdrawAsset")
 
     def asset(self, asset_id: int) -> AssetRecord:
-        (owner, status, count, accepted, day, manifest, root, mask, metadata) = self.client.call(
-            self._contract.functions.asset(asset_id)
+        (owner, status, count, accepted, day, manifest, root, mask, metadata, holders) = (
+            self.client.call(self._contract.functions.asset(asset_id))
         )
         return AssetRecord(
             AssetId(asset_id),
@@ -315,6 +303,7 @@ class AssetRegistry(ContractWrapper):
             bytes(root),
             int(mask),
             bytes(metadata),
+            bytes(holders),
         )
 
     def asset_count(self) -> int:
@@ -343,11 +332,11 @@ class DelegationRegistry(ContractWrapper):
 
     def delegate_of(self, account: str) -> Address | None:
         fn = self._contract.functions.delegateOf(to_checksum_address(account))
-        return _address_or_none(self.client.call(fn))
+        return address_or_none(self.client.call(fn))
 
     def delegate_at(self, account: str, timestamp: int) -> Address | None:
         fn = self._contract.functions.delegateAt(to_checksum_address(account), timestamp)
-        return _address_or_none(self.client.call(fn))
+        return address_or_none(self.client.call(fn))
 
     def max_depth(self) -> int:
         return int(self.client.call(self._contract.functions.MAX_DELEGATION_DEPTH()))
@@ -382,297 +371,3 @@ class DevToken(ContractWrapper):
             to_checksum_address(owner), to_checksum_address(spender)
         )
         return int(self.client.call(fn))
-
-
-# ---------------------------------------------------------------------- TrainingMarket
-
-
-class ProposalStatus(IntEnum):
-    """``TrainingMarket.Status``."""
-
-    NONE = 0
-    VOTING = 1
-    APPROVED = 2
-    COUNTERED = 3
-    FAILED = 4
-    REJECTED = 5
-    TRAINING = 6
-    COMPLETED = 7
-    WTP_MISSED = 8
-    CANCELLED = 9
-
-
-@dataclass(frozen=True, slots=True)
-class ProposalTerms:
-    """What a consumer proposes; ``asset_ids`` strictly increasing."""
-
-    asset_ids: tuple[int, ...]
-    sample_counts: tuple[int, ...]
-    selection_root: bytes
-    offer: int
-    wtp_bps: int
-    node: str
-    voting_deadline: int
-    model_spec_hash: bytes
-    validation_set_hash: bytes
-    proposal_cid: str = ""
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (
-            list(self.asset_ids),
-            list(self.sample_counts),
-            self.selection_root,
-            self.offer,
-            self.wtp_bps,
-            to_checksum_address(self.node),
-            self.voting_deadline,
-            self.model_spec_hash,
-            self.validation_set_hash,
-            self.proposal_cid,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ProposalRecord:
-    """A proposal as the chain keeps it."""
-
-    proposal_id: int
-    consumer: Address
-    voting_deadline: int
-    wtp_bps: int
-    status: ProposalStatus
-    node: Address
-    deadline: int
-    asset_count: int
-    total_weight: int
-    offer: int
-    price: int
-    clearing_price: int
-    training_cost: int
-    unclaimed: int
-    assets_hash: bytes
-    selection_root: bytes
-    model_spec_hash: bytes
-    validation_set_hash: bytes
-    payout_root: bytes
-    model_hash: bytes
-    accuracy_bps: int
-
-
-@dataclass(frozen=True, slots=True)
-class Quote:
-    """A compute node's offer to train a proposal (EIP-712 typed data ``Quote``)."""
-
-    proposal_id: int
-    training_cost: int
-    max_duration: int
-    expiry: int
-
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        return (self.proposal_id, self.training_cost, self.max_duration, self.expiry)
-
-    def as_message(self) -> dict[str, int]:
-        return {
-            "proposalId": self.proposal_id,
-            "trainingCost": self.training_cost,
-            "maxDuration": self.max_duration,
-            "expiry": self.expiry,
-        }
-
-
-#: EIP-712 types of ``Quote`` (the domain is the market's: name, version, chain id, address)
-QUOTE_TYPES: dict[str, list[dict[str, str]]] = {
-    "Quote": [
-        {"name": "proposalId", "type": "uint256"},
-        {"name": "trainingCost", "type": "uint256"},
-        {"name": "maxDuration", "type": "uint64"},
-        {"name": "expiry", "type": "uint64"},
-    ]
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimRequest:
-    """One payout claim with its Merkle proof."""
-
-    proposal_id: int
-    index: int
-    account: str
-    amount: int
-    proof: tuple[bytes, ...]
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (
-            self.proposal_id,
-            self.index,
-            to_checksum_address(self.account),
-            self.amount,
-            list(self.proof),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class MarketParameters:
-    """``TrainingMarket.Parameters`` (periods in seconds)."""
-
-    quorum_bps: int = 3000
-    min_voting_period: int = 60
-    max_voting_period: int = 30 * 86400
-    reply_period: int = 3 * 86400
-    start_period: int = 7 * 86400
-
-    def as_tuple(self) -> tuple[int, int, int, int, int]:
-        return (
-            self.quorum_bps,
-            self.min_voting_period,
-            self.max_voting_period,
-            self.reply_period,
-            self.start_period,
-        )
-
-
-class TrainingMarket(ContractWrapper):
-    """``TrainingMarket.sol``: proposals, votes, batched tallies, escrowed training, payouts."""
-
-    ARTIFACT = "TrainingMarket"
-    EIP712_NAME = "ViSDM TrainingMarket"
-    EIP712_VERSION = "1"
-
-    def propose(self, consumer: LocalAccount, terms: ProposalTerms) -> tuple[int, TxResult]:
-        """Propose and escrow the offer (approve it first); returns the proposal id."""
-        fn = self._contract.functions.propose(terms.as_tuple())
-        result = self.client.transact(consumer, fn, action="propose")
-        (event,) = self.events("ProposalCreated", result.receipt)
-        return int(event["args"]["proposalId"]), result
-
-    def vote(self, voter: LocalAccount, proposal_id: int, ask: int) -> TxResult:
-        fn = self._contract.functions.vote(proposal_id, ask)
-        return self.client.transact(voter, fn, action="vote")
-
-    def vote_of(self, proposal_id: int, voter: str) -> int | None:
-        """The ask of ``voter``, or ``None`` when it has not voted."""
-        voted, ask = self.client.call(
-            self._contract.functions.voteOf(proposal_id, to_checksum_address(voter))
-        )
-        return int(ask) if voted else None
-
-    def tally(
-        self,
-        tallier: LocalAccount,
-        proposal_id: int,
-        clearing_price: int,
-        asset_ids: Sequence[int],
-        sample_counts: Sequence[int],
-    ) -> tuple[bool, TxResult]:
-        """Submit one tally batch; returns whether it completed the tally."""
-        fn = self._contract.functions.tally(
-            proposal_id, clearing_price, list(asset_ids), list(sample_counts)
-        )
-        result = self.client.transact(tallier, fn, action="tally")
-        return bool(self.events("ProposalTallied", result.receipt)), result
-
-    def reset_tally(self, tallier: LocalAccount, proposal_id: int) -> TxResult:
-        fn = self._contract.functions.resetTally(proposal_id)
-        return self.client.transact(tallier, fn, action="resetTally")
-
-    def accept_counter(self, consumer: LocalAccount, proposal_id: int) -> TxResult:
-        fn = self._contract.functions.acceptCounter(proposal_id)
-        return self.client.transact(consumer, fn, action="acceptCounter")
-
-    def start_training(
-        self, consumer: LocalAccount, proposal_id: int, quote: Quote, signature: bytes
-    ) -> TxResult:
-        fn = self._contract.functions.startTraining(proposal_id, quote.as_tuple(), signature)
-        return self.client.transact(consumer, fn, action="startTraining")
-
-    def submit_result(
-        self,
-        node: LocalAccount,
-        proposal_id: int,
-        *,
-        accuracy_bps: int,
-        model_hash: bytes,
-        payout_root: bytes,
-        scores_hash: bytes,
-        model_cid: str,
-    ) -> TxResult:
-        fn = self._contract.functions.submitResult(
-            proposal_id, accuracy_bps, model_hash, payout_root, scores_hash, model_cid
-        )
-        return self.client.transact(node, fn, action="submitResult")
-
-    def reclaim(self, consumer: LocalAccount, proposal_id: int) -> TxResult:
-        fn = self._contract.functions.reclaim(proposal_id)
-        return self.client.transact(consumer, fn, action="reclaim")
-
-    def claim(self, sender: LocalAccount, request: ClaimRequest) -> TxResult:
-        """Submit one payout claim (anyone may; the tokens go to ``request.account``)."""
-        fn = self._contract.functions.claim(*request.as_tuple())
-        return self.client.transact(sender, fn, action="claim")
-
-    def claim_many(self, sender: LocalAccount, requests: Sequence[ClaimRequest]) -> TxResult:
-        fn = self._contract.functions.claimMany([r.as_tuple() for r in requests])
-        return self.client.transact(sender, fn, action="claimMany")
-
-    def withdraw(self, account: LocalAccount) -> TxResult:
-        fn = self._contract.functions.withdraw()
-        return self.client.transact(account, fn, action="withdraw")
-
-    def set_parameters(self, governance: LocalAccount, params: MarketParameters) -> TxResult:
-        fn = self._contract.functions.setParameters(params.as_tuple())
-        return self.client.transact(governance, fn, action="setParameters")
-
-    # --- reads ------------------------------------------------------------------------------
-    def proposal(self, proposal_id: int) -> ProposalRecord:
-        raw = self.client.call(self._contract.functions.proposal(proposal_id))
-        (consumer, voting_deadline, wtp, status, node, deadline, count, weight) = raw[:8]
-        (offer, price, clearing, cost, unclaimed) = raw[8:13]
-        (assets_hash, root, spec, validation, payout, model, accuracy) = raw[13:]
-        return ProposalRecord(
-            proposal_id=proposal_id,
-            consumer=Address(to_checksum_address(consumer)),
-            voting_deadline=int(voting_deadline),
-            wtp_bps=int(wtp),
-            status=ProposalStatus(status),
-            node=Address(to_checksum_address(node)),
-            deadline=int(deadline),
-            asset_count=int(count),
-            total_weight=int(weight),
-            offer=int(offer),
-            price=int(price),
-            clearing_price=int(clearing),
-            training_cost=int(cost),
-            unclaimed=int(unclaimed),
-            assets_hash=bytes(assets_hash),
-            selection_root=bytes(root),
-            model_spec_hash=bytes(spec),
-            validation_set_hash=bytes(validation),
-            payout_root=bytes(payout),
-            model_hash=bytes(model),
-            accuracy_bps=int(accuracy),
-        )
-
-    def proposal_count(self) -> int:
-        return int(self.client.call(self._contract.functions.proposalCount()))
-
-    def parameters(self) -> MarketParameters:
-        return MarketParameters(*self.client.call(self._contract.functions.parameters()))
-
-    def credit_of(self, account: str) -> int:
-        fn = self._contract.functions.creditOf(to_checksum_address(account))
-        return int(self.client.call(fn))
-
-    def is_claimed(self, proposal_id: int, index: int) -> bool:
-        fn = self._contract.functions.isClaimed(proposal_id, index)
-        return bool(self.client.call(fn))
-
-    def quote_digest(self, quote: Quote) -> bytes:
-        return bytes(self.client.call(self._contract.functions.quoteDigest(quote.as_tuple())))
-
-    def assets_hash_of(self, asset_ids: Sequence[int], sample_counts: Sequence[int]) -> bytes:
-        fn = self._contract.functions.assetsHashOf(list(asset_ids), list(sample_counts))
-        return bytes(self.client.call(fn))
-
-    def payment_token(self) -> Address:
-        raw = self.client.call(self._contract.functions.paymentToken())
-        return Address(to_checksum_address(raw))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,7 @@ def deploy_marketplace(
 
     On a local dev chain the payment token is a fresh ``DevToken`` and the region ``local`` is
     added; elsewhere ``payment_token`` (an existing ERC-20) is required. The deployer holds the
-    governance role.
+    governance role and, unless the parameters name another, receives unclaimed payouts.
     """
     dev = client.is_dev_chain
     if payment_token is None and not dev:
@@ -175,6 +175,8 @@ def deploy_marketplace(
             address=Address(token), block_number=block, tx_hash="", gas_used=0
         )
     params = parameters or MarketParameters()
+    if not params.treasury:
+        params = replace(params, treasury=deployer.address)
     put("TrainingMarket", "TrainingMarket", stakeholders, asset_registry, token, params.as_tuple())
     # the market inherits DelegationRegistry: delegation lives at the market's address
     contracts["DelegationRegistry"] = contracts["TrainingMarket"]

@@ -1,29 +1,60 @@
-"""Payout claims: what providers submit to ``TrainingMarket.claim``.
+"""Payout claims: what is submitted to ``TrainingMarket.claim`` for a selected asset.
 
-The tree itself is the valuation's commitment (:func:`visdm.valuation.payout_tree`): leaves
-``(uint256 index, address account, uint256 amount)`` in an OpenZeppelin ``StandardMerkleTree``.
+The payout tree is the valuation's commitment (:func:`visdm.valuation.payout_tree`): leaves
+``(uint256 position, uint256 assetId, uint256 amount)`` in an OpenZeppelin
+``StandardMerkleTree``. The second proof shows that ``(position, assetId)`` is in the proposal's
+selection: :func:`selection_tree` rebuilds the tree whose root the market computed itself at
+``propose`` (``assetsRoot``).
 """
 
 from __future__ import annotations
 
-from eth_utils.address import to_checksum_address
+from collections.abc import Sequence
 
 from visdm.chain.contracts import ClaimRequest
 from visdm.errors import InvalidInputError
-from visdm.merkle import StandardMerkleTree
+from visdm.merkle import PositionalMerkleTree, StandardMerkleTree
 from visdm.valuation import PAYOUT_LEAF_ENCODING as PAYOUT_LEAF
 from visdm.valuation import find_payout_leaf
 from visdm.valuation import payout_tree as build_payout_tree
 
-__all__ = ["PAYOUT_LEAF", "build_payout_tree", "claim_for"]
+__all__ = [
+    "PAYOUT_LEAF",
+    "SELECTION_ASSET_LEAF",
+    "build_payout_tree",
+    "claim_for",
+    "selection_tree",
+]
+
+#: the ABI types of one leaf of a proposal's ``assetsRoot``: (position, assetId)
+SELECTION_ASSET_LEAF = ("uint256", "uint256")
 
 
-def claim_for(tree: StandardMerkleTree, proposal_id: int, account: str) -> ClaimRequest:
-    """The claim ``account`` makes against ``tree``; an error when it is not a payee."""
+def selection_tree(asset_ids: Sequence[int]) -> PositionalMerkleTree:
+    """The tree behind a proposal's ``assetsRoot``, from its asset ids in proposal order."""
+    return PositionalMerkleTree(
+        [(position, int(a)) for position, a in enumerate(asset_ids)], SELECTION_ASSET_LEAF
+    )
+
+
+def claim_for(
+    tree: StandardMerkleTree, proposal_id: int, asset_id: int, selection: PositionalMerkleTree
+) -> ClaimRequest:
+    """The claim for ``asset_id`` against ``tree``; an error when the asset is not paid."""
     try:
-        position, (index, payee, amount) = find_payout_leaf(tree, account)
+        index, (position, asset, amount) = find_payout_leaf(tree, asset_id)
     except InvalidInputError:
+        raise InvalidInputError(f"asset {asset_id} is not paid by proposal {proposal_id}") from None
+    if position >= len(selection) or selection.values[position] != (position, asset):
         raise InvalidInputError(
-            f"{to_checksum_address(account)} is not a payee of proposal {proposal_id}"
-        ) from None
-    return ClaimRequest(proposal_id, index, payee, amount, tuple(tree.proof(position)))
+            f"proposal {proposal_id}'s payout pays asset {asset} at selection position "
+            f"{position}, which is not where the proposal selected it"
+        )
+    return ClaimRequest(
+        proposal_id,
+        position,
+        asset,
+        amount,
+        tuple(tree.proof(index)),
+        tuple(selection.proof(position)),
+    )

@@ -3,17 +3,24 @@
 The rules (design 3.3.4–6) in plain Python, shared by the SDK that submits tallies and by the
 tests that check the contract against them:
 
-* each selected asset weighs its selected sample count;
+* each selected asset weighs its selected sample count (never more than the node attested);
+* an asset withdrawn by the tally leaves the round;
 * its vote is its owner's own ask, else the first ask met along the owner's delegation chain as
-  of the voting deadline, following at most ``max_depth`` hops; otherwise the asset abstains;
-* quorum: participating weight × 10 000 ≥ quorum (bps) × total weight, and some weight voted;
-* the clearing price is the weighted *lower* median of the participating asks: the smallest ask
-  ``p`` with at least half of the participating weight asking ≤ ``p``;
-* outcome: no quorum → Failed; ``p`` = reject (2²⁵⁶−1) → Rejected; ``p`` ≤ offer → Approved;
+  of the voting deadline, following at most ``max_depth`` hops; otherwise the asset abstains
+  and stays in the round;
+* a resolved REJECT (2²⁵⁶−1) takes the asset out of the round: its data is never used against
+  its owner's vote;
+* the round fails as Rejected when what remains is empty, below the consumer's minimum share
+  of the selected weight, or below the market's minimum selection;
+* quorum: participating weight × 10 000 ≥ quorum (bps) × remaining weight, and some weight
+  voted; otherwise Failed;
+* the clearing price is the weighted *lower* median of the remaining participating asks: the
+  smallest ask ``p`` with at least half of that weight asking ≤ ``p``; ``p`` ≤ offer → Approved,
   otherwise Countered at ``p``.
 
-The contract cannot sort, so :func:`submit_tally` sends ``p`` with the assets in batches and the
-contract checks in the last batch that ``p`` is that median.
+The contract cannot sort, so :func:`submit_tally` sends ``p`` with the assets in batches (every
+batch but the last a multiple of 256 assets) and the contract checks in the last batch that
+``p`` is that median.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from visdm.chain.client import TxResult
 from visdm.chain.contracts import (
     REJECT_ASK,
     AssetRegistry,
+    AssetStatus,
     DelegationRegistry,
     ProposalStatus,
     TrainingMarket,
@@ -35,6 +43,7 @@ from visdm.errors import InvalidInputError
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "AssetVote",
     "TallyOutcome",
     "compute_outcome",
     "resolve_ask",
@@ -42,8 +51,9 @@ __all__ = [
     "weighted_lower_median",
 ]
 
-#: assets per tally transaction; about 40k gas each at worst, far below any block gas limit
-DEFAULT_BATCH_SIZE = 200
+#: assets per tally transaction (a multiple of 256: one exclusion word per 256 assets); about
+#: 40k gas each at worst, far below any block gas limit
+DEFAULT_BATCH_SIZE = 256
 _BPS = 10_000
 
 
@@ -78,32 +88,55 @@ def weighted_lower_median(asks: Sequence[tuple[int, int]]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class AssetVote:
+    """One selected asset in the tally: its resolved ask (``None``: abstains), its weight, and
+    whether it is still active."""
+
+    ask: int | None
+    weight: int
+    active: bool = True
+
+    @property
+    def in_round(self) -> bool:
+        return self.active and self.ask != REJECT_ASK
+
+
+@dataclass(frozen=True, slots=True)
 class TallyOutcome:
-    """What a tally decides."""
+    """What a tally decides; ``excluded`` are the selection positions that left the round."""
 
     status: ProposalStatus
     clearing_price: int
     participating_weight: int
+    remaining_weight: int
     total_weight: int
+    excluded: frozenset[int] = frozenset()
 
 
 def compute_outcome(
-    weighted_asks: Sequence[tuple[int | None, int]], *, offer: int, quorum_bps: int
+    votes: Sequence[AssetVote],
+    *,
+    offer: int,
+    quorum_bps: int,
+    min_share_bps: int = 0,
+    min_samples: int = 1,
 ) -> TallyOutcome:
-    """Apply the rules to each asset's resolved ask (``None``: abstains) and weight."""
-    total = sum(w for _, w in weighted_asks)
-    participating = [(a, w) for a, w in weighted_asks if a is not None]
+    """Apply the rules to each asset's resolved vote, in selection order."""
+    total = sum(v.weight for v in votes)
+    excluded = frozenset(i for i, v in enumerate(votes) if not v.in_round)
+    remaining = sum(v.weight for v in votes if v.in_round)
+    participating = [(v.ask, v.weight) for v in votes if v.in_round and v.ask is not None]
     weight = sum(w for _, w in participating)
-    if weight == 0 or weight * _BPS < quorum_bps * total:
-        return TallyOutcome(ProposalStatus.FAILED, 0, weight, total)
-    price = weighted_lower_median(participating)
-    if price == REJECT_ASK:
-        status = ProposalStatus.REJECTED
-    elif price <= offer:
-        status = ProposalStatus.APPROVED
-    else:
-        status = ProposalStatus.COUNTERED
-    return TallyOutcome(status, price, weight, total)
+
+    def ends(status: ProposalStatus, price: int = 0) -> TallyOutcome:
+        return TallyOutcome(status, price, weight, remaining, total, excluded)
+
+    if remaining == 0 or remaining * _BPS < min_share_bps * total or remaining < min_samples:
+        return ends(ProposalStatus.REJECTED)
+    if weight == 0 or weight * _BPS < quorum_bps * remaining:
+        return ends(ProposalStatus.FAILED)
+    price = weighted_lower_median([(a, w) for a, w in participating if a is not None])
+    return ends(ProposalStatus.APPROVED if price <= offer else ProposalStatus.COUNTERED, price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +165,8 @@ def submit_tally(
 
     ``selection`` is the proposal's (asset id, sample count) list in proposal order.
     """
-    if batch_size <= 0:
-        raise InvalidInputError(f"batch size must be positive, got {batch_size}")
+    if batch_size <= 0 or batch_size % 256:
+        raise InvalidInputError(f"batch size must be a positive multiple of 256, got {batch_size}")
     proposal = market.proposal(proposal_id)
     if proposal.status != ProposalStatus.VOTING:
         raise InvalidInputError(
@@ -166,13 +199,21 @@ def submit_tally(
             vote_of(target)
         return target
 
-    weighted: list[tuple[int | None, int]] = []
+    weighted: list[AssetVote] = []
     for asset_id, count in selection:
-        owner = assets.asset(asset_id).owner
-        vote_of(owner)
-        weighted.append((resolve_ask(owner, votes, delegate_at, max_depth), count))
+        record = assets.asset(asset_id)
+        if record.status != AssetStatus.ACTIVE:
+            weighted.append(AssetVote(None, count, active=False))
+            continue
+        vote_of(record.owner)
+        weighted.append(AssetVote(resolve_ask(record.owner, votes, delegate_at, max_depth), count))
+    params = market.parameters()
     outcome = compute_outcome(
-        weighted, offer=proposal.offer, quorum_bps=market.parameters().quorum_bps
+        weighted,
+        offer=proposal.offer,
+        quorum_bps=params.quorum_bps,
+        min_share_bps=proposal.min_share_bps,
+        min_samples=params.min_selection_samples,
     )
     txs: list[TxResult] = []
     for start in range(0, len(selection), batch_size):

@@ -4,8 +4,8 @@
 * :class:`DataOOB`: out-of-bag accuracy (Kwon & Zou, 2023), a validation-free noise screen.
 * :class:`CopyRobustValuation`: collapses near-duplicates into one player before valuing, so
   copies and sybils do not pay; negative values earn nothing and are flagged.
-* :func:`compute_payout` / :func:`largest_remainder`: exact integer amounts per provider and an
-  OpenZeppelin-compatible Merkle commitment (:mod:`visdm.merkle`).
+* :func:`compute_payout` / :func:`largest_remainder`: exact integer amounts per provider,
+  split over their assets, and an OpenZeppelin-compatible Merkle commitment (:mod:`visdm.merkle`).
 """
 
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from visdm.valuation._payout import (
         PAYOUT_LEAF_ENCODING,
         Payout,
+        PayoutAsset,
         compute_payout,
         find_payout_leaf,
         largest_remainder,
@@ -38,6 +39,7 @@ __all__ = [
     "DuplicateClusters",
     "KNNShapley",
     "Payout",
+    "PayoutAsset",
     "RobustValuationResult",
     "ValidationEstimator",
     "ValuationResult",
@@ -59,6 +61,7 @@ _WHERE = {
     "knn_shapley_values": "._knn_shapley",
     "PAYOUT_LEAF_ENCODING": "._payout",
     "Payout": "._payout",
+    "PayoutAsset": "._payout",
     "compute_payout": "._payout",
     "find_payout_leaf": "._payout",
     "largest_remainder": "._payout",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -14,15 +15,17 @@ from tests.conftest import role_account
 from visdm.chain.client import ChainClient, TxResult
 from visdm.chain.contracts import (
     AssetRegistry,
+    ClaimRequest,
     DelegationRegistry,
     DevToken,
     ProposalTerms,
     Quote,
+    ResultCommitment,
     StakeholderRegistry,
     TrainingMarket,
 )
 from visdm.chain.deployment import Deployment
-from visdm.market import build_payout_tree, sign_quote
+from visdm.market import build_payout_tree, claim_for, selection_tree, sign_quote
 from visdm.market.tally import TallyReceipt, submit_tally
 from visdm.merkle import StandardMerkleTree
 from visdm.types import Role
@@ -88,6 +91,7 @@ class Market:
             samples_root=keccak(text=f"root-{next(_counter)}"),
             sample_count=count,
             allowed_regions=["local"],
+            key_nodes=[self.roles["node"].address],
             manifest_cid="bafkreimanifest",
         )
         if attest:
@@ -109,6 +113,7 @@ class Market:
         wtp_bps: int = 8000,
         voting_period: int = 3600,
         node: str | None = None,
+        min_share_bps: int = 0,
     ) -> ProposalTerms:
         return ProposalTerms(
             asset_ids=tuple(a for a, _ in selection),
@@ -121,6 +126,7 @@ class Market:
             model_spec_hash=keccak(text="spec"),
             validation_set_hash=keccak(text="validation"),
             proposal_cid="bafkreiproposal",
+            min_share_bps=min_share_bps,
         )
 
     def propose(self, selection: Sequence[tuple[int, int]], **kwargs: int) -> int:
@@ -163,20 +169,34 @@ class Market:
         self.tally(pid, selection)
         return pid
 
-    def payout(self, pid: int, amounts: dict[str, int]) -> StandardMerkleTree:
-        """Train and submit a WTP-met result whose payout tree pays ``amounts``."""
+    def payout(
+        self, pid: int, amounts: dict[int, int], selection: Sequence[int]
+    ) -> StandardMerkleTree:
+        """Train and submit a WTP-met result whose payout tree pays ``amounts`` (asset id →
+        amount); ``selection`` is the proposal's asset ids in order."""
         self.start(pid)
-        tree = build_payout_tree(amounts)
-        self.market.submit_result(
-            self.roles["node"],
-            pid,
-            accuracy_bps=9000,
-            model_hash=keccak(text="model"),
-            payout_root=tree.root,
-            scores_hash=keccak(text="scores"),
-            model_cid="bafkreimodel",
-        )
+        positions = {a: i for i, a in enumerate(selection)}
+        tree = build_payout_tree(amounts, positions)
+        self.submit(pid, payout_root=tree.root)
         return tree
+
+    def submit(self, pid: int, *, accuracy_bps: int = 9000, **fields: Any) -> TxResult:
+        """The node submits a result (WTP met at 9000 bps unless told otherwise)."""
+        result = ResultCommitment(
+            accuracy_bps=accuracy_bps,
+            result_cid="bafkreiresult",
+            model_hash=keccak(text="model"),
+            scores_hash=keccak(text="scores"),
+            seed_hash=keccak(text="seed"),
+            **fields,
+        )
+        return self.market.submit_result(self.roles["node"], pid, result)
+
+    def claim(
+        self, pid: int, tree: StandardMerkleTree, asset_id: int, selection: Sequence[int]
+    ) -> ClaimRequest:
+        """The claim for ``asset_id``'s payout leaf."""
+        return claim_for(tree, pid, asset_id, selection_tree(selection))
 
     def _account_of(self, address: str) -> LocalAccount:
         for account in self.roles.values():
