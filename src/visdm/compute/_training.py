@@ -41,7 +41,7 @@ from eth_utils.crypto import keccak
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient
-from visdm.chain.contracts import AssetStatus, ProposalRecord, ProposalStatus
+from visdm.chain.contracts import AssetStatus, ProposalRecord, ProposalStatus, ResultCommitment
 from visdm.chain.deployment import Deployment
 from visdm.errors import (
     ChainError,
@@ -65,7 +65,7 @@ from visdm.proposals import (
     pack_arrays,
 )
 from visdm.storage import ContentStore
-from visdm.valuation import compute_payout
+from visdm.valuation import PayoutAsset, compute_payout
 
 from ._jobs import Job, JobJournal
 from .delivery import seal_model
@@ -287,11 +287,15 @@ class TrainingWorker:
             tx = self.market.submit_result(
                 self.account.local_account,
                 proposal_id,
-                accuracy_bps=int(sub["accuracyBps"]),
-                model_hash=bytes.fromhex(sub["modelHash"][2:]),
-                payout_root=bytes.fromhex(sub["payoutRoot"][2:]),
-                scores_hash=bytes.fromhex(sub["scoresHash"][2:]),
-                model_cid=str(sub["resultCid"]),
+                ResultCommitment(
+                    accuracy_bps=int(sub["accuracyBps"]),
+                    consumer_fault=bool(sub.get("consumerFault", False)),
+                    model_hash=bytes.fromhex(sub["modelHash"][2:]),
+                    payout_root=bytes.fromhex(sub["payoutRoot"][2:]),
+                    scores_hash=bytes.fromhex(sub["scoresHash"][2:]),
+                    seed_hash=bytes.fromhex(sub.get("seedHash", "0x" + "00" * 32)[2:]),
+                    result_cid=str(sub["resultCid"]),
+                ),
             )
         except ContractRevertError as exc:
             record = self.market.proposal(proposal_id)
@@ -478,8 +482,10 @@ class TrainingWorker:
     def _publish_fault(
         self, proposal_id: int, record: ProposalRecord, reason: str
     ) -> dict[str, Any]:
-        """A result that misses the WTP because the consumer's input was unusable."""
-        return self._store_result(proposal_id, record, 0, {"consumerFault": reason})
+        """A result that refunds the data price because the consumer's input was unusable."""
+        return self._store_result(
+            proposal_id, record, 0, {"consumerFault": reason}, {"consumerFault": True}
+        )
 
     def _publish(  # noqa: PLR0917 - one private call site
         self,
@@ -494,12 +500,16 @@ class TrainingWorker:
         details: dict[str, Any] = {
             "epsilonSpent": outcome.get("epsilon_spent"),
             "specHash": outcome.get("spec_hash"),
+            "seedHash": outcome.get("seed_hash"),
             "trainSamples": counts["used"],
             "excludedSamples": counts["excluded"],
+            "validation": outcome.get("validation"),
         }
-        commitments: dict[str, str] = {}
+        commitments: dict[str, Any] = {}
+        if outcome.get("seed_hash"):
+            commitments["seedHash"] = str(outcome["seed_hash"])
         if accuracy >= record.wtp_bps:
-            commitments = self._deliver(proposal_id, record, checked, out_dir, outcome, details)
+            commitments |= self._deliver(proposal_id, record, checked, out_dir, outcome, details)
         return self._store_result(proposal_id, record, accuracy, details, commitments)
 
     def _deliver(  # noqa: PLR0917 - one private call site
@@ -531,16 +541,17 @@ class TrainingWorker:
                 f"the consumer's registered encryption key cannot receive the model: {exc}"
             ) from None
         valuation = json.loads((out_dir / "valuation.json").read_bytes())
-        payout = compute_payout(
-            record.price,
-            valuation["providerValues"],
-            sample_counts={k: int(v) for k, v in valuation["sampleCounts"].items()},
-        )
         where = {"0x" + s.sample_id.hex(): (s.asset_id, s.index) for s in checked.samples}
         rows = [
             {**row, "asset_id": where[row["sample_id"]][0], "index": where[row["sample_id"]][1]}
             for row in valuation["samples"]
         ]
+        payout = compute_payout(
+            record.price,
+            valuation["providerValues"],
+            sample_counts={k: int(v) for k, v in valuation["sampleCounts"].items()},
+            assets=_payout_assets(checked, rows),
+        )
         scores = json.dumps(
             {"version": 1, "proposalId": proposal_id, "samples": rows}, sort_keys=True
         ).encode()
@@ -555,6 +566,7 @@ class TrainingWorker:
             "root": "0x" + payout.root.hex(),
             "basis": payout.basis,
             "amounts": {a: str(v) for a, v in payout.amounts.items()},
+            "assets": {str(a): str(v) for a, v in payout.asset_amounts.items()},
             "tree": payout.tree.dump() if payout.tree is not None else None,
         }
         return {
@@ -569,10 +581,11 @@ class TrainingWorker:
         record: ProposalRecord,
         accuracy: int,
         details: Mapping[str, Any],
-        commitments: Mapping[str, str] | None = None,
+        commitments: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Store the result document; return exactly what ``submitResult`` will carry."""
-        met = accuracy >= record.wtp_bps
+        fault = bool((commitments or {}).get("consumerFault", False))
+        met = not fault and accuracy >= record.wtp_bps
         document = {
             "version": 1,
             "kind": RESULT_KIND,
@@ -598,9 +611,34 @@ class TrainingWorker:
         zero = "0x" + bytes(32).hex()
         return {
             "accuracyBps": accuracy,
+            "consumerFault": fault,
             "modelHash": zero,
             "payoutRoot": zero,
             "scoresHash": zero,
+            "seedHash": zero,
             **(commitments or {}),
             "resultCid": result_cid,
         }
+
+
+def _payout_assets(
+    checked: CheckedProposal, rows: Sequence[Mapping[str, Any]]
+) -> list[PayoutAsset]:
+    """Each asset whose samples were valued, at its position in the proposal's selection."""
+    position = {asset_id: i for i, asset_id in enumerate(checked.document.asset_ids)}
+    value: dict[int, float] = {}
+    samples: dict[int, int] = {}
+    for row in rows:
+        asset_id = int(row["asset_id"])
+        value[asset_id] = value.get(asset_id, 0.0) + float(row["value"])
+        samples[asset_id] = samples.get(asset_id, 0) + 1
+    return [
+        PayoutAsset(
+            position=position[asset_id],
+            asset_id=asset_id,
+            owner=checked.public[asset_id].record.owner,
+            value=value[asset_id],
+            samples=samples[asset_id],
+        )
+        for asset_id in sorted(value, key=position.__getitem__)
+    ]

@@ -21,10 +21,10 @@ from eth_utils.crypto import keccak
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import TxResult
-from visdm.chain.contracts import REJECT_ASK, ProposalRecord, ProposalStatus, Quote
+from visdm.chain.contracts import REJECT_ASK, ClaimRequest, ProposalRecord, ProposalStatus, Quote
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, SignatureError, VisdmError
-from visdm.merkle import StandardMerkleTree
+from visdm.merkle import PositionalMerkleTree, StandardMerkleTree
 from visdm.proposals import (
     MAX_PROPOSAL_BYTES,
     CreatedProposal,
@@ -38,7 +38,7 @@ from visdm.proposals import (
 from visdm.session import Connection, connect_deployed, open_store, top_up_dev_tokens
 from visdm.storage import ContentStore
 
-from .payouts import claim_for
+from .payouts import claim_for, selection_tree
 from .quotes import (
     NodeRequest,
     job_status_headers,
@@ -433,14 +433,29 @@ class ClaimReceipt:
 
 
 def claim(
-    settings: Settings, provider: UnlockedAccount, proposal_ids: Sequence[int] | None = None
+    settings: Settings,
+    provider: UnlockedAccount,
+    proposal_ids: Sequence[int] | None = None,
+    *,
+    withdraw_credits: bool = True,
 ) -> list[ClaimReceipt]:
-    """Claim ``provider``'s payouts from the given (default: every completed) proposal."""
+    """Claim the payouts of ``provider``'s assets from the given (default: every completed)
+    proposal in one ``claimMany`` transaction; the market credits them to the provider, and
+    ``withdraw_credits`` then withdraws the provider's whole credit in one transfer."""
     conn = connect_deployed(settings)
     store = open_store(settings)
     market = conn.deployment.training_market(conn.client)
+    assets = conn.deployment.asset_registry(conn.client)
     ids = list(proposal_ids or range(1, market.proposal_count() + 1))
-    receipts = []
+    receipts: list[ClaimReceipt] = []
+    pending: list[tuple[int, list[ClaimRequest]]] = []
+    owned: dict[int, bool] = {}
+
+    def mine(asset_id: int) -> bool:
+        if asset_id not in owned:
+            owned[asset_id] = assets.asset(asset_id).owner == provider.address
+        return owned[asset_id]
+
     for pid in ids:
         record = _proposal(conn, pid)
         if record.status != ProposalStatus.COMPLETED:
@@ -448,30 +463,56 @@ def claim(
                 receipts.append(ClaimReceipt(pid, 0, None, f"{record.status.name.lower()}"))
             continue
         try:
-            document = _result_document(conn, store, pid)
-            tree_dump = ((document or {}).get("payouts") or {}).get("tree")
-            if tree_dump is None:
-                raise InvalidInputError("its result document has no payout tree")
-            tree = StandardMerkleTree.load(tree_dump)
-            if tree.root != record.payout_root:
-                raise InvalidInputError("its published payout tree does not match its root")
+            tree, selection = _payout_trees(conn, store, pid, record)
         except VisdmError as exc:
             # one unusable result must not keep a provider from its other payouts
             receipts.append(ClaimReceipt(pid, 0, None, f"cannot claim: {exc}"))
             continue
-        try:
-            request = claim_for(tree, pid, provider.address)
-        except InvalidInputError:
+        requests = [
+            claim_for(tree, pid, int(asset_id), selection)
+            for _, asset_id, _ in tree.values
+            if mine(int(asset_id))
+        ]
+        if not requests:
             if proposal_ids:
                 receipts.append(ClaimReceipt(pid, 0, None, "not a payee"))
             continue
-        if market.is_claimed(pid, request.index):
-            receipts.append(ClaimReceipt(pid, request.amount, None, "already claimed"))
+        if conn.client.latest_timestamp() > record.claim_deadline:
+            receipts.append(ClaimReceipt(pid, 0, None, "the claim period is over"))
             continue
+        fresh = [r for r in requests if not market.is_claimed(pid, r.position)]
+        if not fresh:
+            amount = sum(r.amount for r in requests)
+            receipts.append(ClaimReceipt(pid, amount, None, "already claimed"))
+            continue
+        pending.append((pid, fresh))
+    if pending:
         conn.client.fund_from_dev_faucet(provider.address)
-        tx = market.claim(provider.local_account, request)
-        receipts.append(ClaimReceipt(pid, request.amount, tx.tx_hash, "claimed", tx.gas_used))
+        tx = market.claim_many(provider.local_account, [r for _, rs in pending for r in rs])
+        for pid, requests in pending:
+            amount = sum(r.amount for r in requests)
+            receipts.append(ClaimReceipt(pid, amount, tx.tx_hash, "claimed", tx.gas_used))
+    if withdraw_credits and market.credit_of(provider.address) > 0:
+        withdraw(settings, provider)
     return receipts
+
+
+def _payout_trees(
+    conn: Connection, store: ContentStore, pid: int, record: ProposalRecord
+) -> tuple[StandardMerkleTree, PositionalMerkleTree]:
+    """The published payout tree of a completed proposal and its selection tree, each checked
+    against the root on chain."""
+    document = _result_document(conn, store, pid)
+    tree_dump = ((document or {}).get("payouts") or {}).get("tree")
+    if tree_dump is None:
+        raise InvalidInputError("its result document has no payout tree")
+    tree = StandardMerkleTree.load(tree_dump)
+    if tree.root != record.payout_root:
+        raise InvalidInputError("its published payout tree does not match its root")
+    selection = selection_tree(_signed_proposal(conn, store, pid).asset_ids)
+    if selection.root != record.assets_root:
+        raise InvalidInputError("its proposal's asset list does not match the assets root")
+    return tree, selection
 
 
 # --- anyone: status -----------------------------------------------------------------------
