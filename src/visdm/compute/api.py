@@ -540,6 +540,16 @@ def _read_job(journal_path: Path, proposal_id: int) -> Job:
     return job
 
 
+async def _quote_body(request: Request) -> QuoteRequestBody:
+    """The body of ``POST /quotes``: read (the middleware bounded it), nesting checked, parsed."""
+    limits: ApiLimits = request.app.state.limits
+    data = _parse_json(await request.body(), max_depth=limits.max_json_depth)
+    try:
+        return QuoteRequestBody.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(_problems(exc.errors())) from None
+
+
 def create_app(
     quotes: QuoteService | None, journal_path: Path, *, limits: ApiLimits | None = None
 ) -> FastAPI:
@@ -549,8 +559,8 @@ def create_app(
     """
     if limits is None:
         limits = quotes.limits if quotes is not None else ApiLimits()
-    max_depth = limits.max_json_depth
     app = FastAPI(title="ViSDM compute node", version="1")
+    app.state.limits = limits
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
@@ -581,13 +591,6 @@ def create_app(
             status_code=500,
         )
 
-    async def quote_body(request: Request) -> QuoteRequestBody:
-        data = _parse_json(await request.body(), max_depth=max_depth)
-        try:
-            return QuoteRequestBody.model_validate(data)
-        except ValidationError as exc:
-            raise _invalid(_problems(exc.errors())) from None
-
     @app.get("/health")
     def health() -> dict[str, Any]:
         if quotes is None:
@@ -595,7 +598,7 @@ def create_app(
         return {"ok": True, "node": quotes.account.address, "chainId": quotes.client.chain_id}
 
     @app.post("/quotes")
-    def post_quote(body: Annotated[QuoteRequestBody, Depends(quote_body)]) -> dict[str, Any]:
+    def post_quote(body: Annotated[QuoteRequestBody, Depends(_quote_body)]) -> dict[str, Any]:
         if quotes is None:
             raise QuoteError(503, "NotQuoting", "this node does not quote")
         return quotes.signed_quote(*body.signed())
