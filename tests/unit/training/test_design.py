@@ -61,6 +61,11 @@ def test_small_cnn_conv_flops() -> None:
             NodeLimits(allow_dp=False),
             "does not offer DP",
         ),
+        (
+            make_spec(batch_size=32),
+            NodeLimits(min_batch_size=64),
+            "batch_size=32 is below the market's minimum expected batch size of 64: raise it",
+        ),
     ],
 )
 def test_refusals_name_the_limit_and_the_value(
@@ -68,6 +73,16 @@ def test_refusals_name_the_limit_and_the_value(
 ) -> None:
     with pytest.raises(DesignLimitError, match=message):
         check_design(spec, limits)
+
+
+def test_the_minimum_batch_size_travels_to_the_worker_process() -> None:
+    from visdm.training.design_check import check
+
+    request = {"spec": make_spec(batch_size=32), "limits": {"min_batch_size": 64}}
+    answer = check(request)
+    assert answer["ok"] is False and answer["error"] == "DesignLimitError"
+    assert "minimum expected batch size of 64" in answer["message"]
+    assert check({**request, "limits": {"min_batch_size": 32}})["ok"] is True
 
 
 def test_a_huge_spec_is_refused_without_allocating_it() -> None:

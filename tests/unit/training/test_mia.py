@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.unit.training.conftest import Data, make_spec
+from tests.unit.training.conftest import SEED, Data, make_spec
 from visdm.errors import InvalidInputError
 from visdm.training import loss_threshold_mia, mia_auc, train
 
@@ -50,7 +50,11 @@ def test_an_overfit_model_leaks_membership(fmnist: Data) -> None:
     x, y, xv, yv = fmnist
     members, others = (x[:128], y[:128]), (xv[:128], yv[:128])
     overfit = train(
-        make_spec(architecture="mlp", hidden=[256], epochs=30, batch_size=16), *members, xv, yv
+        make_spec(architecture="mlp", hidden=[256], epochs=30, batch_size=16),
+        *members,
+        xv,
+        yv,
+        seed=SEED,
     )
     auc = loss_threshold_mia(overfit.model, members, others)
     assert auc > 0.75

@@ -38,7 +38,7 @@ def test_canonical_json_is_sorted_compact_and_complete() -> None:
     assert text == (
         b'{"architecture":"mlp","batch_size":32,"depth":null,"dp":null,"epochs":1,'
         b'"hidden":[64],"input_shape":[1,28,28],"learning_rate":0.001,"num_classes":10,'
-        b'"optimizer":"adam","schema_version":1,"seed":7,"width":null}'
+        b'"optimizer":"adam","schema_version":1,"width":null}'
     )
     assert spec_hash(make_spec(architecture="mlp", hidden=[64])) == keccak(text)
 
@@ -49,7 +49,7 @@ def test_hash_ignores_key_order_and_spelled_out_defaults() -> None:
     explicit = make_spec(width=16, schema_version=1, learning_rate=0.001)
     assert spec_hash(spec) == spec_hash(reordered) == spec_hash(explicit)
     assert len(spec_hash(spec)) == 32
-    assert spec_hash(spec) != spec_hash(make_spec(seed=8))
+    assert spec_hash(spec) != spec_hash(make_spec(epochs=2))
     assert spec_hash(spec) != spec_hash(make_spec(width=17))
 
 
@@ -73,7 +73,6 @@ BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [
     ({"optimizer": "rmsprop"}, "optimizer", "'rmsprop'"),
     ({"learning_rate": 0}, "learning_rate", "0"),
     ({"learning_rate": 11.0}, "learning_rate", "11.0"),
-    ({"seed": -1}, "seed", "-1"),
     ({"width": 2}, "width", "2"),
     ({"width": 512}, "width", "512"),
     ({"architecture": "mlp", "hidden": []}, "hidden", "[]"),
@@ -142,7 +141,7 @@ def test_knobs_must_fit_the_architecture(override: dict[str, Any], message: str)
             "NaN: numbers must be finite",
         ),
         (
-            json.dumps(make_spec()).replace('"seed": 7', '"seed": Infinity'),
+            json.dumps(make_spec()).replace('"epochs": 1', '"epochs": Infinity'),
             "Infinity: numbers must be finite",
         ),
         (b" " * (64 * 1024 + 1), "more than the 65536 allowed"),
@@ -151,6 +150,18 @@ def test_knobs_must_fit_the_architecture(override: dict[str, Any], message: str)
 def test_malformed_documents(document: bytes | str, message: str) -> None:
     with pytest.raises(InvalidModelSpecError, match=message):
         parse_model_spec(document)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [make_spec(seed=7), json.dumps(make_spec(seed=0)), json.dumps(make_spec(seed=None)).encode()],
+)
+def test_a_spec_that_brings_its_own_seed_is_refused(source: Any) -> None:
+    # the consumer must not know the job's randomness (it could then undo DP noise)
+    with pytest.raises(InvalidModelSpecError, match="compute node draws each job's randomness"):
+        parse_model_spec(source)
+    with pytest.raises(InvalidModelSpecError, match="remove the seed key"):
+        spec_hash(source)
 
 
 def test_nan_in_a_dict_is_refused() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.unit.training.conftest import Data, make_spec
+from tests.unit.training.conftest import SEED, Data, make_spec
 from visdm.errors import DesignLimitError, InvalidInputError
 from visdm.training import NodeLimits, TrainingResult, train
 
@@ -24,14 +24,14 @@ def _same_weights(a: TrainingResult, b: TrainingResult) -> bool:
     )
 
 
-def test_same_spec_and_data_give_bit_identical_weights(fmnist: Data) -> None:
+def test_same_seed_spec_and_data_give_bit_identical_weights(fmnist: Data) -> None:
     spec = make_spec(architecture="resnet", width=8, depth=2)
-    first = train(spec, *fmnist)
-    second = train(spec, *fmnist)
+    first = train(spec, *fmnist, seed=SEED)
+    second = train(spec, *fmnist, seed=SEED)
     assert _same_weights(first, second)
     np.testing.assert_array_equal(first.train_embeddings, second.train_embeddings)
     assert first.accuracy_bps == second.accuracy_bps
-    other_seed = train(make_spec(architecture="resnet", width=8, depth=2, seed=8), *fmnist)
+    other_seed = train(spec, *fmnist, seed=bytes(32))
     assert not _same_weights(first, other_seed)
 
 
@@ -44,6 +44,7 @@ def test_result_holds_accuracy_embeddings_and_timings(fmnist: Data) -> None:
         y,
         xv,
         yv,
+        seed=SEED,
         progress=lambda *a: calls.append(a),
     )
     assert 3000 < result.accuracy_bps <= 10_000  # chance is 1000 bps
@@ -62,7 +63,7 @@ def test_result_holds_accuracy_embeddings_and_timings(fmnist: Data) -> None:
 
 def test_dp_run_spends_at_most_its_budget_and_is_reproducible(fmnist: Data) -> None:
     spec = make_spec(dp=DP, batch_size=64, learning_rate=2e-3)
-    result = train(spec, *fmnist)
+    result = train(spec, *fmnist, seed=SEED)
     assert result.epsilon_spent is not None
     assert 0.5 * 3.0 < result.epsilon_spent <= 3.0 * 1.05
     assert result.noise_multiplier is not None and result.noise_multiplier > 0
@@ -70,7 +71,7 @@ def test_dp_run_spends_at_most_its_budget_and_is_reproducible(fmnist: Data) -> N
     kinds = {type(m) for m in result.model.modules()}
     assert nn.GroupNorm in kinds and nn.BatchNorm2d not in kinds
     assert not any(hasattr(p, "grad_sample") for p in result.model.parameters())
-    again = train(spec, *fmnist)  # seeded Poisson sampling and noise: identical
+    again = train(spec, *fmnist, seed=SEED)  # same seed, same sampling and noise: identical
     assert _same_weights(result, again)
     assert again.epsilon_spent == result.epsilon_spent
 
@@ -78,9 +79,14 @@ def test_dp_run_spends_at_most_its_budget_and_is_reproducible(fmnist: Data) -> N
 def test_training_restores_global_torch_settings(fmnist: Data) -> None:
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
-    train(make_spec(architecture="mlp", hidden=[8]), *fmnist, num_threads=1)
+    torch.manual_seed(1234)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(1234)
+    train(make_spec(architecture="mlp", hidden=[8]), *fmnist, seed=SEED, num_threads=1)
     assert torch.get_num_threads() == threads
     assert torch.are_deterministic_algorithms_enabled() == deterministic
+    # the global generator is left as it was, not seeded from the job's secret
+    assert torch.equal(torch.rand(3), expected_draw)
 
 
 def test_rgb_channels_last_images_are_accepted() -> None:
@@ -93,6 +99,7 @@ def test_rgb_channels_last_images_are_accepted() -> None:
         y,
         x[:16],
         y[:16],
+        seed=SEED,
     )
     assert result.val_embeddings.shape == (16, 4)
 
@@ -110,21 +117,23 @@ def test_rgb_channels_last_images_are_accepted() -> None:
 )
 def test_bad_inputs_are_refused_before_training(fmnist: Data, mutate, error, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=message):
-        train(make_spec(), *mutate(fmnist))
+        train(make_spec(), *mutate(fmnist), seed=SEED)
 
 
 def test_dp_delta_must_be_below_one_over_n(fmnist: Data) -> None:
     with pytest.raises(InvalidInputError, match=r"dp.delta=0.005 must be below 1/N"):
-        train(make_spec(dp={"target_epsilon": 3, "delta": 5e-3}), *fmnist)
+        train(make_spec(dp={"target_epsilon": 3, "delta": 5e-3}), *fmnist, seed=SEED)
 
 
 def test_dp_batch_must_be_smaller_than_the_data(fmnist: Data) -> None:
     with pytest.raises(InvalidInputError, match="batch_size=512 is not below N=512"):
-        train(make_spec(batch_size=512, dp=DP), *fmnist)
+        train(make_spec(batch_size=512, dp=DP), *fmnist, seed=SEED)
 
 
 def test_limits_are_enforced_by_train(fmnist: Data) -> None:
     with pytest.raises(DesignLimitError, match="max_params"):
-        train(make_spec(), *fmnist, limits=NodeLimits(max_params=10))
+        train(make_spec(), *fmnist, seed=SEED, limits=NodeLimits(max_params=10))
     with pytest.raises(DesignLimitError, match="512 training samples exceed max_samples=100"):
-        train(make_spec(), *fmnist, limits=NodeLimits(max_samples=100))
+        train(make_spec(), *fmnist, seed=SEED, limits=NodeLimits(max_samples=100))
+    with pytest.raises(DesignLimitError, match="market's minimum expected batch size of 64"):
+        train(make_spec(batch_size=32), *fmnist, seed=SEED, limits=NodeLimits(min_batch_size=64))
