@@ -13,13 +13,16 @@ after which the node kills every process of the job. A node calls::
 
 The entry point is ``function(job, progress) -> dict | None``; inside the sandbox ``job``'s
 directories are :data:`SANDBOX_INPUT_DIR` and :data:`SANDBOX_OUTPUT_DIR`. A job's failure
-never raises: it is a :class:`SandboxResult` with a :class:`SandboxStatus`. What does raise is
-asking for something the node must not do: code off the allow-list
-(:class:`~visdm.errors.EntryPointNotAllowedError`) or a run without a working sandbox
-(:class:`~visdm.errors.SandboxUnavailableError`, unless ``allow_unsandboxed=True``).
+never raises: it is a :class:`SandboxResult` with a :class:`SandboxStatus` — among them
+``INPUT_REJECTED`` when the entry point raised :class:`InputRejectedError` to say that its
+input, not the node, is at fault. What does raise is asking for something the node must not
+do: code off the allow-list (:class:`~visdm.errors.EntryPointNotAllowedError`) or a run
+without a working sandbox (:class:`~visdm.errors.SandboxUnavailableError`, unless
+``allow_unsandboxed=True``).
 """
 
 from ._messages import (
+    InputRejectedError,
     OutputFile,
     ProgressEvent,
     ProgressReporter,
@@ -33,6 +36,7 @@ from ._runner import SANDBOX_INPUT_DIR, SANDBOX_OUTPUT_DIR, run_in_sandbox
 __all__ = [
     "SANDBOX_INPUT_DIR",
     "SANDBOX_OUTPUT_DIR",
+    "InputRejectedError",
     "OutputFile",
     "ProgressEvent",
     "ProgressReporter",

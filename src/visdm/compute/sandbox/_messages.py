@@ -16,8 +16,11 @@ from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
+from visdm.errors import InvalidInputError
+
 __all__ = [
     "ENTRY_POINT_PATTERN",
+    "InputRejectedError",
     "OutputFile",
     "ProgressEvent",
     "ProgressReporter",
@@ -34,6 +37,12 @@ __all__ = [
 ENTRY_POINT_PATTERN = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 _MiB = 1024 * 1024
+
+
+class InputRejectedError(InvalidInputError):
+    """Raised by an entry point when the job's *input* is unusable — not the node, not the
+    code: the job ends :attr:`SandboxStatus.INPUT_REJECTED` with this message, so the node can
+    tell whoever sent the input that it was at fault instead of retrying."""
 
 
 class _Message(BaseModel):
@@ -96,7 +105,7 @@ class WorkerOutcome(_Message):
     """The worker's last line: how the entry point ended, as the worker saw it."""
 
     kind: Literal["outcome"] = "outcome"
-    status: Literal["succeeded", "failed", "memory_exceeded"]
+    status: Literal["succeeded", "failed", "memory_exceeded", "input_rejected"]
     error: str | None = None
     traceback: str | None = None
     return_value: dict[str, JsonValue] | None = None
@@ -126,6 +135,9 @@ class SandboxStatus(StrEnum):
     FAILED = "failed"
     #: an allocation failed under ``memory_bytes``
     MEMORY_EXCEEDED = "memory_exceeded"
+    #: the entry point refused its input (:class:`InputRejectedError`): the input's sender is
+    #: at fault, and running the job again would end the same way
+    INPUT_REJECTED = "input_rejected"
     #: the kernel stopped the job at ``cpu_s``
     CPU_TIME_EXCEEDED = "cpu_time_exceeded"
     #: the node killed the job's process group at ``wall_s``

@@ -21,11 +21,12 @@ from typing import IO, Any
 
 from pydantic import JsonValue, TypeAdapter, ValidationError
 
-from ._messages import ProgressEvent, WorkerEnvelope, WorkerOutcome
+from ._messages import InputRejectedError, ProgressEvent, WorkerEnvelope, WorkerOutcome
 
 __all__ = ["apply_limits", "main"]
 
 _TRACEBACK_CHARS = 8192
+_ERROR_CHARS = 2048
 _CPU_GRACE_S = 1
 _RETURN_ADAPTER: TypeAdapter[dict[str, JsonValue] | None] = TypeAdapter(dict[str, JsonValue] | None)
 
@@ -94,6 +95,8 @@ def _run(envelope: WorkerEnvelope, channel: _Channel) -> WorkerOutcome:
             error=f"{error} (memory limit {limits.memory_bytes} bytes)",
             traceback=text,
         )
+    except InputRejectedError as exc:
+        return WorkerOutcome(status="input_rejected", error=str(exc)[:_ERROR_CHARS])
     except ValidationError as exc:
         return WorkerOutcome(
             status="failed", error=f"entry point returned a value that is not a JSON object: {exc}"
