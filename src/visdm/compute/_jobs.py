@@ -1,15 +1,20 @@
 """The compute node's durable job journal: one row per training round it must run.
 
 A job moves ``queued → preparing → training → valuing → submitting → submitted``, or ends
-``expired`` (the deadline passed: the consumer reclaims), ``cancelled`` (the consumer reclaimed)
-or ``failed`` (a job that cannot succeed, e.g. a spec over the node's limits; the consumer
-reclaims after the deadline). Every transition commits before the work it announces starts,
+``expired`` (the deadline passed: the consumer reclaims), ``cancelled`` (the consumer reclaimed),
+``failed`` (a job that cannot succeed, e.g. a spec over the node's limits; the consumer
+reclaims after the deadline) or ``abandoned`` (the sandbox crashed, ran out of memory or time
+in every one of the node's attempts: the node gave the consumer everything back on chain).
+``attempts`` counts the runs started, committed before each starts, so a run cut short by the
+node itself being killed counts too. Every transition commits before the work it announces starts,
 and the result the node will post is journaled (``submission``) *before* the transaction is
 sent, so after a crash the node either re-runs the deterministic training from scratch (a job
 found in ``preparing``/``training``/``valuing``) or re-sends exactly the journaled result after
 checking the chain — a result is posted once.
 
-The HTTP API reads the same file from another thread with its own connection (WAL mode).
+The HTTP API reads the same file from another thread with its own connection (WAL mode). The
+job's secret seed is kept in a column of its own that :class:`Job` never carries, so that no
+reader of a job can publish it; :meth:`JobJournal.seed` hands it to verifiers.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ._sqlite import DurableSqlite
 
 __all__ = ["ACTIVE_STATES", "FINAL_STATES", "Job", "JobJournal"]
 
-FINAL_STATES = frozenset({"submitted", "expired", "cancelled", "failed"})
+FINAL_STATES = frozenset({"submitted", "expired", "cancelled", "failed", "abandoned"})
 ACTIVE_STATES = frozenset({"queued", "preparing", "training", "valuing", "submitting"})
 
 _SCHEMA = """
@@ -38,7 +44,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     submission TEXT,      -- JSON: exactly what submitResult will carry
     tx_hash TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    seed BLOB             -- the latest attempt's 32-byte seed: for verifiers, never published
 );
 CREATE TABLE IF NOT EXISTS market_cursor (
     id INTEGER PRIMARY KEY CHECK (id = 1), block INTEGER NOT NULL
@@ -106,6 +113,14 @@ class JobJournal(DurableSqlite):
     SCHEMA = _SCHEMA
     CURSOR_TABLE = "market_cursor"
 
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        super().__init__(path, read_only=read_only)
+        if read_only:
+            return
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "seed" not in columns:  # a journal written before jobs had seeds
+            self._db.execute("ALTER TABLE jobs ADD COLUMN seed BLOB")
+
     # --- jobs -------------------------------------------------------------------------------
     def enqueue(self, proposal_id: int, deadline: int) -> bool:
         """Add a job once; ``False`` when it was already known (a replayed event)."""
@@ -133,6 +148,17 @@ class JobJournal(DurableSqlite):
             tuple(sorted(ACTIVE_STATES)),
         ).fetchall()
         return [_job(r) for r in rows]
+
+    def set_seed(self, proposal_id: int, seed: bytes) -> None:
+        """Keep the seed of the attempt about to run (it replaces an earlier attempt's)."""
+        self._db.execute("UPDATE jobs SET seed = ? WHERE proposal_id = ?", (seed, proposal_id))
+
+    def seed(self, proposal_id: int) -> bytes | None:
+        """The seed of the job's latest attempt, for a verifier re-executing it."""
+        row = self._db.execute(
+            "SELECT seed FROM jobs WHERE proposal_id = ?", (proposal_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
 
     def update(self, proposal_id: int, **fields: Any) -> None:
         """Set ``state``, ``progress``, ``message``, ``result``, ``submission``, ``tx_hash`` or
