@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +46,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient
@@ -567,6 +569,15 @@ def create_app(
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(
             {"error": "InvalidRequest", "detail": _problems(exc.errors())}, status_code=400
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "".join(word.capitalize() for word in HTTPStatus(exc.status_code).phrase.split())
+        return JSONResponse(
+            {"error": kind, "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(QuoteError)

@@ -299,3 +299,8 @@ def test_signature_headers_must_come_together_and_well_formed(api: httpx.Client)
         SIGNATURE_HEADER: str(SIGNED_FIELDS["signature"]),
     }
     refusal(api.get("/jobs/5", headers=good), 503, "NotVerifying")  # no chain to check against
+
+
+def test_unknown_routes_and_methods_answer_in_the_same_json(api: httpx.Client) -> None:
+    assert refusal(api.get("/admin"), 404, "NotFound") == "Not Found"
+    refusal(api.get("/quotes"), 405, "MethodNotAllowed")
