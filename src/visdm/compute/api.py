@@ -421,12 +421,15 @@ class QuoteRequestBody(BaseModel):
 
     # the wire format's names
     proposalId: int = Field(ge=1, le=MAX_PROPOSAL_ID)  # noqa: N815
-    consumer: str = Field(pattern=_HEX_ADDRESS.pattern)
+    consumer: str = Field(pattern=f"^{_HEX_ADDRESS.pattern}$")
     issuedAt: int = Field(ge=0, le=_MAX_UINT64)  # noqa: N815
-    signature: str = Field(pattern=_HEX_SIGNATURE.pattern)
+    signature: str = Field(pattern=f"^{_HEX_SIGNATURE.pattern}$")
 
     def signed(self) -> tuple[NodeRequest, bytes]:
-        request = NodeRequest(self.proposalId, Address(self.consumer), self.issuedAt)
+        try:
+            request = NodeRequest(self.proposalId, Address(self.consumer), self.issuedAt)
+        except InvalidInputError as exc:
+            raise _invalid(str(exc)) from None
         return request, bytes.fromhex(self.signature[2:])
 
 

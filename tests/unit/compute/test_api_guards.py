@@ -261,6 +261,16 @@ def test_huge_numbers_are_refused_with_a_4xx_that_names_the_problem(
         (b"[1, 2]", "body: Input should be"),
         (b'{"proposalId": 1}', "consumer: Field required"),
         (b'{"proposalId": "1", "consumer": "x", "issuedAt": 1, "signature": "0x"}', "proposalId"),
+        (
+            b'{"proposalId": 1, "consumer": "0x' + b"12" * 20 + b'zz", "issuedAt": 1, '
+            b'"signature": "0x' + b"ab" * 65 + b'"}',
+            "consumer: String should match pattern",
+        ),
+        (
+            b'{"proposalId": 1, "consumer": "0x' + b"12" * 20 + b'", "issuedAt": 1, '
+            b'"signature": "0x' + b"ab" * 66 + b'"}',
+            "signature: String should match pattern",
+        ),
     ],
 )
 def test_malformed_bodies_are_400(api: httpx.Client, body: bytes, detail: str) -> None:
