@@ -8,17 +8,20 @@ For every ``TrainingStarted`` of a proposal that names this node, the node journ
    selection root recomputed from the public manifests, spec and validation-set hashes);
 2. decrypts the selected samples of the assets still active (withdrawn assets are excluded) and
    the consumer's validation set into a private RAM-backed directory (``/dev/shm``, mode 0700,
-   removed afterwards: plaintext never reaches a disk);
-3. runs ``visdm.training:run_job`` in the bubblewrap sandbox: design check, deterministic
-   training (Opacus DP-SGD when asked), accuracy on the validation set, and — inside the
-   sandbox too — copy-robust KNN-Shapley values on the model's embeddings;
+   removed afterwards: plaintext never reaches a disk), unparsed: it only decrypts and hashes;
+3. runs ``visdm.training:run_job`` in the bubblewrap sandbox with a fresh 256-bit seed (kept for
+   verifiers, never published): bounded decoding, the validation set's screen, training,
+   accuracy and copy-robust KNN-Shapley values. Input the sandbox refuses is the consumer's
+   fault (a result that misses the WTP); a crash, a limit or a node killed mid-run is retried
+   up to ``max_attempts`` times, then the job is abandoned on chain (a full refund);
 4. WTP met: seals the model to the consumer's X25519 key with the node's EIP-712 delivery
    signature, turns the provider values into exact payouts and their Merkle root, publishes the
    per-sample scores and a result document; WTP missed: publishes a result without model;
 5. journals exactly what it will submit, then sends ``submitResult`` — once: a restart first
    asks the chain whether the result is already there.
 
-This process never imports torch: training and valuation happen in the sandboxed worker.
+This process never imports torch and never parses an image or an archive: decoding,
+training and valuation happen in the sandboxed worker.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -36,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from eth_utils.crypto import keccak
 
 from visdm.accounts import UnlockedAccount
@@ -53,23 +56,28 @@ from visdm.errors import (
     StorageUnavailableError,
     VisdmError,
 )
-from visdm.ingest import decode_image, decrypt_sample
+from visdm.ingest import decrypt_sample
+from visdm.metadata import DEFAULT_DUPLICATE_RADIUS
 from visdm.proposals import (
     CheckedProposal,
     TrainingProposal,
-    check_validation_set,
-    image_to_array,
     licence_refusal,
     load_checked_proposal,
     open_validation_set,
-    pack_arrays,
 )
 from visdm.storage import ContentStore
 from visdm.valuation import PayoutAsset, compute_payout
 
 from ._jobs import Job, JobJournal
 from .delivery import seal_model
-from .sandbox import ProgressEvent, SandboxJob, SandboxLimits, run_in_sandbox
+from .sandbox import (
+    ProgressEvent,
+    SandboxJob,
+    SandboxLimits,
+    SandboxResult,
+    SandboxStatus,
+    run_in_sandbox,
+)
 
 __all__ = [
     "RESULT_KIND",
@@ -83,6 +91,8 @@ log = logging.getLogger("visdm.node.training")
 
 RESULT_KIND = "visdm-training-result"
 _ENTRY_POINT = "visdm.training:run_job"
+# samples.json's per-sample lists (visdm.training._job reads them; it imports torch)
+_DESCRIBED = ("files", "labels", "sample_ids", "providers", "asset_ids", "rank")
 _TERMINAL_ON_CHAIN = (ProposalStatus.COMPLETED, ProposalStatus.WTP_MISSED)
 _PROGRESS_EVERY_S = 0.5
 
@@ -103,6 +113,17 @@ _SUBMIT_MARGIN_S = 60
 _MIN_TRAINING_S = 30
 #: the sealed validation set: the archive limit plus the AEAD's nonce and tag
 _MAX_VALIDATION_BYTES = (1 << 30) + 1024
+#: the job seed's length: 256 bits from the OS CSPRNG (design section 7)
+_SEED_BYTES = 32
+
+
+class _AttemptFailedError(JobFailedError):
+    """A sandboxed run ended without a result, not for its input's sake: it may be retried."""
+
+    def __init__(self, result: SandboxResult) -> None:
+        self.status = result.status
+        tail = f"\n{result.log_tail[-2000:]}" if result.log_tail else ""
+        super().__init__(f"training {result.status.value}: {result.error or 'no result'}{tail}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +153,10 @@ class TrainingConfig:
     confirm_ratio: float | None = 0.3
     center_embeddings: bool = False
     python: str = sys.executable
+    #: sandboxed runs a job gets (a crash, a limit, a node restart each use one) before the
+    #: node abandons it on chain; the radius of visdm.metadata.screen_validation_set
+    max_attempts: int = 3
+    screen_radius: int = DEFAULT_DUPLICATE_RADIUS
 
 
 @contextlib.contextmanager
@@ -228,13 +253,32 @@ class TrainingWorker:
         if self._settled_on_chain(proposal_id, record):
             return self._job(proposal_id)
         if job.submission is None:
-            self._update(proposal_id, state="preparing", attempts=job.attempts + 1, progress=0.0)
+            if job.attempts >= self.config.max_attempts:
+                # the last attempt never came back (the node was killed while it ran)
+                return self._abandon(proposal_id, job.attempts, "the node stopped during training")
+            attempt = job.attempts + 1
+            # committed before the run, so that a node killed during it still counts it
+            self._update(proposal_id, state="preparing", attempts=attempt, progress=0.0)
             try:
                 submission = self._run(proposal_id, record)
             except _OUTAGES as exc:
-                # the node's or its services' fault, not the job's: queue it again, say why
-                self._update(proposal_id, state="queued", message=f"waiting: {exc}")
+                # the node's or its services' fault, not the job's: queue it again (not counted
+                # as an attempt), say why
+                self._update(
+                    proposal_id, state="queued", attempts=job.attempts, message=f"waiting: {exc}"
+                )
                 raise
+            except _AttemptFailedError as exc:
+                log.error("proposal %d: attempt %d failed: %s", proposal_id, attempt, exc)
+                if attempt >= self.config.max_attempts:
+                    return self._abandon(proposal_id, attempt, exc.status.value)
+                self._update(
+                    proposal_id,
+                    state="queued",
+                    message=f"attempt {attempt} of {self.config.max_attempts} failed, will "
+                    f"retry: {exc}",
+                )
+                return self._job(proposal_id)
             except ConsumerFaultError as exc:
                 # the consumer's own input cannot be used: post a result that misses the WTP,
                 # so the data price is refunded and the node is paid for its work
@@ -253,6 +297,21 @@ class TrainingWorker:
             self._update(proposal_id, state="submitting", submission=submission, progress=1.0)
             shutil.rmtree(self._out_dir(proposal_id), ignore_errors=True)
         return self._submit(proposal_id)
+
+    def _abandon(self, proposal_id: int, attempts: int, why: str) -> Job:
+        """Give the job up on chain: the consumer is credited everything at once, not after the
+        deadline. The reason names how the runs ended, never text from inside the sandbox."""
+        reason = f"training did not complete in {attempts} attempts (last: {why})"[:240]
+        try:
+            self.client.fund_from_dev_faucet(self.account.address)
+            tx = self.market.abandon_training(self.account.local_account, proposal_id, reason)
+        except ContractRevertError as exc:
+            if not self._settled_on_chain(proposal_id, self.market.proposal(proposal_id)):
+                self._update(proposal_id, message=f"abandonTraining reverted, will retry: {exc}")
+            return self._job(proposal_id)
+        self._update(proposal_id, state="abandoned", tx_hash=tx.tx_hash, message=reason)
+        log.warning("proposal %d: abandoned in %s: %s", proposal_id, tx.tx_hash, reason)
+        return self._job(proposal_id)
 
     def _out_dir(self, proposal_id: int) -> Path:
         return self.config.workdir / "jobs" / str(proposal_id)
@@ -338,6 +397,10 @@ class TrainingWorker:
         out_dir = self._out_dir(proposal_id)
         shutil.rmtree(out_dir, ignore_errors=True)  # a restarted job starts clean
         out_dir.mkdir(parents=True, mode=0o700)
+        # the job's randomness: the consumer never learns it, verifiers get it from the journal
+        seed = secrets.token_bytes(_SEED_BYTES)
+        with self.journal.transaction():
+            self.journal.set_seed(proposal_id, seed)
         with _private_dir(f"{self._shm_prefix}{proposal_id}-") as input_dir:
             counts = self._prepare_input(checked, spec, input_dir)
             self._update(
@@ -355,6 +418,8 @@ class TrainingWorker:
                     params={
                         "spec": spec,
                         "limits": dict(self.config.limits),
+                        "seed": seed.hex(),
+                        "screen": {"radius": self.config.screen_radius},
                         "valuation": {
                             "k": self.config.valuation_k,
                             "cosine_threshold": self.config.cosine_threshold,
@@ -370,13 +435,18 @@ class TrainingWorker:
                 allow_unsandboxed=self.config.allow_unsandboxed,
                 on_progress=self._progress_reporter(proposal_id),
             )
+        if result.status is SandboxStatus.INPUT_REJECTED:
+            raise ConsumerFaultError(result.error or "the sandbox refused the consumer's input")
         if not result.ok or result.return_value is None:
-            raise JobFailedError(
-                f"training {result.status.value}: {result.error or 'no result'}"
-                + (f"\n{result.log_tail[-2000:]}" if result.log_tail else "")
-            )
-        self._update(proposal_id, state="valuing", result=dict(result.return_value))
-        return self._publish(proposal_id, record, checked, out_dir, result.return_value, counts)
+            raise _AttemptFailedError(result)
+        outcome = result.return_value
+        # images the sandbox could not decode are excluded like those the node could not decrypt
+        counts = {
+            "used": int(str(outcome["train_samples"])),
+            "excluded": counts["excluded"] + int(str(outcome.get("unreadable", 0))),
+        }
+        self._update(proposal_id, state="valuing", result=dict(outcome))
+        return self._publish(proposal_id, record, checked, out_dir, outcome, counts)
 
     def _progress_reporter(self, proposal_id: int) -> Callable[[ProgressEvent], None]:
         last = [0.0]
@@ -392,17 +462,19 @@ class TrainingWorker:
     def _prepare_input(
         self, checked: CheckedProposal, spec: Mapping[str, Any], input_dir: Path
     ) -> dict[str, int]:
-        """Write ``validation.npz``, ``train.npz`` and ``samples.json`` into ``input_dir``."""
+        """Write ``run_job``'s input, unparsed: ``train/`` (each usable sample's plaintext image
+        bytes), ``samples.json`` (ids, class indexes, providers, assets, registration rank,
+        duplicate links) and ``validation.npz`` (the consumer's archive as decrypted)."""
         doc = checked.document
         if len(doc.classes) != int(spec["num_classes"]):
             raise ConsumerFaultError(
                 f"the proposal names {len(doc.classes)} classes, the spec {spec['num_classes']}"
             )
-        archive = self._validation_archive(doc, spec["input_shape"])
-        (input_dir / "validation.npz").write_bytes(archive)
-        images, labels, ids, providers, ranks = [], [], [], [], []
+        (input_dir / "validation.npz").write_bytes(self._validation_archive(doc))
+        (train_dir := input_dir / "train").mkdir(mode=0o700)
         keys = self._asset_keys(checked)
         class_of = {name: i for i, name in enumerate(doc.classes)}
+        described: dict[str, list[Any]] = {k: [] for k in _DESCRIBED}
         excluded = 0
         for sample in checked.samples:
             key = keys.get(sample.asset_id)
@@ -410,38 +482,34 @@ class TrainingWorker:
                 excluded += 1
                 continue
             try:
-                decoded = decode_image(
-                    decrypt_sample(self.store, sample.cid, index=sample.index, data_key=key),
-                    name=f"asset {sample.asset_id} sample {sample.index}",
-                )
+                plaintext = decrypt_sample(self.store, sample.cid, index=sample.index, data_key=key)
             except StorageUnavailableError:
                 raise
             except (StorageError, CryptoError, InvalidInputError) as exc:
-                log.warning("excluded: %s", exc)
+                log.warning("excluded asset %d sample %d: %s", sample.asset_id, sample.index, exc)
                 excluded += 1
                 continue
-            images.append(image_to_array(decoded.image, spec["input_shape"]))
-            labels.append(class_of[sample.label])
-            ids.append("0x" + sample.sample_id.hex())
-            providers.append(str(sample.owner))
-            ranks.append((sample.asset_id << 32) | sample.index)  # registration order
-        if not images:
+            name = f"{len(described['files']):06d}"
+            (train_dir / name).write_bytes(plaintext)
+            described["files"].append(name)
+            described["labels"].append(class_of[sample.label])
+            described["sample_ids"].append("0x" + sample.sample_id.hex())
+            described["providers"].append(str(sample.owner))
+            described["asset_ids"].append(sample.asset_id)
+            described["rank"].append((sample.asset_id << 32) | sample.index)  # registration order
+        if not described["files"]:
             raise JobFailedError(
-                "no selected sample could be used (withdrawn, unlicensed, unreadable or unlabelled)"
+                "no selected sample could be used (withdrawn, unlicensed, undecryptable or "
+                "unlabelled)"
             )
-        (input_dir / "train.npz").write_bytes(
-            pack_arrays(np.stack(images), np.asarray(labels, dtype=np.int64))
-        )
         links = [
             (link["sampleId"], link["otherId"])
             for public in checked.public.values()
             if public.metadata is not None
             for link in public.metadata.get("duplicateLinks", [])
         ]
-        (input_dir / "samples.json").write_text(
-            json.dumps({"sample_ids": ids, "providers": providers, "rank": ranks, "links": links})
-        )
-        return {"used": len(images), "excluded": excluded}
+        (input_dir / "samples.json").write_text(json.dumps({**described, "links": links}))
+        return {"used": len(described["files"]), "excluded": excluded}
 
     def _asset_keys(self, checked: CheckedProposal) -> dict[int, bytes | None]:
         """Each asset's data key, or ``None`` when it may not be used: withdrawn since the
@@ -463,8 +531,9 @@ class TrainingWorker:
                 continue
         return keys
 
-    def _validation_archive(self, doc: TrainingProposal, input_shape: Sequence[int]) -> bytes:
-        """The consumer's validation set, opened and checked against the proposal."""
+    def _validation_archive(self, doc: TrainingProposal) -> bytes:
+        """The consumer's validation archive, decrypted and checked against the hash on chain
+        — and not opened: the sandboxed job reads it."""
         try:
             sealed = self.store.get(doc.validation.cid, max_bytes=_MAX_VALIDATION_BYTES)
         except StorageUnavailableError:
@@ -473,11 +542,9 @@ class TrainingWorker:
             raise ConsumerFaultError(f"the validation set cannot be fetched: {exc}") from None
         try:
             data_key = self.account.unwrap_key(doc.validation.wrapped_key)
-            archive = open_validation_set(sealed, data_key, doc.validation.plaintext_hash)
-            check_validation_set(archive, input_shape, len(doc.classes))
+            return open_validation_set(sealed, data_key, doc.validation.plaintext_hash)
         except VisdmError as exc:
             raise ConsumerFaultError(f"the validation set cannot be used: {exc}") from None
-        return archive
 
     def _publish_fault(
         self, proposal_id: int, record: ProposalRecord, reason: str

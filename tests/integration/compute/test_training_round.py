@@ -1,22 +1,32 @@
 """Training rounds end to end on anvil, with the real bubblewrap sandbox and real PyTorch:
 propose → vote → tally → quote → startTraining → node trains → sealed model → payouts → claims;
-the WTP-missed refund; the consumer's reclaim when a node does not finish in time."""
+the WTP-missed refund; the consumer's reclaim when a node does not finish in time; untrusted
+bytes parsed only in the sandbox; a hostile validation archive as the consumer's fault; a job
+that never completes abandoned after the attempt cap."""
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from numpy.lib import format as npy_format
 
 from tests.integration.compute.roundkit import (
     NAMES,
     VAL_X,
+    VAL_Y,
     Round,
     write_folder,
 )
 from visdm.chain.contracts import ProposalStatus
+from visdm.compute.sandbox import SandboxLimits
 from visdm.errors import InvalidInputError
 from visdm.market import workflow
+from visdm.training import seed_commitment
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +46,12 @@ def test_round_trains_delivers_the_model_and_pays_the_providers(rnd: Round, tmp_
         assert (job.state, job.attempts) == ("submitted", 1), job.message
         # a second poll finds nothing to do: the result is posted once
         assert worker.poll() == 0
+        seed = worker.journal.seed(pid)
     finally:
         worker.close()
+    # the job's seed is kept for verifiers and only its commitment is published
+    assert seed is not None and len(seed) == 32
+    assert seed.hex() not in json.dumps(job.to_json())
     record = rnd.market.proposal(pid)
     assert record.status == ProposalStatus.COMPLETED
     assert 3000 <= record.accuracy_bps <= 10_000
@@ -47,6 +61,11 @@ def test_round_trains_delivers_the_model_and_pays_the_providers(rnd: Round, tmp_
     result = rnd.result(pid)
     assert result["wtpMet"] is True
     assert result["trainSamples"] == 120
+    assert result["seedHash"] == "0x" + seed_commitment(seed).hex()
+    assert seed.hex() not in json.dumps(result)
+    screen = result["validation"]
+    assert screen["given"] == len(VAL_X)
+    assert screen["given"] == screen["duplicates"] + screen["nearSelected"] + screen["used"]
     scores = rnd.scores(pid)["samples"]
     assert len(scores) == 120
     assert {s["asset_id"] for s in scores} == set(rnd.asset_ids)
@@ -316,3 +335,136 @@ def test_re_encoded_copies_of_another_providers_images_earn_nothing(
     # nothing else was taken for a copy: distinct images keep their own value
     others = [s for s in scores if s["asset_id"] != copies.asset_id]
     assert sum("copied" in s["flags"] for s in others) <= 2
+
+
+@pytest.mark.attack
+def test_the_node_process_never_decodes_images_or_archives(
+    rnd: Round, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder exploit in a crafted image or archive would run where the node's key and all
+    decrypted data live; the node process only decrypts and hashes, so with every decoder of
+    the node process broken the round still completes (the sandbox is another process)."""
+    import PIL.Image
+
+    pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid)
+    rnd.start(pid)
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("the node process parsed untrusted bytes")
+
+    monkeypatch.setattr(PIL.Image, "open", refuse)
+    monkeypatch.setattr(np, "load", refuse)
+    monkeypatch.setattr(zipfile, "ZipFile", refuse)
+    worker = rnd.trainer()
+    try:
+        worker.poll()
+        job = worker.journal.get(pid)
+        assert job is not None and job.state == "submitted", job and job.message
+    finally:
+        worker.close()
+    assert rnd.market.proposal(pid).status == ProposalStatus.COMPLETED
+    assert rnd.result(pid)["trainSamples"] == 120
+
+
+def _lying_archive(declared: tuple[int, ...]) -> bytes:
+    """A validation archive whose images header declares ``declared`` over 20 real images."""
+    images = io.BytesIO()
+    npy_format.write_array_header_1_0(
+        images, {"descr": "|u1", "fortran_order": False, "shape": declared}
+    )
+    images.write(VAL_X[:20].tobytes())
+    labels = io.BytesIO()
+    npy_format.write_array(labels, VAL_Y[:20].astype(np.int64))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("images.npy", images.getvalue())
+        archive.writestr("labels.npy", labels.getvalue())
+    return out.getvalue()
+
+
+@pytest.mark.attack
+def test_a_validation_archive_with_a_lying_header_refunds_the_data_price_and_pays_the_node(
+    rnd: Round, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import visdm.market.workflow as consumer_workflow
+    import visdm.proposals._validation as validation
+
+    lie = _lying_archive((10**12, 28, 28))  # np.load would try to allocate 784 TB
+    with monkeypatch.context() as hostile:
+        # a hostile consumer skips its own client's checks and sends the archive as it is
+        hostile.setattr(consumer_workflow, "pack_arrays", lambda *_: lie)
+        hostile.setattr(validation, "unpack_arrays", lambda *_, **__: (VAL_X[:20], VAL_Y[:20]))
+        pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid)
+    cost = rnd.start(pid)
+    consumer = rnd.accounts["consumer"].address
+    credit_before = rnd.market.credit_of(consumer)
+    worker = rnd.trainer()
+    try:
+        worker.poll()
+        job = worker.journal.get(pid)
+        assert job is not None
+        assert (job.state, job.attempts) == ("submitted", 1), job.message
+    finally:
+        worker.close()
+    record = rnd.market.proposal(pid)
+    assert record.status == ProposalStatus.WTP_MISSED
+    assert rnd.market.credit_of(consumer) - credit_before == 10**18  # the data price back
+    assert rnd.market.credit_of(rnd.accounts["node"].address) == cost  # the node is paid
+    assert "header lies" in rnd.result(pid)["consumerFault"]
+
+
+@pytest.mark.attack
+def test_a_job_whose_sandbox_dies_every_time_is_abandoned_after_the_cap(rnd: Round) -> None:
+    """A job that kills its sandbox (here: an address space too small to import anything) is
+    not retried forever: after ``max_attempts`` runs — one of them cut short by the node itself
+    being killed — the node abandons it and the consumer gets everything back at once."""
+    pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid)
+    cost = rnd.start(pid)
+    consumer = rnd.accounts["consumer"].address
+    credit_before = rnd.market.credit_of(consumer)
+    dying = SandboxLimits(memory_bytes=64 << 20, cpu_s=60, wall_s=60.0)
+    worker = rnd.trainer(sandbox=dying, max_attempts=3)
+    try:
+        for attempt in (1, 2):
+            worker.poll()
+            job = worker.journal.get(pid)
+            assert job is not None
+            assert (job.state, job.attempts) == ("queued", attempt), job.message
+            assert f"attempt {attempt} of 3 failed, will retry" in job.message
+    finally:
+        worker.close()
+
+    class Killed(BaseException):
+        """The node process dies in the middle of the third attempt."""
+
+    worker = rnd.trainer(sandbox=dying, max_attempts=3)
+
+    def die(*_: object, **__: object) -> None:
+        raise Killed
+
+    worker._prepare_input = die  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Killed):
+            worker.poll()
+        job = worker.journal.get(pid)
+        assert job is not None and (job.state, job.attempts) == ("preparing", 3)
+    finally:
+        worker.close()
+    # the restarted node counts the cut-short run and gives the job up without a fourth
+    worker = rnd.trainer(sandbox=dying, max_attempts=3)
+    try:
+        worker.poll()
+        job = worker.journal.get(pid)
+        assert job is not None
+        assert (job.state, job.attempts) == ("abandoned", 3), job.message
+        assert worker.poll() == 0
+    finally:
+        worker.close()
+    assert rnd.market.proposal(pid).status == ProposalStatus.CANCELLED
+    assert rnd.market.credit_of(consumer) - credit_before == 10**18 + cost
+    (event,) = rnd.market.logs("TrainingAbandoned", where={"proposalId": pid})
+    assert "3 attempts" in event["args"]["reason"]
+    assert rnd.market.logs("ResultSubmitted", where={"proposalId": pid}) == []
