@@ -28,6 +28,16 @@ radius 8 or cosine >= 0.98, the library default). Reported: the share of copies 
 cluster, and how many distinct original images were wrongly merged into an earlier one (which
 takes value from whoever registered later).
 
+Steering: a consumer whose friend owns 10 of 210 selected samples (the next 210 training images,
+clean labels; twenty other providers own 10 each) scores with the friend's images repeated
+(15 times as they are, 15 times mirrored), alone or added to the honest validation set. The
+friend's share is its positive KNN-Shapley value over all providers' positive values (the
+payout's value basis), on the same embeddings, without and with the node's validation-set
+screen (``visdm.metadata.screen_validation_set``: duplicates, and pHash near-copies of selected
+samples under flips and rotations, radius 8). Reported: the gain in share over the honest set
+(target <= 1.1x with the screen), whether a set of nothing but copies is refused, and how much
+of the honest set the screen keeps.
+
 Peers are benchmark-only (``pip install pydvl==0.10.0 cleanlab==2.9.0 scikit-learn``); cleanlab
 is AGPL and is imported here only.
 """
@@ -53,6 +63,8 @@ from visdm.valuation import DataOOB, KNNShapley
 K = 5
 NOISE = 0.2
 SEED = 0
+STEER_SELECTED = 210
+STEER_REPEATS = 15
 PACKAGES = ("visdm", "numpy", "torch", "pydvl", "cleanlab", "scikit-learn")
 
 
@@ -234,6 +246,71 @@ def copy_detection_rows(model: SmallCNN, originals: np.ndarray) -> list[Row]:
     ]  # fmt: skip
 
 
+def _friend_share(
+    model: SmallCNN,
+    selected: tuple[np.ndarray, np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+) -> float:
+    """The friend's (provider 0) share of the data price under KNN-Shapley: its positive value
+    over the sum of every provider's positive value (the payout's value basis)."""
+    x, y, providers = selected
+    xv, yv = validation
+    values = KNNShapley(k=K).fit(embed(model, x), y, embed(model, xv), yv).result.values
+    per_provider = np.clip(np.bincount(providers, weights=values), 0, None)
+    return float(per_provider[0] / per_provider.sum())
+
+
+def steering_rows(
+    model: SmallCNN, pool: tuple[np.ndarray, np.ndarray], honest: tuple[np.ndarray, np.ndarray]
+) -> list[Row]:
+    """How far a consumer moves the price to a friend with its validation set, and the screen."""
+    from visdm.metadata import array_phashes, screen_validation_set
+
+    x, y = pool[0][:STEER_SELECTED], pool[1][:STEER_SELECTED]
+    # twenty honest providers with 10 samples each, then the friend (provider 0) with 10
+    providers = np.concatenate([np.repeat(np.arange(1, 21), 10), np.zeros(10, np.int64)])
+    selected = (x, y, providers)
+    friend_x, friend_y = x[-10:], y[-10:]
+    copies = (
+        np.concatenate([*[friend_x] * STEER_REPEATS, *[friend_x[:, :, ::-1]] * STEER_REPEATS]),
+        np.concatenate([friend_y] * (2 * STEER_REPEATS)),
+    )
+    mixed = (np.concatenate([honest[0], copies[0]]), np.concatenate([honest[1], copies[1]]))
+    t0 = time.perf_counter()
+    hashes = array_phashes(x)
+    screens = {
+        name: screen_validation_set(v[0], hashes)
+        for name, v in (("honest", honest), ("mixed", mixed), ("copies", copies))
+    }
+    screen_s = (time.perf_counter() - t0) / 3
+
+    def kept(name: str, validation: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        keep = screens[name].keep
+        return validation[0][keep], validation[1][keep]
+
+    fair = _friend_share(model, selected, honest)
+    fair_on = _friend_share(model, selected, kept("honest", honest))
+    mixed_off = _friend_share(model, selected, mixed)
+    mixed_on = _friend_share(model, selected, kept("mixed", mixed))
+    copies_off = _friend_share(model, selected, copies)
+    gain_off, gain_on = mixed_off / fair, mixed_on / fair_on
+    n = len(copies[0])
+    return [
+        Row("steering: friend's share (10 of 210 samples), honest validation set", 100 * fair,
+            "%", "honest set after the screen", 100 * fair_on),
+        Row(f"steering: friend's share, validation = its images x{n // 10} (half mirrored)",
+            100 * copies_off, "%"),
+        Row("  that set after the screen: samples left (refused below the minimum)",
+            screens["copies"].used, "samples", None, None, None, "refused",
+            not screens["copies"].usable),
+        Row(f"steering gain, honest set + {n} copies, with the screen", gain_on, "x",
+            "no screen", gain_off, gain_off / gain_on, "<= 1.1x", gain_on <= 1.1),
+        Row("honest validation samples kept by the screen", screens["honest"].used
+            / screens["honest"].given, "share"),
+        Row(f"screen time, {len(mixed[0])} validation x {len(x)} selected", screen_s, "s"),
+    ]  # fmt: skip
+
+
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     torch.set_num_threads(2)
@@ -309,6 +386,9 @@ def main() -> None:
     rows.append(Row(f"time, {peer_name} (incl. 5-fold logistic regression)", cleanlab_s, "s"))
 
     rows += copy_detection_rows(model, images[:n_train])
+    rows += steering_rows(
+        model, (images[n_train:], labels[n_train:]), (val_images[:n_val], val_labels[:n_val])
+    )
 
     # --- ours alone at scale ---------------------------------------------------------------------
     big_x = embed(model, images[:big_train])
