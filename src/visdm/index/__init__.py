@@ -4,31 +4,44 @@ Consumers choose data by public metadata (design 3.3 step 1), and reading the ch
 document per asset for every question would be slow and would need a chain. So an indexer
 follows the marketplace contracts into a read model — stakeholders, regions and nodes; assets
 with their licence and attested per-sample metadata; proposals, votes, tallies, training,
-results with their published per-sample value scores and payouts, claims; delegations — and
-searches run on that.
+results with their published per-sample value scores and payouts per asset, claims and sweeps;
+delegations — and searches run on that.
 
 * :func:`sync_index` (``visdm market sync``) — follow the chain up to ``head − confirmations``
   with a durable, idempotent cursor (:class:`Indexer`, :mod:`._indexer`);
 * :func:`search_index` / :func:`summarize_index` (``visdm market search`` / ``summary``) —
   :class:`SearchFilters` over the index, paged results or a summary; ``save=NAME`` writes a
   :class:`SavedSearch` that :func:`load_saved_search` reads back for a proposal;
+* :func:`earnings_index` — what providers earned: the payout leaves of their assets (the market
+  pays assets, and a claim credits the asset's owner), each claimed, unclaimed, swept, unpayable
+  (the tally took it out of the round, or the proposal never selected it) or unverified;
 * one SQL layer (:func:`open_database`) over SQLite (``sqlite:///…``, the embedded default in
   ``<home>/index.sqlite3``) and PostgreSQL (``postgresql://…``).
 
 Every document is verified against what the chain commits (metadata and scores by keccak256,
-results by the values of their event and payout root); a document that fails is recorded as
-rejected, one that cannot be fetched as missing and retried — never a crash.
+proposals by their consumer's signature and the selection's ``assetsHash``/``assetsRoot``,
+results by the values of their event, the payout root and the escrowed price); a document that
+fails is recorded as rejected, one that cannot be fetched as missing and retried — never a
+crash.
 """
 
 from typing import TYPE_CHECKING
 
 from visdm._lazy import lazy_exports
 
-from ._api import default_index_url, open_index, search_index, summarize_index, sync_index
+from ._api import (
+    default_index_url,
+    earnings_index,
+    open_index,
+    search_index,
+    summarize_index,
+    sync_index,
+)
 from ._db import Database, IndexUrl, open_database, parse_index_url
 from ._events import ChainEvent, EventSource
 from ._filters import SearchFilters, parse_resolution
 from ._indexer import IndexConfig, Indexer, SyncReport, refresh_clusters
+from ._payouts import PAYOUT_STATES, PayoutLine, ProviderEarnings, earnings, payout_lines
 from ._saved import (
     SavedSearch,
     SelectedSamples,
@@ -43,6 +56,7 @@ if TYPE_CHECKING:
     from ._chain import ChainEventSource
 
 __all__ = [
+    "PAYOUT_STATES",
     "SCHEMA_VERSION",
     "TABLES",
     "ChainEvent",
@@ -52,6 +66,8 @@ __all__ = [
     "IndexConfig",
     "IndexUrl",
     "Indexer",
+    "PayoutLine",
+    "ProviderEarnings",
     "SampleHit",
     "SavedSearch",
     "SearchFilters",
@@ -60,12 +76,15 @@ __all__ = [
     "SelectedSamples",
     "SyncReport",
     "default_index_url",
+    "earnings",
+    "earnings_index",
     "list_saved_searches",
     "load_saved_search",
     "open_database",
     "open_index",
     "parse_index_url",
     "parse_resolution",
+    "payout_lines",
     "refresh_clusters",
     "saved_search_path",
     "search_index",

@@ -19,11 +19,13 @@ from visdm.errors import ConfigError
 from ._db import Database, open_database, parse_index_url
 from ._filters import SearchFilters
 from ._indexer import IndexConfig, Indexer, SyncReport, check_schema_version, read_meta
+from ._payouts import ProviderEarnings, check_proposal_id, check_provider, earnings
 from ._saved import check_search_name, write_saved_search
 from ._search import SearchResult, SearchSummary, check_paging, search, select_all, summarize
 
 __all__ = [
     "default_index_url",
+    "earnings_index",
     "open_index",
     "search_index",
     "summarize_index",
@@ -144,5 +146,26 @@ def summarize_index(
     db = open_index(settings, url)
     try:
         return summarize(db, chosen, now=at)
+    finally:
+        db.close()
+
+
+def earnings_index(
+    settings: Settings,
+    *,
+    provider: str | None = None,
+    proposal_id: int | None = None,
+    url: str | None = None,
+) -> list[ProviderEarnings]:
+    """What each provider (or only ``provider``) earned from payouts (of ``proposal_id``, or
+    every proposal): each payout leaf of its assets in its state — claimed, unclaimed, swept,
+    unpayable or unverified (see :mod:`visdm.index._payouts`) — and the totals."""
+    if provider is not None:
+        provider = check_provider(provider)
+    if proposal_id is not None:
+        check_proposal_id(proposal_id)
+    db = open_index(settings, url)
+    try:
+        return earnings(db, provider=provider, proposal_id=proposal_id)
     finally:
         db.close()

@@ -10,6 +10,9 @@ Documents are fetched while their event is applied, inside the same transaction:
 that is missing from the store (or a store that does not answer) is recorded as ``missing`` and
 fetched again by later syncs (:meth:`EventApplier.retry_missing`); one that fails a check is
 ``rejected`` with the reason. Neither stops the indexer.
+
+This module follows the stakeholder and asset registries and dispatches ``TrainingMarket``
+events to :class:`~._apply_market.MarketApplier`.
 """
 
 from __future__ import annotations
@@ -28,37 +31,17 @@ from visdm.errors import (
 )
 from visdm.storage import ContentStore
 
+from ._apply_market import PROPOSAL_STATUSES, MarketApplier
 from ._db import Database
-from ._documents import (
-    KNOWN_FLAGS,
-    DocumentError,
-    parse_metadata,
-    parse_result,
-    parse_scores,
-)
+from ._documents import DocumentError, DocumentUnavailableError, parse_metadata
 from ._events import ChainEvent
 
-__all__ = ["EventApplier"]
+__all__ = ["PROPOSAL_STATUSES", "EventApplier"]
 
 log = logging.getLogger("visdm.index")
 
-_ZERO_ADDRESS = "0x" + "00" * 20
 #: a document larger than this is recorded as rejected, unread (metadata: ~1 KiB per sample)
 MAX_DOCUMENT_BYTES = 1 << 30
-#: ``TrainingMarket.Status`` names by value, as :class:`visdm.chain.contracts.ProposalStatus`
-#: spells them (kept here so that reading the index never imports web3)
-PROPOSAL_STATUSES = (
-    "none",
-    "voting",
-    "approved",
-    "countered",
-    "failed",
-    "rejected",
-    "training",
-    "completed",
-    "wtp_missed",
-    "cancelled",
-)
 #: JSON cannot carry integers above 2**53 to every reader: larger ones are written as strings
 _JSON_SAFE_INT = 2**53
 
@@ -81,15 +64,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class _UnavailableError(Exception):
-    """A document could not be fetched now (not in the store, or the store is down)."""
-
-
 class EventApplier:
     """Applies events to the index tables; call inside a write transaction."""
 
     def __init__(
-        self, db: Database, store: ContentStore | None, *, chain_id: int, asset_registry: str
+        self,
+        db: Database,
+        store: ContentStore | None,
+        *,
+        chain_id: int,
+        asset_registry: str,
+        market: str,
+        exclusions: Callable[[int], set[int]],
     ) -> None:
         self.db = db
         self.store = store
@@ -97,6 +83,9 @@ class EventApplier:
         self.asset_registry = asset_registry
         #: set when samples, links or asset statuses changed: near-duplicate clusters are stale
         self.clusters_stale = False
+        self.market = MarketApplier(
+            db, self._fetch, chain_id=chain_id, market=market, exclusions=exclusions
+        )
         self._handlers: dict[tuple[str, str], Callable[[ChainEvent], None]] = {
             ("StakeholderRegistry", "StakeholderRegistered"): self._registered,
             ("StakeholderRegistry", "StakeholderRolesChanged"): self._roles_changed,
@@ -108,15 +97,7 @@ class EventApplier:
             ("AssetRegistry", "AssetRegistered"): self._asset_registered,
             ("AssetRegistry", "MetadataAttested"): self._metadata_attested,
             ("AssetRegistry", "AssetWithdrawn"): self._asset_withdrawn,
-            ("TrainingMarket", "ProposalCreated"): self._proposal_created,
-            ("TrainingMarket", "VoteCast"): self._vote_cast,
-            ("TrainingMarket", "ProposalTallied"): self._proposal_tallied,
-            ("TrainingMarket", "CounterAccepted"): self._counter_accepted,
-            ("TrainingMarket", "TrainingStarted"): self._training_started,
-            ("TrainingMarket", "ResultSubmitted"): self._result_submitted,
-            ("TrainingMarket", "Claimed"): self._claimed,
-            ("TrainingMarket", "Reclaimed"): self._reclaimed,
-            ("TrainingMarket", "DelegateChanged"): self._delegate_changed,
+            **{("TrainingMarket", name): h for name, h in self.market.handlers().items()},
         }
 
     def apply(self, event: ChainEvent) -> None:
@@ -133,14 +114,14 @@ class EventApplier:
 
     # --- documents ------------------------------------------------------------------------
     def _fetch(self, cid: str) -> bytes:
-        """The bytes under ``cid``; :class:`_UnavailableError` to retry later, or
+        """The bytes under ``cid``; :class:`DocumentUnavailableError` to retry later, or
         :class:`DocumentError` when the CID itself is unusable or its content is corrupt."""
         if self.store is None:
-            raise _UnavailableError("no content store is configured")
+            raise DocumentUnavailableError("no content store is configured")
         try:
             return self.store.get(cid, max_bytes=MAX_DOCUMENT_BYTES)
         except (BlobNotFoundError, StorageUnavailableError) as exc:
-            raise _UnavailableError(str(exc)) from None
+            raise DocumentUnavailableError(str(exc)) from None
         except StorageError as exc:  # a malformed CID, or bytes that do not match it
             raise DocumentError(f"cannot read {cid!r}: {exc}") from None
 
@@ -233,6 +214,11 @@ class EventApplier:
             "ON CONFLICT (asset_id, region) DO NOTHING",
             [(asset_id, bit) for bit in range(mask.bit_length()) if mask >> bit & 1],
         )
+        self.db.executemany(
+            "INSERT INTO asset_key_nodes (asset_id, node) VALUES (?, ?) "
+            "ON CONFLICT (asset_id, node) DO NOTHING",
+            [(asset_id, str(node)) for node in a["keyNodes"]],
+        )
         self.index_manifest(asset_id)
 
     def index_manifest(self, asset_id: int) -> None:
@@ -248,7 +234,7 @@ class EventApplier:
         try:
             raw = self._fetch(cid)
             licence = self._checked_licence(raw, owner, manifest_hash, samples_root)
-        except _UnavailableError as exc:
+        except DocumentUnavailableError as exc:
             self._set_status("manifest", asset_id, "missing", str(exc))
             return
         except DocumentError as exc:
@@ -340,7 +326,7 @@ class EventApplier:
                     f"metadata document describes {len(doc.samples)} samples, the chain "
                     f"attests {accepted}"
                 )
-        except _UnavailableError as exc:
+        except DocumentUnavailableError as exc:
             self._set_status("metadata", asset_id, "missing", str(exc))
             return
         except DocumentError as exc:
@@ -405,237 +391,6 @@ class EventApplier:
         )
         self.clusters_stale = True
 
-    # --- TrainingMarket ---------------------------------------------------------------------
-    def _proposal_created(self, e: ChainEvent) -> None:
-        a = e.args
-        self.db.execute(
-            "INSERT INTO proposals (proposal_id, consumer, node, status, offer, price, wtp_bps, "
-            "voting_deadline, total_weight, assets_hash, selection_root, model_spec_hash, "
-            "validation_set_hash, proposal_cid, created_block) VALUES (?, ?, ?, 'voting', ?, ?, "
-            "?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (proposal_id) DO NOTHING",
-            (
-                int(a["proposalId"]),
-                a["consumer"],
-                a["node"],
-                str(a["offer"]),
-                str(a["offer"]),
-                int(a["wtpBps"]),
-                int(a["votingDeadline"]),
-                int(a["totalWeight"]),
-                _hex(a["assetsHash"]),
-                _hex(a["selectionRoot"]),
-                _hex(a["modelSpecHash"]),
-                _hex(a["validationSetHash"]),
-                str(a["proposalCid"]),
-                e.block_number,
-            ),
-        )
-
-    def _vote_cast(self, e: ChainEvent) -> None:
-        a = e.args
-        self.db.execute(
-            "INSERT INTO votes (proposal_id, voter, ask, block_number) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (proposal_id, voter) DO UPDATE SET ask = excluded.ask, "
-            "block_number = excluded.block_number",
-            (int(a["proposalId"]), a["voter"], str(a["ask"]), e.block_number),
-        )
-
-    def _proposal_tallied(self, e: ChainEvent) -> None:
-        a = e.args
-        outcome = PROPOSAL_STATUSES[int(a["outcome"])]
-        refunded = outcome in ("failed", "rejected")
-        self.db.execute(
-            "UPDATE proposals SET status = ?, clearing_price = ?, participating_weight = ?, "
-            "tallier = ?, tallied_block = ?, price = CASE WHEN ? = 1 THEN '0' ELSE price END "
-            "WHERE proposal_id = ?",
-            (
-                outcome,
-                str(a["clearingPrice"]),
-                int(a["participatingWeight"]),
-                a["tallier"],
-                e.block_number,
-                int(refunded),
-                int(a["proposalId"]),
-            ),
-        )
-
-    def _counter_accepted(self, e: ChainEvent) -> None:
-        self.db.execute(
-            "UPDATE proposals SET status = 'approved', price = ? WHERE proposal_id = ?",
-            (str(e.args["price"]), int(e.args["proposalId"])),
-        )
-
-    def _training_started(self, e: ChainEvent) -> None:
-        a = e.args
-        self.db.execute(
-            "UPDATE proposals SET status = 'training', training_cost = ?, training_deadline = ? "
-            "WHERE proposal_id = ?",
-            (str(a["trainingCost"]), int(a["deadline"]), int(a["proposalId"])),
-        )
-
-    def _result_submitted(self, e: ChainEvent) -> None:
-        a = e.args
-        pid, met = int(a["proposalId"]), bool(a["wtpMet"])
-        self.db.execute(
-            "UPDATE proposals SET status = ?, accuracy_bps = ?, wtp_met = ?, model_hash = ?, "
-            "payout_root = ?, scores_hash = ?, model_cid = ?, result_block = ?, "
-            "price = CASE WHEN ? = 1 THEN price ELSE '0' END WHERE proposal_id = ?",
-            (
-                "completed" if met else "wtp_missed",
-                int(a["accuracyBps"]),
-                int(met),
-                _hex(a["modelHash"]),
-                _hex(a["payoutRoot"]),
-                _hex(a["scoresHash"]),
-                str(a["modelCid"]),
-                e.block_number,
-                int(met),
-                pid,
-            ),
-        )
-        self.db.execute(
-            "INSERT INTO results (proposal_id, document_cid, status, detail, scores_status, "
-            "scores_detail) VALUES (?, ?, 'pending', '', 'pending', '') "
-            "ON CONFLICT (proposal_id) DO NOTHING",
-            (pid, str(a["modelCid"])),
-        )
-        self.index_result(pid)
-
-    def index_result(self, proposal_id: int) -> None:
-        """Fetch and check the result document, its payouts and its scores (if not done)."""
-        row = self.db.query(
-            "SELECT r.document_cid, r.status, r.scores_status, r.scores_cid, p.accuracy_bps, "
-            "p.wtp_met, p.model_hash, p.payout_root, p.scores_hash, p.node FROM results r "
-            "JOIN proposals p ON p.proposal_id = r.proposal_id WHERE r.proposal_id = ?",
-            (proposal_id,),
-        )
-        if not row:
-            return
-        (cid, status, scores_status, scores_cid, accuracy, met) = row[0][:6]
-        (model, root, scores_hash, node) = row[0][6:]
-        if status in ("pending", "missing"):
-            try:
-                doc = parse_result(
-                    self._fetch(cid),
-                    proposal_id=proposal_id,
-                    accuracy_bps=int(accuracy),
-                    wtp_met=bool(met),
-                    model_hash=bytes.fromhex(model[2:]),
-                    payout_root=bytes.fromhex(root[2:]),
-                    node=node,
-                )
-            except _UnavailableError as exc:
-                self._result_status(proposal_id, "missing", str(exc))
-                return
-            except DocumentError as exc:
-                log.warning("proposal %d: result document rejected: %s", proposal_id, exc)
-                self._result_status(proposal_id, "rejected", str(exc), scores="none")
-                return
-            self.db.executemany(
-                "INSERT INTO payouts (proposal_id, leaf_index, account, amount) VALUES "
-                "(?, ?, ?, ?) ON CONFLICT (proposal_id, leaf_index) DO NOTHING",
-                [(proposal_id, i, acct, str(amount)) for i, acct, amount in doc.payouts],
-            )
-            self.db.execute(
-                "UPDATE results SET status = 'indexed', detail = '', epsilon_spent = ?, "
-                "model_cid = ?, scores_cid = ?, scores_status = ? WHERE proposal_id = ?",
-                (
-                    doc.epsilon_spent,
-                    doc.model_cid,
-                    doc.scores_cid,
-                    "pending" if doc.scores_cid else "none",
-                    proposal_id,
-                ),
-            )
-            scores_cid, scores_status = doc.scores_cid, "pending" if doc.scores_cid else "none"
-        if scores_status in ("pending", "missing") and scores_cid:
-            self._index_scores(proposal_id, scores_cid, bytes.fromhex(scores_hash[2:]))
-
-    def _index_scores(self, proposal_id: int, cid: str, scores_hash: bytes) -> None:
-        try:
-            rows = parse_scores(self._fetch(cid), proposal_id=proposal_id, scores_hash=scores_hash)
-        except _UnavailableError as exc:
-            self._scores_status(proposal_id, "missing", str(exc))
-            return
-        except DocumentError as exc:
-            log.warning("proposal %d: scores rejected: %s", proposal_id, exc)
-            self._scores_status(proposal_id, "rejected", str(exc))
-            return
-        self.db.executemany(
-            "INSERT INTO sample_scores (proposal_id, asset_id, sample_index, sample_id, "
-            "provider, value, cluster_founder, cluster_size, flags, flag_noisy, flag_copied, "
-            "flag_duplicate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (proposal_id, asset_id, sample_index) DO NOTHING",
-            [
-                (
-                    proposal_id,
-                    r.asset_id,
-                    r.index,
-                    r.sample_id,
-                    r.provider,
-                    r.value,
-                    r.cluster_founder,
-                    r.cluster_size,
-                    ",".join(r.flags),
-                    *(int(flag in r.flags) for flag in KNOWN_FLAGS),
-                )
-                for r in rows
-            ],
-        )
-        self.db.execute(
-            "UPDATE results SET scores_status = 'indexed', scores_detail = '', "
-            "scored_samples = ? WHERE proposal_id = ?",
-            (len(rows), proposal_id),
-        )
-
-    def _result_status(
-        self, proposal_id: int, status: str, detail: str, *, scores: str | None = None
-    ) -> None:
-        self.db.execute(
-            "UPDATE results SET status = ?, detail = ? WHERE proposal_id = ?",
-            (status, detail, proposal_id),
-        )
-        if scores is not None:
-            self._scores_status(proposal_id, scores, "")
-
-    def _scores_status(self, proposal_id: int, status: str, detail: str) -> None:
-        self.db.execute(
-            "UPDATE results SET scores_status = ?, scores_detail = ? WHERE proposal_id = ?",
-            (status, detail, proposal_id),
-        )
-
-    def _claimed(self, e: ChainEvent) -> None:
-        a = e.args
-        self.db.execute(
-            "INSERT INTO claims (proposal_id, leaf_index, account, amount, block_number) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (proposal_id, leaf_index) DO NOTHING",
-            (int(a["proposalId"]), int(a["index"]), a["account"], str(a["amount"]), e.block_number),
-        )
-
-    def _reclaimed(self, e: ChainEvent) -> None:
-        self.db.execute(
-            "UPDATE proposals SET status = 'cancelled', price = '0', reclaimed = ? "
-            "WHERE proposal_id = ?",
-            (str(e.args["amount"]), int(e.args["proposalId"])),
-        )
-
-    def _delegate_changed(self, e: ChainEvent) -> None:
-        a = e.args
-        previous = None if a["previousDelegate"] == _ZERO_ADDRESS else a["previousDelegate"]
-        delegate = None if a["delegatee"] == _ZERO_ADDRESS else a["delegatee"]
-        self.db.execute(
-            "INSERT INTO delegations (delegator, delegate, block_number) VALUES (?, ?, ?) "
-            "ON CONFLICT (delegator) DO UPDATE SET delegate = excluded.delegate, "
-            "block_number = excluded.block_number",
-            (a["delegator"], delegate, e.block_number),
-        )
-        self.db.execute(
-            "INSERT INTO delegation_changes (block_number, log_index, delegator, "
-            "previous_delegate, delegate) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (block_number, log_index) DO NOTHING",
-            (e.block_number, e.log_index, a["delegator"], previous, delegate),
-        )
-
     # --- retries ----------------------------------------------------------------------------
     def retry_missing(self) -> int:
         """Fetch again every document recorded as ``missing``; returns how many were tried."""
@@ -650,10 +405,4 @@ class EventApplier:
         ):
             self.index_metadata(int(asset_id))
             tried += 1
-        for (pid,) in self.db.query(
-            "SELECT proposal_id FROM results WHERE status = 'missing' OR scores_status = "
-            "'missing' ORDER BY proposal_id"
-        ):
-            self.index_result(int(pid))
-            tried += 1
-        return tried
+        return tried + self.market.retry_missing()

@@ -2,7 +2,8 @@
 
 :class:`ChainEventSource` reads a block range with **one** ``eth_getLogs`` for all three
 contract addresses (rather than one request per event name) and decodes each log by its topic
-with the contracts' ABIs; an event the ABIs do not know is skipped.
+with the contracts' ABIs; an event the ABIs do not know is skipped. The positions a tally took
+out of the round are read from ``TrainingMarket.exclusionWord`` through its wrapper.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class ChainEventSource:
                     continue
                 event = contract.events[str(dict(entry)["name"])]()
                 self._decoders[(address, bytes(HexBytes(event.topic)))] = event
+        self._market = deployment.training_market(client)
         #: the first block worth reading: where the earliest contract was deployed
         self.start_block = min(
             deployment.contracts[name].block_number
@@ -95,3 +97,9 @@ class ChainEventSource:
             )
         found.sort(key=lambda e: (e.block_number, e.log_index))
         return found
+
+    def excluded_positions(self, proposal_id: int) -> set[int]:
+        # the bitmap of the tallier whose tally decided never changes after ProposalTallied,
+        # so the latest state answers for the event's block too
+        count = self._market.proposal(proposal_id).asset_count
+        return self._market.excluded_positions(proposal_id, count)

@@ -1,14 +1,19 @@
 """Reading the public documents the chain points to, trusting nothing but the chain.
 
-Three kinds of document reach the index through a CID in an event:
+Four kinds of document reach the index through a CID in an event:
 
 * the **metadata document** of an asset (``MetadataAttested.metadataCid``, written by
   :class:`visdm.metadata.AssetMetadata`): accepted only if its keccak256 equals the
   ``metadataHash`` attested on chain, then checked field by field;
-* the **result document** of a training round (``ResultSubmitted.modelCid``): it has no hash
+* the **proposal document** (``ProposalCreated.proposalCid``, the consumer's signed XML): accepted
+  only if the consumer signed it for this chain and market and it agrees with every term the
+  event commits — above all its selection, whose ``(assetId, sampleCount)`` hash chain must be
+  the ``assetsHash`` and whose ``(position, assetId)`` tree must be the ``assetsRoot`` that
+  claims are proven against;
+* the **result document** of a training round (``ResultSubmitted.resultCid``): it has no hash
   of its own on chain, so it is accepted only if it agrees with every value the event and the
-  proposal *do* commit — proposal id, accuracy, WTP outcome, node, model hash and the payout
-  tree's Merkle root;
+  proposal *do* commit — proposal id, accuracy, WTP outcome, consumer fault, seed hash, node,
+  model hash, the payout tree's Merkle root and the escrowed price its leaves must add up to;
 * the **scores blob** the result names (``scores.cid``): accepted only if its keccak256 equals
   the event's ``scoresHash``.
 
@@ -22,25 +27,31 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi.abi import encode as abi_encode
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
 from visdm.errors import VisdmError
-from visdm.merkle import StandardMerkleTree
+from visdm.merkle import PositionalMerkleTree, StandardMerkleTree
 
 __all__ = [
     "KNOWN_FLAGS",
     "PAYOUT_LEAF_ENCODING",
+    "SELECTION_ASSET_LEAF",
     "DocumentError",
+    "DocumentUnavailableError",
     "LinkRow",
     "MetadataDocument",
+    "PayoutLeaf",
+    "ProposalDocument",
     "ResultDocument",
     "SampleRow",
     "ScoreRow",
+    "check_proposal",
     "parse_metadata",
     "parse_result",
     "parse_scores",
@@ -49,10 +60,17 @@ __all__ = [
 #: the metadata document format this index reads (see :data:`visdm.metadata.METADATA_FORMAT`)
 METADATA_FORMAT = "visdm-metadata/1"
 RESULT_KIND = "visdm-training-result"
-#: the payout tree's leaves: (index, account, amount), as :func:`visdm.valuation.payout_tree`
-PAYOUT_LEAF_ENCODING = ("uint256", "address", "uint256")
+#: the payout tree's leaves: (position, assetId, amount), as :func:`visdm.valuation.payout_tree`
+PAYOUT_LEAF_ENCODING = ("uint256", "uint256", "uint256")
+#: the leaves of a proposal's ``assetsRoot``: (position, assetId), as ``TrainingMarket`` builds it
+SELECTION_ASSET_LEAF = ("uint256", "uint256")
 #: flags a valuation may put on a sample; others are kept verbatim but not filterable
 KNOWN_FLAGS = ("noisy", "copied", "duplicate")
+#: the largest value of a ``BIGINT`` / ``INTEGER`` column (both backends)
+BIGINT_MAX = 2**63 - 1
+INTEGER_MAX = 2**31 - 1
+#: a selection holds at most 2**32 - 1 assets (``TrainingMarket.propose``)
+MAX_POSITION = 2**32 - 2
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _PHASH = re.compile(r"^[0-9a-f]{16}$")
 _MAX_LABEL = 64
@@ -61,6 +79,11 @@ _MAX_LABEL = 64
 class DocumentError(ValueError):
     """A document is missing a field, malformed, or disagrees with the chain (internal: the
     indexer records the message, it never reaches a user as an exception)."""
+
+
+class DocumentUnavailableError(Exception):
+    """A document cannot be read now (not in the store, or the store is down): retried later
+    (internal, like :class:`DocumentError`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +125,35 @@ class MetadataDocument:
 
 
 @dataclass(frozen=True, slots=True)
+class PayoutLeaf:
+    """One leaf of a payout tree: selection ``position`` of ``asset_id`` is paid ``amount``,
+    which a claim credits to the asset's ``owner``."""
+
+    position: int
+    asset_id: int
+    owner: str
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
 class ResultDocument:
     """The checked content of a result document."""
 
     epsilon_spent: float | None
     model_cid: str | None
     scores_cid: str | None
-    #: payout leaves ``(index, account, amount)`` in tree order; empty without payouts
-    payouts: tuple[tuple[int, str, int], ...]
+    #: the payout tree's leaves in position order; empty without payouts
+    payouts: tuple[PayoutLeaf, ...]
+    #: why the consumer's input was unusable (``consumerFault`` results only)
+    fault_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalDocument:
+    """The checked selection of a proposal document: ``(asset id, sample count)`` in proposal
+    order, so position ``i`` is ``selection[i]``."""
+
+    selection: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +183,14 @@ def _json(raw: bytes, what: str) -> dict[str, Any]:
     return data
 
 
-def _int(data: Mapping[str, Any], key: str, where: str, *, low: int = 0) -> int:
+def _int(
+    data: Mapping[str, Any], key: str, where: str, *, low: int = 0, high: int = BIGINT_MAX
+) -> int:
     value = data.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise DocumentError(f"{where}: {key} must be an integer ≥ {low}, got {value!r}")
+    if value > high:  # the column it goes to would overflow
+        raise DocumentError(f"{where}: {key} must be at most {high}, got {value}")
     return value
 
 
@@ -222,7 +270,7 @@ def parse_metadata(
                 f"metadata document describes manifest {claimed}, but the asset registered "
                 f"0x{manifest_hash.hex()}"
             )
-    radius = _int(data, "duplicateRadius", "metadata document")
+    radius = _int(data, "duplicateRadius", "metadata document", high=INTEGER_MAX)
     samples: list[SampleRow] = []
     seen: set[int] = set()
     for position, item in enumerate(_list(data, "samples", "metadata document")):
@@ -267,7 +315,7 @@ def _sample_row(item: object, where: str, sample_count: int) -> SampleRow:
         label=label,
         width=_int(item, "width", where, low=1),
         height=_int(item, "height", where, low=1),
-        channels=_int(item, "channels", where, low=1),
+        channels=_int(item, "channels", where, low=1, high=INTEGER_MAX),
         mode=_str(item, "mode", where),
         format=fmt.upper() if fmt else None,
         byte_size=_opt_int(item, "byteSize", where),
@@ -290,6 +338,62 @@ def _link_row(item: object, where: str) -> LinkRow:
     return LinkRow(a, b, distance)
 
 
+# ----------------------------------------------------------------------------- proposals
+
+
+def check_proposal(
+    raw: bytes, *, chain_id: int, market: str, committed: Mapping[str, Any]
+) -> ProposalDocument:
+    """Check a proposal document against its ``ProposalCreated`` event and read its selection.
+
+    ``committed`` holds the event's terms as the index stores them: ``consumer``, ``node``
+    (checksummed), ``offer`` (decimal text), ``wtpBps``, ``votingDeadline``, ``totalWeight``
+    (integers) and ``assetsHash``, ``assetsRoot``, ``selectionRoot``, ``modelSpecHash``,
+    ``validationSetHash`` (``0x`` hex).
+    """
+    from visdm.proposals import verify_proposal
+
+    try:
+        doc = verify_proposal(raw, chain_id=chain_id, market=market).proposal
+    except VisdmError as exc:
+        raise DocumentError(f"proposal document does not verify: {exc}") from None
+    selection = tuple((a.asset_id, len(a.indexes)) for a in doc.selection)
+    chain_link = bytes(32)
+    for asset_id, count in selection:
+        chain_link = bytes(
+            keccak(abi_encode(["bytes32", "uint256", "uint32"], [chain_link, asset_id, count]))
+        )
+    assets_root = PositionalMerkleTree(
+        [(position, asset_id) for position, (asset_id, _) in enumerate(selection)],
+        SELECTION_ASSET_LEAF,
+    ).root
+    checks = [
+        ("consumer", doc.consumer, committed["consumer"]),
+        ("node", doc.node, committed["node"]),
+        ("offer", str(doc.offer), str(committed["offer"])),
+        ("wtpBps", doc.wtp_bps, int(committed["wtpBps"])),
+        ("votingDeadline", doc.voting_deadline, int(committed["votingDeadline"])),
+        ("modelSpecHash", _hex(doc.model_spec_hash), committed["modelSpecHash"]),
+        ("validationSetHash", _hex(doc.validation.plaintext_hash), committed["validationSetHash"]),
+        ("selectionRoot", _hex(doc.selection_root), committed["selectionRoot"]),
+        ("selected weight", sum(c for _, c in selection), int(committed["totalWeight"])),
+        ("assetsHash (of its selection)", _hex(chain_link), committed["assetsHash"]),
+        ("assetsRoot (of its selection)", _hex(assets_root), committed["assetsRoot"]),
+    ]
+    problems = [
+        f"{name} is {mine} in the document but {chain} on chain"
+        for name, mine, chain in checks
+        if mine != chain
+    ]
+    if problems:
+        raise DocumentError("proposal document disagrees with the chain: " + "; ".join(problems))
+    return ProposalDocument(selection)
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
 # ----------------------------------------------------------------------------- results
 
 
@@ -302,8 +406,17 @@ def parse_result(
     model_hash: bytes,
     payout_root: bytes,
     node: str | None,
+    consumer_fault: bool = False,
+    seed_hash: bytes | None = None,
+    price: int | None = None,
+    owner_of: Callable[[int], str | None] | None = None,
 ) -> ResultDocument:
-    """Check a result document against ``ResultSubmitted`` and its proposal."""
+    """Check a result document against ``ResultSubmitted`` and its proposal.
+
+    ``price`` is the escrowed data price the payout leaves must add up to, and ``owner_of``
+    names the owner of a registered asset (``None``: unknown); without them those checks are
+    skipped and every leaf's owner is left empty.
+    """
     data = _json(raw, "result document")
     where = "result document"
     if data.get("version") != 1 or data.get("kind") != RESULT_KIND:
@@ -318,6 +431,14 @@ def parse_result(
         mismatches.append(f"accuracyBps {data['accuracyBps']} (the event says {accuracy_bps})")
     if data.get("wtpMet") is not wtp_met:
         mismatches.append(f"wtpMet {data.get('wtpMet')!r} (the event says {wtp_met})")
+    fault = data.get("consumerFault")
+    if bool(fault) is not consumer_fault:
+        mismatches.append(f"consumerFault {fault!r} (the event says {consumer_fault})")
+    seed = data.get("seedHash")
+    if seed is not None and seed_hash is not None:
+        claimed_seed = _hex32(data, "seedHash", where)
+        if claimed_seed != _hex(seed_hash):
+            mismatches.append(f"seedHash {claimed_seed} (the event says {_hex(seed_hash)})")
     author = _address(data.get("node"), f"{where}: node")
     if node is not None and author != node:
         mismatches.append(f"node {author} (the proposal's node is {node})")
@@ -326,8 +447,8 @@ def parse_result(
     if model is not None:
         model_cid = _str(model, "cid", f"{where}: model")
         claimed = _hex32(model, "modelHash", f"{where}: model")
-        if claimed != "0x" + model_hash.hex():
-            mismatches.append(f"modelHash {claimed} (the event says 0x{model_hash.hex()})")
+        if claimed != _hex(model_hash):
+            mismatches.append(f"modelHash {claimed} (the event says {_hex(model_hash)})")
     if mismatches:
         raise DocumentError(f"{where} disagrees with the chain: " + "; ".join(mismatches))
     epsilon = None if data.get("epsilonSpent") is None else _float(data, "epsilonSpent", where)
@@ -335,15 +456,72 @@ def parse_result(
         raise DocumentError(f"{where}: epsilonSpent must not be negative, got {epsilon}")
     scores = _object(data, "scores", where)
     scores_cid = None if scores is None else _str(scores, "cid", f"{where}: scores")
-    payouts = _payouts(_object(data, "payouts", where), payout_root, where)
-    return ResultDocument(epsilon, model_cid, scores_cid, payouts)
+    payouts = _payouts(
+        _object(data, "payouts", where), payout_root, where, price=price, owner_of=owner_of
+    )
+    reason = fault if isinstance(fault, str) and fault else None
+    return ResultDocument(epsilon, model_cid, scores_cid, payouts, reason)
+
+
+def _decimal(value: Any, what: str) -> int:
+    text = str(value)
+    if not text.isdigit():
+        raise DocumentError(f"{what} {value!r} is not a whole number")
+    return int(text)
 
 
 def _payouts(
-    data: dict[str, Any] | None, payout_root: bytes, where: str
-) -> tuple[tuple[int, str, int], ...]:
+    data: dict[str, Any] | None,
+    payout_root: bytes,
+    where: str,
+    *,
+    price: int | None,
+    owner_of: Callable[[int], str | None] | None,
+) -> tuple[PayoutLeaf, ...]:
     if data is None:
         return ()
+    leaves = _leaves(_payout_tree(data, payout_root, where), where, owner_of)
+    total = sum(leaf.amount for leaf in leaves)
+    if price is not None and total != price:
+        raise DocumentError(
+            f"{where}: the payout leaves pay {total} in all, the proposal's escrowed price is "
+            f"{price}"
+        )
+    assets = data.get("assets")
+    if not isinstance(assets, dict):
+        raise DocumentError(f"{where}: payouts.assets must be an object of asset id → amount")
+    stated_assets = {
+        _decimal(asset, f"{where}: payout asset id"): _decimal(
+            amount, f"{where}: payout amount of asset {asset}"
+        )
+        for asset, amount in assets.items()
+    }
+    in_tree = {leaf.asset_id: leaf.amount for leaf in leaves if leaf.amount}
+    if {a: v for a, v in stated_assets.items() if v} != in_tree:
+        raise DocumentError(f"{where}: payouts.assets disagree with the payout tree's leaves")
+    amounts = data.get("amounts")
+    if not isinstance(amounts, dict):
+        raise DocumentError(f"{where}: payouts.amounts must be an object of address → amount")
+    stated = {
+        _address(account, f"{where}: payout account"): value
+        for account, amount in amounts.items()
+        if (value := _decimal(amount, f"{where}: payout amount of {account}"))
+    }
+    if owner_of is not None:
+        # a provider is paid through the leaves of the assets it owns
+        per_owner: dict[str, int] = {}
+        for leaf in leaves:
+            if leaf.amount:
+                per_owner[leaf.owner] = per_owner.get(leaf.owner, 0) + leaf.amount
+        if stated != per_owner:
+            raise DocumentError(
+                f"{where}: payouts.amounts disagree with the payout tree's leaves summed per "
+                "asset owner"
+            )
+    return leaves
+
+
+def _payout_tree(data: Mapping[str, Any], payout_root: bytes, where: str) -> StandardMerkleTree:
     dump = data.get("tree")
     if not isinstance(dump, dict):
         raise DocumentError(f"{where}: payouts.tree must be a Merkle tree dump")
@@ -354,30 +532,44 @@ def _payouts(
     if tree.leaf_encoding != PAYOUT_LEAF_ENCODING:
         raise DocumentError(
             f"{where}: payout leaves are {list(tree.leaf_encoding)}, expected "
-            f"{list(PAYOUT_LEAF_ENCODING)}"
+            f"{list(PAYOUT_LEAF_ENCODING)} (position, assetId, amount)"
         )
     if tree.root != payout_root:
         raise DocumentError(
             f"{where}: the payout tree's root 0x{tree.root.hex()} differs from the payout root "
             f"0x{payout_root.hex()} on chain"
         )
-    leaves = []
-    for index, account, amount in tree.values:
-        leaves.append((int(index), str(to_checksum_address(account)), int(amount)))
-    amounts = data.get("amounts")
-    if not isinstance(amounts, dict):
-        raise DocumentError(f"{where}: payouts.amounts must be an object of address → amount")
-    stated: dict[str, int] = {}
-    for account, amount in amounts.items():
-        text = str(amount)
-        if not text.isdigit():
-            raise DocumentError(f"{where}: payout amount {amount!r} of {account} is not a number")
-        if int(text):
-            stated[_address(account, f"{where}: payout account")] = int(text)
-    in_tree = {account: amount for _, account, amount in leaves if amount}
-    if stated != in_tree:
-        raise DocumentError(f"{where}: payouts.amounts disagree with the payout tree's leaves")
-    return tuple(sorted(leaves))
+    return tree
+
+
+def _leaves(
+    tree: StandardMerkleTree, where: str, owner_of: Callable[[int], str | None] | None
+) -> tuple[PayoutLeaf, ...]:
+    leaves: list[PayoutLeaf] = []
+    positions: set[int] = set()
+    assets: set[int] = set()
+    # the tree validated, so each value is a uint256 (a number, or decimal or 0x text)
+    numbers = (
+        tuple(int(v, 0) if isinstance(v, str) else int(v) for v in value) for value in tree.values
+    )
+    for position, asset, amount in sorted(numbers):
+        if position in positions:
+            raise DocumentError(f"{where}: two payout leaves share selection position {position}")
+        if asset in assets:
+            raise DocumentError(f"{where}: asset {asset} has more than one payout leaf")
+        if position > MAX_POSITION:
+            raise DocumentError(
+                f"{where}: a payout leaf pays selection position {position}, beyond any selection"
+            )
+        positions.add(position)
+        assets.add(asset)
+        owner = "" if owner_of is None else owner_of(asset) if asset <= BIGINT_MAX else None
+        if owner is None:
+            raise DocumentError(
+                f"{where}: a payout leaf pays asset {asset}, which is not registered"
+            )
+        leaves.append(PayoutLeaf(position, asset, owner, amount))
+    return tuple(leaves)
 
 
 def parse_scores(raw: bytes, *, proposal_id: int, scores_hash: bytes) -> tuple[ScoreRow, ...]:

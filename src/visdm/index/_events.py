@@ -1,9 +1,11 @@
 """Where the indexer's events come from: a small interface (the chain is in :mod:`._chain`).
 
 The follower (:mod:`._indexer`) only needs the head block, a block's hash (to notice a
-reorganisation below its cursor) and the decoded events of a block range in chain order. Keeping
-that behind :class:`EventSource` lets the unit tests drive the whole indexer with hand-made
-events, and keeps web3 out of the search path (``visdm market search`` needs no chain).
+reorganisation below its cursor), the decoded events of a block range in chain order, and the
+selection positions a tally took out of the round — the one fact no event carries (the market
+keeps it as a bitmap, fixed once ``ProposalTallied`` is emitted). Keeping that behind
+:class:`EventSource` lets the unit tests drive the whole indexer with hand-made events, and
+keeps web3 out of the search path (``visdm market search`` needs no chain).
 """
 
 from __future__ import annotations
@@ -48,4 +50,9 @@ class EventSource(Protocol):
 
     def events(self, start: int, end: int) -> list[ChainEvent]:
         """Every event of the followed contracts in blocks ``start..end``, in chain order."""
+        ...
+
+    def excluded_positions(self, proposal_id: int) -> set[int]:
+        """The selection positions of tallied proposal ``proposal_id`` that left the round
+        (withdrawn, or their owner's resolved vote rejected)."""
         ...

@@ -138,7 +138,12 @@ class Indexer:
         self.start_block = start_block
         self.identity = index_identity(chain_id, contracts, start_block)
         self.applier = EventApplier(
-            db, store, chain_id=chain_id, asset_registry=contracts["AssetRegistry"]
+            db,
+            store,
+            chain_id=chain_id,
+            asset_registry=contracts["AssetRegistry"],
+            market=contracts.get("TrainingMarket", ""),
+            exclusions=self._excluded_positions,
         )
         with db.transaction():
             if rebuild:
@@ -151,6 +156,10 @@ class Indexer:
                 _put_meta(db, "schema_version", str(SCHEMA_VERSION))
                 for key, value in self.identity.items():
                     _put_meta(db, key, value)
+
+    def _excluded_positions(self, proposal_id: int) -> set[int]:
+        # through self.source at call time: the source may be swapped after construction
+        return self.source.excluded_positions(proposal_id)
 
     def _check_identity(self, meta: dict[str, str]) -> None:
         if not meta:
@@ -233,9 +242,10 @@ class Indexer:
             status: count(
                 "SELECT (SELECT COUNT(*) FROM assets WHERE manifest_status = ?) + "
                 "(SELECT COUNT(*) FROM assets WHERE metadata_status = ?) + "
+                "(SELECT COUNT(*) FROM proposals WHERE document_status = ?) + "
                 "(SELECT COUNT(*) FROM results WHERE status = ?) + "
                 "(SELECT COUNT(*) FROM results WHERE scores_status = ?)",
-                *[status] * 4,
+                *[status] * 5,
             )
             for status in ("missing", "rejected")
         }

@@ -1,9 +1,17 @@
 """The index's tables: a read model of the chain plus the public documents the chain points to.
 
-Every row is derived from chain events and content-addressed documents only — never from the
-wall clock or the order of retries — so indexing the same blocks twice, or from scratch on
-another backend, gives identical tables. Keys are natural (asset id and sample index, proposal
-id, block and log index), which is what makes every write an idempotent upsert.
+Every row is derived from chain events, content-addressed documents and one piece of chain
+state that is fixed once its event is emitted (the positions a tally took out of the round) —
+never from the wall clock or the order of retries — so indexing the same blocks twice, or from
+scratch on another backend, gives identical tables. Keys are natural (asset id and sample
+index, proposal id and selection position, block and log index), which is what makes every
+write an idempotent upsert.
+
+Payouts name assets, never accounts: a payout row is one leaf ``(position, assetId, amount)`` of
+a result's payout tree with the asset's owner beside it (asset owners never change), and a
+claim row is one ``Claimed`` event, which credits the owner. Whether a leaf can still be paid
+is derived when it is read (:mod:`._payouts`), from the claims, the tally's exclusions, the
+selection the proposal document commits to and a sweep.
 
 Kinds of column: addresses are EIP-55 checksummed ``TEXT``; hashes and sample ids are
 ``0x``-prefixed lower-case hex ``TEXT``; uint256 amounts and asks are decimal ``TEXT``;
@@ -19,7 +27,7 @@ from ._db import Database
 __all__ = ["SCHEMA_VERSION", "TABLES", "create_schema", "drop_schema"]
 
 #: bump when a table changes; an index with another version must be rebuilt
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _TABLES: dict[str, str] = {
     # key/value facts about the index itself: schema version, chain, contracts, cursor
@@ -49,6 +57,8 @@ _TABLES: dict[str, str] = {
         duplicate_radius INTEGER, withdrawn_block BIGINT""",
     "asset_regions": "asset_id BIGINT NOT NULL, region INTEGER NOT NULL, "
     "PRIMARY KEY (asset_id, region)",
+    # the compute nodes the manifest wraps the data key for (only they may attest the asset)
+    "asset_key_nodes": "asset_id BIGINT NOT NULL, node TEXT NOT NULL, PRIMARY KEY (asset_id, node)",
     "asset_purposes": "asset_id BIGINT NOT NULL, purpose TEXT NOT NULL, "
     "PRIMARY KEY (asset_id, purpose)",
     "asset_consumers": """
@@ -73,20 +83,34 @@ _TABLES: dict[str, str] = {
     "proposals": """
         proposal_id BIGINT PRIMARY KEY, consumer TEXT NOT NULL, node TEXT NOT NULL,
         status TEXT NOT NULL, offer TEXT NOT NULL, price TEXT NOT NULL, wtp_bps INTEGER NOT NULL,
-        voting_deadline BIGINT NOT NULL, total_weight BIGINT NOT NULL, assets_hash TEXT NOT NULL,
+        min_share_bps INTEGER NOT NULL, voting_deadline BIGINT NOT NULL,
+        total_weight BIGINT NOT NULL, assets_hash TEXT NOT NULL, assets_root TEXT NOT NULL,
         selection_root TEXT NOT NULL, model_spec_hash TEXT NOT NULL,
         validation_set_hash TEXT NOT NULL, proposal_cid TEXT NOT NULL,
-        created_block BIGINT NOT NULL, clearing_price TEXT, participating_weight BIGINT,
+        created_block BIGINT NOT NULL,
+        document_status TEXT NOT NULL, document_detail TEXT NOT NULL,  -- the proposal document
+        clearing_price TEXT, participating_weight BIGINT,
+        remaining_weight BIGINT,                    -- weight left after assets left the round
         tallier TEXT, tallied_block BIGINT, training_cost TEXT, training_deadline BIGINT,
-        accuracy_bps INTEGER, wtp_met INTEGER, model_hash TEXT, payout_root TEXT,
-        scores_hash TEXT, model_cid TEXT, result_block BIGINT, reclaimed TEXT""",
+        accuracy_bps INTEGER, wtp_met INTEGER, consumer_fault INTEGER, model_hash TEXT,
+        payout_root TEXT, scores_hash TEXT, seed_hash TEXT, result_cid TEXT,
+        result_block BIGINT, reclaimed TEXT, abandoned_reason TEXT,
+        swept TEXT, treasury TEXT                   -- unclaimed remainder and who received it""",
+    # the selection the verified proposal document commits to (assetsHash and assetsRoot)
+    "proposal_assets": """
+        proposal_id BIGINT NOT NULL, position BIGINT NOT NULL, asset_id BIGINT NOT NULL,
+        sample_count BIGINT NOT NULL, PRIMARY KEY (proposal_id, position)""",
+    # selection positions the tally took out of the round (withdrawn, or their owner rejected)
+    "proposal_exclusions": """
+        proposal_id BIGINT NOT NULL, position BIGINT NOT NULL,
+        PRIMARY KEY (proposal_id, position)""",
     "votes": """
         proposal_id BIGINT NOT NULL, voter TEXT NOT NULL, ask TEXT NOT NULL,
         block_number BIGINT NOT NULL, PRIMARY KEY (proposal_id, voter)""",
     "claims": """
-        proposal_id BIGINT NOT NULL, leaf_index BIGINT NOT NULL, account TEXT NOT NULL,
-        amount TEXT NOT NULL, block_number BIGINT NOT NULL,
-        PRIMARY KEY (proposal_id, leaf_index)""",
+        proposal_id BIGINT NOT NULL, position BIGINT NOT NULL, asset_id BIGINT NOT NULL,
+        owner TEXT NOT NULL, amount TEXT NOT NULL, block_number BIGINT NOT NULL,
+        PRIMARY KEY (proposal_id, position)""",
     "delegations": "delegator TEXT PRIMARY KEY, delegate TEXT, block_number BIGINT NOT NULL",
     "delegation_changes": """
         block_number BIGINT NOT NULL, log_index BIGINT NOT NULL, delegator TEXT NOT NULL,
@@ -95,10 +119,12 @@ _TABLES: dict[str, str] = {
     "results": """
         proposal_id BIGINT PRIMARY KEY, document_cid TEXT NOT NULL, status TEXT NOT NULL,
         detail TEXT NOT NULL, epsilon_spent DOUBLE PRECISION, model_cid TEXT, scores_cid TEXT,
-        scores_status TEXT NOT NULL, scores_detail TEXT NOT NULL, scored_samples BIGINT""",
+        scores_status TEXT NOT NULL, scores_detail TEXT NOT NULL, scored_samples BIGINT,
+        fault_reason TEXT                           -- why the consumer's input was unusable""",
+    # the leaves of a result's payout tree; owner: the asset's owner, whom a claim credits
     "payouts": """
-        proposal_id BIGINT NOT NULL, leaf_index BIGINT NOT NULL, account TEXT NOT NULL,
-        amount TEXT NOT NULL, PRIMARY KEY (proposal_id, leaf_index)""",
+        proposal_id BIGINT NOT NULL, position BIGINT NOT NULL, asset_id BIGINT NOT NULL,
+        owner TEXT NOT NULL, amount TEXT NOT NULL, PRIMARY KEY (proposal_id, position)""",
     "sample_scores": """
         proposal_id BIGINT NOT NULL, asset_id BIGINT NOT NULL, sample_index BIGINT NOT NULL,
         sample_id TEXT NOT NULL, provider TEXT NOT NULL, value DOUBLE PRECISION NOT NULL,
@@ -112,6 +138,8 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS samples_by_label ON samples (label)",
     "CREATE INDEX IF NOT EXISTS assets_by_owner ON assets (owner)",
     "CREATE INDEX IF NOT EXISTS scores_by_sample ON sample_scores (asset_id, sample_index)",
+    "CREATE INDEX IF NOT EXISTS payouts_by_owner ON payouts (owner)",
+    "CREATE INDEX IF NOT EXISTS claims_by_owner ON claims (owner)",
 )
 
 #: every table of the index, in creation order

@@ -3,8 +3,10 @@
 :class:`World` plays the contracts (one event per block, args shaped as web3 decodes them) and
 writes the documents those events point to into a :class:`MemoryStore`: signed manifests,
 metadata documents built with :class:`visdm.metadata.AssetMetadata`, and result and scores
-documents in the compute node's format. :class:`FakeSource` serves the events to the indexer,
-and can fork the chain to test reorganisations.
+documents in the compute node's format, and signed proposal documents whose selection matches
+the event's ``assetsHash`` and ``assetsRoot``. :class:`FakeSource` serves the events (and the
+positions each tally took out of the round) to the indexer, and can fork the chain to test
+reorganisations.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
@@ -29,10 +32,11 @@ from visdm.manifest import (
     manifest_hash,
     sign_manifest,
 )
-from visdm.merkle import StandardMerkleTree
+from visdm.merkle import PositionalMerkleTree, StandardMerkleTree
 from visdm.metadata import AssetMetadata, DuplicateLink, ImageMetadata, SampleMetadata
+from visdm.proposals import SelectedAsset, TrainingProposal, ValidationSetRef, sign_proposal
 from visdm.storage import MemoryStore, cid_digest, compute_cid
-from visdm.types import PHash, SampleId
+from visdm.types import Address, Cid, PHash, SampleId
 
 CHAIN_ID = 31337
 CONTRACTS = {
@@ -41,7 +45,10 @@ CONTRACTS = {
     "TrainingMarket": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
 }
 START_BLOCK = 1
-PAYOUT_LEAF = ("uint256", "address", "uint256")
+PAYOUT_LEAF = ("uint256", "uint256", "uint256")
+REJECT = 2**256 - 1
+SPEC_JSON = b'{"architecture":"mlp"}'
+VALIDATION_HASH = keccak(text="validation")
 ZERO = "0x" + "00" * 20
 CREATED = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -89,6 +96,9 @@ class FakeSource:
         self.calls += 1
         return [e for e in self.world.events if start <= e.block_number <= end]
 
+    def excluded_positions(self, proposal_id: int) -> set[int]:
+        return set(self.world.exclusions.get(proposal_id, ()))
+
 
 @dataclass
 class World:
@@ -99,6 +109,12 @@ class World:
     proposals: int = 0
     sample_ids: dict[tuple[int, int], str] = field(default_factory=dict)
     manifest_hashes: dict[int, bytes] = field(default_factory=dict)
+    owners: dict[int, str] = field(default_factory=dict)
+    #: each proposal's selected asset ids, in proposal order
+    selections: dict[int, list[int]] = field(default_factory=dict)
+    #: the positions each tally took out of the round (what the market's bitmap says)
+    exclusions: dict[int, set[int]] = field(default_factory=dict)
+    payout_trees: dict[int, StandardMerkleTree] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.source = FakeSource(self)
@@ -195,6 +211,7 @@ class World:
         for s in samples:
             self.sample_ids[(asset_id, s.index)] = "0x" + cid_digest(s.cid).hex()
         self.manifest_hashes[asset_id] = manifest_hash(manifest)
+        self.owners[asset_id] = owner.address
         self.emit(
             "AssetRegistry",
             "AssetRegistered",
@@ -204,6 +221,7 @@ class World:
             samplesRoot=root,
             sampleCount=len(samples),
             regionMask=regions,
+            keyNodes=[NODE.address],
             manifestCid=cid,
         )
         return asset_id
@@ -290,9 +308,59 @@ class World:
         self.emit("AssetRegistry", "AssetWithdrawn", assetId=asset_id)
 
     # --- TrainingMarket ---------------------------------------------------------------------
-    def propose(self, *, offer: int = 1000, wtp_bps: int = 8000) -> int:
+    def proposal_document(
+        self,
+        selection: Sequence[tuple[int, Sequence[int]]],
+        *,
+        offer: int,
+        wtp_bps: int,
+        deadline: int,
+        selection_root: bytes,
+        signer: LocalAccount = CONSUMER,
+    ) -> bytes:
+        """The consumer's signed proposal document for ``selection`` (asset id, indexes)."""
+        proposal = TrainingProposal(
+            chain_id=CHAIN_ID,
+            market=Address(CONTRACTS["TrainingMarket"]),
+            consumer=Address(CONSUMER.address),
+            node=Address(NODE.address),
+            created_at=int(CREATED.timestamp()),
+            offer=offer,
+            wtp_bps=wtp_bps,
+            voting_deadline=deadline,
+            classes=("cat", "dog", "bird"),
+            model_spec_json=SPEC_JSON,
+            model_spec_hash=keccak(SPEC_JSON),
+            validation=ValidationSetRef(
+                Cid(compute_cid(b"validation")), VALIDATION_HASH, 10, bytes(80)
+            ),
+            selection=tuple(SelectedAsset(a, tuple(indexes)) for a, indexes in selection),
+            selection_root=selection_root,
+        )
+        return sign_proposal(proposal, bytes(signer.key))
+
+    def propose(
+        self,
+        selection: Sequence[tuple[int, Sequence[int]]] = ((1, (0,)),),
+        *,
+        offer: int = 1000,
+        wtp_bps: int = 8000,
+        min_share_bps: int = 0,
+        document: bytes | None = None,
+        store_document: bool = True,
+    ) -> int:
+        """Emit ``ProposalCreated`` for ``selection`` with a stored, signed proposal document
+        (or ``document`` instead)."""
         self.proposals += 1
         pid = self.proposals
+        deadline = 10_000 + pid
+        root = keccak(text=f"selection {pid}")
+        raw = document or self.proposal_document(
+            selection, offer=offer, wtp_bps=wtp_bps, deadline=deadline, selection_root=root
+        )
+        cid = self.store.put(raw) if store_document else compute_cid(raw)
+        ids = [a for a, _ in selection]
+        self.selections[pid] = ids
         self.emit(
             "TrainingMarket",
             "ProposalCreated",
@@ -301,20 +369,32 @@ class World:
             node=NODE.address,
             offer=offer,
             wtpBps=wtp_bps,
-            votingDeadline=10_000 + pid,
-            totalWeight=10,
-            assetsHash=keccak(text=f"assets {pid}"),
-            selectionRoot=keccak(text=f"selection {pid}"),
-            modelSpecHash=keccak(text="spec"),
-            validationSetHash=keccak(text="validation"),
-            proposalCid="bafkreiproposal",
+            minShareBps=min_share_bps,
+            votingDeadline=deadline,
+            totalWeight=sum(len(indexes) for _, indexes in selection),
+            assetsHash=assets_hash([(a, len(indexes)) for a, indexes in selection]),
+            assetsRoot=assets_root(ids),
+            selectionRoot=root,
+            modelSpecHash=keccak(SPEC_JSON),
+            validationSetHash=VALIDATION_HASH,
+            proposalCid=cid,
         )
         return pid
 
     def vote(self, pid: int, voter: LocalAccount, ask: int) -> None:
         self.emit("TrainingMarket", "VoteCast", proposalId=pid, voter=voter.address, ask=ask)
 
-    def tally(self, pid: int, outcome: int = 2, price: int = 1000) -> None:
+    def tally(
+        self,
+        pid: int,
+        outcome: int = 2,
+        price: int = 1000,
+        *,
+        excluded: Sequence[int] = (),
+        remaining: int = 10,
+    ) -> None:
+        """Emit ``ProposalTallied``; ``excluded`` positions left the round."""
+        self.exclusions[pid] = set(excluded)
         self.emit(
             "TrainingMarket",
             "ProposalTallied",
@@ -322,6 +402,7 @@ class World:
             outcome=outcome,
             clearingPrice=price,
             participatingWeight=10,
+            remainingWeight=remaining,
             totalWeight=10,
             tallier=STRANGER.address,
         )
@@ -331,27 +412,54 @@ class World:
             "TrainingMarket", "TrainingStarted", proposalId=pid, trainingCost=cost, deadline=20_000
         )
 
+    def payout_tree(self, pid: int, payouts: dict[int, int]) -> StandardMerkleTree:
+        """The payout tree paying ``payouts`` (asset id → amount) at each asset's position in
+        proposal ``pid``'s selection (an asset it did not select gets the next position)."""
+        ids = self.selections.get(pid, [])
+        extra = iter(range(len(ids), len(ids) + len(payouts)))
+        rows = sorted(
+            (ids.index(a) if a in ids else next(extra), a, amount) for a, amount in payouts.items()
+        )
+        return StandardMerkleTree.of(rows, PAYOUT_LEAF)
+
+    def payouts_section(
+        self, pid: int, payouts: dict[int, int], tree: StandardMerkleTree | None = None
+    ) -> dict[str, Any]:
+        """The ``payouts`` of a result document, as the node writes it."""
+        tree = tree or self.payout_tree(pid, payouts)
+        per_owner: dict[str, int] = {}
+        for asset, amount in payouts.items():
+            owner = self.owners.get(asset, STRANGER.address)
+            per_owner[owner] = per_owner.get(owner, 0) + amount
+        return {
+            "root": "0x" + tree.root.hex(),
+            "basis": "value",
+            "amounts": {a: str(v) for a, v in per_owner.items()},
+            "assets": {str(a): str(v) for a, v in payouts.items()},
+            "tree": tree.dump(),
+        }
+
     def result(
         self,
         pid: int,
         scores: Sequence[dict[str, Any]] | None,
         *,
-        payouts: dict[str, int] | None = None,
+        payouts: dict[int, int] | None = None,
         accuracy: int = 9000,
         wtp_met: bool = True,
+        consumer_fault: bool = False,
         document: dict[str, Any] | None = None,
         scores_raw: bytes | None = None,
         scores_hash: bytes | None = None,
         store_document: bool = True,
     ) -> dict[str, Any]:
-        """Store a result document (and its scores) and emit ``ResultSubmitted``."""
+        """Store a result document (and its scores) and emit ``ResultSubmitted``; ``payouts``
+        maps asset id → amount."""
         model_hash = keccak(text=f"model {pid}")
-        tree = None
-        if payouts:
-            tree = StandardMerkleTree.of(
-                [(i, acct, amt) for i, (acct, amt) in enumerate(sorted(payouts.items()))],
-                PAYOUT_LEAF,
-            )
+        seed_hash = keccak(text=f"seed {pid}")
+        tree = self.payout_tree(pid, payouts) if payouts else None
+        if tree is not None:
+            self.payout_trees[pid] = tree
         scores_cid = None
         raw = scores_raw
         if scores is not None and raw is None:
@@ -364,14 +472,26 @@ class World:
             "proposalId": pid,
             "node": NODE.address,
             "accuracyBps": accuracy,
+            "wtpBps": 8000,
             "wtpMet": wtp_met,
             "epsilonSpent": 2.5,
+            "seedHash": "0x" + seed_hash.hex(),
             "model": {"cid": "bafkreimodelcid", "modelHash": "0x" + model_hash.hex()},
             "scores": None if scores_cid is None else {"cid": scores_cid},
             "payouts": None
-            if tree is None
-            else {"tree": tree.dump(), "amounts": {a: str(v) for a, v in payouts.items()}},
+            if tree is None or payouts is None
+            else self.payouts_section(pid, payouts, tree),
         }
+        if consumer_fault and document is None:
+            doc = dict(
+                doc,
+                consumerFault="the validation set cannot be used",
+                wtpMet=False,
+                seedHash=None,
+                model=None,
+                scores=None,
+                payouts=None,
+            )
         encoded = json.dumps(doc).encode()
         cid = self.store.put(encoded) if store_document else compute_cid(encoded)
         self.emit(
@@ -379,13 +499,45 @@ class World:
             "ResultSubmitted",
             proposalId=pid,
             accuracyBps=accuracy,
-            wtpMet=wtp_met,
+            wtpMet=wtp_met and not consumer_fault,
+            consumerFault=consumer_fault,
             modelHash=model_hash,
             payoutRoot=tree.root if tree is not None else bytes(32),
             scoresHash=scores_hash or (keccak(raw) if raw is not None else bytes(32)),
-            modelCid=cid,
+            seedHash=bytes(32) if consumer_fault else seed_hash,
+            resultCid=cid,
         )
         return doc
+
+    def claim(self, pid: int, asset_id: int) -> None:
+        """Emit ``Claimed`` for ``asset_id``'s leaf of proposal ``pid``'s payout tree."""
+        for position, asset, amount in self.payout_trees[pid].values:
+            if int(asset) == asset_id:
+                self.emit(
+                    "TrainingMarket",
+                    "Claimed",
+                    proposalId=pid,
+                    position=int(position),
+                    assetId=asset_id,
+                    owner=self.owners[asset_id],
+                    amount=int(amount),
+                )
+                return
+        raise KeyError(asset_id)
+
+    def abandon(self, pid: int, reason: str = "the job crashed three times") -> None:
+        self.emit(
+            "TrainingMarket", "TrainingAbandoned", proposalId=pid, node=NODE.address, reason=reason
+        )
+
+    def sweep(self, pid: int, amount: int) -> None:
+        self.emit(
+            "TrainingMarket",
+            "UnclaimedSwept",
+            proposalId=pid,
+            treasury=STRANGER.address,
+            amount=amount,
+        )
 
     def score(
         self,
@@ -406,6 +558,19 @@ class World:
             "cluster_size": 1,
             "flags": list(flags),
         }
+
+
+def assets_hash(selection: Sequence[tuple[int, int]]) -> bytes:
+    """``TrainingMarket``'s hash chain over ``(assetId, sampleCount)``."""
+    link = bytes(32)
+    for asset_id, count in selection:
+        link = keccak(abi_encode(["bytes32", "uint256", "uint32"], [link, asset_id, count]))
+    return link
+
+
+def assets_root(asset_ids: Sequence[int]) -> bytes:
+    """``TrainingMarket``'s Merkle root over ``(position, assetId)``."""
+    return PositionalMerkleTree(list(enumerate(asset_ids)), ("uint256", "uint256")).root
 
 
 def dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
@@ -432,9 +597,10 @@ def build_market(w: World) -> None:
     * asset 3 (provider; eu; only the consumer, expires 2025-06-01): dog, bird
     * asset 4 (provider2): registered, never attested
     * asset 5 (provider): cat, cat; its sample 0 is 2 bits from asset 2's sample 0; withdrawn
-    * proposal 1 completed with scores for asset 1's samples 0 (0.5) and 1 (-0.25, noisy) and
-      asset 2's sample 0 (0.0, copied), payouts and a claim; proposal 2 completed and scores
-      asset 1's sample 0 again (0.25); proposal 3 countered, accepted, then reclaimed
+    * proposal 1 (assets 1 and 2) completed with scores for asset 1's samples 0 (0.5) and 1
+      (-0.25, noisy) and asset 2's sample 0 (0.0, copied), payouts of 600 to asset 1 and 400 to
+      asset 2, and asset 1's claim; proposal 2 (asset 1) completed and scores asset 1's sample 0
+      again (0.25); proposal 3 countered, accepted, then reclaimed
     * provider2 delegates to provider, then to the stranger
     """
     w.setup()
@@ -475,11 +641,11 @@ def build_market(w: World) -> None:
     w.attest(a5, [Image("cat"), Image("cat")], links=[((a5, 0), (a2, 0), 2)])
     w.withdraw(a5)
 
-    p1 = w.propose()
+    p1 = w.propose([(a1, (0, 1, 2, 3)), (a2, (0, 1, 2))])
     w.vote(p1, PROVIDER, 0)
     w.vote(p1, PROVIDER2, 500)
     w.vote(p1, PROVIDER2, 0)  # a changed vote: the last one counts
-    w.tally(p1)
+    w.tally(p1, remaining=7)
     w.start(p1)
     w.result(
         p1,
@@ -488,22 +654,15 @@ def build_market(w: World) -> None:
             w.score(a1, 1, -0.25, PROVIDER, ["noisy"]),
             w.score(a2, 0, 0.0, PROVIDER2, ["copied", "duplicate"]),
         ],
-        payouts={PROVIDER.address: 600, PROVIDER2.address: 400},
+        payouts={a1: 600, a2: 400},
     )
-    w.emit(
-        "TrainingMarket",
-        "Claimed",
-        proposalId=p1,
-        index=0,
-        account=sorted([PROVIDER.address, PROVIDER2.address])[0],
-        amount=600 if sorted([PROVIDER.address, PROVIDER2.address])[0] == PROVIDER.address else 400,
-    )
-    p2 = w.propose()
-    w.tally(p2)
+    w.claim(p1, a1)
+    p2 = w.propose([(a1, (0,))])
+    w.tally(p2, remaining=1)
     w.start(p2)
-    w.result(p2, [w.score(a1, 0, 0.25, PROVIDER)], payouts={PROVIDER.address: 1000})
-    p3 = w.propose(offer=100)
-    w.tally(p3, outcome=3, price=300)
+    w.result(p2, [w.score(a1, 0, 0.25, PROVIDER)], payouts={a1: 1000})
+    p3 = w.propose([(a1, (0, 1))], offer=100)
+    w.tally(p3, outcome=3, price=300, remaining=2)
     w.emit("TrainingMarket", "CounterAccepted", proposalId=p3, price=300)
     w.emit("TrainingMarket", "Reclaimed", proposalId=p3, consumer=CONSUMER.address, amount=300)
     w.emit(
