@@ -361,7 +361,7 @@ def _result_document(
     events = market.logs("ResultSubmitted", where={"proposalId": proposal_id})
     if not events:
         return None
-    raw = store.get(events[0]["args"]["modelCid"], max_bytes=_MAX_RESULT_BYTES)
+    raw = store.get(events[0]["args"]["resultCid"], max_bytes=_MAX_RESULT_BYTES)
     try:
         document: dict[str, Any] = json.loads(raw)
     except ValueError as exc:
