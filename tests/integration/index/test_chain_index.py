@@ -2,10 +2,13 @@
 and the same chain indexed into SQLite and PostgreSQL.
 
 One marketplace history is played per test (assets registered with real encryption and
-attested by a real :class:`~visdm.compute.AssetWorker`, a proposal voted, tallied, trained with
-a published result and scores, claimed; a second one reclaimed; a delegation; a withdrawal),
-then indexed several ways that must all give identical tables: with the CLI, again over the
-same blocks, after a ``kill -9`` in the middle of a sync, and on PostgreSQL.
+attested by a real :class:`~visdm.compute.AssetWorker`, a proposal with a signed proposal
+document voted, tallied, trained with a published result and scores, claimed; a second one
+reclaimed; a delegation; a withdrawal), then indexed several ways that must all give identical
+tables: with the CLI, again over the same blocks, after a ``kill -9`` in the middle of a sync,
+and on PostgreSQL. Payouts are played on their own: a rejecting provider's asset leaves the
+round, a node pays what the market refuses, claims, a sweep, an abandoned job and a consumer
+fault — and the index must report exactly what the market pays.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tests.unit.index._world import dump
 from visdm.accounts import UnlockedAccount, import_account, load_account
 from visdm.assets import add_asset, show_asset, withdraw_asset
 from visdm.chain.client import ChainClient
+from visdm.chain.contracts import ResultCommitment
 from visdm.chain.deployment import Deployment
 from visdm.cli import main
 from visdm.compute import AssetWorker, NodeConfig
@@ -36,9 +40,10 @@ from visdm.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 from visdm.errors import ChainError
 from visdm.index import SearchFilters, load_saved_search, open_index, search_index, sync_index
 from visdm.manifest import Licence
-from visdm.market import build_payout_tree, claim_for
+from visdm.market import build_payout_tree
 from visdm.storage import LocalStore
 
+from ._market import propose_signed, result_document, vote_and_tally
 from .conftest import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -119,9 +124,10 @@ def play(
             ids[(asset.asset_id, int(s["index"]))] = str(s["sampleId"])
 
     mk = Market(chain, deployment, dict(roles))
+    store = LocalStore(settings.store_dir)
     mk.delegations.delegate(roles["provider2"], roles["provider"].address)
-    selection = [(a1.asset_id, 6), (a2.asset_id, 4)]
-    pid = mk.approved(selection)
+    pid = propose_signed(mk, store, [(a1.asset_id, range(6)), (a2.asset_id, range(4))])
+    vote_and_tally(mk, pid, [(a1.asset_id, 6), (a2.asset_id, 4)], {"provider": 0, "provider2": 0})
     mk.start(pid)
     scores = [
         {
@@ -137,33 +143,33 @@ def play(
         for key in sorted(ids)
     ]
     blob = json.dumps({"version": 1, "proposalId": pid, "samples": scores}).encode()
-    store = LocalStore(settings.store_dir)
-    amounts = {roles["provider"].address: 700, roles["provider2"].address: 300}
-    tree = build_payout_tree(amounts)
-    model_hash = keccak(text="encrypted model")
-    result = {
-        "version": 1,
-        "kind": "visdm-training-result",
-        "proposalId": pid,
-        "node": node.address,
-        "accuracyBps": 9100,
-        "wtpMet": True,
-        "epsilonSpent": None,
-        "model": {"cid": store.put(b"sealed model bytes"), "modelHash": "0x" + model_hash.hex()},
-        "scores": {"cid": store.put(blob)},
-        "payouts": {"tree": tree.dump(), "amounts": {a: str(v) for a, v in amounts.items()}},
-    }
+    selection = [a1.asset_id, a2.asset_id]
+    tree = build_payout_tree({a1.asset_id: 700, a2.asset_id: 300}, {a1.asset_id: 0, a2.asset_id: 1})
+    model_hash, seed_hash = keccak(text="encrypted model"), keccak(text="job seed")
+    document = result_document(
+        pid,
+        node.address,
+        tree=tree,
+        owners={a1.asset_id: roles["provider"].address, a2.asset_id: roles["provider2"].address},
+        model={"cid": store.put(b"sealed model bytes"), "modelHash": "0x" + model_hash.hex()},
+        scores={"cid": store.put(blob), "hash": "0x" + keccak(blob).hex()},
+        seed_hash=seed_hash,
+    )
     mk.market.submit_result(
         roles["node"],
         pid,
-        accuracy_bps=9100,
-        model_hash=model_hash,
-        payout_root=tree.root,
-        scores_hash=keccak(blob),
-        model_cid=store.put(json.dumps(result).encode()),
+        ResultCommitment(
+            accuracy_bps=9100,
+            result_cid=store.put(document),
+            model_hash=model_hash,
+            payout_root=tree.root,
+            scores_hash=keccak(blob),
+            seed_hash=seed_hash,
+        ),
     )
-    mk.market.claim(roles["stranger"], claim_for(tree, pid, roles["provider"].address))
-    reclaimed = mk.approved([(a1.asset_id, 2)])
+    mk.market.claim(roles["stranger"], mk.claim(pid, tree, a1.asset_id, selection))
+    reclaimed = propose_signed(mk, store, [(a1.asset_id, [0, 1])])
+    vote_and_tally(mk, reclaimed, [(a1.asset_id, 2)], {"provider": 0})
     mk.advance(mk.market.parameters().start_period + 10)
     mk.market.reclaim(roles["consumer"], reclaimed)
     return History(settings, a1.asset_id, a2.asset_id, a3.asset_id, pid, reclaimed, ids)
@@ -315,7 +321,18 @@ def test_the_chain_indexed_every_way_gives_the_same_tables(
         proposals = db.query("SELECT proposal_id, status FROM proposals ORDER BY proposal_id")
         assert proposals == [(h.trained, "completed"), (h.reclaimed, "cancelled")]
         assert db.query("SELECT status, scores_status FROM results") == [("indexed", "indexed")]
-        assert db.query("SELECT account FROM claims") == [(provider,)]
+        assert db.query("SELECT document_status FROM proposals") == [("indexed",), ("indexed",)]
+        assert db.query(
+            "SELECT position, asset_id, owner, amount FROM payouts ORDER BY position"
+        ) == [(0, h.a1, provider, "700"), (1, h.a2, provider2, "300")]
+        assert db.query("SELECT position, asset_id, owner, amount FROM claims") == [
+            (0, h.a1, provider, "700")
+        ]
+        assert db.query(
+            "SELECT asset_id, sample_count FROM proposal_assets WHERE proposal_id = ? "
+            "ORDER BY position",
+            (h.trained,),
+        ) == [(h.a1, 6), (h.a2, 4)]
         assert db.query("SELECT delegator, delegate FROM delegations") == [(provider2, provider)]
         assert db.scalar("SELECT COUNT(*) FROM votes WHERE proposal_id = ?", (h.trained,)) == 2
         node = db.query("SELECT address, encryption_key FROM compute_nodes")
