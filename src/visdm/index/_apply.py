@@ -33,7 +33,7 @@ from visdm.storage import ContentStore
 
 from ._apply_market import PROPOSAL_STATUSES, MarketApplier
 from ._db import Database
-from ._documents import DocumentError, DocumentUnavailableError, parse_metadata
+from ._documents import DocumentError, DocumentUnavailableError, one_line, parse_metadata
 from ._events import ChainEvent
 
 __all__ = ["PROPOSAL_STATUSES", "EventApplier"]
@@ -265,7 +265,7 @@ class EventApplier:
         try:
             parsed = verify_manifest(raw, chain_id=self.chain_id, registry=self.asset_registry)
         except VisdmError as exc:
-            raise DocumentError(f"manifest does not verify: {exc}") from None
+            raise DocumentError(f"manifest does not verify: {one_line(exc)}") from None
         manifest = parsed.manifest
         problems = []
         if manifest.owner != owner:

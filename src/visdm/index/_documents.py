@@ -52,6 +52,7 @@ __all__ = [
     "SampleRow",
     "ScoreRow",
     "check_proposal",
+    "one_line",
     "parse_metadata",
     "parse_result",
     "parse_scores",
@@ -79,6 +80,11 @@ _MAX_LABEL = 64
 class DocumentError(ValueError):
     """A document is missing a field, malformed, or disagrees with the chain (internal: the
     indexer records the message, it never reaches a user as an exception)."""
+
+
+def one_line(error: BaseException | str) -> str:
+    """An error message on one line (an XML parser's messages carry their own line breaks)."""
+    return " ".join(str(error).split())
 
 
 class DocumentUnavailableError(Exception):
@@ -356,7 +362,7 @@ def check_proposal(
     try:
         doc = verify_proposal(raw, chain_id=chain_id, market=market).proposal
     except VisdmError as exc:
-        raise DocumentError(f"proposal document does not verify: {exc}") from None
+        raise DocumentError(f"proposal document does not verify: {one_line(exc)}") from None
     selection = tuple((a.asset_id, len(a.indexes)) for a in doc.selection)
     chain_link = bytes(32)
     for asset_id, count in selection:

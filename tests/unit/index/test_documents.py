@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from eth_utils.crypto import keccak
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from visdm.index._documents import (
     PAYOUT_LEAF_ENCODING,
@@ -492,3 +494,80 @@ def test_scores_must_be_the_committed_bytes_and_name_each_sample_once() -> None:
         _parse_scores(doc)
     with pytest.raises(DocumentError, match="differs from the scores hash"):
         parse_scores(b"{}", proposal_id=3, scores_hash=keccak(b"other"))
+
+
+# ----------------------------------------------------------------------------- fuzzing
+
+_PROPOSAL = _proposal()
+_RESULT = json.dumps(_result()).encode()
+
+
+def _mutated(raw: bytes, data: st.DataObject) -> bytes:
+    """``raw`` with a few bytes replaced, inserted or cut (a damaged or forged document)."""
+    out = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(out)))
+        kind = data.draw(st.sampled_from(("replace", "insert", "cut")))
+        chunk = data.draw(st.binary(min_size=1, max_size=8))
+        if kind == "replace":
+            out[at : at + len(chunk)] = chunk
+        elif kind == "insert":
+            out[at:at] = chunk
+        else:
+            del out[at : at + len(chunk)]
+    return bytes(out)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_damaged_proposal_document_is_refused_never_a_crash(data: st.DataObject) -> None:
+    raw = _mutated(_PROPOSAL, data)
+    try:
+        parsed = _check(raw)
+    except DocumentError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:  # a change the consumer's signature does not cover cannot touch the selection
+        assert parsed.selection == ((1, 2), (4, 1))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_damaged_result_document_is_refused_never_a_crash(data: st.DataObject) -> None:
+    raw = _mutated(_RESULT, data)
+    try:
+        parsed = parse_result(
+            raw,
+            proposal_id=3,
+            accuracy_bps=8123,
+            wtp_met=True,
+            model_hash=MODEL_HASH,
+            payout_root=_tree().root,
+            node=NODE.address,
+            seed_hash=SEED_HASH,
+            price=1000,
+            owner_of=OWNERS.get,
+        )
+    except DocumentError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:  # the payout root pins the leaves
+        assert parsed.payouts in ((), _parse_result(_result()).payouts)
+
+
+@given(
+    value=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+        max_leaves=6,
+    ),
+    key=st.sampled_from(("payouts", "tree", "assets", "amounts", "seedHash", "consumerFault")),
+)
+def test_any_json_in_a_payouts_field_is_refused_or_read(value: Any, key: str) -> None:
+    doc = _result()
+    target = doc if key in ("payouts", "seedHash", "consumerFault") else doc["payouts"]
+    target[key] = value
+    try:
+        parsed = _parse_result(doc)
+    except DocumentError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert parsed.payouts in ((), _parse_result(_result()).payouts)
