@@ -53,8 +53,9 @@ __all__ = [
 #: the flips and 90° rotations each validation sample is hashed under (identity first)
 DIHEDRAL_TRANSFORMS = 8
 _GRID = 32
-# images per pHash chunk: the DCT works on float64 copies of the 32x32 grids (8 KiB each)
-_CHUNK = 8192
+# pixels per chunk: the resize and the luma work on float64 / uint32 copies of a chunk, so a
+# chunk of large images must hold fewer of them (4 Mi pixels: 32 MiB of float64)
+_CHUNK_PIXELS = 1 << 22
 # ITU-R 601-2 luma in Pillow's fixed point: Image.convert("L") computes exactly this
 _LUMA = (19595, 38470, 7471)
 
@@ -113,18 +114,24 @@ def _grays(images: NDArray[np.uint8]) -> NDArray[np.uint8]:
     if channels != 3:
         raise InvalidInputError(f"images must have 1 or 3 channels, got {channels}")
     out = np.empty(images.shape[:3], dtype=np.uint8)
-    for start in range(0, images.shape[0], _CHUNK):
-        rgb = images[start : start + _CHUNK].astype(np.uint32)
+    step = _images_per_chunk(images.shape[1] * images.shape[2])
+    for start in range(0, images.shape[0], step):
+        rgb = images[start : start + step].astype(np.uint32)
         luma = rgb[..., 0] * _LUMA[0] + rgb[..., 1] * _LUMA[1] + rgb[..., 2] * _LUMA[2]
-        out[start : start + _CHUNK] = (luma + 0x8000) >> 16
+        out[start : start + step] = (luma + 0x8000) >> 16
     return out
+
+
+def _images_per_chunk(pixels: int) -> int:
+    return max(1, _CHUNK_PIXELS // max(1, pixels))
 
 
 def _phashes(grays: NDArray[np.uint8]) -> NDArray[np.uint64]:
     out = np.empty(grays.shape[0], dtype=np.uint64)
-    for start in range(0, grays.shape[0], _CHUNK):
-        stack = np.ascontiguousarray(grays[start : start + _CHUNK])
-        out[start : start + _CHUNK] = phash_from_grids(lanczos_resize_stack(stack, _GRID, _GRID))
+    step = _images_per_chunk(grays.shape[1] * grays.shape[2])
+    for start in range(0, grays.shape[0], step):
+        stack = np.ascontiguousarray(grays[start : start + step])
+        out[start : start + step] = phash_from_grids(lanczos_resize_stack(stack, _GRID, _GRID))
     return out
 
 
