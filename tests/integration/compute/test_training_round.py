@@ -468,3 +468,33 @@ def test_a_job_whose_sandbox_dies_every_time_is_abandoned_after_the_cap(rnd: Rou
     (event,) = rnd.market.logs("TrainingAbandoned", where={"proposalId": pid})
     assert "3 attempts" in event["args"]["reason"]
     assert rnd.market.logs("ResultSubmitted", where={"proposalId": pid}) == []
+
+
+def test_a_journal_from_before_seeds_gains_the_column_and_keeps_its_jobs(tmp_path: Path) -> None:
+    import sqlite3
+
+    from visdm.compute import JobJournal
+
+    path = tmp_path / "jobs.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE jobs (proposal_id INTEGER PRIMARY KEY, state TEXT NOT NULL, attempts "
+        "INTEGER NOT NULL DEFAULT 0, deadline INTEGER NOT NULL, progress REAL, message TEXT NOT "
+        "NULL DEFAULT '', result TEXT, submission TEXT, tx_hash TEXT, created_at REAL NOT NULL, "
+        "updated_at REAL NOT NULL);"
+        "INSERT INTO jobs (proposal_id, state, deadline, created_at, updated_at) "
+        "VALUES (7, 'queued', 100, 1.0, 1.0);"
+    )
+    old.commit()
+    old.close()
+    journal = JobJournal(path)
+    try:
+        assert journal.seed(7) is None
+        with journal.transaction():
+            journal.set_seed(7, b"\x5a" * 32)
+        assert journal.seed(7) == b"\x5a" * 32
+        job = journal.get(7)
+        assert job is not None and job.state == "queued"
+        assert "5a" * 32 not in json.dumps(job.to_json())
+    finally:
+        journal.close()
