@@ -9,8 +9,9 @@ import {StakeholderRegistry} from "./StakeholderRegistry.sol";
  *         in content-addressed storage (paper Algorithm 2). Lifecycle:
  *         Pending (registered) → Active (a compute node attested its public metadata) →
  *         Withdrawn (by the owner, at any time).
- * @dev Per-sample data never touches storage here: the manifest hash, a Merkle root over the
- *      sample ids and a count are all the chain keeps, so gas does not grow with sample count.
+ * @dev Per-sample data never touches storage here: the manifest hash (which covers the Merkle
+ *      root over the sample ids, itself only emitted), a count, the allowed regions and a hash
+ *      of the key-holding nodes are all the chain keeps, so gas does not grow with sample count.
  */
 contract AssetRegistry {
     enum Status {
@@ -27,8 +28,7 @@ contract AssetRegistry {
         uint32 sampleCount;
         uint32 acceptedCount;
         uint24 registeredDay;
-        bytes32 manifestHash;
-        bytes32 samplesRoot;
+        bytes32 manifestHash; // covers the samples root too: the root itself is only emitted
         uint256 regionMask;
         bytes32 metadataHash;
         bytes32 keyNodesHash; // keccak256 of the nodes holding a wrapped data key, ascending
@@ -119,7 +119,6 @@ contract AssetRegistry {
         a.sampleCount = sampleCount;
         a.registeredDay = uint24(block.timestamp / 1 days);
         a.manifestHash = manifestHash;
-        a.samplesRoot = samplesRoot;
         a.regionMask = mask;
         a.keyNodesHash = keccak256(abi.encodePacked(keyNodes));
         emit AssetRegistered(assetId, msg.sender, manifestHash, samplesRoot, sampleCount, mask, keyNodes, manifestCid);

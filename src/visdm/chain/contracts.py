@@ -216,7 +216,6 @@ class AssetRecord:
     accepted_count: int
     registered_day: int
     manifest_hash: bytes
-    samples_root: bytes
     region_mask: int
     metadata_hash: bytes
     key_nodes_hash: bytes
@@ -271,7 +270,11 @@ class AssetRegistry(ContractWrapper):
     ) -> TxResult:
         """Attest as one of the asset's key holders (read from its registration event when
         ``key_nodes`` is not given)."""
-        holders = self.key_nodes(asset_id) if key_nodes is None else sorted_key_nodes(key_nodes)
+        if key_nodes is None:
+            # an unknown asset has no holders: the contract then names the real problem
+            events = self.logs("AssetRegistered", where={"assetId": asset_id})
+            key_nodes = list(events[0]["args"]["keyNodes"]) if events else []
+        holders = sorted_key_nodes(key_nodes)
         fn = self._contract.functions.attestMetadata(
             asset_id, metadata_hash, accepted_count, metadata_cid, holders
         )
@@ -289,8 +292,8 @@ class AssetRegistry(ContractWrapper):
         return self.client.transact(owner, fn, action="withdrawAsset")
 
     def asset(self, asset_id: int) -> AssetRecord:
-        (owner, status, count, accepted, day, manifest, root, mask, metadata, holders) = (
-            self.client.call(self._contract.functions.asset(asset_id))
+        (owner, status, count, accepted, day, manifest, mask, metadata, holders) = self.client.call(
+            self._contract.functions.asset(asset_id)
         )
         return AssetRecord(
             AssetId(asset_id),
@@ -300,7 +303,6 @@ class AssetRegistry(ContractWrapper):
             int(accepted),
             int(day),
             bytes(manifest),
-            bytes(root),
             int(mask),
             bytes(metadata),
             bytes(holders),

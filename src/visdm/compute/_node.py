@@ -223,7 +223,7 @@ class AssetWorker:
             problems.append(f"signed by {manifest.owner}, but the asset's owner is {record.owner}")
         if parsed.manifest_hash != record.manifest_hash:
             problems.append("its hash differs from the manifest hash registered on chain")
-        if manifest.samples_root != record.samples_root:
+        if manifest.samples_root != bytes(args["samplesRoot"]):
             problems.append("its sample root differs from the one registered on chain")
         if len(manifest.samples) != record.sample_count:
             problems.append(

@@ -240,6 +240,7 @@ def test_manifest_that_does_not_match_the_chain_is_rejected(flow: Flow, tmp_path
         samples_root=b"\x05" * 32,
         sample_count=2,
         allowed_regions=["local"],
+        key_nodes=[flow.accounts["node"].address],
         manifest_cid=parsed_cid,
     )
     # and a manifest signed by the wrong key (provider2 signs provider's manifest)
@@ -264,6 +265,7 @@ def test_manifest_that_does_not_match_the_chain_is_rejected(flow: Flow, tmp_path
         samples_root=manifest.samples_root,
         sample_count=2,
         allowed_regions=["local"],
+        key_nodes=[flow.accounts["node"].address],
         manifest_cid=forged_cid,
     )
     worker = flow.worker()

@@ -134,7 +134,7 @@ class Market:
         return pid
 
     def tally(
-        self, pid: int, selection: Sequence[tuple[int, int]], *, batch_size: int = 200
+        self, pid: int, selection: Sequence[tuple[int, int]], *, batch_size: int = 256
     ) -> TallyReceipt:
         return submit_tally(
             self.market,

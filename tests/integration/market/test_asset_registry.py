@@ -26,13 +26,14 @@ def reverts(name: str):  # type: ignore[no-untyped-def]
     return _Match()
 
 
-def register(mk: Market, owner, count: int = 10, regions=("local",)):  # type: ignore[no-untyped-def]
+def register(mk: Market, owner, count: int = 10, regions=("local",), key_nodes=None):  # type: ignore[no-untyped-def]
     return mk.assets.register_asset(
         owner,
         manifest_hash=keccak(text="m"),
         samples_root=keccak(text="r"),
         sample_count=count,
         allowed_regions=regions,
+        key_nodes=key_nodes or [mk.roles["node"].address],
         manifest_cid="bafkreim",
     )
 
@@ -74,6 +75,15 @@ def test_register_errors(mk: Market) -> None:
         register(mk, mk.roles["provider"], 5, regions=("mars",))
     with pytest.raises(InvalidInputError, match="1 to 32 bytes"):
         register(mk, mk.roles["provider"], 5, regions=("x" * 33,))
+    # the key holders must be given, ascending and without repeats
+    node = mk.roles["node"].address
+    local = [b"local".ljust(32, b"\0")]
+    for holders in ([], [node, node], sorted([node, mk.roles["stranger"].address], reverse=True)):
+        fn = mk.assets._contract.functions.registerAsset(
+            keccak(text="m"), keccak(text="r"), 5, local, holders, "bafkreim"
+        )
+        with reverts("AssetRegistryInvalidKeyNodes"):
+            mk.chain.transact(mk.roles["provider"], fn, action="registerAsset")
 
 
 def test_attest_errors_and_roles(mk: Market) -> None:
@@ -102,6 +112,51 @@ def test_attest_errors_and_roles(mk: Market) -> None:
         attest(node)
 
 
+@pytest.mark.attack
+def test_a_node_without_the_data_key_cannot_attest(mk: Market) -> None:
+    """An active node in a region the owner allowed, but holding no wrapped key for the asset,
+    tries to attest it with made-up metadata (and to pass itself off as a key holder)."""
+    gov = mk.roles["governance"]
+    intruder = mk.new_account("keyless-node")
+    mk.stakeholders.admit_node(
+        gov,
+        intruder.address,
+        signer=intruder.address,
+        region="local",
+        encryption_key=b"\x03" * 32,
+        endpoint="http://127.0.0.1:9/",
+    )
+    asset_id, _ = register(mk, mk.roles["provider"], 10)
+    assert mk.assets.node_allowed(asset_id, intruder.address)  # the region check alone passes
+
+    def attest(holders):  # type: ignore[no-untyped-def]
+        return mk.assets.attest_metadata(
+            intruder,
+            asset_id,
+            metadata_hash=keccak(text="made up"),
+            accepted_count=10,
+            metadata_cid="bafkreifake",
+            key_nodes=holders,
+        )
+
+    with reverts("AssetRegistryNotKeyHolder"):
+        attest(None)  # the registered holders
+    with reverts("AssetRegistryInvalidKeyNodes"):
+        attest([intruder.address])  # a list of its own making
+    with reverts("AssetRegistryInvalidKeyNodes"):
+        attest([mk.roles["node"].address, intruder.address])
+    assert mk.assets.asset(asset_id).status == AssetStatus.PENDING
+    # the real key holder can
+    mk.assets.attest_metadata(
+        mk.roles["node"],
+        asset_id,
+        metadata_hash=keccak(text="md"),
+        accepted_count=10,
+        metadata_cid="bafkreimd",
+    )
+    assert mk.assets.asset(asset_id).status == AssetStatus.ACTIVE
+
+
 def test_node_in_a_region_the_owner_did_not_allow(mk: Market) -> None:
     gov = mk.roles["governance"]
     mk.stakeholders.add_region(gov, "eu-west")
@@ -114,13 +169,16 @@ def test_node_in_a_region_the_owner_did_not_allow(mk: Market) -> None:
         encryption_key=b"\x01" * 32,
         endpoint="http://127.0.0.1:9/",
     )
-    asset_id, _ = register(mk, mk.roles["provider"], 10, regions=("local",))
+    holders = [mk.roles["node"].address, other.address]
+    asset_id, _ = register(mk, mk.roles["provider"], 10, regions=("local",), key_nodes=holders)
     assert not mk.assets.node_allowed(asset_id, other.address)
     with reverts("AssetRegistryNodeNotAllowed"):
         mk.assets.attest_metadata(
             other, asset_id, metadata_hash=keccak(text="x"), accepted_count=1, metadata_cid="c"
         )
-    both, _ = register(mk, mk.roles["provider"], 10, regions=("local", "eu-west"))
+    both, _ = register(
+        mk, mk.roles["provider"], 10, regions=("local", "eu-west"), key_nodes=holders
+    )
     assert mk.assets.asset(both).region_mask == 0b11
     assert mk.assets.node_allowed(both, other.address)
 

@@ -2,10 +2,10 @@
 
 (a) escrow conservation: after every step the market's token balance equals what the model says
     it owes (escrowed prices and training costs, unclaimed payouts, credited balances);
-(b) no double claim, and claims never exceed a proposal's price;
+(b) no double claim, and claims never exceed a proposal's price; claims credit the owners;
 (c) the on-chain tally equals the reference rules (``visdm.market.tally``) applied to the
     model's electorate, with delegation chains, direct-vote overrides, refused cycles, depth
-    cut-offs and delegations changed after the deadline.
+    cut-offs, delegations changed after the deadline, and rejecting assets leaving the round.
 
 Profiles: the default runs in CI in about a minute; ``VISDM_HYPOTHESIS_PROFILE=heavy`` runs many
 more and longer sequences.
@@ -34,7 +34,7 @@ from visdm.chain.client import ChainClient
 from visdm.chain.contracts import REJECT_ASK, ProposalStatus
 from visdm.chain.deployment import Deployment
 from visdm.errors import ContractRevertError, InvalidInputError
-from visdm.market import build_payout_tree, claim_for, compute_outcome, resolve_ask
+from visdm.market import AssetVote, build_payout_tree, compute_outcome, resolve_ask
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -177,16 +177,13 @@ def test_escrow_conservation_and_claims(
             node = self.mk.roles["node"].address
             met = accuracy >= m.wtp
             a0 = m.price * split // 100
-            amounts = {self.providers[0].address: a0, self.providers[1].address: m.price - a0}
-            tree = build_payout_tree(amounts) if met else None
-            self.mk.market.submit_result(
-                self.mk.roles["node"],
+            ids = [a for a, _ in m.selection]
+            amounts = {ids[0]: a0, ids[1]: m.price - a0}
+            tree = build_payout_tree(amounts, {a: i for i, a in enumerate(ids)}) if met else None
+            self.mk.submit(
                 pid,
                 accuracy_bps=accuracy,
-                model_hash=b"\x01" * 32,
                 payout_root=tree.root if tree else bytes(32),
-                scores_hash=b"\x02" * 32,
-                model_cid="bafkreimodel",
             )
             self.credit(node, m.cost)
             m.cost = 0
@@ -203,8 +200,9 @@ def test_escrow_conservation_and_claims(
             account = self.providers[who].address
             if m.status != S.COMPLETED or m.tree is None:
                 return
+            ids = [a for a, _ in m.selection]
             try:
-                request = claim_for(m.tree, pid, account)  # type: ignore[arg-type]
+                request = self.mk.claim(pid, m.tree, ids[who], ids)  # type: ignore[arg-type]
             except InvalidInputError:  # a zero payout is not in the tree
                 return
             if account in m.paid:
@@ -216,9 +214,10 @@ def test_escrow_conservation_and_claims(
                     raise AssertionError("a second claim went through")
                 return
             self.mk.market.claim(self.mk.roles["stranger"], request)
-            event("claim paid")
+            event("claim credited")
             m.paid[account] = request.amount
             m.unclaimed -= request.amount
+            self.credit(account, request.amount)
 
         @rule(pid=proposals)
         def time_out_and_reclaim(self, pid: int) -> None:
@@ -229,7 +228,7 @@ def test_escrow_conservation_and_claims(
             self.mk.market.reclaim(self.mk.roles["consumer"], pid)
             m.status, m.price, m.cost = S.CANCELLED, 0, 0
 
-        @rule(who=st.sampled_from(["consumer", "node"]))
+        @rule(who=st.sampled_from(["consumer", "node", "provider", "provider2"]))
         def withdraw(self, who: int) -> None:
             account = self.mk.roles[who]
             if self.credits.get(account.address, 0) == 0:
@@ -349,11 +348,15 @@ def test_onchain_tally_equals_reference(
                     self.graph[frm.address] = to.address
             owner_of = {self.asset_of[o.address]: o.address for o in self.owners}
             weighted = [
-                (resolve_ask(owner_of[a], votes, graph_at_deadline.get, self.depth), c)
+                AssetVote(resolve_ask(owner_of[a], votes, graph_at_deadline.get, self.depth), c)
                 for a, c in selection
             ]
+            params = mk.market.parameters()
             expected = compute_outcome(
-                weighted, offer=offer, quorum_bps=mk.market.parameters().quorum_bps
+                weighted,
+                offer=offer,
+                quorum_bps=params.quorum_bps,
+                min_samples=params.min_selection_samples,
             )
             done, _ = mk.market.tally(
                 mk.roles["stranger"],
@@ -365,9 +368,11 @@ def test_onchain_tally_equals_reference(
             assert done
             event(f"reference tally: {expected.status.name}, {len(self.graph)} delegations")
             record = mk.market.proposal(pid)
-            assert (record.status, record.clearing_price) == (
+            assert (record.status, record.clearing_price, record.remaining_weight) == (
                 expected.status,
                 expected.clearing_price,
+                expected.remaining_weight,
             )
+            assert mk.market.excluded_positions(pid, len(selection)) == set(expected.excluded)
 
     run_state_machine_as_test(TallyMachine, settings=PROFILE)

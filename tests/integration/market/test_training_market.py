@@ -9,9 +9,16 @@ from eth_utils.crypto import keccak
 
 from tests.integration.market.conftest import Market
 from tests.integration.market.test_asset_registry import reverts
-from visdm.chain.contracts import REJECT_ASK, ClaimRequest, MarketParameters, ProposalStatus, Quote
+from visdm.chain.contracts import (
+    REJECT_ASK,
+    ClaimRequest,
+    MarketParameters,
+    ProposalStatus,
+    Quote,
+    ResultCommitment,
+)
 from visdm.errors import InvalidInputError
-from visdm.market import claim_for, sign_quote
+from visdm.market import sign_quote
 
 pytestmark = pytest.mark.integration
 
@@ -77,11 +84,31 @@ def test_propose_errors(mk: Market, two_assets) -> None:
     )
     with reverts("TrainingMarketNodeNotAllowed"):
         mk.market.propose(consumer, mk.terms(two_assets, node=other.address))
+    with reverts("TrainingMarketInvalidTerms"):
+        mk.market.propose(consumer, mk.terms(two_assets, min_share_bps=10_001))
     # withdrawn assets cannot be selected
     mk.assets.withdraw_asset(mk.roles["provider"], a)
     with reverts("TrainingMarketAssetNotSelectable"):
         mk.market.propose(consumer, mk.terms(two_assets))
     assert mk.escrow_balance() == 0
+
+
+def test_the_selection_must_reach_the_market_minimums(mk: Market, two_assets) -> None:
+    gov, consumer = mk.roles["governance"], mk.roles["consumer"]
+    params = mk.market.parameters()
+    mk.market.set_parameters(
+        gov, replace(params, min_selection_samples=101, min_selection_providers=2)
+    )
+    with reverts("TrainingMarketSelectionTooSmall"):
+        mk.market.propose(consumer, mk.terms(two_assets))  # 100 samples
+    (a, _), (b, _) = two_assets
+    with reverts("TrainingMarketSelectionTooSmall"):
+        mk.market.propose(consumer, mk.terms([(a, 100)]))  # 100 samples, one owner
+    second = mk.add_asset(mk.roles["provider"], 100)  # same owner: still one provider
+    with reverts("TrainingMarketSelectionTooSmall"):
+        mk.market.propose(consumer, mk.terms([(a, 100), (second, 100)]))
+    pid = mk.propose([(a, 61), (b, 40)])
+    assert mk.market.proposal(pid).total_weight == 101
 
 
 # ------------------------------------------------------------------------ votes and tally
@@ -116,17 +143,23 @@ def test_vote_gas(mk: Market, two_assets) -> None:
 
 
 @pytest.mark.parametrize(
-    ("asks", "offer", "status", "price"),
+    ("asks", "min_share", "status", "price", "remaining"),
     [
-        ((500, 900), 1000, S.APPROVED, 500),  # weights 60/40: median is provider's ask
-        ((1500, 900), 1000, S.COUNTERED, 1500),
-        ((REJECT_ASK, 0), 1000, S.REJECTED, REJECT_ASK),
-        ((None, None), 1000, S.FAILED, 0),
-        ((None, 100), 1000, S.APPROVED, 100),  # 40% participates >= 30% quorum
+        ((500, 900), 0, S.APPROVED, 500, 100),  # weights 60/40: median is provider's ask
+        ((1500, 900), 0, S.COUNTERED, 1500, 100),
+        # a REJECT takes provider's 60 out of the round; provider2's 40 trains at its ask
+        ((REJECT_ASK, 0), 0, S.APPROVED, 0, 40),
+        ((REJECT_ASK, 0), 4000, S.APPROVED, 0, 40),
+        # ... unless the consumer wanted at least half of the selection
+        ((REJECT_ASK, 0), 5000, S.REJECTED, 0, 40),
+        ((REJECT_ASK, REJECT_ASK), 0, S.REJECTED, 0, 0),
+        ((None, None), 0, S.FAILED, 0, 100),
+        ((None, 100), 0, S.APPROVED, 100, 100),  # 40% participates >= 30% quorum
     ],
 )
-def test_tally_outcomes(mk: Market, two_assets, asks, offer, status, price) -> None:
-    pid = mk.propose(two_assets, offer=offer)
+def test_tally_outcomes(mk: Market, two_assets, asks, min_share, status, price, remaining) -> None:
+    offer = 1000
+    pid = mk.propose(two_assets, offer=offer, min_share_bps=min_share)
     for who, ask in zip(("provider", "provider2"), asks, strict=True):
         if ask is not None:
             mk.market.vote(mk.roles[who], pid, ask)
@@ -135,8 +168,10 @@ def test_tally_outcomes(mk: Market, two_assets, asks, offer, status, price) -> N
     credit_before = mk.market.credit_of(consumer)
     receipt = mk.tally(pid, two_assets)
     p = mk.market.proposal(pid)
-    assert (p.status, p.clearing_price) == (status, price)
+    assert (p.status, p.clearing_price, p.remaining_weight) == (status, price, remaining)
     assert receipt.outcome.status == status
+    left = {i for i, ask in enumerate(asks) if ask == REJECT_ASK}
+    assert mk.market.excluded_positions(pid, 2) == left == set(receipt.outcome.excluded)
     refunded = mk.market.credit_of(consumer) - credit_before
     assert refunded == (offer if status in (S.FAILED, S.REJECTED) else 0)
     with reverts("TrainingMarketWrongStatus"):
@@ -172,14 +207,9 @@ def test_tally_verifies_the_median_and_the_selection(mk: Market, two_assets) -> 
         mk.market.tally(tallier, pid, 500, [*ids, ids[0]], [*counts, 1])
     with reverts("TrainingMarketTallyMismatch"):
         mk.market.tally(tallier, pid, 500, ids, counts[:1])
-    # batches: the price must stay the same across one tallier's batches
-    done, _ = mk.market.tally(tallier, pid, 500, ids[:1], counts[:1])
-    assert not done
-    assert mk.market._contract.functions.tallyProgress(pid, tallier.address).call()[2] == 1
-    with reverts("TrainingMarketTallyPriceChanged"):
-        mk.market.tally(tallier, pid, 900, ids[1:], counts[1:])
-    # another tallier's progress is independent; a reset starts over
-    mk.market.reset_tally(tallier, pid)
+    # a batch that does not end the tally must hold a multiple of 256 assets
+    with reverts("TrainingMarketTallyBatch"):
+        mk.market.tally(tallier, pid, 500, ids[:1], counts[:1])
     done, _tx = mk.market.tally(tallier, pid, 500, ids, counts)
     assert done
     assert mk.market.proposal(pid).status == S.APPROVED
@@ -260,16 +290,33 @@ def test_deep_delegation_chain_abstains_and_does_not_block_the_tally(mk: Market)
 
 
 def test_tally_in_many_batches(mk: Market) -> None:
-    owners = [mk.new_provider(f"many-{i}") for i in range(12)]
-    selection = [(mk.add_asset(o, 10), 1 + i % 3) for i, o in enumerate(owners)]
+    """600 assets of 4 owners tallied in batches of 256: rejections and withdrawals in every
+    exclusion word, the price kept across one tallier's batches, a reset starting over."""
+    owners = [mk.new_provider(f"many-{i}") for i in range(4)]
+    selection = [(mk.add_asset(owners[i % 4], 10), 1 + i % 3) for i in range(600)]
     pid = mk.propose(selection, offer=1000)
-    for i, o in enumerate(owners[:8]):
+    for i, o in enumerate(owners[:3]):
         mk.market.vote(o, pid, 100 * (i + 1))
+    mk.market.vote(owners[3], pid, REJECT_ASK)
+    withdrawn = [selection[5][0], selection[300][0], selection[599][0]]
+    for asset_id in withdrawn:
+        mk.assets.withdraw_asset(owners[(asset_id - selection[0][0]) % 4], asset_id)
     mk.advance(3601)
-    receipt = mk.tally(pid, selection, batch_size=5)
+    ids, counts = [a for a, _ in selection], [c for _, c in selection]
+    tallier = mk.roles["stranger"]
+    done, _ = mk.market.tally(tallier, pid, 1, ids[:256], counts[:256])
+    assert not done
+    with reverts("TrainingMarketTallyPriceChanged"):
+        mk.market.tally(tallier, pid, 2, ids[256:512], counts[256:512])
+    mk.market.reset_tally(tallier, pid)
+    receipt = mk.tally(pid, selection)
     assert len(receipt.transactions) == 3
-    assert mk.market.proposal(pid).status == S.APPROVED
-    assert mk.market.proposal(pid).clearing_price == receipt.outcome.clearing_price
+    p = mk.market.proposal(pid)
+    assert p.status == S.APPROVED
+    assert p.clearing_price == receipt.outcome.clearing_price
+    left = {i for i in range(600) if i % 4 == 3} | {5, 300, 599}
+    assert mk.market.excluded_positions(pid, 600) == left == set(receipt.outcome.excluded)
+    assert p.remaining_weight == sum(c for i, (_, c) in enumerate(selection) if i not in left)
 
 
 # ------------------------------------------------------------------------ counter-offer
@@ -365,16 +412,25 @@ def test_suspended_node_cannot_start_or_submit(mk: Market, two_assets) -> None:
         submit(mk, pid, 9000)
 
 
-def submit(mk: Market, pid: int, accuracy: int, root: bytes = b"\x01" * 32, who: str = "node"):  # type: ignore[no-untyped-def]
-    return mk.market.submit_result(
-        mk.roles[who],
-        pid,
+def submit(  # type: ignore[no-untyped-def]
+    mk: Market,
+    pid: int,
+    accuracy: int,
+    root: bytes = b"\x01" * 32,
+    who: str = "node",
+    *,
+    consumer_fault: bool = False,
+):
+    result = ResultCommitment(
         accuracy_bps=accuracy,
+        result_cid="bafkreiresult",
+        consumer_fault=consumer_fault,
         model_hash=keccak(text="model"),
         payout_root=root,
         scores_hash=keccak(text="scores"),
-        model_cid="bafkreimodel",
+        seed_hash=keccak(text="seed"),
     )
+    return mk.market.submit_result(mk.roles[who], pid, result)
 
 
 def test_submit_result_wtp_met_pays_node_and_opens_claims(mk: Market, two_assets) -> None:
@@ -390,8 +446,11 @@ def test_submit_result_wtp_met_pays_node_and_opens_claims(mk: Market, two_assets
     tx = submit(mk, pid, 8000)
     (event,) = mk.market.events("ResultSubmitted", tx.receipt)
     assert event["args"]["wtpMet"] is True
+    assert event["args"]["seedHash"] == keccak(text="seed")
     p = mk.market.proposal(pid)
-    assert (p.status, p.accuracy_bps) == (S.COMPLETED, 8000)
+    assert (p.status, p.accuracy_bps, p.seed_hash) == (S.COMPLETED, 8000, keccak(text="seed"))
+    params = mk.market.parameters()
+    assert p.claim_deadline == mk.now() + params.claim_period
     assert mk.market.credit_of(mk.roles["node"].address) == 50
     print(f"\nsubmitResult gas: {tx.gas_used}")
     with reverts("TrainingMarketWrongStatus"):
@@ -414,6 +473,51 @@ def test_submit_result_wtp_missed_refunds_data_price(mk: Market, two_assets) -> 
         mk.market.withdraw(consumer)
     mk.market.withdraw(mk.roles["node"])
     assert mk.escrow_balance() == 0
+
+
+@pytest.mark.attack
+@pytest.mark.parametrize("wtp", [0, 8000])
+def test_a_consumer_fault_refunds_the_price_whatever_the_wtp(mk: Market, two_assets, wtp) -> None:
+    # with wtpBps = 0 every accuracy "meets" the threshold: the fault must still refund
+    pid = mk.approved(two_assets, wtp_bps=wtp)
+    mk.start(pid, cost=50)
+    tx = submit(mk, pid, 0, root=bytes(32), consumer_fault=True)
+    (event,) = mk.market.events("ResultSubmitted", tx.receipt)
+    assert (event["args"]["wtpMet"], event["args"]["consumerFault"]) == (False, True)
+    assert mk.market.proposal(pid).status == S.WTP_MISSED
+    assert mk.market.credit_of(mk.roles["consumer"].address) == 1000
+    assert mk.market.credit_of(mk.roles["node"].address) == 50
+
+
+def test_the_node_can_abandon_a_job_with_a_full_refund(mk: Market, two_assets) -> None:
+    pid = mk.approved(two_assets)
+    mk.start(pid, cost=50)
+    for who in ("consumer", "provider", "stranger"):
+        with reverts("TrainingMarketNotNode"):
+            mk.market.abandon_training(mk.roles[who], pid, "no")
+    tx = mk.market.abandon_training(mk.roles["node"], pid, "crashed three times")
+    (event,) = mk.market.events("TrainingAbandoned", tx.receipt)
+    assert event["args"]["reason"] == "crashed three times"
+    p = mk.market.proposal(pid)
+    assert (p.status, p.price, p.training_cost) == (S.CANCELLED, 0, 0)
+    assert mk.market.credit_of(mk.roles["consumer"].address) == 1050
+    with reverts("TrainingMarketWrongStatus"):
+        mk.market.abandon_training(mk.roles["node"], pid, "again")
+    with reverts("TrainingMarketWrongStatus"):
+        submit(mk, pid, 9000)
+
+
+@pytest.mark.attack
+def test_a_quote_cannot_promise_more_than_the_longest_training(mk: Market, two_assets) -> None:
+    # uint48(block.timestamp + maxDuration) used to wrap around for huge durations
+    pid = mk.approved(two_assets)
+    longest = mk.market.parameters().max_training_period
+    for duration in (longest + 1, 2**64 - 1):
+        quote, signature = mk.quote(pid, duration=duration)
+        with reverts("TrainingMarketBadQuote"):
+            mk.market.start_training(mk.roles["consumer"], pid, quote, signature)
+    mk.start(pid, duration=longest)
+    assert mk.market.proposal(pid).deadline == mk.now() + longest
 
 
 def test_no_result_by_the_deadline_refunds_everything(mk: Market, two_assets) -> None:
@@ -447,64 +551,127 @@ def test_approval_never_started_can_be_reclaimed(mk: Market, two_assets) -> None
 # ------------------------------------------------------------------------ claims
 
 
-def test_claims_pay_each_provider_once_and_never_more_than_the_price(
+def test_claims_credit_each_asset_owner_once_and_never_more_than_the_price(
     mk: Market, two_assets
 ) -> None:
     p1, p2 = mk.roles["provider"], mk.roles["provider2"]
+    ids = [a for a, _ in two_assets]
     pid = mk.approved(two_assets, offer=1000)
-    tree = mk.payout(pid, {p1.address: 600, p2.address: 400})
+    tree = mk.payout(pid, {ids[0]: 600, ids[1]: 400}, ids)
     stranger = mk.roles["stranger"]
-    c1, c2 = claim_for(tree, pid, p1.address), claim_for(tree, pid, p2.address)
+    c1, c2 = mk.claim(pid, tree, ids[0], ids), mk.claim(pid, tree, ids[1], ids)
     with reverts("TrainingMarketInvalidProof"):
         mk.market.claim(stranger, replace(c1, amount=601))
     with reverts("TrainingMarketInvalidProof"):
-        mk.market.claim(stranger, replace(c1, account=stranger.address))
+        mk.market.claim(stranger, replace(c1, asset_id=ids[1]))
     with reverts("TrainingMarketInvalidProof"):
-        mk.market.claim(stranger, replace(c1, index=c2.index))
-    tx = mk.market.claim(stranger, c1)  # anyone may submit; the tokens go to the payee
-    assert mk.token.balance_of(p1.address) == 600
+        mk.market.claim(stranger, replace(c1, position=c2.position))
+    with reverts("TrainingMarketNotSelected"):
+        mk.market.claim(stranger, replace(c1, asset_proof=c2.asset_proof))
+    tx = mk.market.claim(stranger, c1)  # anyone may submit; the asset's owner is credited
+    assert mk.market.credit_of(p1.address) == 600
+    assert mk.token.balance_of(p1.address) == 0  # tokens move once, at withdraw
     print(f"\nclaim gas (2 payees): {tx.gas_used}")
     with reverts("TrainingMarketAlreadyClaimed"):
         mk.market.claim(p1, c1)
     mk.market.claim_many(p2, [c2])
-    assert mk.token.balance_of(p2.address) == 400
-    assert mk.market.is_claimed(pid, c2.index)
+    assert mk.market.is_claimed(pid, c2.position)
     assert mk.market.proposal(pid).unclaimed == 0
+    for owner, amount in ((p1, 600), (p2, 400)):
+        mk.market.withdraw(owner)
+        assert mk.token.balance_of(owner.address) == amount
     assert mk.escrow_balance() == 50  # only the node's credited training fee is left
-    with pytest.raises(InvalidInputError, match="not a payee"):
-        claim_for(tree, pid, stranger.address)
+    with pytest.raises(InvalidInputError, match="not paid"):
+        mk.claim(pid, tree, 4242, ids)
+
+
+def test_claim_many_across_proposals(mk: Market, two_assets) -> None:
+    p1 = mk.roles["provider"]
+    ids = [a for a, _ in two_assets]
+    requests = []
+    for offer in (1000, 2000):
+        pid = mk.approved(two_assets, offer=offer)
+        tree = mk.payout(pid, {ids[0]: offer // 2, ids[1]: offer // 2}, ids)
+        requests.append(mk.claim(pid, tree, ids[0], ids))
+    mk.market.claim_many(mk.roles["stranger"], requests)
+    assert mk.market.credit_of(p1.address) == 1500
 
 
 def test_overclaim_is_refused_even_with_a_valid_proof(mk: Market, two_assets) -> None:
     # a (buggy or malicious) node commits payouts summing to more than the price
-    p1, p2 = mk.roles["provider"], mk.roles["provider2"]
+    ids = [a for a, _ in two_assets]
     pid = mk.approved(two_assets, offer=1000)
-    tree = mk.payout(pid, {p1.address: 900, p2.address: 900})
-    mk.market.claim(p1, claim_for(tree, pid, p1.address))
+    tree = mk.payout(pid, {ids[0]: 900, ids[1]: 900}, ids)
+    mk.market.claim(mk.roles["provider"], mk.claim(pid, tree, ids[0], ids))
     with reverts("TrainingMarketOverClaim"):
-        mk.market.claim(p2, claim_for(tree, pid, p2.address))
+        mk.market.claim(mk.roles["provider2"], mk.claim(pid, tree, ids[1], ids))
 
 
 def test_claim_before_completion_is_refused(mk: Market, two_assets) -> None:
     pid = mk.propose(two_assets)
-    request = ClaimRequest(pid, 0, mk.roles["provider"].address, 1, ())
+    request = ClaimRequest(pid, 0, two_assets[0][0], 1, (), ())
     with reverts("TrainingMarketWrongStatus"):
         mk.market.claim(mk.roles["provider"], request)
     with reverts("TrainingMarketUnknownProposal"):
         mk.market.claim(mk.roles["provider"], replace(request, proposal_id=4242))
 
 
+def test_unclaimed_payouts_go_to_the_treasury_after_the_claim_period(
+    mk: Market, two_assets
+) -> None:
+    ids = [a for a, _ in two_assets]
+    pid = mk.approved(two_assets, offer=1000)
+    tree = mk.payout(pid, {ids[0]: 600, ids[1]: 400}, ids)
+    stranger = mk.roles["stranger"]
+    mk.market.claim(stranger, mk.claim(pid, tree, ids[0], ids))
+    with reverts("TrainingMarketClaimPeriodOpen"):
+        mk.market.sweep_unclaimed(stranger, pid)
+    mk.advance(mk.market.parameters().claim_period + 1)
+    with reverts("TrainingMarketClaimPeriodOver"):
+        mk.market.claim(stranger, mk.claim(pid, tree, ids[1], ids))
+    treasury = mk.market.parameters().treasury
+    before = mk.market.credit_of(treasury)
+    tx = mk.market.sweep_unclaimed(stranger, pid)  # anyone may
+    (event,) = mk.market.events("UnclaimedSwept", tx.receipt)
+    assert (event["args"]["treasury"], event["args"]["amount"]) == (treasury, 400)
+    assert mk.market.credit_of(treasury) == before + 400
+    assert mk.market.proposal(pid).unclaimed == 0
+    with reverts("TrainingMarketWrongStatus"):
+        mk.market.sweep_unclaimed(stranger, mk.propose(two_assets))
+
+
 # ------------------------------------------------------------------------ governance
 
 
 def test_set_parameters(mk: Market) -> None:
+    treasury = mk.roles["governance"].address
     new = MarketParameters(
-        quorum_bps=5000, min_voting_period=1, max_voting_period=10, reply_period=5, start_period=5
+        quorum_bps=5000,
+        min_voting_period=1,
+        max_voting_period=10,
+        reply_period=5,
+        start_period=5,
+        max_training_period=7,
+        claim_period=9,
+        min_batch_size=32,
+        min_selection_samples=100,
+        min_selection_providers=2,
+        treasury=treasury,
     )
     for who in ("provider", "consumer", "node", "stranger"):
         with reverts("TrainingMarketNotGovernance"):
             mk.market.set_parameters(mk.roles[who], new)
-    with reverts("TrainingMarketInvalidParameters"):
-        mk.market.set_parameters(mk.roles["governance"], MarketParameters(quorum_bps=10_001))
+    for bad in (
+        replace(new, quorum_bps=10_001),
+        replace(new, min_voting_period=11),
+        replace(new, max_training_period=0),
+        replace(new, min_batch_size=0),
+        replace(new, min_selection_providers=0),
+        replace(new, treasury="0x" + "00" * 20),
+    ):
+        with reverts("TrainingMarketInvalidParameters"):
+            mk.market.set_parameters(mk.roles["governance"], bad)
+    with pytest.raises(InvalidInputError, match="treasury"):
+        mk.market.set_parameters(mk.roles["governance"], replace(new, treasury=""))
     mk.market.set_parameters(mk.roles["governance"], new)
     assert mk.market.parameters() == new
