@@ -70,6 +70,12 @@ def propose(
     ),
     node: str | None = typer.Option(None, "--node", help="Compute node (default: the only one)."),
     voting_period: int = typer.Option(3600, "--voting-period", help="Seconds of voting."),
+    min_share_bps: int = typer.Option(
+        0,
+        "--min-share-bps",
+        help="Smallest share of the selected samples still worth training on once providers "
+        "who reject have left the round, basis points (below it: refund).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Propose a training round: curate, seal the validation set, sign, escrow the offer."""
@@ -111,6 +117,7 @@ def propose(
         wtp_bps=wtp_bps,
         node=node,
         voting_period_s=voting_period,
+        min_share_bps=min_share_bps,
     )
     emit(
         {

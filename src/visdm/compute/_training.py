@@ -35,12 +35,10 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from eth_utils.crypto import keccak
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient
@@ -61,15 +59,14 @@ from visdm.metadata import DEFAULT_DUPLICATE_RADIUS
 from visdm.proposals import (
     CheckedProposal,
     TrainingProposal,
-    licence_refusal,
+    asset_refusal,
     load_checked_proposal,
     open_validation_set,
 )
 from visdm.storage import ContentStore
-from visdm.valuation import PayoutAsset, compute_payout
 
 from ._jobs import Job, JobJournal
-from .delivery import seal_model
+from ._results import RESULT_KIND, ConsumerFaultError, JobFailedError, ResultPublisher
 from .sandbox import (
     ProgressEvent,
     SandboxJob,
@@ -89,21 +86,11 @@ __all__ = [
 
 log = logging.getLogger("visdm.node.training")
 
-RESULT_KIND = "visdm-training-result"
 _ENTRY_POINT = "visdm.training:run_job"
 # samples.json's per-sample lists (visdm.training._job reads them; it imports torch)
 _DESCRIBED = ("files", "labels", "sample_ids", "providers", "asset_ids", "rank")
 _TERMINAL_ON_CHAIN = (ProposalStatus.COMPLETED, ProposalStatus.WTP_MISSED)
 _PROGRESS_EVERY_S = 0.5
-
-
-class JobFailedError(VisdmError):
-    """A training job that cannot succeed as proposed (the consumer reclaims after the deadline)."""
-
-
-class ConsumerFaultError(JobFailedError):
-    """The consumer's own input (validation set, spec, classes) is unusable: the node posts a
-    result that misses the WTP, so the data price is refunded and the node is still paid."""
 
 
 #: failures of the node's own machinery: the job waits in the queue until they are fixed
@@ -201,6 +188,7 @@ class TrainingWorker:
         self.registry = deployment.stakeholder_registry(client)
         self.store = store
         self.account = account
+        self.results = ResultPublisher(client, self.market, self.registry, store, account)
         self.config = config
         config.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         config.workdir.chmod(0o700)
@@ -208,6 +196,13 @@ class TrainingWorker:
         self.start_block = deployment.contracts["TrainingMarket"].block_number
         self._shm_prefix = f"visdm-job-{account.address[2:10].lower()}-"
         _sweep_private_dirs(self._shm_prefix)
+
+    def limits(self) -> dict[str, Any]:
+        """The node's training limits, with the market's minimum expected batch size: a
+        governance parameter nodes enforce because the chain never sees the spec."""
+        market_min = self.market.parameters().min_batch_size
+        own = int(self.config.limits.get("min_batch_size", 1))
+        return {**self.config.limits, "min_batch_size": max(own, market_min)}
 
     def close(self) -> None:
         self.journal.close()
@@ -283,7 +278,7 @@ class TrainingWorker:
                 # the consumer's own input cannot be used: post a result that misses the WTP,
                 # so the data price is refunded and the node is paid for its work
                 log.warning("proposal %d: the consumer's input is unusable: %s", proposal_id, exc)
-                submission = self._publish_fault(proposal_id, record, str(exc))
+                submission = self.results.fault(proposal_id, record, str(exc))
             except JobFailedError as exc:
                 log.error("proposal %d: job failed: %s", proposal_id, exc)
                 self._update(proposal_id, state="failed", message=str(exc))
@@ -417,7 +412,7 @@ class TrainingWorker:
                     limits=limits,
                     params={
                         "spec": spec,
-                        "limits": dict(self.config.limits),
+                        "limits": self.limits(),
                         "seed": seed.hex(),
                         "screen": {"radius": self.config.screen_radius},
                         "valuation": {
@@ -444,9 +439,10 @@ class TrainingWorker:
         counts = {
             "used": int(str(outcome["train_samples"])),
             "excluded": counts["excluded"] + int(str(outcome.get("unreadable", 0))),
+            "leftOut": counts["leftOut"],
         }
         self._update(proposal_id, state="valuing", result=dict(outcome))
-        return self._publish(proposal_id, record, checked, out_dir, outcome, counts)
+        return self.results.publish(proposal_id, record, checked, out_dir, outcome, counts)
 
     def _progress_reporter(self, proposal_id: int) -> Callable[[ProgressEvent], None]:
         last = [0.0]
@@ -461,7 +457,7 @@ class TrainingWorker:
 
     def _prepare_input(
         self, checked: CheckedProposal, spec: Mapping[str, Any], input_dir: Path
-    ) -> dict[str, int]:
+    ) -> dict[str, Any]:
         """Write ``run_job``'s input, unparsed: ``train/`` (each usable sample's plaintext image
         bytes), ``samples.json`` (ids, class indexes, providers, assets, registration rank,
         duplicate links) and ``validation.npz`` (the consumer's archive as decrypted)."""
@@ -472,7 +468,7 @@ class TrainingWorker:
             )
         (input_dir / "validation.npz").write_bytes(self._validation_archive(doc))
         (train_dir := input_dir / "train").mkdir(mode=0o700)
-        keys = self._asset_keys(checked)
+        keys, left_out = self._asset_keys(checked, spec)
         class_of = {name: i for i, name in enumerate(doc.classes)}
         described: dict[str, list[Any]] = {k: [] for k in _DESCRIBED}
         excluded = 0
@@ -509,27 +505,53 @@ class TrainingWorker:
             for link in public.metadata.get("duplicateLinks", [])
         ]
         (input_dir / "samples.json").write_text(json.dumps({**described, "links": links}))
-        return {"used": len(described["files"]), "excluded": excluded}
+        return {"used": len(described["files"]), "excluded": excluded, "leftOut": left_out}
 
-    def _asset_keys(self, checked: CheckedProposal) -> dict[int, bytes | None]:
-        """Each asset's data key, or ``None`` when it may not be used: withdrawn since the
-        proposal, its licence refuses this consumer now, or no key was wrapped for this node."""
-        keys: dict[int, bytes | None] = {}
+    def _asset_keys(
+        self, checked: CheckedProposal, spec: Mapping[str, Any]
+    ) -> tuple[dict[int, bytes], dict[int, str]]:
+        """The data key of each asset this round may use, and why each other one is left out:
+        it left the round in the tally (its owner rejected, or it was withdrawn by then), it
+        was withdrawn since, it is the consumer's or this node's own, its licence refuses the
+        consumer or the spec's privacy, or no key was wrapped for this node."""
+        doc = checked.document
+        record = self.market.proposal(checked.proposal_id)
+        left = self.market.excluded_positions(checked.proposal_id, record.asset_count)
+        in_round = {a for i, a in enumerate(doc.asset_ids) if i not in left}
+        samples = sum(
+            c for a, c in zip(doc.asset_ids, doc.sample_counts, strict=True) if a in in_round
+        )
+        dp = spec.get("dp")
+        budget = None if dp is None else (float(dp["target_epsilon"]), float(dp["delta"]))
         now = self.client.latest_timestamp()
+        keys: dict[int, bytes] = {}
+        reasons: dict[int, str] = {}
         for asset_id, public in checked.public.items():
-            keys[asset_id] = None
-            if self.assets.asset(asset_id).status != AssetStatus.ACTIVE:
+            if asset_id not in in_round:
+                reasons[asset_id] = "it left the round in the tally (rejected or withdrawn)"
                 continue
-            refusal = licence_refusal(public, checked.document.consumer, now)
+            if self.assets.asset(asset_id).status != AssetStatus.ACTIVE:
+                reasons[asset_id] = "it was withdrawn after the tally"
+                continue
+            refusal = asset_refusal(
+                public,
+                consumer=doc.consumer,
+                node=self.account.address,
+                now=now,
+                dp=budget,
+                training_samples=max(samples, 1),
+            )
             if refusal is not None:
-                log.warning("asset %d left out: %s", asset_id, refusal)
+                reasons[asset_id] = refusal
                 continue
             try:
                 wrapped = public.manifest.key_for(self.account.address).wrapped
                 keys[asset_id] = self.account.unwrap_key(wrapped)
             except (VisdmError, CryptoError):
-                continue
-        return keys
+                reasons[asset_id] = "no data key was wrapped for this node"
+        for asset_id, why in reasons.items():
+            log.warning("proposal %d: asset %d left out: %s", checked.proposal_id, asset_id, why)
+        return keys, reasons
 
     def _validation_archive(self, doc: TrainingProposal) -> bytes:
         """The consumer's validation archive, decrypted and checked against the hash on chain
@@ -542,170 +564,8 @@ class TrainingWorker:
             raise ConsumerFaultError(f"the validation set cannot be fetched: {exc}") from None
         try:
             data_key = self.account.unwrap_key(doc.validation.wrapped_key)
-            return open_validation_set(sealed, data_key, doc.validation.plaintext_hash)
+            return open_validation_set(
+                sealed, data_key, doc.validation.plaintext_hash, aad=doc.validation_aad
+            )
         except VisdmError as exc:
             raise ConsumerFaultError(f"the validation set cannot be used: {exc}") from None
-
-    def _publish_fault(
-        self, proposal_id: int, record: ProposalRecord, reason: str
-    ) -> dict[str, Any]:
-        """A result that refunds the data price because the consumer's input was unusable."""
-        return self._store_result(
-            proposal_id, record, 0, {"consumerFault": reason}, {"consumerFault": True}
-        )
-
-    def _publish(  # noqa: PLR0917 - one private call site
-        self,
-        proposal_id: int,
-        record: ProposalRecord,
-        checked: CheckedProposal,
-        out_dir: Path,
-        outcome: Mapping[str, Any],
-        counts: Mapping[str, int],
-    ) -> dict[str, Any]:
-        accuracy = int(outcome["accuracy_bps"])
-        details: dict[str, Any] = {
-            "epsilonSpent": outcome.get("epsilon_spent"),
-            "specHash": outcome.get("spec_hash"),
-            "seedHash": outcome.get("seed_hash"),
-            "trainSamples": counts["used"],
-            "excludedSamples": counts["excluded"],
-            "validation": outcome.get("validation"),
-        }
-        commitments: dict[str, Any] = {}
-        if outcome.get("seed_hash"):
-            commitments["seedHash"] = str(outcome["seed_hash"])
-        if accuracy >= record.wtp_bps:
-            commitments |= self._deliver(proposal_id, record, checked, out_dir, outcome, details)
-        return self._store_result(proposal_id, record, accuracy, details, commitments)
-
-    def _deliver(  # noqa: PLR0917 - one private call site
-        self,
-        proposal_id: int,
-        record: ProposalRecord,
-        checked: CheckedProposal,
-        out_dir: Path,
-        outcome: Mapping[str, Any],
-        details: dict[str, Any],
-    ) -> dict[str, str]:
-        """WTP met: seal and store the model, settle the payouts, publish the scores; fills
-        ``details`` for the result document and returns the hashes ``submitResult`` commits."""
-        model = (out_dir / "model.safetensors").read_bytes()
-        if "0x" + keccak(model).hex() != outcome.get("model_hash"):
-            raise JobFailedError("the model file differs from the hash the job reported")
-        consumer_key = self.registry.stakeholder(checked.document.consumer).encryption_key
-        try:
-            sealed = seal_model(
-                model,
-                proposal_id=proposal_id,
-                consumer_key=consumer_key,
-                node=self.account,
-                chain_id=self.client.chain_id,
-                market=self.market.address,
-            )
-        except (InvalidInputError, CryptoError) as exc:
-            raise ConsumerFaultError(
-                f"the consumer's registered encryption key cannot receive the model: {exc}"
-            ) from None
-        valuation = json.loads((out_dir / "valuation.json").read_bytes())
-        where = {"0x" + s.sample_id.hex(): (s.asset_id, s.index) for s in checked.samples}
-        rows = [
-            {**row, "asset_id": where[row["sample_id"]][0], "index": where[row["sample_id"]][1]}
-            for row in valuation["samples"]
-        ]
-        payout = compute_payout(
-            record.price,
-            valuation["providerValues"],
-            sample_counts={k: int(v) for k, v in valuation["sampleCounts"].items()},
-            assets=_payout_assets(checked, rows),
-        )
-        scores = json.dumps(
-            {"version": 1, "proposalId": proposal_id, "samples": rows}, sort_keys=True
-        ).encode()
-        model_hash = "0x" + sealed.model_hash.hex()
-        scores_hash = "0x" + keccak(scores).hex()
-        details["model"] = {
-            "cid": self.store.put(sealed.envelope, pin=True),
-            "modelHash": model_hash,
-        }
-        details["scores"] = {"cid": self.store.put(scores, pin=True), "hash": scores_hash}
-        details["payouts"] = {
-            "root": "0x" + payout.root.hex(),
-            "basis": payout.basis,
-            "amounts": {a: str(v) for a, v in payout.amounts.items()},
-            "assets": {str(a): str(v) for a, v in payout.asset_amounts.items()},
-            "tree": payout.tree.dump() if payout.tree is not None else None,
-        }
-        return {
-            "modelHash": model_hash,
-            "payoutRoot": "0x" + payout.root.hex(),
-            "scoresHash": scores_hash,
-        }
-
-    def _store_result(
-        self,
-        proposal_id: int,
-        record: ProposalRecord,
-        accuracy: int,
-        details: Mapping[str, Any],
-        commitments: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Store the result document; return exactly what ``submitResult`` will carry."""
-        fault = bool((commitments or {}).get("consumerFault", False))
-        met = not fault and accuracy >= record.wtp_bps
-        document = {
-            "version": 1,
-            "kind": RESULT_KIND,
-            "proposalId": proposal_id,
-            "node": self.account.address,
-            "accuracyBps": accuracy,
-            "wtpBps": record.wtp_bps,
-            "wtpMet": met,
-            "model": None,
-            "scores": None,
-            "payouts": None,
-            **details,
-        }
-        result_cid = self.store.put(json.dumps(document, sort_keys=True).encode(), pin=True)
-        log.info(
-            "proposal %d: accuracy %.2f%% (WTP %.2f%%), %s; result %s",
-            proposal_id,
-            accuracy / 100,
-            record.wtp_bps / 100,
-            "met" if met else "missed",
-            result_cid,
-        )
-        zero = "0x" + bytes(32).hex()
-        return {
-            "accuracyBps": accuracy,
-            "consumerFault": fault,
-            "modelHash": zero,
-            "payoutRoot": zero,
-            "scoresHash": zero,
-            "seedHash": zero,
-            **(commitments or {}),
-            "resultCid": result_cid,
-        }
-
-
-def _payout_assets(
-    checked: CheckedProposal, rows: Sequence[Mapping[str, Any]]
-) -> list[PayoutAsset]:
-    """Each asset whose samples were valued, at its position in the proposal's selection."""
-    position = {asset_id: i for i, asset_id in enumerate(checked.document.asset_ids)}
-    value: dict[int, float] = {}
-    samples: dict[int, int] = {}
-    for row in rows:
-        asset_id = int(row["asset_id"])
-        value[asset_id] = value.get(asset_id, 0.0) + float(row["value"])
-        samples[asset_id] = samples.get(asset_id, 0) + 1
-    return [
-        PayoutAsset(
-            position=position[asset_id],
-            asset_id=asset_id,
-            owner=checked.public[asset_id].record.owner,
-            value=value[asset_id],
-            samples=samples[asset_id],
-        )
-        for asset_id in sorted(value, key=position.__getitem__)
-    ]

@@ -393,13 +393,17 @@ class QuoteService:
         return checked
 
     def _design(self, spec_hash: bytes, spec_json: bytes) -> dict[str, Any]:
-        """The design check's answer for a spec, by hash — refusals included."""
+        """The design check's answer for a spec under the node's limits and the market's
+        minimum batch size, by hash — refusals included."""
+        min_batch = max(
+            int(self.config.limits.get("min_batch_size", 1)),
+            self.market.parameters().min_batch_size,
+        )
+        limits = {**self.config.limits, "min_batch_size": min_batch}
 
         def check() -> dict[str, Any] | QuoteError:
             with self._checks:
-                answer = run_design_check(
-                    json.loads(spec_json), self.config.limits, python=self.config.python
-                )
+                answer = run_design_check(json.loads(spec_json), limits, python=self.config.python)
             if answer.get("ok"):
                 return {k: v for k, v in answer.items() if k != "ok"}
             kind = str(answer.get("error", "InvalidModelSpecError"))
@@ -407,7 +411,7 @@ class QuoteService:
                 kind = InvalidInputError.__name__
             return QuoteError(422, kind, str(answer.get("message", "the spec was refused")))
 
-        design = self._designs.get(spec_hash, check)
+        design = self._designs.get(spec_hash + min_batch.to_bytes(4, "big"), check)
         if isinstance(design, QuoteError):
             raise _refusal(design)
         return design

@@ -96,6 +96,7 @@ def propose(
     wtp_bps: int,
     node: str,
     voting_period_s: int,
+    min_share_bps: int = 0,
 ) -> CreatedProposal:
     """Curate, seal the validation set for ``node``, sign, store and propose (escrows ``offer``).
 
@@ -129,6 +130,7 @@ def propose(
         wtp_bps=wtp_bps,
         node=node,
         voting_period_s=voting_period_s,
+        min_share_bps=min_share_bps,
     )
 
 

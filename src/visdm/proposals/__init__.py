@@ -28,6 +28,7 @@ from ._selection import (
     PublicAsset,
     SelectedSample,
     accepted_indexes,
+    asset_refusal,
     licence_refusal,
     load_public_asset,
     resolve_selection,
@@ -42,6 +43,7 @@ from ._validation import (
     pack_arrays,
     seal_validation_set,
     unpack_arrays,
+    validation_aad,
 )
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "TrainingProposal",
     "ValidationSetRef",
     "accepted_indexes",
+    "asset_refusal",
     "check_validation_set",
     "create_proposal",
     "image_to_array",
@@ -74,6 +77,7 @@ __all__ = [
     "selection_root",
     "sign_proposal",
     "unpack_arrays",
+    "validation_aad",
     "verify_proposal",
     "write_proposal",
 ]

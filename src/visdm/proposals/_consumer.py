@@ -18,7 +18,7 @@ from eth_utils.address import to_checksum_address
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient, TxResult
-from visdm.chain.contracts import ProposalTerms, TrainingMarket
+from visdm.chain.contracts import AssetRegistry, ProposalTerms, TrainingMarket
 from visdm.chain.deployment import Deployment
 from visdm.errors import BlobTooLargeError, InvalidInputError, InvalidProposalError
 from visdm.storage import ContentStore
@@ -37,12 +37,12 @@ from ._selection import (
     PublicAsset,
     SelectedSample,
     accepted_indexes,
-    licence_refusal,
+    asset_refusal,
     load_public_asset,
     resolve_selection,
     selection_root,
 )
-from ._validation import check_validation_set, seal_validation_set
+from ._validation import check_validation_set, seal_validation_set, validation_aad
 
 __all__ = ["CheckedProposal", "CreatedProposal", "create_proposal", "load_checked_proposal"]
 
@@ -79,16 +79,21 @@ def create_proposal(
     wtp_bps: int,
     node: str,
     voting_period_s: int,
+    min_share_bps: int = 0,
 ) -> CreatedProposal:
     """Curate, seal the validation set to ``node``, sign, store, escrow ``offer`` and propose.
 
     ``selection`` items are :class:`SelectedAsset` (explicit indexes) or bare asset ids (every
-    sample the node accepted). Nothing reaches the chain unless every check passed.
+    sample the node accepted). ``min_share_bps``: the smallest share of the selected samples
+    worth training on once providers who reject have left the round (below it the proposal
+    fails and the offer is refunded). Nothing reaches the chain unless every check passed.
     """
     if offer <= 0:
         raise InvalidInputError(f"the offer must be positive, got {offer}")
     if not 0 <= wtp_bps <= 10_000:
         raise InvalidInputError(f"the WTP threshold must be 0..10000 bps, got {wtp_bps}")
+    if not 0 <= min_share_bps <= 10_000:
+        raise InvalidInputError(f"the minimum share must be 0..10000 bps, got {min_share_bps}")
     spec_json, spec_digest = _canonical_spec(model_spec)
     from visdm.training._spec import parse_model_spec
 
@@ -104,28 +109,38 @@ def create_proposal(
     node_record = registry.compute_node(node)
     if not node_record.active:
         raise InvalidInputError(f"{node} is not an active compute node")
-    public: dict[int, PublicAsset] = {}
-    chosen: list[SelectedAsset] = []
-    for item in sorted(
-        selection, key=lambda s: s.asset_id if isinstance(s, SelectedAsset) else int(s)
-    ):
-        asset_id = item.asset_id if isinstance(item, SelectedAsset) else int(item)
-        public[asset_id] = load_public_asset(assets, store, asset_id, chain_id=client.chain_id)
-        indexes = (
-            item.indexes if isinstance(item, SelectedAsset) else accepted_indexes(public[asset_id])
+    if consumer.address in (node_record.address, node_record.signer):
+        raise InvalidInputError("you cannot name yourself as the compute node of your proposal")
+    params = market.parameters()
+    if spec.batch_size < params.min_batch_size:
+        raise InvalidInputError(
+            f"the spec's batch_size={spec.batch_size} is below the market's minimum expected "
+            f"batch size of {params.min_batch_size}: raise it"
         )
-        chosen.append(SelectedAsset(asset_id, tuple(indexes)))
+    public, chosen = _curate(assets, store, selection, chain_id=client.chain_id)
+    samples = resolve_selection(chosen, public)
+    _check_minimums(samples, params.min_selection_samples, params.min_selection_providers)
+    dp = None if spec.dp is None else (spec.dp.target_epsilon, spec.dp.delta)
     now_s = client.latest_timestamp()
     refused = [
         f"asset {a}: {why}"
         for a, asset in public.items()
-        if (why := licence_refusal(asset, consumer.address, now_s)) is not None
+        if (
+            why := asset_refusal(
+                asset,
+                consumer=consumer.address,
+                node=node_record.address,
+                now=now_s,
+                dp=dp,
+                training_samples=len(samples),
+            )
+        )
+        is not None
     ]
     if refused:
         raise InvalidProposalError(
             "the selection includes data you may not train on: " + "; ".join(refused)
         )
-    samples = resolve_selection(chosen, public)
     unknown = sorted({s.label for s in samples} - set(classes))
     if unknown:
         raise InvalidInputError(
@@ -133,7 +148,16 @@ def create_proposal(
             f"the classes ({', '.join(classes)}): add them or curate them out"
         )
     check_validation_set(validation_archive, spec.input_shape, len(classes))
-    sealed = seal_validation_set(validation_archive, node_record.encryption_key)
+    root = selection_root(samples)
+    aad = validation_aad(
+        chain_id=client.chain_id,
+        market=market.address,
+        consumer=consumer.address,
+        node=node_record.address,
+        selection_root=root,
+        model_spec_hash=spec_digest,
+    )
+    sealed = seal_validation_set(validation_archive, node_record.encryption_key, aad=aad)
     validation_cid = store.put(sealed.ciphertext, pin=True)
     # the deadline is fixed in the signed document before the transactions are mined: leave
     # room for the blocks in between, or a minimum-length period would land outside the window
@@ -154,7 +178,8 @@ def create_proposal(
             validation_cid, sealed.plaintext_hash, sealed.samples, sealed.wrapped_key
         ),
         selection=tuple(chosen),
-        selection_root=selection_root(samples),
+        selection_root=root,
+        min_share_bps=min_share_bps,
     )
     signed = sign_proposal(document, bytes(consumer.local_account.key))
     cid = store.put(signed, pin=True)
@@ -177,10 +202,44 @@ def create_proposal(
             model_spec_hash=spec_digest,
             validation_set_hash=sealed.plaintext_hash,
             proposal_cid=cid,
+            min_share_bps=min_share_bps,
         ),
     )
     txs.append(tx)
     return CreatedProposal(proposal_id, cid, document, tuple(txs))
+
+
+def _curate(
+    assets: AssetRegistry,
+    store: ContentStore,
+    selection: Sequence[SelectedAsset | int],
+    *,
+    chain_id: int,
+) -> tuple[dict[int, PublicAsset], list[SelectedAsset]]:
+    """Each selected asset's verified public record, and the chosen sample indexes (every
+    sample the node accepted for a bare asset id), in asset order."""
+    public: dict[int, PublicAsset] = {}
+    chosen: list[SelectedAsset] = []
+    for item in sorted(
+        selection, key=lambda s: s.asset_id if isinstance(s, SelectedAsset) else int(s)
+    ):
+        asset_id = item.asset_id if isinstance(item, SelectedAsset) else int(item)
+        public[asset_id] = load_public_asset(assets, store, asset_id, chain_id=chain_id)
+        indexes = (
+            item.indexes if isinstance(item, SelectedAsset) else accepted_indexes(public[asset_id])
+        )
+        chosen.append(SelectedAsset(asset_id, tuple(indexes)))
+    return public, chosen
+
+
+def _check_minimums(samples: Sequence[SelectedSample], least: int, providers: int) -> None:
+    owners = {s.owner for s in samples}
+    if len(samples) < least or len(owners) < providers:
+        raise InvalidProposalError(
+            f"the selection has {len(samples)} samples of {len(owners)} provider(s); the market "
+            f"trains on at least {least} samples of at least {providers} providers, so that no "
+            "one's images dominate what the model reveals: select more"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +291,7 @@ def load_checked_proposal(
         ("node", doc.node, to_checksum_address(args["node"])),
         ("offer", doc.offer, int(args["offer"])),
         ("wtpBps", doc.wtp_bps, int(args["wtpBps"])),
+        ("minShareBps", doc.min_share_bps, int(args["minShareBps"])),
         ("votingDeadline", doc.voting_deadline, int(args["votingDeadline"])),
         ("modelSpecHash", doc.model_spec_hash, bytes(args["modelSpecHash"])),
         ("validationSetHash", doc.validation.plaintext_hash, bytes(args["validationSetHash"])),
@@ -242,6 +302,7 @@ def load_checked_proposal(
             market.assets_hash_of(doc.asset_ids, doc.sample_counts),
             bytes(args["assetsHash"]),
         ),
+        ("assetsRoot", market.assets_root_of(doc.asset_ids), bytes(args["assetsRoot"])),
     ]
     problems = [
         f"{name} is {_show(mine)} in the document but {_show(chain)} on chain"

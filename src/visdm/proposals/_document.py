@@ -89,6 +89,7 @@ class TrainingProposal:
     validation: ValidationSetRef
     selection: tuple[SelectedAsset, ...]
     selection_root: bytes
+    min_share_bps: int = 0
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -98,6 +99,8 @@ class TrainingProposal:
                 problems.append(f"{name} {getattr(self, name)!r} is not a checksummed address")
         if not 0 <= self.wtp_bps <= 10_000:
             problems.append(f"wtpBps {self.wtp_bps} is outside 0..10000")
+        if not 0 <= self.min_share_bps <= 10_000:
+            problems.append(f"minShareBps {self.min_share_bps} is outside 0..10000")
         if len(set(self.classes)) != len(self.classes):
             problems.append("class names repeat")
         ids = [a.asset_id for a in self.selection]
@@ -123,6 +126,20 @@ class TrainingProposal:
     def asset_ids(self) -> tuple[int, ...]:
         return tuple(a.asset_id for a in self.selection)
 
+    @property
+    def validation_aad(self) -> bytes:
+        """What binds the sealed validation set to this proposal (:func:`validation_aad`)."""
+        from ._validation import validation_aad
+
+        return validation_aad(
+            chain_id=self.chain_id,
+            market=self.market,
+            consumer=self.consumer,
+            node=self.node,
+            selection_root=self.selection_root,
+            model_spec_hash=self.model_spec_hash,
+        )
+
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
     element = etree.SubElement(parent, _NS + tag, attrib=attrs)
@@ -146,6 +163,7 @@ def _build(p: TrainingProposal, signature: bytes | None) -> etree._Element:
         "terms",
         offer=str(p.offer),
         wtpBps=str(p.wtp_bps),
+        minShareBps=str(p.min_share_bps),
         votingDeadline=str(p.voting_deadline),
     )
     classes = _sub(root, "classes")
@@ -257,6 +275,7 @@ def _read(root: etree._Element) -> TrainingProposal:
         created_at=int(_text(one("createdAt"))),
         offer=int(terms.get("offer", "0")),
         wtp_bps=int(terms.get("wtpBps", "0")),
+        min_share_bps=int(terms.get("minShareBps", "0")),
         voting_deadline=int(terms.get("votingDeadline", "0")),
         classes=tuple(_text(c) for c in one("classes").iter(ns + "class")),
         model_spec_json=(spec.text or "").encode(),

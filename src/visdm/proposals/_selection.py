@@ -18,7 +18,7 @@ from eth_utils.crypto import keccak
 
 from visdm.chain.contracts import AssetRecord, AssetRegistry
 from visdm.errors import InvalidProposalError
-from visdm.manifest import MAX_MANIFEST_BYTES, AssetManifest, verify_manifest
+from visdm.manifest import MAX_MANIFEST_BYTES, AssetManifest, privacy_refusal, verify_manifest
 from visdm.merkle import StandardMerkleTree
 from visdm.storage import ContentStore
 from visdm.types import Address, Cid
@@ -30,6 +30,7 @@ __all__ = [
     "PublicAsset",
     "SelectedSample",
     "accepted_indexes",
+    "asset_refusal",
     "licence_refusal",
     "load_public_asset",
     "resolve_selection",
@@ -154,3 +155,27 @@ def licence_refusal(asset: PublicAsset, consumer: str, now: int) -> str | None:
     if licence.expires is not None and licence.expires.timestamp() < now:
         return f"its licence expired at {licence.expires.isoformat()}"
     return None
+
+
+def asset_refusal(
+    asset: PublicAsset,
+    *,
+    consumer: str,
+    node: str,
+    now: int,
+    dp: tuple[float, float] | None,
+    training_samples: int,
+) -> str | None:
+    """Why ``consumer`` may not train on ``asset`` at ``node`` (or ``None``): the asset is the
+    consumer's or the node's own (it could vote for itself and be paid for its own data), its
+    licence refuses the consumer, or the spec's privacy (``dp`` = (ε, δ) or ``None`` without
+    DP, over ``training_samples``) does not meet the licence's terms."""
+    owner = str(asset.record.owner).lower()
+    if owner == str(consumer).lower():
+        return "it is your own asset: a consumer cannot select (and vote and be paid for) its data"
+    if owner == str(node).lower():
+        return "it belongs to the compute node that would train on it"
+    refusal = licence_refusal(asset, consumer, now)
+    if refusal is None:
+        refusal = privacy_refusal(asset.manifest.licence, dp, training_samples)
+    return refusal

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from numpy.lib import format as npy_format
 from numpy.typing import NDArray
@@ -47,9 +49,10 @@ __all__ = [
     "read_validation_set",
     "seal_validation_set",
     "unpack_arrays",
+    "validation_aad",
 ]
 
-_AAD = b"visdm/validation-set/v1"
+_AAD_LABEL = b"visdm/validation-set/v2"
 _MAX_ARCHIVE_BYTES = 1 << 30
 #: most samples a validation set may hold: a thousand per class of a 100-class task
 MAX_VALIDATION_SAMPLES = 100_000
@@ -348,21 +351,54 @@ class SealedValidationSet:
     samples: int
 
 
-def seal_validation_set(archive: bytes, node_encryption_key: bytes) -> SealedValidationSet:
-    """Encrypt the archive under a fresh key sealed to the node's X25519 public key."""
+def validation_aad(
+    *,
+    chain_id: int,
+    market: str,
+    consumer: str,
+    node: str,
+    selection_root: bytes,
+    model_spec_hash: bytes,
+) -> bytes:
+    """The associated data that binds a sealed validation set to one proposal: its chain,
+    market, consumer, node, selection and spec. Another consumer (or another proposal) that
+    points at the same ciphertext and wrapped key gets an authentication failure, not a
+    validation set it did not make."""
+    binding = abi_encode(
+        ["uint256", "address", "address", "address", "bytes32", "bytes32"],
+        [
+            chain_id,
+            to_checksum_address(market),
+            to_checksum_address(consumer),
+            to_checksum_address(node),
+            selection_root,
+            model_spec_hash,
+        ],
+    )
+    return _AAD_LABEL + bytes(keccak(binding))
+
+
+def seal_validation_set(
+    archive: bytes, node_encryption_key: bytes, *, aad: bytes
+) -> SealedValidationSet:
+    """Encrypt the archive under a fresh key sealed to the node's X25519 public key, bound to
+    its proposal by ``aad`` (:func:`validation_aad`)."""
     images, _ = unpack_arrays(archive, what="the validation set")
     key = generate_data_key()
     return SealedValidationSet(
-        ciphertext=encrypt_blob(key, archive, aad=_AAD),
+        ciphertext=encrypt_blob(key, archive, aad=aad),
         plaintext_hash=bytes(keccak(archive)),
         wrapped_key=wrap_key(key, node_encryption_key),
         samples=len(images),
     )
 
 
-def open_validation_set(ciphertext: bytes, data_key: bytes, expected_hash: bytes) -> bytes:
-    """Decrypt and check the archive against the hash committed on chain."""
-    archive = decrypt_blob(data_key, ciphertext, aad=_AAD)
+def open_validation_set(
+    ciphertext: bytes, data_key: bytes, expected_hash: bytes, *, aad: bytes
+) -> bytes:
+    """Decrypt (for the proposal ``aad`` names) and check the archive against the hash
+    committed on chain."""
+    archive = decrypt_blob(data_key, ciphertext, aad=aad)
     if keccak(archive) != expected_hash:
         raise InvalidInputError(
             "the decrypted validation set does not match the validationSetHash committed on chain"

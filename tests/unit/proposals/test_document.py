@@ -83,6 +83,11 @@ def test_round_trip_and_verify() -> None:
     assert parsed.proposal_hash == proposal_hash(make())
     assert parsed.proposal.sample_counts == (3, 1)
     assert parse_proposal(write_proposal(make())).signature is None
+    shared = make(min_share_bps=2500)
+    assert verify_proposal(signed(shared), chain_id=31337, market=MARKET).proposal == shared
+    assert proposal_hash(shared) != proposal_hash(make())
+    with pytest.raises(InvalidProposalError, match="minShareBps"):
+        make(min_share_bps=10_001)
 
 
 def test_hash_ignores_formatting_but_not_content() -> None:
@@ -165,18 +170,53 @@ def test_the_model_refuses_bad_values() -> None:
 
 
 def test_validation_set_is_sealed_to_the_node_and_bound_to_its_hash() -> None:
-    images = np.arange(4 * 28 * 28, dtype=np.uint8).reshape(4, 28, 28)
-    archive = pack_arrays(images, np.array([0, 1, 2, 1]))
+    images = np.arange(12 * 28 * 28, dtype=np.uint8).reshape(12, 28, 28)
+    archive = pack_arrays(images, np.array([0, 1, 2, 1] * 3))
     pair = derive_x25519_keypair(b"\x33" * 32)
-    sealed = seal_validation_set(archive, pair.public)
+    aad = make().validation_aad
+    sealed = seal_validation_set(archive, pair.public, aad=aad)
     key = unwrap_key(sealed.wrapped_key, pair.private)
-    opened = open_validation_set(sealed.ciphertext, key, sealed.plaintext_hash)
+    opened = open_validation_set(sealed.ciphertext, key, sealed.plaintext_hash, aad=aad)
     x, y = unpack_arrays(opened, what="validation")
-    assert (x == images).all() and y.tolist() == [0, 1, 2, 1]
+    assert (x == images).all() and y.tolist() == [0, 1, 2, 1] * 3
     with pytest.raises(InvalidInputError, match="does not match the validationSetHash"):
-        open_validation_set(sealed.ciphertext, key, b"\x00" * 32)
+        open_validation_set(sealed.ciphertext, key, b"\x00" * 32, aad=aad)
     with pytest.raises(DecryptionError):
-        open_validation_set(sealed.ciphertext, generate_data_key(), sealed.plaintext_hash)
+        open_validation_set(sealed.ciphertext, generate_data_key(), sealed.plaintext_hash, aad=aad)
+
+
+@pytest.mark.attack
+def test_a_sealed_validation_set_cannot_be_reused_by_another_proposal() -> None:
+    """Another consumer copies a proposal's validation-set reference (CID, hash, wrapped key)
+    into its own proposal to the same node: the node's decryption fails, because the set is
+    bound to the proposal it was sealed for (chain, market, consumer, node, selection, spec)."""
+    images = np.arange(12 * 28 * 28, dtype=np.uint8).reshape(12, 28, 28)
+    archive = pack_arrays(images, np.array([0, 1, 2, 1] * 3))
+    node = derive_x25519_keypair(b"\x33" * 32)
+    victim = make()
+    sealed = seal_validation_set(archive, node.public, aad=victim.validation_aad)
+    key = unwrap_key(sealed.wrapped_key, node.private)
+    other = Address(Account.from_key(b"\x07" * 32).address)
+    for thief in (
+        make(consumer=other),
+        make(selection_root=b"\x09" * 32),
+        make(chain_id=victim.chain_id + 1),
+    ):
+        assert thief.validation_aad != victim.validation_aad
+        with pytest.raises(DecryptionError):
+            open_validation_set(
+                sealed.ciphertext, key, sealed.plaintext_hash, aad=thief.validation_aad
+            )
+    # without the binding (the format before it), the reuse went through
+    legacy = b"visdm/validation-set/v1"
+    unbound = seal_validation_set(archive, node.public, aad=legacy)
+    opened = open_validation_set(
+        unbound.ciphertext,
+        unwrap_key(unbound.wrapped_key, node.private),
+        unbound.plaintext_hash,
+        aad=legacy,
+    )
+    assert opened == archive
 
 
 def test_archives_that_are_not_images_and_labels_are_refused() -> None:

@@ -1,0 +1,217 @@
+"""What a compute node publishes after a training job (design 3.4 step 4): the result
+document, and when the WTP is met the sealed model, the per-sample scores and the payouts.
+
+The result document is stored first; :meth:`ResultPublisher.publish` returns exactly what
+``submitResult`` will commit (accuracy, consumer fault, model, payout root, scores and seed
+hashes, the document's CID), which the node journals before it sends the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from visdm.accounts import UnlockedAccount
+from visdm.chain.client import ChainClient
+from visdm.chain.contracts import ProposalRecord, StakeholderRegistry, TrainingMarket
+from visdm.errors import CryptoError, InvalidInputError, VisdmError
+from visdm.proposals import CheckedProposal
+from visdm.storage import ContentStore
+from visdm.valuation import PayoutAsset, compute_payout
+
+from .delivery import seal_model
+
+__all__ = ["RESULT_KIND", "ConsumerFaultError", "JobFailedError", "ResultPublisher"]
+
+log = logging.getLogger("visdm.node.training")
+
+RESULT_KIND = "visdm-training-result"
+
+
+class JobFailedError(VisdmError):
+    """A training job that cannot succeed as proposed (the consumer reclaims after the deadline)."""
+
+
+class ConsumerFaultError(JobFailedError):
+    """The consumer's own input (validation set, spec, classes) is unusable: the node posts a
+    result that misses the WTP, so the data price is refunded and the node is still paid."""
+
+
+@dataclass
+class ResultPublisher:
+    """Stores a node's result documents and everything they point to."""
+
+    client: ChainClient
+    market: TrainingMarket
+    registry: StakeholderRegistry
+    store: ContentStore
+    account: UnlockedAccount
+
+    def fault(self, proposal_id: int, record: ProposalRecord, reason: str) -> dict[str, Any]:
+        """A result that refunds the data price because the consumer's input was unusable."""
+        return self._store(
+            proposal_id, record, 0, {"consumerFault": reason}, {"consumerFault": True}
+        )
+
+    def publish(  # noqa: PLR0917 - one call site
+        self,
+        proposal_id: int,
+        record: ProposalRecord,
+        checked: CheckedProposal,
+        out_dir: Path,
+        outcome: Mapping[str, Any],
+        counts: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        accuracy = int(outcome["accuracy_bps"])
+        details: dict[str, Any] = {
+            "epsilonSpent": outcome.get("epsilon_spent"),
+            "specHash": outcome.get("spec_hash"),
+            "seedHash": outcome.get("seed_hash"),
+            "trainSamples": counts["used"],
+            "excludedSamples": counts["excluded"],
+            "leftOut": {str(a): why for a, why in counts.get("leftOut", {}).items()},
+            "validation": outcome.get("validation"),
+        }
+        commitments: dict[str, Any] = {}
+        if outcome.get("seed_hash"):
+            commitments["seedHash"] = str(outcome["seed_hash"])
+        if accuracy >= record.wtp_bps:
+            commitments |= self._deliver(proposal_id, record, checked, out_dir, outcome, details)
+        return self._store(proposal_id, record, accuracy, details, commitments)
+
+    def _deliver(  # noqa: PLR0917 - one private call site
+        self,
+        proposal_id: int,
+        record: ProposalRecord,
+        checked: CheckedProposal,
+        out_dir: Path,
+        outcome: Mapping[str, Any],
+        details: dict[str, Any],
+    ) -> dict[str, str]:
+        """WTP met: seal and store the model, settle the payouts, publish the scores; fills
+        ``details`` for the result document and returns the hashes ``submitResult`` commits."""
+        model = (out_dir / "model.safetensors").read_bytes()
+        if "0x" + keccak(model).hex() != outcome.get("model_hash"):
+            raise JobFailedError("the model file differs from the hash the job reported")
+        consumer_key = self.registry.stakeholder(checked.document.consumer).encryption_key
+        try:
+            sealed = seal_model(
+                model,
+                proposal_id=proposal_id,
+                consumer_key=consumer_key,
+                node=self.account,
+                chain_id=self.client.chain_id,
+                market=self.market.address,
+            )
+        except (InvalidInputError, CryptoError) as exc:
+            raise ConsumerFaultError(
+                f"the consumer's registered encryption key cannot receive the model: {exc}"
+            ) from None
+        valuation = json.loads((out_dir / "valuation.json").read_bytes())
+        where = {"0x" + s.sample_id.hex(): (s.asset_id, s.index) for s in checked.samples}
+        rows = [
+            {**row, "asset_id": where[row["sample_id"]][0], "index": where[row["sample_id"]][1]}
+            for row in valuation["samples"]
+        ]
+        payout = compute_payout(
+            record.price,
+            valuation["providerValues"],
+            sample_counts={k: int(v) for k, v in valuation["sampleCounts"].items()},
+            assets=_payout_assets(checked, rows),
+        )
+        scores = json.dumps(
+            {"version": 1, "proposalId": proposal_id, "samples": rows}, sort_keys=True
+        ).encode()
+        model_hash = "0x" + sealed.model_hash.hex()
+        scores_hash = "0x" + keccak(scores).hex()
+        details["model"] = {
+            "cid": self.store.put(sealed.envelope, pin=True),
+            "modelHash": model_hash,
+        }
+        details["scores"] = {"cid": self.store.put(scores, pin=True), "hash": scores_hash}
+        details["payouts"] = {
+            "root": "0x" + payout.root.hex(),
+            "basis": payout.basis,
+            "amounts": {a: str(v) for a, v in payout.amounts.items()},
+            "assets": {str(a): str(v) for a, v in payout.asset_amounts.items()},
+            "tree": payout.tree.dump() if payout.tree is not None else None,
+        }
+        return {
+            "modelHash": model_hash,
+            "payoutRoot": "0x" + payout.root.hex(),
+            "scoresHash": scores_hash,
+        }
+
+    def _store(
+        self,
+        proposal_id: int,
+        record: ProposalRecord,
+        accuracy: int,
+        details: Mapping[str, Any],
+        commitments: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Store the result document; return exactly what ``submitResult`` will carry."""
+        fault = bool((commitments or {}).get("consumerFault", False))
+        met = not fault and accuracy >= record.wtp_bps
+        document = {
+            "version": 1,
+            "kind": RESULT_KIND,
+            "proposalId": proposal_id,
+            "node": self.account.address,
+            "accuracyBps": accuracy,
+            "wtpBps": record.wtp_bps,
+            "wtpMet": met,
+            "model": None,
+            "scores": None,
+            "payouts": None,
+            **details,
+        }
+        result_cid = self.store.put(json.dumps(document, sort_keys=True).encode(), pin=True)
+        log.info(
+            "proposal %d: accuracy %.2f%% (WTP %.2f%%), %s; result %s",
+            proposal_id,
+            accuracy / 100,
+            record.wtp_bps / 100,
+            "met" if met else "missed",
+            result_cid,
+        )
+        zero = "0x" + bytes(32).hex()
+        return {
+            "accuracyBps": accuracy,
+            "consumerFault": fault,
+            "modelHash": zero,
+            "payoutRoot": zero,
+            "scoresHash": zero,
+            "seedHash": zero,
+            **(commitments or {}),
+            "resultCid": result_cid,
+        }
+
+
+def _payout_assets(
+    checked: CheckedProposal, rows: Sequence[Mapping[str, Any]]
+) -> list[PayoutAsset]:
+    """Each asset whose samples were valued, at its position in the proposal's selection."""
+    position = {asset_id: i for i, asset_id in enumerate(checked.document.asset_ids)}
+    value: dict[int, float] = {}
+    samples: dict[int, int] = {}
+    for row in rows:
+        asset_id = int(row["asset_id"])
+        value[asset_id] = value.get(asset_id, 0.0) + float(row["value"])
+        samples[asset_id] = samples.get(asset_id, 0) + 1
+    return [
+        PayoutAsset(
+            position=position[asset_id],
+            asset_id=asset_id,
+            owner=checked.public[asset_id].record.owner,
+            value=value[asset_id],
+            samples=samples[asset_id],
+        )
+        for asset_id in sorted(value, key=position.__getitem__)
+    ]
