@@ -160,6 +160,10 @@ def _private_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _gave_up(attempts: int, how: str) -> str:
+    return f"training did not complete in {attempts} attempts (last: {how})"
+
+
 def _sweep_private_dirs(prefix: str) -> None:
     """Remove decrypted inputs a killed predecessor of this node left in RAM or temp."""
     for base in (Path("/dev/shm"), Path(tempfile.gettempdir())):  # noqa: S108 - our own prefix
@@ -250,7 +254,9 @@ class TrainingWorker:
         if job.submission is None:
             if job.attempts >= self.config.max_attempts:
                 # the last attempt never came back (the node was killed while it ran)
-                return self._abandon(proposal_id, job.attempts, "the node stopped during training")
+                return self._abandon(
+                    proposal_id, _gave_up(job.attempts, "the node stopped during training")
+                )
             attempt = job.attempts + 1
             # committed before the run, so that a node killed during it still counts it
             self._update(proposal_id, state="preparing", attempts=attempt, progress=0.0)
@@ -264,39 +270,41 @@ class TrainingWorker:
                 )
                 raise
             except _AttemptFailedError as exc:
-                log.error("proposal %d: attempt %d failed: %s", proposal_id, attempt, exc)
-                if attempt >= self.config.max_attempts:
-                    return self._abandon(proposal_id, attempt, exc.status.value)
-                self._update(
-                    proposal_id,
-                    state="queued",
-                    message=f"attempt {attempt} of {self.config.max_attempts} failed, will "
-                    f"retry: {exc}",
-                )
-                return self._job(proposal_id)
+                return self._retry_or_abandon(proposal_id, attempt, exc, exc.status.value)
             except ConsumerFaultError as exc:
                 # the consumer's own input cannot be used: post a result that misses the WTP,
                 # so the data price is refunded and the node is paid for its work
                 log.warning("proposal %d: the consumer's input is unusable: %s", proposal_id, exc)
                 submission = self.results.fault(proposal_id, record, str(exc))
             except JobFailedError as exc:
+                # a dead end: give the consumer everything back now, not at the deadline
                 log.error("proposal %d: job failed: %s", proposal_id, exc)
-                self._update(proposal_id, state="failed", message=str(exc))
-                return self._job(proposal_id)
+                return self._abandon(proposal_id, f"the job cannot run: {exc}")
             except Exception as exc:
                 # a bug or an input nobody foresaw must not block the queue behind this job
                 log.exception("proposal %d: job failed unexpectedly", proposal_id)
-                self._update(proposal_id, state="failed", message=f"{type(exc).__name__}: {exc}")
-                return self._job(proposal_id)
+                return self._retry_or_abandon(proposal_id, attempt, exc, type(exc).__name__)
             # journaled before the transaction: a crash from here on re-sends this, never retrains
             self._update(proposal_id, state="submitting", submission=submission, progress=1.0)
             shutil.rmtree(self._out_dir(proposal_id), ignore_errors=True)
         return self._submit(proposal_id)
 
-    def _abandon(self, proposal_id: int, attempts: int, why: str) -> Job:
+    def _retry_or_abandon(self, proposal_id: int, attempt: int, exc: Exception, how: str) -> Job:
+        """Queue the job for another attempt, or give it up after the last one."""
+        log.error("proposal %d: attempt %d failed: %s", proposal_id, attempt, exc)
+        if attempt >= self.config.max_attempts:
+            return self._abandon(proposal_id, _gave_up(attempt, how))
+        self._update(
+            proposal_id,
+            state="queued",
+            message=f"attempt {attempt} of {self.config.max_attempts} failed, will retry: {exc}",
+        )
+        return self._job(proposal_id)
+
+    def _abandon(self, proposal_id: int, why: str) -> Job:
         """Give the job up on chain: the consumer is credited everything at once, not after the
-        deadline. The reason names how the runs ended, never text from inside the sandbox."""
-        reason = f"training did not complete in {attempts} attempts (last: {why})"[:240]
+        deadline. ``why`` is the node's own words, never text from inside the sandbox."""
+        reason = why[:240]
         try:
             self.client.fund_from_dev_faucet(self.account.address)
             tx = self.market.abandon_training(self.account.local_account, proposal_id, reason)
@@ -468,7 +476,7 @@ class TrainingWorker:
             )
         (input_dir / "validation.npz").write_bytes(self._validation_archive(doc))
         (train_dir := input_dir / "train").mkdir(mode=0o700)
-        keys, left_out = self._asset_keys(checked, spec)
+        keys, left_out, refused_by_terms = self._asset_keys(checked, spec)
         class_of = {name: i for i, name in enumerate(doc.classes)}
         described: dict[str, list[Any]] = {k: [] for k in _DESCRIBED}
         excluded = 0
@@ -494,8 +502,13 @@ class TrainingWorker:
             described["asset_ids"].append(sample.asset_id)
             described["rank"].append((sample.asset_id << 32) | sample.index)  # registration order
         if not described["files"]:
+            if left_out and set(left_out) <= refused_by_terms:
+                raise ConsumerFaultError(
+                    "no selected asset allows this proposal: "
+                    + "; ".join(f"asset {a}: {why}" for a, why in sorted(left_out.items()))
+                )
             raise JobFailedError(
-                "no selected sample could be used (withdrawn, unlicensed, undecryptable or "
+                "no selected sample could be used (left the round, withdrawn, undecryptable or "
                 "unlabelled)"
             )
         links = [
@@ -509,11 +522,12 @@ class TrainingWorker:
 
     def _asset_keys(
         self, checked: CheckedProposal, spec: Mapping[str, Any]
-    ) -> tuple[dict[int, bytes], dict[int, str]]:
-        """The data key of each asset this round may use, and why each other one is left out:
-        it left the round in the tally (its owner rejected, or it was withdrawn by then), it
-        was withdrawn since, it is the consumer's or this node's own, its licence refuses the
-        consumer or the spec's privacy, or no key was wrapped for this node."""
+    ) -> tuple[dict[int, bytes], dict[int, str], set[int]]:
+        """The data key of each asset this round may use, why each other one is left out, and
+        which of those the proposal's own terms shut out. Left out: it left the round in the
+        tally (its owner rejected, or it was withdrawn by then), it was withdrawn since, it is
+        the consumer's or this node's own, its licence refuses the consumer or the spec's
+        privacy, or no key was wrapped for this node."""
         doc = checked.document
         record = self.market.proposal(checked.proposal_id)
         left = self.market.excluded_positions(checked.proposal_id, record.asset_count)
@@ -526,6 +540,7 @@ class TrainingWorker:
         now = self.client.latest_timestamp()
         keys: dict[int, bytes] = {}
         reasons: dict[int, str] = {}
+        by_terms: set[int] = set()
         for asset_id, public in checked.public.items():
             if asset_id not in in_round:
                 reasons[asset_id] = "it left the round in the tally (rejected or withdrawn)"
@@ -543,6 +558,7 @@ class TrainingWorker:
             )
             if refusal is not None:
                 reasons[asset_id] = refusal
+                by_terms.add(asset_id)
                 continue
             try:
                 wrapped = public.manifest.key_for(self.account.address).wrapped
@@ -551,7 +567,7 @@ class TrainingWorker:
                 reasons[asset_id] = "no data key was wrapped for this node"
         for asset_id, why in reasons.items():
             log.warning("proposal %d: asset %d left out: %s", checked.proposal_id, asset_id, why)
-        return keys, reasons
+        return keys, reasons, by_terms
 
     def _validation_archive(self, doc: TrainingProposal) -> bytes:
         """The consumer's validation archive, decrypted and checked against the hash on chain

@@ -392,14 +392,22 @@ class QuoteService:
             raise _refusal(checked)
         return checked
 
+    def training_limits(self) -> dict[str, Any]:
+        """The node's limits with the market's minimum expected batch size, which governance
+        may change: the chain never sees the spec, so nodes enforce it."""
+        own = int(self.config.limits.get("min_batch_size", 1))
+        market_min = self.market.parameters().min_batch_size
+        return {**self.config.limits, "min_batch_size": max(own, market_min)}
+
+    @staticmethod
+    def design_key(spec_hash: bytes, limits: Mapping[str, Any]) -> bytes:
+        """A design check's cache key: the spec, and the batch minimum it was checked under."""
+        return spec_hash + int(limits["min_batch_size"]).to_bytes(4, "big")
+
     def _design(self, spec_hash: bytes, spec_json: bytes) -> dict[str, Any]:
         """The design check's answer for a spec under the node's limits and the market's
         minimum batch size, by hash — refusals included."""
-        min_batch = max(
-            int(self.config.limits.get("min_batch_size", 1)),
-            self.market.parameters().min_batch_size,
-        )
-        limits = {**self.config.limits, "min_batch_size": min_batch}
+        limits = self.training_limits()
 
         def check() -> dict[str, Any] | QuoteError:
             with self._checks:
@@ -411,7 +419,7 @@ class QuoteService:
                 kind = InvalidInputError.__name__
             return QuoteError(422, kind, str(answer.get("message", "the spec was refused")))
 
-        design = self._designs.get(spec_hash + min_batch.to_bytes(4, "big"), check)
+        design = self._designs.get(self.design_key(spec_hash, limits), check)
         if isinstance(design, QuoteError):
             raise _refusal(design)
         return design

@@ -22,6 +22,7 @@ from visdm.compute import AssetWorker, NodeConfig, TrainingConfig, TrainingWorke
 from visdm.compute.api import QuoteService
 from visdm.config import Settings
 from visdm.datasets import load_fashion_mnist
+from visdm.manifest import Licence
 from visdm.market import workflow
 from visdm.storage import LocalStore
 
@@ -40,6 +41,7 @@ NAMES = [
 TRAIN_X, TRAIN_Y = load_fashion_mnist("train", limit=400)
 VAL_X, VAL_Y = load_fashion_mnist("test", limit=300)
 PASSWORD = "pw"
+NO_DP_LICENCE = Licence(("training",), dp_required=False)
 
 MLP_SPEC: dict[str, Any] = {
     "architecture": "mlp",
@@ -98,10 +100,15 @@ class Round:
     def as_(self, name: str) -> Settings:
         return replace(self.settings, account=name)
 
-    def add_assets(self, tmp: Path, *, per_provider: int = 60) -> list[int]:
+    def add_assets(
+        self, tmp: Path, *, per_provider: int = 60, licence: Licence = NO_DP_LICENCE
+    ) -> list[int]:
+        """Each provider registers ``per_provider`` images; the default licence lets the node
+        train without DP, which keeps tests of the node's mechanics fast (the DP default is
+        tested on its own)."""
         for k, who in enumerate(("provider", "provider2")):
             folder = write_folder(tmp / who, list(range(k * per_provider, (k + 1) * per_provider)))
-            added = add_asset(self.as_(who), self.accounts[who], folder)
+            added = add_asset(self.as_(who), self.accounts[who], folder, licence=licence)
             self.asset_ids.append(added.asset_id)
         self.attest()
         return self.asset_ids

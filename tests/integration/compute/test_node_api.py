@@ -420,7 +420,8 @@ def test_concurrent_quote_requests_share_one_load_and_one_design_check(
         return checked
 
     def held_check(*args: Any, **kwargs: Any) -> Any:
-        until_all_wait("design", lambda: quotes._designs.waiting(spec_hash[0]))
+        key = quotes.design_key(spec_hash[0], quotes.training_limits())
+        until_all_wait("design", lambda: quotes._designs.waiting(key))
         return counted_check(*args, **kwargs)
 
     monkeypatch.setattr(node_api, "load_checked_proposal", held_load)

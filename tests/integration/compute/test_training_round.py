@@ -17,6 +17,7 @@ from numpy.lib import format as npy_format
 
 from tests.integration.compute.roundkit import (
     NAMES,
+    NO_DP_LICENCE,
     VAL_X,
     VAL_Y,
     Round,
@@ -271,14 +272,16 @@ def test_licences_are_enforced_when_proposing_and_when_training(rnd: Round, tmp_
         rnd.as_("provider"),
         rnd.accounts["provider"],
         write_folder(tmp_path / "denied", list(range(200, 210))),
-        licence=Licence(purposes=("training",), denied_consumers=(consumer,)),
+        licence=Licence(("training",), denied_consumers=(consumer,), dp_required=False),
     )
     expiring = add_asset(
         rnd.as_("provider2"),
         rnd.accounts["provider2"],
         write_folder(tmp_path / "expiring", list(range(210, 230))),
         licence=Licence(
-            purposes=("training",), expires=datetime.fromtimestamp(now + 86_400, tz=UTC)
+            ("training",),
+            expires=datetime.fromtimestamp(now + 86_400, tz=UTC),
+            dp_required=False,
         ),
     )
     rnd.attest()
@@ -317,7 +320,9 @@ def test_re_encoded_copies_of_another_providers_images_earn_nothing(
         (folder / f"copy{i:02d}.jpg").write_bytes(out.getvalue())
         rows.append(f"copy{i:02d}.jpg,{NAMES[int(TRAIN_Y[i])]}")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    copies = add_asset(rnd.as_("provider2"), rnd.accounts["provider2"], folder)
+    copies = add_asset(
+        rnd.as_("provider2"), rnd.accounts["provider2"], folder, licence=NO_DP_LICENCE
+    )
     rnd.attest()
     rnd.asset_ids.append(copies.asset_id)
     pid = rnd.propose(wtp_bps=1000)
@@ -498,3 +503,47 @@ def test_a_journal_from_before_seeds_gains_the_column_and_keeps_its_jobs(tmp_pat
         assert "5a" * 32 not in json.dumps(job.to_json())
     finally:
         journal.close()
+
+
+@pytest.mark.attack
+def test_data_whose_licence_requires_dp_is_never_trained_without_it(
+    rnd: Round, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Owners decide: the default licence requires DP (ε ≤ 8). A consumer proposes a spec
+    without DP over such an asset; its client refuses, and when a hostile client skips that
+    check the node leaves the asset out (and says why), so its images never meet the spec."""
+    from visdm.assets import add_asset
+    from visdm.errors import InvalidProposalError
+
+    guarded = add_asset(
+        rnd.as_("provider"),
+        rnd.accounts["provider"],
+        write_folder(tmp_path / "guarded", list(range(300, 330))),
+    )
+    rnd.attest()
+    selection = [*rnd.asset_ids, guarded.asset_id]
+    with pytest.raises(InvalidProposalError, match="requires differentially private"):
+        rnd.propose(wtp_bps=1000, selection=selection)
+    monkeypatch.setattr("visdm.proposals._consumer.asset_refusal", lambda *a, **k: None)
+    pid = rnd.propose(wtp_bps=1000, selection=selection)
+    alone = rnd.propose(wtp_bps=1000, selection=[guarded.asset_id])
+    for proposal in (pid, alone):
+        for who in ("provider", "provider2"):
+            workflow.vote(rnd.as_(who), rnd.accounts[who], proposal, 0)
+    rnd.chain.advance_time(131)
+    for proposal in (pid, alone):
+        workflow.tally(rnd.as_("stranger"), rnd.accounts["stranger"], proposal)
+        rnd.start(proposal)
+    worker = rnd.trainer()
+    try:
+        worker.poll()
+    finally:
+        worker.close()
+    result = rnd.result(pid)
+    assert result["trainSamples"] == 120  # the two NO-DP assets only
+    assert "differentially private" in result["leftOut"][str(guarded.asset_id)]
+    assert str(guarded.asset_id) not in result["payouts"]["assets"]
+    # a round with nothing but that asset is the consumer's fault: the data price comes back
+    fault = rnd.result(alone)
+    assert "differentially private" in fault["consumerFault"]
+    assert rnd.market.proposal(alone).status == ProposalStatus.WTP_MISSED
