@@ -259,7 +259,8 @@ def claim(
     proposal_id: list[int] = typer.Argument(None, help="Proposal ids (default: all completed)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Claim your payouts (Merkle proofs from the node's published result)."""
+    """Claim your assets' payouts (Merkle proofs from the node's published result) in one
+    transaction, then withdraw your credit."""
     from visdm.market import workflow
 
     cfg = settings(ctx)
@@ -279,8 +280,19 @@ def claim(
     )
 
 
+def sweep(
+    ctx: typer.Context, proposal_id: int = typer.Argument(..., help="Proposal id.")
+) -> None:
+    """After the claim period, send what nobody claimed to the market treasury (anyone may)."""
+    from visdm.market import workflow
+
+    cfg = settings(ctx)
+    tx = workflow.sweep_unclaimed(cfg, unlock_account(cfg), proposal_id)
+    console.print(f"proposal {proposal_id}: unclaimed payouts swept ({tx.gas_used:,} gas)")
+
+
 def withdraw(ctx: typer.Context) -> None:
-    """Withdraw your credits: refunds (consumers) and training fees (nodes)."""
+    """Withdraw your credits: payouts, refunds (consumers) and training fees (nodes)."""
     from visdm.market import workflow
 
     cfg = settings(ctx)
@@ -352,6 +364,7 @@ def register(app: typer.Typer) -> None:
         ("reclaim", reclaim),
         ("claim", claim),
         ("withdraw", withdraw),
+        ("sweep", sweep),
         ("status", status),
     ):
         app.command(name)(command)

@@ -63,6 +63,7 @@ __all__ = [
     "reclaim",
     "request_quote",
     "start_training",
+    "sweep_unclaimed",
     "tally",
     "training_result",
     "undelegate",
@@ -612,8 +613,30 @@ def _ask_text(ask: int) -> str:
     return "reject" if ask == REJECT_ASK else ("accept" if ask == 0 else str(ask))
 
 
+def sweep_unclaimed(settings: Settings, sender: UnlockedAccount, proposal_id: int) -> TxResult:
+    """After a completed proposal's claim period, credit what nobody claimed to the market
+    treasury (anyone may); refuses early with the deadline."""
+    conn = connect_deployed(settings)
+    record = _proposal(conn, proposal_id)
+    if record.status != ProposalStatus.COMPLETED:
+        raise InvalidInputError(
+            f"proposal {proposal_id} is {record.status.name.lower()}: only a completed "
+            "proposal has payouts to sweep"
+        )
+    now = conn.client.latest_timestamp()
+    if now <= record.claim_deadline:
+        raise InvalidInputError(
+            f"proposal {proposal_id}'s payouts are claimable until {record.claim_deadline} "
+            f"({record.claim_deadline - now} s from now): sweep after that"
+        )
+    conn.client.fund_from_dev_faucet(sender.address)
+    return conn.deployment.training_market(conn.client).sweep_unclaimed(
+        sender.local_account, proposal_id
+    )
+
+
 def withdraw(settings: Settings, account: UnlockedAccount) -> tuple[int, TxResult | None]:
-    """Withdraw ``account``'s credits (refunds, training fees); returns the amount."""
+    """Withdraw ``account``'s credits (payouts, refunds, training fees); returns the amount."""
     conn = connect_deployed(settings)
     market = conn.deployment.training_market(conn.client)
     amount = market.credit_of(account.address)

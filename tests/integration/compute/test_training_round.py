@@ -79,9 +79,13 @@ def test_round_trains_delivers_the_model_and_pays_the_providers(rnd: Round, tmp_
     with pytest.raises(InvalidInputError, match="belongs to"):
         workflow.get_model(rnd.as_("stranger"), rnd.accounts["stranger"], pid, tmp_path / "x")
 
-    # providers claim; the amounts add up to the price exactly
+    # providers claim; the amounts add up to the price exactly, per provider and per asset
     amounts = {a: int(v) for a, v in result["payouts"]["amounts"].items()}
     assert sum(amounts.values()) == record.price
+    per_asset = {int(a): int(v) for a, v in result["payouts"]["assets"].items()}
+    assert sum(per_asset.values()) == record.price and set(per_asset) <= set(rnd.asset_ids)
+    with pytest.raises(InvalidInputError, match="claimable until"):
+        workflow.sweep_unclaimed(rnd.as_("stranger"), rnd.accounts["stranger"], pid)
     paid = 0
     for who in ("provider", "provider2"):
         before = rnd.token.balance_of(rnd.accounts[who].address)
@@ -93,6 +97,9 @@ def test_round_trains_delivers_the_model_and_pays_the_providers(rnd: Round, tmp_
         assert again.note == "already claimed"
     assert paid == record.price
     assert rnd.market.proposal(pid).unclaimed == 0
+    assert rnd.market.credit_of(rnd.accounts["provider"].address) == 0  # withdrawn at once
+    rnd.chain.advance_time(rnd.market.parameters().claim_period + 1)
+    workflow.sweep_unclaimed(rnd.as_("stranger"), rnd.accounts["stranger"], pid)  # nothing left
 
     status = workflow.proposal_status(rnd.settings, pid)
     assert status["status"] == "completed"
