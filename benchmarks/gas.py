@@ -1,12 +1,10 @@
 """Gas per marketplace operation on a real anvil, beside the OpenZeppelin / Uniswap anchors.
 
 Run: ``python benchmarks/gas.py [--quick] [--json]``. Gas is deterministic for a given chain
-state, so each figure is one measurement (a median where several equal claims are measured);
-only the calldata of hashes and amounts varies between runs, a few dozen gas at most.
+state: each figure is one measurement (a median where several equal claims are measured).
 
 Anchors (measured by others, not in this run — a gas figure does not depend on the machine):
-* OpenZeppelin ``Votes.delegate()``: ≈ 92.5k gas average (OpenZeppelin Contracts PR #4418 gas
-  report);
+* OpenZeppelin ``Votes.delegate()``: ≈ 92.5k gas average (OpenZeppelin Contracts PR #4418);
 * Uniswap ``MerkleDistributor.claim`` at 100k leaves: ≈ 78.6k gas average (one claim per
   transaction, tokens transferred to a fresh account).
 
@@ -23,8 +21,8 @@ must emit; every measured transaction is signed and mined alone through the SDK 
 How each row is measured:
 * ``registerAsset`` at 10 / 10,000 / 1,000,000 samples, one key node, after a warm-up;
 * ``delegate``: a first delegation; ``vote``: a first vote on a proposal;
-* ``propose`` per selected asset: (gas of proposing the K-asset campaign selection below − gas of
-  proposing 1 asset) / (K − 1); the K-asset total is shown beside a 30M-gas block;
+* ``propose`` per selected asset: (proposing the K-asset campaign selection below − proposing 1
+  asset) / (K − 1); the K-asset total beside a 30M-gas block;
 * ``tally`` per asset: (tally of N assets − tally of 1) / (N − 1) in one batch (the last batch
   may have any size), each owner voting directly; per hop: the extra gas when every vote arrives
   through h delegation hops, / (N·h); per asset leaving the round: the same with every owner
@@ -129,23 +127,28 @@ class Gas:
     tokens: int
     missing: int = 0
 
+    def floor(self, extra_tokens: int = 0) -> int:
+        return TX_BASE + TOKEN_FLOOR * (self.tokens + extra_tokens)
+
     @property
-    def floor_bound(self) -> bool:
-        return self.used == TX_BASE + TOKEN_FLOOR * self.tokens
+    def execution(self) -> int:
+        """Gas beyond the base and the standard calldata price (when the floor did not bind)."""
+        if self.used == self.floor():
+            raise RuntimeError(f"a transaction of {self.used} gas paid the calldata floor")
+        return self.used - TX_BASE - TOKEN_STANDARD * self.tokens
 
     def extended(self, per_element: float) -> float:
         """Gas with the missing elements added; ``per_element`` is their execution gas."""
         extra = self.missing * ELEMENT_TOKENS
-        floor = TX_BASE + TOKEN_FLOOR * (self.tokens + extra)
-        if self.floor_bound:
+        if self.used == self.floor():
             # stays bound: an element's execution gas is below the 6 tokens' worth checked
             # in calibrate(), so the standard price cannot overtake the floor
-            return float(floor)
-        return float(max(self.used + TOKEN_STANDARD * extra + self.missing * per_element, floor))
+            return float(self.floor(extra))
+        standard = self.used + TOKEN_STANDARD * extra + self.missing * per_element
+        return float(max(standard, self.floor(extra)))
 
     def extended_at_floor(self, per_element: float) -> bool:
-        floor = TX_BASE + TOKEN_FLOOR * (self.tokens + self.missing * ELEMENT_TOKENS)
-        return self.extended(per_element) == floor
+        return self.extended(per_element) == self.floor(self.missing * ELEMENT_TOKENS)
 
 
 def row(
@@ -299,20 +302,15 @@ class Bench:
         self.bulk.send(self._stakeholders, "register", calls, "StakeholderRegistered")
         return accounts
 
+    def asset_args(self, count: int) -> list[Any]:
+        """``registerAsset`` arguments: fresh hashes, one region, the node as key holder."""
+        self._n += 1
+        manifest, samples = keccak(text=f"manifest/{self._n}"), keccak(text=f"samples/{self._n}")
+        return [manifest, samples, count, [region_name("local")], [self.node.address], CID]
+
     def register(self, owners: Sequence[LocalAccount], count: int) -> list[tuple[int, Any]]:
         """One asset of ``count`` samples per entry of ``owners``: ``(assetId, owner)`` by id."""
-        calls = []
-        for owner in owners:
-            self._n += 1
-            args = [
-                keccak(text=f"manifest/{self._n}"),
-                keccak(text=f"samples/{self._n}"),
-                count,
-                [region_name("local")],
-                [self.node.address],
-                CID,
-            ]
-            calls.append((owner.address, args))
+        calls = [(o.address, self.asset_args(count)) for o in owners]
         logs = self.bulk.send(self._assets, "registerAsset", calls, "AssetRegistered")
         by_address = {o.address.lower(): o for o in owners}
         return sorted(
@@ -337,15 +335,15 @@ class Bench:
 
     # --- measured steps ---------------------------------------------------------------------
     def register_signed(self, owner: LocalAccount, count: int) -> int:
-        self._n += 1
+        manifest, samples, _, _, nodes, cid = self.asset_args(count)
         _, tx = self.assets.register_asset(
             owner,
-            manifest_hash=keccak(text=f"manifest/{self._n}"),
-            samples_root=keccak(text=f"samples/{self._n}"),
+            manifest_hash=manifest,
+            samples_root=samples,
             sample_count=count,
             allowed_regions=["local"],
-            key_nodes=[self.node.address],
-            manifest_cid=CID,
+            key_nodes=nodes,
+            manifest_cid=cid,
         )
         return tx.gas_used
 
@@ -466,15 +464,9 @@ def calibrate(b: Bench, camp: Campaign, big: int, small: int, positions: Sequenc
     per_element = []
     for p in positions:
         long, short = camp.claim(big, p), camp.claim(small, p, small=True)
-        g_long = b.gas(b.market.claim(b.keeper, long))
-        g_short = b.gas(b.market.claim(b.keeper, short))
-        if g_long.floor_bound or g_short.floor_bound:
-            raise RuntimeError("calibration claims are priced by the calldata floor")
         extra = len(long.payout_proof) - len(short.payout_proof)
-        execution = (g_long.used - TOKEN_STANDARD * g_long.tokens) - (
-            g_short.used - TOKEN_STANDARD * g_short.tokens
-        )
-        per_element.append(execution / extra)
+        g_long, g_short = (b.gas(b.market.claim(b.keeper, r)) for r in (long, short))
+        per_element.append((g_long.execution - g_short.execution) / extra)
     h = statistics.median(per_element)
     if not 0 < h < (TOKEN_FLOOR - TOKEN_STANDARD) * ELEMENT_TOKENS:
         raise RuntimeError(f"execution gas per proof element {h} is outside the expected range")
@@ -527,24 +519,16 @@ def claim_rows(b: Bench, k: int, payees: int) -> tuple[list[Row], dict[str, Any]
         return row(metric, value, f"gas/{per}", peer=peer, peer_value=UNISWAP_CLAIM, **kw)
 
     n = f"{payees:,} payees"
+    first_x, credited_x = first.extended(h), credited.extended(h)
+    singles = (first_x + (WORD - 1) * touched_x) / WORD
+    b32 = sum(g.extended(h) for g in batch32) / WORD
+    prov = (provider_many.extended(h) + provider_withdraw) / 10
     rows = [
-        row(
-            f"claim, 1/tx, first in a bitmap word, fresh owner ({n}{floor(first)})",
-            first.extended(h),
-        ),
+        row(f"claim, 1/tx, first in a bitmap word, fresh owner ({n}{floor(first)})", first_x),
         row(f"claim, 1/tx, into a touched word, fresh owner ({n}{floor(*touched)})", touched_x),
-        row(
-            f"claim, 1/tx, into a touched word, owner with a credit ({n}{floor(credited)})",
-            credited.extended(h),
-        ),
-        claim(
-            f"claim, 1/tx, campaign average, fresh owners ({n})",
-            (first.extended(h) + (WORD - 1) * touched_x) / WORD,
-        ),
-        claim(
-            f"claimMany, 32/tx, campaign average, fresh owners ({n}{floor(*batch32)})",
-            sum(g.extended(h) for g in batch32) / WORD,
-        ),
+        row(f"claim, 1/tx, into a touched word, credited owner ({n}{floor(credited)})", credited_x),
+        claim(f"claim, 1/tx, campaign average, fresh owners ({n})", singles),
+        claim(f"claimMany, 32/tx, campaign average, fresh owners ({n}{floor(*batch32)})", b32),
         claim(
             f"claimMany, 256/tx, campaign average, fresh owners ({n}{floor(batch256)})",
             b256,
@@ -554,10 +538,7 @@ def claim_rows(b: Bench, k: int, payees: int) -> tuple[list[Row], dict[str, Any]
         claim(
             f"claimMany 256/tx + own withdraw, one-time payee ({n})", b256 + withdraw_fresh, "payee"
         ),
-        claim(
-            f"provider: claimMany of 10 proposals + withdraw ({n}{floor(provider_many)})",
-            (provider_many.extended(h) + provider_withdraw) / 10,
-        ),
+        claim(f"provider: claimMany of 10 proposals + withdraw ({n}{floor(provider_many)})", prov),
         row("withdraw, account holds no tokens yet", withdraw_fresh),
         row("withdraw, account already holds tokens", withdraw_held),
         row("proof element, execution gas (calibrated)", h),
