@@ -339,5 +339,28 @@ def _print_summary(result: SearchSummary) -> None:
     emit(result.per_asset, as_json=False, title="assets")
 
 
+@app.command("earnings")
+def earnings(
+    ctx: typer.Context,
+    provider: str | None = typer.Option(None, "--provider", help="Only this provider (address)."),
+    proposal_id: int | None = typer.Option(None, "--proposal", help="Only this proposal."),
+    index_url: IndexUrl = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """What each provider earned per payout leaf: claimed, unclaimed, swept to the treasury,
+    or unpayable (a leaf for an asset that was not selected or left the round)."""
+    from visdm.index import earnings_index
+
+    rows = earnings_index(settings(ctx), provider=provider, proposal_id=proposal_id, url=index_url)
+    if as_json:
+        emit([r.to_dict() for r in rows], as_json=True)
+        return
+    emit(
+        [{k: v for k, v in r.to_dict().items() if k != "lines"} for r in rows],
+        as_json=False,
+        title="earnings (token units)",
+    )
+
+
 #: the search and summary parameters that are filters (the rest: paging, output, URL)
 _FILTER_ARGS = frozenset(inspect.signature(_filters).parameters)

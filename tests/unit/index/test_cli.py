@@ -181,3 +181,19 @@ def test_sync_needs_a_chain(
         capsys, "--rpc-url", "http://127.0.0.1:1", "market", "sync", "--confirmations", "-2"
     )
     assert status == 2 and "confirmations" in err
+
+
+def test_earnings(capsys: pytest.CaptureFixture[str], index_url: str) -> None:
+    rows = run_json(capsys, "market", "earnings", "--index-url", index_url)
+    assert rows, "the prebuilt market has a completed round with payouts"
+    for row in rows:
+        states = ("claimed", "unclaimed", "swept", "unpayable", "unverified")
+        total = sum(int(row[s]) for s in states)
+        assert total == sum(int(line["amount"]) for line in row["lines"]) > 0
+    one = rows[0]["provider"]
+    mine = run_json(capsys, "market", "earnings", "--index-url", index_url, "--provider", one)
+    assert [r["provider"] for r in mine] == [one]
+    code, out, _ = run(capsys, "market", "earnings", "--index-url", index_url)
+    assert code == 0 and one[:10] in out
+    code, _, err = run(capsys, "market", "earnings", "--index-url", index_url, "--provider", "ada")
+    assert code != 0 and "is not an Ethereum address" in err and len(err.strip().splitlines()) == 1
