@@ -1,24 +1,45 @@
-"""`visdm demo --quick` end to end, as `make demo` runs it (at the smaller size): the market's
-outcomes are asserted, not just that it ran."""
+"""`visdm demo --quick` end to end, as `make demo` runs it (at the smaller size), under the
+market's default parameters and licences: the market's outcomes are asserted, not just that it
+ran."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import statistics
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from visdm.chain.contracts import MarketParameters
 from visdm.cli import main
+from visdm.compute import _training
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = 10**18
+RULES = MarketParameters()  # the defaults the demo plays under, never relaxed
+
+
+class _FixedSeeds:
+    """Stands in for :mod:`secrets` in the node's training module: the node draws each job's
+    seed from the OS; fixed here so that a failing run can be replayed."""
+
+    def __init__(self) -> None:
+        self.drawn = 0
+
+    def token_bytes(self, n: int) -> bytes:
+        self.drawn += 1
+        return hashlib.sha256(f"demo-job-{self.drawn}".encode()).digest()[:n]
 
 
 def test_quick_demo_plays_the_whole_market(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    seeds = _FixedSeeds()
+    monkeypatch.setattr(_training, "secrets", seeds)
     report_dir = tmp_path / "report"
     with pytest.raises(SystemExit) as exit_info:
         main(
@@ -33,6 +54,7 @@ def test_quick_demo_plays_the_whole_market(
         )
     out = capsys.readouterr().out
     assert exit_info.value.code in (0, None), out
+    assert seeds.drawn == 2  # the node drew one seed for each of the two training jobs
     report = json.loads((report_dir / "report.json").read_text())
     assert (report_dir / "values.png").stat().st_size > 10_000
     assert (report_dir / "payouts.png").stat().st_size > 10_000
@@ -40,28 +62,71 @@ def test_quick_demo_plays_the_whole_market(
     steps = [s["name"] for s in report["steps"]]
     for name in ("deploy", "asset add", "node attests", "delegate", "index and search", "propose",
                  "vote", "tally", "accept counter", "train", "node trains", "model get", "claim",
-                 "propose again", "refund"):  # fmt: skip
+                 "propose again", "vote and tally", "propose third", "reject", "refund",
+                 "sweep"):  # fmt: skip
         assert name in steps, steps
 
-    first, second = report["rounds"]
+    first, second, third = report["rounds"]
+    providers = {p["name"]: p for p in report["providers"]}
+    _first_round(report, first, providers)
+    _claims_and_sweep(report, first, providers)
+    _refunds(report, second, third)
+
+    gas = report["gas_by_step"]
+    assert gas["claim"] > 0 and gas["tally"] > 0 and gas["sweep"] > 0
+    # what the user reads: who left which round, the screen and the seed's commitment
+    assert "rejected, out of the round: tom's asset" in out
+    assert re.search(r"seed: drawn by the node, hash 0x[0-9a-f]{8}", out), out
+    assert "validation screen" in out
+    assert "proposal 3: rejected" in out
+    assert "demo finished" in out
+    # the demo stops the chain it started
+    assert not (tmp_path / "home" / "chain" / "anvil.json").exists()
+
+
+def _first_round(report: dict[str, Any], first: dict[str, Any], providers: dict[str, Any]) -> None:
+    config = report["config"]
     # liquid democracy: the delegated weight behind ivy's higher ask counters the offer
     assert first["outcome"] == "countered"
     assert first["clearingPrice"] == first["offer"] * 12 // 10
     assert first["status"] == "completed"
-    assert first["accuracyBps"] >= report["config"]["wtp_bps"]
+    assert first["accuracyBps"] >= config["wtp_bps"]
     assert report["model"]["accuracyBps"] == first["accuracyBps"]
-    assert 0 < first["epsilonSpent"] <= report["config"]["dp_epsilon"] * 1.05
+    # DP by default: the spend stays within the spec's ε, itself within the default licence's 8
+    assert config["dp_epsilon"] <= 8
+    assert config["batch_size"] >= RULES.min_batch_size
+    assert 0 < first["epsilonSpent"] <= config["dp_epsilon"] * 1.05
 
-    providers = {p["name"]: p for p in report["providers"]}
-    # the payouts sum to the price exactly, and everything owed was claimed
+    # tom rejected: his samples left the round, which went on with what remained
+    tom = providers["tom"]
+    assert first["outOfRound"] == ["tom"]
+    assert list(first["leftOut"]) == [f"tom (asset {tom['assets'][0]})"]
+    assert first["remainingWeight"] == first["totalWeight"] - tom["selected"]
+    assert first["remainingWeight"] >= RULES.min_selection_samples
+    assert first["remainingWeight"] * 10_000 >= first["minShareBps"] * first["totalWeight"]
+    assert first["trainSamples"] == first["remainingWeight"]
+    assert tom["samples"] == 0 and tom["payout"] == 0 and tom["claimed"] == 0
+
+    # the node's seed: only its hash is published, the same in the document and on chain
+    assert re.fullmatch(r"0x[0-9a-f]{64}", first["seedHash"])
+    assert first["seedHash"] == first["onChainSeedHash"] != "0x" + "00" * 32
+    # the screen dropped the copies of kai's images bob slipped into his validation set
+    screen = first["validation"]
+    assert screen["given"] == config["validation_images"]
+    assert screen["used"] + screen["duplicates"] + screen["nearSelected"] == screen["given"]
+    assert screen["duplicates"] + screen["nearSelected"] >= config["validation_copies"] > 0
+    assert first["consumerFault"] is None  # the consumer's input was usable
+
+    # the payouts sum to the price exactly
     assert sum(p["payout"] for p in providers.values()) == first["price"] == first["clearingPrice"]
-    assert all(p["claimed"] == p["payout"] for p in providers.values())
     # the copier gains nothing from its copies, which are flagged
     assert providers["sam"]["payout"] == 0
     assert providers["sam"]["flaggedCopied"] == providers["sam"]["samples"] > 0
     # noisy providers earn less per sample than every clean one, and their noise is flagged
     clean = [
-        p["payoutPerSample"] for p in providers.values() if p["role"] not in ("noisy", "copier")
+        p["payoutPerSample"]
+        for p in providers.values()
+        if p["role"] not in ("noisy", "copier", "rejects")
     ]
     for name in ("gus", "hal"):
         assert providers[name]["payoutPerSample"] < min(clean)
@@ -69,17 +134,47 @@ def test_quick_demo_plays_the_whole_market(
             p["flaggedNoisy"] for p in providers.values()
         )
 
+
+def _claims_and_sweep(
+    report: dict[str, Any], first: dict[str, Any], providers: dict[str, Any]
+) -> None:
+    # payouts name assets: ben's two assets, both paid, in the one claimMany he sent
+    ben = providers["ben"]
+    assert len(ben["assets"]) == 2
+    assert sorted(ben["assetPayouts"]) == sorted(str(a) for a in ben["assets"])
+    assert sum(ben["assetPayouts"].values()) == ben["payout"] > 0
+    assert ben["claimTransactions"] == 1
+    # everyone owed something claimed it in one transaction, except lu
+    for name, p in providers.items():
+        if name == "lu":
+            continue
+        assert p["claimed"] == p["payout"], name
+        assert p["claimTransactions"] == (1 if p["payout"] else 0), name
+    lu = providers["lu"]
+    assert lu["payout"] > 0 and lu["claimed"] == 0
+    # after the claim period lu's payout went to the treasury, and nothing else did
+    settled = report["settlement"]
+    assert settled["sweptProposal"] == first["proposalId"]
+    assert settled["swept"] == lu["payout"]
+    assert settled["treasuryCredit"] >= settled["swept"]
+
+
+def _refunds(report: dict[str, Any], second: dict[str, Any], third: dict[str, Any]) -> None:
     # the second proposal could not reach its threshold: the data price came back
     assert second["outcome"] == "approved"
     assert second["status"] == "wtp_missed"
-    assert second["refund"] == second["offer"]
+    assert second["outOfRound"] == ["tom"]
+    assert second["remainingWeight"] >= RULES.min_selection_samples
     assert report["search"]["round-2"]["matches"] < report["search"]["round-1"]["matches"]
-
-    gas = report["gas_by_step"]
-    assert gas["claim"] > 0 and gas["tally"] > 0
-    assert "demo finished" in out
-    # the demo stops the chain it started
-    assert not (tmp_path / "home" / "chain" / "anvil.json").exists()
+    # the third lost ivy and everyone who delegates to her: below bob's minimum share, it was
+    # rejected without training
+    assert third["outcome"] == third["status"] == "rejected"
+    assert {"ivy", "jo", "kai", "lu", "tom"} <= set(third["outOfRound"])
+    assert third["remainingWeight"] * 10_000 < third["minShareBps"] * third["totalWeight"]
+    assert "accuracyBps" not in third
+    # bob withdrew both refunds in one go
+    assert second["refund"] == second["offer"] and third["refund"] == third["offer"]
+    assert report["settlement"]["refunded"] == second["offer"] + third["offer"]
 
 
 def test_demo_refuses_a_non_empty_data_dir(

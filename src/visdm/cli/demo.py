@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -31,7 +31,7 @@ def demo(
     report_dir: Path | None = typer.Option(
         None, "--report-dir", help="Write report.json, values.png and payouts.png here."
     ),
-    quick: bool = typer.Option(False, "--quick", help="A smaller market (9 providers)."),
+    quick: bool = typer.Option(False, "--quick", help="A smaller market (10 providers)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Run the whole marketplace on a local chain, store and node started by the demo."""
@@ -42,6 +42,8 @@ def demo(
             if not as_json:
                 gas = f"  [dim]gas {item.gas_used:,}[/]" if item.gas_used else ""
                 console.print(f"[green]✓[/] {item.name:<16} {item.detail}{gas}  ({item.seconds} s)")
+                for note in item.notes:
+                    console.print(f"  {'':<16} [dim]{note}[/]", highlight=False)
 
         @contextmanager
         def task(self, description: str, total: float) -> Iterator[Callable[[float], None]]:
@@ -72,21 +74,24 @@ def demo(
 def _print(report: DemoReport, written: list[Path]) -> None:
     table = Table(title="providers after the first round")
     for column in (
-        "provider", "role", "samples", "mislabelled", "flagged noisy", "flagged copy",
-        "value share", "payout (tokens)", "per sample",
+        "provider", "role", "vote", "samples", "mislabelled", "flagged noisy", "flagged copy",
+        "value share", "payout (tokens)", "per sample", "claimed",
     ):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("provider", "role") else "right")
-    for p in sorted(report.providers, key=lambda p: -p["payout"]):
+        left = column in ("provider", "role", "vote")
+        table.add_column(column, justify="left" if left else "right")
+    for p in sorted(report.providers, key=lambda p: (-p["payout"], p["name"])):
         table.add_row(
             p["name"],
             p["role"],
-            str(p["samples"]),
+            p["vote"],
+            str(p["samples"]) if p["samples"] else "left out",
             str(p["mislabelled"]),
             str(p["flaggedNoisy"]),
             str(p["flaggedCopied"]),
             f"{p['valueShare']:.1%}",
             f"{p['payout'] / _TOKEN:.3f}",
             f"{p['payoutPerSample'] / _TOKEN:.4f}",
+            "yes" if p["claimed"] else "no" if p["payout"] else "-",
         )
     print_wide(table)
     gas = Table(title="gas per step")
@@ -96,15 +101,30 @@ def _print(report: DemoReport, written: list[Path]) -> None:
         gas.add_row(name, f"{used:,}")
     print_wide(gas)
     for r in report.rounds:
-        line = (
-            f"proposal {r['proposalId']}: {r['outcome']}"
-            + (f" at {r['clearingPrice'] / _TOKEN:g}" if r["outcome"] == "countered" else "")
-            + f" → {r.get('status', '?')}, accuracy {r.get('accuracyBps', 0) / 100:.2f}% "
-            f"(WTP {r.get('wtpBps', 0) / 100:g}%)"
+        console.print(_round_line(r), highlight=False)
+    settled = report.settlement
+    if settled:
+        console.print(
+            f"bob withdrew {settled.get('refunded', 0) / _TOKEN:g} tokens of refunds; "
+            f"{settled.get('swept', 0) / _TOKEN:.3f} unclaimed tokens went to the treasury",
+            highlight=False,
         )
-        if r.get("refund"):
-            line += f", {r['refund'] / _TOKEN:g} tokens refunded"
-        console.print(line)
     for path in written:
         console.print(f"wrote {path}")
     console.print(f"demo finished in {report.total_seconds:.1f} s (chain {report.chain_id})")
+
+
+def _round_line(r: dict[str, Any]) -> str:
+    line = f"proposal {r['proposalId']}: {r['outcome']}"
+    if r["outcome"] == "countered":
+        line += f" at {r['clearingPrice'] / _TOKEN:g}"
+    if r.get("outOfRound"):
+        line += f" ({', '.join(r['outOfRound'])} rejected)"
+    if r.get("status") and r["status"] != r["outcome"]:
+        line += (
+            f" → {r['status']}, accuracy {r.get('accuracyBps', 0) / 100:.2f}% "
+            f"(WTP {r.get('wtpBps', 0) / 100:g}%)"
+        )
+    if r.get("refund"):
+        line += f", {r['refund'] / _TOKEN:g} tokens refunded"
+    return line

@@ -1,11 +1,12 @@
 """The demo that ``make demo`` runs: the whole marketplace on its embedded defaults.
 
 :func:`run_demo` plays it (see :mod:`._play`), :mod:`._cast` says who plays with which data,
-:func:`write_report` writes ``report.json`` and the plots.
+:mod:`._settle` sums up each provider's round, :func:`write_report` writes ``report.json`` and
+the plots.
 """
 
 from ._cast import DemoConfig
-from ._play import DemoReport, DemoStep, Progress, run_demo
-from ._report import write_report
+from ._play import run_demo
+from ._report import DemoReport, DemoStep, Progress, write_report
 
 __all__ = ["DemoConfig", "DemoReport", "DemoStep", "Progress", "run_demo", "write_report"]

@@ -1,11 +1,14 @@
 """Who plays in the demo market and with which data.
 
-Twenty providers (nine with ``--quick``) each hold distinct Fashion-MNIST images. Two of them
+Twenty providers (ten with ``--quick``) each hold distinct Fashion-MNIST images. Two of them
 (``gus``, ``hal``) label 40% of their images wrongly; ``sam`` uploads JPEG re-encodings of
-``ada``'s images as its own. In the negotiation ``ivy`` counter-offers (asks 20% above the
-offer), ``lu → kai → jo → ivy`` is a three-hop delegation chain, others delegate to ``ivy``
-directly, a few vote ``accept`` or ask a little more, and the rest abstain — so the weighted
-median lands above the offer and the proposal is Countered.
+``ada``'s images as its own; ``ben`` registers his images as two assets. In the negotiation
+``ivy`` counter-offers (asks 20% above the offer), ``lu → kai → jo → ivy`` is a three-hop
+delegation chain, others delegate to ``ivy`` directly, a few vote ``accept`` or ask a little
+more, ``tom`` rejects every proposal (his data leaves those rounds) and the rest abstain — so
+the weighted median lands above the offer and the first proposal is Countered. ``kai`` is the
+consumer's friend: the consumer slips copies of ``kai``'s images into its validation set, which
+would steer value to them if the node did not screen them out. ``lu`` never claims its pay.
 """
 
 from __future__ import annotations
@@ -21,10 +24,16 @@ from PIL import Image
 from visdm.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 __all__ = [
+    "ACCEPT",
+    "ASK_MORE",
     "COPIER",
     "COUNTER_OFFERER",
     "DELEGATIONS",
+    "FRIEND",
+    "LATE_CLAIMER",
     "NOISY",
+    "REJECTER",
+    "TWO_ASSETS",
     "VICTIM",
     "DemoConfig",
     "Provider",
@@ -37,10 +46,18 @@ FULL_CAST = (
     "ada", "ben", "cy", "dee", "eli", "fay", "gus", "hal", "ivy", "jo",
     "kai", "lu", "max", "ned", "oli", "pat", "quin", "rae", "sam", "tom",
 )  # fmt: skip
-QUICK_CAST = ("ada", "ben", "ivy", "jo", "kai", "lu", "gus", "hal", "sam")
+QUICK_CAST = ("ada", "ben", "ivy", "jo", "kai", "lu", "gus", "hal", "sam", "tom")
 NOISY = frozenset({"gus", "hal"})
 VICTIM, COPIER = "ada", "sam"
 COUNTER_OFFERER = "ivy"
+#: rejects every proposal: its assets leave each round, unused and unpaid
+REJECTER = "tom"
+#: registers its images as two assets; one claimMany pays both
+TWO_ASSETS = "ben"
+#: the consumer's friend, whose images the consumer copies into its validation set
+FRIEND = "kai"
+#: never claims: after the claim period its payout goes to the market treasury
+LATE_CLAIMER = "lu"
 #: who delegates to whom (``lu → kai → jo → ivy`` is the three-hop chain)
 DELEGATIONS = {
     "lu": "kai",
@@ -60,21 +77,37 @@ NOISE_RATE = 0.4
 
 @dataclass(frozen=True, slots=True)
 class DemoConfig:
-    """The demo market's size and terms (``quick`` is the CI-sized market)."""
+    """The demo market's size and terms (``quick`` is the CI-sized market).
+
+    Sizes meet the market's default minimums (256 samples of 3 providers in every round, also
+    after rejecting providers leave it and once samples flagged noisy are searched out); the
+    spec trains with DP-SGD at the default licence's ε cap or below and the minimum batch size.
+    """
 
     quick: bool = False
     images_per_provider: int = 60
     validation_images: int = 500
+    #: of those, copies of the friend's training images (the node's screen drops them)
+    validation_copies: int = 20
     offer_tokens: int = 100
     wtp_bps: int = 6000
+    #: the share of the selected samples the consumer still wants after rejections
+    min_share_bps: int = 8000
     epochs: int = 10
+    batch_size: int = 64
     dp_epsilon: float = 3.0
     seed: int = 7
 
     @classmethod
     def for_size(cls, quick: bool) -> DemoConfig:
         if quick:
-            return cls(quick=True, images_per_provider=25, validation_images=200, wtp_bps=3000)
+            return cls(
+                quick=True,
+                images_per_provider=48,
+                validation_images=200,
+                validation_copies=10,
+                wtp_bps=3000,
+            )
         return cls()
 
     @property
@@ -85,7 +118,7 @@ class DemoConfig:
 @dataclass(frozen=True, slots=True)
 class Provider:
     name: str
-    folder: Path
+    folders: tuple[Path, ...]  # one per asset
     images: int
     mislabelled: int
     copies_of: str | None
@@ -121,41 +154,51 @@ def _jpeg(pixels: NDArray[np.uint8]) -> bytes:
     return out.getvalue()
 
 
+def _train_range(config: DemoConfig, who: str) -> range:
+    """Which training images ``who`` holds (the copier holds the victim's)."""
+    n = config.images_per_provider
+    k = config.cast.index(VICTIM if who == COPIER else who)
+    return range(k * n, (k + 1) * n)
+
+
 def prepare_folders(root: Path, config: DemoConfig) -> dict[str, Provider]:
-    """One folder of images + ``labels.csv`` per provider, noise and copies included."""
+    """One folder of images + ``labels.csv`` per asset, noise and copies included."""
     cast = config.cast
     n = config.images_per_provider
     x, y = load_fashion_mnist("train", limit=n * len(cast))
     names = class_names()
     rng = np.random.default_rng(config.seed)
     out: dict[str, Provider] = {}
-    for k, who in enumerate(cast):
-        if who == COPIER:
-            continue
-        idx = range(k * n, (k + 1) * n)
+    for who in cast:
+        idx = list(_train_range(config, who))
         labels = [names[int(y[i])] for i in idx]
         wrong = 0
         if who in NOISY:
             flip = rng.choice(n, size=int(NOISE_RATE * n), replace=False)
             for j in flip:
-                true = int(y[k * n + int(j)])
+                true = int(y[idx[int(j)]])
                 labels[int(j)] = names[(true + int(rng.integers(1, len(names)))) % len(names)]
             wrong = len(flip)
-        files = [f"{who}-{i:05d}.png" for i in idx]
-        _write(root / who, files, [_png(x[i]) for i in idx], labels)
-        out[who] = Provider(who, root / who, n, wrong, None)
-    victim = cast.index(VICTIM)
-    idx = range(victim * n, (victim + 1) * n)
-    _write(
-        root / COPIER,
-        [f"{COPIER}-{i:05d}.jpg" for i in idx],
-        [_jpeg(x[i]) for i in idx],
-        [names[int(y[i])] for i in idx],
-    )
-    out[COPIER] = Provider(COPIER, root / COPIER, n, 0, VICTIM)
+        copier = who == COPIER
+        files = [f"{who}-{i:05d}.{'jpg' if copier else 'png'}" for i in idx]
+        data = [_jpeg(x[i]) if copier else _png(x[i]) for i in idx]
+        parts = 2 if who == TWO_ASSETS else 1
+        cut = [len(idx) * p // parts for p in range(parts + 1)]
+        folders = tuple(root / who / f"asset-{p + 1}" for p in range(parts))
+        for p, folder in enumerate(folders):
+            part = slice(cut[p], cut[p + 1])
+            _write(folder, files[part], data[part], labels[part])
+        out[who] = Provider(who, folders, n, wrong, VICTIM if copier else None)
     return out
 
 
 def validation_arrays(config: DemoConfig) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
-    """The consumer's own labelled images (Fashion-MNIST test split)."""
-    return load_fashion_mnist("test", limit=config.validation_images)
+    """The consumer's labelled images: the Fashion-MNIST test split, with the first
+    ``validation_copies`` replaced by copies of the friend's training images."""
+    x, y = load_fashion_mnist("test", limit=config.validation_images)
+    copies = config.validation_copies
+    if copies and FRIEND in config.cast:
+        xt, yt = load_fashion_mnist("train", limit=config.images_per_provider * len(config.cast))
+        idx = list(_train_range(config, FRIEND))[:copies]
+        x[:copies], y[:copies] = xt[idx], yt[idx]
+    return x, y

@@ -1,23 +1,28 @@
 """Play the whole marketplace on embedded defaults (what ``make demo`` runs).
 
 A local anvil chain, a local content store and a local compute node, all started here and
-stopped at the end, in one data directory: accounts and registration (Alg. 1), twenty providers'
-assets attested by the node (Alg. 2), the index and a curated search, a proposal negotiated by
-liquid-democracy votes into a counter offer that the consumer accepts (Alg. 3), DP training in
-the sandbox with the model sealed to the consumer, per-sample values and Merkle payouts that the
-providers claim (Alg. 4) — and a second proposal whose accuracy threshold cannot be met, which
-ends in a refund.
+stopped at the end, in one data directory, under the market's default parameters and the
+default licence (DP-SGD required, ε ≤ 8): accounts and registration (Alg. 1), twenty
+providers' assets attested by the node (Alg. 2), the index and a curated search, a proposal
+negotiated by liquid-democracy votes into a counter offer that the consumer accepts while one
+provider's REJECT takes its data out of the round (Alg. 3), DP training in the sandbox with a
+seed only the node knows, the consumer's validation set screened against the selection, the
+model sealed to the consumer, per-sample values and payouts per asset that the providers claim
+in one ``claimMany`` each (Alg. 4) — then a proposal whose accuracy threshold cannot be met
+(refunded after training), one that rejections push below the consumer's minimum share
+(refunded without training), and the unclaimed payout swept to the treasury after the claim
+period.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +30,12 @@ from visdm import session
 from visdm.accounts import UnlockedAccount, create_account, load_account
 from visdm.assets import add_asset
 from visdm.chain.anvil import chain_down, chain_up
-from visdm.chain.contracts import ProposalStatus
+from visdm.chain.contracts import REJECT_ASK, ProposalStatus
 from visdm.compute import AssetWorker, JobJournal, NodeConfig, TrainingConfig, TrainingWorker
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, VisdmError
 from visdm.market import workflow
+from visdm.market.tally import TallyReceipt
 from visdm.proposals import CreatedProposal, SelectedAsset
 from visdm.types import Role
 
@@ -39,64 +45,25 @@ from ._cast import (
     COPIER,
     COUNTER_OFFERER,
     DELEGATIONS,
+    FRIEND,
+    LATE_CLAIMER,
     NOISY,
+    REJECTER,
+    TWO_ASSETS,
     DemoConfig,
     class_names,
     prepare_folders,
     validation_arrays,
 )
+from ._report import DemoReport, DemoStep, Progress
+from ._settle import provider_rows, short_hash, tokens
 
-__all__ = ["DemoReport", "DemoStep", "Progress", "run_demo"]
+__all__ = ["run_demo"]
 
 _PASSWORD = "visdm-demo"  # noqa: S105 - throw-away keystores in the demo's own directory
 _TOKEN = 10**18
 _FAST_SCRYPT_N = 2**12  # demo keystores only: real accounts use the default cost
-
-
-@dataclass(slots=True)
-class DemoStep:
-    """One step: what happened, how long it took, the gas it cost."""
-
-    name: str
-    detail: str
-    seconds: float
-    gas_used: int | None = None
-
-
-@dataclass(slots=True)
-class DemoReport:
-    """Everything the demo did; ``visdm demo`` prints it and writes it as ``report.json``."""
-
-    home: str
-    config: dict[str, Any] = field(default_factory=dict)
-    rpc_url: str = ""
-    chain_id: int = 0
-    steps: list[DemoStep] = field(default_factory=list)
-    providers: list[dict[str, Any]] = field(default_factory=list)
-    rounds: list[dict[str, Any]] = field(default_factory=list)
-    search: dict[str, Any] = field(default_factory=dict)
-    model: dict[str, Any] = field(default_factory=dict)
-    values: list[dict[str, Any]] = field(default_factory=list)
-    total_seconds: float = 0.0
-
-    def gas_by_step(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for s in self.steps:
-            if s.gas_used:
-                out[s.name] = out.get(s.name, 0) + s.gas_used
-        return out
-
-
-class Progress:
-    """What the demo reports while it runs (the CLI draws bars; tests pass nothing)."""
-
-    def step(self, item: DemoStep) -> None:
-        """A step finished."""
-
-    @contextmanager
-    def task(self, description: str, total: float) -> Iterator[Callable[[float], None]]:
-        """A long step: the callable sets how much of ``total`` is done."""
-        yield lambda _done: None
+_VOTING_S = 3600
 
 
 def run_demo(
@@ -130,9 +97,12 @@ def _config_dict(config: DemoConfig) -> dict[str, Any]:
         "providers": len(config.cast),
         "images_per_provider": config.images_per_provider,
         "validation_images": config.validation_images,
+        "validation_copies": config.validation_copies,
         "offer_tokens": config.offer_tokens,
         "wtp_bps": config.wtp_bps,
+        "min_share_bps": config.min_share_bps,
         "epochs": config.epochs,
+        "batch_size": config.batch_size,
         "dp_epsilon": config.dp_epsilon,
     }
 
@@ -143,18 +113,18 @@ class _Game:
     ) -> None:
         self.settings, self.config, self.report, self.progress = settings, config, report, progress
         self.people: dict[str, UnlockedAccount] = {}
-        self.assets: dict[str, int] = {}
+        self.assets: dict[str, list[int]] = {}
+        self.owner_of: dict[int, str] = {}
         self._api: Any = None
 
     # --- bookkeeping --------------------------------------------------------------------------
     @contextmanager
     def step(self, name: str) -> Iterator[dict[str, Any]]:
         t0 = time.perf_counter()
-        info: dict[str, Any] = {"detail": "", "gas": 0}
+        info: dict[str, Any] = {"detail": "", "gas": 0, "notes": []}
         yield info
-        item = DemoStep(
-            name, info["detail"], round(time.perf_counter() - t0, 2), info["gas"] or None
-        )
+        seconds = round(time.perf_counter() - t0, 2)
+        item = DemoStep(name, info["detail"], seconds, info["gas"] or None, list(info["notes"]))
         self.report.steps.append(item)
         self.progress.step(item)
 
@@ -165,15 +135,32 @@ class _Game:
         if self._api is not None:
             self._api.stop()
 
+    def _round(self, pid: int) -> dict[str, Any]:
+        return next(r for r in self.report.rounds if r["proposalId"] == pid)
+
+    def _names(self, asset_ids: list[int]) -> str:
+        """``"tom's asset 20"``, ``"ben's assets 2, 3"``, grouped by owner."""
+        by_owner: dict[str, list[int]] = {}
+        for a in sorted(asset_ids):
+            by_owner.setdefault(self.owner_of.get(a, "?"), []).append(a)
+        return ", ".join(
+            f"{who}'s asset{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+            for who, ids in by_owner.items()
+        )
+
     # --- the play -----------------------------------------------------------------------------
     def play(self) -> None:
         self._accounts()
         self._deploy_and_register()
         self._assets()
-        proposal = self._negotiate()
-        self._train(proposal, expect=ProposalStatus.COMPLETED)
-        self._deliver_and_claim(proposal)
-        self._refund_round()
+        selection = self._delegate_and_search()
+        first = self._negotiate(selection)
+        self._train(first, expect=ProposalStatus.COMPLETED)
+        self._deliver_and_claim(first)
+        self._missed_round()
+        self._rejected_round(selection)
+        self._refund()
+        self._sweep(first)
 
     def _accounts(self) -> None:
         cast = self.config.cast
@@ -196,7 +183,15 @@ class _Game:
             self.report.chain_id = deployment.chain_id
             contracts = {c.address: c for c in deployment.contracts.values()}.values()
             info["gas"] = sum(c.gas_used for c in contracts)
+            conn = session.connect_deployed(self.settings)
+            p = conn.deployment.training_market(conn.client).parameters()
             info["detail"] = f"{len(deployment.contracts)} contracts on chain {deployment.chain_id}"
+            info["notes"].append(
+                f"market rules (defaults): every round trains on ≥ {p.min_selection_samples} "
+                f"samples of ≥ {p.min_selection_providers} providers, batch size ≥ "
+                f"{p.min_batch_size}, quorum {p.quorum_bps / 100:g}%, payouts claimable for "
+                f"{p.claim_period // 86400} days"
+            )
         node = self.people["node1"]
         # the node's HTTP API: quotes are asked for over real HTTP, as from any consumer
         self.settings.node_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -239,20 +234,26 @@ class _Game:
             providers = prepare_folders(Path(self.settings.home) / "photos", self.config)
             info["detail"] = (
                 f"{self.config.images_per_provider} Fashion-MNIST images each; "
-                f"{', '.join(sorted(NOISY))} mislabel 40%; {COPIER} re-uploads ada's as JPEG"
+                f"{', '.join(sorted(NOISY))} mislabel 40%; {COPIER} re-uploads ada's as JPEG; "
+                f"{TWO_ASSETS} registers his as two assets"
             )
+        folders = [(name, f) for name in self.config.cast for f in providers[name].folders]
         with (
             self.step("asset add") as info,
-            self.progress.task("providers register assets", len(providers)) as advance,
+            self.progress.task("providers register assets", len(folders)) as advance,
         ):
             gas = 0
-            for k, name in enumerate(self.config.cast):
-                added = add_asset(self.as_(name), self.people[name], providers[name].folder)
-                self.assets[name] = added.asset_id
+            for k, (name, folder) in enumerate(folders):
+                added = add_asset(self.as_(name), self.people[name], folder)
+                self.assets.setdefault(name, []).append(added.asset_id)
+                self.owner_of[added.asset_id] = name
                 gas += added.gas_used
                 advance(k + 1)
             info["gas"] = gas
-            info["detail"] = f"{len(providers)} assets encrypted, stored, signed and registered"
+            info["detail"] = (
+                f"{len(folders)} assets encrypted, stored, signed and registered; default "
+                "licence: training only, DP-SGD required, ε ≤ 8"
+            )
         self._providers = providers
         conn = session.connect_deployed(self.settings)
         with self.step("node attests") as info:
@@ -293,12 +294,14 @@ class _Game:
         return [SelectedAsset(s.asset_id, tuple(s.sample_indexes)) for s in saved.selection]
 
     def _spec(self) -> dict[str, Any]:
+        # no seed: the node draws each job's randomness; DP at the licences' default cap or
+        # below, δ far below 1/N, and the market's minimum batch size
         return {
             "architecture": "mlp",
             "input_shape": [1, 28, 28],
             "num_classes": 10,
             "epochs": self.config.epochs,
-            "batch_size": 64,
+            "batch_size": self.config.batch_size,
             "optimizer": "adam",
             "learning_rate": 0.005,
             "hidden": [128],
@@ -316,12 +319,74 @@ class _Game:
             offer=offer,
             wtp_bps=wtp_bps,
             node=self.people["node1"].address,
-            voting_period_s=3600,
+            voting_period_s=_VOTING_S,
+            min_share_bps=self.config.min_share_bps,
         )
 
-    def _negotiate(self) -> int:
-        bob = self.people["bob"]
-        offer = self.config.offer_tokens * _TOKEN
+    def _ask(self, who: str, offer: int) -> int | None:
+        if who == REJECTER:
+            return REJECT_ASK
+        if who == COUNTER_OFFERER:
+            return offer * 12 // 10
+        if who in ASK_MORE:
+            return offer * 11 // 10
+        if who in ACCEPT:
+            return 0
+        return None
+
+    def _vote_text(self, who: str) -> str:
+        ask = self._ask(who, 100)
+        if ask is None:
+            to = DELEGATIONS.get(who)
+            return f"via {to}" if to in self.people else "abstains"
+        return "reject" if ask == REJECT_ASK else "accept" if ask == 0 else f"+{ask - 100}%"
+
+    def _vote_all(self, pid: int, ask_of: Callable[[str], int | None]) -> int:
+        gas = 0
+        for who in self.config.cast:
+            ask = ask_of(who)
+            if ask is not None:
+                gas += workflow.vote(self.as_(who), self.people[who], pid, ask).gas_used
+        return gas
+
+    def _tally(self, pid: int, created: CreatedProposal, info: dict[str, Any]) -> TallyReceipt:
+        """Close the vote, tally, and record (and explain) who left the round."""
+        session.connect(self.settings).advance_time(_VOTING_S + 60)
+        receipt = workflow.tally(self.as_("admin"), self.people["admin"], pid)
+        out = receipt.outcome
+        info["gas"] = info["gas"] + receipt.gas_used
+        asset_ids = list(created.document.asset_ids)
+        gone = [asset_ids[i] for i in sorted(out.excluded)]
+        share = out.remaining_weight / out.total_weight if out.total_weight else 0.0
+        minimum = self.config.min_share_bps / 10_000
+        price = f" at {out.clearing_price / _TOKEN:g} tokens" if out.clearing_price else ""
+        info["detail"] = (
+            f"{out.status.name.lower()}{price} "
+            f"(weight {out.participating_weight}/{out.remaining_weight} voted)"
+        )
+        if gone:
+            verdict = "≥" if share >= minimum else "below"
+            info["notes"].append(
+                f"rejected, out of the round: {self._names(gone)}; "
+                f"{out.remaining_weight} of {out.total_weight} samples remain ({share:.0%}, "
+                f"{verdict} bob's minimum share of {minimum:.0%})"
+            )
+        self.report.rounds.append(
+            {
+                "proposalId": pid,
+                "offer": created.document.offer,
+                "minShareBps": created.document.min_share_bps,
+                "outcome": out.status.name.lower(),
+                "clearingPrice": out.clearing_price,
+                "participatingWeight": out.participating_weight,
+                "remainingWeight": out.remaining_weight,
+                "totalWeight": out.total_weight,
+                "outOfRound": sorted({self.owner_of[a] for a in gone}),
+            }
+        )
+        return receipt
+
+    def _delegate_and_search(self) -> list[SelectedAsset]:
         with self.step("delegate") as info:
             gas = 0
             for who, to in DELEGATIONS.items():
@@ -336,60 +401,40 @@ class _Game:
                 f"{sum(len(s.indexes) for s in selection)} samples in {len(selection)} assets "
                 "(every attested sample), saved as search round-1"
             )
+        return selection
+
+    def _negotiate(self, selection: list[SelectedAsset]) -> int:
+        bob = self.people["bob"]
+        offer = self.config.offer_tokens * _TOKEN
         with self.step("propose") as info:
             created = self._propose(selection, offer, self.config.wtp_bps)
             info["gas"] = sum(t.gas_used for t in created.transactions)
             info["detail"] = (
                 f"proposal {created.proposal_id}: offer {self.config.offer_tokens} tokens, "
                 f"WTP {self.config.wtp_bps / 100:g}% on {created.document.validation.samples} "
-                "sealed validation images, "
-                f"DP ε={self.config.dp_epsilon:g}"
+                f"sealed validation images, DP-SGD ε={self.config.dp_epsilon:g}, batch "
+                f"{self.config.batch_size}, min share {self.config.min_share_bps / 100:g}%"
+            )
+            info["notes"].append(
+                f"the spec has no seed: the node draws the job's randomness; bob's validation "
+                f"set hides {self.config.validation_copies} copies of {FRIEND}'s images, meant "
+                f"to steer value to {FRIEND}"
             )
         pid = created.proposal_id
         with self.step("vote") as info:
-            gas, voters = 0, 0
-            for who in self.config.cast:
-                ask = self._ask(who, offer)
-                if ask is None:
-                    continue
-                gas += workflow.vote(self.as_(who), self.people[who], pid, ask).gas_used
-                voters += 1
-            info["gas"] = gas
+            info["gas"] = self._vote_all(pid, lambda who: self._ask(who, offer))
+            voters = sum(1 for who in self.config.cast if self._ask(who, offer) is not None)
             asks = ["ivy asks +20%"] + (["fay +10%"] if "fay" in self.config.cast else [])
-            info["detail"] = f"{voters} direct votes: {', '.join(asks)}, the others accept"
-        with self.step("tally") as info:
-            session.connect(self.settings).advance_time(3600 + 60)
-            receipt = workflow.tally(self.as_("admin"), self.people["admin"], pid)
-            info["gas"] = receipt.gas_used
-            outcome = receipt.outcome
             info["detail"] = (
-                f"{outcome.status.name.lower()} at {outcome.clearing_price / _TOKEN:g} tokens "
-                f"(weight {outcome.participating_weight}/{outcome.total_weight})"
+                f"{voters} direct votes: {', '.join(asks)}, {REJECTER} rejects, the others accept"
             )
-        self.report.rounds.append(
-            {
-                "proposalId": pid,
-                "offer": offer,
-                "outcome": outcome.status.name.lower(),
-                "clearingPrice": outcome.clearing_price,
-                "participatingWeight": outcome.participating_weight,
-                "totalWeight": outcome.total_weight,
-            }
-        )
+        with self.step("tally") as info:
+            outcome = self._tally(pid, created, info).outcome
         if outcome.status == ProposalStatus.COUNTERED:
             with self.step("accept counter") as info:
                 info["gas"] = workflow.accept_counter(self.as_("bob"), bob, pid).gas_used
                 info["detail"] = f"bob tops the escrow up to {outcome.clearing_price / _TOKEN:g}"
         return pid
-
-    def _ask(self, who: str, offer: int) -> int | None:
-        if who == COUNTER_OFFERER:
-            return offer * 12 // 10
-        if who in ASK_MORE:
-            return offer * 11 // 10
-        if who in ACCEPT:
-            return 0
-        return None
 
     def _train(self, pid: int, *, expect: ProposalStatus) -> dict[str, Any]:
         bob = self.people["bob"]
@@ -403,7 +448,7 @@ class _Game:
             )
         conn = session.connect_deployed(self.settings)
         with self.step("node trains") as info:
-            self._run_with_progress(pid)
+            warnings = self._run_with_progress(pid)
             market = conn.deployment.training_market(conn.client)
             record = market.proposal(pid)
             if record.status != expect:
@@ -415,13 +460,32 @@ class _Game:
             receipt = conn.client.w3.eth.get_transaction_receipt(events[0]["transactionHash"])
             info["gas"] = int(receipt["gasUsed"])
             result = workflow.training_result(self.settings, pid) or {}
+            screen = result.get("validation") or {}
+            left_out = {int(a): why for a, why in (result.get("leftOut") or {}).items()}
             info["detail"] = (
                 f"accuracy {record.accuracy_bps / 100:.2f}% (WTP {record.wtp_bps / 100:g}%), "
                 f"ε spent {result.get('epsilonSpent') or 0:.2f}, "
-                f"{'met' if result.get('wtpMet') else 'missed'}"
+                f"{'met' if result.get('wtpMet') else 'missed'}, "
+                f"{result.get('trainSamples')} samples trained"
             )
-        round_info = next(r for r in self.report.rounds if r["proposalId"] == pid)
-        round_info.update(
+            info["notes"] += [
+                f"validation screen (pHash within {self._training_config().screen_radius} "
+                f"bits, any flip or rotation): of {screen.get('given')} images "
+                f"{screen.get('duplicates')} look like another and {screen.get('nearSelected')} "
+                f"like a selected sample ({self.config.validation_copies} are the copies of "
+                f"{FRIEND}'s), dropped; {screen.get('used')} score the round",
+                f"seed: drawn by the node, hash {short_hash(result.get('seedHash'))} committed "
+                "on chain",
+            ]
+            for asset_id, why in sorted(left_out.items()):
+                info["notes"].append(f"left out: {self._names([asset_id])}: {why}")
+            # the node's own warnings, unless they repeat a reason shown above
+            info["notes"] += [
+                f"node: {w}"
+                for w in warnings
+                if not any(w.endswith(f"left out: {why}") for why in left_out.values())
+            ]
+        self._round(pid).update(
             status=record.status.name.lower(),
             price=record.price if expect == ProposalStatus.COMPLETED else 0,
             accuracyBps=record.accuracy_bps,
@@ -429,13 +493,22 @@ class _Game:
             epsilonSpent=result.get("epsilonSpent"),
             trainSamples=result.get("trainSamples"),
             trainingCost=offer.quote.training_cost,
+            seedHash=result.get("seedHash"),
+            onChainSeedHash="0x" + record.seed_hash.hex(),
+            validation=screen,
+            leftOut={f"{self.owner_of[a]} (asset {a})": why for a, why in left_out.items()},
+            consumerFault=result.get("consumerFault"),
         )
         return result
 
-    def _run_with_progress(self, pid: int) -> None:
+    def _run_with_progress(self, pid: int) -> list[str]:
         """The node's training worker in its own thread (it owns its connections there); this
-        thread draws the job's progress from the node's journal."""
+        thread draws the job's progress from the node's journal. Returns the node's warnings,
+        which the demo shows with its step instead of letting them cut through the output."""
         errors: list[BaseException] = []
+        logger = logging.getLogger("visdm")
+        handler = _Collect(logging.WARNING)
+        logger.addHandler(handler)
 
         def run() -> None:
             try:
@@ -456,22 +529,18 @@ class _Game:
 
         thread = threading.Thread(target=run, name="demo-node")
         journal_path = self.settings.node_dir / "jobs.sqlite3"
-        with self.progress.task(f"node trains proposal {pid} in the sandbox", 1.0) as advance:
-            thread.start()
-            while thread.is_alive():
-                thread.join(timeout=0.5)
-                if journal_path.exists():
-                    journal = JobJournal(journal_path, read_only=True)
-                    try:
-                        job = journal.get(pid)
-                    except sqlite3.Error:  # the worker is still creating its tables
-                        job = None
-                    finally:
-                        journal.close()
-                    if job is not None and job.progress is not None:
-                        advance(job.progress)
+        try:
+            with self.progress.task(f"node trains proposal {pid} in the sandbox", 1.0) as advance:
+                thread.start()
+                while thread.is_alive():
+                    thread.join(timeout=0.5)
+                    if journal_path.exists():
+                        advance(_job_progress(journal_path, pid))
+        finally:
+            logger.removeHandler(handler)
         if errors:
             raise errors[0]
+        return handler.messages
 
     def _deliver_and_claim(self, pid: int) -> None:
         bob = self.people["bob"]
@@ -483,56 +552,53 @@ class _Game:
             info["detail"] = (
                 f"bob decrypts the {got['architecture']} model, node signature and hash verified"
             )
-        result = workflow.training_result(self.settings, pid) or {}
-        scores = json.loads(session.open_store(self.settings).get(result["scores"]["cid"]))
-        amounts = {a: int(v) for a, v in result["payouts"]["amounts"].items()}
-        by_address = {self.people[n].address: n for n in self.config.cast}
+        claimers = [n for n in self.config.cast if n != LATE_CLAIMER]
+        claims: dict[str, list[workflow.ClaimReceipt]] = {}
         with (
             self.step("claim") as info,
-            self.progress.task("providers claim", len(self.config.cast)) as advance,
+            self.progress.task("providers claim", len(claimers)) as advance,
         ):
-            gas, claimed = 0, {}
-            for k, name in enumerate(self.config.cast):
-                for r in workflow.claim(self.as_(name), self.people[name], [pid]):
-                    claimed[name] = r.amount if r.note == "claimed" else 0
-                    gas += r.gas_used
+            for k, name in enumerate(claimers):
+                # every completed payout of the provider's assets in one claimMany, then the
+                # credit withdrawn
+                claims[name] = workflow.claim(self.as_(name), self.people[name])
                 advance(k + 1)
-            info["gas"] = gas
-            info["detail"] = f"{sum(1 for v in claimed.values() if v)} providers claimed"
-        price = next(r["price"] for r in self.report.rounds if r["proposalId"] == pid)
-        self.report.values = [
-            {
-                "provider": by_address.get(s["provider"], s["provider"]),
-                "value": s["value"],
-                "flags": s["flags"],
-            }
-            for s in scores["samples"]
-        ]
-        for name in self.config.cast:
-            address = self.people[name].address
-            rows = [s for s in scores["samples"] if s["provider"] == address]
-            paid = amounts.get(address, 0)
-            self.report.providers.append(
-                {
-                    "name": name,
-                    "address": address,
-                    "role": _role(name, self._providers[name].mislabelled),
-                    "samples": len(rows),
-                    "mislabelled": self._providers[name].mislabelled,
-                    "flaggedNoisy": sum(1 for s in rows if "noisy" in s["flags"]),
-                    "flaggedCopied": sum(1 for s in rows if "copied" in s["flags"]),
-                    "valueShare": paid / price if price else 0.0,
-                    "payout": paid,
-                    "payoutPerSample": paid / len(rows) if rows else 0.0,
-                    "claimed": claimed.get(name, 0),
-                }
+            txs = {r.tx_hash: r.gas_used for rs in claims.values() for r in rs if r.tx_hash}
+            info["gas"] = sum(txs.values())
+            result = workflow.training_result(self.settings, pid) or {}
+            rows, self.report.values = provider_rows(
+                self.config,
+                self.people,
+                self.assets,
+                self._providers,
+                result,
+                session.open_store(self.settings).get(result["scores"]["cid"]),
+                claims,
+                self._vote_text,
+                price=self._round(pid)["price"],
             )
+            self.report.providers = rows
+            row = {r["name"]: r for r in rows}
+            paid = [r for r in rows if r["claimed"]]
+            info["detail"] = (
+                f"{len(paid)} providers claimed in {len(txs)} claimMany transactions and "
+                "withdrew their credit"
+            )
+            split, owed = row[TWO_ASSETS], row[LATE_CLAIMER]
+            info["notes"] += [
+                f"{TWO_ASSETS}'s two assets earned "
+                + " + ".join(tokens(v) for v in split["assetPayouts"].values())
+                + f" tokens, paid in {split['claimTransactions']} claimMany",
+                f"{LATE_CLAIMER} leaves its {tokens(owed['payout'])} tokens unclaimed; "
+                + ", ".join(r["name"] for r in rows if not r["payout"])
+                + " have nothing to claim",
+            ]
 
-    def _refund_round(self) -> None:
-        bob = self.people["bob"]
+    def _missed_round(self) -> None:
+        offer = self.config.offer_tokens * _TOKEN // 2
         with self.step("propose again") as info:
             selection = self._search("round-2", exclude_flags=("noisy",))
-            created = self._propose(selection, self.config.offer_tokens * _TOKEN // 2, 9990)
+            created = self._propose(selection, offer, 9990)
             pid = created.proposal_id
             info["gas"] = sum(t.gas_used for t in created.transactions)
             info["detail"] = (
@@ -540,38 +606,96 @@ class _Game:
                 "WTP 99.9% (unreachable)"
             )
         with self.step("vote and tally") as info:
-            gas = 0
-            for who in self.config.cast:
-                if who in ACCEPT or who == COUNTER_OFFERER:
-                    gas += workflow.vote(self.as_(who), self.people[who], pid, 0).gas_used
-            session.connect(self.settings).advance_time(3600 + 60)
-            receipt = workflow.tally(self.as_("admin"), self.people["admin"], pid)
-            gas += receipt.gas_used
-            info["gas"] = gas
-            info["detail"] = f"{receipt.outcome.status.name.lower()} at the offer"
-        self.report.rounds.append(
-            {
-                "proposalId": pid,
-                "offer": self.config.offer_tokens * _TOKEN // 2,
-                "outcome": receipt.outcome.status.name.lower(),
-                "clearingPrice": receipt.outcome.clearing_price,
-            }
-        )
+
+            def ask(who: str) -> int | None:
+                if who == REJECTER:
+                    return REJECT_ASK
+                return 0 if who in ACCEPT or who == COUNTER_OFFERER else None
+
+            info["gas"] = self._vote_all(pid, ask)
+            self._tally(pid, created, info)
         self._train(pid, expect=ProposalStatus.WTP_MISSED)
+        self._round(pid)["refund"] = offer  # the data price; the node keeps its training fee
+
+    def _rejected_round(self, selection: list[SelectedAsset]) -> None:
+        offer = self.config.offer_tokens * _TOKEN
+        with self.step("propose third") as info:
+            created = self._propose(selection, offer, self.config.wtp_bps)
+            pid = created.proposal_id
+            info["gas"] = sum(t.gas_used for t in created.transactions)
+            info["detail"] = (
+                f"proposal {pid}: the round-1 selection again, min share "
+                f"{self.config.min_share_bps / 100:g}%"
+            )
+        with self.step("reject") as info:
+
+            def ask(who: str) -> int | None:
+                if who in (COUNTER_OFFERER, REJECTER):
+                    return REJECT_ASK
+                return 0 if who in ACCEPT else None
+
+            info["gas"] = self._vote_all(pid, ask)
+            receipt = self._tally(pid, created, info)
+            info["detail"] = (
+                f"{COUNTER_OFFERER} and {REJECTER} reject, {COUNTER_OFFERER}'s delegators "
+                f"follow her: {receipt.outcome.status.name.lower()}, nothing trains"
+            )
+        if receipt.outcome.status != ProposalStatus.REJECTED:
+            raise VisdmError(
+                f"proposal {pid} was {receipt.outcome.status.name.lower()}, expected rejected"
+            )
+        self._round(pid).update(status="rejected", refund=offer)
+
+    def _refund(self) -> None:
         with self.step("refund") as info:
-            amount, tx = workflow.withdraw(self.as_("bob"), bob)
+            amount, tx = workflow.withdraw(self.as_("bob"), self.people["bob"])
             info["gas"] = tx.gas_used if tx else 0
-            info["detail"] = f"bob withdraws {amount / _TOKEN:g} tokens: the data price came back"
-        self.report.rounds[-1]["refund"] = amount
+            refunded = [r for r in self.report.rounds if r.get("refund")]
+            info["detail"] = f"bob withdraws {tokens(amount)} tokens: " + ", ".join(
+                f"proposal {r['proposalId']}'s {tokens(r['refund'])}" for r in refunded
+            )
+        self.report.settlement["refunded"] = amount
+
+    def _sweep(self, pid: int) -> None:
+        admin = self.people["admin"]
+        conn = session.connect_deployed(self.settings)
+        market = conn.deployment.training_market(conn.client)
+        with self.step("sweep") as info:
+            record = market.proposal(pid)
+            days = (record.claim_deadline - conn.client.latest_timestamp()) // 86400 + 1
+            conn.client.advance_time(record.claim_deadline - conn.client.latest_timestamp() + 60)
+            conn.client.fund_from_dev_faucet(admin.address)
+            info["gas"] = market.sweep_unclaimed(admin.local_account, pid).gas_used
+            treasury = market.parameters().treasury
+            info["detail"] = (
+                f"{days} days on, the claim period is over: {tokens(record.unclaimed)} unclaimed "
+                f"tokens of proposal {pid} ({LATE_CLAIMER}'s) go to the market treasury"
+            )
+        self.report.settlement.update(
+            sweptProposal=pid,
+            swept=record.unclaimed,
+            treasury=treasury,
+            treasuryCredit=market.credit_of(treasury),
+        )
 
 
-def _role(name: str, mislabelled: int) -> str:
-    if name == COPIER:
-        return "copier"
-    if mislabelled:
-        return "noisy"
-    if name == COUNTER_OFFERER:
-        return "counter-offer"
-    if name in DELEGATIONS:
-        return "delegates"
-    return "honest"
+def _job_progress(journal_path: Path, pid: int) -> float:
+    journal = JobJournal(journal_path, read_only=True)
+    try:
+        job = journal.get(pid)
+    except sqlite3.Error:  # the worker is still creating its tables
+        return 0.0
+    finally:
+        journal.close()
+    return job.progress if job is not None and job.progress is not None else 0.0
+
+
+class _Collect(logging.Handler):
+    """Keeps the messages of the log records it is handed."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage().splitlines()[0])
