@@ -109,11 +109,10 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         p.offer = terms.offer;
         p.price = terms.offer;
         p.assetsHash = chain;
-        p.assetsRoot = _assetsRoot(terms.assetIds);
         p.selectionRoot = terms.selectionRoot;
         p.modelSpecHash = terms.modelSpecHash;
         p.validationSetHash = terms.validationSetHash;
-        _emitCreated(proposalId, p, terms.proposalCid);
+        _emitCreated(proposalId, p, _assetsRoot(terms.assetIds), terms.proposalCid);
         paymentToken.safeTransferFrom(msg.sender, address(this), terms.offer);
     }
 
@@ -310,9 +309,14 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         }
     }
 
-    /// @notice Merkle root over (position, assetId) leaves, as computed by `propose`.
+    /// @notice Merkle root over (position, assetId) leaves, as `propose` emits it.
     function assetsRootOf(uint256[] calldata assetIds) external pure returns (bytes32) {
         return _assetsRoot(assetIds);
+    }
+
+    /// @notice The asset selected at `position` of `proposalId` (0 past the selection's end).
+    function selectedAsset(uint256 proposalId, uint256 position) external view returns (uint256) {
+        return position < _proposals[proposalId].assetCount ? _selectedAt(proposalId, position) : 0;
     }
 
     // ------------------------------------------------------------------ internals
@@ -323,11 +327,19 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         returns (bytes32 chain, uint256 weight, uint256 owners)
     {
         uint256 previousId;
-        for (uint256 i = 0; i < terms.assetIds.length; ++i) {
+        uint256 packed;
+        uint256 n = terms.assetIds.length;
+        for (uint256 i = 0; i < n; ++i) {
             uint256 assetId = terms.assetIds[i];
             uint32 count = terms.sampleCounts[i];
             if (assetId <= previousId) revert TrainingMarketInvalidTerms("assetIds must be strictly increasing");
+            if (assetId > type(uint32).max) revert TrainingMarketAssetNotSelectable(assetId);
             previousId = assetId;
+            packed |= assetId << ((i & 7) * 32);
+            if (i & 7 == 7 || i + 1 == n) {
+                _selectedIds[proposalId][i >> 3] = packed;
+                packed = 0;
+            }
             (address owner, AssetRegistry.Status status, uint32 accepted, uint256 mask) = assets.assetTerms(assetId);
             if (status != AssetRegistry.Status.Active || count == 0 || count > accepted) {
                 revert TrainingMarketAssetNotSelectable(assetId);
@@ -350,8 +362,9 @@ contract TrainingMarket is MarketTally, MarketPayouts {
     }
 
     /// @dev Merkle root over leaves keccak256(keccak256(abi.encode(position, assetId))), paired
-    ///      in position order with commutative hashing; an odd node moves up unchanged. Any proof
-    ///      of this tree verifies with OpenZeppelin's MerkleProof.
+    ///      in position order with commutative hashing; an odd node moves up unchanged. Emitted
+    ///      so that anyone can check a proposal document's asset list (and prove membership
+    ///      with OpenZeppelin's MerkleProof) without replaying the calldata.
     function _assetsRoot(uint256[] calldata assetIds) private pure returns (bytes32) {
         uint256 len = assetIds.length;
         bytes32[] memory level = new bytes32[](len);
@@ -369,7 +382,9 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         return level[0];
     }
 
-    function _emitCreated(uint256 proposalId, Proposal storage p, string calldata proposalCid) private {
+    function _emitCreated(uint256 proposalId, Proposal storage p, bytes32 assetsRoot, string calldata proposalCid)
+        private
+    {
         emit ProposalCreated(
             proposalId,
             p.consumer,
@@ -380,7 +395,7 @@ contract TrainingMarket is MarketTally, MarketPayouts {
             p.votingDeadline,
             p.totalWeight,
             p.assetsHash,
-            p.assetsRoot,
+            assetsRoot,
             p.selectionRoot,
             p.modelSpecHash,
             p.validationSetHash,

@@ -66,7 +66,6 @@ abstract contract MarketBase is DelegationRegistry, EIP712, ReentrancyGuardTrans
         uint256 trainingCost;
         uint256 unclaimed; // of a Completed proposal: the part of the price not yet claimed
         bytes32 assetsHash; // hash chain over (assetId, sampleCount), walked by the tally
-        bytes32 assetsRoot; // Merkle root over (position, assetId), proves selection in claims
         bytes32 selectionRoot;
         bytes32 modelSpecHash;
         bytes32 validationSetHash;
@@ -127,6 +126,9 @@ abstract contract MarketBase is DelegationRegistry, EIP712, ReentrancyGuardTrans
         _excludedBits;
     // one bit per claimed selection position, 256 to a word (MerkleDistributor's bitmap)
     mapping(uint256 proposalId => mapping(uint256 word => uint256 bits)) internal _claimedBits;
+    // the selected asset ids by position, eight uint32 to a word: a claim reads one word to
+    // know which asset a position pays, instead of carrying a second Merkle proof
+    mapping(uint256 proposalId => mapping(uint256 word => uint256 ids)) internal _selectedIds;
 
     event ProposalCreated(
         uint256 indexed proposalId,
@@ -258,6 +260,11 @@ abstract contract MarketBase is DelegationRegistry, EIP712, ReentrancyGuardTrans
 
     function _link(bytes32 chain, uint256 assetId, uint32 count) internal pure returns (bytes32) {
         return keccak256(abi.encode(chain, assetId, count));
+    }
+
+    /// @dev The asset id selected at `position` (0 past the end of the selection).
+    function _selectedAt(uint256 proposalId, uint256 position) internal view returns (uint256) {
+        return uint32(_selectedIds[proposalId][position >> 3] >> ((position & 7) * 32));
     }
 
     /// @dev Whether selection `position` of a tallied proposal left the round.

@@ -12,12 +12,12 @@ import {MarketBase} from "./MarketBase.sol";
  * @notice Payouts of Completed proposals, credits and withdrawals.
  * @dev A payout leaf names a selected asset, never an account: the OpenZeppelin
  *      StandardMerkleTree leaf `(uint256 position, uint256 assetId, uint256 amount)`. A claim
- *      proves the leaf against the node's payout root, proves `(position, assetId)` against the
- *      assets root the market computed itself at `propose` (so a node cannot pay an asset that
- *      was not selected), checks that the asset did not leave the round in the tally, and
- *      credits the asset's on-chain owner; tokens move once, at `withdraw`. Anyone may submit
- *      claims (a keeper can settle a whole round with `claimMany`). After the claim period the
- *      unclaimed remainder goes to the market treasury (see DESIGN 7 for why not the consumer).
+ *      proves the leaf against the node's payout root, checks that the market itself selected
+ *      `assetId` at `position` at `propose` (so a node cannot pay an asset that was not
+ *      selected) and that it did not leave the round in the tally, and credits the asset's
+ *      on-chain owner; tokens move once, at `withdraw`. Anyone may submit claims (a keeper can
+ *      settle a whole round with `claimMany`). After the claim period the unclaimed remainder
+ *      goes to the market treasury (SECURITY.md says why not the consumer).
  */
 abstract contract MarketPayouts is MarketBase {
     using SafeERC20 for IERC20;
@@ -28,8 +28,7 @@ abstract contract MarketPayouts is MarketBase {
         uint256 position;
         uint256 assetId;
         uint256 amount;
-        bytes32[] payoutProof;
-        bytes32[] assetProof;
+        bytes32[] proof;
     }
 
     /**
@@ -38,25 +37,19 @@ abstract contract MarketPayouts is MarketBase {
      * @param position the asset's position in the proposal's selection
      * @param assetId the asset the leaf pays
      * @param amount the leaf's amount
-     * @param payoutProof Merkle proof of the leaf against the payout root
-     * @param assetProof Merkle proof of (position, assetId) against the proposal's assets root
+     * @param proof Merkle proof of the leaf against the payout root
      */
-    function claim(
-        uint256 proposalId,
-        uint256 position,
-        uint256 assetId,
-        uint256 amount,
-        bytes32[] calldata payoutProof,
-        bytes32[] calldata assetProof
-    ) external {
-        _claim(proposalId, position, assetId, amount, payoutProof, assetProof);
+    function claim(uint256 proposalId, uint256 position, uint256 assetId, uint256 amount, bytes32[] calldata proof)
+        external
+    {
+        _claim(proposalId, position, assetId, amount, proof);
     }
 
     /// @notice Several claims in one transaction (any proposals, any assets).
     function claimMany(ClaimRequest[] calldata requests) external {
         for (uint256 i = 0; i < requests.length; ++i) {
             ClaimRequest calldata r = requests[i];
-            _claim(r.proposalId, r.position, r.assetId, r.amount, r.payoutProof, r.assetProof);
+            _claim(r.proposalId, r.position, r.assetId, r.amount, r.proof);
         }
     }
 
@@ -94,14 +87,9 @@ abstract contract MarketPayouts is MarketBase {
         return _credits[account];
     }
 
-    function _claim(
-        uint256 proposalId,
-        uint256 position,
-        uint256 assetId,
-        uint256 amount,
-        bytes32[] calldata payoutProof,
-        bytes32[] calldata assetProof
-    ) private {
+    function _claim(uint256 proposalId, uint256 position, uint256 assetId, uint256 amount, bytes32[] calldata proof)
+        private
+    {
         // Only a Completed proposal has a payout root: one read serves as the status check.
         Proposal storage p = _proposals[proposalId];
         bytes32 root = p.payoutRoot;
@@ -115,11 +103,10 @@ abstract contract MarketPayouts is MarketBase {
         uint256 bits = _claimedBits[proposalId][word];
         if (bits & bit != 0) revert TrainingMarketAlreadyClaimed(proposalId, position);
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(position, assetId, amount))));
-        if (!MerkleProof.verifyCalldata(payoutProof, root, leaf)) {
+        if (!MerkleProof.verifyCalldata(proof, root, leaf)) {
             revert TrainingMarketInvalidProof(proposalId, position, assetId);
         }
-        bytes32 selected = keccak256(bytes.concat(keccak256(abi.encode(position, assetId))));
-        if (!MerkleProof.verifyCalldata(assetProof, p.assetsRoot, selected)) {
+        if (position >= p.assetCount || _selectedAt(proposalId, position) != assetId) {
             revert TrainingMarketNotSelected(proposalId, position, assetId);
         }
         if (_isExcluded(p, proposalId, position)) revert TrainingMarketLeftRound(proposalId, assetId);

@@ -108,7 +108,6 @@ class ProposalRecord:
     training_cost: int
     unclaimed: int
     assets_hash: bytes
-    assets_root: bytes
     selection_root: bytes
     model_spec_hash: bytes
     validation_set_hash: bytes
@@ -177,25 +176,17 @@ class ResultCommitment:
 
 @dataclass(frozen=True, slots=True)
 class ClaimRequest:
-    """One payout claim: the leaf ``(position, asset_id, amount)`` with its payout proof, and
-    the proof that ``(position, asset_id)`` is in the proposal's selection."""
+    """One payout claim: the leaf ``(position, asset_id, amount)`` with its Merkle proof; the
+    market checks itself that ``asset_id`` is what the proposal selected at ``position``."""
 
     proposal_id: int
     position: int
     asset_id: int
     amount: int
-    payout_proof: tuple[bytes, ...]
-    asset_proof: tuple[bytes, ...]
+    proof: tuple[bytes, ...]
 
     def as_tuple(self) -> tuple[Any, ...]:
-        return (
-            self.proposal_id,
-            self.position,
-            self.asset_id,
-            self.amount,
-            list(self.payout_proof),
-            list(self.asset_proof),
-        )
+        return (self.proposal_id, self.position, self.asset_id, self.amount, list(self.proof))
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +328,7 @@ class TrainingMarket(ContractWrapper):
         (consumer, voting_deadline, wtp, status, min_share, node, deadline, count) = raw[:8]
         (weight, remaining, claim_deadline, accuracy, tallier) = raw[8:13]
         (offer, price, clearing, cost, unclaimed) = raw[13:18]
-        (assets_hash, assets_root, root, spec, validation, payout, model, seed) = raw[18:]
+        (assets_hash, root, spec, validation, payout, model, seed) = raw[18:]
         return ProposalRecord(
             proposal_id=proposal_id,
             consumer=Address(to_checksum_address(consumer)),
@@ -359,7 +350,6 @@ class TrainingMarket(ContractWrapper):
             training_cost=int(cost),
             unclaimed=int(unclaimed),
             assets_hash=bytes(assets_hash),
-            assets_root=bytes(assets_root),
             selection_root=bytes(root),
             model_spec_hash=bytes(spec),
             validation_set_hash=bytes(validation),
@@ -398,6 +388,11 @@ class TrainingMarket(ContractWrapper):
     def assets_hash_of(self, asset_ids: Sequence[int], sample_counts: Sequence[int]) -> bytes:
         fn = self._contract.functions.assetsHashOf(list(asset_ids), list(sample_counts))
         return bytes(self.client.call(fn))
+
+    def selected_asset(self, proposal_id: int, position: int) -> int:
+        """The asset the proposal selected at ``position`` (0 past the selection's end)."""
+        fn = self._contract.functions.selectedAsset(proposal_id, position)
+        return int(self.client.call(fn))
 
     def assets_root_of(self, asset_ids: Sequence[int]) -> bytes:
         fn = self._contract.functions.assetsRootOf(list(asset_ids))

@@ -2,9 +2,9 @@
 
 The payout tree is the valuation's commitment (:func:`visdm.valuation.payout_tree`): leaves
 ``(uint256 position, uint256 assetId, uint256 amount)`` in an OpenZeppelin
-``StandardMerkleTree``. The second proof shows that ``(position, assetId)`` is in the proposal's
-selection: :func:`selection_tree` rebuilds the tree whose root the market computed itself at
-``propose`` (``assetsRoot``).
+``StandardMerkleTree``; the market checks the position against the asset ids it stored at
+``propose``. :func:`selection_tree` rebuilds the ``assetsRoot`` that ``ProposalCreated``
+emits, so anyone can check a proposal document's asset list against the chain.
 """
 
 from __future__ import annotations
@@ -38,23 +38,20 @@ def selection_tree(asset_ids: Sequence[int]) -> PositionalMerkleTree:
 
 
 def claim_for(
-    tree: StandardMerkleTree, proposal_id: int, asset_id: int, selection: PositionalMerkleTree
+    tree: StandardMerkleTree,
+    proposal_id: int,
+    asset_id: int,
+    selection: Sequence[int] | None = None,
 ) -> ClaimRequest:
-    """The claim for ``asset_id`` against ``tree``; an error when the asset is not paid."""
+    """The claim for ``asset_id`` against ``tree``; an error when the asset is not paid, or
+    (given the proposal's ``selection`` of asset ids) not paid where it was selected."""
     try:
         index, (position, asset, amount) = find_payout_leaf(tree, asset_id)
     except InvalidInputError:
         raise InvalidInputError(f"asset {asset_id} is not paid by proposal {proposal_id}") from None
-    if position >= len(selection) or selection.values[position] != (position, asset):
+    if selection is not None and (position >= len(selection) or selection[position] != asset):
         raise InvalidInputError(
             f"proposal {proposal_id}'s payout pays asset {asset} at selection position "
             f"{position}, which is not where the proposal selected it"
         )
-    return ClaimRequest(
-        proposal_id,
-        position,
-        asset,
-        amount,
-        tuple(tree.proof(index)),
-        tuple(selection.proof(position)),
-    )
+    return ClaimRequest(proposal_id, position, asset, amount, tuple(tree.proof(index)))

@@ -24,7 +24,7 @@ from visdm.chain.client import TxResult
 from visdm.chain.contracts import REJECT_ASK, ClaimRequest, ProposalRecord, ProposalStatus, Quote
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, SignatureError, VisdmError
-from visdm.merkle import PositionalMerkleTree, StandardMerkleTree
+from visdm.merkle import StandardMerkleTree
 from visdm.proposals import (
     MAX_PROPOSAL_BYTES,
     CreatedProposal,
@@ -38,7 +38,7 @@ from visdm.proposals import (
 from visdm.session import Connection, connect_deployed, open_store, top_up_dev_tokens
 from visdm.storage import ContentStore
 
-from .payouts import claim_for, selection_tree
+from .payouts import claim_for
 from .quotes import (
     NodeRequest,
     job_status_headers,
@@ -466,7 +466,7 @@ def claim(
                 receipts.append(ClaimReceipt(pid, 0, None, f"{record.status.name.lower()}"))
             continue
         try:
-            tree, selection = _payout_trees(conn, store, pid, record)
+            tree, selection = _payout_tree(conn, store, pid, record)
         except VisdmError as exc:
             # one unusable result must not keep a provider from its other payouts
             receipts.append(ClaimReceipt(pid, 0, None, f"cannot claim: {exc}"))
@@ -500,11 +500,11 @@ def claim(
     return receipts
 
 
-def _payout_trees(
+def _payout_tree(
     conn: Connection, store: ContentStore, pid: int, record: ProposalRecord
-) -> tuple[StandardMerkleTree, PositionalMerkleTree]:
-    """The published payout tree of a completed proposal and its selection tree, each checked
-    against the root on chain."""
+) -> tuple[StandardMerkleTree, tuple[int, ...]]:
+    """The published payout tree of a completed proposal, checked against its root on chain,
+    and the proposal's selected asset ids in order."""
     document = _result_document(conn, store, pid)
     tree_dump = ((document or {}).get("payouts") or {}).get("tree")
     if tree_dump is None:
@@ -512,10 +512,7 @@ def _payout_trees(
     tree = StandardMerkleTree.load(tree_dump)
     if tree.root != record.payout_root:
         raise InvalidInputError("its published payout tree does not match its root")
-    selection = selection_tree(_signed_proposal(conn, store, pid).asset_ids)
-    if selection.root != record.assets_root:
-        raise InvalidInputError("its proposal's asset list does not match the assets root")
-    return tree, selection
+    return tree, _signed_proposal(conn, store, pid).asset_ids
 
 
 # --- anyone: status -----------------------------------------------------------------------

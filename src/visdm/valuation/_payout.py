@@ -22,9 +22,10 @@ netting of harmful samples is kept whatever way a provider spreads its data over
 **Commitment.** One ``(uint256 position, uint256 assetId, uint256 amount)`` leaf per asset with
 a non-zero amount, ``position`` being the asset's place in the proposal's selection, in an
 OpenZeppelin ``StandardMerkleTree`` (:mod:`visdm.merkle`). ``TrainingMarket.claim`` checks the
-leaf against this root, checks ``(position, assetId)`` against the assets root the market
-computed at ``propose``, and credits the asset's on-chain owner; the position also feeds its
-claimed-bitmap (256 claims share one storage word, as in Uniswap's MerkleDistributor).
+leaf against this root, checks that the proposal selected ``assetId`` at ``position`` (the
+market stores the selected ids at ``propose``), and credits the asset's on-chain owner; the
+position also feeds its claimed-bitmap (256 claims share one storage word, as in Uniswap's
+MerkleDistributor).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def test_the_index_reports_exactly_what_the_market_pays(
     with pytest.raises(ChainError, match="TrainingMarketLeftRound"):
         mk.market.claim(funded_roles["stranger"], mk.claim(pid, tree, a2, [a1, a2]))
     index = next(i for i, leaf in enumerate(tree.values) if int(leaf[1]) == a3)
-    forged = ClaimRequest(pid, 2, a3, 100, tuple(tree.proof(index)), ())
+    forged = ClaimRequest(pid, 2, a3, 100, tuple(tree.proof(index)))
     with pytest.raises(ChainError, match="TrainingMarketNotSelected"):
         mk.market.claim(friend, forged)
 

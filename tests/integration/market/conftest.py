@@ -25,7 +25,7 @@ from visdm.chain.contracts import (
     TrainingMarket,
 )
 from visdm.chain.deployment import Deployment
-from visdm.market import build_payout_tree, claim_for, selection_tree, sign_quote
+from visdm.market import build_payout_tree, claim_for, sign_quote
 from visdm.market.tally import TallyReceipt, submit_tally
 from visdm.merkle import StandardMerkleTree
 from visdm.types import Role
@@ -196,7 +196,7 @@ class Market:
         self, pid: int, tree: StandardMerkleTree, asset_id: int, selection: Sequence[int]
     ) -> ClaimRequest:
         """The claim for ``asset_id``'s payout leaf."""
-        return claim_for(tree, pid, asset_id, selection_tree(selection))
+        return claim_for(tree, pid, asset_id, selection)
 
     def _account_of(self, address: str) -> LocalAccount:
         for account in self.roles.values():

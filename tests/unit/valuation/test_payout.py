@@ -1,7 +1,8 @@
-"""Exact payouts: largest remainder, fallbacks, and Merkle proofs for every provider."""
+"""Exact payouts: largest remainder, fallbacks, the split over assets, and Merkle proofs."""
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from visdm.errors import InvalidInputError
 from visdm.merkle import StandardMerkleTree
 from visdm.types import Address
-from visdm.valuation import PAYOUT_LEAF_ENCODING, compute_payout, largest_remainder
+from visdm.valuation import PAYOUT_LEAF_ENCODING, PayoutAsset, compute_payout, largest_remainder
 
 pytestmark = pytest.mark.unit
 
@@ -58,15 +59,59 @@ def _cs(a: str) -> Address:
     price=st.integers(1, MAX),
     weights=st.lists(st.integers(0, 10**30), min_size=1, max_size=30).filter(lambda w: sum(w) > 0),
 )
-def test_every_provider_can_claim(price: int, weights: list[int]) -> None:
-    payout = compute_payout(price, {addr(i + 1): float(w) for i, w in enumerate(weights)})
+def test_every_paid_asset_can_claim_and_providers_get_their_share(
+    price: int, weights: list[int]
+) -> None:
+    # provider i owns two assets at positions 2i and 2i+1, worth 3:1 of its value
+    assets = [
+        PayoutAsset(2 * i + k, 100 + 2 * i + k, addr(i + 1), float(w) * (3 - 2 * k), 5)
+        for i, w in enumerate(weights)
+        for k in (0, 1)
+    ]
+    payout = compute_payout(
+        price, {addr(i + 1): float(w) for i, w in enumerate(weights)}, assets=assets
+    )
     assert payout.tree is not None
-    for provider, amount in payout.amounts.items():
+    assert sum(payout.asset_amounts.values()) == price
+    for i, provider in enumerate(_cs(addr(j + 1)) for j in range(len(weights))):
+        mine = [payout.asset_amounts.get(100 + 2 * i + k, 0) for k in (0, 1)]
+        assert sum(mine) == payout.amounts[provider]
+        # 3:1, up to rounding to integers and the float weights' own rounding
+        assert abs(mine[0] - 3 * mine[1]) <= 4 + sum(mine) * 2**-48
+    for asset_id, amount in payout.asset_amounts.items():
         if amount:
-            proof = payout.proof(provider)
-            leaf = payout.leaf(provider)
-            assert leaf[1:] == (provider, amount)
+            leaf = payout.leaf(asset_id)
+            assert leaf == (payout.positions[asset_id], asset_id, amount)
+            proof = payout.proof(asset_id)
             assert StandardMerkleTree.verify(payout.root, PAYOUT_LEAF_ENCODING, leaf, proof)
+
+
+def test_a_harmful_asset_is_netted_within_its_provider() -> None:
+    """A provider cannot escape the netting of harmful samples by putting them in an asset of
+    their own: the provider's net value decides its amount, its assets only split it."""
+    assets = [
+        PayoutAsset(0, 1, addr(1), 0.6, 10),
+        PayoutAsset(1, 2, addr(1), -0.4, 10),  # mislabelled data, in its own asset
+        PayoutAsset(2, 3, addr(2), 0.2, 10),
+    ]
+    payout = compute_payout(1000, {addr(1): 0.2, addr(2): 0.2}, assets=assets)
+    assert payout.amounts == {_cs(addr(1)): 500, _cs(addr(2)): 500}
+    assert payout.asset_amounts == {1: 500, 2: 0, 3: 500}
+    with pytest.raises(InvalidInputError, match="nothing to claim"):
+        payout.proof(2)
+
+
+def test_bad_asset_input() -> None:
+    with pytest.raises(InvalidInputError, match="owns none of the assets"):
+        compute_payout(10, {addr(1): 1.0}, assets=[PayoutAsset(0, 1, addr(2), 1.0, 1)])
+    twice = [PayoutAsset(0, 1, addr(1), 1.0, 1), PayoutAsset(1, 1, addr(1), 1.0, 1)]
+    with pytest.raises(InvalidInputError, match="appears twice"):
+        compute_payout(10, {addr(1): 1.0}, assets=twice)
+    with pytest.raises(InvalidInputError, match="finite"):
+        compute_payout(10, {addr(1): 1.0}, assets=[PayoutAsset(0, 1, addr(1), math.nan, 1)])
+    same_place = [PayoutAsset(0, 1, addr(1), 1.0, 1), PayoutAsset(0, 2, addr(1), 1.0, 1)]
+    with pytest.raises(InvalidInputError, match="share a selection position"):
+        compute_payout(10, {addr(1): 1.0}, assets=same_place)
 
 
 def test_ties_go_to_the_lower_address() -> None:
