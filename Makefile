@@ -8,7 +8,7 @@ NPM_STAMP := node_modules/.installed
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: setup system-deps demo test lint typecheck unit contracts bench bench-quick clean
+.PHONY: setup system-deps demo test lint typecheck unit attack contracts bench bench-quick clean
 
 setup: system-deps $(PIP_STAMP) $(NPM_STAMP)
 
@@ -52,6 +52,10 @@ typecheck: $(PIP_STAMP)
 
 unit: $(PIP_STAMP)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# Every known attack, performed against the real contracts, node and training code (SECURITY.md).
+attack: $(PIP_STAMP) $(NPM_STAMP)
+	$(PY) -m pytest -m attack $(PYTEST_ARGS)
 
 # Compile contracts/src with the pinned solcjs and refresh the artifacts shipped in the package.
 contracts: $(PIP_STAMP) $(NPM_STAMP)
