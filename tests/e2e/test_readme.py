@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from visdm.chain.anvil import chain_down
+from visdm.chain.contracts import MarketParameters
+from visdm.manifest import Licence
 
 pytestmark = pytest.mark.e2e
 
@@ -57,16 +60,32 @@ def test_step_by_step_walkthrough_runs(tmp_path: Path) -> None:
     assert "StakeholderRegistry" in out
     assert re.search(r"roles\s+provider", out), out
     assert re.search(r"key_matches\s+True", out), out
-    assert "asset 1 registered: 20 samples" in out
+    # three providers, 100 photos each: the smallest market the default minimums let train
+    for asset_id in (1, 2, 3):
+        assert f"asset {asset_id} registered: 100 samples" in out
     assert re.search(r"status\s+active", out), out
-    assert re.search(r"accepted_count\s+20", out), out
+    assert re.search(r"accepted_count\s+100", out), out
+    proposed = re.search(r"samples\s+(\d+)\nassets\s+1, 2, 3\n", out)
+    assert proposed, out
+    selected = int(proposed.group(1))
+    assert MarketParameters().min_selection_samples <= selected < 300  # the search curated
     assert "proposal created" in out
-    assert "voted accept on proposal 1" in out
+    assert "delegated to" in out
+    assert out.count("voted accept on proposal 1") == 2
     assert re.search(r"outcome\s+approved", out), out
+    # cy's delegation to ada: every selected sample took part in the vote
+    assert re.search(rf"participatingWeight\s+{selected}\ntotalWeight\s+{selected}\n", out), out
     assert "training started" in out
     assert re.search(r"status\s+completed", out), out
     assert re.search(r"accuracyBps\s+\d{4}", out), out
-    assert re.search(r"claimed", out), out
+    # each provider claimed its asset's payout in one transaction
+    assert len(re.findall(r"│ 1\s+│ [0-9.]+ \(\d+ wei\)\s+│ claimed\s+│ 0x[0-9a-f]{64}", out)) == 3
+    assert "earnings (token units)" in out
     (home,) = tmp_path.glob("tmp.*")  # the walkthrough's `mktemp -d`
     assert (home / "model.safetensors").stat().st_size > 0
+    # the spec `data model-spec` wrote meets the default licence and the market's batch minimum
+    spec = json.loads((home / "spec.json").read_text())
+    assert spec["dp"]["target_epsilon"] <= Licence(("training",)).max_epsilon
+    assert spec["batch_size"] >= MarketParameters().min_batch_size
+    assert "seed" not in spec
     assert "local chain stopped" in out
