@@ -48,6 +48,8 @@ _DEV_FUNDS = 100 * 10**18
 #: second of the previous change overwrites one word, but mined a second later it also archives
 #: the previous delegate (two fresh words, ~44k gas).
 _GAS_HEADROOM = 1.25
+#: below this a padded limit fits a block of any chain we run on, so it is not checked
+_SMALLEST_BLOCK_GAS = 15_000_000
 _GAS_MARGIN = 60_000
 
 
@@ -222,7 +224,14 @@ class ChainClient:
         except Web3RPCError as exc:
             raise TransactionFailedError(f"{label} was refused by the node: {exc}") from exc
         if tx is None or "gas" not in tx:
-            built["gas"] = int(int(built["gas"]) * _GAS_HEADROOM) + _GAS_MARGIN
+            # the headroom never asks for more than a block holds: a large proposal estimated
+            # at 27M gas must still go out on a 30M-gas chain
+            estimate = int(built["gas"])
+            padded = int(estimate * _GAS_HEADROOM) + _GAS_MARGIN
+            if padded > _SMALLEST_BLOCK_GAS:  # rare: only then ask what a block holds
+                limit = int(self.rpc(lambda: self.w3.eth.get_block("latest"))["gasLimit"])
+                padded = max(estimate, min(padded, limit))
+            built["gas"] = padded
         built["nonce"] = Nonce(self._next_nonce(sender))
         signed = account.sign_transaction(built)  # type: ignore[arg-type]
         try:

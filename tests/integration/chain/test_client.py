@@ -63,6 +63,30 @@ def test_revert_in_a_mined_transaction_is_decoded_by_replay(chain, stranger, pro
     assert probe.functions.counter().call() == 1
 
 
+def test_gas_headroom_never_asks_for_more_than_a_block(
+    chain, stranger, probe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction whose estimate fits a block, but not with the usual 25 % headroom, goes out
+    with the block's limit (a 27M-gas proposal on a 30M-gas chain was refused outright)."""
+    import visdm.chain.client as client_module
+
+    w3 = chain.w3
+    estimate = probe.functions.maybeFail(False).estimate_gas({"from": stranger.address})
+    block_limit = int(estimate * 1.1)
+    original = int(w3.eth.get_block("latest")["gasLimit"])
+    monkeypatch.setattr(client_module, "_SMALLEST_BLOCK_GAS", 0)
+    w3.provider.make_request("evm_setBlockGasLimit", [hex(block_limit)])  # type: ignore[arg-type]
+    try:
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        result = chain.transact(stranger, probe.functions.maybeFail(False))
+        sent = w3.eth.get_transaction(result.tx_hash)["gas"]
+        assert estimate <= sent <= block_limit < estimate * 1.25
+    finally:
+        w3.provider.make_request("evm_setBlockGasLimit", [hex(original)])  # type: ignore[arg-type]
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    assert probe.functions.counter().call() == 1
+
+
 def test_read_call_revert_is_decoded(chain, stranger, probe) -> None:
     with pytest.raises(PanicError):
         chain.call(probe.functions.failPanic(0))
