@@ -47,7 +47,8 @@ def demo(
 
         @contextmanager
         def task(self, description: str, total: float) -> Iterator[Callable[[float], None]]:
-            if as_json:
+            if as_json or not console.is_terminal:
+                # bars only redraw in place on a terminal; piped, they would leave blank lines
                 yield lambda _done: None
                 return
             with Bars(

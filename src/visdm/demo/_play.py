@@ -139,10 +139,12 @@ class _Game:
         return next(r for r in self.report.rounds if r["proposalId"] == pid)
 
     def _names(self, asset_ids: list[int]) -> str:
-        """``"tom's asset 20"``, ``"ben's assets 2, 3"``, grouped by owner."""
+        """``"tom's asset 20"``, ``"ben's assets 2, 3"``; past three owners, only their names."""
         by_owner: dict[str, list[int]] = {}
         for a in sorted(asset_ids):
             by_owner.setdefault(self.owner_of.get(a, "?"), []).append(a)
+        if len(by_owner) > 3:
+            return f"{len(asset_ids)} assets of {', '.join(by_owner)}"
         return ", ".join(
             f"{who}'s asset{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
             for who, ids in by_owner.items()
