@@ -1,4 +1,4 @@
-"""Who plays in the demo market and with which data.
+"""Who plays in the demo market, with which data, and how each votes on the first proposal.
 
 Twenty providers (ten with ``--quick``) each hold distinct Fashion-MNIST images. Two of them
 (``gus``, ``hal``) label 40% of their images wrongly; ``sam`` uploads JPEG re-encodings of
@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from visdm.chain.contracts import REJECT_ASK
 from visdm.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 __all__ = [
@@ -38,8 +39,10 @@ __all__ = [
     "DemoConfig",
     "Provider",
     "class_names",
+    "first_ask",
     "prepare_folders",
     "validation_arrays",
+    "vote_text",
 ]
 
 FULL_CAST = (
@@ -73,6 +76,28 @@ DELEGATIONS = {
 ACCEPT = frozenset({"ada", "ben", "cy", "dee", "eli"})
 ASK_MORE = frozenset({"fay"})  # asks 10% above the offer
 NOISE_RATE = 0.4
+
+
+def first_ask(who: str, offer: int) -> int | None:
+    """``who``'s direct vote on the first proposal (``None``: no direct vote)."""
+    if who == REJECTER:
+        return REJECT_ASK
+    if who == COUNTER_OFFERER:
+        return offer * 12 // 10
+    if who in ASK_MORE:
+        return offer * 11 // 10
+    if who in ACCEPT:
+        return 0
+    return None
+
+
+def vote_text(who: str, cast: tuple[str, ...]) -> str:
+    """How ``who`` voted on the first proposal, in words."""
+    ask = first_ask(who, 100)
+    if ask is None:
+        to = DELEGATIONS.get(who)
+        return f"via {to}" if to in cast else "abstains"
+    return "reject" if ask == REJECT_ASK else "accept" if ask == 0 else f"+{ask - 100}%"
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,6 @@ from visdm.types import Role
 
 from ._cast import (
     ACCEPT,
-    ASK_MORE,
     COPIER,
     COUNTER_OFFERER,
     DELEGATIONS,
@@ -52,8 +51,10 @@ from ._cast import (
     TWO_ASSETS,
     DemoConfig,
     class_names,
+    first_ask,
     prepare_folders,
     validation_arrays,
+    vote_text,
 )
 from ._report import DemoReport, DemoStep, Progress
 from ._settle import provider_rows, short_hash, tokens
@@ -325,24 +326,6 @@ class _Game:
             min_share_bps=self.config.min_share_bps,
         )
 
-    def _ask(self, who: str, offer: int) -> int | None:
-        if who == REJECTER:
-            return REJECT_ASK
-        if who == COUNTER_OFFERER:
-            return offer * 12 // 10
-        if who in ASK_MORE:
-            return offer * 11 // 10
-        if who in ACCEPT:
-            return 0
-        return None
-
-    def _vote_text(self, who: str) -> str:
-        ask = self._ask(who, 100)
-        if ask is None:
-            to = DELEGATIONS.get(who)
-            return f"via {to}" if to in self.people else "abstains"
-        return "reject" if ask == REJECT_ASK else "accept" if ask == 0 else f"+{ask - 100}%"
-
     def _vote_all(self, pid: int, ask_of: Callable[[str], int | None]) -> int:
         gas = 0
         for who in self.config.cast:
@@ -424,8 +407,8 @@ class _Game:
             )
         pid = created.proposal_id
         with self.step("vote") as info:
-            info["gas"] = self._vote_all(pid, lambda who: self._ask(who, offer))
-            voters = sum(1 for who in self.config.cast if self._ask(who, offer) is not None)
+            info["gas"] = self._vote_all(pid, lambda who: first_ask(who, offer))
+            voters = sum(1 for who in self.config.cast if first_ask(who, offer) is not None)
             asks = ["ivy asks +20%"] + (["fay +10%"] if "fay" in self.config.cast else [])
             info["detail"] = (
                 f"{voters} direct votes: {', '.join(asks)}, {REJECTER} rejects, the others accept"
@@ -576,7 +559,7 @@ class _Game:
                 result,
                 session.open_store(self.settings).get(result["scores"]["cid"]),
                 claims,
-                self._vote_text,
+                lambda who: vote_text(who, self.config.cast),
                 price=self._round(pid)["price"],
             )
             self.report.providers = rows
