@@ -446,7 +446,8 @@ def test_the_caches_never_exceed_their_bounds(rnd: Round, monkeypatch: pytest.Mo
         rnd.store,
         rnd.accounts["node"],
         rnd.training_config(),
-        ApiLimits(cached_proposals=2, cached_designs=2),
+        # five quotes in a row: a burst the rate limit must not cut short (it is tested apart)
+        ApiLimits(cached_proposals=2, cached_designs=2, quote_burst=5),
     )
     work = count_work(monkeypatch, rnd)
     for pid in pids:
