@@ -260,6 +260,23 @@ def _friend_share(
     return float(per_provider[0] / per_provider.sum())
 
 
+def _jpeg(images: np.ndarray) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    out = []
+    for image in images:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=75)
+        out.append(np.asarray(Image.open(io.BytesIO(buffer.getvalue()))))
+    return np.stack(out)
+
+
+def _brighter(images: np.ndarray) -> np.ndarray:
+    return np.clip(images.astype(np.int16) + 24, 0, 255).astype(np.uint8)
+
+
 def steering_rows(
     model: SmallCNN, pool: tuple[np.ndarray, np.ndarray], honest: tuple[np.ndarray, np.ndarray]
 ) -> list[Row]:
@@ -271,9 +288,11 @@ def steering_rows(
     providers = np.concatenate([np.repeat(np.arange(1, 21), 10), np.zeros(10, np.int64)])
     selected = (x, y, providers)
     friend_x, friend_y = x[-10:], y[-10:]
+    # the friend's images repeated, mirrored, re-encoded as JPEG and brightened
+    variants = [friend_x, friend_x[:, :, ::-1], _jpeg(friend_x), _brighter(friend_x)]
     copies = (
-        np.concatenate([*[friend_x] * STEER_REPEATS, *[friend_x[:, :, ::-1]] * STEER_REPEATS]),
-        np.concatenate([friend_y] * (2 * STEER_REPEATS)),
+        np.concatenate([v for v in variants for _ in range(STEER_REPEATS // 2)]),
+        np.concatenate([friend_y] * (len(variants) * (STEER_REPEATS // 2))),
     )
     mixed = (np.concatenate([honest[0], copies[0]]), np.concatenate([honest[1], copies[1]]))
     t0 = time.perf_counter()
@@ -298,7 +317,8 @@ def steering_rows(
     return [
         Row("steering: friend's share (10 of 210 samples), honest validation set", 100 * fair,
             "%", "honest set after the screen", 100 * fair_on),
-        Row(f"steering: friend's share, validation = its images x{n // 10} (half mirrored)",
+        Row(f"steering: friend's share, validation = its images x{n // 10} (as is, mirrored, "
+            "JPEG, brightened)",
             100 * copies_off, "%"),
         Row("  that set after the screen: samples left (refused below the minimum)",
             screens["copies"].used, "samples", None, None, None, "refused",

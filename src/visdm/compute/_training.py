@@ -55,7 +55,7 @@ from visdm.errors import (
     VisdmError,
 )
 from visdm.ingest import decrypt_sample
-from visdm.metadata import DEFAULT_DUPLICATE_RADIUS
+from visdm.metadata import VALIDATION_SCREEN_RADIUS
 from visdm.proposals import (
     CheckedProposal,
     TrainingProposal,
@@ -143,7 +143,7 @@ class TrainingConfig:
     #: sandboxed runs a job gets (a crash, a limit, a node restart each use one) before the
     #: node abandons it on chain; the radius of visdm.metadata.screen_validation_set
     max_attempts: int = 3
-    screen_radius: int = DEFAULT_DUPLICATE_RADIUS
+    screen_radius: int = VALIDATION_SCREEN_RADIUS
 
 
 @contextlib.contextmanager

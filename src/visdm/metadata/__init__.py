@@ -52,6 +52,7 @@ from ._phash import (
 )
 from ._screen import (
     DIHEDRAL_TRANSFORMS,
+    VALIDATION_SCREEN_RADIUS,
     ValidationScreen,
     array_phashes,
     dihedral_phashes,
@@ -65,6 +66,7 @@ __all__ = [
     "HISTOGRAM_BINS",
     "METADATA_FORMAT",
     "PHASH_BITS",
+    "VALIDATION_SCREEN_RADIUS",
     "AssetMetadata",
     "DuplicateLink",
     "DuplicatePairs",

@@ -54,7 +54,7 @@ from numpy.typing import NDArray
 from visdm.compute.sandbox import InputRejectedError, ProgressReporter, SandboxJob
 from visdm.errors import InvalidInputError
 from visdm.ingest import DEFAULT_LIMITS, decode_image
-from visdm.metadata import DEFAULT_DUPLICATE_RADIUS, array_phashes, screen_validation_set
+from visdm.metadata import VALIDATION_SCREEN_RADIUS, array_phashes, screen_validation_set
 from visdm.proposals._validation import image_to_array, read_validation_set, unpack_arrays
 from visdm.training._design import NodeLimits
 from visdm.training._model_file import save_model
@@ -263,7 +263,7 @@ def _decode_training(
 
 # --- screening the validation set -------------------------------------------------------------
 def _screen_settings(value: Any) -> dict[str, Any]:
-    settings = {"radius": DEFAULT_DUPLICATE_RADIUS, "min_samples": 10, "min_share": 0.1}
+    settings = {"radius": VALIDATION_SCREEN_RADIUS, "min_samples": 10, "min_share": 0.1}
     if value is None:
         return settings
     if not isinstance(value, dict) or set(value) - set(settings):
