@@ -167,6 +167,7 @@ class ResultPublisher:
             "accuracyBps": accuracy,
             "wtpBps": record.wtp_bps,
             "wtpMet": met,
+            "consumerFault": None,
             "model": None,
             "scores": None,
             "payouts": None,

@@ -333,7 +333,7 @@ class QuoteService:
                 "UnusableConsumerKey",
                 f"the consumer's registered X25519 key cannot receive a sealed model: {exc}",
             ) from None
-        samples = len(checked.samples)
+        samples = self._round_samples(proposal_id, record, checked)
         limit = int(self.config.limits.get("max_samples", 1_000_000))
         if samples > limit:
             raise QuoteError(
@@ -374,6 +374,17 @@ class QuoteService:
                 "pricePerGflop": str(self.config.price_per_gflop),
             },
         }
+
+    def _round_samples(
+        self, proposal_id: int, record: ProposalRecord, checked: CheckedProposal
+    ) -> int:
+        """The samples the node will train on: after the tally, those of assets still in the
+        round (a rejecting provider's data is neither used nor charged for)."""
+        if record.tallier is None:
+            return len(checked.samples)
+        left = self.market.excluded_positions(proposal_id, record.asset_count)
+        out = {a for i, a in enumerate(checked.document.asset_ids) if i in left}
+        return sum(1 for sample in checked.samples if sample.asset_id not in out)
 
     def _checked(self, proposal_id: int) -> CheckedProposal:
         """The proposal's document checked against the chain — once per proposal, however many

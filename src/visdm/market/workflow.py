@@ -600,8 +600,14 @@ def proposal_status(
             "wtpMet": document.get("wtpMet"),
             "epsilonSpent": document.get("epsilonSpent"),
             "trainSamples": document.get("trainSamples"),
+            "consumerFault": document.get("consumerFault"),
+            "seedHash": document.get("seedHash"),
+            "validation": document.get("validation"),
+            "leftOut": document.get("leftOut"),
             "payouts": payouts.get("amounts"),
+            "assetPayouts": payouts.get("assets"),
             "unclaimed": str(record.unclaimed),
+            "claimDeadline": record.claim_deadline or None,
         }
     return view
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.integration.compute.roundkit import MLP_SPEC, Round
-from visdm.chain.contracts import Quote
+from visdm.chain.contracts import REJECT_ASK, Quote
 from visdm.compute import TrainingWorker
 from visdm.compute import api as node_api
 from visdm.compute._serve import ApiServer
@@ -161,6 +161,15 @@ def test_quote_is_priced_from_flops_and_signed_for_the_market(rnd: Round) -> Non
     )
     assert signer == rnd.accounts["node"].address
     assert quote.expiry > rnd.chain.latest_timestamp()
+
+
+def test_after_the_tally_the_quote_charges_only_the_samples_left_in_the_round(rnd: Round) -> None:
+    pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid, asks=(REJECT_ASK, 0))  # the first provider's 20 samples leave the round
+    with client_for(rnd) as api:
+        response = api.post("/quotes", json=signed(rnd, pid))
+    assert response.status_code == 200, response.text
+    assert response.json()["design"]["samples"] == 20
 
 
 @pytest.mark.parametrize(
