@@ -280,9 +280,7 @@ def claim(
     )
 
 
-def sweep(
-    ctx: typer.Context, proposal_id: int = typer.Argument(..., help="Proposal id.")
-) -> None:
+def sweep(ctx: typer.Context, proposal_id: int = typer.Argument(..., help="Proposal id.")) -> None:
     """After the claim period, send what nobody claimed to the market treasury (anyone may)."""
     from visdm.market import workflow
 
