@@ -101,6 +101,7 @@ class Market:
                 metadata_hash=keccak(text=f"metadata-{asset_id}"),
                 accepted_count=count if accepted is None else accepted,
                 metadata_cid="bafkreimetadata",
+                key_nodes=[self.roles["node"].address],
             )
         return asset_id
 
