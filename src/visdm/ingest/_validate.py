@@ -4,23 +4,25 @@ Design section 3.2 step 1: every file is checked *before* upload, every bad file
 by name with the reason, and the good ones go on. The rules, decided here:
 
 **Files.** The directory is walked recursively in sorted order; symbolic links are refused
-(they could point outside it) and not followed. A file's identity is its path relative to the
-directory, with ``/`` separators (``shirts/001.png``). Refused, each with its reason:
-hidden files and files in hidden folders (a name starting with ``.``); paths that collide when
-compared case-insensitively (``A.png`` and ``a.png`` — the same file on macOS and Windows, so
-which one was meant is ambiguous; *all* of them are refused); empty, oversized, corrupt,
-truncated, animated or bomb images and disallowed formats (see :func:`decode_image`); files
-without a valid label; and a file whose bytes are identical to an earlier accepted file (the
-copy is refused, naming the first). The same base name in different folders is fine.
+(they could point outside it) and not followed; FIFOs, sockets and devices are refused unread
+(reading a FIFO would block), and so is a folder that cannot be listed. A file's identity is
+its path relative to the directory, with ``/`` separators (``shirts/001.png``). Refused, each
+with its reason: hidden files and files in hidden folders (a name starting with ``.``); paths
+that collide when compared case-insensitively (``A.png`` and ``a.png`` — the same file on
+macOS and Windows, so which one was meant is ambiguous; *all* of them are refused); empty,
+oversized, corrupt, truncated, animated or bomb images and disallowed formats (see
+:func:`decode_image`); files without a valid label; and a file whose bytes are identical to
+an earlier accepted file (the copy is refused, naming the first). The same base name in
+different folders is fine.
 
 **Labels.** ``labels.csv`` (UTF-8, optional BOM) starts with the header ``filename,label``;
 every other non-blank line is ``relative/path,label`` (CSV quoting allowed, no line breaks
 inside a field). A label is 1–64 characters after trimming, without control characters. A row
 that cannot be used is reported with its line number (wrong field count, empty name or label,
 a path with ``..`` or a leading ``/``, no such file, a conflicting second label for the same
-file); the file it meant is then refused as unlabelled. The label *set* is either given
-(``label_set=``; a label outside it refuses the file) or inferred as the labels of the
-accepted files (reported in :attr:`IngestReport.labels`).
+file); the file it meant is then refused, and its reason names that line. The label *set* is
+either given (``label_set=``; a label outside it refuses the file) or inferred as the labels of
+the accepted files (reported in :attr:`IngestReport.labels`).
 
 Accepted samples are numbered in path order; that number is the sample index bound into the
 encryption (see :func:`~visdm.ingest.prepare_asset`).
@@ -31,6 +33,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import stat
 import unicodedata
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -103,12 +106,30 @@ class IngestReport:
     labels: tuple[str, ...]
     labels_inferred: bool
 
+    @property
+    def complete(self) -> bool:
+        """True when every file was accepted and every ``labels.csv`` row could be used."""
+        return not self.rejected and not self.label_problems
+
+    def counts(self) -> str:
+        """One line: how many files were accepted and rejected, and rows unusable."""
+        return (
+            f"{len(self.accepted)} accepted, {len(self.rejected)} rejected, "
+            f"{len(self.label_problems)} unusable row(s) in {self.labels_file.name}"
+        )
+
+    def first_problem(self) -> str | None:
+        """The first rejected file or unusable row as one short phrase (``None`` if none)."""
+        if self.rejected:
+            return f"{self.rejected[0].name}: {self.rejected[0].reason}"
+        if self.label_problems:
+            problem = self.label_problems[0]
+            return f"{self.labels_file.name} line {problem.line}: {problem.reason}"
+        return None
+
     def summary(self) -> str:
         """A few lines for people: counts, then every problem."""
-        lines = [
-            f"{self.root}: {len(self.accepted)} accepted, {len(self.rejected)} rejected, "
-            f"{len(self.label_problems)} unusable label row(s)"
-        ]
+        lines = [f"{self.root}: {self.counts()}"]
         lines += [f"  rejected {r.name}: {r.reason}" for r in self.rejected]
         lines += [
             f"  {self.labels_file.name} line {p.line}: {p.reason}" for p in self.label_problems
@@ -136,7 +157,8 @@ def validate_directory(
     csv_path = Path(labels_file) if labels_file is not None else base / LABELS_FILE
     allowed = _check_label_set(label_set)
     files, rejected = _walk(base, skip=csv_path)
-    rows, problems = _read_labels(csv_path, known=set(files))
+    # a row naming a file refused for its own reason (a link, a FIFO) is not "no such file"
+    rows, problems = _read_labels(csv_path, known={*files, *(r.name for r in rejected)})
     accepted: list[AcceptedSample] = []
     first_by_digest: dict[bytes, str] = {}
     for name in sorted(files):
@@ -184,9 +206,12 @@ def validate_directory(
         labels_inferred=allowed is None,
     )
     if not accepted:
+        first = report.first_problem()
         error = NoValidSamplesError(
             f"no valid sample in {base}: all {len(report.rejected)} file(s) were rejected"
-            + (f"\n{report.summary()}" if report.rejected or report.label_problems else "")
+            + (f" (first: {first})" if first else "")
+            + "; fix the files or their rows in the labels file (`visdm asset add --check` "
+            "lists every problem)"
         )
         error.report = report  # type: ignore[attr-defined]
         raise error
@@ -214,17 +239,17 @@ def _walk(base: Path, *, skip: Path) -> tuple[dict[str, Path], list[RejectedFile
     files: dict[str, Path] = {}
     rejected: list[RejectedFile] = []
     skip_resolved = skip.resolve() if skip.exists() else None
-    for rel, path, is_link in _entries(base, PurePosixPath()):
+    for rel, path, refusal in _entries(base, PurePosixPath()):
         name = rel.as_posix()
         if (
             skip_resolved is not None
-            and not is_link
+            and refusal is None
             and path.name == skip.name
             and path.resolve() == skip_resolved
         ):
             continue
-        if is_link:
-            rejected.append(RejectedFile(name, "symbolic link (not followed)"))
+        if refusal is not None:
+            rejected.append(RejectedFile(name, refusal))
         elif any(part.startswith(".") for part in rel.parts):
             rejected.append(RejectedFile(name, "hidden file or folder (name starts with '.')"))
         else:
@@ -243,21 +268,47 @@ def _walk(base: Path, *, skip: Path) -> tuple[dict[str, Path], list[RejectedFile
     return files, rejected
 
 
-def _entries(folder: Path, rel: PurePosixPath) -> Iterator[tuple[PurePosixPath, Path, bool]]:
-    with os.scandir(folder) as scan:
-        entries = sorted(scan, key=lambda e: e.name)
+def _entries(folder: Path, rel: PurePosixPath) -> Iterator[tuple[PurePosixPath, Path, str | None]]:
+    """Every entry under ``folder``: its relative name, its path, and why it is refused
+    outright (``None`` for a regular file, and for a hidden folder, left to the caller)."""
+    try:
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except OSError as exc:
+        if not rel.parts:
+            raise InvalidInputError(
+                f"cannot list the directory {folder}: {exc.strerror or exc}"
+            ) from None
+        yield rel, folder, f"folder cannot be listed ({exc.strerror or exc}): nothing in it is read"
+        return
     for entry in entries:
         path = Path(entry.path)
         child = rel / entry.name
-        if entry.is_symlink():
-            yield child, path, True
-        elif entry.is_dir(follow_symlinks=False):
-            if entry.name.startswith("."):
-                yield child, path, False
-                continue
-            yield from _entries(path, child)
-        elif entry.is_file(follow_symlinks=False):
-            yield child, path, False
+        try:
+            if entry.is_symlink():
+                yield child, path, "symbolic link (not followed)"
+            elif entry.is_dir(follow_symlinks=False):
+                if entry.name.startswith("."):
+                    yield child, path, None
+                    continue
+                yield from _entries(path, child)
+            elif entry.is_file(follow_symlinks=False):
+                yield child, path, None
+            else:
+                kind = _special_kind(entry.stat(follow_symlinks=False).st_mode)
+                yield child, path, f"not a regular file ({kind}): it was not read"
+        except OSError as exc:  # vanished or unreadable while walking
+            yield child, path, f"cannot read: {exc.strerror or exc}"
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "an unknown kind of file"
 
 
 # --- the labels -----------------------------------------------------------------------------
@@ -282,6 +333,7 @@ def _read_labels(
     problems: list[LabelProblem] = []
     header_seen = False
     folded = {n.casefold(): n for n in known} if known is not None else {}
+    unusable: dict[str, _Row] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -303,6 +355,12 @@ def _read_labels(
         problem = _row_problem(fields, known, folded)
         if problem is not None:
             problems.append(LabelProblem(number, problem))
+            named = _clean_name(fields[0]) if fields and fields[0].strip() else ""
+            if named and named not in unusable:  # its file's reason cites this line
+                detail = problem.removeprefix(f"{named}: ")
+                unusable[named] = _Row(
+                    "", number, f"its row on line {number} of {csv_path.name} is unusable: {detail}"
+                )
             continue
         name, label = _clean_name(fields[0]), fields[1].strip()
         previous = rows.get(name)
@@ -326,6 +384,8 @@ def _read_labels(
             f"labels file {csv_path} is empty: it needs the header 'filename,label' and a row "
             "per image"
         )
+    for name, row in unusable.items():  # a usable row for the same file wins
+        rows.setdefault(name, row)
     return rows, problems
 
 
@@ -387,7 +447,7 @@ def _label_problem(label: object) -> str | None:
 def _label_reason(name: str, rows: dict[str, _Row], allowed: tuple[str, ...] | None) -> str | None:
     row = rows.get(name)
     if row is None:
-        return "no label: add a row to the labels file (or fix its unusable row)"
+        return "no label: add a row for it to the labels file"
     if row.problem is not None:
         return row.problem
     if allowed is not None and row.label not in allowed:

@@ -201,7 +201,10 @@ def test_no_valid_file_raises_with_the_report(tmp_path: Path) -> None:
         "a.txt": "not an image Pillow can identify",
         "b.png": "empty file",
     }
-    assert "rejected b.png: empty file" in str(info.value)
+    message = str(info.value)
+    assert "\n" not in message  # one line; the report holds every problem
+    assert "(first: a.txt: not an image Pillow can identify)" in message
+    assert "rejected b.png: empty file" in report.summary()
 
 
 def test_an_empty_directory_raises(tmp_path: Path) -> None:
