@@ -17,18 +17,23 @@ Design section 3.2 steps 2–3 and the ``samplesRoot`` of step 5:
 Files are re-read and their SHA-256 compared with the validation report, so a file changed
 between validation and upload is refused instead of uploaded unchecked. The data key is never
 returned or written anywhere; only wrapped copies leave this function.
+
+A run that fails or is interrupted (Ctrl-C) part way unpins every blob it stored before the
+exception goes on: nothing can ever refer to them (the data key dies with the run), so they are
+left to the store's garbage collection instead of staying pinned forever.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from eth_utils.address import is_address, to_checksum_address
 
 from visdm.crypto import decrypt_blob, encrypt_blob, generate_data_key, wrap_key
-from visdm.errors import InvalidInputError
+from visdm.errors import InvalidInputError, StorageError
 from visdm.merkle import StandardMerkleTree
 from visdm.storage import ContentStore, cid_digest
 from visdm.types import Address, Cid, SampleId
@@ -44,6 +49,7 @@ __all__ = [
     "WrappedKey",
     "decrypt_sample",
     "prepare_asset",
+    "release_blobs",
     "sample_aad",
 ]
 
@@ -139,7 +145,8 @@ def prepare_asset(
     ``on_sample(done)`` is called after each sample is stored (for progress bars).
 
     Raises :class:`~visdm.errors.InvalidInputError` when there is no sample, no node, a
-    recipient twice, or a file changed since it was validated.
+    recipient twice, or a file changed since it was validated. Whatever it raises — a
+    ``KeyboardInterrupt`` included — the blobs this call pinned are unpinned first.
     """
     accepted = list(samples.accepted if isinstance(samples, IngestReport) else samples)
     if not accepted:
@@ -165,28 +172,55 @@ def prepare_asset(
         WrappedKey(role, r.address, r.x25519_public, wrap_key(data_key, r.x25519_public))
         for role, r in recipients
     )
-    prepared = []
-    for sample in accepted:
-        data = sample.path.read_bytes()
-        if hashlib.sha256(data).digest() != sample.sha256:
-            raise InvalidInputError(
-                f"{sample.name} changed since it was validated: validate the directory again"
+    prepared: list[PreparedSample] = []
+    try:
+        for sample in accepted:
+            data = _read_unchanged(sample)
+            cid = store.put(encrypt_blob(data_key, data, aad=sample_aad(sample.index)), pin=pin)
+            prepared.append(
+                PreparedSample(
+                    index=sample.index,
+                    cid=cid,
+                    sample_id=SampleId(cid_digest(cid)),
+                    label=sample.label,
+                    name=sample.name,
+                    sha256=sample.sha256,
+                )
             )
-        cid = store.put(encrypt_blob(data_key, data, aad=sample_aad(sample.index)), pin=pin)
-        prepared.append(
-            PreparedSample(
-                index=sample.index,
-                cid=cid,
-                sample_id=SampleId(cid_digest(cid)),
-                label=sample.label,
-                name=sample.name,
-                sha256=sample.sha256,
-            )
-        )
-        if on_sample is not None:
-            on_sample(len(prepared))
+            if on_sample is not None:
+                on_sample(len(prepared))
+    except BaseException:
+        if pin:
+            release_blobs(store, [s.cid for s in prepared])
+        raise
     tree = StandardMerkleTree.of([(s.sample_id,) for s in prepared], SAMPLE_LEAF_ENCODING)
     return PreparedAsset(owner.address, tuple(prepared), wrapped, tree)
+
+
+def _read_unchanged(sample: AcceptedSample) -> bytes:
+    try:
+        data = sample.path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(
+            f"{sample.name} cannot be read any more ({exc.strerror or exc}): validate the "
+            "directory again"
+        ) from None
+    if hashlib.sha256(data).digest() != sample.sha256:
+        raise InvalidInputError(
+            f"{sample.name} changed since it was validated: validate the directory again"
+        )
+    return data
+
+
+def release_blobs(store: ContentStore, cids: Iterable[str]) -> int:
+    """Unpin ``cids`` (blobs a failed run stored and nothing refers to); returns how many were
+    unpinned. Never raises a storage error: this runs while another exception is on its way."""
+    released = 0
+    for cid in cids:
+        with contextlib.suppress(StorageError):
+            store.unpin(cid)
+            released += 1
+    return released
 
 
 def decrypt_sample(store: ContentStore, cid: str, *, index: int, data_key: bytes) -> bytes:
