@@ -3,7 +3,8 @@
 :class:`ChainClient` is the one place that sends transactions. It keeps a nonce per sender
 (resynchronised from the node's pending count when the node disagrees), estimates gas, waits
 for the receipt and turns a revert — at estimation or after mining — into a
-:class:`~visdm.errors.ContractRevertError` that names the Solidity error and its arguments.
+:class:`~visdm.errors.ContractRevertError` that names the Solidity error and its arguments, with
+a message that says in a sentence what was refused and what to do (:mod:`._explain`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import requests
 from eth_abi.abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3 import Web3
@@ -22,6 +24,7 @@ from web3.contract.contract import Contract, ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 from web3.types import Nonce, TxParams, TxReceipt
 
+from visdm.chain._explain import explain_revert
 from visdm.chain.artifacts import error_table, load_artifact
 from visdm.errors import (
     ChainNotRunningError,
@@ -54,18 +57,32 @@ _GAS_MARGIN = 60_000
 
 
 def decode_revert(data: bytes, *, action: str | None = None) -> ContractRevertError:
-    """Turn raw revert data into the matching :class:`ContractRevertError`."""
+    """Turn raw revert data into the matching :class:`ContractRevertError`, its message a
+    sentence that says what to do (``error_name`` and ``error_args`` keep the raw error)."""
+    return _explained(_decode(data, action))
+
+
+def _explained(error: ContractRevertError) -> ContractRevertError:
+    # the one place every revert passes: the sentence replaces the raw form as the message
+    error.args = (explain_revert(error),)
+    return error
+
+
+def _decode(data: bytes, action: str | None) -> ContractRevertError:
     selector, payload = data[:4], data[4:]
-    if selector == _ERROR_STRING:
-        (reason,) = abi_decode(["string"], payload)
-        return RevertReasonError(reason, action=action)
-    if selector == _PANIC:
-        (code,) = abi_decode(["uint256"], payload)
-        return PanicError(code, action=action)
-    known = error_table().get(selector)
-    if known is None:
+    try:
+        if selector == _ERROR_STRING:
+            (reason,) = abi_decode(["string"], payload)
+            return RevertReasonError(reason, action=action)
+        if selector == _PANIC:
+            (code,) = abi_decode(["uint256"], payload)
+            return PanicError(code, action=action)
+        known = error_table().get(selector)
+        if known is None:
+            return ContractRevertError("UnknownError", {"data": data}, action=action)
+        values = abi_decode(list(known.arg_types), payload)
+    except DecodingError:  # a known selector with a payload of another shape
         return ContractRevertError("UnknownError", {"data": data}, action=action)
-    values = abi_decode(list(known.arg_types), payload)
     args = {
         name: to_checksum_address(v) if kind == "address" else v
         for name, kind, v in zip(known.arg_names, known.arg_types, values, strict=True)
@@ -196,10 +213,20 @@ class ChainClient:
         with self._lock:
             self._nonces.pop(sender, None)
 
-    def call(self, fn: ContractFunction, *, action: str | None = None) -> Any:
-        """A read-only call; reverts become ``ContractRevertError``."""
+    def call(
+        self,
+        fn: ContractFunction,
+        *,
+        action: str | None = None,
+        sender: str | None = None,
+        block: str = "latest",
+    ) -> Any:
+        """A read-only call (as ``sender``, on ``block``); reverts become
+        ``ContractRevertError``. A state-changing function called this way is a dry run: it
+        says whether the transaction would revert now, and why, without sending it."""
+        params: TxParams = {} if sender is None else {"from": to_checksum_address(sender)}
         try:
-            return self.rpc(fn.call)
+            return self.rpc(lambda: fn.call(params, block_identifier=block))  # type: ignore[arg-type]
         except ContractLogicError as exc:
             raise self._revert(exc, action or fn.fn_name) from exc
 
@@ -288,7 +315,7 @@ class ChainClient:
     def _revert(self, exc: ContractLogicError, action: str) -> ContractRevertError:
         data = _revert_data(exc)
         if data is None or len(data) < 4:
-            return RevertReasonError(exc.message or "execution reverted", action=action)
+            return _explained(RevertReasonError(exc.message or "execution reverted", action=action))
         return decode_revert(data, action=action)
 
     def _replay_failure(self, tx: TxParams, receipt: TxReceipt, label: str) -> Exception:

@@ -36,7 +36,8 @@ def test_custom_error_is_decoded_with_name_and_arguments(chain, stranger, probe)
     assert err.error_name == "RevertProbeCustom"
     assert err.contract == "RevertProbe"
     assert err.error_args == {"who": stranger.address, "amount": 42, "tag": tag}
-    assert "failCustom reverted: RevertProbeCustom(" in str(err)
+    assert str(err).startswith("failCustom refused: the probe refused ")
+    assert str(err).endswith("[RevertProbeCustom]")
     assert probe.functions.counter().call() == 0, "a reverted call must change nothing"
 
 
@@ -47,7 +48,7 @@ def test_reason_string_and_panic_and_empty_revert(chain, stranger, probe) -> Non
     with pytest.raises(PanicError) as panic:
         chain.transact(stranger, probe.functions.failPanic(0))
     assert panic.value.code == 0x12
-    with pytest.raises(RevertReasonError, match="failEmpty reverted"):
+    with pytest.raises(RevertReasonError, match="failEmpty refused"):
         chain.transact(stranger, probe.functions.failEmpty())
 
 

@@ -64,7 +64,11 @@ def test_decode_revert_variants() -> None:
     err = decode_revert(data, action="register")
     assert err.error_name == "StakeholderRegistryAlreadyRegistered"
     assert err.error_args["account"].lower() == address
-    assert str(err).startswith("register reverted: StakeholderRegistryAlreadyRegistered(")
+    assert str(err).startswith("register refused: ")
+    assert str(err).endswith(
+        "is already registered: `visdm whoami` shows its record "
+        "[StakeholderRegistryAlreadyRegistered]"
+    )
 
     reason = decode_revert(bytes.fromhex("08c379a0") + encode(["string"], ["nope"]))
     assert isinstance(reason, RevertReasonError) and reason.reason == "nope"
