@@ -9,7 +9,6 @@ chain. :func:`list_assets`, :func:`show_asset` and :func:`withdraw_asset` back t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +23,7 @@ from visdm.chain.contracts import AssetStatus, StakeholderRegistry
 from visdm.config import Settings
 from visdm.errors import InvalidInputError
 from visdm.ingest import IngestReport, KeyRecipient, prepare_asset, validate_directory
+from visdm.jsonsafe import load_untrusted_object, read_untrusted_file
 from visdm.manifest import AssetManifest, Licence, manifest_hash, sign_manifest
 from visdm.session import connect_deployed, open_store
 from visdm.types import Address, AssetId, Cid
@@ -66,17 +66,12 @@ def load_licence(
     override the file when given (``visdm asset add --allow-no-dp``, ``--max-epsilon``)."""
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = json.loads(path.read_text())
+        what, hint = f"licence file {path}", "fix it: it holds one small JSON object"
+        try:  # a licence is a few keys: 1 MiB is generous, and bounds what is read
+            raw = read_untrusted_file(path, what=what, max_bytes=1 << 20, hint=hint)
         except FileNotFoundError:
             raise InvalidInputError(f"licence file {path} does not exist") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"licence file {path} is not valid JSON: {exc}") from None
-        except OSError as exc:
-            raise InvalidInputError(f"licence file {path} cannot be read: {exc.strerror}") from None
-        if not isinstance(loaded, dict):
-            raise InvalidInputError(f"licence file {path} must hold a JSON object")
-        data = loaded
+        data = load_untrusted_object(raw, what=what, max_bytes=1 << 20, hint=hint)
     privacy_keys = ("dp_required", "max_epsilon", "max_delta")
     known = {"purposes", "allowed_consumers", "denied_consumers", "expires", *privacy_keys}
     unknown = set(data) - known
@@ -304,7 +299,12 @@ def show_asset(settings: Settings, asset_id: int, *, samples: int = 10) -> Asset
             f"the metadata stored under {attested['metadataCid']} does not match the hash "
             f"attested on chain for asset {asset_id}"
         )
-    document = json.loads(raw)
+    document = load_untrusted_object(
+        raw,
+        what=f"the metadata document {attested['metadataCid']} of asset {asset_id}",
+        max_bytes=len(raw),  # its hash is the one attested on chain: the size is the node's
+        hint=f"the node {attested['node']} attested a broken document: tell governance",
+    )
     labels: dict[str, int] = {}
     for sample in document["samples"]:
         labels[sample["label"]] = labels.get(sample["label"], 0) + 1

@@ -15,10 +15,12 @@ overflows the C stack and kills the process with SIGSEGV instead of raising. So,
 3. the nesting depth is measured with a linear scan — strings removed, then a running count of
    brackets — and anything deeper than ``max_depth`` is refused.
 
-While parsing, duplicate keys (which copy wins differs between parsers), ``NaN``/``Infinity``
-and numbers that overflow a float, and integers longer than a uint256 (78 digits) are refused;
-after parsing, strings holding U+0000 (C strings, XML and PostgreSQL cannot store it) or an
-unpaired UTF-16 surrogate (which no UTF-8 encoder accepts) are refused with the path to them.
+Duplicate keys are refused while parsing (which copy wins differs between parsers). After
+parsing, with the path to the value: ``NaN``, ``Infinity``, floats that overflow to infinity and
+integers longer than a uint256 (78 digits; no field has a use for more, and ``int()`` itself
+refuses past 4,300); strings, keys included, that hold U+0000 (C strings, XML and PostgreSQL
+cannot store it) or an unpaired UTF-16 surrogate (no UTF-8 encoder accepts one). Only documents
+whose text could hold such a value are walked.
 
 Every refusal is one line, names ``what`` and ends with ``hint``: what to do about it.
 """
@@ -26,6 +28,7 @@ Every refusal is one line, names ``what`` and ends with ``hint``: what to do abo
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -49,10 +52,11 @@ DEFAULT_MAX_DEPTH = 64
 #: digits of the largest integer accepted: 2**256 - 1 has 78
 MAX_INT_DIGITS = 78
 _DEFAULT_HINT = "check that it is the document you meant, or fix it"
-# escapes that decode to characters refused after parsing (only then is the document walked)
-_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
-# what a number too large for a uint256 or a float needs: many digits, or a 3-digit exponent
-_LONG_NUMBER = re.compile(rb"[0-9]{%d}|[eE][+]?0*[0-9]{3}" % (MAX_INT_DIGITS + 1))
+# an integer longer than a uint256 needs more digits in a row
+_LONG_INT = re.compile(rb"[0-9]{%d}" % (MAX_INT_DIGITS + 1))
+# what a refused value needs in the text: an escape for U+0000 or a surrogate, a non-finite
+# constant, or a float too large (a 3-digit exponent, or 309 digits in a row)
+_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|NaN|Infinity|[eE][+]?0*[0-9]{3}|[0-9]{309}")
 _BAD_CHAR = re.compile("[\0\ud800-\udfff]")
 _QUOTE = ord('"')
 _NOT_KEPT = bytes(b for b in range(256) if b not in b'"[]{}')
@@ -97,7 +101,7 @@ def read_untrusted_file(
     except FileNotFoundError:
         raise
     except OSError as exc:
-        raise _error(error, what, f"cannot be read ({exc.strerror or exc})", hint) from None
+        raise _error(error, what, f"cannot be read: {exc.strerror or exc}", hint) from None
     if len(data) > max_bytes:
         raise _error(error, what, f"is over the {max_bytes:,}-byte limit", hint)
     return data
@@ -135,22 +139,20 @@ def load_untrusted_json(
     depth = nesting_depth(raw) if raw.count(b"[") + raw.count(b"{") > max_depth else 0
     if depth > max_depth:
         raise _error(error, what, f"nests {depth:,} levels deep, more than {max_depth}", hint)
-    # the number hooks cost a Python call per number: only where a number could be too large
-    numbers: dict[str, Any] = (
-        {"parse_int": _bounded_int, "parse_float": _finite_float}
-        if _LONG_NUMBER.search(raw)
-        else {}
-    )
+    long_ints = _LONG_INT.search(raw) is not None
     try:
         value = json.loads(
-            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, **numbers
+            text,
+            object_pairs_hook=_unique_keys,
+            # a Python call per integer: only where one could be longer than a uint256
+            parse_int=_bounded_int if long_ints else None,
         )
     except _RefusedError as exc:
         raise _error(error, what, str(exc), hint) from None
     except ValueError as exc:  # JSONDecodeError, and int() past its own digit limit
         raise _error(error, what, f"is not valid JSON ({exc})", hint) from None
-    if _SUSPECT_ESCAPE.search(raw):
-        problem = _bad_string(value, "$")
+    if long_ints or _SUSPECT.search(raw):  # only then can a value be refused: most skip the walk
+        problem = _bad_value(value, "")
         if problem is not None:
             raise _error(error, what, problem, hint)
     return value
@@ -212,50 +214,58 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _no_constant(name: str) -> Any:
-    raise _RefusedError(f"holds {name}: JSON numbers must be finite")
+class _HugeInt:
+    """Stands in for an integer longer than a uint256 until the walk names where it is."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
 
 
-def _bounded_int(text: str) -> int:
+def _bounded_int(text: str) -> int | _HugeInt:
     digits = len(text) - text.startswith("-")
-    if digits > MAX_INT_DIGITS:
-        raise _RefusedError(
-            f"holds an integer of {digits:,} digits, more than the {MAX_INT_DIGITS} of a uint256"
-        )
-    return int(text)
+    # past a uint256 no field has a use for it, and past 4,300 digits int() refuses it anyway
+    return _HugeInt(digits) if digits > MAX_INT_DIGITS else int(text)
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise _RefusedError(f"holds the number {_shown(text)}, too large for a float")
-    return value
-
-
-def _bad_string(value: Any, where: str) -> str | None:
-    """The first string (key or value) holding U+0000 or a lone surrogate, as a problem."""
+def _bad_value(value: Any, path: str) -> str | None:
+    """The first string (key or value) holding U+0000 or a lone surrogate, or the first number
+    that is not finite, as a problem naming where it is."""
     if isinstance(value, str):
         found = _BAD_CHAR.search(value)
         if found is None:
             return None
+        where = path or "the top level"
         if found.group() == "\0":
-            return f"holds a NUL character (\\u0000) at {where}, which no field allows"
-        return f"holds an unpaired surrogate (\\u{ord(found.group()):04x}) at {where}"
+            return f"holds a NUL character (\\u0000) in {where}, which no field allows"
+        return f"holds an unpaired surrogate (\\u{ord(found.group()):04x}) in {where}"
+    if isinstance(value, float | _HugeInt):
+        if isinstance(value, float) and math.isfinite(value):
+            return None
+        shown = (
+            f"a huge integer ({value.digits:,} digits)" if isinstance(value, _HugeInt) else value
+        )
+        return f"has a number out of range: {path or 'the value'} must be finite, got {shown}"
     if isinstance(value, list):
-        items: Any = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+        items: Any = ((f"{path}[{i}]", v) for i, v in enumerate(value))
     elif isinstance(value, dict):
         items = (
             pair
             for key, v in value.items()
-            for pair in ((f"{where} (a key)", key), (f"{where}.{_shown(key)}", v))
+            for pair in ((f"a key of {path or 'the top level'}", key), (_child(path, key), v))
         )
     else:
         return None
     for at, item in items:
-        problem = _bad_string(item, at)
+        problem = _bad_value(item, at)
         if problem is not None:
             return problem
     return None
+
+
+def _child(path: str, key: str) -> str:
+    if key.isidentifier():
+        return f"{path}.{key}" if path else key
+    return f"{path}[{_shown(key)}]"
 
 
 def _shown(text: str) -> str:
