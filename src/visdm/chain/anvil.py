@@ -22,11 +22,20 @@ from pathlib import Path
 
 import httpx
 
-from visdm.errors import ChainError, ChainNotRunningError, ChainTimeoutError, ConfigError
+from visdm.chain.client import ChainClient
+from visdm.errors import (
+    ChainError,
+    ChainNotRunningError,
+    ChainTimeoutError,
+    ConfigError,
+    InvalidInputError,
+)
 
 __all__ = [
+    "MAX_ADVANCE_S",
     "AnvilNode",
     "ChainStatus",
+    "advance_time",
     "chain_down",
     "chain_status",
     "chain_up",
@@ -41,6 +50,9 @@ _LOG_FILE = "anvil.log"
 #: anvil dumps its state this often as well as on a clean exit, so a crash loses little
 _STATE_INTERVAL_S = 2
 _CHAIN_ID = 31337
+#: the most one ``chain advance`` moves the clock: ten years covers every market period, and
+#: the contracts keep deadlines as uint48 (now + a period), which a clock near 2^48 would wrap
+MAX_ADVANCE_S = 10 * 365 * 86_400
 #: Popen handles of nodes this process started, so they are reaped, not leaked
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -292,3 +304,36 @@ def _rpc(url: str, method: str) -> str:
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         raise ChainNotRunningError(f"the chain at {url} does not answer ({exc})") from exc
     return result
+
+
+def advance_time(client: ChainClient, seconds: int) -> int:
+    """Move a local dev chain's clock forward by ``seconds`` and mine a block; return the new
+    chain time.
+
+    Refuses a step outside ``1..MAX_ADVANCE_S`` before sending anything, and checks that the
+    clock really moved: anvil answers a value it cannot take with an error that a plain RPC
+    call would pass over, mining a block at the old time.
+    """
+    if isinstance(seconds, bool) or not 1 <= seconds <= MAX_ADVANCE_S:
+        raise InvalidInputError(
+            f"cannot advance the chain by {seconds} s: give 1 to {MAX_ADVANCE_S:,} s (ten "
+            "years) at a time"
+        )
+    if not client.is_dev_chain:
+        raise InvalidInputError(f"{client.rpc_url} is not a local dev chain: time cannot be moved")
+    before = client.latest_timestamp()
+    answer = client.rpc(
+        lambda: client.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    )
+    if answer.get("error"):
+        raise ChainError(
+            f"the chain refused to advance by {seconds} s: {answer['error'].get('message')}"
+        )
+    client.rpc(lambda: client.w3.provider.make_request("evm_mine", []))  # type: ignore[arg-type]
+    now = client.latest_timestamp()
+    if now < before + seconds:
+        raise ChainError(
+            f"the chain's clock moved from {before} to {now}, not by the {seconds} s asked: "
+            "check the chain's log"
+        )
+    return now
