@@ -133,7 +133,11 @@ def load_untrusted_json(
         text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise _error(
-            error, what, f"is not UTF-8 text (byte {exc.start} is 0x{raw[exc.start]:02x})", hint
+            error,
+            what,
+            f"is not valid JSON: it must be UTF-8 text, and byte {exc.start} is "
+            f"0x{raw[exc.start]:02x}",
+            hint,
         ) from None
     # fewer brackets than the limit cannot nest past it: small documents skip the scan
     depth = nesting_depth(raw) if raw.count(b"[") + raw.count(b"{") > max_depth else 0

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from visdm.errors import InvalidModelSpecError
+from visdm.jsonsafe import load_untrusted_json
 
 __all__ = ["DPSpec", "ModelSpec", "canonical_spec_json", "parse_model_spec", "spec_hash"]
 
@@ -107,24 +108,12 @@ class ModelSpec(_Strict):
         return self
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise InvalidModelSpecError(f"model spec repeats the key {key!r}: give each key once")
-        out[key] = value
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise InvalidModelSpecError(f"model spec contains {name}: numbers must be finite")
-
-
 def parse_model_spec(source: bytes | str | dict[str, Any] | ModelSpec) -> ModelSpec:
     """Validate a spec given as JSON bytes or text, or as an already-decoded ``dict``.
 
     Raises :class:`~visdm.errors.InvalidModelSpecError` naming every offending field and the
-    value it held; repeated keys, ``NaN``/``Infinity`` and documents over 64 KiB are refused.
+    value it held; text goes through :func:`visdm.jsonsafe.load_untrusted_json` (nesting,
+    repeated keys, ``NaN``/``Infinity``, NUL), and documents over 64 KiB are refused.
     """
     if isinstance(source, ModelSpec):
         return source
@@ -133,14 +122,13 @@ def parse_model_spec(source: bytes | str | dict[str, Any] | ModelSpec) -> ModelS
             raise InvalidModelSpecError(
                 f"model spec is {len(source)} bytes, more than the {MAX_SPEC_BYTES} allowed"
             )
-        try:
-            data = json.loads(
-                source,
-                object_pairs_hook=_no_duplicate_keys,
-                parse_constant=_reject_constant,
-            )
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidModelSpecError(f"model spec is not valid JSON: {exc}") from None
+        data = load_untrusted_json(
+            source,
+            what="model spec",
+            max_bytes=MAX_SPEC_BYTES,
+            error=InvalidModelSpecError,
+            hint="write it as `visdm data model-spec` prints it",
+        )
     else:
         data = source
     if not isinstance(data, dict):
