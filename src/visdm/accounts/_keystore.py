@@ -36,6 +36,7 @@ from visdm.errors import (
     KeystoreNotFoundError,
     WrongPasswordError,
 )
+from visdm.jsonsafe import load_untrusted_object, read_untrusted_file
 from visdm.types import Address
 
 from ._account import AccountInfo, PublicIdentity, UnlockedAccount
@@ -65,6 +66,7 @@ _HEX_RE = re.compile(r"(0x)?[0-9a-fA-F]*")
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _SUFFIX = ".json"
 _CREATE_HINT = "create one with `visdm account new NAME`"
+_CORRUPT_HINT = "restore it from a backup or move it away"
 
 
 # --- public API ----------------------------------------------------------------------------------
@@ -259,22 +261,18 @@ def _not_found(keystore_dir: Path, what: str) -> KeystoreNotFoundError:
 
 
 def _corrupt(path: Path, reason: str) -> KeystoreError:
-    return KeystoreError(
-        f"keystore {path} is unusable: {reason}; restore it from a backup or move it away"
-    )
+    return KeystoreError(f"keystore {path} is unusable: {reason}; {_CORRUPT_HINT}")
 
 
 def _read(path: Path) -> dict[str, Any]:
+    # a V3 keystore is under 1 KiB: the bound keeps a planted huge file from being read whole
+    what, hint, most = f"keystore {path} is unusable: it", _CORRUPT_HINT, 1 << 20
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = read_untrusted_file(path, what=what, max_bytes=most, error=KeystoreError, hint=hint)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise _corrupt(path, f"cannot read it ({exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _corrupt(path, f"not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise _corrupt(path, "not a JSON object")
+    data = load_untrusted_object(text, what=what, max_bytes=most, error=KeystoreError, hint=hint)
     _check_v3(path, data)
     return data
 
