@@ -40,13 +40,22 @@ def admit_node(
     cfg = settings(ctx)
     if encryption_key is None:
         from visdm.accounts import account_info
+        from visdm.errors import KeystoreNotFoundError
 
-        info = account_info(cfg.keystore_dir, node)
+        try:
+            info = account_info(cfg.keystore_dir, node)
+        except KeystoreNotFoundError:
+            raise InvalidInputError(
+                f"{node} is not an account in this data directory, so its X25519 key is "
+                "unknown: pass --encryption-key (what `visdm account export-public` prints on "
+                "the node's machine)"
+            ) from None
         if info.x25519_public is None:
             raise InvalidInputError(
                 f"the keystore of {node} records no X25519 key: pass --encryption-key"
             )
         node, encryption_key = info.address, info.x25519_public
+    governance.check_endpoint(endpoint)  # before the password
     record = governance.admit_node(
         cfg,
         unlock_account(cfg).local_account,
@@ -60,20 +69,30 @@ def admit_node(
 
 
 @app.command("suspend-node")
-def suspend_node(ctx: typer.Context, node: str, as_json: bool = JsonOption) -> None:
+def suspend_node(
+    ctx: typer.Context,
+    node: str = typer.Argument(..., help="The node's address, or its account name here."),
+    as_json: bool = JsonOption,
+) -> None:
     """Suspend a compute node: it can no longer attest, be chosen or submit results."""
     cfg = settings(ctx)
+    target = governance.resolve_node(cfg, node, active=False).address  # before the password
     record = governance.set_node_suspended(
-        cfg, unlock_account(cfg).local_account, node, suspended=True
+        cfg, unlock_account(cfg).local_account, target, suspended=True
     )
     emit(record, as_json=as_json, title="compute node")
 
 
 @app.command("reinstate-node")
-def reinstate_node(ctx: typer.Context, node: str, as_json: bool = JsonOption) -> None:
+def reinstate_node(
+    ctx: typer.Context,
+    node: str = typer.Argument(..., help="The node's address, or its account name here."),
+    as_json: bool = JsonOption,
+) -> None:
     """Lift a compute node's suspension."""
     cfg = settings(ctx)
+    target = governance.resolve_node(cfg, node, active=False).address  # before the password
     record = governance.set_node_suspended(
-        cfg, unlock_account(cfg).local_account, node, suspended=False
+        cfg, unlock_account(cfg).local_account, target, suspended=False
     )
     emit(record, as_json=as_json, title="compute node")
