@@ -177,7 +177,7 @@ def load_untrusted_object(
     )
     if not isinstance(value, dict):
         kind = "an array" if isinstance(value, list) else f"a {type(value).__name__}"
-        raise _error(error, what, f"must hold a JSON object, not {kind}", hint)
+        raise _error(error, what, f"is not a JSON object (it holds {kind})", hint)
     return value
 
 

@@ -24,7 +24,6 @@ Unknown extra keys are ignored so that a newer writer does not break an older in
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -35,7 +34,8 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import is_address, to_checksum_address
 from eth_utils.crypto import keccak
 
-from visdm.errors import VisdmError
+from visdm.errors import InvalidInputError, VisdmError
+from visdm.jsonsafe import load_untrusted_object
 from visdm.merkle import PositionalMerkleTree, StandardMerkleTree
 
 __all__ = [
@@ -181,12 +181,13 @@ class ScoreRow:
 
 def _json(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise DocumentError(f"{what} is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise DocumentError(f"{what} is not a JSON object")
-    return data
+    try:  # the store already bounded the size; nesting, keys and values are checked here
+        return load_untrusted_object(text, what=what, max_bytes=len(raw), hint="it is skipped")
+    except InvalidInputError as exc:
+        raise DocumentError(str(exc)) from None
 
 
 def _int(

@@ -98,7 +98,7 @@ def _break(path: str, value: Any) -> Any:
         if value is KeyError:
             del target[last]
         else:
-            target[int(last) if last.isdigit() else last] = value
+            target[int(last) if isinstance(target, list) else last] = value
 
     return apply
 
@@ -473,7 +473,7 @@ def test_scores_parse() -> None:
         (_break("samples.0.asset_id", 0), "asset_id must be an integer ≥ 1"),
         (_break("samples.0.asset_id", 2**64), "asset_id must be at most"),
         (_break("samples.0.index", 2**63), "index must be at most"),
-        (_break("samples.0.value", float("nan")), "value must be a finite number"),
+        (_break("samples.0.value", float("nan")), "value must be finite, got nan"),
         (_break("samples.0.provider", "0x12"), "provider must be an Ethereum address"),
         (_break("samples.0.flags", "noisy"), "flags must be a list of strings"),
         (_break("samples.0.cluster_size", 0), "cluster_size must be an integer ≥ 1"),
