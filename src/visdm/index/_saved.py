@@ -25,6 +25,7 @@ from typing import Any
 
 from visdm.config import Settings
 from visdm.errors import InvalidInputError
+from visdm.jsonsafe import load_untrusted_json, read_untrusted_file
 
 from ._filters import SearchFilters
 
@@ -41,6 +42,7 @@ __all__ = [
 
 SAVED_SEARCH_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_MAX_SAVED_BYTES = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +134,9 @@ def load_saved_search(settings: Settings, name: str) -> SavedSearch:
     """Read the saved search ``name``; :class:`~visdm.errors.InvalidInputError` when it does not
     exist or is not a valid saved search (the message names the file and the problem)."""
     path = saved_search_path(settings, name)
-    try:
-        text = path.read_text(encoding="utf-8")
+    what, hint = f"saved search {path}", f"save it again with `--save {name}`"
+    try:  # a selection of a million samples is a few MiB: the bound only stops planted files
+        raw = read_untrusted_file(path, what=what, max_bytes=_MAX_SAVED_BYTES, hint=hint)
     except FileNotFoundError:
         known = list_saved_searches(settings)
         hint = f"saved searches: {', '.join(known)}" if known else "there is none yet"
@@ -141,12 +144,11 @@ def load_saved_search(settings: Settings, name: str) -> SavedSearch:
             f"no saved search {name!r} (no {path}); save one with `visdm market search … "
             f"--save {name}` ({hint})"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"saved search {path} cannot be read: {exc}") from None
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise InvalidInputError(f"saved search {path} is not valid JSON: {exc}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"saved search {path} cannot be read: {exc}; {hint}") from None
+    data = load_untrusted_json(text, what=what, max_bytes=_MAX_SAVED_BYTES, hint=hint)
     return _parse(data, name, path)
 
 
