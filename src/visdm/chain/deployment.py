@@ -26,6 +26,7 @@ from visdm.chain.contracts import (
     TrainingMarket,
 )
 from visdm.errors import ChainError, ConfigError, DeploymentNotFoundError
+from visdm.jsonsafe import load_untrusted_object, read_untrusted_file
 from visdm.types import Address
 
 __all__ = [
@@ -116,12 +117,14 @@ def load_deployment(deployments_dir: Path, chain_id: int | None = None) -> Deplo
         path = found[0]
     else:
         path = deployments_dir / f"{chain_id}.json"
-    try:
-        data = json.loads(path.read_text())
+    what, hint = f"deployment file {path} is corrupt: it", "run `visdm deploy`"
+    try:  # a deployment is a dozen addresses; the bound keeps a planted huge file unread
+        raw = read_untrusted_file(path, what=what, max_bytes=1 << 20, error=ChainError, hint=hint)
     except FileNotFoundError:
         raise DeploymentNotFoundError(
             f"nothing is deployed on chain {chain_id} (no {path}): run `visdm deploy`"
         ) from None
+    data = load_untrusted_object(raw, what=what, max_bytes=1 << 20, error=ChainError, hint=hint)
     try:
         return Deployment.from_json(data)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
