@@ -77,6 +77,11 @@ class Settings:
         return self.home / "store"
 
     @property
+    def provider_dir(self) -> Path:
+        """What this directory's provider keeps: the record of the assets it added."""
+        return self.home / "provider"
+
+    @property
     def node_dir(self) -> Path:
         """The compute node's private working directory (state, cursor, scratch space)."""
         return self.home / "node"

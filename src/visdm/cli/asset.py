@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from visdm.config import Settings
+from visdm.errors import InvalidInputError
+
 from ._common import JsonOption, console, emit, err_console, settings, unlock_account
+
+if TYPE_CHECKING:
+    from visdm.assets import AssetCheck
+    from visdm.ingest import IngestReport
 
 __all__ = ["app"]
 
@@ -48,10 +56,27 @@ def add(
         help="Largest privacy budget epsilon a training round may spend on this asset when it "
         "uses DP, in (0, 100]. Default: the licence file's max_epsilon, else 8.",
     ),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Dry run: report every problem add would find (files, labels rows, licence, "
+        "regions, nodes, earlier registrations) and change nothing. No password needed.",
+    ),
+    partial: bool = typer.Option(
+        False,
+        "--partial",
+        help="Register the accepted files even though other files or labels rows cannot be "
+        "used (each is reported).",
+    ),
+    again: bool = typer.Option(
+        False,
+        "--again",
+        help="Register files that are all already in one of your live assets a second time.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Validate, encrypt, store, sign and register a folder of labelled images."""
-    from visdm.assets import add_asset, load_licence
+    from visdm.assets import add_asset, check_asset, load_licence
     from visdm.ingest import IngestReport
 
     cfg = settings(ctx)
@@ -61,7 +86,24 @@ def add(
         dp_required=None if allow_no_dp is None else not allow_no_dp,
         max_epsilon=max_epsilon,
     )
+    if check:
+        result = check_asset(
+            cfg,
+            directory,
+            owner=_owner_address(cfg),
+            labels_file=labels,
+            regions=_csv(regions) or [],
+            nodes=_csv(nodes),
+            licence=terms,
+            partial=partial,
+            again=again,
+        )
+        _print_check(result, as_json=as_json)
+        if result.problems:
+            raise InvalidInputError(result.problems[0])
+        return
     owner = unlock_account(cfg)
+    reached = ["validate"]
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -69,27 +111,42 @@ def add(
         TimeElapsedColumn(),
         console=err_console,
         disable=as_json,
+        transient=True,  # the lines after it say what happened
     ) as progress:
         task = progress.add_task("validate", total=None)
 
         def on_stage(name: str, report: IngestReport | None) -> None:
+            reached.append(name)
             total = len(report.accepted) if report is not None else None
             progress.update(task, description=name, total=total)
 
         def on_sample(done: int) -> None:
             progress.update(task, completed=done)
 
-        added = add_asset(
-            cfg,
-            owner,
-            directory,
-            labels_file=labels,
-            regions=_csv(regions) or [],
-            nodes=_csv(nodes),
-            licence=terms,
-            on_stage=on_stage,
-            on_sample=on_sample,
-        )
+        try:
+            added = add_asset(
+                cfg,
+                owner,
+                directory,
+                labels_file=labels,
+                regions=_csv(regions) or [],
+                nodes=_csv(nodes),
+                licence=terms,
+                partial=partial,
+                again=again,
+                on_stage=on_stage,
+                on_sample=on_sample,
+            )
+        except KeyboardInterrupt:
+            progress.stop()
+            _interrupted(registering=reached[-1] == "register on chain")
+        except InvalidInputError as exc:
+            progress.stop()
+            report = getattr(exc, "report", None)
+            if isinstance(report, IngestReport) and not as_json:
+                for line in _problem_lines(report):
+                    err_console.print(line, markup=False)
+            raise
         progress.update(task, description="registered")
     if as_json:
         emit(added, as_json=True)
@@ -99,8 +156,87 @@ def add(
         f"{added.manifest_cid}, gas {added.gas_used:,}"
     )
     for row in added.rejected:
-        console.print(f"  rejected {row['file']}: {row['reason']}", markup=False)
+        console.print(f"  left out {row['file']}: {row['reason']}", markup=False)
+    for problem in added.label_problems:
+        console.print(
+            f"  {problem['file']} line {problem['line']}: {problem['reason']}", markup=False
+        )
+    for old in added.already_registered:
+        console.print(
+            f"  note: {old['files']} of these files are already in your asset {old['asset_id']} "
+            f"(added from {old['directory']})",
+            markup=False,
+        )
     console.print(f"the compute node(s) {', '.join(added.nodes)} will attest its metadata")
+
+
+def _owner_address(cfg: Settings) -> str | None:
+    """The current account's address for --check (no password), or None when none is chosen."""
+    from visdm.errors import KeystoreError
+    from visdm.session import current_account
+
+    try:
+        return current_account(cfg).address
+    except (KeystoreError, InvalidInputError):
+        return None
+
+
+def _problem_lines(report: IngestReport) -> list[str]:
+    lines = [f"  rejected {r.name}: {r.reason}" for r in report.rejected]
+    name = report.labels_file.name
+    lines += [f"  {name} line {p.line}: {p.reason}" for p in report.label_problems]
+    return lines
+
+
+def _print_check(result: AssetCheck, *, as_json: bool) -> None:
+    if as_json:
+        emit(result, as_json=True)
+        return
+    out = console.print
+    out(
+        f"{result.directory}: {result.accepted} accepted, {len(result.rejected)} rejected, "
+        f"{len(result.label_problems)} unusable labels row(s)",
+        markup=False,
+    )
+    for row in result.rejected:
+        out(f"  rejected {row['file']}: {row['reason']}", markup=False)
+    for problem in result.label_problems:
+        out(f"  {problem['file']} line {problem['line']}: {problem['reason']}", markup=False)
+    for old in result.already_registered:
+        out(
+            f"  {old['files']} file(s) already in your asset {old['asset_id']} (added from "
+            f"{old['directory']})",
+            markup=False,
+        )
+    if result.labels:
+        out(f"  labels: {', '.join(result.labels)}", markup=False)
+    out(f"  regions: {', '.join(result.regions)}", markup=False)
+    if result.nodes:
+        out(f"  compute nodes: {', '.join(result.nodes)}", markup=False)
+    for what in result.not_checked:
+        out(f"  not checked: {what}", markup=False)
+    if result.ready:
+        out(f"ready: `visdm asset add` would register {result.accepted} sample(s)", markup=False)
+    else:
+        out(f"add would refuse ({len(result.problems)} problem(s)):", markup=False)
+        for reason in result.problems:
+            out(f"  {reason}", markup=False)
+
+
+def _interrupted(*, registering: bool) -> NoReturn:
+    if registering:
+        err_console.print(
+            "[bold red]error:[/] interrupted while registering on chain: the transaction may "
+            "still be mined, so the stored samples are kept; run `visdm asset list --mine` to "
+            "see, or the same `visdm asset add` again, which finds the registration if it was "
+            "mined"
+        )
+    else:
+        err_console.print(
+            "[bold red]error:[/] interrupted: nothing was registered and the samples stored "
+            "so far were unpinned"
+        )
+    raise typer.Exit(130)
 
 
 @app.command("list")

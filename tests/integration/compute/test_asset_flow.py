@@ -113,7 +113,9 @@ def flow(
 
 
 def test_register_attest_show(flow: Flow, tmp_path: Path) -> None:
-    added = flow.add("provider", write_folder(tmp_path / "a", list(range(12)), broken=True))
+    added = flow.add(
+        "provider", write_folder(tmp_path / "a", list(range(12)), broken=True), partial=True
+    )
     assert added.sample_count == 12
     assert added.rejected[0]["file"] == "broken.png"
     assert flow.assets.asset(added.asset_id).status == AssetStatus.PENDING
@@ -160,7 +162,8 @@ def test_duplicates_link_across_providers_and_withdrawn_assets_leave(
     # the original is withdrawn: a third copy no longer links to it
     withdraw_asset(flow.settings, flow.accounts["provider"], first.asset_id)
     worker.poll()
-    third = flow.add("provider2", write_folder(tmp_path / "c", [0, 1, 2]))
+    # provider2 uploads its copies once more, on purpose (the same images: `again`)
+    third = flow.add("provider2", write_folder(tmp_path / "c", [0, 1, 2]), again=True)
     worker.poll()
     worker.close()
     later = show_asset(flow.settings, third.asset_id).duplicate_links
