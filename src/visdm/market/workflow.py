@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def propose(
     selection: Sequence[SelectedAsset | int],
     model_spec: Path | dict[str, Any],
     validation: Path | tuple[Any, Any],
-    classes: Sequence[str],
+    classes: Sequence[str] | None,
     offer: int,
     wtp_bps: int,
     node: str,
@@ -101,8 +101,10 @@ def propose(
 ) -> CreatedProposal:
     """Curate, seal the validation set for ``node``, sign, store and propose (escrows ``offer``).
 
-    ``validation`` is a directory of images with ``labels.csv`` (as ``visdm asset add`` reads)
-    or ``(images, labels)`` arrays with class indexes.
+    ``validation`` is a directory of images with ``labels.csv`` (as ``visdm asset add`` reads;
+    ``classes`` default to its labels) or ``(images, labels)`` arrays with class indexes. The
+    result's notes say how many of the directory's files score the model and how the node's
+    limits were checked.
     """
     spec: Any = model_spec
     if isinstance(model_spec, Path):
@@ -113,19 +115,23 @@ def propose(
     from visdm.training import parse_model_spec  # pydantic only: no torch
 
     parsed = parse_model_spec(spec)
+    notes: tuple[str, ...] = ()
     if isinstance(validation, Path):
-        images, labels = load_labelled_directory(validation, classes, parsed.input_shape)
+        found = load_labelled_directory(validation, classes, parsed.input_shape)
+        images, labels, names, notes = found.images, found.labels, found.classes, (found.summary(),)
+    elif classes is None:
+        raise InvalidInputError("name the classes that the validation labels index")
     else:
-        images, labels = validation
+        (images, labels), names = validation, tuple(classes)
     conn = connect_deployed(settings)
-    return create_proposal(
+    created = create_proposal(
         conn.client,
         conn.deployment,
         open_store(settings),
         consumer,
         selection=selection,
         model_spec=spec,
-        classes=classes,
+        classes=names,
         validation_archive=pack_arrays(images, labels),
         offer=offer,
         wtp_bps=wtp_bps,
@@ -133,6 +139,7 @@ def propose(
         voting_period_s=voting_period_s,
         min_share_bps=min_share_bps,
     )
+    return replace(created, notes=(*notes, *created.notes))
 
 
 def _proposal(conn: Connection, proposal_id: int) -> ProposalRecord:

@@ -2,7 +2,10 @@
 
 :func:`create_proposal` curates (asset ids or explicit indexes), encrypts the validation set for
 the chosen node, writes and signs the XML, stores it and calls ``propose`` with the offer
-escrowed. :func:`load_checked_proposal` is what a node (or anyone) runs before acting on a
+escrowed. Before anything is stored or sent it checks what would make the proposal fail later
+with the offer locked: the market's minimums and voting window, every asset's licence, the
+node's key coverage and limits (:mod:`._feasibility`), and finally a dry run of ``propose``
+itself. :func:`load_checked_proposal` is what a node (or anyone) runs before acting on a
 proposal: the stored document must be signed by the proposal's consumer and agree with every
 commitment of its ``ProposalCreated`` event.
 """
@@ -12,15 +15,29 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_utils.address import to_checksum_address
+from eth_utils.address import is_address, to_checksum_address
+from web3.exceptions import Web3Exception
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient, TxResult
-from visdm.chain.contracts import AssetRegistry, ProposalTerms, TrainingMarket
+from visdm.chain.contracts import (
+    AssetRegistry,
+    ComputeNodeRecord,
+    ProposalTerms,
+    StakeholderRegistry,
+    TrainingMarket,
+)
 from visdm.chain.deployment import Deployment
-from visdm.errors import BlobTooLargeError, InvalidInputError, InvalidProposalError
+from visdm.errors import (
+    BlobTooLargeError,
+    ContractRevertError,
+    DesignLimitError,
+    InvalidInputError,
+    InvalidProposalError,
+    RevertReasonError,
+)
 from visdm.storage import ContentStore
 from visdm.types import Address, Cid
 
@@ -33,6 +50,7 @@ from ._document import (
     sign_proposal,
     verify_proposal,
 )
+from ._feasibility import coverage_refusal, node_refusals, node_terms
 from ._selection import (
     PublicAsset,
     SelectedSample,
@@ -44,9 +62,21 @@ from ._selection import (
 )
 from ._validation import check_validation_set, seal_validation_set, validation_aad
 
+if TYPE_CHECKING:
+    from visdm.training._spec import ModelSpec
+
 __all__ = ["CheckedProposal", "CreatedProposal", "create_proposal", "load_checked_proposal"]
 
+#: seconds between fixing the voting deadline in the signed document and ``propose`` being
+#: mined (a faucet top-up, an approval and the proposal: a few blocks)
 _DEADLINE_SLACK_S = 10
+_REMOTE_DEADLINE_SLACK_S = 120
+#: what ``propose``'s last step — taking the offer — reverts with when the approval is missing
+#: or the balance short: a dry run ending there passed every check of the market before it
+_PAYMENT_ERRORS = frozenset(
+    {"ERC20InsufficientAllowance", "ERC20InsufficientBalance", "SafeERC20FailedOperation"}
+)
+_DAY = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +85,9 @@ class CreatedProposal:
     proposal_cid: Cid
     document: TrainingProposal
     transactions: tuple[TxResult, ...]
+    #: what the consumer should know: how the node's limits were checked, an estimated
+    #: training cost, what was left out of the validation set
+    notes: tuple[str, ...] = ()
 
 
 def _canonical_spec(spec: Mapping[str, Any] | bytes | str) -> tuple[bytes, bytes]:
@@ -88,12 +121,7 @@ def create_proposal(
     worth training on once providers who reject have left the round (below it the proposal
     fails and the offer is refunded). Nothing reaches the chain unless every check passed.
     """
-    if offer <= 0:
-        raise InvalidInputError(f"the offer must be positive, got {offer}")
-    if not 0 <= wtp_bps <= 10_000:
-        raise InvalidInputError(f"the WTP threshold must be 0..10000 bps, got {wtp_bps}")
-    if not 0 <= min_share_bps <= 10_000:
-        raise InvalidInputError(f"the minimum share must be 0..10000 bps, got {min_share_bps}")
+    _check_amounts(offer, wtp_bps, min_share_bps)
     spec_json, spec_digest = _canonical_spec(model_spec)
     from visdm.training._spec import parse_model_spec
 
@@ -103,44 +131,29 @@ def create_proposal(
             f"the model spec has num_classes={spec.num_classes} but {len(classes)} class names "
             f"were given ({', '.join(classes)})"
         )
-    assets = deployment.asset_registry(client)
-    registry = deployment.stakeholder_registry(client)
     market = deployment.training_market(client)
-    node_record = registry.compute_node(node)
-    if not node_record.active:
-        raise InvalidInputError(f"{node} is not an active compute node")
-    if consumer.address in (node_record.address, node_record.signer):
-        raise InvalidInputError("you cannot name yourself as the compute node of your proposal")
+    node_record = _active_node(deployment.stakeholder_registry(client), node, consumer.address)
     params = market.parameters()
     if spec.batch_size < params.min_batch_size:
         raise InvalidInputError(
             f"the spec's batch_size={spec.batch_size} is below the market's minimum expected "
             f"batch size of {params.min_batch_size}: raise it"
         )
-    public, chosen = _curate(assets, store, selection, chain_id=client.chain_id)
+    slack = _DEADLINE_SLACK_S if client.is_dev_chain else _REMOTE_DEADLINE_SLACK_S
+    longest = params.max_voting_period - slack
+    if not params.min_voting_period <= voting_period_s <= longest:
+        raise InvalidInputError(
+            f"a voting period of {voting_period_s:,} s is outside the market's window: give "
+            f"{params.min_voting_period:,} to {longest:,} s ({longest / _DAY:.1f} days)"
+        )
+    public, chosen = _curate(
+        deployment.asset_registry(client), store, selection, chain_id=client.chain_id
+    )
     samples = resolve_selection(chosen, public)
     _check_minimums(samples, params.min_selection_samples, params.min_selection_providers)
-    dp = None if spec.dp is None else (spec.dp.target_epsilon, spec.dp.delta)
-    now_s = client.latest_timestamp()
-    refused = [
-        f"asset {a}: {why}"
-        for a, asset in public.items()
-        if (
-            why := asset_refusal(
-                asset,
-                consumer=consumer.address,
-                node=node_record.address,
-                now=now_s,
-                dp=dp,
-                training_samples=len(samples),
-            )
-        )
-        is not None
-    ]
-    if refused:
-        raise InvalidProposalError(
-            "the selection includes data you may not train on: " + "; ".join(refused)
-        )
+    _check_assets(
+        public, samples, consumer.address, node_record, spec, now=client.latest_timestamp()
+    )
     unknown = sorted({s.label for s in samples} - set(classes))
     if unknown:
         raise InvalidInputError(
@@ -148,6 +161,20 @@ def create_proposal(
             f"the classes ({', '.join(classes)}): add them or curate them out"
         )
     check_validation_set(validation_archive, spec.input_shape, len(classes))
+    impossible, notes = node_refusals(
+        spec,
+        node_record,
+        samples=len(samples),
+        min_batch_size=params.min_batch_size,
+        max_training_period=params.max_training_period,
+        terms=node_terms(node_record),
+    )
+    if impossible:
+        raise DesignLimitError(
+            f"compute node {node_record.address} would refuse to train this proposal: "
+            + "; ".join(impossible)
+            + "; nothing was escrowed"
+        )
     root = selection_root(samples)
     aad = validation_aad(
         chain_id=client.chain_id,
@@ -161,12 +188,12 @@ def create_proposal(
     validation_cid = store.put(sealed.ciphertext, pin=True)
     # the deadline is fixed in the signed document before the transactions are mined: leave
     # room for the blocks in between, or a minimum-length period would land outside the window
-    now = client.latest_timestamp() + _DEADLINE_SLACK_S
+    now = _next_block_time(client) + slack
     document = TrainingProposal(
         chain_id=client.chain_id,
         market=Address(to_checksum_address(market.address)),
         consumer=consumer.address,
-        node=Address(to_checksum_address(node)),
+        node=node_record.address,
         created_at=int(time.time()),
         offer=offer,
         wtp_bps=wtp_bps,
@@ -181,32 +208,125 @@ def create_proposal(
         selection_root=root,
         min_share_bps=min_share_bps,
     )
-    signed = sign_proposal(document, bytes(consumer.local_account.key))
-    cid = store.put(signed, pin=True)
-    token = deployment.payment_token(client)
+    cid = store.put(sign_proposal(document, bytes(consumer.local_account.key)), pin=True)
+    terms = ProposalTerms(
+        asset_ids=document.asset_ids,
+        sample_counts=document.sample_counts,
+        selection_root=document.selection_root,
+        offer=offer,
+        wtp_bps=wtp_bps,
+        node=document.node,
+        voting_deadline=document.voting_deadline,
+        model_spec_hash=spec_digest,
+        validation_set_hash=sealed.plaintext_hash,
+        proposal_cid=cid,
+        min_share_bps=min_share_bps,
+    )
+    proposal_id, txs = _escrow_and_propose(client, deployment, consumer, terms)
+    return CreatedProposal(proposal_id, cid, document, txs, tuple(notes))
+
+
+def _check_amounts(offer: int, wtp_bps: int, min_share_bps: int) -> None:
+    if offer <= 0:
+        raise InvalidInputError(f"the offer must be positive, got {offer}")
+    if not 0 <= wtp_bps <= 10_000:
+        raise InvalidInputError(f"the WTP threshold must be 0..10000 bps, got {wtp_bps}")
+    if not 0 <= min_share_bps <= 10_000:
+        raise InvalidInputError(f"the minimum share must be 0..10000 bps, got {min_share_bps}")
+
+
+def _active_node(registry: StakeholderRegistry, node: str, consumer: str) -> ComputeNodeRecord:
+    if not isinstance(node, str) or not is_address(node):
+        raise InvalidInputError(
+            f"compute node {str(node)[:60]!r} is not an address: give 0x and 40 hex digits"
+        )
+    record = registry.compute_node(node)
+    if not record.active:
+        state = "suspended" if record.admitted else "not an admitted compute node"
+        raise InvalidInputError(f"{record.address} is {state}: choose an active compute node")
+    if consumer in (record.address, record.signer):
+        raise InvalidInputError("you cannot name yourself as the compute node of your proposal")
+    return record
+
+
+def _check_assets(
+    public: Mapping[int, PublicAsset],
+    samples: Sequence[SelectedSample],
+    consumer: str,
+    node: ComputeNodeRecord,
+    spec: ModelSpec,
+    *,
+    now: int,
+) -> None:
+    """Refuse assets the consumer may not train on at ``node``: its own or the node's, a
+    licence or privacy terms that refuse it, or data the node cannot decrypt or process."""
+    dp = None if spec.dp is None else (spec.dp.target_epsilon, spec.dp.delta)
+    refused = []
+    for asset_id, asset in public.items():
+        why = asset_refusal(
+            asset,
+            consumer=consumer,
+            node=node.address,
+            now=now,
+            dp=dp,
+            training_samples=len(samples),
+        ) or coverage_refusal(asset, node)
+        if why is not None:
+            refused.append(f"asset {asset_id}: {why}")
+    if refused:
+        raise InvalidProposalError(
+            "the selection includes data you may not train on: " + "; ".join(refused)
+        )
+
+
+def _escrow_and_propose(
+    client: ChainClient, deployment: Deployment, consumer: UnlockedAccount, terms: ProposalTerms
+) -> tuple[int, tuple[TxResult, ...]]:
+    """Dry-run ``propose``, then approve the offer (unless already approved) and propose."""
+    market = deployment.training_market(client)
     client.fund_from_dev_faucet(consumer.address)
+    _dry_run(client, market, consumer.address, terms)
+    token = deployment.payment_token(client)
     from visdm.session import top_up_dev_tokens
 
-    top_up_dev_tokens(client, deployment, consumer.local_account, offer)
-    txs = [token.approve(consumer.local_account, market.address, offer)]
-    proposal_id, tx = market.propose(
-        consumer.local_account,
-        ProposalTerms(
-            asset_ids=document.asset_ids,
-            sample_counts=document.sample_counts,
-            selection_root=document.selection_root,
-            offer=offer,
-            wtp_bps=wtp_bps,
-            node=document.node,
-            voting_deadline=document.voting_deadline,
-            model_spec_hash=spec_digest,
-            validation_set_hash=sealed.plaintext_hash,
-            proposal_cid=cid,
-            min_share_bps=min_share_bps,
-        ),
-    )
-    txs.append(tx)
-    return CreatedProposal(proposal_id, cid, document, tuple(txs))
+    top_up_dev_tokens(client, deployment, consumer.local_account, terms.offer)
+    balance = token.balance_of(consumer.address)
+    if balance < terms.offer:
+        raise InvalidInputError(
+            f"the offer escrows {terms.offer} wei of the payment token but {consumer.address} "
+            f"holds {balance}: get more of the payment token, or offer less; nothing was sent"
+        )
+    txs = []
+    if token.allowance(consumer.address, market.address) < terms.offer:
+        txs.append(token.approve(consumer.local_account, market.address, terms.offer))
+    proposal_id, tx = market.propose(consumer.local_account, terms)
+    return proposal_id, (*txs, tx)
+
+
+def _next_block_time(client: ChainClient) -> int:
+    """The time the next block will carry, as well as the node can tell: anvil mines on
+    demand, so after an idle hour its latest block is an hour old while the next one will
+    carry the wall-clock time; its pending block says so."""
+    latest = client.latest_timestamp()
+    try:
+        pending = int(client.rpc(lambda: client.w3.eth.get_block("pending"))["timestamp"])
+    except (Web3Exception, KeyError, TypeError, ValueError):  # a node without pending blocks
+        pending = latest
+    return max(latest + 1, pending)
+
+
+def _dry_run(
+    client: ChainClient, market: TrainingMarket, consumer: str, terms: ProposalTerms
+) -> None:
+    """Call ``propose`` without sending it: any refusal of the market surfaces as its sentence
+    before a token is approved. Taking the offer is its last step, so a dry run that fails only
+    there (no approval yet) passed every other check."""
+    fn = client.contract(market.address, market.ARTIFACT).functions.propose(terms.as_tuple())
+    try:
+        client.call(fn, action="propose", sender=consumer, block="pending")
+    except ContractRevertError as exc:
+        if not (exc.error_name in _PAYMENT_ERRORS or isinstance(exc, RevertReasonError)):
+            raise
 
 
 def _curate(

@@ -18,6 +18,7 @@ import struct
 import tokenize
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from visdm.crypto import decrypt_blob, encrypt_blob, generate_data_key, wrap_key
-from visdm.errors import InvalidInputError
+from visdm.errors import InvalidInputError, NoValidSamplesError
 from visdm.ingest import decode_image, validate_directory
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_VALIDATION_SAMPLES",
     "MIN_VALIDATION_SAMPLES",
     "ArrayHeader",
+    "LabelledDirectory",
     "SealedValidationSet",
     "check_validation_set",
     "image_to_array",
@@ -322,25 +324,83 @@ def _read_array(archive: zipfile.ZipFile, header: ArrayHeader, *, what: str) -> 
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class LabelledDirectory:
+    """A validation directory read as arrays, with what was left out of it and why."""
+
+    images: NDArray[np.uint8]
+    labels: NDArray[np.int64]
+    #: the class names ``labels`` index, in order
+    classes: tuple[str, ...]
+    #: files found in the directory (``labels.csv`` not counted)
+    files: int
+    #: each file left out, with its reason (no label, not an image, a copy of another, ...)
+    skipped: tuple[tuple[str, str], ...]
+
+    def summary(self) -> str:
+        """One line: how many files score the model, and why the others do not."""
+        line = f"validation set: {len(self.labels):,} of {self.files:,} files scored"
+        return line + (f"; {_skip_reasons(self.skipped)}" if self.skipped else "")
+
+
+def _skip_reasons(skipped: Sequence[tuple[str, str]]) -> str:
+    """``5,998 skipped (5,990 no label; 8 not an image, e.g. a.png: not an image: ...)``."""
+    kinds = Counter(reason.split(":", 1)[0].split(" as ", 1)[0][:60] for _, reason in skipped)
+    common = "; ".join(f"{count:,} {kind}" for kind, count in kinds.most_common(3))
+    more = "; ..." if len(kinds) > 3 else ""
+    name, reason = skipped[0]
+    return f"{len(skipped):,} skipped ({common}{more}; e.g. {name}: {reason[:120]})"
+
+
 def load_labelled_directory(
-    root: str | os.PathLike[str], classes: Sequence[str], input_shape: Sequence[int]
-) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    root: str | os.PathLike[str],
+    classes: Sequence[str] | None,
+    input_shape: Sequence[int],
+    *,
+    min_samples: int = MIN_VALIDATION_SAMPLES,
+) -> LabelledDirectory:
     """Images and ``labels.csv`` from ``root`` (the layout ``visdm asset add`` reads) as arrays;
-    labels become indexes into ``classes``. A label outside ``classes`` is an error."""
-    report = validate_directory(root)
-    index = {name: i for i, name in enumerate(classes)}
+    labels become indexes into ``classes`` (default: the labels found, sorted). A label outside
+    ``classes`` is an error.
+
+    Only labelled, decodable, distinct images can score a model, so the set can be much smaller
+    than the folder: the result says how many files were used and why the others were not, and
+    fewer than ``min_samples`` usable images is refused with those counts — an accuracy
+    threshold measured on a handful of images would decide a round by chance.
+    """
+    try:
+        report = validate_directory(root)
+    except NoValidSamplesError as exc:
+        found = getattr(exc, "report", None)
+        rejected = [(r.name, r.reason) for r in found.rejected] if found is not None else []
+        detail = f": {_skip_reasons(rejected)}" if rejected else ""
+        raise InvalidInputError(
+            f"validation directory {root} has no image that can score a model{detail}; a "
+            f"validation set needs at least {min_samples} labelled images (rows "
+            "'filename,label' in its labels.csv)"
+        ) from None
+    skipped = tuple((r.name, r.reason) for r in report.rejected)
+    files = len(report.accepted) + len(skipped)
+    if len(report.accepted) < min_samples:
+        raise InvalidInputError(
+            f"validation directory {root}: only {len(report.accepted):,} of {files:,} files "
+            f"can score a model ({_skip_reasons(skipped) if skipped else 'no others'}); a "
+            f"validation set needs at least {min_samples}: label more images in its labels.csv"
+        )
+    names = tuple(classes) if classes is not None else report.labels
+    index = {name: i for i, name in enumerate(names)}
     unknown = sorted({s.label for s in report.accepted} - set(index))
     if unknown:
         raise InvalidInputError(
             f"{root}: labels {', '.join(map(repr, unknown[:5]))} are not among the proposal's "
-            f"classes ({', '.join(classes)})"
+            f"classes ({', '.join(names)})"
         )
     images = [
         image_to_array(decode_image(s.path.read_bytes(), name=s.name).image, input_shape)
         for s in report.accepted
     ]
     labels = np.array([index[s.label] for s in report.accepted], dtype=np.int64)
-    return np.stack(images), labels
+    return LabelledDirectory(np.stack(images), labels, names, files, skipped)
 
 
 @dataclass(frozen=True, slots=True)
