@@ -142,7 +142,7 @@ def load_untrusted_json(
     # fewer brackets than the limit cannot nest past it: small documents skip the scan
     depth = nesting_depth(raw) if raw.count(b"[") + raw.count(b"{") > max_depth else 0
     if depth > max_depth:
-        raise _error(error, what, f"nests {depth:,} levels deep, more than {max_depth}", hint)
+        raise _error(error, what, f"nests deeper than {max_depth} levels ({depth:,})", hint)
     long_ints = _LONG_INT.search(raw) is not None
     try:
         value = json.loads(
@@ -242,13 +242,15 @@ def _bad_value(value: Any, path: str) -> str | None:
         if found.group() == "\0":
             return f"holds a NUL character (\\u0000) in {where}, which no field allows"
         return f"holds an unpaired surrogate (\\u{ord(found.group()):04x}) in {where}"
-    if isinstance(value, float | _HugeInt):
-        if isinstance(value, float) and math.isfinite(value):
-            return None
-        shown = (
-            f"a huge integer ({value.digits:,} digits)" if isinstance(value, _HugeInt) else value
+    if isinstance(value, _HugeInt):
+        return (
+            f"has a number out of range: {path or 'the value'} has {value.digits:,} digits, "
+            f"more than the {MAX_INT_DIGITS} of a uint256"
         )
-        return f"has a number out of range: {path or 'the value'} must be finite, got {shown}"
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return None
+        return f"has a number out of range: {path or 'the value'} must be finite, got {value}"
     if isinstance(value, list):
         items: Any = ((f"{path}[{i}]", v) for i, v in enumerate(value))
     elif isinstance(value, dict):

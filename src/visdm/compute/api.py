@@ -14,7 +14,7 @@ the whole job (messages, result). ``GET /jobs`` lists public fields, ``GET /heal
 the node is.
 
 What a stranger can make the node do is bounded before any work: bodies over a few KiB are
-refused unread, JSON nesting and integer sizes are checked before parsing completes, each
+refused unread, JSON nesting is checked before parsing starts (:mod:`visdm.jsonsafe`), each
 consumer has a token bucket per endpoint, concurrent requests for one proposal share one load
 and one design check, and the caches of both are LRU-bounded.
 
@@ -63,6 +63,7 @@ from visdm.errors import (
     SignatureError,
     VisdmError,
 )
+from visdm.jsonsafe import load_untrusted_json
 from visdm.market.quotes import (
     CONSUMER_HEADER,
     ISSUED_AT_HEADER,
@@ -75,6 +76,7 @@ from visdm.market.quotes import (
 )
 from visdm.proposals import CheckedProposal, load_checked_proposal
 from visdm.storage import ContentStore
+from visdm.training._spec import MAX_SPEC_BYTES
 from visdm.types import Address, Role
 
 from ._jobs import Job, JobJournal
@@ -96,8 +98,6 @@ _DESIGN_CHECK_TIMEOUT_S = 120.0
 _CONCURRENT_DESIGN_CHECKS = 2
 _QUOTABLE = (ProposalStatus.VOTING, ProposalStatus.APPROVED, ProposalStatus.COUNTERED)
 _MAX_UINT64 = 2**64 - 1
-#: no number in a request needs more digits than a uint64 (issuedAt); ids need 19
-_MAX_DIGITS = len(str(_MAX_UINT64))
 _ID_DIGITS = len(str(MAX_PROPOSAL_ID))
 _PUBLIC_JOB_FIELDS = ("proposalId", "state", "progress", "attempts", "deadline")
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -421,8 +421,18 @@ class QuoteService:
         limits = self.training_limits()
 
         def check() -> dict[str, Any] | QuoteError:
+            try:  # the consumer wrote it: a nested spec must not take the node down
+                spec = load_untrusted_json(
+                    spec_json,
+                    what="the proposal's model spec",
+                    max_bytes=MAX_SPEC_BYTES,
+                    error=InvalidModelSpecError,
+                    hint="propose again with a spec from `visdm data model-spec`",
+                )
+            except InvalidModelSpecError as exc:
+                return QuoteError(422, InvalidModelSpecError.__name__, str(exc))
             with self._checks:
-                answer = run_design_check(json.loads(spec_json), limits, python=self.config.python)
+                answer = run_design_check(spec, limits, python=self.config.python)
             if answer.get("ok"):
                 return {k: v for k, v in answer.items() if k != "ok"}
             kind = str(answer.get("error", "InvalidModelSpecError"))
@@ -466,48 +476,17 @@ def _problems(errors: Any) -> str:
     )
 
 
-def _check_nesting(raw: bytes, max_depth: int) -> None:
-    """Refuse JSON nested deeper than ``max_depth`` before a parser recurses into it."""
-    depth = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > max_depth:
-                raise _invalid(
-                    f"the body nests JSON deeper than {max_depth} levels: a request is one flat "
-                    "object"
-                )
-        elif byte in (0x5D, 0x7D):  # ] }
-            depth -= 1
-
-
-def _bounded_int(text: str) -> int:
-    digits = len(text.lstrip("-"))
-    if digits > _MAX_DIGITS:
-        # int() itself refuses past 4,300 digits, as a ValueError that would read as a crash
-        raise _invalid(
-            f"a number in the body has {digits:,} digits: ids are integers from 1 to 2^63-1 "
-            f"and no field takes more than {_MAX_DIGITS} digits"
-        )
-    return int(text)
-
-
-def _parse_json(raw: bytes, *, max_depth: int) -> Any:
-    _check_nesting(raw, max_depth)
+def _parse_json(raw: bytes, *, max_bytes: int, max_depth: int) -> Any:
     try:
-        return json.loads(raw, parse_int=_bounded_int)
-    except ValueError as exc:  # malformed JSON or bytes that are no Unicode text
-        raise _invalid(f"the body is not JSON: {exc}") from None
+        return load_untrusted_json(
+            raw,
+            what="the body",
+            max_bytes=max_bytes,
+            max_depth=max_depth,
+            hint="a request is one flat JSON object",
+        )
+    except InvalidInputError as exc:
+        raise _invalid(str(exc)) from None
 
 
 def _path_id(text: str) -> int:
@@ -571,7 +550,9 @@ def _read_job(journal_path: Path, proposal_id: int) -> Job:
 async def _quote_body(request: Request) -> QuoteRequestBody:
     """The body of ``POST /quotes``: read (the middleware bounded it), nesting checked, parsed."""
     limits: ApiLimits = request.app.state.limits
-    data = _parse_json(await request.body(), max_depth=limits.max_json_depth)
+    data = _parse_json(
+        await request.body(), max_bytes=limits.max_body_bytes, max_depth=limits.max_json_depth
+    )
     try:
         return QuoteRequestBody.model_validate(data)
     except ValidationError as exc:

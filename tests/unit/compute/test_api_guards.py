@@ -242,7 +242,7 @@ def test_huge_numbers_are_refused_with_a_4xx_that_names_the_problem(
     # past Python's 4,300-digit limit int() raises: once a 500, now never parsed at all
     refusal(api.post("/quotes", content=quote_body(4301)), 413, "BodyTooLarge")
     detail = refusal(api.post("/quotes", content=quote_body(4000)), 400, "InvalidRequest")
-    assert "a number in the body has 4,000 digits" in detail
+    assert "proposalId has 4,000 digits" in detail
     with serve(journal_path, ApiLimits(max_body_bytes=16_384)) as roomy:
         detail = refusal(roomy.post("/quotes", content=quote_body(4301)), 400, "InvalidRequest")
         assert "4,301 digits" in detail
@@ -256,8 +256,8 @@ def test_huge_numbers_are_refused_with_a_4xx_that_names_the_problem(
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        (b"{not json", "not JSON"),
-        (b"\xff\xfe\x00", "not JSON"),
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe\x00", "not valid JSON: it must be UTF-8"),
         (b"[1, 2]", "body: Input should be"),
         (b'{"proposalId": 1}', "consumer: Field required"),
         (b'{"proposalId": "1", "consumer": "x", "issuedAt": 1, "signature": "0x"}', "proposalId"),

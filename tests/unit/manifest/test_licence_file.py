@@ -68,7 +68,7 @@ def test_the_flags_override_the_file(tmp_path: Path) -> None:
         ('{"max_epsilon": true}', "max_epsilon must be a number, got True"),
         ('{"max_delta": 0.5}', r"max_delta must be in \(0, 0\.01\), got 0\.5"),
         ('{"max_delta": [1e-6]}', r"max_delta must be a number, got \[1e-06\]"),
-        ('{"max_epsilon": 1' + "0" * 400 + "}", "max_epsilon must be finite, got a huge integer"),
+        ('{"max_epsilon": 1' + "0" * 400 + "}", "max_epsilon has 401 digits"),
         ('{"min_epsilon": 1}', "has unknown keys: min_epsilon"),
     ],
 )
