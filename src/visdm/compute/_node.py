@@ -13,7 +13,6 @@ never written to disk, so nothing of them outlives the batch.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from visdm.errors import (
     VisdmError,
 )
 from visdm.ingest import decode_image, decrypt_sample
+from visdm.jsonsafe import load_untrusted_object
 from visdm.manifest import ParsedManifest, verify_manifest
 from visdm.metadata import (
     DEFAULT_DUPLICATE_RADIUS,
@@ -291,10 +291,21 @@ class AssetWorker:
             log.warning("asset %d: stored metadata does not match its attested hash", asset_id)
             self._record(AssetOutcome(asset_id, "rejected", "metadata does not match its hash"))
             return
-        document = json.loads(raw)
-        samples = [
-            (bytes.fromhex(s["sampleId"][2:]), int(s["phash"], 16)) for s in document["samples"]
-        ]
+        try:  # another node wrote it: its hash only proves that node attested these bytes
+            document = load_untrusted_object(
+                raw,
+                what=f"asset {asset_id}'s metadata document",
+                max_bytes=len(raw),
+                hint="the asset stays out of this node's duplicate index",
+            )
+            samples = [
+                (bytes.fromhex(s["sampleId"][2:]), int(s["phash"], 16)) for s in document["samples"]
+            ]
+        except (ValueError, KeyError, TypeError) as exc:
+            reason = str(exc) if isinstance(exc, InvalidInputError) else f"malformed ({exc!r})"
+            log.warning("asset %d: attested metadata unusable: %s", asset_id, reason)
+            self._record(AssetOutcome(asset_id, "rejected", f"metadata document: {reason}"))
+            return
         new = [(sid, h) for sid, h in samples if sid not in self.index]
         if new:
             self.index.add([sid for sid, _ in new], [h for _, h in new])

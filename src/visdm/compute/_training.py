@@ -49,12 +49,14 @@ from visdm.errors import (
     ContractRevertError,
     CryptoError,
     InvalidInputError,
+    InvalidModelSpecError,
     SandboxUnavailableError,
     StorageError,
     StorageUnavailableError,
     VisdmError,
 )
 from visdm.ingest import decrypt_sample
+from visdm.jsonsafe import load_untrusted_json
 from visdm.metadata import VALIDATION_SCREEN_RADIUS
 from visdm.proposals import (
     CheckedProposal,
@@ -64,6 +66,7 @@ from visdm.proposals import (
     open_validation_set,
 )
 from visdm.storage import ContentStore
+from visdm.training._spec import MAX_SPEC_BYTES
 
 from ._jobs import Job, JobJournal
 from ._results import RESULT_KIND, ConsumerFaultError, JobFailedError, ResultPublisher
@@ -386,7 +389,16 @@ class TrainingWorker:
             )
         except VisdmError as exc:
             raise JobFailedError(f"proposal document rejected: {exc}") from None
-        spec = json.loads(checked.document.model_spec_json)
+        try:  # the consumer wrote the spec: the guard of quote time, should this node not quote
+            spec = load_untrusted_json(
+                checked.document.model_spec_json,
+                what="the proposal's model spec",
+                max_bytes=MAX_SPEC_BYTES,
+                error=InvalidModelSpecError,
+                hint="the consumer's document is at fault",
+            )
+        except InvalidModelSpecError as exc:
+            raise ConsumerFaultError(str(exc)) from None
         # the sandbox must end before the chain's deadline, or the result could not be posted
         left = record.deadline - self.client.latest_timestamp() - _SUBMIT_MARGIN_S
         if left < _MIN_TRAINING_S:
