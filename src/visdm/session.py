@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-from visdm.accounts import AccountInfo, UnlockedAccount, account_info, list_accounts, load_account
+from visdm.accounts import AccountInfo, UnlockedAccount, account_info, load_account, scan_accounts
 from visdm.chain.anvil import local_rpc_url
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import StakeholderRecord
@@ -30,6 +30,7 @@ from visdm.errors import (
     ChainError,
     DeploymentNotFoundError,
     InvalidInputError,
+    KeystoreError,
     KeystoreNotFoundError,
     WrongChainError,
 )
@@ -52,17 +53,24 @@ __all__ = [
 
 
 def current_account(settings: Settings) -> AccountInfo:
-    """The account to act as: ``--account`` / ``$VISDM_ACCOUNT``, or the only one there is."""
+    """The account to act as: ``--account`` / ``$VISDM_ACCOUNT``, or the only one there is.
+
+    A keystore that cannot be read counts as an account here: it may be the one meant, so it
+    is never silently passed over for the only readable one."""
     if settings.account:
         return account_info(settings.keystore_dir, settings.account)
-    accounts = list_accounts(settings.keystore_dir)
-    if len(accounts) == 1:
+    accounts, unusable = scan_accounts(settings.keystore_dir)
+    if len(accounts) == 1 and not unusable:
         return accounts[0]
-    if not accounts:
+    if not accounts and not unusable:
         raise KeystoreNotFoundError(
             f"no account in {settings.keystore_dir}: create one with `visdm account new NAME`"
         )
-    names = ", ".join(a.name for a in accounts)
+    if not accounts and len(unusable) == 1:
+        raise KeystoreError(unusable[0].reason)
+    names = ", ".join(
+        [a.name for a in accounts] + [f"{u.path.stem} (unusable: {u.path})" for u in unusable]
+    )
     raise InvalidInputError(f"several accounts exist ({names}): choose one with --account NAME")
 
 

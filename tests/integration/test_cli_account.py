@@ -146,10 +146,20 @@ def test_bad_scrypt_cost(home: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 def test_corrupt_keystore(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     created = new(capsys, "alice")
+    new(capsys, "bob")
     Path(created["path"]).write_text("{not json")
-    code, _, err = run(capsys, "account", "list")
-    assert code == 3
-    assert created["path"] in one_line_error(err)
+    # the list shows the good accounts and names the bad file
+    code, out, err = run(capsys, "account", "list", "--json")
+    assert code == 0
+    assert [a["name"] for a in json.loads(out)] == ["bob"]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: keystore {created['path']} is")
+    # acting as "the only account" is ambiguous while a keystore cannot be read
+    code, _, err = run(capsys, "account", "export-public", "alice")
+    assert code == 3 and created["path"] in one_line_error(err)
+    code, _, err = run(capsys, "whoami")
+    assert code == 2
+    assert "several accounts exist (bob, alice (unusable:" in one_line_error(err)
 
 
 def test_password_is_never_a_flag(home: Path) -> None:

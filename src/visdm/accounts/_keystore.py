@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,14 @@ from ._account import AccountInfo, PublicIdentity, UnlockedAccount
 __all__ = [
     "DEFAULT_SCRYPT_N",
     "MIN_SCRYPT_N",
+    "UnusableKeystore",
     "account_info",
     "create_account",
     "export_public",
     "import_account",
     "list_accounts",
     "load_account",
+    "scan_accounts",
 ]
 
 #: eth-account's standard scrypt cost (geth's "standard" too): 256 MiB per unlock
@@ -117,21 +120,39 @@ def import_account(
     return _store(keystore_dir, name, secret, password, scrypt_n)
 
 
-def list_accounts(keystore_dir: Path) -> list[AccountInfo]:
-    """Every account in ``keystore_dir``, sorted by name (``[]`` when the directory is absent).
+@dataclass(frozen=True, slots=True)
+class UnusableKeystore:
+    """A ``<name>.json`` in the keystore directory that cannot be read as an account, and why."""
 
-    Only ``<name>.json`` files with a valid account name count; other files are ignored. A
-    keystore that cannot be read raises :class:`~visdm.errors.KeystoreError` naming the file.
+    path: Path
+    reason: str
+
+
+def scan_accounts(keystore_dir: Path) -> tuple[list[AccountInfo], list[UnusableKeystore]]:
+    """The accounts in ``keystore_dir`` sorted by name, and the keystores there that cannot be
+    read (each named, with its reason): one corrupt file never hides the others.
+
+    Only ``<name>.json`` files with a valid account name count; other files are ignored.
     """
     keystore_dir = Path(keystore_dir)
     if not keystore_dir.is_dir():
-        return []
-    infos = [
-        _info(path)
-        for path in keystore_dir.iterdir()
-        if path.suffix == _SUFFIX and _NAME_RE.fullmatch(path.stem) and path.is_file()
-    ]
-    return sorted(infos, key=lambda info: (info.name.lower(), info.name))
+        return [], []
+    infos: list[AccountInfo] = []
+    unusable: list[UnusableKeystore] = []
+    for path in sorted(keystore_dir.iterdir()):
+        if path.suffix != _SUFFIX or not _NAME_RE.fullmatch(path.stem) or not path.is_file():
+            continue
+        try:
+            infos.append(_info(path))
+        except KeystoreError as exc:
+            unusable.append(UnusableKeystore(path, str(exc)))
+    return sorted(infos, key=lambda info: (info.name.lower(), info.name)), unusable
+
+
+def list_accounts(keystore_dir: Path) -> list[AccountInfo]:
+    """Every readable account in ``keystore_dir``, sorted by name (``[]`` when the directory
+    is absent); :func:`scan_accounts` also names the keystores that cannot be read."""
+    return scan_accounts(keystore_dir)[0]
 
 
 def account_info(keystore_dir: Path, name_or_address: str) -> AccountInfo:
@@ -255,8 +276,11 @@ def _find(keystore_dir: Path, name_or_address: str) -> Path:
 
 
 def _not_found(keystore_dir: Path, what: str) -> KeystoreNotFoundError:
-    names = [info.name for info in list_accounts(keystore_dir)]
+    infos, unusable = scan_accounts(keystore_dir)
+    names = [info.name for info in infos]
     known = f"accounts there: {', '.join(names)}" if names else "there are no accounts yet"
+    if unusable:  # the one asked for may be in a file that cannot be read
+        known += f"; unusable keystores: {', '.join(u.path.name for u in unusable)}"
     return KeystoreNotFoundError(f"{what} in {keystore_dir} ({known}); {_CREATE_HINT}")
 
 

@@ -11,6 +11,7 @@ import getpass
 import os
 
 import typer
+from rich.markup import escape
 
 from visdm.accounts import (
     DEFAULT_SCRYPT_N,
@@ -18,11 +19,11 @@ from visdm.accounts import (
     create_account,
     export_public,
     import_account,
-    list_accounts,
+    scan_accounts,
 )
 from visdm.errors import InvalidInputError
 
-from ._common import JsonOption, emit, read_password, settings
+from ._common import JsonOption, emit, err_console, read_password, settings
 
 __all__ = ["app"]
 
@@ -73,8 +74,12 @@ def import_(
 
 @app.command("list")
 def list_(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """List the accounts in the keystore directory (no password needed)."""
-    emit(list_accounts(settings(ctx).keystore_dir), as_json=as_json, title="accounts")
+    """List the accounts in the keystore directory (no password needed); a keystore that
+    cannot be read is named on standard error, and the others are still listed."""
+    accounts, unusable = scan_accounts(settings(ctx).keystore_dir)
+    emit(accounts, as_json=as_json, title="accounts")
+    for bad in unusable:
+        err_console.print(f"[yellow]warning:[/] {escape(bad.reason)}")
 
 
 @app.command("show")

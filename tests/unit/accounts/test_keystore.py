@@ -24,6 +24,7 @@ from visdm.accounts import (
     import_account,
     list_accounts,
     load_account,
+    scan_accounts,
 )
 from visdm.crypto import (
     Eip712Domain,
@@ -300,11 +301,15 @@ def test_corrupt_keystore_is_named(keystore_dir: Path, alice: AccountInfo, corru
     for call in (
         lambda: load_account(keystore_dir, "alice", PASSWORD),
         lambda: account_info(keystore_dir, "alice"),
-        lambda: list_accounts(keystore_dir),
     ):
         with pytest.raises(KeystoreError, match=str(alice.path)) as caught:
             call()
         assert type(caught.value) is KeystoreError
+    # listing names it beside the readable accounts instead of failing
+    accounts, unusable = scan_accounts(keystore_dir)
+    assert accounts == list_accounts(keystore_dir) == []
+    assert [u.path for u in unusable] == [alice.path]
+    assert unusable[0].reason.startswith(f"keystore {alice.path} is unusable")
 
 
 @pytest.mark.parametrize(
