@@ -9,7 +9,6 @@ of its samples was in a round.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from eth_utils.crypto import keccak
 
 from visdm.chain.contracts import AssetRecord, AssetRegistry
 from visdm.errors import InvalidProposalError
+from visdm.jsonsafe import load_untrusted_object
 from visdm.manifest import MAX_MANIFEST_BYTES, AssetManifest, privacy_refusal, verify_manifest
 from visdm.merkle import StandardMerkleTree
 from visdm.storage import ContentStore
@@ -87,7 +87,14 @@ def load_public_asset(
             raise InvalidProposalError(
                 f"asset {asset_id}: its metadata document does not match the attested hash"
             )
-        metadata = json.loads(raw)
+        metadata = load_untrusted_object(
+            raw,
+            what=f"asset {asset_id}'s metadata document",
+            max_bytes=MAX_METADATA_BYTES,
+            error=InvalidProposalError,
+            hint=f"the node {attested[-1]['args']['node']} attested a broken document; leave "
+            "the asset out of the selection",
+        )
     return PublicAsset(record, parsed.manifest, metadata)
 
 
@@ -95,7 +102,13 @@ def accepted_indexes(asset: PublicAsset) -> tuple[int, ...]:
     """The samples the node accepted (all of them before attestation)."""
     if asset.metadata is None:
         return tuple(s.index for s in asset.manifest.samples)
-    return tuple(sorted(int(s["index"]) for s in asset.metadata["samples"]))
+    try:
+        return tuple(sorted(int(s["index"]) for s in asset.metadata["samples"]))
+    except (KeyError, TypeError, ValueError):  # the attesting node's document, not ours
+        raise InvalidProposalError(
+            f"asset {asset.record.asset_id}'s metadata document does not list its samples' "
+            "indexes; leave the asset out of the selection"
+        ) from None
 
 
 def resolve_selection(
