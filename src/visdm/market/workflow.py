@@ -8,7 +8,6 @@ Consumer: :func:`propose`, :func:`accept_counter`, :func:`request_quote`,
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from visdm.chain.client import TxResult
 from visdm.chain.contracts import REJECT_ASK, ClaimRequest, ProposalRecord, ProposalStatus, Quote
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, SignatureError, VisdmError
+from visdm.jsonsafe import load_untrusted_object
 from visdm.merkle import StandardMerkleTree
 from visdm.proposals import (
     MAX_PROPOSAL_BYTES,
@@ -372,10 +372,12 @@ def _result_document(
     if not events:
         return None
     raw = store.get(events[0]["args"]["resultCid"], max_bytes=_MAX_RESULT_BYTES)
-    try:
-        document: dict[str, Any] = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidInputError(f"proposal {proposal_id}'s result document: {exc}") from None
+    document = load_untrusted_object(
+        raw,
+        what=f"proposal {proposal_id}'s result document",
+        max_bytes=_MAX_RESULT_BYTES,
+        hint="its node published a broken result document: report it to governance",
+    )
     if document.get("proposalId") != proposal_id:
         raise InvalidInputError(f"the result document is not for proposal {proposal_id}")
     return document
