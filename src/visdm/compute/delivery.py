@@ -30,6 +30,7 @@ from visdm.crypto import (
     wrap_key,
 )
 from visdm.errors import CiphertextFormatError, InvalidInputError, SignatureError
+from visdm.jsonsafe import load_untrusted_object
 from visdm.market.quotes import market_domain
 from visdm.types import Address
 
@@ -156,10 +157,11 @@ def _split(envelope: bytes) -> tuple[dict[str, object], bytes]:
     start = len(_MAGIC) + 4
     if size > _MAX_HEADER or start + size > len(envelope):
         raise CiphertextFormatError(f"model envelope header length {size} is out of bounds")
-    try:
-        header = json.loads(envelope[start : start + size])
-    except ValueError as exc:
-        raise CiphertextFormatError(f"model envelope header is not JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise CiphertextFormatError("model envelope header is not an object")
+    header = load_untrusted_object(
+        envelope[start : start + size],
+        what="the model envelope's header",
+        max_bytes=_MAX_HEADER,
+        error=CiphertextFormatError,
+        hint="the node sent a broken model file: fetch it again, or report the node",
+    )
     return header, envelope[start + size :]
