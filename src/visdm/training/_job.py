@@ -54,6 +54,7 @@ from numpy.typing import NDArray
 from visdm.compute.sandbox import InputRejectedError, ProgressReporter, SandboxJob
 from visdm.errors import InvalidInputError
 from visdm.ingest import DEFAULT_LIMITS, decode_image
+from visdm.jsonsafe import load_untrusted_object, read_untrusted_file
 from visdm.metadata import VALIDATION_SCREEN_RADIUS, array_phashes, screen_validation_set
 from visdm.proposals._validation import image_to_array, read_validation_set, unpack_arrays
 from visdm.training._design import NodeLimits
@@ -88,6 +89,8 @@ _MEMORY_PER_PIXEL_BYTE = 6
 #: what the interpreter, torch and the model take besides the data
 _BASE_BYTES = 1 << 30
 _PROGRESS_EVERY = 1000
+#: samples.json holds a few hundred bytes per sample
+_MAX_DESCRIPTION_BYTES = 1 << 30
 #: per-sample lists of samples.json, filtered to the images that could be decoded
 _PER_SAMPLE = ("files", "labels", "sample_ids", "providers", "asset_ids", "rank")
 
@@ -186,13 +189,10 @@ def _arrays(path: Path, spec: ModelSpec) -> tuple[NDArray[np.uint8], NDArray[np.
 def _description(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"{path.name} is unusable: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidInputError(f"{path.name} must hold a JSON object")
-    return doc
+    # the node writes it, partly from peers' documents; the sandbox trusts no input it reads
+    what, hint = f"{path.name} is unusable: it", "the node wrote a broken job description"
+    raw = read_untrusted_file(path, what=what, max_bytes=_MAX_DESCRIPTION_BYTES, hint=hint)
+    return load_untrusted_object(raw, what=what, max_bytes=_MAX_DESCRIPTION_BYTES, hint=hint)
 
 
 def _check_memory(samples: int, spec: ModelSpec) -> None:
