@@ -21,6 +21,7 @@ from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalRecord, StakeholderRegistry, TrainingMarket
 from visdm.errors import CryptoError, InvalidInputError, VisdmError
+from visdm.jsonsafe import load_untrusted_object, read_untrusted_file
 from visdm.proposals import CheckedProposal
 from visdm.storage import ContentStore
 from visdm.valuation import PayoutAsset, compute_payout
@@ -113,7 +114,16 @@ class ResultPublisher:
             raise ConsumerFaultError(
                 f"the consumer's registered encryption key cannot receive the model: {exc}"
             ) from None
-        valuation = json.loads((out_dir / "valuation.json").read_bytes())
+        # the sandboxed job wrote it from untrusted images: read with the guard of any input
+        what, hint = "the job's valuation.json", "the sandboxed job wrote a broken file"
+        path, most = out_dir / "valuation.json", 1 << 30
+        valuation = load_untrusted_object(
+            read_untrusted_file(path, what=what, max_bytes=most, error=JobFailedError, hint=hint),
+            what=what,
+            max_bytes=most,
+            error=JobFailedError,
+            hint=hint,
+        )
         where = {"0x" + s.sample_id.hex(): (s.asset_id, s.index) for s in checked.samples}
         rows = [
             {**row, "asset_id": where[row["sample_id"]][0], "index": where[row["sample_id"]][1]}
