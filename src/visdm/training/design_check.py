@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from visdm.errors import InvalidInputError
+from visdm.jsonsafe import load_untrusted_json
 
 
 def check(request: Any) -> dict[str, Any]:
@@ -45,9 +46,15 @@ def check(request: Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    try:
-        request = json.loads(sys.stdin.buffer.read(1 << 20))
-    except ValueError as exc:
+    most = 1 << 20
+    try:  # the spec inside is a consumer's: parsed with the guard of every untrusted input
+        request = load_untrusted_json(
+            sys.stdin.buffer.read(most + 1),
+            what="the design check's request",
+            max_bytes=most,
+            hint='send {"spec": {...}, "limits": {...}}',
+        )
+    except InvalidInputError as exc:
         answer: dict[str, Any] = {"ok": False, "error": "InvalidInputError", "message": str(exc)}
     else:
         answer = check(request)
