@@ -75,6 +75,8 @@ _HTTP_TIMEOUT_S = 180.0
 _CONNECT_PATIENCE_S = 30.0
 #: documents larger than these are not read (a payout tree of 10⁶ payees is ~250 MB)
 _MAX_RESULT_BYTES = 512 << 20
+#: a quote or a job's status is a few hundred bytes
+_MAX_NODE_ANSWER_BYTES = 1 << 20
 _MAX_MODEL_BYTES = 1 << 30
 
 
@@ -286,8 +288,10 @@ def request_quote(
             time.sleep(0.5)
         except httpx.HTTPError as exc:
             raise NodeUnreachableError(f"node API {url} did not answer: {exc}") from None
-    try:
-        body = response.json()
+    try:  # a node is a peer: its answer goes through the guard of every untrusted document
+        body = load_untrusted_object(
+            response.content, what=f"node {url}'s answer", max_bytes=_MAX_NODE_ANSWER_BYTES
+        )
     except ValueError:
         body = {"detail": response.text[:500]}
     if response.status_code != 200:
@@ -590,9 +594,9 @@ def proposal_status(
                     ),
                 )
             response = httpx.get(f"{url}/jobs/{proposal_id}", headers=headers, timeout=10.0)
-            job = response.json()
-            if not isinstance(job, dict):
-                raise ValueError(f"node {url} answered {type(job).__name__}, not a job")
+            job = load_untrusted_object(
+                response.content, what=f"node {url}'s answer", max_bytes=_MAX_NODE_ANSWER_BYTES
+            )
             if response.status_code == 200:
                 view["job"] = {k: job.get(k) for k in ("state", "progress", "message", "attempts")}
             elif response.status_code != 404:  # 404: the node has not journaled the job yet
