@@ -21,7 +21,6 @@ service that speaks the same RPC API. Three choices matter:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -36,6 +35,7 @@ from visdm.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from visdm.jsonsafe import load_untrusted_json
 from visdm.types import Cid
 
 from ._base import ContentStore, too_large
@@ -58,6 +58,8 @@ _ADD_PARAMS = {
 _ABSENT_HINTS = ("not found", "could not find", "timed out", "timeout", "deadline exceeded")
 _NOT_PINNED_HINTS = ("not pinned", "is not pinned")
 _READ_PIECE = 1 << 20
+#: one JSON answer of the RPC (a CID, a pin listing, an error) is far smaller
+_MAX_ANSWER_BYTES = 16 << 20
 
 
 class _RpcError(Exception):
@@ -297,7 +299,7 @@ def _duration(seconds: float) -> str:
 
 def _error_message(response: httpx.Response) -> str:
     with contextlib.suppress(ValueError):
-        body = response.json()
+        body = _parse(response.content)
         if isinstance(body, dict) and isinstance(body.get("Message"), str):
             message: str = body["Message"]
             return message
@@ -308,4 +310,10 @@ def _json_lines(text: str) -> Iterator[object]:
     for line in text.splitlines():
         if line.strip():
             with contextlib.suppress(ValueError):
-                yield json.loads(line)
+                yield _parse(line)
+
+
+def _parse(data: bytes | str) -> Any:
+    """One JSON answer of the RPC: a pinning service is a third party, so nested or oversized
+    answers are refused (:mod:`visdm.jsonsafe`) like any untrusted document."""
+    return load_untrusted_json(data, what="the IPFS node's answer", max_bytes=_MAX_ANSWER_BYTES)
