@@ -9,7 +9,8 @@ references, so :func:`parse_untrusted_xml`:
    cannot be dodged with UTF-16);
 2. refuses any ``<!DOCTYPE`` or ``<!ENTITY`` *before* parsing, naming the line;
 3. parses with lxml's ``resolve_entities=False, no_network=True, load_dtd=False,
-   huge_tree=False`` and refuses a DOCTYPE that still reached the tree;
+   huge_tree=False`` (so libxml2 refuses nesting past 256 elements and text nodes past
+   10 MB) and refuses a DOCTYPE that still reached the tree;
 4. validates against the document's XSD, naming line and element of the first errors.
 
 :func:`canonical_xml` is the W3C Canonical XML 2.0 form (comments dropped, whitespace-only text
@@ -54,7 +55,7 @@ def validate_xml(
         return
     ns = "{" + namespace + "}"
     problems = [
-        f"line {e.line}: {e.message.replace(ns, '')}"
+        f"line {e.line}: {' '.join(e.message.replace(ns, '').split())}"
         for e in list(cast(Iterable[Any], schema.error_log))[:10]
     ]
     raise error(f"{what} does not match the {schema_name}: " + "; ".join(problems))
@@ -109,7 +110,10 @@ def parse_untrusted_xml(
     try:
         tree = etree.ElementTree(etree.fromstring(raw, parser=parser))
     except etree.XMLSyntaxError as exc:
-        raise error(f"{what} is not well-formed XML: {exc}") from None
+        # libxml2's messages may hold line breaks, and its depth refusal suggests lifting the
+        # limit (XML_PARSE_HUGE), which is not the sender's to ask for
+        detail = " ".join(str(exc).replace(", use XML_PARSE_HUGE option", "").split())
+        raise error(f"{what} is not well-formed XML: {detail}") from None
     if getattr(tree.docinfo, "doctype", ""):
         raise error(f"{what} has a DOCTYPE, which is refused")
     return tree
