@@ -11,7 +11,8 @@ design check (parameters and FLOPs against its limits) in a worker process, pric
 ``GET /jobs/{proposalId}`` shows anyone a job's public fields (state, progress, attempts,
 deadline); with the headers of a signed ``JobStatusRequest`` it shows the proposal's consumer
 the whole job (messages, result). ``GET /jobs`` lists public fields, ``GET /health`` says who
-the node is.
+the node is, ``GET /limits`` what it trains (design limits, price, longest job) so that a
+consumer can check a proposal before paying.
 
 What a stranger can make the node do is bounded before any work: bodies over a few KiB are
 refused unread, JSON nesting is checked before parsing starts (:mod:`visdm.jsonsafe`), each
@@ -470,6 +471,12 @@ def _invalid(detail: str) -> QuoteError:
     return QuoteError(400, "InvalidRequest", detail)
 
 
+def _camel(name: str) -> str:
+    """``max_flops_per_sample`` → ``maxFlopsPerSample``: the wire format's names."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 def _problems(errors: Any) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e.get('loc', ())) or 'body'}: {e.get('msg')}" for e in errors
@@ -614,6 +621,20 @@ def create_app(
         if quotes is None:
             return {"ok": True}
         return {"ok": True, "node": quotes.account.address, "chainId": quotes.client.chain_id}
+
+    @app.get("/limits")
+    def limits_() -> dict[str, Any]:
+        """What this node trains, for anyone to check a proposal against before paying: the
+        design limits (with the market's minimum batch), price per GFLOP and longest job."""
+        if quotes is None:
+            raise QuoteError(503, "NotQuoting", "this node does not quote")
+        return {
+            "node": quotes.account.address,
+            "chainId": quotes.client.chain_id,
+            "limits": {_camel(k): v for k, v in quotes.training_limits().items()},
+            "pricePerGflop": str(quotes.config.price_per_gflop),
+            "maxDuration": quotes.config.max_duration_s,
+        }
 
     @app.post("/quotes")
     def post_quote(body: Annotated[QuoteRequestBody, Depends(_quote_body)]) -> dict[str, Any]:

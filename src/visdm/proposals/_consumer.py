@@ -188,7 +188,7 @@ def create_proposal(
     validation_cid = store.put(sealed.ciphertext, pin=True)
     # the deadline is fixed in the signed document before the transactions are mined: leave
     # room for the blocks in between, or a minimum-length period would land outside the window
-    now = _next_block_time(client) + slack
+    now = next_block_time(client) + slack
     document = TrainingProposal(
         chain_id=client.chain_id,
         market=Address(to_checksum_address(market.address)),
@@ -303,7 +303,7 @@ def _escrow_and_propose(
     return proposal_id, (*txs, tx)
 
 
-def _next_block_time(client: ChainClient) -> int:
+def next_block_time(client: ChainClient) -> int:
     """The time the next block will carry, as well as the node can tell: anvil mines on
     demand, so after an idle hour its latest block is an hour old while the next one will
     carry the wall-clock time; its pending block says so."""

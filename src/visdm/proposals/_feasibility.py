@@ -130,16 +130,21 @@ def _parse_terms(answer: Any, node: ComputeNodeRecord) -> tuple[str, NodeTerms |
     limits = _defaults()
     given: Mapping[str, Any] = answer["limits"]
     for name in _INT_LIMITS:
-        value = given.get(name, limits[name])
+        value = given.get(_camel(name), limits[name])
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            return f"sent {name}={str(value)[:20]!r}, not a count", None
+            return f"sent {_camel(name)}={str(value)[:20]!r}, not a count", None
         limits[name] = value
-    if not isinstance(given.get("allow_dp", True), bool):
-        return "sent a non-boolean allow_dp", None
-    limits["allow_dp"] = given.get("allow_dp", True)
+    if not isinstance(given.get("allowDp", True), bool):
+        return "sent a non-boolean allowDp", None
+    limits["allow_dp"] = given.get("allowDp", True)
     price = _count(answer.get("pricePerGflop"))
     duration = _count(answer.get("maxDuration"))
     return "", NodeTerms(limits, price, duration, published=True)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
 
 
 def _count(value: Any) -> int | None:
