@@ -6,17 +6,31 @@ Each CLI command is one call here, so everything the CLI does is also usable fro
     chain = connect(settings)                       # checks the node and its chain id
     deployment = deploy(settings, account)          # once per chain
     record = register(settings, account, Role.PROVIDER)
+
+Every client :func:`connect` makes checks that the server really is an Ethereum JSON-RPC node
+(a web page, a websocket or a ``file://`` URL is a one-line refusal, not a traceback). Without
+``--rpc-url`` the client follows the local chain: when ``visdm chain down`` / ``chain up``
+restarts anvil on another port, the next call finds it there (same chain id) instead of
+knocking on the old port for ever.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
+import requests
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
+from web3 import Web3
+from web3.exceptions import BadResponseFormat
 
 from visdm.accounts import AccountInfo, UnlockedAccount, account_info, load_account, scan_accounts
-from visdm.chain.anvil import local_rpc_url
+from visdm.chain.anvil import local_rpc_url, read_node
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import StakeholderRecord
 from visdm.chain.deployment import (
@@ -25,9 +39,10 @@ from visdm.chain.deployment import (
     known_chain_ids,
     load_deployment,
 )
-from visdm.config import Settings
+from visdm.config import Settings, check_rpc_url
 from visdm.errors import (
     ChainError,
+    ChainNotRunningError,
     DeploymentNotFoundError,
     InvalidInputError,
     KeystoreError,
@@ -87,14 +102,95 @@ def open_store(settings: Settings) -> ContentStore:
     return LocalStore(settings.store_dir)
 
 
-def _rpc_url(settings: Settings) -> str:
-    return settings.rpc_url or local_rpc_url(settings.chain_dir)
-
-
 def connect(settings: Settings) -> ChainClient:
     """A checked connection to the configured chain (``--rpc-url`` or the local one)."""
-    return ChainClient(
-        _rpc_url(settings), timeout_s=settings.rpc_timeout_s, tx_timeout_s=settings.tx_timeout_s
+    if settings.rpc_url:
+        return _Client(
+            check_rpc_url(settings.rpc_url),
+            chain_dir=None,
+            timeout_s=settings.rpc_timeout_s,
+            tx_timeout_s=settings.tx_timeout_s,
+        )
+    return _Client(
+        local_rpc_url(settings.chain_dir),
+        chain_dir=settings.chain_dir,
+        timeout_s=settings.rpc_timeout_s,
+        tx_timeout_s=settings.tx_timeout_s,
+    )
+
+
+T = TypeVar("T")
+log = logging.getLogger("visdm.chain")
+#: what a server that is not a JSON-RPC node answers with: an HTTP error, a page, other JSON
+_NOT_RPC = (requests.HTTPError, json.JSONDecodeError, BadResponseFormat)
+
+
+class _Client(ChainClient):
+    """A :class:`ChainClient` that says when a server is no JSON-RPC node and, given the local
+    chain's directory, follows that chain to wherever ``visdm chain up`` started it."""
+
+    def __init__(
+        self, rpc_url: str, *, chain_dir: Path | None, timeout_s: float, tx_timeout_s: float
+    ) -> None:
+        self._chain_dir = chain_dir
+        self._timeout_s = timeout_s
+        try:
+            super().__init__(rpc_url, timeout_s=timeout_s, tx_timeout_s=tx_timeout_s)
+        except ChainError:
+            raise
+        except Exception as exc:  # whatever an arbitrary server makes web3 raise
+            raise ChainNotRunningError(_not_rpc(rpc_url, exc)) from exc
+
+    def rpc(self, fn: Callable[[], T]) -> T:
+        try:
+            return self._once(fn)
+        except ChainNotRunningError:
+            if not self._follow_local_chain():
+                raise
+            return self._once(fn)
+
+    def _once(self, fn: Callable[[], T]) -> T:
+        try:
+            return super().rpc(fn)
+        except _NOT_RPC as exc:
+            raise ChainNotRunningError(_not_rpc(self.rpc_url, exc)) from exc
+
+    def _follow_local_chain(self) -> bool:
+        """Point at the local chain's current URL if it moved; False if it did not."""
+        if self._chain_dir is None:
+            return False
+        node = read_node(self._chain_dir)
+        if node is None:
+            raise ChainNotRunningError(
+                f"the local chain that was at {self.rpc_url} is not running: start it again "
+                "with `visdm chain up` (its state is kept)"
+            )
+        if node.rpc_url == self.rpc_url:
+            return False
+        moved_from = self.rpc_url
+        self.w3.provider = Web3.HTTPProvider(
+            node.rpc_url,
+            request_kwargs={"timeout": self._timeout_s},
+            exception_retry_configuration=None,
+        )
+        self.rpc_url = node.rpc_url
+        chain_id = int(super().rpc(lambda: self.w3.eth.chain_id))
+        if chain_id != self.chain_id:
+            raise WrongChainError(
+                f"the local chain now at {node.rpc_url} has chain id {chain_id}, not "
+                f"{self.chain_id} as before: restart the command"
+            )
+        self.reset_nonces()  # the restarted node may have lost what was not yet dumped
+        log.info("the local chain moved from %s to %s: following it", moved_from, node.rpc_url)
+        return True
+
+
+def _not_rpc(url: str, exc: BaseException) -> str:
+    detail = " ".join(str(exc).split())[:160]
+    return (
+        f"the server at {url} does not answer like an Ethereum JSON-RPC node "
+        f"({type(exc).__name__}: {detail}): point --rpc-url or VISDM_RPC_URL at a node's "
+        "JSON-RPC URL, or unset them to use the local chain (`visdm chain up`)"
     )
 
 
