@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable, Sequence
 
 import typer
 
-from visdm.errors import InvalidInputError
+from visdm.config import Settings
+from visdm.errors import ChainNotRunningError, InvalidInputError
 
 from ._common import JsonOption, console, emit, settings, unlock_account
 
@@ -43,13 +45,46 @@ def serve(
         help="DEVELOPMENT ONLY: run jobs without bubblewrap when it is unavailable.",
     ),
 ) -> None:
-    """Follow the chain: attest assets, serve quotes, train (Ctrl-C stops)."""
+    """Follow the chain: attest assets, serve quotes, train (Ctrl-C stops).
+
+    One node per data directory: a second ``serve`` (or ``--once``) is refused while one runs.
+    The chain may go away and come back (``visdm chain down`` / ``chain up``, even on another
+    port): the node says so once, waits, and carries on where it stopped.
+    """
+    from visdm.compute._serve import ServeLock
+
+    cfg = settings(ctx)
+    with ServeLock(cfg.node_dir / "serve.lock"):
+        _serve(
+            cfg,
+            once=once,
+            confirmations=confirmations,
+            poll=poll,
+            api_host=api_host,
+            api_port=api_port,
+            price_per_gflop=price_per_gflop,
+            max_duration=max_duration,
+            allow_unsandboxed=allow_unsandboxed,
+        )
+
+
+def _serve(
+    cfg: Settings,
+    *,
+    once: bool,
+    confirmations: int,
+    poll: float,
+    api_host: str | None,
+    api_port: int | None,
+    price_per_gflop: str,
+    max_duration: int,
+    allow_unsandboxed: bool,
+) -> None:
     from visdm.compute import AssetWorker, NodeConfig, TrainingConfig, TrainingWorker
     from visdm.compute._serve import ApiServer, api_address
     from visdm.compute.api import QuoteService, create_app
     from visdm.session import connect_deployed, open_store
 
-    cfg = settings(ctx)
     account = unlock_account(cfg)
     conn = connect_deployed(cfg)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -108,21 +143,44 @@ def serve(
         )
         url = api.start()
         console.print(f"node {account.address} following chain {conn.client.chain_id}; API {url}")
-        while not stop.is_set():
-            for step in (
-                assets.poll,
-                lambda: training.poll(confirmations=confirmations, should_stop=stop.is_set),
-            ):
-                try:
-                    step()
-                except Exception as exc:  # a failing poll is logged and retried, never fatal
-                    _log.error("poll failed, retrying: %s", exc)
-            stop.wait(poll)
+        steps = (
+            assets.poll,
+            lambda: training.poll(confirmations=confirmations, should_stop=stop.is_set),
+        )
+        _follow(steps, stop, poll, lambda: conn.client.rpc_url)
     finally:
         if api is not None:
             api.stop()
         assets.close()
         training.close()
+
+
+def _follow(
+    steps: Sequence[Callable[[], object]],
+    stop: threading.Event,
+    poll: float,
+    where: Callable[[], str],
+) -> None:
+    """Run ``steps`` every ``poll`` seconds until ``stop``: a failing step is logged and
+    retried, never fatal. While the chain cannot be reached the node says so once (not every
+    poll) and waits; the chain client finds it again, on its new port if it moved."""
+    away = False
+    while not stop.is_set():
+        for step in steps:
+            try:
+                step()
+            except ChainNotRunningError as exc:
+                if not away:
+                    _log.warning("the chain went away, waiting for it: %s", exc)
+                away = True
+                break
+            except Exception as exc:
+                _log.error("poll failed, retrying: %s", exc)
+            else:
+                if away:
+                    _log.warning("the chain is back at %s: carrying on", where())
+                    away = False
+        stop.wait(poll)
 
 
 @app.command("status")

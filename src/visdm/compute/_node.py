@@ -9,6 +9,12 @@ in the marketplace, stores the metadata document and calls ``attestMetadata``.
 A sample that cannot be fetched, decrypted or decoded is excluded and counted, never fatal.
 Decrypted bytes exist only in this process's memory, for as long as one batch takes: they are
 never written to disk, so nothing of them outlives the batch.
+
+A chain restarted from an older state (a local anvil killed before it saved its last blocks)
+has lost blocks the node saw: the node keeps the newest block it saw (number and hash), and
+when the chain no longer has it, reads every event again (handling is idempotent) and attests
+again any asset whose attestation the chain lost — instead of waiting for blocks it has
+already seen, or believing an attestation the chain forgot.
 """
 
 from __future__ import annotations
@@ -107,6 +113,9 @@ class AssetWorker:
     def poll(self) -> int:
         """Handle every event up to the confirmed head; returns how many events were handled."""
         head = int(self.client.rpc(lambda: self.client.w3.eth.block_number))
+        if self._lost_blocks(head):
+            with self.state.transaction():
+                self.state.set_cursor(self.start_block - 1)
         handled = 0
         for start, end in self.state.ranges(
             self.start_block, head - self.config.confirmations, self.config.max_blocks_per_poll
@@ -117,7 +126,29 @@ class AssetWorker:
             handled += len(events)
             with self.state.transaction():
                 self.state.set_cursor(end)
+        # the newest block now, our own transactions included: if the chain ever loses it,
+        # the next poll notices
+        latest = self.client.rpc(lambda: self.client.w3.eth.get_block("latest"))
+        with self.state.transaction():
+            self.state.set_seen(int(latest["number"]), bytes(latest["hash"]))
         return handled
+
+    def _lost_blocks(self, head: int) -> bool:
+        """True when the chain no longer has the newest block this node saw."""
+        seen = self.state.seen()
+        if seen is None:
+            return False
+        number, block_hash = seen
+        if head >= number:
+            block = self.client.rpc(lambda: self.client.w3.eth.get_block(number))
+            if bytes(block["hash"]) == block_hash:
+                return False
+        log.warning(
+            "the chain no longer has block %d this node saw (restarted from an older state?): "
+            "reading its events again",
+            number,
+        )
+        return True
 
     def serve(self, should_stop: Callable[[], bool]) -> None:
         """Poll until ``should_stop()``; a failing poll is logged and retried, never fatal."""
@@ -155,11 +186,24 @@ class AssetWorker:
 
     # --- one asset ------------------------------------------------------------------------
     def _on_registered(self, asset_id: int, args: Any) -> None:
-        if self.state.outcome(asset_id) is not None:
-            return  # handled before a restart
         record = self.assets.asset(asset_id)
+        known = self.state.outcome(asset_id)
+        lost = (
+            known is not None
+            and known.outcome == "attested"
+            and record.status == AssetStatus.PENDING
+        )
+        if known is not None and not lost:
+            return  # handled before a restart
         if record.status != AssetStatus.PENDING:
             return  # attested (its MetadataAttested event indexes it) or withdrawn
+        if lost:  # the chain forgot our attestation: describe and attest the asset afresh
+            log.warning("asset %d: the chain lost its attestation; attesting it again", asset_id)
+            with self.state.transaction():
+                forgotten = self.state.forget_samples(asset_id)
+            held = [sid for sid in forgotten if sid in self.index]
+            if held:
+                self.index.remove(held)
         if not self.assets.node_allowed(asset_id, self.account.address):
             self._record(AssetOutcome(asset_id, "skipped", "this node's region is not allowed"))
             return

@@ -1,5 +1,6 @@
 """Serve the node's HTTP API in a background thread of ``visdm node serve``, and the parts that
 bound what a request may cost: :class:`BodyLimit`, :class:`TokenBuckets`, :class:`OnceCache`.
+:class:`ServeLock` keeps a second ``node serve`` off the same data directory.
 
 :class:`BodyLimit` refuses a request body over a few KiB before anything reads it as JSON: the
 node's requests are a handful of fields, and an unbounded body is both memory and — nested
@@ -9,8 +10,11 @@ to 100,000 in every process that imports it, so the parser's own guard no longer
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -27,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from visdm.errors import ConfigError
 
-__all__ = ["ApiServer", "BodyLimit", "OnceCache", "TokenBuckets", "api_address"]
+__all__ = ["ApiServer", "BodyLimit", "OnceCache", "ServeLock", "TokenBuckets", "api_address"]
 
 log = logging.getLogger("visdm.node.api")
 _START_TIMEOUT_S = 20.0
@@ -258,3 +262,49 @@ class ApiServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.info_file.unlink(missing_ok=True)
+
+
+class ServeLock:
+    """An exclusive ``flock`` on ``path`` for as long as one ``visdm node serve`` runs.
+
+    Two nodes on one data directory would share its state and job journal and both take the
+    same job, so the second is refused with the first one's PID. The kernel drops the lock when
+    its process ends however it ends (SIGKILL included), so a crash never leaves a stale lock
+    to clear by hand. Two data directories holding the same account are not seen here: the
+    chain accepts one result per proposal.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise :class:`~visdm.errors.ConfigError` naming the holder."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(
+                f"another `visdm node serve` (pid {holder}) already runs on the node directory "
+                f"{self.path.parent}: stop it first, or give this node its own --home"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> ServeLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -3,7 +3,8 @@ asset, and the pHashes of every active sample in the marketplace.
 
 One SQLite file in the node's private directory. Each block range is applied in one transaction
 together with the cursor, so a crash either keeps a range whole or forgets it whole, and a
-restart resumes exactly where the last committed range ended.
+restart resumes exactly where the last committed range ended. The newest block the node saw
+(number and hash) tells it when the chain has lost blocks since.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ CREATE TABLE IF NOT EXISTS samples (
     active INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS samples_by_asset ON samples (asset_id);
+CREATE TABLE IF NOT EXISTS seen (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    block INTEGER NOT NULL,         -- the newest block the node saw
+    hash BLOB NOT NULL              -- and its hash: a chain that lost it no longer has this
+);
 """
 
 
@@ -60,6 +66,18 @@ class NodeState(DurableSqlite):
 
     SCHEMA = _SCHEMA
     CURSOR_TABLE = "cursor"
+
+    # --- the newest block seen -------------------------------------------------------------
+    def seen(self) -> tuple[int, bytes] | None:
+        row = self._db.execute("SELECT block, hash FROM seen WHERE id = 1").fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def set_seen(self, block: int, block_hash: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO seen (id, block, hash) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET block = excluded.block, hash = excluded.hash",
+            (block, block_hash),
+        )
 
     # --- assets ---------------------------------------------------------------------------
     def outcome(self, asset_id: int) -> AssetOutcome | None:
@@ -108,6 +126,17 @@ class NodeState(DurableSqlite):
             )
         ]
         self._db.execute("UPDATE samples SET active = 0 WHERE asset_id = ?", (asset_id,))
+        return ids
+
+    def forget_samples(self, asset_id: int) -> list[bytes]:
+        """Delete an asset's samples (its attestation is to be made again); returns their ids."""
+        ids = [
+            bytes(r[0])
+            for r in self._db.execute(
+                "SELECT sample_id FROM samples WHERE asset_id = ?", (asset_id,)
+            )
+        ]
+        self._db.execute("DELETE FROM samples WHERE asset_id = ?", (asset_id,))
         return ids
 
     def active_samples(self) -> list[tuple[bytes, int]]:
