@@ -15,7 +15,21 @@ narrows it:
 * ``verify()`` (container integrity, e.g. PNG CRCs) *and* a full ``load()`` (every pixel, so a
   truncated file fails here, not later in training) — ``ImageFile.LOAD_TRUNCATED_IMAGES`` must
   stay ``False``, and a call refuses to run if someone set it;
-* animated images (APNG, animated WebP) are refused: a sample is one picture.
+* animated images (APNG, animated WebP) are refused: a sample is one picture;
+* bytes after the image's end (an appended archive, a phone's motion-photo video) are refused,
+  not stripped: a sample's bytes are encrypted and stored exactly as the provider's file, so a
+  trailer would travel hidden into the market, and stripping it would register bytes the
+  provider never had (see :mod:`._trailing`).
+
+The decoded image is what the pixels *mean*, so that everyone who looks at them — the
+provider's checks, the node's metadata, the training job — sees the same picture:
+
+* the EXIF orientation is applied (a phone's portrait photo is stored landscape with
+  ``Orientation=6``), and the width and height reported are the upright ones;
+* 16-bit grey (Pillow's ``I;16``, ``I;16B``, ``I;16L``, ``I;16N``; ``I`` from older Pillows)
+  is scaled to 8 bits, ``round(v × 255 / 65535)``: Pillow's own ``convert("L")`` clips at 255,
+  which turns a full-range 16-bit gradient 99 % white. 16-bit colour PNGs already decode to
+  8 bits per channel (Pillow keeps the high byte).
 
 ``warnings.catch_warnings`` is process-global, so decode from one thread at a time (or
 processes); Pillow's decoders themselves are reentrant.
@@ -24,12 +38,16 @@ processes); Pillow's decoders themselves are reentrant.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass, field
 
-from PIL import Image, ImageFile, UnidentifiedImageError
+import numpy as np
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from visdm.errors import InvalidImageError, InvalidInputError
+
+from ._trailing import image_end
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -63,8 +81,19 @@ _OTHER_FORMATS: tuple[tuple[bytes, int, str], ...] = (
     (b"BM", 0, "BMP"),
     (b"WEBP", 8, "WEBP"),
 )
-# what a corrupt file makes Pillow's decoders raise
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError)
+# what a corrupt file makes Pillow's decoders (and its EXIF reader) raise
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    TypeError,
+    KeyError,
+    struct.error,
+)
+# modes of more than 8 bits per sample that the allowed formats decode to (16-bit grey PNG)
+_SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +157,16 @@ def decode_image(
         )
     formats = sorted(limits.formats)
     with warnings.catch_warnings():
+        # the same answer under any warning filter: Pillow's other warnings (a corrupt EXIF
+        # tag it skips) change nothing here, and its bomb warning is a refusal
+        warnings.simplefilter("ignore")
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             fmt, width, height = _probe(data, name, formats, limits)
-            image = Image.open(io.BytesIO(data), formats=[fmt])
-            image.load()
+            _refuse_trailer(data, fmt, name)
+            opened = Image.open(io.BytesIO(data), formats=[fmt])
+            opened.load()
+            image = _upright(opened, name)
         except InvalidImageError:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -141,9 +175,48 @@ def decode_image(
             raise InvalidImageError(
                 f"{name}: corrupt or truncated {sniff_format(data) or 'image'} file ({_short(exc)})"
             ) from None
+    if image.mode in _SIXTEEN_BIT:
+        image = _eight_bit_grey(image)
     # a camera JPEG with a multi-picture extension opens as "MPO"; one frame is a JPEG
     kind = "JPEG" if fmt == "MPO" else fmt
+    width, height = image.size  # upright: a quarter turn swaps the header's two
     return DecodedImage(image, kind, width, height, image.mode, len(data))
+
+
+def _refuse_trailer(data: bytes, fmt: str, name: str) -> None:
+    end = image_end(data, fmt)
+    if end is not None and end < len(data):
+        extra = len(data) - end
+        what = "a ZIP archive" if data[end : end + 4] == b"PK\x03\x04" else "other data"
+        raise InvalidImageError(
+            f"{name}: {extra:,} byte(s) of {what} follow the end of the {fmt} image at byte "
+            f"{end:,}; only the picture may be a sample: re-save it as a plain image (or cut "
+            f"the file at byte {end:,})"
+        )
+
+
+def _upright(image: Image.Image, name: str) -> Image.Image:
+    """``image`` turned as its EXIF orientation says (Pillow reads EXIF from JPEG, PNG eXIf
+    and WebP); an orientation that cannot be read leaves the picture's meaning unknown."""
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except _DECODE_ERRORS as exc:
+        raise InvalidImageError(
+            f"{name}: its EXIF metadata is corrupt ({_short(exc)}), so which way is up is "
+            "unknown: re-save the image without EXIF"
+        ) from None
+    if orientation not in range(2, 9):  # 1 is upright; other values mean nothing
+        return image
+    turned = ImageOps.exif_transpose(image)
+    image.close()
+    return turned
+
+
+def _eight_bit_grey(image: Image.Image) -> Image.Image:
+    """16-bit grey scaled to 8 bits (``I`` clipped to 0..65535 first: a PNG holds no more)."""
+    wide = np.clip(np.asarray(image), 0, 0xFFFF).astype(np.uint32)
+    image.close()
+    return Image.fromarray(((wide * 255 + 0x7FFF) // 0xFFFF).astype(np.uint8))
 
 
 def _probe(data: bytes, name: str, formats: list[str], limits: ImageLimits) -> tuple[str, int, int]:
