@@ -13,9 +13,9 @@ from pathlib import Path
 
 import typer
 
-from visdm.errors import InvalidInputError
+from visdm.errors import InvalidInputError, VisdmError
 
-from ._common import JsonOption, console, emit, settings, unlock_account
+from ._common import JsonOption, console, emit, err_console, settings, unlock_account
 
 __all__ = ["model_app", "parse_amount", "register"]
 
@@ -68,7 +68,11 @@ def propose(
     classes: str | None = typer.Option(
         None, "--classes", help="Comma-separated class names (default: the validation labels)."
     ),
-    node: str | None = typer.Option(None, "--node", help="Compute node (default: the only one)."),
+    node: str | None = typer.Option(
+        None,
+        "--node",
+        help="Compute node: its address or account name here (default: the only active one).",
+    ),
     voting_period: int = typer.Option(3600, "--voting-period", help="Seconds of voting."),
     min_share_bps: int = typer.Option(
         0,
@@ -78,9 +82,13 @@ def propose(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Propose a training round: curate, seal the validation set, sign, escrow the offer."""
-    from visdm.governance import active_node_addresses
-    from visdm.ingest import validate_directory
+    """Propose a training round: curate, seal the validation set, sign, escrow the offer.
+
+    Before any money moves it checks the market's rules, every asset's licence, that the node
+    holds every asset's key and would accept the spec, and how much of the validation folder
+    can score the model; the notes it prints say what was checked and what was left out.
+    """
+    from visdm import governance
     from visdm.market import workflow
     from visdm.proposals import SelectedAsset
 
@@ -93,18 +101,18 @@ def propose(
         selection += [SelectedAsset(s.asset_id, tuple(s.sample_indexes)) for s in saved.selection]
     if not selection:
         raise InvalidInputError("choose the data: --asset ID (repeatable) or --search NAME")
-    names = (
-        [c.strip() for c in classes.split(",") if c.strip()]
-        if classes
-        else sorted({s.label for s in validate_directory(validation).accepted})
-    )
+    names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     if node is None:
-        nodes = active_node_addresses(cfg)
-        if len(nodes) != 1:
+        nodes = governance.compute_nodes(cfg)
+        active = [n for n in nodes if n.active]
+        if len(active) != 1:
             raise InvalidInputError(
-                f"{len(nodes)} active compute nodes: choose one with --node ADDRESS"
+                f"{len(active)} active compute nodes, so choose one with --node ADDRESS|NAME; "
+                + governance.describe_nodes(nodes)
             )
-        node = nodes[0]
+        node = active[0].address
+    else:
+        node = governance.resolve_node(cfg, node).address
     account = unlock_account(cfg)
     created = workflow.propose(
         cfg,
@@ -119,18 +127,20 @@ def propose(
         voting_period_s=voting_period,
         min_share_bps=min_share_bps,
     )
-    emit(
-        {
-            "proposalId": created.proposal_id,
-            "proposalCid": created.proposal_cid,
-            "samples": sum(created.document.sample_counts),
-            "assets": list(created.document.asset_ids),
-            "votingDeadline": created.document.voting_deadline,
-            "gas": sum(t.gas_used for t in created.transactions),
-        },
-        as_json=as_json,
-        title="proposal created",
-    )
+    result: dict[str, object] = {
+        "proposalId": created.proposal_id,
+        "proposalCid": created.proposal_cid,
+        "samples": sum(created.document.sample_counts),
+        "assets": list(created.document.asset_ids),
+        "votingDeadline": created.document.voting_deadline,
+        "gas": sum(t.gas_used for t in created.transactions),
+    }
+    if as_json:
+        result["notes"] = list(created.notes)
+    emit(result, as_json=as_json, title="proposal created")
+    if not as_json:
+        for note in created.notes:
+            console.print(f"note: {note}", markup=False)
 
 
 def vote(
@@ -144,19 +154,26 @@ def vote(
     lowered = ask.strip().lower()
     value = workflow.parse_ask(lowered) if lowered in ("accept", "reject") else parse_amount(ask)
     cfg = settings(ctx)
-    tx = workflow.vote(cfg, unlock_account(cfg), proposal_id, value)
+    voter = unlock_account(cfg)
+    tx = workflow.vote(cfg, voter, proposal_id, value)
     console.print(f"voted {ask} on proposal {proposal_id} ({tx.gas_used:,} gas)")
+    try:
+        warning = workflow.voting_weight(cfg, proposal_id, voter.address).warning(proposal_id)
+    except VisdmError as exc:  # the vote stands; only the advice could not be worked out
+        warning = f"could not work out this vote's weight: {exc}"
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", markup=True)
 
 
 def delegate(
     ctx: typer.Context, to: str = typer.Argument(..., help="Address or account name.")
 ) -> None:
     """Delegate your votes (transitively; a direct vote always overrides)."""
-    from visdm.accounts import account_info
+    from visdm.governance import resolve_account
     from visdm.market import workflow
 
     cfg = settings(ctx)
-    target = to if to.startswith("0x") else account_info(cfg.keystore_dir, to).address
+    target = resolve_account(cfg, to, what="delegate")
     tx = workflow.delegate(cfg, unlock_account(cfg), target)
     console.print(f"delegated to {target} ({tx.gas_used:,} gas)")
 
@@ -340,14 +357,16 @@ def status(
 def model_get(
     ctx: typer.Context,
     proposal_id: int = typer.Argument(..., help="A completed proposal of yours."),
-    out: Path = typer.Option(Path("model.safetensors"), "--out", help="Where to write it."),
+    out: Path = typer.Option(Path("model.safetensors"), "--out", help="The file to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
     as_json: bool = JsonOption,
 ) -> None:
     """Download, verify (node signature, committed hash, spec) and decrypt your model."""
     from visdm.market import workflow
 
     cfg = settings(ctx)
-    emit(workflow.get_model(cfg, unlock_account(cfg), proposal_id, out), as_json=as_json)
+    model = workflow.get_model(cfg, unlock_account(cfg), proposal_id, out, force=force)
+    emit(model, as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:

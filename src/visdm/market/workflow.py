@@ -38,6 +38,7 @@ from visdm.proposals import (
 from visdm.session import Connection, connect_deployed, open_store, top_up_dev_tokens
 from visdm.storage import ContentStore
 
+from . import _next
 from .payouts import claim_for
 from .quotes import (
     NodeRequest,
@@ -68,6 +69,7 @@ __all__ = [
     "training_result",
     "undelegate",
     "vote",
+    "voting_weight",
     "withdraw",
 ]
 
@@ -155,10 +157,9 @@ def accept_counter(settings: Settings, consumer: UnlockedAccount, proposal_id: i
     """Accept a counter offer: escrow the difference to the clearing price."""
     conn = connect_deployed(settings)
     record = _proposal(conn, proposal_id)
-    if record.status != ProposalStatus.COUNTERED:
-        raise InvalidInputError(
-            f"proposal {proposal_id} is {record.status.name.lower()}, not countered"
-        )
+    now = _next.chain_now(conn.client)
+    if record.status != ProposalStatus.COUNTERED or now > record.deadline:
+        raise InvalidInputError(f"no counter offer to accept: {_next.next_step(record, now)}")
     market = conn.deployment.training_market(conn.client)
     token = conn.deployment.payment_token(conn.client)
     top_up = record.clearing_price - record.price
@@ -190,9 +191,24 @@ def parse_ask(text: str) -> int:
 def vote(settings: Settings, voter: UnlockedAccount, proposal_id: int, ask: int) -> TxResult:
     """Vote the minimum price at which ``voter`` accepts (0 = accept, REJECT_ASK = reject)."""
     conn = connect_deployed(settings)
-    _proposal(conn, proposal_id)
+    _next.require_voting_open(_proposal(conn, proposal_id), _next.chain_now(conn.client))
     conn.client.fund_from_dev_faucet(voter.address)
     return conn.deployment.training_market(conn.client).vote(voter.local_account, proposal_id, ask)
+
+
+def voting_weight(settings: Settings, proposal_id: int, voter: str) -> _next.VotingWeight:
+    """The samples a vote of ``voter`` would carry now: its own selected assets', and those of
+    owners who delegate to it. The market records any vote (one that carries nothing is
+    harmless), so this is for warning a voter, not for refusing one."""
+    conn = connect_deployed(settings)
+    _proposal(conn, proposal_id)
+    doc = _signed_proposal(conn, open_store(settings), proposal_id)
+    return _next.voting_weight(
+        conn.deployment.asset_registry(conn.client),
+        conn.deployment.delegation_registry(conn.client),
+        voter,
+        list(zip(doc.asset_ids, doc.sample_counts, strict=True)),
+    )
 
 
 def delegate(settings: Settings, account: UnlockedAccount, to: str) -> TxResult:
@@ -212,7 +228,7 @@ def undelegate(settings: Settings, account: UnlockedAccount) -> TxResult:
 def tally(settings: Settings, tallier: UnlockedAccount, proposal_id: int) -> TallyReceipt:
     """Compute the clearing price off chain and submit the verifying batches."""
     conn = connect_deployed(settings)
-    _proposal(conn, proposal_id)
+    _next.require_tally_open(_proposal(conn, proposal_id), _next.chain_now(conn.client))
     doc = _signed_proposal(conn, open_store(settings), proposal_id)
     conn.client.fund_from_dev_faucet(tallier.address)
     return submit_tally(
@@ -284,10 +300,16 @@ def request_quote(
         except httpx.ConnectError as exc:
             # a node that is starting up refuses connections for a few seconds
             if time.monotonic() > deadline:
-                raise NodeUnreachableError(f"node API {url} did not answer: {exc}") from None
+                raise NodeUnreachableError(
+                    f"node API {url} did not answer: {exc}; nothing was paid for training, and "
+                    + _next.next_step(record, _next.chain_now(conn.client))
+                ) from None
             time.sleep(0.5)
         except httpx.HTTPError as exc:
-            raise NodeUnreachableError(f"node API {url} did not answer: {exc}") from None
+            raise NodeUnreachableError(
+                f"node API {url} did not answer: {exc}; nothing was paid for training, and "
+                + _next.next_step(record, _next.chain_now(conn.client))
+            ) from None
     try:  # a node is a peer: its answer goes through the guard of every untrusted document
         body = load_untrusted_object(
             response.content, what=f"node {url}'s answer", max_bytes=_MAX_NODE_ANSWER_BYTES
@@ -297,7 +319,8 @@ def request_quote(
     if response.status_code != 200:
         raise NodeUnreachableError(
             f"node {url} refused a quote for proposal {proposal_id} "
-            f"({response.status_code} {body.get('error', '')}): {body.get('detail')}"
+            f"({response.status_code} {body.get('error', '')}): {body.get('detail')}; nothing "
+            f"was paid for training, and {_next.next_step(record, _next.chain_now(conn.client))}"
         )
     try:
         q = body["quote"]
@@ -351,7 +374,8 @@ def start_training(
 
 def reclaim(settings: Settings, consumer: UnlockedAccount, proposal_id: int) -> TxResult:
     conn = connect_deployed(settings)
-    _proposal(conn, proposal_id)
+    record = _proposal(conn, proposal_id)
+    _next.require_reclaimable(record, _next.chain_now(conn.client), consumer.address)
     return conn.deployment.training_market(conn.client).reclaim(consumer.local_account, proposal_id)
 
 
@@ -388,10 +412,16 @@ def _result_document(
 
 
 def get_model(
-    settings: Settings, consumer: UnlockedAccount, proposal_id: int, out: Path
+    settings: Settings,
+    consumer: UnlockedAccount,
+    proposal_id: int,
+    out: Path,
+    *,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Fetch, verify (node signature, committed hash) and decrypt the model; write it to
-    ``out`` and load it once to prove it is a model of the proposed spec."""
+    ``out`` (not over an existing file unless ``force``) and load it once to prove it is a
+    model of the proposed spec."""
     from visdm.compute.delivery import open_model
 
     conn = connect_deployed(settings)
@@ -404,6 +434,7 @@ def get_model(
         raise InvalidInputError(
             f"proposal {proposal_id} is {record.status.name.lower()}: there is no model to get"
         )
+    out = _next.check_model_path(out, force=force)  # before anything is fetched
     store = open_store(settings)
     document = _result_document(conn, store, proposal_id)
     if document is None or not document.get("model"):
@@ -419,8 +450,7 @@ def get_model(
         chain_id=conn.client.chain_id,
         market=market.address,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(model)
+    _next.write_model(out, model)
     from visdm.training import load_model, parse_model_spec
 
     proposal = _signed_proposal(conn, store, proposal_id)
@@ -549,6 +579,7 @@ def proposal_status(
         for e in market.logs("VoteCast", where={"proposalId": proposal_id})
     ]
     tallied = market.logs("ProposalTallied", where={"proposalId": proposal_id})
+    credit = market.credit_of(record.consumer)  # refunds wait here until withdrawn
     view: dict[str, Any] = {
         "proposalId": proposal_id,
         "status": record.status.name.lower(),
@@ -561,6 +592,8 @@ def proposal_status(
         "votingDeadline": record.voting_deadline,
         "deadline": record.deadline,
         "totalWeight": record.total_weight,
+        "next": _next.next_step(record, _next.chain_now(conn.client), consumer_credit=credit),
+        "consumerCredit": str(credit),
         "votes": votes,
         "tally": None,
         "job": None,

@@ -312,7 +312,7 @@ def next_block_time(client: ChainClient) -> int:
         pending = int(client.rpc(lambda: client.w3.eth.get_block("pending"))["timestamp"])
     except (Web3Exception, KeyError, TypeError, ValueError):  # a node without pending blocks
         pending = latest
-    return max(latest + 1, pending)
+    return max(latest, pending)
 
 
 def _dry_run(
