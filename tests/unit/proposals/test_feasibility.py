@@ -11,11 +11,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from visdm.chain.contracts import ComputeNodeRecord
 from visdm.compute._serve import ApiServer
 from visdm.compute.api import create_app
-from visdm.proposals._feasibility import MAX_LIMITS_BYTES, node_refusals, node_terms
+from visdm.proposals._feasibility import (
+    MAX_LIMITS_BYTES,
+    _parse_terms,
+    node_refusals,
+    node_terms,
+)
 from visdm.types import Address
 
 pytestmark = pytest.mark.unit
@@ -139,3 +146,30 @@ def test_the_node_api_publishes_its_limits_only_when_it_quotes(tmp_path: Path) -
     finally:
         server.stop()
     assert answer.status_code == 503 and answer.json()["error"] == "NotQuoting"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=60, derandomize=True, deadline=None, database=None)
+@given(
+    limits=st.dictionaries(
+        st.sampled_from(["maxEpochs", "maxParams", "allowDp", "maxSamples", "x"]), _JSON
+    ),
+    extra=_JSON,
+)
+def test_any_answer_shape_is_a_fallback_or_terms_never_an_exception(
+    limits: dict[str, object], extra: object
+) -> None:
+    record = ComputeNodeRecord(NODE, NODE, 0, True, False, bytes(32), "http://127.0.0.1:9")
+    for answer in ({**GOOD, "limits": limits, "maxDuration": extra}, extra):
+        problem, terms = _parse_terms(answer, record)
+        if terms is None:
+            assert problem and "\n" not in problem
+        else:
+            assert all(isinstance(terms.limits[k], int) for k in ("max_epochs", "max_params"))
+            assert terms.max_duration is None or terms.max_duration >= 0
