@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,9 @@ from visdm.errors import (
 from visdm.ingest import IngestReport, KeyRecipient, prepare_asset, validate_directory
 from visdm.ingest._ledger import AssetLedger, LedgerEntry
 from visdm.ingest._prepare import release_blobs
-from visdm.jsonsafe import load_untrusted_object, read_untrusted_file
+from visdm.jsonsafe import load_untrusted_object, one_line, read_untrusted_file
 from visdm.manifest import AssetManifest, Licence, manifest_hash, sign_manifest
+from visdm.manifest._model import checked_address
 from visdm.session import Connection, connect_deployed, open_store
 from visdm.types import Address, AssetId, Cid
 
@@ -56,6 +57,7 @@ __all__ = [
     "active_nodes",
     "add_asset",
     "check_asset",
+    "check_licence",
     "list_assets",
     "load_licence",
     "show_asset",
@@ -127,7 +129,10 @@ def load_licence(
     unknown = set(data) - known
     if unknown:
         raise InvalidInputError(
-            f"licence file {path} has unknown keys: {', '.join(sorted(unknown))}"
+            one_line(
+                f"licence file {path} has unknown keys: {', '.join(sorted(unknown))}; the keys "
+                f"are {', '.join(sorted(known))}"
+            )
         )
 
     def strings(key: str) -> tuple[str, ...]:
@@ -136,15 +141,31 @@ def load_licence(
             raise InvalidInputError(f"licence file {path}: {key} must be a list of strings")
         return tuple(value)
 
-    expires = data.get("expires")
-    when = None
-    if expires is not None:
+    def unique(key: str, items: Sequence[str]) -> None:
+        # the signed manifest refuses what follows too, but only after every image is stored
+        twice = next((item for i, item in enumerate(items) if item in items[:i]), None)
+        if twice is not None:
+            raise InvalidInputError(one_line(f"licence file {path}: {key} lists {twice} twice"))
+
+    def addresses(key: str) -> tuple[Address, ...]:
         try:
-            when = datetime.fromisoformat(str(expires).replace("Z", "+00:00"))
-        except ValueError:
+            found = tuple(checked_address(a, f"{key}[{i}]") for i, a in enumerate(strings(key)))
+        except InvalidInputError as exc:
             raise InvalidInputError(
-                f"licence file {path}: expires {expires!r} is not ISO 8601"
+                one_line(f"licence file {path}: {exc}: give 0x and 40 hex digits")
             ) from None
+        unique(key, found)
+        return found
+
+    purposes = strings("purposes") or ("training",)
+    unique("purposes", purposes)
+    allowed, denied = addresses("allowed_consumers"), addresses("denied_consumers")
+    both = sorted(set(allowed) & set(denied))
+    if both:
+        raise InvalidInputError(
+            f"licence file {path}: consumer {both[0]} is both allowed and denied"
+        )
+    when = _licence_expiry(data.get("expires"), path)
     terms: dict[str, Any] = {key: data[key] for key in privacy_keys if key in data}
     try:  # the file's terms alone first, so that an error names the file only when it is at fault
         Licence(("training",), **terms)
@@ -155,12 +176,32 @@ def load_licence(
     if max_epsilon is not None:
         terms["max_epsilon"] = max_epsilon
     return Licence(
-        purposes=strings("purposes") or ("training",),
-        allowed_consumers=tuple(Address(a) for a in strings("allowed_consumers")),
-        denied_consumers=tuple(Address(a) for a in strings("denied_consumers")),
+        purposes=purposes,
+        allowed_consumers=allowed,
+        denied_consumers=denied,
         expires=when,
         **terms,
     )
+
+
+def _licence_expiry(expires: Any, path: Path | None) -> datetime | None:
+    """A licence file's ``expires``, as the manifest will write it: UTC (no zone means UTC),
+    whole seconds, in the future."""
+    if expires is None:
+        return None
+    try:
+        when = datetime.fromisoformat(str(expires).replace("Z", "+00:00"))
+        # out of range near year 1 or 9999 once moved to UTC
+        when = (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidInputError(
+            one_line(f"licence file {path}: expires {expires!r} is not an ISO 8601 time")
+        ) from None
+    if when.microsecond or when <= datetime.now(UTC):
+        raise InvalidInputError(
+            f"licence file {path}: expires {expires!r} must be a whole second in the future"
+        )
+    return when
 
 
 def active_nodes(registry: StakeholderRegistry, regions: Sequence[str]) -> list[str]:
@@ -359,10 +400,14 @@ def check_asset(
 
 
 def _checked_terms(licence: Licence | None, regions: Sequence[str]) -> Licence:
-    """The licence to sign, refused now if the manifest could not carry it — before any
-    image is encrypted or stored."""
     if not regions:
         raise InvalidInputError("allow at least one region (--regions)")
+    return check_licence(licence)
+
+
+def check_licence(licence: Licence | None) -> Licence:
+    """The licence to sign (default: training only), refused now if the manifest could not
+    carry it — before a password is asked for or any image is encrypted or stored."""
     terms = licence or Licence(("training",))
     for purpose in terms.purposes:
         if not isinstance(purpose, str) or not _PURPOSE.fullmatch(purpose):

@@ -76,7 +76,7 @@ def add(
     as_json: bool = JsonOption,
 ) -> None:
     """Validate, encrypt, store, sign and register a folder of labelled images."""
-    from visdm.assets import add_asset, check_asset, load_licence
+    from visdm.assets import add_asset, check_asset, check_licence, load_licence
     from visdm.ingest import IngestReport
 
     cfg = settings(ctx)
@@ -102,6 +102,7 @@ def add(
         if result.problems:
             raise InvalidInputError(result.problems[0])
         return
+    check_licence(terms)
     owner = unlock_account(cfg)
     reached = ["validate"]
     with Progress(

@@ -236,3 +236,21 @@ def test_cli_ctrl_c_says_what_was_kept(
     assert err.strip().splitlines()[-1] == (
         "error: interrupted: nothing was registered and the samples stored so far were unpinned"
     )
+
+
+@pytest.mark.parametrize(
+    ("purpose", "says"),
+    [("train\\u0000ing", "NUL character"), ("train\\u0001ing", "licence purpose 'train\\x01ing'")],
+    ids=["nul", "control"],
+)
+def test_cli_a_licence_text_the_manifest_cannot_carry(
+    flow: Flow, tmp_path: Path, capsys: pytest.CaptureFixture[str], purpose: str, says: str
+) -> None:
+    licence = tmp_path / "licence.json"
+    licence.write_text(f'{{"purposes": ["{purpose}"]}}')  # the escape reaches the JSON parser
+    folder = str(write_folder(tmp_path / "a", [1]))
+    for extra in (["--check"], []):
+        code, _, err = _cli(flow, capsys, folder, "--licence", str(licence), *extra)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and says in lines[0], err
+    assert _pins(flow) == [] and flow.assets.asset_count() == 0
