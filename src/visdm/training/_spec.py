@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from visdm.errors import InvalidModelSpecError
-from visdm.jsonsafe import load_untrusted_json
+from visdm.jsonsafe import load_untrusted_json, one_line
 
 __all__ = ["DPSpec", "ModelSpec", "canonical_spec_json", "parse_model_spec", "spec_hash"]
 
@@ -161,7 +161,8 @@ def _describe(exc: ValidationError) -> str:
         else:
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(f"{field}={value!r:.80}: {msg}")
-    return "invalid model spec: " + "; ".join(problems)
+    # a key is the writer's text: escaped, so that a line break in one cannot split the message
+    return one_line("invalid model spec: " + "; ".join(problems))
 
 
 def canonical_spec_json(spec: ModelSpec) -> bytes:
