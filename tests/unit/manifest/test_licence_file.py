@@ -121,7 +121,17 @@ def calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Calls:
 
     def fake_add(cfg: object, owner: object, directory: Path, **kwargs: Any) -> AddedAsset:
         record.added.append(kwargs)
-        return AddedAsset(AssetId(1), Cid("b" + "a" * 58), 4, [], ["0xnode"], ["local"], 1)
+        return AddedAsset(
+            asset_id=AssetId(1),
+            manifest_cid=Cid("b" + "a" * 58),
+            sample_count=4,
+            rejected=[],
+            label_problems=[],
+            already_registered=[],
+            nodes=["0xnode"],
+            regions=["local"],
+            gas_used=1,
+        )
 
     monkeypatch.setattr(asset_cli, "unlock_account", fake_unlock)
     monkeypatch.setattr(visdm.assets, "add_asset", fake_add)
