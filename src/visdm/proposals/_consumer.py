@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import is_address, to_checksum_address
+from eth_utils.crypto import keccak
 from web3.exceptions import Web3Exception
 
 from visdm.accounts import UnlockedAccount
@@ -119,7 +120,9 @@ def create_proposal(
     ``selection`` items are :class:`SelectedAsset` (explicit indexes) or bare asset ids (every
     sample the node accepted). ``min_share_bps``: the smallest share of the selected samples
     worth training on once providers who reject have left the round (below it the proposal
-    fails and the offer is refunded). Nothing reaches the chain unless every check passed.
+    fails and the offer is refunded). Nothing reaches the store or the chain unless every
+    check passed, the market's own in a dry run of ``propose``; the result's notes say how
+    the node's limits were checked.
     """
     _check_amounts(offer, wtp_bps, min_share_bps)
     spec_json, spec_digest = _canonical_spec(model_spec)
@@ -176,6 +179,23 @@ def create_proposal(
             + "; nothing was escrowed"
         )
     root = selection_root(samples)
+    # the deadline is fixed in the signed document before the transactions are mined: leave
+    # room for the blocks in between, or a minimum-length period would land outside the window
+    deadline = next_block_time(client) + slack + voting_period_s
+    terms = ProposalTerms(
+        asset_ids=tuple(a.asset_id for a in chosen),
+        sample_counts=tuple(len(a.indexes) for a in chosen),
+        selection_root=root,
+        offer=offer,
+        wtp_bps=wtp_bps,
+        node=node_record.address,
+        voting_deadline=deadline,
+        model_spec_hash=spec_digest,
+        validation_set_hash=bytes(keccak(validation_archive)),
+        min_share_bps=min_share_bps,
+    )
+    # the market's own checks, before anything is stored or sent (the CID is only emitted)
+    _dry_run(client, market, consumer.address, terms)
     aad = validation_aad(
         chain_id=client.chain_id,
         market=market.address,
@@ -186,9 +206,6 @@ def create_proposal(
     )
     sealed = seal_validation_set(validation_archive, node_record.encryption_key, aad=aad)
     validation_cid = store.put(sealed.ciphertext, pin=True)
-    # the deadline is fixed in the signed document before the transactions are mined: leave
-    # room for the blocks in between, or a minimum-length period would land outside the window
-    now = next_block_time(client) + slack
     document = TrainingProposal(
         chain_id=client.chain_id,
         market=Address(to_checksum_address(market.address)),
@@ -197,7 +214,7 @@ def create_proposal(
         created_at=int(time.time()),
         offer=offer,
         wtp_bps=wtp_bps,
-        voting_deadline=now + voting_period_s,
+        voting_deadline=deadline,
         classes=tuple(classes),
         model_spec_json=spec_json,
         model_spec_hash=spec_digest,
@@ -209,19 +226,7 @@ def create_proposal(
         min_share_bps=min_share_bps,
     )
     cid = store.put(sign_proposal(document, bytes(consumer.local_account.key)), pin=True)
-    terms = ProposalTerms(
-        asset_ids=document.asset_ids,
-        sample_counts=document.sample_counts,
-        selection_root=document.selection_root,
-        offer=offer,
-        wtp_bps=wtp_bps,
-        node=document.node,
-        voting_deadline=document.voting_deadline,
-        model_spec_hash=spec_digest,
-        validation_set_hash=sealed.plaintext_hash,
-        proposal_cid=cid,
-        min_share_bps=min_share_bps,
-    )
+    terms = replace(terms, proposal_cid=cid)
     proposal_id, txs = _escrow_and_propose(client, deployment, consumer, terms)
     return CreatedProposal(proposal_id, cid, document, txs, tuple(notes))
 
@@ -282,10 +287,9 @@ def _check_assets(
 def _escrow_and_propose(
     client: ChainClient, deployment: Deployment, consumer: UnlockedAccount, terms: ProposalTerms
 ) -> tuple[int, tuple[TxResult, ...]]:
-    """Dry-run ``propose``, then approve the offer (unless already approved) and propose."""
+    """Approve the offer (unless already approved) and propose."""
     market = deployment.training_market(client)
     client.fund_from_dev_faucet(consumer.address)
-    _dry_run(client, market, consumer.address, terms)
     token = deployment.payment_token(client)
     from visdm.session import top_up_dev_tokens
 

@@ -175,16 +175,17 @@ def test_a_dry_run_refuses_before_anything_is_sent(
     rnd: Round, funded_roles: dict[str, LocalAccount], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the client's own minimum check switched off, the market's refusal still comes
-    before the offer is approved or escrowed, as its sentence."""
+    before the offer is approved or escrowed, or the documents stored, as its sentence."""
     params = rnd.market.parameters()
     rnd.market.set_parameters(
         funded_roles["governance"], replace(params, min_selection_providers=3)
     )
     monkeypatch.setattr(_consumer, "_check_minimums", lambda *_: None)
-    before = nonce(rnd)
+    before, pins = nonce(rnd), rnd.store.pins()
     with pytest.raises(ContractRevertError) as info:
         propose(rnd)
     assert info.value.error_name == "TrainingMarketSelectionTooSmall"
+    assert rnd.store.pins() == pins  # nothing was stored either
     assert str(info.value).startswith(
         "propose refused: the selection has 40 samples of 2 provider(s); the market trains on "
         "at least 1 samples of at least 3 providers: select more data"
