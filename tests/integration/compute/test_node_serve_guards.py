@@ -189,11 +189,12 @@ def test_one_node_per_directory_bounded_bodies_and_a_chain_restart(
             lambda: assets.asset(added.asset_id).status == AssetStatus.ACTIVE,
             timeout=90,
         )
+        back_line = f"the chain is back at {back.rpc_url}"
+        wait_for("the node to say so", lambda: back_line in log.read_text())
         text = log.read_text()
         assert text.count("the chain went away") == 1  # said once, not every poll
-        assert f"the chain is back at {back.rpc_url}" in text
         if back.rpc_url != old_url:  # the usual case: anvil took another free port
-            assert old_url not in text.split("the chain is back at", 1)[1]
+            assert old_url not in text.split(back_line, 1)[1]
         assert healthy()
         node.send_signal(signal.SIGTERM)
         assert node.wait(timeout=30) == 0
