@@ -36,6 +36,8 @@ __all__ = [
 
 #: the longest endpoint admitted (it is stored on chain and fetched by every consumer)
 MAX_ENDPOINT_CHARS = 512
+#: nodes named in one message (the line stays readable on a market with hundreds)
+_LISTED_NODES = 10
 _FULL_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _HEXISH = re.compile(r"(0x)?[0-9a-fA-F]+")
 
@@ -119,10 +121,11 @@ def describe_nodes(nodes: list[ComputeNodeRecord], *, active_only: bool = True) 
         return "no compute node is active: governance admits one with `visdm governance admit-node`"
     kind = "active compute nodes" if active_only else "admitted compute nodes"
     items = [
-        f"{n.address} ({n.endpoint or 'no endpoint'}{'' if n.active else ', suspended'})"
-        for n in shown
+        f"{n.address} ({n.endpoint[:80] or 'no endpoint'}{'' if n.active else ', suspended'})"
+        for n in shown[:_LISTED_NODES]
     ]
-    return f"{kind}: " + ", ".join(items)
+    more = f" and {len(shown) - _LISTED_NODES} more" if len(shown) > _LISTED_NODES else ""
+    return f"{kind}: " + ", ".join(items) + more
 
 
 def resolve_node(settings: Settings, text: str, *, active: bool = True) -> ComputeNodeRecord:
