@@ -64,7 +64,7 @@ from visdm.errors import (
     SignatureError,
     VisdmError,
 )
-from visdm.jsonsafe import load_untrusted_json
+from visdm.jsonsafe import load_untrusted_json, one_line
 from visdm.market.quotes import (
     CONSUMER_HEADER,
     ISSUED_AT_HEADER,
@@ -478,8 +478,12 @@ def _camel(name: str) -> str:
 
 
 def _problems(errors: Any) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ())) or 'body'}: {e.get('msg')}" for e in errors
+    # a location holds the sender's keys: escaped, so that a line break cannot split the answer
+    return one_line(
+        "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())) or 'body'}: {e.get('msg')}"
+            for e in errors
+        )
     )
 
 
