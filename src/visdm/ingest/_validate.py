@@ -11,9 +11,10 @@ with its reason: hidden files and files in hidden folders (a name starting with 
 that collide when compared case-insensitively (``A.png`` and ``a.png`` — the same file on
 macOS and Windows, so which one was meant is ambiguous; *all* of them are refused); empty,
 oversized, corrupt, truncated, animated or bomb images and disallowed formats (see
-:func:`decode_image`); files without a valid label; and a file whose bytes are identical to
-an earlier accepted file (the copy is refused, naming the first). The same base name in
-different folders is fine.
+:func:`decode_image`); files without a valid label; a file whose bytes are identical to an
+earlier accepted file (the copy is refused, naming the first); and names with control
+characters or bytes that are not UTF-8, which no labels row can name and no report line can
+print (shown escaped, ``new\\nline.png``). The same base name in different folders is fine.
 
 **Labels.** ``labels.csv`` (UTF-8, optional BOM) starts with the header ``filename,label``;
 every other non-blank line is ``relative/path,label`` (CSV quoting allowed, no line breaks
@@ -248,7 +249,16 @@ def _walk(base: Path, *, skip: Path) -> tuple[dict[str, Path], list[RejectedFile
             and path.resolve() == skip_resolved
         ):
             continue
-        if refusal is not None:
+        shown = _shown(name)
+        if shown != name:  # a report line must stay one line, and labels.csv cannot name it
+            rejected.append(
+                RejectedFile(
+                    shown,
+                    refusal
+                    or "name has control characters or is not UTF-8 (shown escaped): rename it",
+                )
+            )
+        elif refusal is not None:
             rejected.append(RejectedFile(name, refusal))
         elif any(part.startswith(".") for part in rel.parts):
             rejected.append(RejectedFile(name, "hidden file or folder (name starts with '.')"))
@@ -299,6 +309,16 @@ def _entries(folder: Path, rel: PurePosixPath) -> Iterator[tuple[PurePosixPath, 
                 yield child, path, f"not a regular file ({kind}): it was not read"
         except OSError as exc:  # vanished or unreadable while walking
             yield child, path, f"cannot read: {exc.strerror or exc}"
+
+
+def _shown(name: str) -> str:
+    """``name`` as it can be printed on one line: bytes that are not UTF-8 (kept by the file
+    system decoder as lone surrogates) and control characters escaped, the rest unchanged."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c).startswith("C") else c
+        for c in text
+    )
 
 
 def _special_kind(mode: int) -> str:

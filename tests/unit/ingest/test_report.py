@@ -132,3 +132,18 @@ def test_a_folder_that_cannot_be_listed_is_refused_by_name(
 def test_a_complete_report(tmp_path: Path) -> None:
     report = validate_directory(_folder(tmp_path / "a", ["a.png", "b.png"], ["a.png,x", "b.png,y"]))
     assert report.complete and report.first_problem() is None
+
+
+def test_names_that_cannot_be_printed_on_one_line_are_refused_escaped(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "a", ["a.png"], ["a.png,cat"])
+    (root / "new\nline.png").write_bytes(image_bytes("PNG", seed=7))
+    try:
+        with open(os.path.join(os.fsencode(root), b"\xff\xfe.png"), "wb") as handle:
+            handle.write(image_bytes("PNG", seed=8))
+    except OSError:  # pragma: no cover - a file system that insists on UTF-8 names
+        pytest.skip("the file system refuses names that are not UTF-8")
+    report = validate_directory(root)
+    reason = "name has control characters or is not UTF-8 (shown escaped): rename it"
+    assert _reasons(report) == {"new\\nline.png": reason, "\\xff\\xfe.png": reason}
+    assert all("\n" not in line for line in report.summary().splitlines()[1:])
+    assert len(report.summary().splitlines()) == 3
