@@ -1,8 +1,9 @@
 """Parsing untrusted JSON: size and nesting bounded before the parser runs.
 
 Every JSON document a user or a peer can hand ViSDM (licence files, model specs, keystores,
-saved searches, the deployment file, a node's metadata and result documents, the node API's
-request bodies, the sandbox's job description) goes through :func:`load_untrusted_json`.
+saved searches, the deployment file; a node's metadata, result and score documents, its HTTP
+answers and its model envelopes; the node API's request bodies; the IPFS RPC's answers; the
+sandbox's job description and results) goes through :func:`load_untrusted_json`.
 Python's ``json`` recurses once per nesting level in C, and importing ``eth_account`` (through
 ``py_ecc``) raises the interpreter's recursion limit to 100,000: a file of 80,000 ``[`` then
 overflows the C stack and kills the process with SIGSEGV instead of raising. So, before
@@ -12,8 +13,9 @@ overflows the C stack and kills the process with SIGSEGV instead of raising. So,
    :func:`read_untrusted_file`);
 2. the text must be UTF-8 (``json.loads`` would otherwise guess UTF-16 or UTF-32 from zero
    bytes); a leading byte-order mark is ignored, as RFC 8259 allows;
-3. the nesting depth is measured with a linear scan — strings removed, then a running count of
-   brackets — and anything deeper than ``max_depth`` is refused.
+3. the nesting depth is measured with a linear, vectorised scan (:func:`nesting_depth`:
+   escapes dropped, brackets counted where an even number of quotes precedes them) and
+   anything deeper than ``max_depth`` is refused.
 
 Duplicate keys are refused while parsing (which copy wins differs between parsers). After
 parsing, with the path to the value: ``NaN``, ``Infinity``, floats that overflow to infinity and
@@ -43,6 +45,7 @@ __all__ = [
     "MAX_INT_DIGITS",
     "load_untrusted_json",
     "load_untrusted_object",
+    "nesting_depth",
     "one_line",
     "read_untrusted_file",
 ]
