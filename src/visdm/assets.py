@@ -30,6 +30,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from visdm.accounts import UnlockedAccount
+from visdm.chain.client import TxResult
 from visdm.chain.contracts import AssetRegistry, AssetStatus, StakeholderRegistry
 from visdm.config import Settings
 from visdm.errors import (
@@ -86,6 +87,9 @@ class AddedAsset:
     nodes: list[str]
     regions: list[str]
     gas_used: int
+    #: the ``registerAsset`` transaction
+    tx_hash: str = ""
+    block_number: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +331,8 @@ def add_asset(
         nodes=[to_checksum_address(r.address) for r in recipients],
         regions=list(regions),
         gas_used=tx.gas_used,
+        tx_hash=tx.tx_hash,
+        block_number=tx.block_number,
     )
 
 
@@ -586,8 +592,8 @@ def list_assets(settings: Settings, *, owner: str | None = None) -> list[dict[st
                 "asset_id": asset_id,
                 "owner": record.owner,
                 "status": record.status.name.lower(),
-                "samples": record.sample_count,
-                "accepted": record.accepted_count,
+                "sample_count": record.sample_count,
+                "accepted_count": record.accepted_count,
                 "regions": _regions(record.region_mask, names),
             }
         )
@@ -649,10 +655,12 @@ def _first_log(logs: Sequence[Any]) -> dict[str, Any] | None:
     return dict(logs[0]["args"]) if logs else None
 
 
-def withdraw_asset(settings: Settings, owner: UnlockedAccount, asset_id: int) -> str:
-    """Withdraw ``asset_id`` (only its owner); returns its new status."""
+def withdraw_asset(
+    settings: Settings, owner: UnlockedAccount, asset_id: int
+) -> tuple[str, TxResult]:
+    """Withdraw ``asset_id`` (only its owner); returns its new status and the transaction."""
     conn = connect_deployed(settings)
     assets = conn.deployment.asset_registry(conn.client)
     conn.client.fund_from_dev_faucet(owner.address)
-    assets.withdraw_asset(owner.local_account, asset_id)
-    return assets.asset(asset_id).status.name.lower()
+    tx = assets.withdraw_asset(owner.local_account, asset_id)
+    return assets.asset(asset_id).status.name.lower(), tx

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_checksum_address, to_checksum_address
 
+from visdm.chain.client import TxResult
 from visdm.chain.contracts import ComputeNodeRecord, StakeholderRegistry
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, KeystoreNotFoundError
@@ -146,13 +147,15 @@ def resolve_node(settings: Settings, text: str, *, active: bool = True) -> Compu
     return record
 
 
-def add_region(settings: Settings, governance: LocalAccount, name: str) -> list[str]:
-    """Add region ``name``; returns every region."""
+def add_region(
+    settings: Settings, governance: LocalAccount, name: str
+) -> tuple[list[str], TxResult]:
+    """Add region ``name``; returns every region and the transaction."""
     conn = connect_deployed(settings)
     registry = conn.deployment.stakeholder_registry(conn.client)
     conn.client.fund_from_dev_faucet(governance.address)
-    registry.add_region(governance, name)
-    return registry.regions()
+    tx = registry.add_region(governance, name)
+    return registry.regions(), tx
 
 
 def admit_node(
@@ -164,9 +167,10 @@ def admit_node(
     endpoint: str,
     encryption_key: str,
     signer: str | None = None,
-) -> ComputeNodeRecord:
+) -> tuple[ComputeNodeRecord, TxResult]:
     """Admit (or update) compute node ``node``; its quotes are signed by ``signer`` (default:
-    the node's own address). ``node`` and ``signer`` are addresses or local account names."""
+    the node's own address). ``node`` and ``signer`` are addresses or local account names.
+    Returns the node's record and the transaction."""
     url = check_endpoint(endpoint)
     try:
         key = bytes.fromhex(encryption_key.removeprefix("0x"))
@@ -187,7 +191,7 @@ def admit_node(
             ": add it with `visdm governance add-region NAME`"
         )
     conn.client.fund_from_dev_faucet(governance.address)
-    registry.admit_node(
+    tx = registry.admit_node(
         governance,
         address,
         signer=signer_address,
@@ -195,25 +199,25 @@ def admit_node(
         encryption_key=key,
         endpoint=url,
     )
-    return registry.compute_node(address)
+    return registry.compute_node(address), tx
 
 
 def set_node_suspended(
     settings: Settings, governance: LocalAccount, node: str, *, suspended: bool
-) -> ComputeNodeRecord:
-    """Suspend or reinstate ``node`` (an address or local account name); a node already in
-    that state is left as it is, without a transaction."""
+) -> tuple[ComputeNodeRecord, TxResult | None]:
+    """Suspend or reinstate ``node`` (an address or local account name); returns its record and
+    the transaction (``None``: the node was already in that state, and is left as it is)."""
     record = resolve_node(settings, node, active=False)
     if record.suspended == suspended:
-        return record
+        return record, None
     conn = connect_deployed(settings)
     registry = conn.deployment.stakeholder_registry(conn.client)
     conn.client.fund_from_dev_faucet(governance.address)
     if suspended:
-        registry.suspend_node(governance, record.address)
+        tx = registry.suspend_node(governance, record.address)
     else:
-        registry.reinstate_node(governance, record.address)
-    return registry.compute_node(record.address)
+        tx = registry.reinstate_node(governance, record.address)
+    return registry.compute_node(record.address), tx
 
 
 def active_node_addresses(settings: Settings) -> list[str]:

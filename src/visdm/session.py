@@ -31,7 +31,7 @@ from web3.exceptions import BadResponseFormat
 
 from visdm.accounts import AccountInfo, UnlockedAccount, account_info, load_account, scan_accounts
 from visdm.chain.anvil import local_rpc_url, read_node
-from visdm.chain.client import ChainClient
+from visdm.chain.client import ChainClient, TxResult
 from visdm.chain.contracts import StakeholderRecord
 from visdm.chain.deployment import (
     Deployment,
@@ -243,8 +243,9 @@ def deploy(
 
 def register(
     settings: Settings, account: LocalAccount, roles: Role, encryption_key: bytes
-) -> StakeholderRecord:
-    """Register ``account`` on chain with ``roles`` and its X25519 public key.
+) -> tuple[StakeholderRecord, TxResult | None]:
+    """Register ``account`` on chain with ``roles`` and its X25519 public key; returns the
+    record and the transaction sent (``None``: it already held every role).
 
     Already registered: the missing roles are added; the key must match the one on chain.
     """
@@ -256,11 +257,12 @@ def register(
     conn.client.fund_from_dev_faucet(account.address)
     registry = conn.deployment.stakeholder_registry(conn.client)
     current = registry.stakeholder(account.address)
+    tx = None
     if not current.registered:
-        registry.register(account, roles, encryption_key)
+        tx = registry.register(account, roles, encryption_key)
     elif roles & ~current.roles:
-        registry.add_roles(account, roles)
-    return registry.stakeholder(account.address)
+        tx = registry.add_roles(account, roles)
+    return registry.stakeholder(account.address), tx
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,19 @@ import pytest
 
 from visdm.chain.contracts import MarketParameters
 from visdm.cli import main
+from visdm.cli._json import scheme_problems
 from visdm.compute import _training
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = 10**18
 RULES = MarketParameters()  # the defaults the demo plays under, never relaxed
+
+
+def wei(amount: str) -> int:
+    """An amount of the report: a decimal string of wei, exact past 2^53."""
+    assert isinstance(amount, str) and amount.isdigit(), amount
+    return int(amount)
 
 
 class _FixedSeeds:
@@ -56,6 +63,7 @@ def test_quick_demo_plays_the_whole_market(
     assert exit_info.value.code in (0, None), out
     assert seeds.drawn == 2  # the node drew one seed for each of the two training jobs
     report = json.loads((report_dir / "report.json").read_text())
+    assert scheme_problems(report) == []  # the language of every --json
     assert (report_dir / "values.png").stat().st_size > 10_000
     assert (report_dir / "payouts.png").stat().st_size > 10_000
 
@@ -72,7 +80,7 @@ def test_quick_demo_plays_the_whole_market(
     _claims_and_sweep(report, first, providers)
     _refunds(report, second, third)
 
-    gas = report["gas_by_step"]
+    gas = {g["step"]: g["gasUsed"] for g in report["gasByStep"]}
     assert gas["claim"] > 0 and gas["tally"] > 0 and gas["sweep"] > 0
     # what the user reads: who left which round, the screen and the seed's commitment
     assert "rejected, out of the round: tom's asset" in out
@@ -88,48 +96,49 @@ def _first_round(report: dict[str, Any], first: dict[str, Any], providers: dict[
     config = report["config"]
     # liquid democracy: the delegated weight behind ivy's higher ask counters the offer
     assert first["outcome"] == "countered"
-    assert first["clearingPrice"] == first["offer"] * 12 // 10
+    assert wei(first["clearingPriceWei"]) == wei(first["offerWei"]) * 12 // 10
     assert first["status"] == "completed"
-    assert first["accuracyBps"] >= config["wtp_bps"]
+    assert first["accuracyBps"] >= config["wtpBps"]
     assert report["model"]["accuracyBps"] == first["accuracyBps"]
     # DP by default: the spend stays within the spec's ε, itself within the default licence's 8
-    assert config["dp_epsilon"] <= 8
-    assert config["batch_size"] >= RULES.min_batch_size
-    assert 0 < first["epsilonSpent"] <= config["dp_epsilon"] * 1.05
+    assert config["dpEpsilon"] <= 8
+    assert config["batchSize"] >= RULES.min_batch_size
+    assert 0 < first["epsilonSpent"] <= config["dpEpsilon"] * 1.05
 
     # tom rejected: his samples left the round, which went on with what remained
     tom = providers["tom"]
     assert first["outOfRound"] == ["tom"]
-    assert list(first["leftOut"]) == [f"tom (asset {tom['assets'][0]})"]
+    assert [(o["provider"], o["assetId"]) for o in first["leftOut"]] == [("tom", tom["assets"][0])]
     assert first["remainingWeight"] == first["totalWeight"] - tom["selected"]
     assert first["remainingWeight"] >= RULES.min_selection_samples
     assert first["remainingWeight"] * 10_000 >= first["minShareBps"] * first["totalWeight"]
     assert first["trainSamples"] == first["remainingWeight"]
-    assert tom["samples"] == 0 and tom["payout"] == 0 and tom["claimed"] == 0
+    assert tom["samples"] == 0 and tom["payoutWei"] == "0" and tom["claimedWei"] == "0"
 
     # the node's seed: only its hash is published, the same in the document and on chain
     assert re.fullmatch(r"0x[0-9a-f]{64}", first["seedHash"])
     assert first["seedHash"] == first["onChainSeedHash"] != "0x" + "00" * 32
     # the screen dropped the copies of kai's images bob slipped into his validation set
     screen = first["validation"]
-    assert screen["given"] == config["validation_images"]
+    assert screen["given"] == config["validationImages"]
     assert screen["used"] + screen["duplicates"] + screen["nearSelected"] == screen["given"]
-    assert screen["duplicates"] + screen["nearSelected"] >= config["validation_copies"] > 0
+    assert screen["duplicates"] + screen["nearSelected"] >= config["validationCopies"] > 0
     assert first["consumerFault"] is None  # the consumer's input was usable
 
     # the payouts sum to the price exactly
-    assert sum(p["payout"] for p in providers.values()) == first["price"] == first["clearingPrice"]
+    paid = sum(wei(p["payoutWei"]) for p in providers.values())
+    assert paid == wei(first["priceWei"]) == wei(first["clearingPriceWei"])
     # the copier gains nothing from its copies, which are flagged
-    assert providers["sam"]["payout"] == 0
+    assert providers["sam"]["payoutWei"] == "0"
     assert providers["sam"]["flaggedCopied"] == providers["sam"]["samples"] > 0
     # noisy providers earn less per sample than every clean one, and their noise is flagged
     clean = [
-        p["payoutPerSample"]
+        wei(p["payoutPerSampleWei"])
         for p in providers.values()
         if p["role"] not in ("noisy", "copier", "rejects")
     ]
     for name in ("gus", "hal"):
-        assert providers[name]["payoutPerSample"] < min(clean)
+        assert wei(providers[name]["payoutPerSampleWei"]) < min(clean)
         assert providers[name]["flaggedNoisy"] > statistics.median(
             p["flaggedNoisy"] for p in providers.values()
         )
@@ -141,22 +150,22 @@ def _claims_and_sweep(
     # payouts name assets: ben's two assets, both paid, in the one claimMany he sent
     ben = providers["ben"]
     assert len(ben["assets"]) == 2
-    assert sorted(ben["assetPayouts"]) == sorted(str(a) for a in ben["assets"])
-    assert sum(ben["assetPayouts"].values()) == ben["payout"] > 0
+    assert sorted(a["assetId"] for a in ben["assetPayouts"]) == sorted(ben["assets"])
+    assert sum(wei(a["payoutWei"]) for a in ben["assetPayouts"]) == wei(ben["payoutWei"]) > 0
     assert ben["claimTransactions"] == 1
     # everyone owed something claimed it in one transaction, except lu
     for name, p in providers.items():
         if name == "lu":
             continue
-        assert p["claimed"] == p["payout"], name
-        assert p["claimTransactions"] == (1 if p["payout"] else 0), name
+        assert p["claimedWei"] == p["payoutWei"], name
+        assert p["claimTransactions"] == (1 if wei(p["payoutWei"]) else 0), name
     lu = providers["lu"]
-    assert lu["payout"] > 0 and lu["claimed"] == 0
+    assert wei(lu["payoutWei"]) > 0 and lu["claimedWei"] == "0"
     # after the claim period lu's payout went to the treasury, and nothing else did
     settled = report["settlement"]
     assert settled["sweptProposal"] == first["proposalId"]
-    assert settled["swept"] == lu["payout"]
-    assert settled["treasuryCredit"] >= settled["swept"]
+    assert settled["sweptWei"] == lu["payoutWei"]
+    assert wei(settled["treasuryCreditWei"]) >= wei(settled["sweptWei"])
 
 
 def _refunds(report: dict[str, Any], second: dict[str, Any], third: dict[str, Any]) -> None:
@@ -165,7 +174,8 @@ def _refunds(report: dict[str, Any], second: dict[str, Any], third: dict[str, An
     assert second["status"] == "wtp_missed"
     assert second["outOfRound"] == ["tom"]
     assert second["remainingWeight"] >= RULES.min_selection_samples
-    assert report["search"]["round-2"]["matches"] < report["search"]["round-1"]["matches"]
+    matches = {s["name"]: s["matches"] for s in report["search"]}
+    assert matches["round-2"] < matches["round-1"]
     # the third lost ivy and everyone who delegates to her: below bob's minimum share, it was
     # rejected without training
     assert third["outcome"] == third["status"] == "rejected"
@@ -173,8 +183,9 @@ def _refunds(report: dict[str, Any], second: dict[str, Any], third: dict[str, An
     assert third["remainingWeight"] * 10_000 < third["minShareBps"] * third["totalWeight"]
     assert "accuracyBps" not in third
     # bob withdrew both refunds in one go
-    assert second["refund"] == second["offer"] and third["refund"] == third["offer"]
-    assert report["settlement"]["refunded"] == second["offer"] + third["offer"]
+    assert second["refundWei"] == second["offerWei"] and third["refundWei"] == third["offerWei"]
+    refunded = wei(report["settlement"]["refundedWei"])
+    assert refunded == wei(second["offerWei"]) + wei(third["offerWei"])
 
 
 def test_demo_refuses_a_non_empty_data_dir(

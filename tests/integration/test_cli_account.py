@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from visdm.cli import account as account_cli
 from visdm.cli import main
+from visdm.cli._json import scheme_problems
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     code, out, err = run(capsys, *argv, "--json")
     assert code == 0, err
-    return json.loads(out)
+    data = json.loads(out)
+    assert scheme_problems(data) == []
+    return data
 
 
 def new(capsys: pytest.CaptureFixture[str], name: str) -> dict[str, Any]:
@@ -85,7 +88,7 @@ def test_new_show_list_export(home: Path, capsys: pytest.CaptureFixture[str]) ->
     assert public == {
         "name": "alice",
         "address": created["address"],
-        "x25519_public": created["x25519_public"],
+        "x25519Public": created["x25519Public"],
     }
 
 

@@ -11,9 +11,6 @@ import getpass
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, is_dataclass
-from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -22,9 +19,12 @@ from rich.table import Table
 
 from visdm.accounts import UnlockedAccount
 from visdm.config import Settings
-from visdm.errors import InvalidInputError
+from visdm.errors import InvalidInputError, VisdmError
+
+from ._json import json_view
 
 __all__ = [
+    "CommandInterruptedError",
     "JsonOption",
     "console",
     "emit",
@@ -33,17 +33,27 @@ __all__ = [
     "public_account",
     "read_password",
     "settings",
-    "to_jsonable",
     "unlock_account",
 ]
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
-#: every read command takes ``--json``
-JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of text.")
+#: every command takes ``--json``
+JsonOption = typer.Option(
+    False,
+    "--json",
+    help="Print JSON instead of text: camelCase keys, token amounts as strings of wei in keys "
+    "ending in Wei, the transactions sent.",
+)
 
 _PASSWORD_ENV = "VISDM_PASSWORD"  # noqa: S105 - the variable's name, not a password
+
+
+class CommandInterruptedError(VisdmError):
+    """Ctrl-C stopped a command that says itself what it kept and what it undid."""
+
+    exit_code = 130
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -92,29 +102,10 @@ def public_account(cfg: Settings) -> tuple[str, bytes]:
     return info.address, key
 
 
-def to_jsonable(value: Any) -> Any:
-    """Turn SDK results (dataclasses, pydantic models, bytes, paths, enums) into JSON values."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(asdict(value))
-    model_dump = getattr(value, "model_dump", None)
-    if callable(model_dump):
-        return to_jsonable(model_dump(mode="json"))
-    if isinstance(value, Enum):
-        return value.name.lower()
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in value]
-    return value
-
-
 def emit(value: Any, *, as_json: bool, title: str | None = None) -> None:
-    """Print a result: JSON with ``--json``, else a key/value table (or rows for a list)."""
-    data = to_jsonable(value)
+    """Print a result: JSON with ``--json`` (in the language of :mod:`visdm.cli._json`), else
+    a key/value table (or rows for a list) with the same names."""
+    data = json_view(value)
     if as_json:
         console.print_json(json.dumps(data))
         return
@@ -151,6 +142,8 @@ def print_wide(renderable: Any) -> None:
 def _cell(value: Any) -> str:
     if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
         return ", ".join(str(v) for v in value)
+    if isinstance(value, list) and all(isinstance(v, Mapping) and "txHash" in v for v in value):
+        return ", ".join(str(v["txHash"]) for v in value)  # transactions: their hashes
     if isinstance(value, Mapping | list):
         return json.dumps(value)
     return "" if value is None else str(value)

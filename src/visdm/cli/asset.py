@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -11,10 +11,19 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from visdm.config import Settings
 from visdm.errors import InvalidInputError
 
-from ._common import JsonOption, console, emit, err_console, settings, unlock_account
+from ._common import (
+    CommandInterruptedError,
+    JsonOption,
+    console,
+    emit,
+    err_console,
+    settings,
+    unlock_account,
+)
+from ._json import json_view, transactions
 
 if TYPE_CHECKING:
-    from visdm.assets import AssetCheck
+    from visdm.assets import AddedAsset, AssetCheck, AssetView
     from visdm.ingest import IngestReport
 
 __all__ = ["app"]
@@ -150,7 +159,7 @@ def add(
             raise
         progress.update(task, description="registered")
     if as_json:
-        emit(added, as_json=True)
+        emit(_added_view(added), as_json=True)
         return
     console.print(
         f"asset {added.asset_id} registered: {added.sample_count} samples, manifest "
@@ -169,6 +178,16 @@ def add(
             markup=False,
         )
     console.print(f"the compute node(s) {', '.join(added.nodes)} will attest its metadata")
+
+
+def _added_view(added: AddedAsset) -> dict[str, Any]:
+    """``asset add --json``: the asset, and its ``registerAsset`` as every write command shows
+    its transactions."""
+    view: dict[str, Any] = json_view(added)
+    for key in ("txHash", "blockNumber", "gasUsed"):
+        view.pop(key, None)
+    sent = [{"txHash": added.tx_hash, "blockNumber": added.block_number, "gasUsed": added.gas_used}]
+    return {**view, "transactions": sent if added.tx_hash else [], "gasUsed": added.gas_used}
 
 
 def _owner_address(cfg: Settings) -> str | None:
@@ -226,18 +245,14 @@ def _print_check(result: AssetCheck, *, as_json: bool) -> None:
 
 def _interrupted(*, registering: bool) -> NoReturn:
     if registering:
-        err_console.print(
-            "[bold red]error:[/] interrupted while registering on chain: the transaction may "
-            "still be mined, so the stored samples are kept; run `visdm asset list --mine` to "
-            "see, or the same `visdm asset add` again, which finds the registration if it was "
-            "mined"
+        raise CommandInterruptedError(
+            "interrupted while registering on chain: the transaction may still be mined, so "
+            "the stored samples are kept; run `visdm asset list --mine` to see, or the same "
+            "`visdm asset add` again, which finds the registration if it was mined"
         )
-    else:
-        err_console.print(
-            "[bold red]error:[/] interrupted: nothing was registered and the samples stored "
-            "so far were unpinned"
-        )
-    raise typer.Exit(130)
+    raise CommandInterruptedError(
+        "interrupted: nothing was registered and the samples stored so far were unpinned"
+    )
 
 
 @app.command("list")
@@ -265,21 +280,32 @@ def show(
     """An asset's chain record, public metadata and near-duplicate links."""
     from visdm.assets import show_asset
 
-    view = show_asset(settings(ctx), asset_id, samples=samples)
+    view = show_view(show_asset(settings(ctx), asset_id, samples=samples))
     if as_json:
         emit(view, as_json=True)
         return
-    emit(
-        {k: v for k, v in emit_fields(view).items() if k not in ("samples", "duplicate_links")},
-        as_json=False,
-        title=f"asset {asset_id}",
-    )
-    if view.samples:
-        emit([_sample_row(s) for s in view.samples], as_json=False, title="samples")
-    emit(view.duplicate_links, as_json=False, title="near-duplicate links")
+    head = {k: v for k, v in view.items() if k not in ("labels", "samples", "duplicateLinks")}
+    head["labels"] = ", ".join(f"{row['label']} {row['samples']}" for row in view["labels"])
+    emit(head, as_json=False, title=f"asset {asset_id}")
+    if view["samples"]:
+        emit([_sample_row(s) for s in view["samples"]], as_json=False, title="samples")
+    emit(view["duplicateLinks"], as_json=False, title="near-duplicate links")
 
 
-def _sample_row(sample: dict[str, object]) -> dict[str, object]:
+def show_view(view: AssetView) -> dict[str, Any]:
+    """``asset show``'s answer: labels as rows, and each sample's fields under the names
+    ``market search`` uses (the metadata document's ``blur`` is ``sharpness``: the variance
+    of the Laplacian, higher is sharper)."""
+    data: dict[str, Any] = json_view(view)
+    data["labels"] = [{"label": k, "samples": n} for k, n in view.labels.items()]
+    data["samples"] = [
+        {("sharpness" if k == "blur" else k): v for k, v in sample.items()}
+        for sample in data["samples"]
+    ]
+    return data
+
+
+def _sample_row(sample: dict[str, Any]) -> dict[str, object]:
     """The columns a person scans; ``--json`` has every field."""
     return {
         "index": sample["index"],
@@ -288,27 +314,24 @@ def _sample_row(sample: dict[str, object]) -> dict[str, object]:
         "format": sample["format"],
         "bytes": sample["byteSize"],
         "phash": sample["phash"],
-        "brightness": round(float(sample["brightness"]), 1),  # type: ignore[arg-type]
-        "contrast": round(float(sample["contrast"]), 1),  # type: ignore[arg-type]
-        "blur": round(float(sample["blur"]), 1),  # type: ignore[arg-type]
+        "brightness": round(float(sample["brightness"]), 1),
+        "contrast": round(float(sample["contrast"]), 1),
+        "sharpness": round(float(sample["sharpness"]), 1),
     }
-
-
-def emit_fields(view: object) -> dict[str, object]:
-    from ._common import to_jsonable
-
-    data = to_jsonable(view)
-    assert isinstance(data, dict)
-    return data
 
 
 @app.command("withdraw")
 def withdraw(
-    ctx: typer.Context, asset_id: int = typer.Argument(..., help="The asset's id.")
+    ctx: typer.Context,
+    asset_id: int = typer.Argument(..., help="The asset's id."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Withdraw an asset: it leaves the market and every training not yet started."""
     from visdm.assets import withdraw_asset
 
     cfg = settings(ctx)
-    status = withdraw_asset(cfg, unlock_account(cfg), asset_id)
-    console.print(f"asset {asset_id} is now {status}")
+    status, tx = withdraw_asset(cfg, unlock_account(cfg), asset_id)
+    if as_json:
+        emit({"assetId": asset_id, "status": status, **transactions(tx)}, as_json=True)
+        return
+    console.print(f"asset {asset_id} is now {status} ({tx.gas_used:,} gas)")

@@ -9,6 +9,7 @@ from visdm.chain.anvil import chain_down, chain_status, chain_up
 from visdm.types import Role
 
 from ._common import JsonOption, console, emit, public_account, settings, unlock_account
+from ._json import transactions
 
 __all__ = ["app", "register_top_level"]
 
@@ -19,7 +20,7 @@ app = typer.Typer(help="Run the local chain (anvil) that the embedded marketplac
 def up(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Start the local chain (state persists in the data directory across restarts)."""
     node, started = chain_up(settings(ctx).chain_dir)
-    result = {"rpc_url": node.rpc_url, "pid": node.pid, "started": started}
+    result = {"rpcUrl": node.rpc_url, "pid": node.pid, "started": started}
     if as_json:
         emit(result, as_json=True)
     else:
@@ -28,9 +29,12 @@ def up(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 
 
 @app.command("down")
-def down(ctx: typer.Context) -> None:
+def down(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Stop the local chain; its state is kept for the next `visdm chain up`."""
     stopped = chain_down(settings(ctx).chain_dir)
+    if as_json:
+        emit({"stopped": stopped}, as_json=True)
+        return
     console.print("local chain stopped" if stopped else "no local chain was running")
 
 
@@ -44,11 +48,15 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 def advance(
     ctx: typer.Context,
     seconds: int = typer.Argument(..., help="Seconds to move time forward (at most ten years)."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Move a local dev chain's clock forward (to end a voting period without waiting)."""
     from visdm.chain.anvil import advance_time
 
     now = advance_time(session.connect(settings(ctx)), seconds)
+    if as_json:
+        emit({"chainTime": now, "advancedSeconds": seconds}, as_json=True)
+        return
     console.print(f"chain time is now {now} ({seconds} s later)")
 
 
@@ -66,7 +74,29 @@ def deploy(
     unlocked = unlock_account(cfg)
     deployment = session.deploy(cfg, unlocked.local_account, payment_token=payment_token)
     if as_json:
-        emit(deployment, as_json=True)
+        contracts = [
+            {
+                "name": name,
+                "address": info.address,
+                "blockNumber": info.block_number,
+                "txHash": info.tx_hash,
+                "gasUsed": info.gas_used,
+            }
+            for name, info in deployment.contracts.items()
+        ]
+        view = {
+            "chainId": deployment.chain_id,
+            "rpcUrl": deployment.rpc_url,
+            "deployer": deployment.deployer,
+            "compiler": deployment.compiler,
+            "deployedAt": deployment.deployed_at,
+            "contracts": contracts,
+            "transactions": [
+                {k: c[k] for k in ("txHash", "blockNumber", "gasUsed")} for c in contracts
+            ],
+            "gasUsed": sum(info.gas_used for info in deployment.contracts.values()),
+        }
+        emit(view, as_json=True)
         return
     console.print(f"deployed on chain {deployment.chain_id} ({deployment.rpc_url}):")
     for name, info in deployment.contracts.items():
@@ -84,12 +114,13 @@ def register(
     cfg = settings(ctx)
     roles = Role.parse(role)
     unlocked = unlock_account(cfg)
-    record = session.register(cfg, unlocked.local_account, roles, unlocked.x25519_public)
+    record, tx = session.register(cfg, unlocked.local_account, roles, unlocked.x25519_public)
     emit(
         {
             "address": record.address,
             "roles": record.roles.names(),
-            "encryption_key": "0x" + record.encryption_key.hex(),
+            "encryptionKey": "0x" + record.encryption_key.hex(),
+            **transactions(tx),
         },
         as_json=as_json,
         title="registered",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import console
+from ._common import JsonOption, console, emit
 
 __all__ = ["app"]
 
@@ -19,6 +19,7 @@ def fashion_mnist(
     count: int = typer.Option(20, "--count", help="How many images."),
     offset: int = typer.Option(0, "--offset", help="Index of the first image."),
     split: str = typer.Option("test", "--split", help="train or test."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Write Fashion-MNIST images (Debian package dataset-fashion-mnist) as an asset folder."""
     from visdm.datasets import export_fashion_mnist
@@ -27,6 +28,9 @@ def fashion_mnist(
     if split not in ("train", "test"):
         raise InvalidInputError(f"split must be train or test, not {split!r}")
     path = export_fashion_mnist(out_dir, count=count, offset=offset, split=split)  # type: ignore[arg-type]
+    if as_json:
+        emit({"directory": path, "images": count, "labelsFile": path / "labels.csv"}, as_json=True)
+        return
     console.print(f"wrote {count} images and labels.csv to {path}")
 
 
@@ -54,6 +58,9 @@ def model_spec(
     size: int = typer.Option(28, "--size", help="Input height and width in pixels."),
 ) -> None:
     """Print a model spec (JSON) to start from; `propose --spec` takes the file.
+
+    The output is the spec document itself (the schema's snake_case names), so this command
+    takes no --json.
 
     The spec trains with DP-SGD and a batch size of 64 (the market's default minimum), as
     assets under the default licence require; it carries no seed (the node draws one).

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as Bars
 from rich.table import Table
 
-from ._common import JsonOption, console, print_wide, to_jsonable
+from ._common import JsonOption, console, print_wide
 
 if TYPE_CHECKING:
     from visdm.demo import DemoReport, DemoStep
@@ -67,7 +67,9 @@ def demo(
         report = run_demo(target, quick=quick, progress=Shown())
         written = write_report(report, report_dir) if report_dir is not None else []
     if as_json:
-        console.print_json(json.dumps(to_jsonable(report)))
+        from visdm.demo import report_json
+
+        console.print_json(json.dumps(report_json(report)))
         return
     _print(report, written)
 
@@ -80,7 +82,7 @@ def _print(report: DemoReport, written: list[Path]) -> None:
     ):  # fmt: skip
         left = column in ("provider", "role", "vote")
         table.add_column(column, justify="left" if left else "right")
-    for p in sorted(report.providers, key=lambda p: (-p["payout"], p["name"])):
+    for p in sorted(report.providers, key=lambda p: (-p["payoutWei"], p["name"])):
         table.add_row(
             p["name"],
             p["role"],
@@ -90,9 +92,9 @@ def _print(report: DemoReport, written: list[Path]) -> None:
             str(p["flaggedNoisy"]),
             str(p["flaggedCopied"]),
             f"{p['valueShare']:.1%}",
-            f"{p['payout'] / _TOKEN:.3f}",
-            f"{p['payoutPerSample'] / _TOKEN:.4f}",
-            "yes" if p["claimed"] else "no" if p["payout"] else "-",
+            f"{p['payoutWei'] / _TOKEN:.3f}",
+            f"{p['payoutPerSampleWei'] / _TOKEN:.4f}",
+            "yes" if p["claimedWei"] else "no" if p["payoutWei"] else "-",
         )
     print_wide(table)
     gas = Table(title="gas per step")
@@ -106,8 +108,8 @@ def _print(report: DemoReport, written: list[Path]) -> None:
     settled = report.settlement
     if settled:
         console.print(
-            f"bob withdrew {settled.get('refunded', 0) / _TOKEN:g} tokens of refunds; "
-            f"{settled.get('swept', 0) / _TOKEN:.3f} unclaimed tokens went to the treasury",
+            f"bob withdrew {settled.get('refundedWei', 0) / _TOKEN:g} tokens of refunds; "
+            f"{settled.get('sweptWei', 0) / _TOKEN:.3f} unclaimed tokens went to the treasury",
             highlight=False,
         )
     for path in written:
@@ -118,7 +120,7 @@ def _print(report: DemoReport, written: list[Path]) -> None:
 def _round_line(r: dict[str, Any]) -> str:
     line = f"proposal {r['proposalId']}: {r['outcome']}"
     if r["outcome"] == "countered":
-        line += f" at {r['clearingPrice'] / _TOKEN:g}"
+        line += f" at {r['clearingPriceWei'] / _TOKEN:g}"
     if r.get("outOfRound"):
         line += f" ({', '.join(r['outOfRound'])} rejected)"
     if r.get("status") and r["status"] != r["outcome"]:
@@ -126,6 +128,6 @@ def _round_line(r: dict[str, Any]) -> str:
             f" → {r['status']}, accuracy {r.get('accuracyBps', 0) / 100:.2f}% "
             f"(WTP {r.get('wtpBps', 0) / 100:g}%)"
         )
-    if r.get("refund"):
-        line += f", {r['refund'] / _TOKEN:g} tokens refunded"
+    if r.get("refundWei"):
+        line += f", {r['refundWei'] / _TOKEN:g} tokens refunded"
     return line

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import typer
 
 from visdm import governance
 from visdm.errors import InvalidInputError
 
 from ._common import JsonOption, emit, settings, unlock_account
+from ._json import json_view, transactions
+
+if TYPE_CHECKING:
+    from visdm.chain.client import TxResult
+    from visdm.chain.contracts import ComputeNodeRecord
 
 __all__ = ["app"]
 
@@ -18,8 +25,8 @@ app = typer.Typer(help="Govern the marketplace: regions and compute nodes.")
 def add_region(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
     """Add a region that compute nodes can be placed in and assets can allow."""
     cfg = settings(ctx)
-    regions = governance.add_region(cfg, unlock_account(cfg).local_account, name)
-    emit({"regions": regions}, as_json=as_json)
+    regions, tx = governance.add_region(cfg, unlock_account(cfg).local_account, name)
+    emit({"regions": regions, **transactions(tx)}, as_json=as_json)
 
 
 @app.command("admit-node")
@@ -56,7 +63,7 @@ def admit_node(
             )
         node, encryption_key = info.address, info.x25519_public
     governance.check_endpoint(endpoint)  # before the password
-    record = governance.admit_node(
+    record, tx = governance.admit_node(
         cfg,
         unlock_account(cfg).local_account,
         node,
@@ -65,7 +72,7 @@ def admit_node(
         encryption_key=encryption_key,
         signer=signer,
     )
-    emit(record, as_json=as_json, title="compute node")
+    emit(node_view(record, tx), as_json=as_json, title="compute node")
 
 
 @app.command("suspend-node")
@@ -77,10 +84,10 @@ def suspend_node(
     """Suspend a compute node: it can no longer attest, be chosen or submit results."""
     cfg = settings(ctx)
     target = governance.resolve_node(cfg, node, active=False).address  # before the password
-    record = governance.set_node_suspended(
+    record, tx = governance.set_node_suspended(
         cfg, unlock_account(cfg).local_account, target, suspended=True
     )
-    emit(record, as_json=as_json, title="compute node")
+    emit(node_view(record, tx), as_json=as_json, title="compute node")
 
 
 @app.command("reinstate-node")
@@ -92,7 +99,12 @@ def reinstate_node(
     """Lift a compute node's suspension."""
     cfg = settings(ctx)
     target = governance.resolve_node(cfg, node, active=False).address  # before the password
-    record = governance.set_node_suspended(
+    record, tx = governance.set_node_suspended(
         cfg, unlock_account(cfg).local_account, target, suspended=False
     )
-    emit(record, as_json=as_json, title="compute node")
+    emit(node_view(record, tx), as_json=as_json, title="compute node")
+
+
+def node_view(record: ComputeNodeRecord, tx: TxResult | None) -> dict[str, Any]:
+    """A compute node's record as governance commands print it, with the transaction sent."""
+    return {**json_view(record), "active": record.active, **transactions(tx)}

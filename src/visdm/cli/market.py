@@ -8,12 +8,13 @@ they work without a chain. The index is ``<home>/index.sqlite3`` unless ``--inde
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._common import JsonOption, console, emit, err_console, settings
+from ._json import json_view
 
 if TYPE_CHECKING:
     from visdm.index import SearchFilters, SearchResult, SearchSummary
@@ -319,9 +320,17 @@ def summary(
     filters = _filters(**{k: v for k, v in locals().items() if k in _FILTER_ARGS})
     result = summarize_index(settings(ctx), filters, url=index_url)
     if as_json:
-        emit(result, as_json=True)
+        emit(summary_view(result), as_json=True)
         return
     _print_summary(result)
+
+
+def summary_view(result: SearchSummary) -> dict[str, Any]:
+    """``market summary --json``: the label distribution as rows, like every map keyed by
+    data."""
+    view: dict[str, Any] = json_view(result)
+    view["labels"] = [{"label": k, "samples": n} for k, n in result.labels.items()]
+    return view
 
 
 def _print_summary(result: SearchSummary) -> None:
@@ -358,7 +367,7 @@ def earnings(
     emit(
         [{k: v for k, v in r.to_dict().items() if k != "lines"} for r in rows],
         as_json=False,
-        title="earnings (token units)",
+        title="earnings (wei)",
     )
 
 

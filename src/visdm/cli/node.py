@@ -44,6 +44,9 @@ def serve(
         "--allow-unsandboxed",
         help="DEVELOPMENT ONLY: run jobs without bubblewrap when it is unavailable.",
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="With --once: print what was handled as JSON instead of text."
+    ),
 ) -> None:
     """Follow the chain: attest assets, serve quotes, train (Ctrl-C stops).
 
@@ -65,6 +68,7 @@ def serve(
             price_per_gflop=price_per_gflop,
             max_duration=max_duration,
             allow_unsandboxed=allow_unsandboxed,
+            as_json=as_json,
         )
 
 
@@ -79,6 +83,7 @@ def _serve(
     price_per_gflop: str,
     max_duration: int,
     allow_unsandboxed: bool,
+    as_json: bool = False,
 ) -> None:
     from visdm.compute import AssetWorker, NodeConfig, TrainingConfig, TrainingWorker
     from visdm.compute._serve import ApiServer, api_address
@@ -122,9 +127,14 @@ def _serve(
         if once:
             handled = assets.poll()
             jobs = training.poll(confirmations=confirmations)
+            cursor = assets.state.cursor()
+            if as_json:
+                done = {"assetEvents": handled, "trainingJobs": jobs, "cursor": cursor}
+                emit(done, as_json=True)
+                return
             console.print(
                 f"handled {handled} asset event(s) and {jobs} training job(s); cursor at block "
-                f"{assets.state.cursor()}"
+                f"{cursor}"
             )
             return
         stop = threading.Event()
@@ -190,14 +200,18 @@ def status(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 
     cfg = settings(ctx)
     path = cfg.node_dir / "state.sqlite3"
-    if not path.exists():
-        emit({"cursor": None, "assets": []}, as_json=as_json)
+    cursor: int | None = None
+    outcomes: list[object] = []
+    if path.exists():
+        state = NodeState(path)
+        try:
+            cursor, outcomes = state.cursor(), list(state.outcomes())
+        finally:
+            state.close()
+    if as_json:
+        emit({"cursor": cursor, "assets": outcomes}, as_json=True)
         return
-    state = NodeState(path)
-    try:
-        emit(state.outcomes(), as_json=as_json, title=f"node state (cursor {state.cursor()})")
-    finally:
-        state.close()
+    emit(outcomes, as_json=False, title=f"node state (cursor {cursor})")
 
 
 @app.command("jobs")

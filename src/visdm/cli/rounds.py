@@ -12,10 +12,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from visdm.errors import InvalidInputError, VisdmError
 
 from ._common import JsonOption, console, emit, err_console, settings, unlock_account
+from ._json import transactions
 
 __all__ = ["model_app", "parse_amount", "register"]
 
@@ -50,7 +52,8 @@ def parse_amount(text: str, what: str = "amount") -> int:
 
 
 def _tokens(value: int) -> str:
-    return f"{Decimal(value) / (10**_DECIMALS):f} ({value} wei)"
+    """For people: ``2.5 tokens (2500000000000000000 wei)``; ``--json`` has only the wei."""
+    return f"{Decimal(value) / (10**_DECIMALS):f} tokens ({value} wei)"
 
 
 def propose(
@@ -133,20 +136,22 @@ def propose(
         "samples": sum(created.document.sample_counts),
         "assets": list(created.document.asset_ids),
         "votingDeadline": created.document.voting_deadline,
-        "gas": sum(t.gas_used for t in created.transactions),
+        "offerWei": created.document.offer,
+        **transactions(*created.transactions),
     }
     if as_json:
-        result["notes"] = list(created.notes)
-    emit(result, as_json=as_json, title="proposal created")
-    if not as_json:
-        for note in created.notes:
-            console.print(f"note: {note}", markup=False)
+        emit({**result, "notes": list(created.notes)}, as_json=True)
+        return
+    emit(result, as_json=False, title="proposal created")
+    for note in created.notes:
+        console.print(f"note: {note}", markup=False)
 
 
 def vote(
     ctx: typer.Context,
     proposal_id: int = typer.Argument(..., help="Proposal id."),
     ask: str = typer.Argument(..., help="accept, reject, or your minimum price (tokens)."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Vote on a proposal with your ask (weight: your samples in its selection)."""
     from visdm.market import workflow
@@ -156,17 +161,23 @@ def vote(
     cfg = settings(ctx)
     voter = unlock_account(cfg)
     tx = workflow.vote(cfg, voter, proposal_id, value)
-    console.print(f"voted {ask} on proposal {proposal_id} ({tx.gas_used:,} gas)")
     try:
         warning = workflow.voting_weight(cfg, proposal_id, voter.address).warning(proposal_id)
     except VisdmError as exc:  # the vote stands; only the advice could not be worked out
         warning = f"could not work out this vote's weight: {exc}"
+    if as_json:
+        view = {"proposalId": proposal_id, **workflow.ask_view(value), "warning": warning or None}
+        emit({**view, **transactions(tx)}, as_json=True)
+        return
+    console.print(f"voted {ask} on proposal {proposal_id} ({tx.gas_used:,} gas)")
     if warning:
-        err_console.print(f"[yellow]warning:[/] {warning}", markup=True)
+        err_console.print(Text.assemble(("warning:", "yellow"), " ", warning))
 
 
 def delegate(
-    ctx: typer.Context, to: str = typer.Argument(..., help="Address or account name.")
+    ctx: typer.Context,
+    to: str = typer.Argument(..., help="Address or account name."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Delegate your votes (transitively; a direct vote always overrides)."""
     from visdm.governance import resolve_account
@@ -175,15 +186,21 @@ def delegate(
     cfg = settings(ctx)
     target = resolve_account(cfg, to, what="delegate")
     tx = workflow.delegate(cfg, unlock_account(cfg), target)
+    if as_json:
+        emit({"delegate": target, **transactions(tx)}, as_json=True)
+        return
     console.print(f"delegated to {target} ({tx.gas_used:,} gas)")
 
 
-def undelegate(ctx: typer.Context) -> None:
+def undelegate(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Take your delegation back."""
     from visdm.market import workflow
 
     cfg = settings(ctx)
     tx = workflow.undelegate(cfg, unlock_account(cfg))
+    if as_json:
+        emit({"delegate": None, **transactions(tx)}, as_json=True)
+        return
     console.print(f"delegation removed ({tx.gas_used:,} gas)")
 
 
@@ -202,11 +219,11 @@ def tally(
         {
             "proposalId": proposal_id,
             "outcome": out.status.name.lower(),
-            "clearingPrice": str(out.clearing_price),
+            "clearingPriceWei": out.clearing_price,
             "participatingWeight": out.participating_weight,
+            "remainingWeight": out.remaining_weight,
             "totalWeight": out.total_weight,
-            "transactions": len(receipt.transactions),
-            "gas": receipt.gas_used,
+            **transactions(*receipt.transactions),
         },
         as_json=as_json,
         title="tally",
@@ -214,13 +231,18 @@ def tally(
 
 
 def accept_counter(
-    ctx: typer.Context, proposal_id: int = typer.Argument(..., help="Proposal id.")
+    ctx: typer.Context,
+    proposal_id: int = typer.Argument(..., help="Proposal id."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Accept a counter offer: escrow the difference up to the clearing price."""
     from visdm.market import workflow
 
     cfg = settings(ctx)
     tx = workflow.accept_counter(cfg, unlock_account(cfg), proposal_id)
+    if as_json:
+        emit({"proposalId": proposal_id, **transactions(tx)}, as_json=True)
+        return
     console.print(f"counter offer of proposal {proposal_id} accepted ({tx.gas_used:,} gas)")
 
 
@@ -246,29 +268,38 @@ def train(
         node_url_override=node_url,
         max_cost=None if max_cost is None else parse_amount(max_cost, "--max-cost"),
     )
-    emit(
-        {
-            "proposalId": proposal_id,
-            "trainingCost": _tokens(offer.quote.training_cost),
-            "maxDuration": offer.quote.max_duration,
-            "design": offer.design,
-            "node": offer.node_url,
-            "gas": tx.gas_used,
-        },
-        as_json=as_json,
-        title="training started",
-    )
+    view: dict[str, object] = {
+        "proposalId": proposal_id,
+        "trainingCostWei": offer.quote.training_cost,
+        "maxDuration": offer.quote.max_duration,
+        "quoteExpiry": offer.quote.expiry,
+        "signer": offer.signer,
+        "nodeUrl": offer.node_url,
+        "design": offer.design,
+        **transactions(tx),
+    }
+    if not as_json:
+        view["trainingCostWei"] = _tokens(offer.quote.training_cost)
+    emit(view, as_json=as_json, title="training started")
 
 
 def reclaim(
-    ctx: typer.Context, proposal_id: int = typer.Argument(..., help="Proposal id.")
+    ctx: typer.Context,
+    proposal_id: int = typer.Argument(..., help="Proposal id."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Take back everything escrowed when the other side did not act in time."""
     from visdm.market import workflow
 
     cfg = settings(ctx)
     tx = workflow.reclaim(cfg, unlock_account(cfg), proposal_id)
-    console.print(f"proposal {proposal_id} reclaimed ({tx.gas_used:,} gas)")
+    if as_json:
+        emit({"proposalId": proposal_id, **transactions(tx)}, as_json=True)
+        return
+    console.print(
+        f"proposal {proposal_id} reclaimed ({tx.gas_used:,} gas): the escrow is credited to "
+        "you; `visdm withdraw` pays it out"
+    )
 
 
 def claim(
@@ -281,37 +312,71 @@ def claim(
     from visdm.market import workflow
 
     cfg = settings(ctx)
-    receipts = workflow.claim(cfg, unlock_account(cfg), proposal_id or None)
-    emit(
-        [
+    account = unlock_account(cfg)
+    receipts = workflow.claim(cfg, account, proposal_id or None, withdraw_credits=False)
+    withdrawn, withdrawal = workflow.withdraw(cfg, account)
+    if not as_json:
+        rows = [
             {
-                "proposalId": r.proposal_id,
+                "proposal": r.proposal_id,
                 "amount": _tokens(r.amount),
                 "note": r.note,
                 "tx": r.tx_hash,
             }
             for r in receipts
+        ]
+        emit(rows, as_json=False, title="claims")
+        if withdrawn:
+            console.print(f"withdrew {_tokens(withdrawn)}")
+        return
+    # one claimMany carries every claim: list each transaction once
+    sent = {r.tx_hash: r for r in receipts if r.tx_hash is not None}
+    mined = [
+        {"txHash": h, "blockNumber": r.block_number, "gasUsed": r.gas_used} for h, r in sent.items()
+    ]
+    after = transactions(withdrawal)
+    view = {
+        "claims": [
+            {
+                "proposalId": r.proposal_id,
+                "amountWei": r.amount,
+                "note": r.note,
+                "txHash": r.tx_hash,
+            }
+            for r in receipts
         ],
-        as_json=as_json,
-        title="claims",
-    )
+        "withdrawnWei": withdrawn,
+        "transactions": mined + after["transactions"],
+        "gasUsed": sum(r.gas_used for r in sent.values()) + after["gasUsed"],
+    }
+    emit(view, as_json=True)
 
 
-def sweep(ctx: typer.Context, proposal_id: int = typer.Argument(..., help="Proposal id.")) -> None:
+def sweep(
+    ctx: typer.Context,
+    proposal_id: int = typer.Argument(..., help="Proposal id."),
+    as_json: bool = JsonOption,
+) -> None:
     """After the claim period, send what nobody claimed to the market treasury (anyone may)."""
     from visdm.market import workflow
 
     cfg = settings(ctx)
     tx = workflow.sweep_unclaimed(cfg, unlock_account(cfg), proposal_id)
+    if as_json:
+        emit({"proposalId": proposal_id, **transactions(tx)}, as_json=True)
+        return
     console.print(f"proposal {proposal_id}: unclaimed payouts swept ({tx.gas_used:,} gas)")
 
 
-def withdraw(ctx: typer.Context) -> None:
+def withdraw(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """Withdraw your credits: payouts, refunds (consumers) and training fees (nodes)."""
     from visdm.market import workflow
 
     cfg = settings(ctx)
-    amount, _ = workflow.withdraw(cfg, unlock_account(cfg))
+    amount, tx = workflow.withdraw(cfg, unlock_account(cfg))
+    if as_json:
+        emit({"withdrawnWei": amount, **transactions(tx)}, as_json=True)
+        return
     console.print(f"withdrew {_tokens(amount)}")
 
 

@@ -19,6 +19,9 @@ refused unread, JSON nesting is checked before parsing starts (:mod:`visdm.jsons
 consumer has a token bucket per endpoint, concurrent requests for one proposal share one load
 and one design check, and the caches of both are LRU-bounded.
 
+Answers speak the CLI's JSON language (:mod:`visdm.cli._json`): camelCase keys, token
+amounts in wei as decimal strings under keys ending in ``Wei``.
+
 This module never imports torch: the design check runs as ``python -m
 visdm.training.design_check`` and training in the sandbox. Errors are JSON
 ``{"error": kind, "detail": message}`` with 400 (malformed request), 401 (bad or stale
@@ -99,6 +102,8 @@ _DESIGN_CHECK_TIMEOUT_S = 120.0
 _CONCURRENT_DESIGN_CHECKS = 2
 _QUOTABLE = (ProposalStatus.VOTING, ProposalStatus.APPROVED, ProposalStatus.COUNTERED)
 _MAX_UINT64 = 2**64 - 1
+#: past this, a JSON number loses digits in JavaScript and jq: such integers go out as strings
+_MAX_SAFE_INT = 2**53 - 1
 _ID_DIGITS = len(str(MAX_PROPOSAL_ID))
 _PUBLIC_JOB_FIELDS = ("proposalId", "state", "progress", "attempts", "deadline")
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -361,7 +366,7 @@ class QuoteService:
         return {
             "quote": {
                 "proposalId": quote.proposal_id,
-                "trainingCost": str(quote.training_cost),
+                "trainingCostWei": str(quote.training_cost),
                 "maxDuration": quote.max_duration,
                 "expiry": quote.expiry,
             },
@@ -370,9 +375,9 @@ class QuoteService:
             "market": self.market.address,
             "chainId": self.client.chain_id,
             "design": {
-                **design,
+                **{_camel(k): v for k, v in design.items()},
                 "samples": samples,
-                "pricePerGflop": str(self.config.price_per_gflop),
+                "pricePerGflopWei": str(self.config.price_per_gflop),
             },
         }
 
@@ -475,6 +480,18 @@ def _camel(name: str) -> str:
     """``max_flops_per_sample`` → ``maxFlopsPerSample``: the wire format's names."""
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
+
+
+def _wire(value: Any) -> Any:
+    """A stored JSON value (the journal keeps the sandbox's snake_case) under the wire
+    format's names: camelCase keys, integers past 2^53 - 1 as decimal strings."""
+    if isinstance(value, dict):
+        return {_camel(str(k)): _wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_SAFE_INT:
+        return str(value)
+    return value
 
 
 def _problems(errors: Any) -> str:
@@ -635,8 +652,8 @@ def create_app(
         return {
             "node": quotes.account.address,
             "chainId": quotes.client.chain_id,
-            "limits": {_camel(k): v for k, v in quotes.training_limits().items()},
-            "pricePerGflop": str(quotes.config.price_per_gflop),
+            "limits": _wire(quotes.training_limits()),
+            "pricePerGflopWei": str(quotes.config.price_per_gflop),
             "maxDuration": quotes.config.max_duration_s,
         }
 
@@ -661,7 +678,7 @@ def create_app(
                 f"{CONSUMER_HEADER} and the other signature headers",
             )
         quotes.check_job_viewer(*signed)
-        return job.to_json()
+        return dict(_wire(job.to_json()))
 
     @app.get("/jobs")
     def list_jobs() -> list[dict[str, Any]]:

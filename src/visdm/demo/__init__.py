@@ -1,12 +1,20 @@
 """The demo that ``make demo`` runs: the whole marketplace on its embedded defaults.
 
 :func:`run_demo` plays it (see :mod:`._play`), :mod:`._cast` says who plays with which data,
-:mod:`._settle` sums up each provider's round, :func:`write_report` writes ``report.json`` and
-the plots.
+:mod:`._settle` sums up each provider's round, :func:`write_report` writes ``report.json`` (what
+:func:`report_json` makes, in the CLI's JSON language) and the plots.
 """
 
 from ._cast import DemoConfig
 from ._play import run_demo
-from ._report import DemoReport, DemoStep, Progress, write_report
+from ._report import DemoReport, DemoStep, Progress, report_json, write_report
 
-__all__ = ["DemoConfig", "DemoReport", "DemoStep", "Progress", "run_demo", "write_report"]
+__all__ = [
+    "DemoConfig",
+    "DemoReport",
+    "DemoStep",
+    "Progress",
+    "report_json",
+    "run_demo",
+    "write_report",
+]

@@ -96,15 +96,15 @@ def _config_dict(config: DemoConfig) -> dict[str, Any]:
     return {
         "quick": config.quick,
         "providers": len(config.cast),
-        "images_per_provider": config.images_per_provider,
-        "validation_images": config.validation_images,
-        "validation_copies": config.validation_copies,
-        "offer_tokens": config.offer_tokens,
-        "wtp_bps": config.wtp_bps,
-        "min_share_bps": config.min_share_bps,
+        "imagesPerProvider": config.images_per_provider,
+        "validationImages": config.validation_images,
+        "validationCopies": config.validation_copies,
+        "offerWei": config.offer_tokens * _TOKEN,
+        "wtpBps": config.wtp_bps,
+        "minShareBps": config.min_share_bps,
         "epochs": config.epochs,
-        "batch_size": config.batch_size,
-        "dp_epsilon": config.dp_epsilon,
+        "batchSize": config.batch_size,
+        "dpEpsilon": config.dp_epsilon,
     }
 
 
@@ -289,11 +289,14 @@ class _Game:
         result = search_index(self.settings, chosen, limit=5, save=save)
         summary = summarize_index(self.settings, chosen)
         saved = load_saved_search(self.settings, save)
-        self.report.search[save] = {
-            "filters": filters,
-            "matches": result.total,
-            "labels": dict(summary.labels),
-        }
+        self.report.search.append(
+            {
+                "name": save,
+                "filters": filters,
+                "matches": result.total,
+                "labels": [{"label": k, "samples": n} for k, n in summary.labels.items()],
+            }
+        )
         return [SelectedAsset(s.asset_id, tuple(s.sample_indexes)) for s in saved.selection]
 
     def _spec(self) -> dict[str, Any]:
@@ -359,10 +362,10 @@ class _Game:
         self.report.rounds.append(
             {
                 "proposalId": pid,
-                "offer": created.document.offer,
+                "offerWei": created.document.offer,
                 "minShareBps": created.document.min_share_bps,
                 "outcome": out.status.name.lower(),
-                "clearingPrice": out.clearing_price,
+                "clearingPriceWei": out.clearing_price,
                 "participatingWeight": out.participating_weight,
                 "remainingWeight": out.remaining_weight,
                 "totalWeight": out.total_weight,
@@ -472,16 +475,19 @@ class _Game:
             ]
         self._round(pid).update(
             status=record.status.name.lower(),
-            price=record.price if expect == ProposalStatus.COMPLETED else 0,
+            priceWei=record.price if expect == ProposalStatus.COMPLETED else 0,
             accuracyBps=record.accuracy_bps,
             wtpBps=record.wtp_bps,
             epsilonSpent=result.get("epsilonSpent"),
             trainSamples=result.get("trainSamples"),
-            trainingCost=offer.quote.training_cost,
+            trainingCostWei=offer.quote.training_cost,
             seedHash=result.get("seedHash"),
             onChainSeedHash="0x" + record.seed_hash.hex(),
             validation=screen,
-            leftOut={f"{self.owner_of[a]} (asset {a})": why for a, why in left_out.items()},
+            leftOut=[
+                {"provider": self.owner_of[a], "assetId": a, "reason": why}
+                for a, why in left_out.items()
+            ],
             consumerFault=result.get("consumerFault"),
         )
         return result
@@ -560,11 +566,11 @@ class _Game:
                 session.open_store(self.settings).get(result["scores"]["cid"]),
                 claims,
                 lambda who: vote_text(who, self.config.cast),
-                price=self._round(pid)["price"],
+                price=self._round(pid)["priceWei"],
             )
             self.report.providers = rows
             row = {r["name"]: r for r in rows}
-            paid = [r for r in rows if r["claimed"]]
+            paid = [r for r in rows if r["claimedWei"]]
             info["detail"] = (
                 f"{len(paid)} providers claimed in {len(txs)} claimMany transactions and "
                 "withdrew their credit"
@@ -572,10 +578,10 @@ class _Game:
             split, owed = row[TWO_ASSETS], row[LATE_CLAIMER]
             info["notes"] += [
                 f"{TWO_ASSETS}'s two assets earned "
-                + " + ".join(tokens(v) for v in split["assetPayouts"].values())
+                + " + ".join(tokens(a["payoutWei"]) for a in split["assetPayouts"])
                 + f" tokens, paid in {split['claimTransactions']} claimMany",
-                f"{LATE_CLAIMER} leaves its {tokens(owed['payout'])} tokens unclaimed; "
-                + ", ".join(r["name"] for r in rows if not r["payout"])
+                f"{LATE_CLAIMER} leaves its {tokens(owed['payoutWei'])} tokens unclaimed; "
+                + ", ".join(r["name"] for r in rows if not r["payoutWei"])
                 + " have nothing to claim",
             ]
 
@@ -600,7 +606,7 @@ class _Game:
             info["gas"] = self._vote_all(pid, ask)
             self._tally(pid, created, info)
         self._train(pid, expect=ProposalStatus.WTP_MISSED)
-        self._round(pid)["refund"] = offer  # the data price; the node keeps its training fee
+        self._round(pid)["refundWei"] = offer  # the data price; the node keeps its training fee
 
     def _rejected_round(self, selection: list[SelectedAsset]) -> None:
         offer = self.config.offer_tokens * _TOKEN
@@ -629,17 +635,17 @@ class _Game:
             raise VisdmError(
                 f"proposal {pid} was {receipt.outcome.status.name.lower()}, expected rejected"
             )
-        self._round(pid).update(status="rejected", refund=offer)
+        self._round(pid).update(status="rejected", refundWei=offer)
 
     def _refund(self) -> None:
         with self.step("refund") as info:
             amount, tx = workflow.withdraw(self.as_("bob"), self.people["bob"])
             info["gas"] = tx.gas_used if tx else 0
-            refunded = [r for r in self.report.rounds if r.get("refund")]
+            refunded = [r for r in self.report.rounds if r.get("refundWei")]
             info["detail"] = f"bob withdraws {tokens(amount)} tokens: " + ", ".join(
-                f"proposal {r['proposalId']}'s {tokens(r['refund'])}" for r in refunded
+                f"proposal {r['proposalId']}'s {tokens(r['refundWei'])}" for r in refunded
             )
-        self.report.settlement["refunded"] = amount
+        self.report.settlement["refundedWei"] = amount
 
     def _sweep(self, pid: int) -> None:
         admin = self.people["admin"]
@@ -658,9 +664,9 @@ class _Game:
             )
         self.report.settlement.update(
             sweptProposal=pid,
-            swept=record.unclaimed,
+            sweptWei=record.unclaimed,
             treasury=treasury,
-            treasuryCredit=market.credit_of(treasury),
+            treasuryCreditWei=market.credit_of(treasury),
         )
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DemoReport", "DemoStep", "Progress", "write_report"]
+__all__ = ["DemoReport", "DemoStep", "Progress", "report_json", "write_report"]
 
 
 @dataclass(slots=True)
@@ -36,7 +36,8 @@ class DemoReport:
     steps: list[DemoStep] = field(default_factory=list)
     providers: list[dict[str, Any]] = field(default_factory=list)
     rounds: list[dict[str, Any]] = field(default_factory=list)
-    search: dict[str, Any] = field(default_factory=dict)
+    #: each saved search: its name, filters, matches and labels
+    search: list[dict[str, Any]] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
     values: list[dict[str, Any]] = field(default_factory=list)
     #: the consumer's withdrawn refunds and the sweep of what was never claimed
@@ -76,6 +77,16 @@ def _kind(flags: list[str]) -> str:
     return "clean"
 
 
+def report_json(report: DemoReport) -> dict[str, Any]:
+    """The report as ``visdm demo --json`` prints it and ``report.json`` holds it, in the
+    CLI's JSON language (camelCase keys, amounts as strings of wei under keys ending in Wei)."""
+    from visdm.cli._json import json_view
+
+    data: dict[str, Any] = json_view(report)
+    data["gasByStep"] = [{"step": k, "gasUsed": v} for k, v in report.gas_by_step().items()]
+    return data
+
+
 def write_report(report: DemoReport, out_dir: Path) -> list[Path]:
     """Write ``report.json``, ``values.png`` and ``payouts.png``; returns the paths."""
     import matplotlib
@@ -85,10 +96,8 @@ def write_report(report: DemoReport, out_dir: Path) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    data: dict[str, Any] = asdict(report)
-    data["gas_by_step"] = report.gas_by_step()
     path = out_dir / "report.json"
-    path.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    path.write_text(json.dumps(report_json(report), indent=1) + "\n")
     written.append(path)
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -120,7 +129,7 @@ def _plot_payouts(plt: Any, report: DemoReport, path: Path) -> None:
     is hatched."""
     from matplotlib.patches import Patch
 
-    providers = sorted(report.providers, key=lambda p: (-p["payout"], p["name"]))
+    providers = sorted(report.providers, key=lambda p: (-p["payoutWei"], p["name"]))
     colours = [
         _COLOURS["copied"] if p["role"] == "copier"
         else _COLOURS["noisy"] if p["role"] == "noisy"
@@ -129,14 +138,14 @@ def _plot_payouts(plt: Any, report: DemoReport, path: Path) -> None:
     ]  # fmt: skip
     fig, ax = plt.subplots(figsize=(9, 4.8))
     bars = ax.bar(
-        [p["name"] for p in providers], [p["payout"] / 1e18 for p in providers], color=colours
+        [p["name"] for p in providers], [p["payoutWei"] / 1e18 for p in providers], color=colours
     )
     for bar, p in zip(bars, providers, strict=True):
-        if p["payout"] and not p["claimed"]:
+        if p["payoutWei"] and not p["claimedWei"]:
             bar.set_hatch("//")
             bar.set_edgecolor("white")
         note = "rejected:\nnot used,\nnot paid" if not p["samples"] else ""
-        if p["role"] == "copier" and not p["payout"]:
+        if p["role"] == "copier" and not p["payoutWei"]:
             note = "copies:\nworth 0"
         if note:
             ax.annotate(
@@ -147,7 +156,7 @@ def _plot_payouts(plt: Any, report: DemoReport, path: Path) -> None:
                 ha="center",
                 fontsize=7,
             )
-    price = next((r.get("price", 0) for r in report.rounds if r.get("status") == "completed"), 0)
+    price = next((r.get("priceWei", 0) for r in report.rounds if r.get("status") == "completed"), 0)
     ax.set_ylabel("payout (tokens)")
     ax.set_title(f"Round 1: {price / 1e18:g} tokens paid by the value of each provider's samples")
     ax.tick_params(axis="x", rotation=60)

@@ -92,10 +92,15 @@ def provider_rows(  # noqa: PLR0917 - one call site, the demo's whole state
                 "flaggedNoisy": sum(1 for s in mine if "noisy" in s["flags"]),
                 "flaggedCopied": sum(1 for s in mine if "copied" in s["flags"]),
                 "valueShare": paid / price if price else 0.0,
-                "payout": paid,
-                "assetPayouts": {a: per_asset[a] for a in assets[name] if per_asset.get(a)},
-                "payoutPerSample": paid / len(mine) if mine else 0.0,
-                "claimed": sum(r.amount for r in receipts if r.note == "claimed"),
+                "payoutWei": paid,
+                "assetPayouts": [
+                    {"assetId": a, "payoutWei": per_asset[a]}
+                    for a in assets[name]
+                    if per_asset.get(a)
+                ],
+                # whole wei: an amount is never a fraction of the smallest unit
+                "payoutPerSampleWei": paid // len(mine) if mine else 0,
+                "claimedWei": sum(r.amount for r in receipts if r.note == "claimed"),
                 "claimTransactions": len({r.tx_hash for r in receipts if r.tx_hash}),
             }
         )

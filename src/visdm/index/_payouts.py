@@ -71,22 +71,24 @@ class ProviderEarnings:
     lines: list[PayoutLine] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: amounts as decimal strings (they may exceed 2**53)."""
+        """JSON-ready, as ``visdm market earnings --json`` prints it: camelCase keys, amounts
+        in wei as decimal strings (they may exceed 2**53)."""
         return {
             "provider": self.provider,
-            "claimed": str(self.claimed),
-            "unclaimed": str(self.unclaimed),
-            "swept": str(self.swept),
-            "unpayable": str(self.unpayable),
-            "unverified": str(self.unverified),
+            "claimedWei": str(self.claimed),
+            "unclaimedWei": str(self.unclaimed),
+            "sweptWei": str(self.swept),
+            "unpayableWei": str(self.unpayable),
+            "unverifiedWei": str(self.unverified),
             "lines": [
                 {
-                    "proposal_id": line.proposal_id,
+                    "proposalId": line.proposal_id,
                     "position": line.position,
-                    "asset_id": line.asset_id,
-                    "amount": str(line.amount),
+                    "assetId": line.asset_id,
+                    "owner": line.owner,
+                    "amountWei": str(line.amount),
                     "state": line.state,
-                    "claimed_block": line.claimed_block,
+                    "claimedBlock": line.claimed_block,
                 }
                 for line in self.lines
             ],

@@ -39,6 +39,7 @@ from visdm.session import Connection, connect_deployed, open_store, top_up_dev_t
 from visdm.storage import ContentStore
 
 from . import _next
+from ._views import ask_view, rows
 from .payouts import claim_for
 from .quotes import (
     NodeRequest,
@@ -55,6 +56,7 @@ __all__ = [
     "NodeUnreachableError",
     "QuoteOffer",
     "accept_counter",
+    "ask_view",
     "claim",
     "delegate",
     "get_model",
@@ -85,7 +87,7 @@ _MAX_MODEL_BYTES = 1 << 30
 class NodeUnreachableError(VisdmError):
     """The compute node's HTTP API did not answer, or answered with an error."""
 
-    exit_code = 3
+    exit_code = 9
 
 
 # --- consumer: proposing ------------------------------------------------------------------
@@ -326,7 +328,7 @@ def request_quote(
         q = body["quote"]
         quote = Quote(
             proposal_id=int(q["proposalId"]),
-            training_cost=int(q["trainingCost"]),
+            training_cost=int(q["trainingCostWei"]),
             max_duration=int(q["maxDuration"]),
             expiry=int(q["expiry"]),
         )
@@ -476,6 +478,7 @@ class ClaimReceipt:
     tx_hash: str | None
     note: str
     gas_used: int = 0
+    block_number: int | None = None
 
 
 def claim(
@@ -537,7 +540,9 @@ def claim(
         tx = market.claim_many(provider.local_account, [r for _, rs in pending for r in rs])
         for pid, requests in pending:
             amount = sum(r.amount for r in requests)
-            receipts.append(ClaimReceipt(pid, amount, tx.tx_hash, "claimed", tx.gas_used))
+            receipts.append(
+                ClaimReceipt(pid, amount, tx.tx_hash, "claimed", tx.gas_used, tx.block_number)
+            )
     if withdraw_credits and market.credit_of(provider.address) > 0:
         withdraw(settings, provider)
     return receipts
@@ -575,7 +580,7 @@ def proposal_status(
     record = _proposal(conn, proposal_id)
     market = conn.deployment.training_market(conn.client)
     votes = [
-        {"voter": e["args"]["voter"], "ask": _ask_text(int(e["args"]["ask"]))}
+        {"voter": e["args"]["voter"], **ask_view(int(e["args"]["ask"]))}
         for e in market.logs("VoteCast", where={"proposalId": proposal_id})
     ]
     tallied = market.logs("ProposalTallied", where={"proposalId": proposal_id})
@@ -585,15 +590,15 @@ def proposal_status(
         "status": record.status.name.lower(),
         "consumer": record.consumer,
         "node": record.node,
-        "offer": str(record.offer),
-        "price": str(record.price),
-        "clearingPrice": str(record.clearing_price),
+        "offerWei": str(record.offer),
+        "priceWei": str(record.price),
+        "clearingPriceWei": str(record.clearing_price),
         "wtpBps": record.wtp_bps,
         "votingDeadline": record.voting_deadline,
         "deadline": record.deadline,
         "totalWeight": record.total_weight,
         "next": _next.next_step(record, _next.chain_now(conn.client), consumer_credit=credit),
-        "consumerCredit": str(credit),
+        "consumerCreditWei": str(credit),
         "votes": votes,
         "tally": None,
         "job": None,
@@ -603,7 +608,7 @@ def proposal_status(
         args = tallied[-1]["args"]
         view["tally"] = {
             "outcome": ProposalStatus(int(args["outcome"])).name.lower(),
-            "clearingPrice": str(args["clearingPrice"]),
+            "clearingPriceWei": str(args["clearingPrice"]),
             "participatingWeight": int(args["participatingWeight"]),
             "totalWeight": int(args["totalWeight"]),
         }
@@ -649,17 +654,14 @@ def proposal_status(
             "consumerFault": document.get("consumerFault"),
             "seedHash": document.get("seedHash"),
             "validation": document.get("validation"),
-            "leftOut": document.get("leftOut"),
-            "payouts": payouts.get("amounts"),
-            "assetPayouts": payouts.get("assets"),
-            "unclaimed": str(record.unclaimed),
+            # maps keyed by addresses and asset ids become rows, as everywhere in --json
+            "leftOut": rows(document.get("leftOut"), "assetId", "reason"),
+            "payouts": rows(payouts.get("amounts"), "provider", "amountWei"),
+            "assetPayouts": rows(payouts.get("assets"), "assetId", "amountWei"),
+            "unclaimedWei": str(record.unclaimed),
             "claimDeadline": record.claim_deadline or None,
         }
     return view
-
-
-def _ask_text(ask: int) -> str:
-    return "reject" if ask == REJECT_ASK else ("accept" if ask == 0 else str(ask))
 
 
 def sweep_unclaimed(settings: Settings, sender: UnlockedAccount, proposal_id: int) -> TxResult:

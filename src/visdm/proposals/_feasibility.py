@@ -137,7 +137,7 @@ def _parse_terms(answer: Any, node: ComputeNodeRecord) -> tuple[str, NodeTerms |
     if not isinstance(given.get("allowDp", True), bool):
         return "sent a non-boolean allowDp", None
     limits["allow_dp"] = given.get("allowDp", True)
-    price = _count(answer.get("pricePerGflop"))
+    price = _count(answer.get("pricePerGflopWei"))
     duration = _count(answer.get("maxDuration"))
     return "", NodeTerms(limits, price, duration, published=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 
 from visdm.chain.anvil import AnvilNode, chain_down, start_anvil
 from visdm.cli import main
+from visdm.cli._json import scheme_problems
 
 pytestmark = pytest.mark.integration
 
@@ -42,17 +45,29 @@ def alice(home: Path, capsys: pytest.CaptureFixture[str]) -> Path:
 def test_round_trip(alice: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "chain", "up")[0] == 0
     code, out, _ = run(capsys, "chain", "status", "--json")
-    assert code == 0 and '"running": true' in out
-    code, out, err = run(capsys, "deploy")
+    assert code == 0 and json.loads(out)["running"] is True
+    assert scheme_problems(json.loads(out)) == []
+    code, out, err = run(capsys, "deploy", "--json")
     assert code == 0, err
-    assert "StakeholderRegistry" in out
+    deployed = json.loads(out)
+    assert scheme_problems(deployed) == []
+    assert "StakeholderRegistry" in [c["name"] for c in deployed["contracts"]]
+    assert deployed["gasUsed"] == sum(t["gasUsed"] for t in deployed["transactions"]) > 0
     code, out, err = run(capsys, "register", "--role", "provider,consumer", "--json")
     assert code == 0, err
-    assert '"provider"' in out and '"consumer"' in out
+    registered = json.loads(out)
+    assert scheme_problems(registered) == []
+    assert registered["roles"] == ["provider", "consumer"]
+    assert len(registered["transactions"]) == 1 and registered["gasUsed"] > 0
+    code, out, _ = run(capsys, "whoami", "--json")
+    me = json.loads(out)
+    assert scheme_problems(me) == [] and me["keyMatches"] is True
+    assert int(me["balanceWei"]) > 2**53  # the dev faucet's ether: exact as a string
     code, out, _ = run(capsys, "whoami")
-    assert "key_matches           True" in out
-    # registering again with the same roles is a no-op, not an error
-    assert run(capsys, "register", "--role", "provider")[0] == 0
+    assert re.search(r"^keyMatches +True$", out, re.MULTILINE)
+    # registering again with the same roles is a no-op, not an error, and sends nothing
+    code, out, _ = run(capsys, "register", "--role", "provider", "--json")
+    assert code == 0 and json.loads(out)["transactions"] == []
 
 
 def test_wrong_password(alice: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:

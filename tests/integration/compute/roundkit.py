@@ -175,7 +175,7 @@ class Round:
         from visdm.chain.contracts import Quote
 
         q = answer["quote"]
-        quote = Quote(pid, int(q["trainingCost"]), int(q["maxDuration"]), int(q["expiry"]))
+        quote = Quote(pid, int(q["trainingCostWei"]), int(q["maxDuration"]), int(q["expiry"]))
         consumer = self.accounts["consumer"].local_account
         self.token.approve(consumer, self.market.address, quote.training_cost)
         self.market.start_training(consumer, pid, quote, bytes.fromhex(answer["signature"][2:]))

@@ -151,11 +151,11 @@ def test_quote_is_priced_from_flops_and_signed_for_the_market(rnd: Round) -> Non
     body = response.json()
     design = body["design"]
     assert design["samples"] == 40
-    assert body["quote"]["trainingCost"] == str(
-        price_training(design["train_flops_per_sample"], 40, MLP_SPEC["epochs"], 7 * 10**12)
+    assert body["quote"]["trainingCostWei"] == str(
+        price_training(design["trainFlopsPerSample"], 40, MLP_SPEC["epochs"], 7 * 10**12)
     )
     q = body["quote"]
-    quote = Quote(pid, int(q["trainingCost"]), int(q["maxDuration"]), int(q["expiry"]))
+    quote = Quote(pid, int(q["trainingCostWei"]), int(q["maxDuration"]), int(q["expiry"]))
     signer = recover_quote_signer(
         bytes.fromhex(body["signature"][2:]), rnd.chain.chain_id, rnd.market.address, quote
     )
@@ -345,7 +345,7 @@ def test_a_repeated_quote_checks_the_proposal_once(
     assert fetched > 0  # the document and every manifest, the first time
     second = quotes.quote(pid)
     assert len(reads) == fetched
-    assert second["quote"]["trainingCost"] == first["quote"]["trainingCost"]
+    assert second["quote"]["trainingCostWei"] == first["quote"]["trainingCostWei"]
 
 
 # --- who may make the node work ---------------------------------------------------------------
@@ -440,7 +440,7 @@ def test_concurrent_quote_requests_share_one_load_and_one_design_check(
             pool.map(lambda _: api.post("/quotes", json=signed(rnd, pid)), range(callers))
         )
     assert [a.status_code for a in answers] == [200] * callers, answers[0].text
-    assert len({a.json()["quote"]["trainingCost"] for a in answers}) == 1
+    assert len({a.json()["quote"]["trainingCostWei"] for a in answers}) == 1
     assert waiting_seen == {"load": callers - 1, "design": callers - 1}
     assert (work["loads"], work["design_checks"]) == (1, 1)
 

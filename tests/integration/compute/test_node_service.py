@@ -20,6 +20,7 @@ import pytest
 from tests.integration.compute.roundkit import MLP_SPEC, PASSWORD, Round
 from visdm.chain.contracts import ProposalStatus
 from visdm.cli import main
+from visdm.cli._json import scheme_problems
 from visdm.compute import JobJournal
 
 pytestmark = pytest.mark.integration
@@ -151,7 +152,9 @@ def test_sigkill_mid_training_then_restart_submits_once(
         rnd, "consumer", "train", str(pid), "--node-url", node_process.url, "--json", capsys=capsys
     )
     started = json.loads(out)
-    assert started["design"]["params"] > 0
+    assert scheme_problems(started) == []
+    assert started["design"]["params"] > 0 and int(started["trainingCostWei"]) > 0
+    assert [t["txHash"] for t in started["transactions"]] != []
     assert rnd.market.proposal(pid).status == ProposalStatus.TRAINING
 
     wait_for("training to start", lambda: (job_state(rnd, pid) or ("", 0))[0] == "training")
@@ -185,12 +188,19 @@ def test_sigkill_mid_training_then_restart_submits_once(
             capsys=capsys,
         )
     )
+    assert scheme_problems(got) == []
     assert got["accuracyBps"] == rnd.market.proposal(pid).accuracy_bps
     assert model_out.stat().st_size > 0
     for who in ("provider", "provider2"):
-        claims = json.loads(cli(rnd, who, "claim", "--json", capsys=capsys))
-        assert [c["note"] for c in claims] == ["claimed"]
+        claimed = json.loads(cli(rnd, who, "claim", "--json", capsys=capsys))
+        assert scheme_problems(claimed) == []
+        assert [c["note"] for c in claimed["claims"]] == ["claimed"]
+        assert claimed["withdrawnWei"] == claimed["claims"][0]["amountWei"] != "0"
+        assert len(claimed["transactions"]) == 2  # one claimMany, one withdraw
     assert rnd.market.proposal(pid).unclaimed == 0
     view = json.loads(cli(rnd, "stranger", "status", str(pid), "--json", capsys=capsys))
+    assert scheme_problems(view) == []
     assert view["status"] == "completed"
     assert view["result"]["wtpMet"] is True
+    paid = sum(int(p["amountWei"]) for p in view["result"]["payouts"])
+    assert paid == int(view["priceWei"]) > 0

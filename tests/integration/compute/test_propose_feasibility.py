@@ -116,7 +116,7 @@ def test_the_limits_a_running_node_publishes_are_the_ones_checked(
         assert published["node"] == rnd.accounts["node"].address
         assert published["limits"]["maxEpochs"] == 2
         assert published["limits"]["minBatchSize"] == rnd.market.parameters().min_batch_size
-        assert int(published["pricePerGflop"]) > 0 and published["maxDuration"] == 3600
+        assert int(published["pricePerGflopWei"]) > 0 and published["maxDuration"] == 3600
         with pytest.raises(DesignLimitError, match="epochs=3 exceeds this node's max_epochs=2"):
             propose(rnd)
         assert rnd.market.proposal_count() == 0

@@ -43,7 +43,7 @@ def test_early_and_late_steps_say_when_they_work(rnd: Round) -> None:
         str(info.value),
     ), str(info.value)
     view = workflow.proposal_status(rnd.settings, pid)
-    assert view["next"].startswith("voting is open until ") and view["consumerCredit"] == "0"
+    assert view["next"].startswith("voting is open until ") and view["consumerCreditWei"] == "0"
 
     rnd.chain.advance_time(131)
     with pytest.raises(InvalidInputError, match=rf"voting on proposal {pid} closed at {_WHEN}"):
@@ -59,7 +59,7 @@ def test_early_and_late_steps_say_when_they_work(rnd: Round) -> None:
     credit = rnd.market.credit_of(rnd.accounts["consumer"].address)
     assert credit >= 10**18
     view = workflow.proposal_status(rnd.settings, pid)
-    assert view["consumerCredit"] == str(credit)
+    assert view["consumerCreditWei"] == str(credit)
     assert view["next"].endswith(
         "wait in the consumer's credit on the market (this proposal's refund and any other): "
         "the consumer runs `visdm withdraw`"

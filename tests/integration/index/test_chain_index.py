@@ -34,6 +34,7 @@ from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ResultCommitment
 from visdm.chain.deployment import Deployment
 from visdm.cli import main
+from visdm.cli._json import scheme_problems
 from visdm.compute import AssetWorker, NodeConfig
 from visdm.config import Settings
 from visdm.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
@@ -191,7 +192,9 @@ def cli_json(capsys: pytest.CaptureFixture[str], settings: Settings, *argv: str)
         capsys, "--home", str(settings.home), "--rpc-url", str(settings.rpc_url), *argv, "--json"
     )
     assert code == 0, err
-    return json.loads(out)
+    data = json.loads(out)
+    assert scheme_problems(data) == []
+    return data
 
 
 #: a sync in a child process that kills itself (SIGKILL, no clean-up) on its n-th document read
@@ -278,10 +281,10 @@ def test_the_chain_indexed_every_way_gives_the_same_tables(
     held = cli_json(capsys, h.settings, "market", "sync", "--confirmations", "3")
     assert (held["cursor"], held["head"], held["confirmations"]) == (head - 3, head, 3)
     report = cli_json(capsys, h.settings, "market", "sync")
-    assert (report["cursor_before"], report["cursor"]) == (head - 3, head)
+    assert (report["cursorBefore"], report["cursor"]) == (head - 3, head)
     assert (report["assets"], report["samples"], report["proposals"]) == (3, 12, 2)
     assert report["documents"] == {"missing": 0, "rejected": 0}
-    assert report["scored_samples"] == 10
+    assert report["scoredSamples"] == 10
 
     db = open_index(h.settings)
     try:
@@ -355,7 +358,7 @@ def test_the_chain_indexed_every_way_gives_the_same_tables(
         "first-class",
     )
     expected = sorted(k for k in h.sample_ids if label(_image(h, k)) == label(0))
-    assert [(s["asset_id"], s["index"]) for s in found["samples"]] == expected
+    assert [(s["assetId"], s["index"]) for s in found["samples"]] == expected
     saved = load_saved_search(h.settings, "first-class")
     assert saved.sample_count == len(expected)
     unique = search_index(h.settings, SearchFilters(max_duplicate_links=0), limit=100)
@@ -430,7 +433,7 @@ def test_a_reorganised_chain_is_refused_until_rebuilt(
     )
     assert code == 6 and "--rebuild" in err
     rebuilt = cli_json(capsys, settings, "market", "sync", "--rebuild")
-    assert rebuilt["cursor_before"] is None
+    assert rebuilt["cursorBefore"] is None
     db = open_index(settings)
     try:
         assert db.query("SELECT delegate FROM delegations") == [(funded_roles["stranger"].address,)]

@@ -143,7 +143,7 @@ class MarketConformance:
         )
         assert (mine.claimed, mine.unclaimed, mine.swept) == (600, 0, 400)
         assert [line.state for line in mine.lines] == ["claimed", "swept"]
-        assert mine.to_dict()["swept"] == "400"
+        assert mine.to_dict()["sweptWei"] == "400"
 
     @pytest.mark.attack
     def test_a_node_cannot_make_the_index_report_pay_for_unselected_or_rejected_assets(

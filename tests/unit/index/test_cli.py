@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from visdm.cli import main
+from visdm.cli._json import scheme_problems
 from visdm.index import open_database
 
 from ._world import PROVIDER2, World, build_market
@@ -47,7 +48,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     code, out, err = run(capsys, *argv, "--json")
     assert code == 0, err
-    return json.loads(out)
+    data = json.loads(out)
+    assert scheme_problems(data) == []
+    return data
 
 
 def test_search_json_pages_and_filters(capsys: pytest.CaptureFixture[str], index_url: str) -> None:
@@ -89,8 +92,8 @@ def test_search_json_pages_and_filters(capsys: pytest.CaptureFixture[str], index
         "--asset",
         "3",
     )
-    assert [(s["asset_id"], s["index"]) for s in cats["samples"]] == [(2, 1)]
-    assert cats["unknown_labels"] == ["unicorn"]
+    assert [(s["assetId"], s["index"]) for s in cats["samples"]] == [(2, 1)]
+    assert cats["unknownLabels"] == ["unicorn"]
 
 
 def test_search_env_url_text_output_and_save(
@@ -116,8 +119,12 @@ def test_search_env_url_text_output_and_save(
 
 def test_summary(capsys: pytest.CaptureFixture[str], index_url: str) -> None:
     summary = run_json(capsys, "market", "summary", "--index-url", index_url, "--include-expired")
-    assert summary["labels"] == {"cat": 4, "dog": 3, "bird": 2}
-    assert [a["asset_id"] for a in summary["per_asset"]] == [1, 2, 3]
+    assert summary["labels"] == [
+        {"label": "cat", "samples": 4},
+        {"label": "dog", "samples": 3},
+        {"label": "bird", "samples": 2},
+    ]
+    assert [a["assetId"] for a in summary["perAsset"]] == [1, 2, 3]
     code, out, _ = run(capsys, "market", "summary", "--index-url", index_url, "--region", "eu")
     assert code == 0
     assert "samples in" in out and "labels" in out and "providers" in out
@@ -187,9 +194,9 @@ def test_earnings(capsys: pytest.CaptureFixture[str], index_url: str) -> None:
     rows = run_json(capsys, "market", "earnings", "--index-url", index_url)
     assert rows, "the prebuilt market has a completed round with payouts"
     for row in rows:
-        states = ("claimed", "unclaimed", "swept", "unpayable", "unverified")
+        states = ("claimedWei", "unclaimedWei", "sweptWei", "unpayableWei", "unverifiedWei")
         total = sum(int(row[s]) for s in states)
-        assert total == sum(int(line["amount"]) for line in row["lines"]) > 0
+        assert total == sum(int(line["amountWei"]) for line in row["lines"]) > 0
     one = rows[0]["provider"]
     mine = run_json(capsys, "market", "earnings", "--index-url", index_url, "--provider", one)
     assert [r["provider"] for r in mine] == [one]

@@ -32,7 +32,7 @@ GOOD = {
     "node": NODE,
     "chainId": 31337,
     "limits": {"maxEpochs": 2, "maxParams": 10_000, "allowDp": False},
-    "pricePerGflop": "1000",
+    "pricePerGflopWei": "1000",
     "maxDuration": 600,
 }
 
