@@ -254,3 +254,42 @@ def test_cli_a_licence_text_the_manifest_cannot_carry(
         lines = [line for line in err.splitlines() if line.strip()]
         assert code == 2 and len(lines) == 1 and says in lines[0], err
     assert _pins(flow) == [] and flow.assets.asset_count() == 0
+
+
+def test_cli_json_from_add_to_attestation_to_withdrawal(
+    flow: Flow, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The asset commands and the node's ``serve --once`` speak the one JSON language of the
+    CLI on a real chain: camelCase, the transactions sent, ``sharpness`` as search names it."""
+    import json
+
+    from visdm.cli import main
+    from visdm.cli._json import scheme_problems
+
+    monkeypatch.setenv("VISDM_PASSWORD", "pw")
+    base = ["--home", str(flow.settings.home), "--rpc-url", flow.chain.rpc_url]
+
+    def cli(who: str, *args: str) -> object:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as done:
+            main([*base, "--account", who, *args, "--json"])
+        out, err = capsys.readouterr()
+        assert done.value.code in (0, None), err
+        data = json.loads(out)
+        assert scheme_problems(data) == []
+        return data
+
+    added = cli("provider", "asset", "add", str(write_folder(tmp_path / "a", [1, 2, 3])))
+    assert isinstance(added, dict) and added["sampleCount"] == 3
+    (sent,) = added["transactions"]
+    assert sent["gasUsed"] == added["gasUsed"] > 0 and sent["txHash"].startswith("0x")
+    served = cli("node", "node", "serve", "--once")
+    assert served == {"assetEvents": 1, "trainingJobs": 0, "cursor": served["cursor"]}  # type: ignore[index]
+    shown = cli("stranger", "asset", "show", str(added["assetId"]), "--samples", "1")
+    assert isinstance(shown, dict) and shown["status"] == "active"
+    assert "sharpness" in shown["samples"][0] and "blur" not in shown["samples"][0]
+    assert sum(row["samples"] for row in shown["labels"]) == 3
+    listed = cli("provider", "asset", "list", "--mine")
+    assert [(a["assetId"], a["sampleCount"]) for a in listed] == [(added["assetId"], 3)]  # type: ignore[union-attr]
+    gone = cli("provider", "asset", "withdraw", str(added["assetId"]))
+    assert gone["status"] == "withdrawn" and len(gone["transactions"]) == 1  # type: ignore[index]
