@@ -111,9 +111,10 @@ _INTERRUPTED = (
 )
 
 _OS_HINTS = {
-    errno.EACCES: "check that you may write there (the data directory is --home or $VISDM_HOME)",
-    errno.EPERM: "check that you may write there (the data directory is --home or $VISDM_HOME)",
-    errno.EROFS: "choose a data directory on a writable file system (--home or $VISDM_HOME)",
+    errno.EACCES: "check the path's permissions (the data directory is --home or $VISDM_HOME)",
+    errno.EPERM: "check the path's permissions (the data directory is --home or $VISDM_HOME)",
+    errno.EROFS: "the file system is read-only: choose a writable place (the data directory is "
+    "--home or $VISDM_HOME)",
     errno.ENOSPC: "free some disk space, then run the command again",
     errno.EDQUOT: "free some disk space (your quota is used up), then run the command again",
     errno.ENOENT: "check that the path exists",
