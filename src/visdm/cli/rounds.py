@@ -278,8 +278,9 @@ def train(
         "design": offer.design,
         **transactions(tx),
     }
-    if not as_json:
-        view["trainingCostWei"] = _tokens(offer.quote.training_cost)
+    if not as_json:  # for people: the cost in tokens too, under a name without the unit
+        view = {k if k != "trainingCostWei" else "trainingCost": v for k, v in view.items()}
+        view["trainingCost"] = _tokens(offer.quote.training_cost)
     emit(view, as_json=as_json, title="training started")
 
 
