@@ -17,6 +17,7 @@ import pytest
 
 from tests.integration.compute.roundkit import MLP_SPEC, Round
 from visdm.chain.contracts import REJECT_ASK, Quote
+from visdm.cli._json import scheme_problems
 from visdm.compute import TrainingWorker
 from visdm.compute import api as node_api
 from visdm.compute._serve import ApiServer
@@ -149,6 +150,7 @@ def test_quote_is_priced_from_flops_and_signed_for_the_market(rnd: Round) -> Non
         response = api.post("/quotes", json=signed(rnd, pid))
     assert response.status_code == 200, response.text
     body = response.json()
+    assert scheme_problems(body) == []  # the CLI's JSON language: camelCase, wei as strings
     design = body["design"]
     assert design["samples"] == 40
     assert body["quote"]["trainingCostWei"] == str(
@@ -508,6 +510,7 @@ def test_job_details_are_hidden_from_strangers_and_shown_to_the_consumer(rnd: Ro
     refusal(other, 403, "NotYourProposal")
     refusal(forging, 401, "BadSignature")
     assert owner.status_code == 200, owner.text
+    assert scheme_problems(owner.json()) == []
     assert owner.json()["message"] == "sandbox stderr: /work/decrypted/img0007.png"
     assert as_owner["job"]["message"] == "sandbox stderr: /work/decrypted/img0007.png"
     assert as_stranger["job"] == {

@@ -17,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from PIL import Image
 
 from tests.integration.compute.roundkit import MLP_SPEC, NAMES, VAL_X, VAL_Y, Round
+from visdm.cli._json import scheme_problems
 from visdm.compute._serve import ApiServer
 from visdm.compute.api import create_app
 from visdm.errors import (
@@ -113,6 +114,7 @@ def test_the_limits_a_running_node_publishes_are_the_ones_checked(
 ) -> None:
     with serving_node(rnd, funded_roles["governance"], limits={"max_epochs": 2}) as api:
         published = api.get("/limits").json()
+        assert scheme_problems(published) == []  # the CLI's JSON language
         assert published["node"] == rnd.accounts["node"].address
         assert published["limits"]["maxEpochs"] == 2
         assert published["limits"]["minBatchSize"] == rnd.market.parameters().min_batch_size
