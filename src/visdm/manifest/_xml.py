@@ -222,7 +222,13 @@ def _text(element: etree._Element | None) -> str:
 
 
 def _time(text: str) -> datetime:
-    return datetime.strptime(text, _TIME).replace(tzinfo=UTC)
+    try:
+        return datetime.strptime(text, _TIME).replace(tzinfo=UTC)
+    except ValueError:  # the schema's xs:dateTime also takes 24:00:00, which Python does not
+        raise InvalidManifestError(
+            f"manifest time {text!r} is not a UTC time of day ViSDM writes "
+            "(YYYY-MM-DDThh:mm:ssZ, hours 00-23): the manifest was not written by visdm"
+        ) from None
 
 
 def _unb64(text: str, what: str) -> bytes:
