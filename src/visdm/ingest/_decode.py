@@ -126,7 +126,10 @@ DEFAULT_LIMITS = ImageLimits()
 
 @dataclass(frozen=True, slots=True)
 class DecodedImage:
-    """A fully decoded, validated image and what its container said about it."""
+    """A fully decoded, validated image: upright (``width`` and ``height`` are the picture's as
+    shown, a quarter turn from the header's when EXIF says so) and 8 bits per channel (``mode``
+    is the decoded pixels', ``L`` for 16-bit grey); ``format`` and ``byte_size`` are the file's.
+    """
 
     image: Image.Image
     format: str
