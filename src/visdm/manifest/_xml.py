@@ -217,18 +217,26 @@ def _validate_schema(tree: etree._ElementTree) -> None:
     )
 
 
+_EPOCH_YEAR = 1970
+
+
 def _text(element: etree._Element | None) -> str:
     return "" if element is None or element.text is None else element.text.strip()
 
 
 def _time(text: str) -> datetime:
+    # the schema's xs:dateTime also takes 24:00:00, which Python does not, and years before
+    # 1970, which no manifest was written in (and which strftime would not write back)
     try:
-        return datetime.strptime(text, _TIME).replace(tzinfo=UTC)
-    except ValueError:  # the schema's xs:dateTime also takes 24:00:00, which Python does not
+        when = datetime.strptime(text, _TIME).replace(tzinfo=UTC)
+    except ValueError:
+        when = None
+    if when is None or when.year < _EPOCH_YEAR:
         raise InvalidManifestError(
-            f"manifest time {text!r} is not a UTC time of day ViSDM writes "
-            "(YYYY-MM-DDThh:mm:ssZ, hours 00-23): the manifest was not written by visdm"
-        ) from None
+            f"manifest time {text!r} is not a UTC time ViSDM writes (YYYY-MM-DDThh:mm:ssZ, "
+            "hours 00-23, from 1970): the manifest was not written by visdm"
+        )
+    return when
 
 
 def _unb64(text: str, what: str) -> bytes:

@@ -84,6 +84,7 @@ _HEADER_ERRORS = (
     SyntaxError,
     tokenize.TokenError,
     RecursionError,
+    zlib.error,  # a deflated member whose stream is corrupt, met while reading its header
 )
 
 

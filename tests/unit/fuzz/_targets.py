@@ -282,10 +282,15 @@ def _answer_or_redirect(response: httpx.Response) -> None:
         _answer(response, {200, 400, 401, 403, 404, 429})
 
 
+_RUNNING: list[Any] = []  # holds the context manager, or collecting it would stop the node
+
+
 @cache
 def _running_api() -> httpx.Client:
     """One node for a whole coverage-guided run (left to end with the process)."""
-    return node_api().__enter__()
+    manager = node_api()
+    _RUNNING.append(manager)
+    return manager.__enter__()
 
 
 # --- seeds shared with the strategies --------------------------------------------------------

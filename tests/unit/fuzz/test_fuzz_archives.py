@@ -96,3 +96,28 @@ def test_honest_archives_of_every_size_and_layout(
     images = np.zeros((samples, *shape), dtype=np.uint8)
     labels = np.arange(samples).astype(label_type)
     archive(honest_archive(images, labels))
+
+
+def test_every_corrupt_byte_of_a_deflated_member_is_refused_in_one_line() -> None:
+    """A corrupt deflate stream met while reading a member's ``.npy`` header raised zlib's own
+    error; every byte of the first member's compressed data is damaged in turn here."""
+    from visdm.errors import InvalidInputError
+    from visdm.proposals._validation import read_array_headers
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        out.writestr("images.npy", npy("|u1", (4, 8, 8), False, bytes(range(256)), 1))
+        out.writestr("labels.npy", npy("<i8", (4,), False, bytes(32), 1))
+    clean = buffer.getvalue()
+    info = zipfile.ZipFile(io.BytesIO(clean)).getinfo("images.npy")
+    start = info.header_offset + 30 + len(info.filename)  # the local header, then the data
+    refused = 0
+    for at in range(start, start + info.compress_size):
+        damaged = bytearray(clean)
+        damaged[at] ^= 0x5A
+        try:
+            read_array_headers(bytes(damaged), what="the archive")
+        except InvalidInputError as exc:
+            assert len(str(exc).splitlines()) == 1
+            refused += 1
+    assert refused > 0
