@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from visdm.errors import InvalidImageError, InvalidInputError, NoValidSamplesError
+from visdm.labels import label_key, nfc
 
 from ._decode import DEFAULT_LIMITS, ImageLimits, decode_image
 
@@ -229,7 +230,15 @@ def _check_label_set(label_set: Collection[str] | None) -> tuple[str, ...] | Non
         problem = _label_problem(label)
         if problem:
             raise InvalidInputError(f"label set entry {label!r}: {problem}")
-        labels.append(label.strip())
+        labels.append(nfc(label))
+    spellings: dict[str, set[str]] = {}
+    for label in labels:
+        spellings.setdefault(label_key(label), set()).add(label)
+    clashes = sorted(sorted(forms) for forms in spellings.values() if len(forms) > 1)
+    if clashes:
+        raise InvalidInputError(
+            f"label set spells a label in several letter cases ({clashes[0]}): write one spelling"
+        )
     if not labels:
         raise InvalidInputError("label set is empty: give at least one label, or None to infer")
     return tuple(sorted(set(labels)))
@@ -382,7 +391,7 @@ def _read_labels(
                     "", number, f"its row on line {number} of {csv_path.name} is unusable: {detail}"
                 )
             continue
-        name, label = _clean_name(fields[0]), fields[1].strip()
+        name, label = _clean_name(fields[0]), nfc(fields[1])
         previous = rows.get(name)
         if previous is None:
             rows[name] = _Row(label, number)
@@ -404,9 +413,41 @@ def _read_labels(
             f"labels file {csv_path} is empty: it needs the header 'filename,label' and a row "
             "per image"
         )
+    _one_spelling_per_label(rows, problems, csv_path.name)
     for name, row in unusable.items():  # a usable row for the same file wins
         rows.setdefault(name, row)
     return rows, problems
+
+
+def _one_spelling_per_label(rows: dict[str, _Row], problems: list[LabelProblem], csv: str) -> None:
+    """Keep one spelling of each label: ``cat`` and ``Cat``, or ``café`` composed and
+    decomposed, would otherwise become different classes without a word.
+
+    Canonically equivalent forms are the same text, so every label is stored in NFC. Spellings
+    that differ only in letter case are the writer's mistake: the most used one is kept (the
+    first in sorted order on a tie) and rows with another are unusable, saying which to use.
+    """
+    usage: dict[str, dict[str, int]] = {}
+    for name, row in rows.items():
+        if row.problem is None:
+            label = nfc(row.label)
+            rows[name] = _Row(label, row.line)
+            counts = usage.setdefault(label_key(label), {})
+            counts[label] = counts.get(label, 0) + 1
+    keep = {
+        key: min(counts, key=lambda spelling: (-counts[spelling], spelling))
+        for key, counts in usage.items()
+        if len(counts) > 1
+    }
+    for name, row in rows.items():
+        chosen = keep.get(label_key(row.label)) if row.problem is None else None
+        if chosen is not None and row.label != chosen:
+            reason = (
+                f"label {row.label!r} differs only in letter case from {chosen!r}, used by "
+                f"{usage[label_key(chosen)][chosen]} rows: write one spelling"
+            )
+            problems.append(LabelProblem(row.line, f"{name}: {reason}"))
+            rows[name] = _Row(row.label, row.line, f"its row on line {row.line} of {csv}: {reason}")
 
 
 def _read_text(csv_path: Path) -> str:

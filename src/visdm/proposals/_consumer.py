@@ -39,6 +39,7 @@ from visdm.errors import (
     InvalidProposalError,
     RevertReasonError,
 )
+from visdm.labels import label_key
 from visdm.storage import ContentStore
 from visdm.types import Address, Cid
 
@@ -159,9 +160,22 @@ def create_proposal(
     )
     unknown = sorted({s.label for s in samples} - set(classes))
     if unknown:
+        # another provider's spelling of a class (`Cat` for `cat`) is named as such
+        spelled = {label_key(c): c for c in classes}
+        hints = [
+            f"{u!r} (spelled {spelled[label_key(u)]!r} in the classes)"
+            for u in unknown
+            if label_key(u) in spelled
+        ]
         raise InvalidInputError(
             f"the selection has labels {', '.join(map(repr, unknown[:5]))} that are not among "
             f"the classes ({', '.join(classes)}): add them or curate them out"
+            + (
+                f"; {', '.join(hints[:5])} is the same class in another letter case: choose "
+                "one spelling and curate the other out"
+                if hints
+                else ""
+            )
         )
     check_validation_set(validation_archive, spec.input_shape, len(classes))
     impossible, notes = node_refusals(

@@ -22,6 +22,7 @@ from lxml import etree
 
 from visdm.crypto import recover_typed, sign_typed, verify_typed
 from visdm.errors import InvalidProposalError, SignatureError
+from visdm.labels import label_key
 from visdm.market.quotes import market_domain
 from visdm.types import Address, Cid
 from visdm.xmlsafe import canonical_xml, load_schema, parse_untrusted_xml, validate_xml
@@ -101,8 +102,8 @@ class TrainingProposal:
             problems.append(f"wtpBps {self.wtp_bps} is outside 0..10000")
         if not 0 <= self.min_share_bps <= 10_000:
             problems.append(f"minShareBps {self.min_share_bps} is outside 0..10000")
-        if len(set(self.classes)) != len(self.classes):
-            problems.append("class names repeat")
+        if len({label_key(c) for c in self.classes}) != len(self.classes):
+            problems.append("class names repeat (letter case and Unicode forms count as the same)")
         ids = [a.asset_id for a in self.selection]
         if not self.selection:
             problems.append("the selection is empty")

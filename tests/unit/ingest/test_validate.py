@@ -247,3 +247,26 @@ def test_label_set_argument_is_checked(tmp_path: Path) -> None:
         validate_directory(tmp_path, label_set=[])
     with pytest.raises(InvalidInputError, match="label set entry '  ': empty label"):
         validate_directory(tmp_path, label_set=["x", "  "])
+
+
+def test_one_spelling_per_label(tmp_path: Path) -> None:
+    """``cat``/``Cat`` and composed/decomposed ``café`` would be silent extra classes."""
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    files = {f"{i}.png": image_bytes("PNG", seed=10 + i) for i in range(6)}
+    rows = ["0.png,cat", "1.png,cat", "2.png,Cat", f"3.png,{composed}", f"4.png,{decomposed}"]
+    _write(tmp_path, files, "filename,label\n" + "\n".join([*rows, "5.png,dog"]) + "\n")
+    report = validate_directory(tmp_path)
+    # the decomposed form is the same text as the composed one: one class, stored in NFC
+    assert report.labels == (composed, "cat", "dog")
+    assert {s.name: s.label for s in report.accepted}["4.png"] == composed
+    # the minority spelling is refused with the spelling to use, by line
+    reason = _reasons(report)["2.png"]
+    assert "label 'Cat' differs only in letter case from 'cat', used by 2 rows" in reason
+    assert "line 4" in reason
+    assert "labels.csv line 4: 2.png: label 'Cat' differs only" in report.summary()
+
+
+def test_a_label_set_in_two_letter_cases_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, {"a.png": image_bytes("PNG")}, "filename,label\na.png,cat\n")
+    with pytest.raises(InvalidInputError, match=r"several letter cases \(\['Cat', 'cat'\]\)"):
+        validate_directory(tmp_path, label_set=["cat", "Cat", "dog"])

@@ -165,6 +165,10 @@ def test_the_model_refuses_bad_values() -> None:
         make(selection=())
     with pytest.raises(InvalidProposalError, match="class names repeat"):
         make(classes=("a", "a", "b"))
+    with pytest.raises(InvalidProposalError, match="class names repeat .letter case"):
+        make(classes=("cat", "Cat", "b"))
+    with pytest.raises(InvalidProposalError, match="class names repeat"):
+        make(classes=("caf\u00e9", "cafe\u0301", "b"))
     with pytest.raises(InvalidProposalError, match="strictly increasing"):
         make(selection=(SelectedAsset(4, (1,)), SelectedAsset(1, (1,))))
 
