@@ -4,6 +4,11 @@ document, and when the WTP is met the sealed model, the per-sample scores and th
 The result document is stored first; :meth:`ResultPublisher.publish` returns exactly what
 ``submitResult`` will commit (accuracy, consumer fault, model, payout root, scores and seed
 hashes, the document's CID), which the node journals before it sends the transaction.
+
+Every result of a model that was trained (WTP met or not) carries its model card under
+``modelCard`` (:mod:`visdm.training._card`): what the consumer bought, built from the node's
+own counts and the sandboxed job's figures, and checked as every reader checks it before it is
+published. A result for a consumer's fault trained nothing and has no card.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from visdm.errors import CryptoError, InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_object, read_untrusted_file
 from visdm.proposals import CheckedProposal
 from visdm.storage import ContentStore
+from visdm.training._card import AssetUse, ExcludedSamples, ModelCard, WallTime, build_model_card
+from visdm.training._spec import canonical_spec_json, parse_model_spec
 from visdm.valuation import PayoutAsset, compute_payout
 
 from .delivery import seal_model
@@ -78,6 +85,7 @@ class ResultPublisher:
             "excludedSamples": counts["excluded"],
             "leftOut": {str(a): why for a, why in counts.get("leftOut", {}).items()},
             "validation": outcome.get("validation"),
+            "modelCard": _model_card(checked, outcome, counts).to_document(),
         }
         commitments: dict[str, Any] = {}
         if outcome.get("seed_hash"):
@@ -203,6 +211,49 @@ class ResultPublisher:
             **(commitments or {}),
             "resultCid": result_cid,
         }
+
+
+def _model_card(
+    checked: CheckedProposal, outcome: Mapping[str, Any], counts: Mapping[str, Any]
+) -> ModelCard:
+    """The card of the model the job trained: the node's counts (``decrypted``: asset →
+    (owner, samples written); ``cardLeftOut``; ``cardExcluded``) with the job's figures."""
+    try:
+        spec = json.loads(canonical_spec_json(parse_model_spec(checked.document.model_spec_json)))
+        decrypted: Mapping[int, tuple[str, int]] = counts["decrypted"]
+        unreadable: dict[int, int] = {}
+        for row in outcome.get("unreadable_assets") or []:
+            asset_id, samples = int(row["asset_id"]), int(row["samples"])
+            if not 0 < samples <= decrypted.get(asset_id, ("", 0))[1] - unreadable.get(asset_id, 0):
+                raise ValueError(f"{samples} undecodable images of asset {asset_id}")
+            unreadable[asset_id] = unreadable.get(asset_id, 0) + samples
+        timings = outcome["timings"]
+        return build_model_card(
+            spec=spec,
+            accuracy_bps=int(outcome["accuracy_bps"]),
+            validation=outcome["validation"],
+            epsilon_spent=outcome.get("epsilon_spent"),
+            noise_multiplier=outcome.get("noise_multiplier"),
+            assets=[
+                AssetUse(asset_id, owner, written - unreadable.get(asset_id, 0))
+                for asset_id, (owner, written) in decrypted.items()
+                if written > unreadable.get(asset_id, 0)
+            ],
+            left_out=counts["cardLeftOut"],
+            excluded=[
+                *counts["cardExcluded"],
+                *(ExcludedSamples(a, "unreadable", n) for a, n in unreadable.items()),
+            ],
+            wall_time=WallTime(
+                job_s=float(timings["job_s"]),
+                train_s=float(timings["train_s"]),
+                eval_s=float(timings["eval_s"]),
+                embed_s=float(timings["embed_s"]),
+            ),
+            versions=outcome["versions"],
+        )
+    except (VisdmError, KeyError, TypeError, ValueError) as exc:
+        raise JobFailedError(f"the job's figures cannot make a true model card: {exc}") from None
 
 
 def _payout_assets(

@@ -62,10 +62,12 @@ from visdm.proposals import (
     CheckedProposal,
     TrainingProposal,
     asset_refusal,
+    licence_refusal,
     load_checked_proposal,
     open_validation_set,
 )
 from visdm.storage import ContentStore
+from visdm.training._card import ExcludedSamples, LeftOutAsset
 from visdm.training._spec import MAX_SPEC_BYTES
 
 from ._jobs import Job, JobJournal
@@ -457,9 +459,9 @@ class TrainingWorker:
         outcome = result.return_value
         # images the sandbox could not decode are excluded like those the node could not decrypt
         counts = {
+            **counts,
             "used": int(str(outcome["train_samples"])),
             "excluded": counts["excluded"] + int(str(outcome.get("unreadable", 0))),
-            "leftOut": counts["leftOut"],
         }
         self._update(proposal_id, state="valuing", result=dict(outcome))
         return self.results.publish(proposal_id, record, checked, out_dir, outcome, counts)
@@ -480,7 +482,10 @@ class TrainingWorker:
     ) -> dict[str, Any]:
         """Write ``run_job``'s input, unparsed: ``train/`` (each usable sample's plaintext image
         bytes), ``samples.json`` (ids, class indexes, providers, assets, registration rank,
-        duplicate links) and ``validation.npz`` (the consumer's archive as decrypted)."""
+        duplicate links) and ``validation.npz`` (the consumer's archive as decrypted). Returns
+        the counts (``used``, ``excluded``, ``leftOut``: asset → why) and, for the model card,
+        ``cardLeftOut`` (whole assets), ``cardExcluded`` (single samples) and ``decrypted``
+        (asset → (owner, samples written))."""
         doc = checked.document
         if len(doc.classes) != int(spec["num_classes"]):
             raise ConsumerFaultError(
@@ -488,14 +493,23 @@ class TrainingWorker:
             )
         (input_dir / "validation.npz").write_bytes(self._validation_archive(doc))
         (train_dir := input_dir / "train").mkdir(mode=0o700)
-        keys, left_out, refused_by_terms = self._asset_keys(checked, spec)
+        keys, reasons, refused_by_terms = self._asset_keys(checked, spec)
+        left_out = {a: why for a, (_, why) in reasons.items()}
         class_of = {name: i for i, name in enumerate(doc.classes)}
         described: dict[str, list[Any]] = {k: [] for k in _DESCRIBED}
         excluded = 0
+        selected: dict[int, int] = {}
+        dropped: dict[tuple[int, str], int] = {}
+        decrypted: dict[int, tuple[str, int]] = {}
         for sample in checked.samples:
+            selected[sample.asset_id] = selected.get(sample.asset_id, 0) + 1
             key = keys.get(sample.asset_id)
             if key is None or sample.label not in class_of:
                 excluded += 1
+                if key is not None:
+                    dropped[sample.asset_id, "unlabelled"] = (
+                        dropped.get((sample.asset_id, "unlabelled"), 0) + 1
+                    )
                 continue
             try:
                 plaintext = decrypt_sample(self.store, sample.cid, index=sample.index, data_key=key)
@@ -504,7 +518,12 @@ class TrainingWorker:
             except (StorageError, CryptoError, InvalidInputError) as exc:
                 log.warning("excluded asset %d sample %d: %s", sample.asset_id, sample.index, exc)
                 excluded += 1
+                dropped[sample.asset_id, "undecryptable"] = (
+                    dropped.get((sample.asset_id, "undecryptable"), 0) + 1
+                )
                 continue
+            owner, written = decrypted.get(sample.asset_id, (str(sample.owner), 0))
+            decrypted[sample.asset_id] = (owner, written + 1)
             name = f"{len(described['files']):06d}"
             (train_dir / name).write_bytes(plaintext)
             described["files"].append(name)
@@ -530,16 +549,27 @@ class TrainingWorker:
             for link in public.metadata.get("duplicateLinks", [])
         ]
         (input_dir / "samples.json").write_text(json.dumps({**described, "links": links}))
-        return {"used": len(described["files"]), "excluded": excluded, "leftOut": left_out}
+        return {
+            "used": len(described["files"]),
+            "excluded": excluded,
+            "leftOut": left_out,
+            "cardLeftOut": [
+                LeftOutAsset(a, code, why, selected.get(a, 0))
+                for a, (code, why) in sorted(reasons.items())
+            ],
+            "cardExcluded": [ExcludedSamples(a, why, n) for (a, why), n in sorted(dropped.items())],
+            "decrypted": decrypted,
+        }
 
     def _asset_keys(
         self, checked: CheckedProposal, spec: Mapping[str, Any]
-    ) -> tuple[dict[int, bytes], dict[int, str], set[int]]:
-        """The data key of each asset this round may use, why each other one is left out, and
-        which of those the proposal's own terms shut out. Left out: it left the round in the
-        tally (its owner rejected, or it was withdrawn by then), it was withdrawn since, it is
-        the consumer's or this node's own, its licence refuses the consumer or the spec's
-        privacy, or no key was wrapped for this node."""
+    ) -> tuple[dict[int, bytes], dict[int, tuple[str, str]], set[int]]:
+        """The data key of each asset this round may use, why each other one is left out (a
+        :data:`~visdm.training._card.LEFT_OUT_REASONS` code and the node's words), and which of
+        those the proposal's own terms shut out. Left out: it left the round in the tally (its
+        owner rejected, or it was withdrawn by then), it was withdrawn since, it is the
+        consumer's or this node's own, its licence refuses the consumer or the spec's privacy,
+        or no key was wrapped for this node."""
         doc = checked.document
         record = self.market.proposal(checked.proposal_id)
         left = self.market.excluded_positions(checked.proposal_id, record.asset_count)
@@ -551,14 +581,17 @@ class TrainingWorker:
         budget = None if dp is None else (float(dp["target_epsilon"]), float(dp["delta"]))
         now = self.client.latest_timestamp()
         keys: dict[int, bytes] = {}
-        reasons: dict[int, str] = {}
+        reasons: dict[int, tuple[str, str]] = {}
         by_terms: set[int] = set()
         for asset_id, public in checked.public.items():
             if asset_id not in in_round:
-                reasons[asset_id] = "it left the round in the tally (rejected or withdrawn)"
+                reasons[asset_id] = (
+                    "tally",
+                    "it left the round in the tally (rejected or withdrawn)",
+                )
                 continue
             if self.assets.asset(asset_id).status != AssetStatus.ACTIVE:
-                reasons[asset_id] = "it was withdrawn after the tally"
+                reasons[asset_id] = ("withdrawn", "it was withdrawn after the tally")
                 continue
             refusal = asset_refusal(
                 public,
@@ -569,15 +602,23 @@ class TrainingWorker:
                 training_samples=max(samples, 1),
             )
             if refusal is not None:
-                reasons[asset_id] = refusal
+                owner = str(public.record.owner).lower()
+                code = (
+                    "own-asset"
+                    if owner in (str(doc.consumer).lower(), self.account.address.lower())
+                    else "licence"
+                    if licence_refusal(public, doc.consumer, now) is not None
+                    else "dp-terms"
+                )
+                reasons[asset_id] = (code, refusal)
                 by_terms.add(asset_id)
                 continue
             try:
                 wrapped = public.manifest.key_for(self.account.address).wrapped
                 keys[asset_id] = self.account.unwrap_key(wrapped)
             except (VisdmError, CryptoError):
-                reasons[asset_id] = "no data key was wrapped for this node"
-        for asset_id, why in reasons.items():
+                reasons[asset_id] = ("no-key", "no data key was wrapped for this node")
+        for asset_id, (_, why) in reasons.items():
             log.warning("proposal %d: asset %d left out: %s", checked.proposal_id, asset_id, why)
         return keys, reasons, by_terms
 

@@ -14,6 +14,8 @@ Four kinds of document reach the index through a CID in an event:
   of its own on chain, so it is accepted only if it agrees with every value the event and the
   proposal *do* commit — proposal id, accuracy, WTP outcome, consumer fault, seed hash, node,
   model hash, the payout tree's Merkle root and the escrowed price its leaves must add up to;
+  its model card (:func:`visdm.training._card.card_from_result`) must agree with itself, with the
+  document and with the chain's accuracy (and spec hash, where the caller passes it);
 * the **scores blob** the result names (``scores.cid``): accepted only if its keccak256 equals
   the event's ``scoresHash``.
 
@@ -37,6 +39,7 @@ from eth_utils.crypto import keccak
 from visdm.errors import InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_object
 from visdm.merkle import PositionalMerkleTree, StandardMerkleTree
+from visdm.training._card import ModelCard, card_from_result
 
 __all__ = [
     "KNOWN_FLAGS",
@@ -152,6 +155,8 @@ class ResultDocument:
     payouts: tuple[PayoutLeaf, ...]
     #: why the consumer's input was unusable (``consumerFault`` results only)
     fault_reason: str | None = None
+    #: the checked model card (``None`` when the document has none)
+    model_card: ModelCard | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,12 +422,14 @@ def parse_result(
     seed_hash: bytes | None = None,
     price: int | None = None,
     owner_of: Callable[[int], str | None] | None = None,
+    model_spec_hash: bytes | None = None,
 ) -> ResultDocument:
     """Check a result document against ``ResultSubmitted`` and its proposal.
 
-    ``price`` is the escrowed data price the payout leaves must add up to, and ``owner_of``
-    names the owner of a registered asset (``None``: unknown); without them those checks are
-    skipped and every leaf's owner is left empty.
+    ``price`` is the escrowed data price the payout leaves must add up to, ``owner_of``
+    names the owner of a registered asset (``None``: unknown), and ``model_spec_hash`` is the
+    proposal's spec hash its model card must be of; without them those checks are skipped and
+    every leaf's owner is left empty.
     """
     data = _json(raw, "result document")
     where = "result document"
@@ -467,7 +474,22 @@ def parse_result(
         _object(data, "payouts", where), payout_root, where, price=price, owner_of=owner_of
     )
     reason = fault if isinstance(fault, str) and fault else None
-    return ResultDocument(epsilon, model_cid, scores_cid, payouts, reason)
+    card = _model_card(data, accuracy_bps, model_spec_hash, where)
+    return ResultDocument(epsilon, model_cid, scores_cid, payouts, reason, card)
+
+
+def _model_card(
+    data: dict[str, Any], accuracy_bps: int, model_spec_hash: bytes | None, where: str
+) -> ModelCard | None:
+    try:
+        return card_from_result(
+            data,
+            accuracy_bps=accuracy_bps,
+            model_spec_hash=model_spec_hash,
+            what=f"{where}: modelCard",
+        )
+    except InvalidInputError as exc:
+        raise DocumentError(one_line(exc)) from None
 
 
 def _decimal(value: Any, what: str) -> int:

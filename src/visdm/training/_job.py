@@ -31,7 +31,11 @@ the job's secret seed (``seed``, 64 hex characters), the screen's settings (``sc
 ``radius``, ``min_samples``, ``min_share``) and the valuation settings (``valuation``). The job
 writes ``model.safetensors`` and ``embeddings.npz`` (penultimate-layer embeddings) to the output
 directory and returns the figures the node posts on chain, among them ``seed_hash`` (the
-keccak256 commitment to the seed), ``validation`` (the screen's counts) and ``unreadable``.
+keccak256 commitment to the seed), ``validation`` (the screen's counts) and ``unreadable``, and
+what the model card (:mod:`visdm.training._card`) needs from inside: ``unreadable_assets``
+(``[{"asset_id", "samples"}]``, the undecodable images per asset), ``noise_multiplier``,
+``timings`` (``job_s``, ``train_s``, ``eval_s``, ``embed_s``) and ``versions`` (Python and the
+libraries that trained the model).
 
 With ``job.params["valuation"]`` (``{"k": 5, "cosine_threshold": 0.98}``) and ``samples.json``,
 the job also values every sample with :class:`~visdm.valuation.CopyRobustValuation` on those
@@ -43,8 +47,11 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 import re
 import resource
+import time
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +100,8 @@ _PROGRESS_EVERY = 1000
 _MAX_DESCRIPTION_BYTES = 1 << 30
 #: per-sample lists of samples.json, filtered to the images that could be decoded
 _PER_SAMPLE = ("files", "labels", "sample_ids", "providers", "asset_ids", "rank")
+#: the distributions whose versions a model card names (Python's own is added)
+_VERSIONED = ("visdm", "torch", "opacus", "numpy", "safetensors")
 
 
 def _seed(value: Any) -> bytes:
@@ -112,6 +121,7 @@ def run_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, Any]:
     """Read and screen the job's input, train the spec in ``job.params`` on it, write the model
     and embeddings (and the values); raises :class:`InputRejectedError` when the consumer's
     validation set cannot be used."""
+    started = time.perf_counter()
     params: dict[str, Any] = dict(job.params)
     spec_doc = params.get("spec")
     if not isinstance(spec_doc, dict):
@@ -129,7 +139,7 @@ def run_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, Any]:
     inputs = Path(job.input_dir)
     x_val, y_val = _validation(inputs / VALIDATION_FILE, spec)
     samples = _description(inputs / SAMPLES_FILE)
-    unreadable = 0
+    unreadable: dict[int, int] = {}
     if (inputs / TRAIN_DIR).is_dir():
         x_train, y_train, samples, unreadable = _decode_training(
             inputs / TRAIN_DIR, samples, spec, val_samples=len(y_val), progress=progress
@@ -160,10 +170,30 @@ def run_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, Any]:
         "seed_hash": "0x" + seed_commitment(seed).hex(),
         "spec_hash": "0x" + result.spec_hash.hex(),
         "train_samples": len(y_train),
-        "unreadable": unreadable,
+        "unreadable": sum(unreadable.values()),
+        "unreadable_assets": [{"asset_id": a, "samples": n} for a, n in sorted(unreadable.items())],
         "validation": counts,
         "validation_samples": len(y_val),
+        "noise_multiplier": result.noise_multiplier,
+        "timings": {
+            "job_s": time.perf_counter() - started,
+            "train_s": result.timings.train_s,
+            "eval_s": result.timings.eval_s,
+            "embed_s": result.timings.embed_s,
+        },
+        "versions": _versions(),
     }
+
+
+def _versions() -> dict[str, str]:
+    """Python's version and the installed versions of the libraries that trained the model."""
+    found = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 # --- reading the input ------------------------------------------------------------------------
@@ -216,9 +246,10 @@ def _decode_training(
     *,
     val_samples: int,
     progress: ProgressReporter,
-) -> tuple[NDArray[np.uint8], NDArray[np.int64], dict[str, Any], int]:
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], dict[str, Any], dict[int, int]]:
     """Decode the selected images into the spec's layout; returns the images, their labels,
-    ``samples.json`` filtered to them, and how many could not be decoded."""
+    ``samples.json`` filtered to them, and how many could not be decoded per asset (under
+    asset -1 when ``samples.json`` names no assets)."""
     if samples is None:
         raise InvalidInputError(f"the job's input has {TRAIN_DIR}/ but no {SAMPLES_FILE}")
     files, labels = samples.get("files"), samples.get("labels")
@@ -258,7 +289,18 @@ def _decode_training(
         if isinstance(column, list) and len(column) == n:
             filtered[key] = [column[i] for i in kept]
     y = np.asarray([labels[i] for i in kept], dtype=np.int64)
-    return images[: len(kept)], y, filtered, n - len(kept)
+    return images[: len(kept)], y, filtered, _dropped_per_asset(samples.get("asset_ids"), n, kept)
+
+
+def _dropped_per_asset(asset_ids: Any, n: int, kept: list[int]) -> dict[int, int]:
+    kept_set = set(kept)
+    known = isinstance(asset_ids, list) and len(asset_ids) == n
+    dropped: dict[int, int] = {}
+    for i in range(n):
+        if i not in kept_set:
+            asset = asset_ids[i] if known and isinstance(asset_ids[i], int) else -1
+            dropped[asset] = dropped.get(asset, 0) + 1
+    return dropped
 
 
 # --- screening the validation set -------------------------------------------------------------
