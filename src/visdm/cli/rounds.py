@@ -8,8 +8,11 @@ suffix (``1000wei``).
 
 from __future__ import annotations
 
+import json
+import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.text import Text
@@ -18,6 +21,10 @@ from visdm.errors import InvalidInputError, VisdmError
 
 from ._common import JsonOption, console, emit, err_console, settings, unlock_account
 from ._json import transactions
+
+if TYPE_CHECKING:
+    from visdm.config import Settings
+    from visdm.training._card import ModelCard
 
 __all__ = ["model_app", "parse_amount", "register"]
 
@@ -424,15 +431,89 @@ def model_get(
     ctx: typer.Context,
     proposal_id: int = typer.Argument(..., help="A completed proposal of yours."),
     out: Path = typer.Option(Path("model.safetensors"), "--out", help="The file to write."),
-    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    force: bool = typer.Option(
+        False, "--force", help="Overwrite --out and its model card if they exist."
+    ),
+    skip_card: bool = typer.Option(
+        False,
+        "--skip-card",
+        help="Take the model even when its node published no model card or a wrong one "
+        "(nothing is written beside it).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Download, verify (node signature, committed hash, spec) and decrypt your model."""
+    """Download, verify (node signature, committed hash, spec) and decrypt your model; check
+    its model card against the chain and write it beside the model (MODEL-card.json)."""
     from visdm.market import workflow
 
     cfg = settings(ctx)
-    model = workflow.get_model(cfg, unlock_account(cfg), proposal_id, out, force=force)
-    emit(model, as_json=as_json)
+    account = unlock_account(cfg)
+    card_path = out.with_name(f"{out.stem}-card.json")
+    card = None
+    if not skip_card:
+        if card_path.exists() and (card_path.is_dir() or not force):
+            raise InvalidInputError(
+                f"{card_path} exists: the model card goes there; pass --force to overwrite it, "
+                "or choose another --out"
+            )
+        card = _model_card(cfg, proposal_id)  # a wrong card refuses before anything is written
+    model = workflow.get_model(cfg, account, proposal_id, out, force=force)
+    if card is not None:
+        _write_card(card_path, card.to_document())
+    if card is None:
+        err_console.print("warning: no model card was checked or written (--skip-card)")
+    if as_json:
+        document = None if card is None else card.to_document()
+        emit(
+            {**model, "card": document, "cardPath": None if card is None else str(card_path)},
+            as_json=True,
+        )
+        return
+    emit(model, as_json=False)
+    if card is not None:
+        console.print(f"model card ({card_path})", style="bold")
+        for line in card.summary():
+            console.print(line, markup=False)
+
+
+def _model_card(cfg: Settings, proposal_id: int) -> ModelCard | None:
+    """The model card of a completed proposal's result, checked against the chain; ``None``
+    when there is no model to get (``get_model`` says why)."""
+    from visdm.chain.contracts import ProposalStatus
+    from visdm.market import workflow
+    from visdm.session import connect_deployed
+    from visdm.training._card import card_from_result
+
+    conn = connect_deployed(cfg)
+    record = conn.deployment.training_market(conn.client).proposal(proposal_id)
+    if record.status != ProposalStatus.COMPLETED:
+        return None
+    document = workflow.training_result(cfg, proposal_id)
+    if document is None:
+        return None
+    hint = "pass --skip-card to take the model without it"
+    try:
+        card = card_from_result(
+            document,
+            accuracy_bps=record.accuracy_bps,
+            model_spec_hash=record.model_spec_hash,
+            what=f"proposal {proposal_id}'s model card",
+        )
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{exc}; {hint}") from None
+    if card is None:
+        raise InvalidInputError(
+            f"proposal {proposal_id}'s result has no model card: its node does not say what it "
+            f"trained; report it to governance, or {hint}"
+        )
+    return card
+
+
+def _write_card(path: Path, document: dict[str, object]) -> None:
+    """Write the card beside the model, atomically (a partial card is never left behind)."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(partial, path)
 
 
 def register(app: typer.Typer) -> None:

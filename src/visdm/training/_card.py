@@ -237,7 +237,8 @@ class ModelCard:
                 "eval": self.wall_time.eval_s,
                 "embed": self.wall_time.embed_s,
             },
-            "versions": dict(self.versions),
+            # rows, not a map keyed by library names (docs/json.md)
+            "versions": [{"name": k, "version": v} for k, v in sorted(self.versions.items())],
         }
 
     def summary(self) -> list[str]:
@@ -245,7 +246,7 @@ class ModelCard:
         knobs = ", ".join(
             f"{k}={json.dumps(v, separators=(',', ':'))}"
             for k, v in sorted(self.spec.items())
-            if k not in ("architecture", "dp", "schema_version") and v is not None
+            if k not in ("architecture", "schema_version") and v is not None
         )
         low, high = self.interval_bps
         lines = [
@@ -257,7 +258,8 @@ class ModelCard:
             f"interval {low / 100:.2f}-{high / 100:.2f} %)",
             f"validation    {self.validation.get('given')} given, "
             f"{self.validation.get('duplicates')} duplicates and "
-            f"{self.validation.get('nearSelected')} near-copies of the selection dropped",
+            f"{self.validation.get('nearSelected')} near-copies of the selection dropped, "
+            f"{self.validation_samples} scored",
         ]
         if self.epsilon_budget is None:
             lines.append("privacy       no differential privacy")
@@ -409,9 +411,13 @@ class _Reader:
         value = parent.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(f"{where}{key} must be a number, got {_kind(value)}")
-        if not math.isfinite(value) or value < 0:
-            raise self.fail(f"{where}{key} must be finite and ≥ 0, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past the floats
+            number = math.inf
+        if not math.isfinite(number) or number < 0:
+            raise self.fail(f"{where}{key} must be finite and ≥ 0, got {value!r:.40}")
+        return number
 
     def optional_number(self, parent: Mapping[str, Any], key: str, where: str) -> float | None:
         return None if parent.get(key) is None else self.number(parent, key, where)
@@ -429,7 +435,8 @@ def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, bool | int | float):
-        return repr(value)
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
     return type(value).__name__
 
 
@@ -502,7 +509,7 @@ def read_model_card(document: Any, *, what: str = "the model card") -> ModelCard
         interval_bps=stated,
         validation=screen,
         wall_time=_wall_time(r, r.obj(document, "wallTimeS")),
-        versions=_versions(r, r.obj(document, "versions")),
+        versions=_versions(r, r.rows(document, "versions", "")),
         epsilon_spent=spent,
         epsilon_budget=budget,
         delta=delta,
@@ -613,18 +620,17 @@ def _wall_time(r: _Reader, doc: Mapping[str, Any]) -> WallTime:
     return times
 
 
-def _versions(r: _Reader, doc: Mapping[str, Any]) -> dict[str, str]:
-    if not doc or len(doc) > _MAX_VERSIONS:
+def _versions(r: _Reader, rows: list[Mapping[str, Any]]) -> dict[str, str]:
+    if not rows or len(rows) > _MAX_VERSIONS:
         raise r.fail(f"versions must name 1 to {_MAX_VERSIONS} libraries")
     out: dict[str, str] = {}
-    for name, value in doc.items():
-        if (
-            not _NAME.fullmatch(str(name))
-            or not isinstance(value, str)
-            or not _NAME.fullmatch(value)
+    for row in rows:
+        name, value = row.get("name"), row.get("version")
+        if not (isinstance(name, str) and _NAME.fullmatch(name) and name not in out) or not (
+            isinstance(value, str) and _NAME.fullmatch(value)
         ):
-            raise r.fail(f"versions: {str(name)!r:.70} = {_kind(value)} is not a library version")
-        out[str(name)] = value
+            raise r.fail(f"versions: {name!r:.70} {_kind(value)} is not a library's version")
+        out[name] = value
     return out
 
 

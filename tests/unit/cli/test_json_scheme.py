@@ -575,9 +575,22 @@ def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], Non
 
 @case("model get")
 def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    from tests.unit.training.test_card import card
+    from visdm.cli import rounds
+
     got = {"proposalId": 3, "path": str(tmp / "m"), "modelHash": "0x00", "accuracyBps": 8100}
     mp.setattr(workflow, "get_model", lambda *_a, **_k: got)
-    return ["model", "get", "3", "--out", str(tmp / "m")], nothing_more
+    mp.setattr(rounds, "_model_card", lambda *_a, **_k: card())
+
+    def check(d: Any) -> None:
+        # the spec's own snake_case names and the versions map arrive in the one language
+        assert d["card"]["spec"]["numClasses"] == 10
+        assert {"name": "torch", "version": "2.13.0+cpu"} in d["card"]["versions"]
+        assert d["cardPath"] == str(tmp / "m-card.json")
+        written = json.loads((tmp / "m-card.json").read_text())
+        assert written["accuracy"]["interval"]["method"] == "wilson"
+
+    return ["model", "get", "3", "--out", str(tmp / "m")], check
 
 
 @case("demo")
