@@ -121,6 +121,10 @@ def _proposal_state(args: Mapping[str, Any], *, wanted: str | None = None) -> st
     return f"{head}: {step.format(id=pid)}" if step else head
 
 
+def _ask(value: Any) -> str:
+    return "accept" if int(value) == 0 else f"an ask of {_tokens(value)}"
+
+
 def _terms(reason: Any) -> str:
     text = str(reason)
     hints = {
@@ -359,6 +363,130 @@ SENTENCES: dict[str, Explainer] = {
     "CheckpointUnorderedInsertion": lambda a: (
         "a delegation checkpoint went back in time (the chain's clock moved backwards): retry "
         "in a later block"
+    ),
+    # --- Collective and CollectiveFactory -------------------------------------------------------
+    "CollectiveInvalidName": lambda a: "a collective's name must have 1 to 32 bytes: shorten it",
+    "CollectiveInvalidSteward": lambda a: (
+        f"steward {a['steward']} is the zero address: name a real account with --steward"
+    ),
+    "CollectiveFeeAboveCap": lambda a: (
+        f"a fee of {a['feeBps']} bps is above the cap of {a['maxFeeBps']} bps every collective "
+        "has on chain: choose a lower fee"
+    ),
+    "CollectivePolicyDelayTooLong": lambda a: (
+        f"a policy delay of {a['policyDelay']} s is longer than the {a['maxPolicyDelay']} s a "
+        "collective may set: choose a shorter --policy-delay"
+    ),
+    "CollectiveNotSteward": lambda a: (
+        f"{a['account']} is not this collective's steward: only the steward changes the fee, "
+        "the steward or withdraws fees (`visdm collective show` names it)"
+    ),
+    "CollectiveAlreadyMember": lambda a: f"{a['account']} is already a member: nothing changed",
+    "CollectiveNotMember": lambda a: (
+        f"{a['account']} is not a member of this collective: join with `visdm collective join`"
+    ),
+    "CollectiveNotDelegating": lambda a: (
+        f"{a['account']} does not delegate its market vote to this collective: `visdm "
+        "collective join` delegates for you"
+    ),
+    "CollectiveExitLocked": lambda a: (
+        f"{a['account']} left recently: its deposit stays chargeable for its last rounds until "
+        f"{_when(a['unlockAt'])}; withdraw or join again after that"
+    ),
+    "CollectiveInArrears": lambda a: (
+        f"{a['account']} owes the collective {_tokens(a['arrears'])} of fees: pay them with "
+        "`visdm collective deposit` first"
+    ),
+    "CollectiveInvalidFloor": lambda a: (
+        f"a floor of {_tokens(a['floor'])} per sample is above the highest a collective "
+        "stores (2^96 - 2 wei): choose a lower floor"
+    ),
+    "CollectiveNoWeight": lambda a: (
+        f"{a['account']} has no attested samples in the assets it listed: list Active assets "
+        "(`visdm asset list`), or wait for their attestation"
+    ),
+    "CollectiveTooManyAssets": lambda a: (
+        f"{a['count']} assets were listed, at most {a['maxAssets']} count: list your largest"
+    ),
+    "CollectiveAssetsNotIncreasing": lambda a: (
+        "the asset ids must be strictly increasing, each once: sort them and drop repeats"
+    ),
+    "CollectiveNotAssetOwner": lambda a: (
+        f"asset {a['assetId']} is not owned by {a['account']}: list only your own assets"
+    ),
+    "CollectiveAssetsMismatch": lambda a: (
+        f"the asset list given is not the one {a['account']} last set: read it from the "
+        "member's MemberJoined or MemberAssetsSet event"
+    ),
+    "CollectiveNothingPending": lambda a: (
+        f"{a['account']} has no vote waiting to be counted: nothing to settle"
+    ),
+    "CollectivePolicyPending": lambda a: (
+        f"{a['account']}'s vote counts only from {_when(a['effectiveAt'])} (the collective's "
+        "policy delay): settle it then"
+    ),
+    "CollectiveNoPolicy": lambda a: (
+        "the collective has no policy yet (no member's floor vote counts): members' votes "
+        "count after the policy delay; settle them with `visdm collective policy --settle`"
+    ),
+    "CollectiveUnknownProposal": lambda a: (
+        f"proposal {a['proposalId']} does not exist: check the id with `visdm status`"
+    ),
+    "CollectiveVotingClosed": lambda a: (
+        f"proposal {a['proposalId']} is no longer in voting: the collective's vote can no "
+        "longer change it"
+    ),
+    "CollectiveAlreadyVoted": lambda a: (
+        f"the collective already voted {_ask(a['ask'])} on proposal {a['proposalId']}, which "
+        "is what its policy says now: nothing changed"
+    ),
+    "CollectiveNoPayouts": lambda a: (
+        f"proposal {a['proposalId']} has no payouts (it is not completed): a fee is charged "
+        "only on payouts"
+    ),
+    "CollectiveInvalidProof": lambda a: (
+        f"the payout leaf for asset {a['assetId']} at position {a['position']} does not prove "
+        f"against proposal {a['proposalId']}'s payout root: use the published payout tree"
+    ),
+    "CollectiveNotSelected": lambda a: (
+        f"proposal {a['proposalId']} did not select asset {a['assetId']} at position "
+        f"{a['position']}: the market would not pay that leaf, so it carries no fee"
+    ),
+    "CollectiveLeftRound": lambda a: (
+        f"asset {a['assetId']} left proposal {a['proposalId']}'s round: it is not paid, so "
+        "there is no fee to charge"
+    ),
+    "CollectiveAlreadyCharged": lambda a: (
+        f"the fee on position {a['position']} of proposal {a['proposalId']} was already "
+        "charged: each payout carries it once"
+    ),
+    "CollectiveDidNotVote": lambda a: (
+        f"the collective did not vote on proposal {a['proposalId']}: its payouts carry no fee, "
+        "charge only proposals it voted on"
+    ),
+    "CollectiveOwnVote": lambda a: (
+        f"{a['account']} voted on proposal {a['proposalId']} itself: the collective did not "
+        "price its assets there, so no fee is due"
+    ),
+    "CollectiveNotDelegated": lambda a: (
+        f"{a['account']} did not delegate to the collective at proposal {a['proposalId']}'s "
+        "deadline: the collective did not price its assets there, so no fee is due"
+    ),
+    "CollectiveNotMemberThen": lambda a: (
+        f"{a['account']} was not a member at proposal {a['proposalId']}'s deadline: no fee is "
+        "due on its payout"
+    ),
+    "CollectiveInvalidAmount": lambda a: (
+        f"an amount of {_tokens(a['amount'])} cannot be deposited: give more than 0 and less "
+        "than 2^128 wei in all"
+    ),
+    "CollectiveNothingToWithdraw": lambda a: (
+        f"{a['account']} has nothing to withdraw from this collective: `visdm collective "
+        "show` lists deposits, their unlock times and the steward's balance"
+    ),
+    "CollectiveFactoryNameTaken": lambda a: (
+        f"a collective named {str(a['name'])[:40]!r} exists already ({a['collective']}): choose "
+        "another name"
     ),
     # --- DevToken and OpenZeppelin's ERC-20 ----------------------------------------------------
     "DevTokenFaucetLimit": lambda a: (

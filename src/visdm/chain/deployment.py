@@ -183,6 +183,7 @@ def deploy_marketplace(
     put("TrainingMarket", "TrainingMarket", stakeholders, asset_registry, token, params.as_tuple())
     # the market inherits DelegationRegistry: delegation lives at the market's address
     contracts["DelegationRegistry"] = contracts["TrainingMarket"]
+    put("CollectiveFactory", "CollectiveFactory", contracts["TrainingMarket"].address)
     registry = StakeholderRegistry(client, stakeholders)
     for region in regions if regions is not None else ((DEV_REGION,) if dev else ()):
         registry.add_region(deployer, region)
