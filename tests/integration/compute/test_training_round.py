@@ -16,23 +16,30 @@ import pytest
 from numpy.lib import format as npy_format
 
 from tests.integration.compute.roundkit import (
+    MLP_SPEC,
     NAMES,
     NO_DP_LICENCE,
+    PASSWORD,
     VAL_X,
     VAL_Y,
     Round,
     write_folder,
 )
 from visdm.chain.contracts import ProposalStatus
+from visdm.cli import main
+from visdm.cli._json import scheme_problems
 from visdm.compute.sandbox import SandboxLimits
 from visdm.errors import InvalidInputError
 from visdm.market import workflow
-from visdm.training import seed_commitment
+from visdm.training import seed_commitment, spec_hash
+from visdm.training._card import read_model_card
 
 pytestmark = pytest.mark.integration
 
 
-def test_round_trains_delivers_the_model_and_pays_the_providers(rnd: Round, tmp_path: Path) -> None:
+def test_round_trains_delivers_the_model_and_pays_the_providers(
+    rnd: Round, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     pid = rnd.propose(wtp_bps=3000)
     rnd.approve(pid)
     assert rnd.market.proposal(pid).status == ProposalStatus.APPROVED
@@ -78,6 +85,34 @@ def test_round_trains_delivers_the_model_and_pays_the_providers(rnd: Round, tmp_
     # nobody else can
     with pytest.raises(InvalidInputError, match="belongs to"):
         workflow.get_model(rnd.as_("stranger"), rnd.accounts["stranger"], pid, tmp_path / "x")
+    # the model card reaches the consumer through model get: checked, printed, written beside
+    monkeypatch.setenv("VISDM_PASSWORD", PASSWORD)
+    out = tmp_path / "cli" / "model.safetensors"
+    out.parent.mkdir()
+    home, url = str(rnd.settings.home), rnd.settings.rpc_url
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["--home", home, "--rpc-url", url, "--account", "consumer", "model", "get", str(pid),
+              "--out", str(out), "--json"])  # fmt: skip
+    printed = capsys.readouterr()
+    assert done.value.code in (0, None), printed.err
+    got = json.loads(printed.out)
+    assert scheme_problems(got) == []
+    card = got["card"]
+    assert got["cardPath"] == str(out.parent / "model-card.json")
+    assert json.loads((out.parent / "model-card.json").read_text()) == result["modelCard"]
+    assert read_model_card(result["modelCard"]).spec_hash == "0x" + spec_hash(MLP_SPEC).hex()
+    assert card["architecture"] == "mlp" and card["spec"]["hidden"] == [32]
+    assert (card["samples"]["selected"], card["samples"]["used"]) == (120, 120)
+    assert card["samples"]["providers"] == 2 and card["samples"]["leftOut"] == []
+    assert sorted(a["assetId"] for a in card["samples"]["assets"]) == sorted(rnd.asset_ids)
+    assert card["accuracy"]["bps"] == record.accuracy_bps
+    assert card["accuracy"]["validationSamples"] == screen["used"]
+    low, high = card["accuracy"]["interval"]["lowBps"], card["accuracy"]["interval"]["highBps"]
+    assert low <= record.accuracy_bps <= high
+    assert card["privacy"] is None  # the assets' licences let this spec train without DP
+    assert {v["name"] for v in card["versions"]} >= {"python", "torch", "numpy", "visdm"}
+    assert 0 < card["wallTimeS"]["train"] <= card["wallTimeS"]["job"]
 
     # providers claim; the amounts add up to the price exactly, per provider and per asset
     amounts = {a: int(v) for a, v in result["payouts"]["amounts"].items()}
@@ -126,6 +161,8 @@ def test_unreachable_wtp_refunds_the_data_price(rnd: Round) -> None:
     assert rnd.market.credit_of(rnd.accounts["node"].address) == cost  # the node is still paid
     result = rnd.result(pid)
     assert (result["wtpMet"], result["model"], result["payouts"]) == (False, None, None)
+    # no model, but the consumer still sees what was trained and how well
+    assert read_model_card(result["modelCard"]).accuracy_bps == record.accuracy_bps
     amount, tx = workflow.withdraw(rnd.as_("consumer"), consumer)
     assert amount >= 10**18 and tx is not None
     with pytest.raises(InvalidInputError, match="wtp_missed: there is no model"):
@@ -184,6 +221,10 @@ def test_withdrawn_assets_are_left_out_of_training_and_pay(rnd: Round) -> None:
         worker.close()
     result = rnd.result(pid)
     assert (result["trainSamples"], result["excludedSamples"]) == (60, 60)
+    card = read_model_card(result["modelCard"])
+    assert [(a.asset_id, a.reason, a.samples) for a in card.left_out] == [
+        (rnd.asset_ids[1], "withdrawn", 60)
+    ]
     assert set(result["payouts"]["amounts"]) == {rnd.accounts["provider"].address}
     assert {s["asset_id"] for s in rnd.scores(pid)["samples"]} == {rnd.asset_ids[0]}
 
@@ -306,6 +347,8 @@ def test_licences_are_enforced_when_proposing_and_when_training(rnd: Round, tmp_
         worker.close()
     result = rnd.result(pid)
     assert (result["trainSamples"], result["excludedSamples"]) == (120, 20)
+    card = read_model_card(result["modelCard"])
+    assert [(a.asset_id, a.reason) for a in card.left_out] == [(expiring.asset_id, "licence")]
 
 
 def test_re_encoded_copies_of_another_providers_images_earn_nothing(
@@ -549,6 +592,8 @@ def test_data_whose_licence_requires_dp_is_never_trained_without_it(
     result = rnd.result(pid)
     assert result["trainSamples"] == 120  # the two NO-DP assets only
     assert "differentially private" in result["leftOut"][str(guarded.asset_id)]
+    (left,) = read_model_card(result["modelCard"]).left_out
+    assert (left.asset_id, left.reason, left.samples) == (guarded.asset_id, "dp-terms", 30)
     assert str(guarded.asset_id) not in result["payouts"]["assets"]
     # a round with nothing but that asset is the consumer's fault: the data price comes back
     fault = rnd.result(alone)
