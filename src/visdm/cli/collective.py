@@ -193,10 +193,9 @@ def _selected_samples(cfg: Settings, conn: session.Connection) -> collectives.Se
     """Proposal id → samples selected per asset, from the proposal's signed document."""
     from visdm.proposals import MAX_PROPOSAL_BYTES, verify_proposal
 
-    store = session.open_store(cfg)
-    market = conn.deployment.training_market(conn.client)
-
     def of(proposal_id: int) -> dict[int, int]:
+        store = session.open_store(cfg)
+        market = conn.deployment.training_market(conn.client)
         created = market.logs("ProposalCreated", where={"proposalId": proposal_id})
         if not created:
             raise InvalidInputError(f"proposal {proposal_id} has no ProposalCreated event")
