@@ -352,6 +352,11 @@ def build_model_card(
             "figures disagree"
         )
     dp = spec.get("dp")
+    if (dp is None) != (epsilon_spent is None):
+        raise InvalidInputError(
+            f"the job reports ε spent {epsilon_spent} for a spec "
+            + ("without differential privacy" if dp is None else "that asks for it")
+        )
     card = ModelCard(
         spec=dict(spec),
         spec_hash=_spec_hash(spec),

@@ -308,6 +308,7 @@ def test_a_card_that_disagrees_with_the_chain_or_its_document_is_refused() -> No
     [
         ({"accuracy_bps": 8_105}, "accuracy 8105 bps is no count of 300 validation images"),
         ({"epsilon_spent": 3.2}, "ε spent 3.2 is not within the budget"),
+        ({"epsilon_spent": None}, "ε spent None for a spec that asks for it"),
         ({"assets": []}, "no sample was used, yet a model was trained"),
         ({"excluded": [ExcludedSamples(5, "unreadable", 1)]}, "asset 5 is left out whole"),
     ],

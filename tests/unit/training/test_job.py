@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from tests.unit.training.conftest import SEED, Data, make_spec
 from visdm.compute.sandbox import SandboxJob
@@ -68,3 +70,36 @@ def test_a_bad_seed_is_refused_without_echoing_it(
     if isinstance(seed, str):
         assert seed not in str(info.value)
     assert list(job.output_dir.iterdir()) == []
+
+
+def test_the_job_reports_what_the_model_card_needs(tmp_path: Path, fmnist: Data) -> None:
+    from PIL import Image
+
+    x, y = fmnist[:2]
+    job = _job(tmp_path, fmnist, {})
+    (job.input_dir / "train.npz").unlink()
+    train = job.input_dir / "train"
+    train.mkdir()
+    files, assets = [], []
+    for i in range(96):
+        name = f"{i:06d}"
+        Image.fromarray(x[i]).save(train / name, format="PNG")
+        files.append(name)
+        assets.append(7 if i < 48 else 9)
+    for broken in (3, 50, 51):  # undecodable: excluded and counted against their asset
+        (train / files[broken]).write_bytes(b"not an image")
+    (job.input_dir / "samples.json").write_text(
+        json.dumps({"files": files, "labels": [int(v) for v in y[:96]], "asset_ids": assets})
+    )
+    spec = make_spec(architecture="mlp", hidden=[8], batch_size=16, optimizer="sgd")
+    value = run_job(job.model_copy(update={"params": {"spec": spec, "seed": SEED.hex()}}), _quiet)
+    assert (value["train_samples"], value["unreadable"]) == (93, 3)
+    assert value["unreadable_assets"] == [
+        {"asset_id": 7, "samples": 1},
+        {"asset_id": 9, "samples": 2},
+    ]
+    assert value["noise_multiplier"] is None  # no DP asked (DP runs are in test_train)
+    times = value["timings"]
+    assert 0 < times["train_s"] + times["eval_s"] + times["embed_s"] <= times["job_s"]
+    assert {"python", "torch", "opacus", "numpy", "visdm"} <= set(value["versions"])
+    assert value["versions"]["torch"] == torch.__version__
