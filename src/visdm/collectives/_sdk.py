@@ -346,10 +346,11 @@ def join(
     if deposit_wei:
         sent += _pay_deposit(client, deployment, account, collective, member=me, amount=deposit_wei)
     delay = collective.policy_delay()
-    notes.append(
-        f"your vote counts after {delay} s (from unix {now + delay}); anyone may then settle it, "
-        "and `visdm collective vote` does so before voting"
-    )
+    if delay:
+        notes.append(
+            f"your vote counts after {delay} s (from unix {now + delay}); anyone may then settle "
+            "it, and `visdm collective vote` does so before voting"
+        )
     return MemberReceipt(
         collective.address, me, weight, floor, now + delay, tuple(sent), tuple(notes)
     )

@@ -22,6 +22,7 @@ from typing import Any
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalStatus
 from visdm.chain.deployment import Deployment
+from visdm.errors import VisdmError
 from visdm.types import Address
 
 from ._contracts import Collective
@@ -109,7 +110,8 @@ def collective_stats(
     earnings: bool = True,
 ) -> CollectiveStats:
     """The collective's statistics from events; ``selected_samples`` gives earnings per sample
-    (without it only the total is known), ``earnings=False`` skips the payouts."""
+    (without it, or when a proposal's document cannot be read, only the total is known);
+    ``earnings=False`` skips the payouts."""
     casts = _last_casts(collective)
     voted = sorted(casts)
     accepted = sum(1 for ask in casts.values() if ask == 0)
@@ -134,8 +136,12 @@ def collective_stats(
                 continue
             total += int(e["args"]["amount"])
             if selected_samples is not None and samples is not None:
-                if pid not in selections:
-                    selections[pid] = selected_samples(pid)
+                try:
+                    if pid not in selections:
+                        selections[pid] = selected_samples(pid)
+                except VisdmError:
+                    samples = None  # a document that cannot be read: per sample is unknown
+                    continue
                 samples += int(selections[pid].get(int(e["args"]["assetId"]), 0))
     fees = sum(int(e["args"]["paid"]) for e in collective.logs("FeeCharged"))
     return CollectiveStats(

@@ -194,8 +194,4 @@ def test_members_change_floor_and_assets(mk: Market) -> None:
     with reverts("CollectiveNoWeight"):
         c.set_assets(ada, [])
     with reverts("CollectiveNotAssetOwner"):
-        c.set_assets(ada, [a2, mk.add_asset(stranger_provider(mk), 5)])
-
-
-def stranger_provider(mk: Market):  # type: ignore[no-untyped-def]
-    return mk.new_provider()
+        c.set_assets(ada, [a2, mk.add_asset(mk.new_provider(), 5)])
