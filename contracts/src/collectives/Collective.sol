@@ -540,8 +540,12 @@ contract Collective is ReentrancyGuardTransient {
     /// @dev Moves `account`'s counted vote to (`weight`, `key`) and clears what was waiting;
     ///      a zero weight keeps the floor (key 0 only when the member leaves).
     function _count(address account, Member storage m, uint64 weight, uint96 key) private {
-        if (m.weight != 0) _removeWeight(m.floorKey, m.weight);
-        if (weight != 0) _addWeight(key, weight);
+        uint96 oldKey = m.floorKey;
+        uint64 oldWeight = m.weight;
+        // added before the old vote is removed, so that a new level is found by walking from
+        // the member's old one: a small change of floor walks few levels
+        if (weight != 0) _addWeight(key, weight, oldWeight != 0 ? oldKey : 0);
+        if (oldWeight != 0) _removeWeight(oldKey, oldWeight);
         m.weight = weight;
         m.floorKey = key;
         m.pendingWeight = 0;
@@ -624,10 +628,11 @@ contract Collective is ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ internals: the median
 
-    /// @dev Adds `weight` at floor key `key`, inserting the level in order when it is new.
-    function _addWeight(uint96 key, uint64 weight) private {
+    /// @dev Adds `weight` at floor key `key`, inserting the level in order when it is new by
+    ///      walking from the level `start` (0: from the median).
+    function _addWeight(uint96 key, uint64 weight, uint96 start) private {
         Level storage level = _levels[key];
-        if (level.weight == 0) _insert(key);
+        if (level.weight == 0) _insert(key, start == 0 ? _median : start);
         level.weight += weight;
         if (key < _median) _below += weight;
         _total += weight;
@@ -644,21 +649,21 @@ contract Collective is ReentrancyGuardTransient {
         if (level.weight == 0) _unlink(key, level);
     }
 
-    /// @dev Links a new level after the largest key below it, walking from the median.
-    function _insert(uint96 key) private {
-        uint96 median = _median;
+    /// @dev Links a new level between its neighbours, walking from the linked level `from`
+    ///      (0 only when the list is empty); gas grows with the levels walked.
+    function _insert(uint96 key, uint96 from) private {
         uint96 prev;
         uint96 next = _head;
-        if (median != 0 && median < key) {
-            prev = median;
-            next = _levels[median].next;
+        if (from != 0 && from < key) {
+            prev = from;
+            next = _levels[from].next;
             while (next != 0 && next < key) {
                 prev = next;
                 next = _levels[next].next;
             }
-        } else if (median != 0) {
-            next = median;
-            prev = _levels[median].prev;
+        } else if (from != 0) {
+            next = from;
+            prev = _levels[from].prev;
             while (prev != 0 && prev > key) {
                 next = prev;
                 prev = _levels[prev].prev;
