@@ -8,24 +8,48 @@ operations (activations, norms, pooling), which are a small share for these netw
 training step costs about 3× the forward pass (forward, plus backward through activations and
 weights; Kaplan et al., 2020). DP-SGD's per-sample gradients add memory, not FLOPs, in Opacus'
 hook mode, so the same factor is used.
+
+A fixed front end (the ``scatter_*`` networks' scattering transform) has no weights: training
+runs it once per sample and job, not once per epoch, and never backwards. FlopCounterMode does
+not count its FFTs, so its FLOPs come from :func:`~visdm.training._scatter.scatter_flops`; it is
+part of the forward FLOPs (what ``max_flops_per_sample`` bounds), and the training FLOPs per
+sample and epoch are ``3 × (the trainable part's forward FLOPs) + ⌈front end FLOPs / epochs⌉``,
+so that a quote (training FLOPs × samples × epochs) charges the front end once.
+
+Memory: training holds, per training sample, the decoded image (bytes) and its float copy, the
+front end's output when there is one, and the embedding; DP-SGD adds per-sample gradients of
+one micro-batch (:data:`DP_MICRO_BATCH` samples × parameters). :meth:`DesignReport.memory_bytes`
+adds these up for a number of samples, and ``max_memory_bytes`` bounds it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from visdm.errors import DesignLimitError, InvalidInputError
+from visdm.training._scatter import scatter_flops
 from visdm.training._spec import ModelSpec, parse_model_spec
-from visdm.training._zoo import build_model
+from visdm.training._zoo import build_model, frontend_output_shape
 
-__all__ = ["TRAIN_FLOPS_FACTOR", "DesignReport", "NodeLimits", "check_design", "training_cost"]
+__all__ = [
+    "DP_MICRO_BATCH",
+    "TRAIN_FLOPS_FACTOR",
+    "DesignReport",
+    "NodeLimits",
+    "check_design",
+    "training_cost",
+]
 
 #: training FLOPs per sample ≈ this × forward FLOPs per sample
 TRAIN_FLOPS_FACTOR = 3
+#: DP-SGD computes per-sample gradients this many samples at a time (a Poisson batch is split)
+DP_MICRO_BATCH = 512
 _GFLOP = 10**9
+_FLOAT = 4
 
 
 @dataclass(frozen=True)
@@ -43,26 +67,40 @@ class NodeLimits:
     max_samples: int = 1_000_000
     allow_dp: bool = True
     min_batch_size: int = 1
+    max_memory_bytes: int = 16 << 30  # what a job's data and one training step may take
 
 
 @dataclass(frozen=True)
 class DesignReport:
-    """Size of a spec's network: parameters and FLOPs per sample (forward and training)."""
+    """Size of a spec's network: parameters, FLOPs per sample (forward, and training per
+    epoch), the fixed front end's share of the forward FLOPs, and memory per sample."""
 
     spec: ModelSpec
     params: int
     forward_flops_per_sample: int
     train_flops_per_sample: int
     embedding_dim: int
+    frontend_flops_per_sample: int = 0
+    bytes_per_sample: int = 0
+    step_bytes: int = 0
+
+    def memory_bytes(self, samples: int) -> int:
+        """Memory training ``samples`` samples takes: per-sample data and one step's."""
+        return samples * self.bytes_per_sample + self.step_bytes
 
 
 def check_design(
-    spec: ModelSpec | bytes | str | dict[str, object], limits: NodeLimits
+    spec: ModelSpec | bytes | str | dict[str, object],
+    limits: NodeLimits,
+    *,
+    samples: int | None = None,
 ) -> DesignReport:
     """Measure ``spec``'s network and refuse it if it exceeds ``limits``.
 
-    Raises :class:`~visdm.errors.DesignLimitError` naming the limit, its value and the spec's
-    value; :class:`~visdm.errors.InvalidModelSpecError` if the spec itself is invalid.
+    With ``samples``, the memory of training that many samples is checked too (without, one
+    sample's). Raises :class:`~visdm.errors.DesignLimitError` naming the limit, its value and
+    the spec's value; :class:`~visdm.errors.InvalidModelSpecError` if the spec itself is
+    invalid.
     """
     spec = parse_model_spec(spec)
     for name, value, limit in (
@@ -89,21 +127,42 @@ def check_design(
             f"max_params={limits.max_params:,}: use fewer or narrower layers"
         )
     model.eval()
+    front = frontend_output_shape(spec)
     with FlopCounterMode(display=False) as counter:
-        model(torch.zeros((1, *spec.input_shape), device="meta"))
-    flops = int(counter.get_total_flops())
+        model.trainable()(torch.zeros((1, *(front or spec.input_shape)), device="meta"))
+    trainable_flops = int(counter.get_total_flops())
+    front_flops = scatter_flops(spec.input_shape) if front is not None else 0
+    flops = front_flops + trainable_flops
     if flops > limits.max_flops_per_sample:
         raise DesignLimitError(
             f"spec's {spec.architecture} needs {flops:,} forward FLOPs per sample, over this "
             f"node's max_flops_per_sample={limits.max_flops_per_sample:,}: make it smaller"
         )
-    return DesignReport(
+    embedding_dim = model.head.in_features
+    pixels = math.prod(spec.input_shape)
+    per_sample = (1 + _FLOAT) * pixels + _FLOAT * (math.prod(front or (0,)) + embedding_dim)
+    step = _FLOAT * params * min(spec.batch_size, DP_MICRO_BATCH) if spec.dp is not None else 0
+    report = DesignReport(
         spec=spec,
         params=params,
         forward_flops_per_sample=flops,
-        train_flops_per_sample=TRAIN_FLOPS_FACTOR * flops,
-        embedding_dim=model.head.in_features,
+        train_flops_per_sample=TRAIN_FLOPS_FACTOR * trainable_flops
+        + -(-front_flops // spec.epochs),
+        embedding_dim=embedding_dim,
+        frontend_flops_per_sample=front_flops,
+        bytes_per_sample=per_sample,
+        step_bytes=step,
     )
+    need = report.memory_bytes(1 if samples is None else samples)
+    if need > limits.max_memory_bytes:
+        count = "one sample" if samples is None else f"{samples:,} samples"
+        raise DesignLimitError(
+            f"spec's {spec.architecture} needs {need:,} bytes of memory to train {count} "
+            f"({per_sample:,} per sample, {step:,} per DP step), over this node's "
+            f"max_memory_bytes={limits.max_memory_bytes:,}: use smaller inputs, a smaller "
+            "network or fewer samples"
+        )
+    return report
 
 
 def training_cost(report: DesignReport, samples: int, epochs: int, price_per_gflop: int) -> int:

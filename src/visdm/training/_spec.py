@@ -29,7 +29,7 @@ __all__ = ["DPSpec", "ModelSpec", "canonical_spec_json", "parse_model_spec", "sp
 #: the largest spec document accepted, in bytes (a spec is a few hundred bytes)
 MAX_SPEC_BYTES = 64 * 1024
 
-Architecture = Literal["mlp", "small_cnn", "resnet"]
+Architecture = Literal["mlp", "small_cnn", "resnet", "scatter_linear", "scatter_cnn"]
 
 _Dim = Annotated[int, Field(ge=8, le=512)]
 _Hidden = Annotated[int, Field(ge=1, le=4096)]
@@ -37,6 +37,19 @@ _Hidden = Annotated[int, Field(ge=1, le=4096)]
 _DEFAULT_HIDDEN: tuple[int, ...] = (256, 128)
 _DEFAULT_WIDTH = 16
 _DEFAULT_DEPTH = 2
+#: GroupNorm groups over the 81 scattering channels of each image channel (Tramèr & Boneh)
+_DEFAULT_NORM_GROUPS = 27
+#: scattering channels per image channel (J=2, L=8; visdm.training._scatter)
+_SCATTER_CHANNELS = 81
+
+#: which size knobs each architecture takes
+_KNOBS: dict[str, frozenset[str]] = {
+    "mlp": frozenset({"hidden"}),
+    "small_cnn": frozenset({"width"}),
+    "resnet": frozenset({"width", "depth"}),
+    "scatter_linear": frozenset({"norm_groups"}),
+    "scatter_cnn": frozenset({"width", "norm_groups"}),
+}
 
 
 class _Strict(BaseModel):
@@ -56,9 +69,18 @@ class ModelSpec(_Strict):
 
     Per-architecture knobs: ``mlp`` takes ``hidden`` (1-4 layer sizes); ``small_cnn`` takes
     ``width`` (channels of the first conv); ``resnet`` takes ``width`` and ``depth`` (number of
-    residual stages, each halving the resolution and doubling the channels). A knob that does
-    not apply to the chosen architecture is an error, so that two specs that train the same
-    model cannot hash differently. Unset knobs take their defaults when the spec is parsed.
+    residual stages, each halving the resolution and doubling the channels). ``scatter_linear``
+    and ``scatter_cnn`` put a fixed scattering transform (81 channels per image channel at a
+    quarter of the resolution) and a GroupNorm of ``norm_groups`` groups without parameters in
+    front of a linear classifier or a small CNN of ``width`` channels (Tramèr & Boneh, 2021);
+    ``norm_groups`` must divide the 81 × channels scattering channels. A knob that does not
+    apply to the chosen architecture is an error, so that two specs that train the same model
+    cannot hash differently. Unset knobs take their defaults when the spec is parsed.
+
+    Training knobs, for every architecture: ``lr_schedule`` (``constant``, or ``cosine``
+    decay to 0 over the run's steps) and ``ema_decay`` (``null``, or the decay of an
+    exponential moving average of the weights, which is then what the job delivers; De et
+    al., 2022). Both default to the plain recipe, so a spec that omits them trains as before.
     """
 
     schema_version: Literal[1] = 1
@@ -73,6 +95,9 @@ class ModelSpec(_Strict):
     hidden: tuple[_Hidden, ...] | None = Field(default=None, min_length=1, max_length=4)
     width: int | None = Field(default=None, ge=4, le=256)
     depth: int | None = Field(default=None, ge=1, le=4)
+    norm_groups: int | None = Field(default=None, ge=1, le=3 * _SCATTER_CHANNELS)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    ema_decay: float | None = Field(default=None, gt=0.0, lt=1.0)
     dp: DPSpec | None = None
 
     @field_validator("input_shape", mode="before")
@@ -84,19 +109,29 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _knobs_match_architecture(self) -> ModelSpec:
-        allowed = {"mlp": {"hidden"}, "small_cnn": {"width"}, "resnet": {"width", "depth"}}
-        for knob in ("hidden", "width", "depth"):
+        allowed = _KNOBS[self.architecture]
+        for knob in ("hidden", "width", "depth", "norm_groups"):
             value = getattr(self, knob)
-            if value is not None and knob not in allowed[self.architecture]:
+            if value is not None and knob not in allowed:
                 raise ValueError(
                     f"{knob}={value!r} does not apply to architecture {self.architecture!r} "
-                    f"(its knobs: {', '.join(sorted(allowed[self.architecture]))})"
+                    f"(its knobs: {', '.join(sorted(allowed))})"
                 )
         # fill defaults so the canonical form (and hash) does not depend on omitted keys
         if self.architecture == "mlp" and self.hidden is None:
             object.__setattr__(self, "hidden", _DEFAULT_HIDDEN)
-        if self.architecture in ("small_cnn", "resnet") and self.width is None:
+        if "width" in allowed and self.width is None:
             object.__setattr__(self, "width", _DEFAULT_WIDTH)
+        if "norm_groups" in allowed:
+            groups = _DEFAULT_NORM_GROUPS if self.norm_groups is None else self.norm_groups
+            channels = _SCATTER_CHANNELS * self.input_shape[0]
+            if channels % groups:
+                raise ValueError(
+                    f"norm_groups={groups} must divide the {channels} scattering channels of "
+                    f"{self.input_shape[0]}-channel input: use one of "
+                    f"{', '.join(str(g) for g in range(1, channels + 1) if channels % g == 0)}"
+                )
+            object.__setattr__(self, "norm_groups", groups)
         if self.architecture == "resnet":
             depth = _DEFAULT_DEPTH if self.depth is None else self.depth
             object.__setattr__(self, "depth", depth)

@@ -19,7 +19,20 @@ DP-SGD (Abadi et al., 2016, Algorithm 1) is Opacus' ``PrivacyEngine.make_private
 gradients clipped to ``max_grad_norm``, Gaussian noise calibrated by the PRV accountant (Gopi
 et al., 2021) so that ``epochs`` epochs spend at most ``target_epsilon`` at ``delta``; the ε
 actually spent is read back from the accountant. Every step is taken, an empty Poisson draw
-included (a noise-only step), so the steps taken are the steps accounted.
+included (a noise-only step), so the steps taken are the steps accounted. A Poisson batch
+larger than :data:`~visdm.training._design.DP_MICRO_BATCH` is processed in micro-batches whose
+clipped per-sample gradients are summed before the one noisy step (Opacus' virtual steps), so
+large batches cost time, not memory.
+
+A fixed front end (the ``scatter_*`` networks' scattering transform) is applied once to the
+training and validation images, before training: only ``head ∘ features`` is trained, on its
+output, every epoch. The spec's training knobs: ``lr_schedule="cosine"`` sets step ``t`` of
+``T``'s learning rate to ``lr · (1 + cos(π t / T)) / 2``; ``ema_decay`` keeps an exponential
+moving average of the weights, ``ema ← d_t · ema + (1 - d_t) · w`` after every step with
+``d_t = min(ema_decay, (1 + t) / (10 + t))`` (the warm-up of TensorFlow's
+``ExponentialMovingAverage``, so the random initial weights fade fast), and the job delivers
+the average (De et al., 2022, who average DP-SGD's iterates this way). Both are
+post-processing of the private iterates and cost no privacy.
 """
 
 from __future__ import annotations
@@ -39,7 +52,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from visdm.errors import DesignLimitError, InvalidInputError
-from visdm.training._design import DesignReport, NodeLimits, check_design
+from visdm.training._design import DP_MICRO_BATCH, DesignReport, NodeLimits, check_design
 from visdm.training._dp import PoissonBatches, epsilon_spent, make_private
 from visdm.training._rng import ChaChaStream, JobRandomness
 from visdm.training._spec import ModelSpec, parse_model_spec, spec_hash
@@ -56,7 +69,8 @@ _SGD_MOMENTUM = 0.9
 
 @dataclass(frozen=True)
 class Timings:
-    """Wall-clock seconds per phase."""
+    """Wall-clock seconds per phase; training includes computing a fixed front end's output
+    for the training and validation images."""
 
     train_s: float
     eval_s: float
@@ -157,6 +171,12 @@ def _deterministic(num_threads: int) -> Iterator[None]:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
 
+def _front(model: ZooNet, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(model.frontend, nn.Identity):
+        return x
+    return _batched(model.frontend, x)
+
+
 def _batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         parts = [fn(x[i : i + _EVAL_BATCH]) for i in range(0, x.shape[0], _EVAL_BATCH)]
@@ -179,10 +199,10 @@ def train(
 
     ``seed`` is the job's 32-byte secret (:func:`~visdm.training.new_job_seed`); every random
     choice derives from it. The spec is validated and checked against ``limits``
-    (:func:`check_design`) first. SGD uses momentum 0.9; Adam PyTorch's defaults. Raises
-    :class:`~visdm.errors.InvalidModelSpecError`, :class:`~visdm.errors.DesignLimitError` or
-    :class:`~visdm.errors.InvalidInputError` (seed length, image layout, labels, or a DP
-    ``delta`` not below 1/N) before any training starts.
+    (:func:`check_design`) first, memory for the number of samples given included. SGD uses
+    momentum 0.9; Adam PyTorch's defaults. Raises :class:`~visdm.errors.InvalidModelSpecError`,
+    :class:`~visdm.errors.DesignLimitError` or :class:`~visdm.errors.InvalidInputError` (seed
+    length, image layout, labels, or a DP ``delta`` not below 1/N) before any training starts.
     """
     randomness = JobRandomness.from_seed(seed)
     spec = parse_model_spec(spec)
@@ -199,6 +219,7 @@ def train(
         raise InvalidInputError(f"need training and validation samples, got {n} and {n_val}")
     if n > limits.max_samples:
         raise DesignLimitError(f"{n:,} training samples exceed max_samples={limits.max_samples:,}")
+    design = check_design(spec, limits, samples=n + n_val)
     if spec.dp is not None and spec.batch_size >= n:
         raise InvalidInputError(
             f"DP-SGD samples each record with rate batch_size/N; batch_size={spec.batch_size} "
@@ -214,15 +235,23 @@ def train(
     with _deterministic(num_threads):
         torch.manual_seed(randomness.init_seed)
         model = build_model(spec)
-        fit = _fit(spec, model, x_train, y_train, randomness=randomness, progress=progress)
+        start = time.perf_counter()
+        model.frontend.eval()
+        # the front end has nothing to learn: its output is computed once, not every epoch
+        x_train, x_val = _front(model, x_train), _front(model, x_val)
+        frontend_s = time.perf_counter() - start
+        trainable = model.trainable()
+        fit = _fit(
+            spec, model, trainable, x_train, y_train, randomness=randomness, progress=progress
+        )
         model.eval()
         start = time.perf_counter()
-        predictions = _batched(model, x_val).argmax(dim=1)
+        predictions = _batched(trainable, x_val).argmax(dim=1)
         correct = int((predictions == y_val).sum())
         eval_s = time.perf_counter() - start
         start = time.perf_counter()
-        train_emb = _batched(model.embed, x_train).numpy().astype(np.float32)
-        val_emb = _batched(model.embed, x_val).numpy().astype(np.float32)
+        train_emb = _batched(model.features, x_train).numpy().astype(np.float32)
+        val_emb = _batched(model.features, x_val).numpy().astype(np.float32)
         embed_s = time.perf_counter() - start
 
     for p in model.parameters():  # drop Opacus' per-sample gradient buffers
@@ -242,7 +271,7 @@ def train(
         train_loss=fit.last_epoch_loss,
         steps=fit.steps,
         samples_seen=fit.seen,
-        timings=Timings(train_s=fit.train_s, eval_s=eval_s, embed_s=embed_s),
+        timings=Timings(train_s=frontend_s + fit.train_s, eval_s=eval_s, embed_s=embed_s),
         train_embeddings=train_emb,
         val_embeddings=val_emb,
     )
@@ -298,6 +327,7 @@ class _ShuffledBatches(Sampler[list[int]]):
 def _fit(
     spec: ModelSpec,
     model: ZooNet,
+    trainable: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -316,25 +346,26 @@ def _fit(
     optimizer: Any
     if spec.optimizer == "sgd":
         optimizer = torch.optim.SGD(
-            model.parameters(), lr=spec.learning_rate, momentum=_SGD_MOMENTUM
+            trainable.parameters(), lr=spec.learning_rate, momentum=_SGD_MOMENTUM
         )
     else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
+        optimizer = torch.optim.Adam(trainable.parameters(), lr=spec.learning_rate)
     criterion = nn.CrossEntropyLoss()
     engine: Any = None
     noise_multiplier: float | None = None
-    wrapped: nn.Module = model
+    wrapped: nn.Module = trainable
     if spec.dp is not None:
         wrapped, optimizer, engine = make_private(
             spec.epochs,
             spec.dp,
-            model=model,
+            model=trainable,
             optimizer=optimizer,
             loader=loader,
             criterion=criterion,
             noise=randomness.noise(),
         )
         noise_multiplier = float(optimizer.noise_multiplier)
+    average = _Average(trainable, spec.ema_decay) if spec.ema_decay is not None else None
 
     total_steps = spec.epochs * len(loader)
     step = seen = loss_batches = 0
@@ -344,21 +375,14 @@ def _fit(
     for epoch in range(1, spec.epochs + 1):
         loss_sum, loss_batches = 0.0, 0
         for xb, yb in loader:
+            _schedule(optimizer, spec, step, total_steps)
             step += 1
-            optimizer.zero_grad(set_to_none=True)
-            # an empty Poisson batch has a NaN mean loss but zero gradients: the step is noise
-            loss = criterion(wrapped(xb), yb)
-            with warnings.catch_warnings():
-                # Opacus' per-sample-gradient hooks fire on the first layer's output since the
-                # images need no gradient; torch warns about that, harmlessly
-                warnings.filterwarnings(
-                    "ignore", message="Full backward hook is firing", category=UserWarning
-                )
-                loss.backward()
-            optimizer.step()
+            loss = _step(wrapped, optimizer, criterion, xb, yb, private=spec.dp is not None)
+            if average is not None:
+                average.update(step)
             if xb.shape[0]:
                 seen += xb.shape[0]
-                loss_sum += float(loss.detach())
+                loss_sum += loss
                 loss_batches += 1
             if progress is not None:
                 progress(epoch, step, total_steps)
@@ -367,6 +391,8 @@ def _fit(
     if engine is not None and spec.dp is not None:
         epsilon = epsilon_spent(engine, spec.dp.delta)
         wrapped.remove_hooks()  # type: ignore[operator]
+    if average is not None:
+        average.copy_to(trainable)
     return _Fit(
         steps=step,
         seen=seen,
@@ -375,3 +401,67 @@ def _fit(
         epsilon=epsilon,
         noise_multiplier=noise_multiplier,
     )
+
+
+def _schedule(optimizer: Any, spec: ModelSpec, step: int, total: int) -> None:
+    """Set the learning rate of step ``step`` (from 0) of ``total``."""
+    if spec.lr_schedule == "cosine":
+        for group in optimizer.param_groups:
+            group["lr"] = spec.learning_rate * 0.5 * (1 + math.cos(math.pi * step / total))
+
+
+def _step(
+    wrapped: nn.Module,
+    optimizer: Any,
+    criterion: nn.Module,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    *,
+    private: bool,
+) -> float:
+    """One optimizer step on a batch; returns its mean loss (NaN for an empty batch).
+
+    Under DP a batch is cut into micro-batches: Opacus clips and sums each one's per-sample
+    gradients, and only the last adds the noise and steps (Opacus' virtual steps).
+    """
+    size = xb.shape[0]
+    cuts = range(0, size, DP_MICRO_BATCH) if private and size else range(1)
+    total = 0.0
+    for k, start in enumerate(cuts):
+        part = slice(start, start + DP_MICRO_BATCH) if private else slice(None)
+        optimizer.zero_grad(set_to_none=True)
+        # an empty Poisson batch has a NaN mean loss but zero gradients: the step is noise
+        loss = criterion(wrapped(xb[part]), yb[part])
+        with warnings.catch_warnings():
+            # Opacus' per-sample-gradient hooks fire on the first layer's output since the
+            # images need no gradient; torch warns about that, harmlessly
+            warnings.filterwarnings(
+                "ignore", message="Full backward hook is firing", category=UserWarning
+            )
+            loss.backward()
+        if k + 1 < len(cuts):
+            optimizer.signal_skip_step(do_skip=True)
+        optimizer.step()
+        total += float(loss.detach()) * xb[part].shape[0]
+    return total / size if size else math.nan
+
+
+class _Average:
+    """An exponential moving average of a module's parameters (see the module docstring)."""
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.values = [p.detach().clone() for p in self.params]
+
+    def update(self, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for value, p in zip(self.values, self.params, strict=True):
+                value.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+
+    def copy_to(self, module: nn.Module) -> None:
+        del module  # the parameters were taken from it
+        with torch.no_grad():
+            for value, p in zip(self.values, self.params, strict=True):
+                p.copy_(value)

@@ -36,9 +36,10 @@ def test_defaults_are_filled_per_architecture() -> None:
 def test_canonical_json_is_sorted_compact_and_complete() -> None:
     text = canonical_spec_json(parse_model_spec(make_spec(architecture="mlp", hidden=[64])))
     assert text == (
-        b'{"architecture":"mlp","batch_size":32,"depth":null,"dp":null,"epochs":1,'
-        b'"hidden":[64],"input_shape":[1,28,28],"learning_rate":0.001,"num_classes":10,'
-        b'"optimizer":"adam","schema_version":1,"width":null}'
+        b'{"architecture":"mlp","batch_size":32,"depth":null,"dp":null,"ema_decay":null,'
+        b'"epochs":1,"hidden":[64],"input_shape":[1,28,28],"learning_rate":0.001,'
+        b'"lr_schedule":"constant","norm_groups":null,"num_classes":10,"optimizer":"adam",'
+        b'"schema_version":1,"width":null}'
     )
     assert spec_hash(make_spec(architecture="mlp", hidden=[64])) == keccak(text)
 
