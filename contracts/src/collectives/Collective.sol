@@ -11,6 +11,7 @@ import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol
 import {AssetRegistry} from "../AssetRegistry.sol";
 import {TrainingMarket} from "../TrainingMarket.sol";
 import {MarketBase} from "../market/MarketBase.sol";
+import {WeightedMedian} from "./WeightedMedian.sol";
 
 /**
  * @title Collective
@@ -51,6 +52,7 @@ import {MarketBase} from "../market/MarketBase.sol";
 contract Collective is ReentrancyGuardTransient {
     using Checkpoints for Checkpoints.Trace208;
     using SafeERC20 for IERC20;
+    using WeightedMedian for WeightedMedian.List;
 
     /// @notice The highest steward fee, in basis points of a payout (10 %).
     uint16 public constant MAX_FEE_BPS = 1000;
@@ -79,13 +81,6 @@ contract Collective is ReentrancyGuardTransient {
         uint128 arrears;
     }
 
-    // One distinct floor of the sorted list; keys are floor + 1, 0 is the list's end.
-    struct Level {
-        uint96 prev;
-        uint96 next;
-        uint64 weight;
-    }
-
     /// @notice The market the collective votes in (and whose delegations give it its weight).
     TrainingMarket public immutable market;
     AssetRegistry public immutable assets;
@@ -103,11 +98,7 @@ contract Collective is ReentrancyGuardTransient {
     uint256 public memberCount;
 
     mapping(address account => Member) private _members;
-    mapping(uint96 key => Level) private _levels;
-    uint96 private _head; // lowest counted floor key
-    uint96 private _median; // key of the weighted lower median (0: no policy)
-    uint64 private _below; // counted weight strictly below the median
-    uint64 private _total; // counted weight
+    WeightedMedian.List private _floors; // counted votes by floor + 1
     Checkpoints.Trace208 private _fees; // fee bps by the time it takes effect
     mapping(uint256 proposalId => uint256) private _cast; // ask + 1 (0: not cast)
     mapping(uint256 proposalId => mapping(uint256 word => uint256 bits)) private _charged;
@@ -329,7 +320,7 @@ contract Collective is ReentrancyGuardTransient {
         if (p.status != MarketBase.Status.Voting || block.timestamp > p.votingDeadline) {
             revert CollectiveVotingClosed(proposalId);
         }
-        uint96 median = _median;
+        uint96 median = _floors.median;
         if (median == 0) revert CollectiveNoPolicy();
         uint256 floor;
         // Cannot overflow or underflow: median >= 1, a floor < 2^96 times a weight < 2^64.
@@ -440,22 +431,17 @@ contract Collective is ReentrancyGuardTransient {
      * @return weight the counted weight
      */
     function policy() external view returns (bool set, uint256 floor, uint64 weight) {
-        uint96 median = _median;
-        return (median != 0, median == 0 ? 0 : median - 1, _total);
+        uint96 median = _floors.median;
+        return (median != 0, median == 0 ? 0 : median - 1, _floors.total);
     }
 
     /// @notice Every counted floor with its weight, ascending.
     function floorLevels() external view returns (uint256[] memory floors, uint64[] memory weights) {
-        uint256 n;
-        for (uint96 key = _head; key != 0; key = _levels[key].next) ++n;
-        floors = new uint256[](n);
-        weights = new uint64[](n);
-        uint96 cursor = _head;
-        for (uint256 i = 0; i < n; ++i) {
-            Level storage level = _levels[cursor];
-            floors[i] = cursor - 1;
-            weights[i] = level.weight;
-            cursor = level.next;
+        uint96[] memory keys;
+        (keys, weights) = _floors.levelsOf();
+        floors = new uint256[](keys.length);
+        for (uint256 i = 0; i < keys.length; ++i) {
+            floors[i] = keys[i] - 1;
         }
     }
 
@@ -544,8 +530,8 @@ contract Collective is ReentrancyGuardTransient {
         uint64 oldWeight = m.weight;
         // added before the old vote is removed, so that a new level is found by walking from
         // the member's old one: a small change of floor walks few levels
-        if (weight != 0) _addWeight(key, weight, oldWeight != 0 ? oldKey : 0);
-        if (oldWeight != 0) _removeWeight(oldKey, oldWeight);
+        if (weight != 0) _floors.add(key, weight, oldWeight != 0 ? oldKey : 0);
+        if (oldWeight != 0) _floors.remove(oldKey, oldWeight);
         m.weight = weight;
         m.floorKey = key;
         m.pendingWeight = 0;
@@ -557,7 +543,7 @@ contract Collective is ReentrancyGuardTransient {
 
     /// @dev Lowers `account`'s counted weight at once, keeping its floor.
     function _reduceCounted(address account, Member storage m, uint64 weight) private {
-        _removeWeight(m.floorKey, m.weight - weight);
+        _floors.remove(m.floorKey, m.weight - weight);
         m.weight = weight;
         emit PolicyVoteCounted(account, m.floorKey - 1, weight);
         _policyChanged();
@@ -626,95 +612,8 @@ contract Collective is ReentrancyGuardTransient {
         }
     }
 
-    // ------------------------------------------------------------------ internals: the median
-
-    /// @dev Adds `weight` at floor key `key`, inserting the level in order when it is new by
-    ///      walking from the level `start` (0: from the median).
-    function _addWeight(uint96 key, uint64 weight, uint96 start) private {
-        Level storage level = _levels[key];
-        if (level.weight == 0) _insert(key, start == 0 ? _median : start);
-        level.weight += weight;
-        if (key < _median) _below += weight;
-        _total += weight;
-        _rebalance();
-    }
-
-    function _removeWeight(uint96 key, uint64 weight) private {
-        Level storage level = _levels[key];
-        level.weight -= weight;
-        if (key < _median) _below -= weight;
-        _total -= weight;
-        _rebalance();
-        // the median never rests on an empty level once rebalanced, so unlinking is safe
-        if (level.weight == 0) _unlink(key, level);
-    }
-
-    /// @dev Links a new level between its neighbours, walking from the linked level `from`
-    ///      (0 only when the list is empty); gas grows with the levels walked.
-    function _insert(uint96 key, uint96 from) private {
-        uint96 prev;
-        uint96 next = _head;
-        if (from != 0 && from < key) {
-            prev = from;
-            next = _levels[from].next;
-            while (next != 0 && next < key) {
-                prev = next;
-                next = _levels[next].next;
-            }
-        } else if (from != 0) {
-            next = from;
-            prev = _levels[from].prev;
-            while (prev != 0 && prev > key) {
-                next = prev;
-                prev = _levels[prev].prev;
-            }
-        }
-        Level storage level = _levels[key];
-        level.prev = prev;
-        level.next = next;
-        if (prev == 0) _head = key;
-        else _levels[prev].next = key;
-        if (next != 0) _levels[next].prev = key;
-    }
-
-    function _unlink(uint96 key, Level storage level) private {
-        uint96 prev = level.prev;
-        uint96 next = level.next;
-        if (prev == 0) _head = next;
-        else _levels[prev].next = next;
-        if (next != 0) _levels[next].prev = prev;
-        delete _levels[key];
-    }
-
-    /// @dev Restores the lower-median invariant: below·2 < total <= (below + weight(median))·2.
-    function _rebalance() private {
-        uint64 total = _total;
-        if (total == 0) {
-            _median = 0;
-            _below = 0;
-            return;
-        }
-        uint96 median = _median;
-        uint256 below = _below;
-        if (median == 0) {
-            median = _head;
-            below = 0;
-        }
-        // at most as many steps as levels lie between the old and the new median
-        while (2 * (below + _levels[median].weight) < total) {
-            below += _levels[median].weight;
-            median = _levels[median].next;
-        }
-        while (2 * below >= total) {
-            median = _levels[median].prev;
-            below -= _levels[median].weight;
-        }
-        _median = median;
-        _below = uint64(below);
-    }
-
     function _policyChanged() private {
-        uint96 median = _median;
-        emit PolicyChanged(median != 0, median == 0 ? 0 : median - 1, _total);
+        uint96 median = _floors.median;
+        emit PolicyChanged(median != 0, median == 0 ? 0 : median - 1, _floors.total);
     }
 }

@@ -103,6 +103,8 @@ def build(repo: Path, out_dir: Path = ARTIFACTS_DIR) -> list[str]:
         for name, data in sorted(contracts.items()):
             if not data["evm"]["bytecode"]["object"]:
                 continue  # an abstract part of a contract that is written in full
+            if not data["abi"]:
+                continue  # a library of internal functions, compiled into its users
             if name in written:
                 raise ContractBuildError(f"two contracts are named {name}: rename one")
             artifact = {
