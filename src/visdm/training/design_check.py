@@ -2,10 +2,11 @@
 
 The node's HTTP API never imports torch (a quote must not cost the API process ~1 GiB and
 seconds of start-up, and a crafted spec must not be able to take the API down). It writes one
-JSON object to this process's stdin — ``{"spec": {...}, "limits": {...}}`` — and reads one JSON
-object back: ``{"ok": true, "params": …, "forward_flops_per_sample": …,
-"train_flops_per_sample": …, "embedding_dim": …}`` or ``{"ok": false, "error": "DesignLimitError",
-"message": "…"}``.
+JSON object to this process's stdin — ``{"spec": {...}, "limits": {...}}``, optionally with
+``"samples": n`` to check the memory of training ``n`` samples — and reads one JSON object back:
+``{"ok": true, "params": …, "forward_flops_per_sample": …, "train_flops_per_sample": …,
+"frontend_flops_per_sample": …, "bytes_per_sample": …, "step_bytes": …, "embedding_dim": …}``
+or ``{"ok": false, "error": "DesignLimitError", "message": "…"}``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ def check(request: Any) -> dict[str, Any]:
         spec = request.get("spec")
         if not isinstance(spec, dict):
             raise InvalidInputError("the request's spec must be a JSON object")
-        report = check_design(spec, limits)
+        samples = request.get("samples")
+        if samples is not None and (
+            isinstance(samples, bool) or not isinstance(samples, int) or samples < 0
+        ):
+            raise InvalidInputError(
+                f"the request's samples must be a non-negative integer, got {samples!r:.40}"
+            )
+        report = check_design(spec, limits, samples=samples)
     except InvalidInputError as exc:
         return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
     return {
@@ -40,6 +48,9 @@ def check(request: Any) -> dict[str, Any]:
         "params": report.params,
         "forward_flops_per_sample": report.forward_flops_per_sample,
         "train_flops_per_sample": report.train_flops_per_sample,
+        "frontend_flops_per_sample": report.frontend_flops_per_sample,
+        "bytes_per_sample": report.bytes_per_sample,
+        "step_bytes": report.step_bytes,
         "embedding_dim": report.embedding_dim,
         "epochs": report.spec.epochs,
     }
