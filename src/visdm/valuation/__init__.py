@@ -3,7 +3,10 @@
 * :class:`KNNShapley`: exact KNN-Shapley (Jia et al., 2019), the default method.
 * :class:`DataOOB`: out-of-bag accuracy (Kwon & Zou, 2023), a validation-free noise screen.
 * :class:`CopyRobustValuation`: collapses near-duplicates into one player before valuing, so
-  copies and sybils do not pay; negative values earn nothing and are flagged.
+  copies and sybils do not pay; negative values earn nothing.
+* :class:`NoiseRule` / :func:`noise_evidence`: when a sample is flagged ``noisy`` — only when
+  the consumer's validation set, other providers' labels and its provider's other samples all
+  bear witness; :class:`NoiseEvidence` is what gets published with the flag.
 * :func:`compute_payout` / :func:`largest_remainder`: exact integer amounts per provider,
   split over their assets, and an OpenZeppelin-compatible Merkle commitment (:mod:`visdm.merkle`).
 """
@@ -15,7 +18,14 @@ from visdm._lazy import lazy_exports
 if TYPE_CHECKING:
     from visdm.valuation._clusters import DuplicateClusters, cosine_links, find_near_duplicates
     from visdm.valuation._data_oob import DataOOB
-    from visdm.valuation._knn_shapley import KNNShapley, knn_shapley_values
+    from visdm.valuation._evidence import (
+        NoiseEvidence,
+        NoiseRule,
+        binomial_tail,
+        noise_evidence,
+        peer_agreement,
+    )
+    from visdm.valuation._knn_shapley import KNNShapley, knn_shapley_moments, knn_shapley_values
     from visdm.valuation._payout import (
         PAYOUT_LEAF_ENCODING,
         Payout,
@@ -38,18 +48,24 @@ __all__ = [
     "DataOOB",
     "DuplicateClusters",
     "KNNShapley",
+    "NoiseEvidence",
+    "NoiseRule",
     "Payout",
     "PayoutAsset",
     "RobustValuationResult",
     "ValidationEstimator",
     "ValuationResult",
+    "binomial_tail",
     "compute_payout",
     "cosine_links",
     "find_near_duplicates",
     "find_payout_leaf",
+    "knn_shapley_moments",
     "knn_shapley_values",
     "largest_remainder",
+    "noise_evidence",
     "payout_tree",
+    "peer_agreement",
 ]
 
 _WHERE = {
@@ -57,7 +73,13 @@ _WHERE = {
     "cosine_links": "._clusters",
     "find_near_duplicates": "._clusters",
     "DataOOB": "._data_oob",
+    "NoiseEvidence": "._evidence",
+    "NoiseRule": "._evidence",
+    "binomial_tail": "._evidence",
+    "noise_evidence": "._evidence",
+    "peer_agreement": "._evidence",
     "KNNShapley": "._knn_shapley",
+    "knn_shapley_moments": "._knn_shapley",
     "knn_shapley_values": "._knn_shapley",
     "PAYOUT_LEAF_ENCODING": "._payout",
     "Payout": "._payout",

@@ -30,6 +30,13 @@ one reversed cumulative sum per validation point (:math:`w_j = 0` for :math:`j \
 :math:`O(V N \log N)` for the sorts, in batches of validation points whose size keeps the
 working set under ``max_batch_bytes``.
 
+**Spread.** Each per-point value has the sign of the label match: with :math:`m_i = 1`,
+:math:`s_{\alpha_i} \ge c_i + \sum_{j > i} w_j = c_N > 0`; with :math:`m_i = 0`,
+:math:`s_{\alpha_i} \le 0`. A value is the mean over the validation points, so the same pass
+also sums the squares and returns each value's standard error over the validation points
+(:func:`knn_shapley_moments`): how consistently the validation set agrees with the value's sign,
+which :mod:`visdm.valuation._evidence` needs before it flags anyone.
+
 **Deviations.** (1) For :math:`N < K` Theorem 1's base case :math:`m_N/N` is not the Shapley
 value of the utility above (which is then additive, :math:`s_i = m_i/K`); we use
 :math:`c_N = 1/\max(K, N)`, which equals the paper's base whenever :math:`N \ge K` and is exact
@@ -43,6 +50,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from math import nan
 from typing import Literal, Self
 
 import numpy as np
@@ -54,7 +62,7 @@ from visdm.types import SampleId
 from visdm.valuation._neighbours import distance_keys, index_bits
 from visdm.valuation._result import ValuationResult, check_ids, check_xy
 
-__all__ = ["KNNShapley", "knn_shapley_values"]
+__all__ = ["KNNShapley", "knn_shapley_moments", "knn_shapley_values"]
 
 Metric = Literal["euclidean", "cosine"]
 _DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
@@ -78,6 +86,35 @@ def knn_shapley_values(
 
     ``metric="cosine"`` ranks by cosine distance (rows are L2-normalised first). When
     ``timings`` is given, seconds spent per phase are added to it.
+    """
+    return knn_shapley_moments(
+        train_features,
+        train_labels,
+        val_features,
+        val_labels,
+        k=k,
+        metric=metric,
+        max_batch_bytes=max_batch_bytes,
+        timings=timings,
+    )[0]
+
+
+def knn_shapley_moments(
+    train_features: ArrayLike,
+    train_labels: ArrayLike,
+    val_features: ArrayLike,
+    val_labels: ArrayLike,
+    *,
+    k: int = 5,
+    metric: Metric = "euclidean",
+    max_batch_bytes: int = _DEFAULT_BATCH_BYTES,
+    timings: dict[str, float] | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """KNN-Shapley values and their standard errors over the validation points.
+
+    A value is the mean of one Shapley value per validation point (eq. 5 averages the
+    per-point utilities); the standard error is that mean's, ``sd / sqrt(V)`` with the
+    sample standard deviation (NaN for ``V = 1``). Arguments as :func:`knn_shapley_values`.
     """
     x, y = check_xy(train_features, train_labels, what="training")
     v, vy = check_xy(val_features, val_labels, what="validation")
@@ -111,6 +148,7 @@ def knn_shapley_values(
 
     batch = max(1, min(n_val, max_batch_bytes // (_BYTES_PER_CELL * n)))
     total = torch.zeros(n, dtype=torch.float64)
+    squares = torch.zeros(n, dtype=torch.float64)
     for start in range(0, n_val, batch):
         stop = min(start + batch, n_val)
         t0 = time.perf_counter()
@@ -124,13 +162,17 @@ def knn_shapley_values(
         values = torch.sub(cums[:, -1:].clone(), cums, out=cums)  # sum over j > i of m_j w_j
         values.addcmul_(match, coef)  # + m_i c_i
         total.index_add_(0, order.view(-1), values.view(-1))
+        squares.index_add_(0, order.view(-1), values.square_().view(-1))
         del values, match
         t3 = time.perf_counter()
         clock["distances"] = clock.get("distances", 0.0) + (t1 - t0)
         clock["sort"] = clock.get("sort", 0.0) + (t2 - t1)
         clock["recursion"] = clock.get("recursion", 0.0) + (t3 - t2)
-    mean: NDArray[np.float64] = (total / n_val).numpy()
-    return mean
+    mean = total / n_val
+    # sum of squared deviations from the sums; rounding can take it a hair below zero
+    spread = (squares - total * mean).clamp_(min=0.0)
+    stderr = (spread / ((n_val - 1) * n_val)).sqrt_() if n_val > 1 else torch.full_like(mean, nan)
+    return mean.numpy(), stderr.numpy()
 
 
 class KNNShapley:
@@ -141,6 +183,7 @@ class KNNShapley:
         result = KNNShapley(k=5).fit(x_train, y_train, x_val, y_val).result
         result.values        # one float per training sample, summing to U(all)
         result.flagged       # values < 0: suspected label noise or harmful samples
+        result.stderr        # each value's standard error over the validation points
 
     ``k`` is the K of the K-NN utility; ``metric`` ``"euclidean"`` or ``"cosine"``;
     ``max_batch_bytes`` bounds the working set (roughly ``56 * N`` bytes per validation point in
@@ -175,7 +218,7 @@ class KNNShapley:
         """Value every training sample against the validation set; see :attr:`result`."""
         start = time.perf_counter()
         timings: dict[str, float] = {}
-        values = knn_shapley_values(
+        values, stderr = knn_shapley_moments(
             train_features,
             train_labels,
             val_features,
@@ -192,6 +235,7 @@ class KNNShapley:
             sample_ids=ids,
             values=values,
             flagged=values < 0,
+            stderr=stderr,
             params={
                 "k": self.k,
                 "metric": self.metric,

@@ -22,7 +22,8 @@ class ValuationResult:
     ``values[i]`` belongs to ``sample_ids[i]``. ``flagged[i]`` is the method's own suspicion flag
     (KNN-Shapley: a negative value; Data-OOB: out-of-bag accuracy below its threshold).
     ``timings`` are wall-clock seconds per phase plus ``"total"``; ``params`` are the knobs the
-    method ran with.
+    method ran with. ``stderr[i]``, when the method has one, is the standard error of
+    ``values[i]`` (KNN-Shapley: over the validation points; NaN where undefined).
     """
 
     method: str
@@ -31,6 +32,7 @@ class ValuationResult:
     flagged: NDArray[np.bool_]
     params: Mapping[str, Any] = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
+    stderr: NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.sample_ids)
@@ -38,6 +40,10 @@ class ValuationResult:
             raise InvalidInputError(
                 f"{n} sample ids but values of shape {self.values.shape} and flags of shape "
                 f"{self.flagged.shape}"
+            )
+        if self.stderr is not None and self.stderr.shape != (n,):
+            raise InvalidInputError(
+                f"{n} sample ids but standard errors of shape {self.stderr.shape}"
             )
 
     def __len__(self) -> int:

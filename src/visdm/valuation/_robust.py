@@ -12,8 +12,11 @@ Pipeline (DESIGN section 4, "copies must not pay"):
    copies of something registered earlier and get nothing (flag ``copied``). So a provider that
    copies its own images 20 times is paid as for the originals, and a provider that copies
    someone else's image takes nothing from the original's owner.
-4. **Flag**: a sample whose cluster value is negative is flagged ``noisy`` (suspected label noise
-   or a harmful sample).
+4. **Flag**: a sample is flagged ``noisy`` (suspected label noise) only with evidence: its
+   cluster's value is consistently negative over the validation points, the nearest samples of
+   other providers disagree with its label, and its provider's labels disagree significantly
+   more often than the market's (:mod:`visdm.valuation._evidence`). The evidence is published
+   with every sample's score (:meth:`RobustValuationResult.scores`).
 
 **Negative values earn nothing.** A provider's payout weight is ``max(0, sum of its samples'
 values)`` (``negative="net"``, the default): a harmful sample earns nothing and also cancels
@@ -37,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from visdm.errors import InvalidInputError
 from visdm.types import Address, SampleId
 from visdm.valuation._clusters import DuplicateClusters, Mode, find_near_duplicates
+from visdm.valuation._evidence import NoiseEvidence, NoiseRule, noise_evidence
 from visdm.valuation._knn_shapley import KNNShapley
 from visdm.valuation._payout import Payout, checksum, compute_payout
 from visdm.valuation._result import ValuationResult, check_ids, check_xy
@@ -68,7 +72,8 @@ class RobustValuationResult:
     """Per-sample values after collapsing near-duplicates, with flags and the player result.
 
     ``values[i]`` is sample ``i``'s part of its cluster's value (0 for ``copied`` samples);
-    ``values`` sums to the sum of the players' values.
+    ``values`` sums to the sum of the players' values. ``evidence`` holds the witnesses for
+    every player (cluster) and ``noisy`` its verdict, given to the founder's owner's members.
     """
 
     sample_ids: tuple[SampleId, ...]
@@ -79,6 +84,7 @@ class RobustValuationResult:
     noisy: NDArray[np.bool_]
     copied: NDArray[np.bool_]
     players: ValuationResult
+    evidence: NoiseEvidence
     timings: dict[str, float]
 
     @property
@@ -111,7 +117,12 @@ class RobustValuationResult:
         )
 
     def scores(self) -> list[dict[str, Any]]:
-        """Per-sample scores to publish in the metadata (JSON-ready)."""
+        """Per-sample scores to publish in the metadata (JSON-ready).
+
+        A sample valued as a member of its cluster carries the cluster's ``evidence`` for the
+        ``noisy`` flag (:meth:`NoiseEvidence.row`); a copy of another provider's sample has
+        ``None``, since its owner's labels were never weighed.
+        """
         founders = self.clusters.founder
         sizes = self.clusters.sizes()
         dup = self.duplicate
@@ -135,6 +146,7 @@ class RobustValuationResult:
                     "cluster_founder": "0x" + self.sample_ids[int(founders[c])].hex(),
                     "cluster_size": int(sizes[c]),
                     "flags": flags,
+                    "evidence": None if self.copied[i] else self.evidence.row(c),
                 }
             )
         return rows
@@ -159,8 +171,10 @@ class CopyRobustValuation:
         confirm_ratio: float | None = None,
         center: bool = False,
         mode: Mode = "attach",
+        noise_rule: NoiseRule | None = None,
     ) -> None:
         self.estimator: ValidationEstimator = estimator if estimator is not None else KNNShapley()
+        self.noise_rule = noise_rule if noise_rule is not None else NoiseRule()
         self.cosine_threshold = cosine_threshold
         self.confirm_threshold = confirm_threshold
         self.confirm_ratio = confirm_ratio
@@ -232,6 +246,16 @@ class CopyRobustValuation:
 
         cluster_values = players.values
         owner_arr = np.array(owner, dtype=object)
+        evidence = noise_evidence(
+            x[founders],
+            y[founders],
+            [owner[int(f)] for f in founders],
+            cluster_values,
+            players.stderr,
+            rule=self.noise_rule,
+            metric=str(getattr(self.estimator, "metric", "euclidean")),
+        )
+        t_evidence = time.perf_counter()
         founder_owner = owner_arr[founders][clusters.cluster_of]
         same_owner = owner_arr == founder_owner
         share_count = np.bincount(
@@ -242,7 +266,7 @@ class CopyRobustValuation:
         values = np.where(
             same_owner, cluster_values[clusters.cluster_of] / share_count[clusters.cluster_of], 0.0
         )
-        noisy = (cluster_values < 0)[clusters.cluster_of] & same_owner
+        noisy = evidence.noisy[clusters.cluster_of] & same_owner
         copied = ~same_owner
         end = time.perf_counter()
         self._result = RobustValuationResult(
@@ -254,10 +278,12 @@ class CopyRobustValuation:
             noisy=noisy,
             copied=copied,
             players=players,
+            evidence=evidence,
             timings={
                 "clustering": t_cluster - start,
                 "valuation": t_value - t_cluster,
-                "sharing": end - t_value,
+                "evidence": t_evidence - t_value,
+                "sharing": end - t_evidence,
                 "total": end - start,
             },
         )

@@ -84,7 +84,10 @@ def test_noisy_provider() -> None:
         f"{caught:.0%} of its flipped samples flagged, {false_alarm:.0%} of its clean ones"
     )
     assert ratio <= 0.2
-    assert caught >= 0.7
+    # a flag needs evidence (visdm.valuation._evidence): most flips, and no other provider
+    assert caught >= 0.6
+    assert false_alarm <= 0.2
+    assert not result.noisy[~own].any()
 
 
 def test_sybil_split() -> None:

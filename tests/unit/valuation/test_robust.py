@@ -77,7 +77,7 @@ def test_own_copies_share_the_cluster_value() -> None:
     assert result.timings["total"] >= result.timings["valuation"]
 
 
-def test_negative_clusters_are_flagged_and_netted() -> None:
+def test_negative_clusters_are_netted_and_flagged_only_with_evidence() -> None:
     x, y, xv, yv = _scene()
     y = y.copy()
     y[[0, 1, 2]] = 1  # Alice mislabels three of her class-0 images
@@ -86,8 +86,13 @@ def test_negative_clusters_are_flagged_and_netted() -> None:
         .fit(x, y, [ALICE] * 10 + [BOB] * 10, xv, yv)
         .result
     )
-    assert result.noisy[[0, 1, 2]].all()
-    assert "noisy" in result.scores()[0]["flags"]
+    assert (result.values[[0, 1, 2]] < 0).all()
+    # a negative value is not evidence enough: Bob holds no class-0 image to contradict
+    # Alice's labels (test_evidence.py has the three witnesses)
+    assert (result.evidence.t[[0, 1, 2]] < 0).all()
+    assert not result.noisy.any()
+    assert result.scores()[0]["flags"] == []
+    assert result.scores()[0]["evidence"]["peer_agreement"] == 1.0
     net = result.provider_values(negative="net")
     clip = result.provider_values(negative="clip")
     alice = next(a for a in net if a.lower() == ALICE)
