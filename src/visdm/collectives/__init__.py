@@ -22,20 +22,16 @@ from ._contracts import (
     MemberRecord,
     Policy,
 )
+from ._fees import ChargeReport, ChargeRow, Withdrawal, charge_fees, deposit, set_fee, withdraw
 from ._policy import fee_of, policy_ask, weighted_lower_median
 from ._sdk import (
     DEFAULT_POLICY_DELAY,
     CastReceipt,
-    ChargeReport,
-    ChargeRow,
     Created,
     MemberReceipt,
     SettleReceipt,
-    Withdrawal,
     cast_vote,
-    charge_fees,
     create,
-    deposit,
     factory,
     join,
     leave,
@@ -43,10 +39,8 @@ from ._sdk import (
     members,
     resolve,
     set_assets,
-    set_fee,
     settle,
     vote_floor,
-    withdraw,
 )
 from ._views import (
     CollectiveStats,
