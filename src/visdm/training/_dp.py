@@ -15,6 +15,7 @@ accountant charges, and would tell anyone who sees the weights move that a step 
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +27,14 @@ from torch.utils.data import DataLoader, Sampler
 from visdm.training._rng import ChaChaStream
 from visdm.training._spec import DPSpec
 
-__all__ = ["PoissonBatches", "draw_noise", "epsilon_spent", "make_private", "use_noise_stream"]
+__all__ = [
+    "PoissonBatches",
+    "draw_noise",
+    "epsilon_spent",
+    "make_private",
+    "noise_multiplier",
+    "use_noise_stream",
+]
 
 
 class PoissonBatches(Sampler[list[int]]):
@@ -84,7 +92,9 @@ def make_private(
     """Wrap for DP-SGD so that ``spec_epochs`` epochs over ``loader`` spend ``dp``'s budget.
 
     ``loader`` must sample the Poisson way (:class:`PoissonBatches`). Returns the wrapped
-    module, the ``DPOptimizer`` (noise from ``noise``) and the ``PrivacyEngine``.
+    module, the ``DPOptimizer`` (noise from ``noise``) and the ``PrivacyEngine``. This is
+    Opacus' ``make_private_with_epsilon`` with the noise multiplier's calibration cached
+    (:func:`noise_multiplier`).
     """
     from opacus import PrivacyEngine  # type: ignore[import-untyped]
 
@@ -92,21 +102,40 @@ def make_private(
         # secure_mode=False because its CSPRNG (torchcsprng) is replaced by the job's streams
         warnings.filterwarnings("ignore", message="Secure RNG turned off", category=UserWarning)
         engine = PrivacyEngine()
+    sigma = noise_multiplier(dp.target_epsilon, dp.delta, 1 / len(loader), spec_epochs)
     with warnings.catch_warnings():
         _ignore_prv_domain_warning()
-        wrapped, dp_optimizer, _ = engine.make_private_with_epsilon(
+        wrapped, dp_optimizer, _ = engine.make_private(
             module=model,
             optimizer=optimizer,
             criterion=criterion,
             data_loader=loader,
-            target_epsilon=dp.target_epsilon,
-            target_delta=dp.delta,
-            epochs=spec_epochs,
+            noise_multiplier=sigma,
             max_grad_norm=dp.max_grad_norm,
             poisson_sampling=False,
         )
     use_noise_stream(dp_optimizer, noise)
     return wrapped, dp_optimizer, engine
+
+
+@functools.lru_cache(maxsize=64)
+def noise_multiplier(target_epsilon: float, delta: float, sample_rate: float, epochs: int) -> float:
+    """σ such that ``epochs`` epochs at ``sample_rate`` spend at most ``target_epsilon`` at
+    ``delta`` by the PRV accountant: Opacus' bisection (to 0.01 in ε), which takes seconds, so
+    the answer is kept for the next job with the same budget and sampling."""
+    from opacus.accountants.utils import get_noise_multiplier  # type: ignore[import-untyped]
+
+    with warnings.catch_warnings():
+        _ignore_prv_domain_warning()
+        return float(
+            get_noise_multiplier(
+                target_epsilon=target_epsilon,
+                target_delta=delta,
+                sample_rate=sample_rate,
+                epochs=epochs,
+                accountant="prv",
+            )
+        )
 
 
 def epsilon_spent(engine: Any, delta: float) -> float:
