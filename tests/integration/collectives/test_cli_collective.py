@@ -88,6 +88,12 @@ def test_a_collective_from_the_command_line(
     assert [m["member"] for m in shown["members"]] == [ada.address, bob.address]
     assert shown["levels"] == [{"floorWei": "10", "weight": 100}, {"floorWei": "30", "weight": 100}]
     assert shown["stats"]["proposalsVoted"] == 1 and shown["stats"]["acceptanceRate"] == 0.0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["collective", "show", "potters"])  # for people: the same names, one per line
+    assert done.value.code in (0, None)
+    text = capsys.readouterr().out
+    assert "policyFloorWei" in text and ada.address in text
     listed = run(capsys, "stranger", "list")
     assert [(c["name"], c["members"], c["proposalsVoted"]) for c in listed] == [("potters", 2, 1)]
     left = run(capsys, "provider2", "leave", "potters")
