@@ -353,7 +353,7 @@ class MarketApplier:
         self.db.executemany(
             "INSERT INTO sample_scores (proposal_id, asset_id, sample_index, sample_id, "
             "provider, value, cluster_founder, cluster_size, flags, flag_noisy, flag_copied, "
-            "flag_duplicate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "flag_duplicate, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (proposal_id, asset_id, sample_index) DO NOTHING",
             [
                 (
@@ -366,7 +366,12 @@ class MarketApplier:
                     r.cluster_founder,
                     r.cluster_size,
                     ",".join(r.flags),
-                    *(int(flag in r.flags) for flag in KNOWN_FLAGS),
+                    # a noisy flag counts only with its evidence (._evidence)
+                    *(
+                        int(flag in r.flags and (flag != "noisy" or r.evidence is not None))
+                        for flag in KNOWN_FLAGS
+                    ),
+                    None if r.evidence is None else r.evidence.to_json(),
                 )
                 for r in rows
             ],

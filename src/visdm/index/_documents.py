@@ -17,7 +17,8 @@ Four kinds of document reach the index through a CID in an event:
   its model card (:func:`visdm.training._card.card_from_result`) must agree with itself, with the
   document and with the chain's accuracy (and spec hash, where the caller passes it);
 * the **scores blob** the result names (``scores.cid``): accepted only if its keccak256 equals
-  the event's ``scoresHash``.
+  the event's ``scoresHash``; each row's ``evidence`` for a ``noisy`` flag is checked field by
+  field (:mod:`._evidence`).
 
 Whatever fails a check raises :class:`DocumentError` with the reason; the indexer records the
 reason beside the asset or proposal and goes on (a bad document is data, never a crash).
@@ -40,6 +41,8 @@ from visdm.errors import InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_object
 from visdm.merkle import PositionalMerkleTree, StandardMerkleTree
 from visdm.training._card import ModelCard, card_from_result
+
+from ._evidence import FlagEvidence, read_evidence
 
 __all__ = [
     "KNOWN_FLAGS",
@@ -179,6 +182,8 @@ class ScoreRow:
     cluster_founder: str | None
     cluster_size: int | None
     flags: tuple[str, ...]
+    #: the witnesses published for the ``noisy`` flag (``None``: none published)
+    evidence: FlagEvidence | None = None
 
 
 # ----------------------------------------------------------------------------- field checks
@@ -626,6 +631,10 @@ def parse_scores(raw: bytes, *, proposal_id: int, scores_hash: bytes) -> tuple[S
         if not isinstance(flags, list) or not all(isinstance(f, str) and f for f in flags):
             raise DocumentError(f"{at}: flags must be a list of strings")
         founder = item.get("cluster_founder")
+        try:
+            evidence = read_evidence(item.get("evidence"))
+        except ValueError as exc:
+            raise DocumentError(f"{at}: evidence: {exc}") from None
         rows.append(
             ScoreRow(
                 asset_id=key[0],
@@ -636,6 +645,7 @@ def parse_scores(raw: bytes, *, proposal_id: int, scores_hash: bytes) -> tuple[S
                 cluster_founder=None if founder is None else _hex32(item, "cluster_founder", at),
                 cluster_size=_opt_int(item, "cluster_size", at, low=1),
                 flags=tuple(sorted(set(flags))),
+                evidence=evidence,
             )
         )
     return tuple(rows)

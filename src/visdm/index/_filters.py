@@ -13,7 +13,8 @@ attests — and every verdict of earlier training rounds — is a filter:
   radius), and ``max_cluster_size`` (the size of its connected component of links);
 * **past value**: ``min_score`` on the mean of a sample's published values over the rounds
   that scored it (unscored samples pass only with ``include_unscored``) and ``exclude_flags``
-  (``noisy``, ``copied``, ``duplicate``: flagged in any round);
+  (``copied``, ``duplicate``: flagged in any round; ``noisy``: flagged, with evidence, in more
+  rounds than gave it a positive value);
 * **where and under which terms**: allowed ``regions`` (any of), licence ``purposes`` (all
   of), a ``consumer`` the licence must admit (not denied, and on the allow-list when the
   licence has one); expired licences are left out unless ``include_expired``;

@@ -27,7 +27,7 @@ from ._db import Database
 __all__ = ["SCHEMA_VERSION", "TABLES", "create_schema", "drop_schema"]
 
 #: bump when a table changes; an index with another version must be rebuilt
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TABLES: dict[str, str] = {
     # key/value facts about the index itself: schema version, chain, contracts, cursor
@@ -129,8 +129,10 @@ _TABLES: dict[str, str] = {
         proposal_id BIGINT NOT NULL, asset_id BIGINT NOT NULL, sample_index BIGINT NOT NULL,
         sample_id TEXT NOT NULL, provider TEXT NOT NULL, value DOUBLE PRECISION NOT NULL,
         cluster_founder TEXT, cluster_size BIGINT, flags TEXT NOT NULL,
-        flag_noisy INTEGER NOT NULL, flag_copied INTEGER NOT NULL,
-        flag_duplicate INTEGER NOT NULL, PRIMARY KEY (proposal_id, asset_id, sample_index)""",
+        flag_noisy INTEGER NOT NULL,                -- flagged noisy with evidence (._evidence)
+        flag_copied INTEGER NOT NULL, flag_duplicate INTEGER NOT NULL,
+        evidence TEXT,                              -- the noisy flag's witnesses, as JSON
+        PRIMARY KEY (proposal_id, asset_id, sample_index)""",
 }
 
 _INDEXES = (

@@ -7,7 +7,9 @@ provider and asset; :func:`select_all` lists every match for a saved selection. 
 
 Only samples whose metadata was verified are searchable. A sample's past value is the mean of
 the values published for it (matched on asset id, index *and* sample id, so a scores entry that
-names the wrong sample is ignored), and its flags are those of any round.
+names the wrong sample is ignored). It is ``copied`` or ``duplicate`` when any round said so, and
+``noisy`` while more rounds flagged it noisy, with evidence, than gave it a positive value
+(:mod:`._evidence`): one round cannot keep a sample out of the market against later rounds.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ MAX_LIMIT = 10_000
 
 _SCORES = (
     "LEFT JOIN (SELECT asset_id, sample_index, sample_id, AVG(value) AS score, "
-    "COUNT(*) AS rounds, MAX(flag_noisy) AS noisy, MAX(flag_copied) AS copied, "
-    "MAX(flag_duplicate) AS dup FROM sample_scores GROUP BY asset_id, sample_index, sample_id) "
+    "COUNT(*) AS rounds, CASE WHEN SUM(flag_noisy) > SUM(CASE WHEN value > 0 THEN 1 ELSE 0 END) "
+    "THEN 1 ELSE 0 END AS noisy, MAX(flag_copied) AS copied, MAX(flag_duplicate) AS dup "
+    "FROM sample_scores GROUP BY asset_id, sample_index, sample_id) "
     "sc ON sc.asset_id = s.asset_id AND sc.sample_index = s.sample_index "
     "AND sc.sample_id = s.sample_id"
 )

@@ -546,7 +546,9 @@ class World:
         value: float,
         provider: LocalAccount,
         flags: Sequence[str] = (),
+        evidence: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """A scores row; a ``noisy`` flag comes with :data:`EVIDENCE` unless told otherwise."""
         sid = self.sample_ids[(asset_id, index)]
         return {
             "sample_id": sid,
@@ -557,7 +559,14 @@ class World:
             "cluster_founder": sid,
             "cluster_size": 1,
             "flags": list(flags),
+            "evidence": evidence if evidence is not None or "noisy" not in flags else EVIDENCE,
         }
+
+
+#: the witnesses a valuation publishes with a ``noisy`` flag (visdm.valuation._evidence)
+EVIDENCE = {"t": -3.5, "value_se": 0.002, "peer_agreement": 0.1, "peers": 10,
+            "provider_suspects": 9, "provider_players": 24, "provider_p": 2e-6,
+            "base_rate": 0.04}  # fmt: skip
 
 
 def assets_hash(selection: Sequence[tuple[int, int]]) -> bytes:

@@ -44,6 +44,7 @@ from ._world import (
     build_market,
     dump,
 )
+from .conformance_evidence import EvidenceConformance
 from .conformance_market import MarketConformance, NewDb
 
 
@@ -69,9 +70,10 @@ class _CrashingStore:
         return self.inner.get(cid, max_bytes=max_bytes)
 
 
-class IndexConformance(MarketConformance):
+class IndexConformance(MarketConformance, EvidenceConformance):
     """Indexing, idempotency, verification, search and saved searches on one backend (and,
-    from :class:`MarketConformance`, proposals, payouts and earnings)."""
+    from :class:`MarketConformance`, proposals, payouts and earnings; from
+    :class:`EvidenceConformance`, the evidence behind noisy flags)."""
 
     # ------------------------------------------------------------------ indexing
 
