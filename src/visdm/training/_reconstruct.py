@@ -97,7 +97,8 @@ class _Complement:
         self.dim = known.shape[1] - self.basis.shape[0]
 
     def project(self, v: torch.Tensor) -> torch.Tensor:
-        return v - (v @ self.basis.T) @ self.basis
+        out: torch.Tensor = v - (v @ self.basis.T) @ self.basis
+        return out
 
 
 def _matrix(value: NDArray[Any] | torch.Tensor, what: str) -> torch.Tensor:
@@ -114,7 +115,8 @@ def _leading_direction(
 ) -> torch.Tensor:
     change = weight if initial is None else weight - initial
     _, _, vt = torch.linalg.svd(complement.project(change), full_matrices=False)
-    return vt[0]
+    first: torch.Tensor = vt[0]
+    return first
 
 
 def reconstruct_missing(
