@@ -51,6 +51,7 @@ from visdm.training._spec import ModelSpec, parse_model_spec
 from visdm.training._train import train
 
 __all__ = [
+    "ATTACKS",
     "Attack",
     "MembershipAudit",
     "audit_spec",

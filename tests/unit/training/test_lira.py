@@ -13,6 +13,7 @@ from visdm.training._lira import (
     lira_scores,
     logit_confidence,
     model_seed,
+    run_membership_audit,
 )
 from visdm.training._mia import roc_auc, tpr_at_fpr
 from visdm.training._spec import parse_model_spec
@@ -206,3 +207,31 @@ def test_audit_scores_name_the_attack() -> None:
         audit.scores("lira")  # type: ignore[arg-type]
     # each model has its own seed
     assert len(set(audit.seeds)) == 8
+
+
+@pytest.mark.parametrize(
+    ("images", "labels", "models", "seed", "message"),
+    [
+        (8, 7, 4, bytes(32), "8 pool images but 7 labels"),
+        (8, 8, 3, bytes(32), "need at least 4 models"),
+        (8, 8, 4, bytes(31), "a job seed must be 32 bytes"),
+    ],
+)
+def test_membership_audit_refuses_bad_input_before_training(
+    images: int, labels: int, models: int, seed: bytes, message: str
+) -> None:
+    spec = {
+        "architecture": "mlp",
+        "input_shape": [1, 8, 8],
+        "num_classes": 2,
+        "epochs": 1,
+        "batch_size": 2,
+        "optimizer": "sgd",
+        "learning_rate": 0.1,
+    }
+    x = np.zeros((images, 8, 8), dtype=np.uint8)
+    y = np.zeros(labels, dtype=np.int64)
+    with pytest.raises(InvalidInputError, match=message):
+        run_membership_audit(
+            spec, x, y, x, np.zeros(images, dtype=np.int64), n_models=models, seed=seed
+        )
