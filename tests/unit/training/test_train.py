@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -137,3 +138,101 @@ def test_limits_are_enforced_by_train(fmnist: Data) -> None:
         train(make_spec(), *fmnist, seed=SEED, limits=NodeLimits(max_samples=100))
     with pytest.raises(DesignLimitError, match="market's minimum expected batch size of 64"):
         train(make_spec(batch_size=32), *fmnist, seed=SEED, limits=NodeLimits(min_batch_size=64))
+
+
+# --- scatter models and the training knobs ----------------------------------------------------
+SCATTER_DP = {"target_epsilon": 3.0, "delta": 1e-5, "max_grad_norm": 0.1}
+
+
+def _scatter_spec(architecture: str, **overrides: object) -> dict[str, object]:
+    spec = make_spec(
+        architecture=architecture,
+        optimizer="sgd",
+        learning_rate=4.0,
+        batch_size=128,
+        epochs=3,
+        dp=SCATTER_DP,
+    )
+    spec.update(overrides)
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("architecture", "floor_bps"), [("scatter_linear", 6000), ("scatter_cnn", 4000)]
+)
+def test_scatter_models_learn_under_dp_within_the_budget(
+    fmnist: Data, architecture: str, floor_bps: int
+) -> None:
+    result = train(_scatter_spec(architecture), *fmnist, seed=SEED)
+    assert result.epsilon_spent is not None and 1.5 < result.epsilon_spent <= 3.0
+    assert result.accuracy_bps > floor_bps  # chance is 1000 bps
+    # the front end is not trained: a model file holds the head and features only
+    assert not any(k.startswith("frontend") for k in result.state)
+    assert result.train_embeddings.shape[0] == 512
+    assert result.design.frontend_flops_per_sample > 0
+
+
+def test_the_new_knobs_are_deterministic_given_the_seed(fmnist: Data) -> None:
+    spec = _scatter_spec("scatter_cnn", ema_decay=0.9, lr_schedule="cosine", epochs=2)
+    first = train(spec, *fmnist, seed=SEED)
+    second = train(spec, *fmnist, seed=SEED)
+    assert _same_weights(first, second)
+    np.testing.assert_array_equal(first.val_embeddings, second.val_embeddings)
+    assert not _same_weights(first, train(spec, *fmnist, seed=bytes(32)))
+
+
+def test_weight_averaging_delivers_the_average(fmnist: Data) -> None:
+    plain = train(_scatter_spec("scatter_linear", epochs=2), *fmnist, seed=SEED)
+    # a vanishing decay averages nothing: the last iterate, to float rounding
+    none = train(_scatter_spec("scatter_linear", epochs=2, ema_decay=1e-9), *fmnist, seed=SEED)
+    averaged = train(_scatter_spec("scatter_linear", epochs=2, ema_decay=0.9), *fmnist, seed=SEED)
+    for key, value in plain.state.items():
+        torch.testing.assert_close(none.state[key], value, atol=1e-6, rtol=1e-5)
+    assert not torch.allclose(averaged.state["head.weight"], plain.state["head.weight"])
+    # the same iterates were taken: DP accounting does not see the average
+    assert averaged.epsilon_spent == plain.epsilon_spent and averaged.steps == plain.steps
+
+
+def test_the_cosine_schedule_decays_to_zero() -> None:
+    from visdm.training._spec import parse_model_spec
+    from visdm.training._train import _schedule
+
+    spec = parse_model_spec(_scatter_spec("scatter_linear", lr_schedule="cosine"))
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=spec.learning_rate)
+    rates = []
+    for step in range(10):
+        _schedule(optimizer, spec, step, 10)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates[0] == 4.0 and rates[5] == pytest.approx(2.0)
+    assert all(a > b for a, b in itertools.pairwise(rates)) and rates[-1] < 0.1
+    constant = parse_model_spec(_scatter_spec("scatter_linear"))
+    _schedule(optimizer, constant, 5, 10)  # constant leaves the rate alone
+    assert optimizer.param_groups[0]["lr"] == rates[-1]
+
+
+def test_micro_batches_give_the_step_one_batch_gives(
+    fmnist: Data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a Poisson batch of ~128 in micro-batches of 16: the same clipped sum, the same noise
+    spec = _scatter_spec("scatter_cnn", epochs=1)
+    whole = train(spec, *fmnist, seed=SEED)
+    monkeypatch.setattr("visdm.training._train.DP_MICRO_BATCH", 16)
+    parts = train(spec, *fmnist, seed=SEED)
+    assert parts.steps == whole.steps and parts.epsilon_spent == whole.epsilon_spent
+    for key, value in whole.state.items():
+        torch.testing.assert_close(parts.state[key], value, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.attack
+def test_a_spec_sized_to_exhaust_the_nodes_memory_is_refused_before_training(
+    fmnist: Data,
+) -> None:
+    # a consumer picks a front end whose output per sample is large, on a node whose memory
+    # would not hold it for the selection: refused from declared sizes, nothing is computed
+    from visdm.training import check_design
+
+    spec = _scatter_spec("scatter_linear")
+    room = check_design(spec, NodeLimits()).memory_bytes(200)
+    limits = NodeLimits(max_memory_bytes=room)  # room for 200 samples and one DP step
+    with pytest.raises(DesignLimitError, match=r"to train 768 samples .* max_memory_bytes"):
+        train(spec, *fmnist, seed=SEED, limits=limits)
