@@ -66,6 +66,7 @@ from eth_utils.crypto import keccak
 from web3.contract import Contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _collective_gas import collective_rows
 from _harness import Row, emit, parse_args
 from visdm.chain.anvil import start_anvil
 from visdm.chain.client import _GAS_HEADROOM, _GAS_MARGIN, ChainClient, TxResult
@@ -529,6 +530,8 @@ def main() -> None:
         try:
             client = ChainClient(node.rpc_url, timeout_s=120, tx_timeout_s=120)
             rows, notes = run(client, **sizes)
+            # a collective's operations, on a marketplace of their own on the same chain
+            rows += collective_rows(client, members=16 if args.quick else 64)
         finally:
             node.stop()
     emit("gas", rows, as_json=args.json, packages=["web3"], notes=notes)
