@@ -9,6 +9,10 @@ more, ``tom`` rejects every proposal (his data leaves those rounds) and the rest
 the weighted median lands above the offer and the first proposal is Countered. ``kai`` is the
 consumer's friend: the consumer slips copies of ``kai``'s images into its validation set, which
 would steer value to them if the node did not screen them out. ``lu`` never claims its pay.
+
+Which samples are mislabelled is known (:attr:`Provider.wrong`), so the report can say how well
+the node's ``noisy`` flags find them; :func:`demo_market` gives the same market as arrays, as the
+node decodes it, for benchmarks.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ __all__ = [
     "TWO_ASSETS",
     "VICTIM",
     "DemoConfig",
+    "DemoMarket",
     "Provider",
     "class_names",
+    "demo_market",
     "first_ask",
     "prepare_folders",
     "validation_arrays",
@@ -76,6 +82,7 @@ DELEGATIONS = {
 ACCEPT = frozenset({"ada", "ben", "cy", "dee", "eli"})
 ASK_MORE = frozenset({"fay"})  # asks 10% above the offer
 NOISE_RATE = 0.4
+NUM_CLASSES = len(FASHION_MNIST_CLASSES)
 
 
 def first_ask(who: str, offer: int) -> int | None:
@@ -147,6 +154,8 @@ class Provider:
     images: int
     mislabelled: int
     copies_of: str | None
+    #: per asset, the sample indexes (positions in file-name order) whose label is wrong
+    wrong: tuple[frozenset[int], ...] = ()
 
 
 def _slug(name: str) -> str:
@@ -186,35 +195,97 @@ def _train_range(config: DemoConfig, who: str) -> range:
     return range(k * n, (k + 1) * n)
 
 
-def prepare_folders(root: Path, config: DemoConfig) -> dict[str, Provider]:
-    """One folder of images + ``labels.csv`` per asset, noise and copies included."""
-    cast = config.cast
+def _holdings(
+    config: DemoConfig, y: NDArray[np.int64]
+) -> list[tuple[str, list[int], NDArray[np.int64]]]:
+    """Who holds which training images (by index) under which class labels, noise included."""
     n = config.images_per_provider
-    x, y = load_fashion_mnist("train", limit=n * len(cast))
-    names = class_names()
     rng = np.random.default_rng(config.seed)
-    out: dict[str, Provider] = {}
-    for who in cast:
+    out = []
+    for who in config.cast:
         idx = list(_train_range(config, who))
-        labels = [names[int(y[i])] for i in idx]
-        wrong = 0
+        labels = y[idx].astype(np.int64)
         if who in NOISY:
             flip = rng.choice(n, size=int(NOISE_RATE * n), replace=False)
             for j in flip:
-                true = int(y[idx[int(j)]])
-                labels[int(j)] = names[(true + int(rng.integers(1, len(names)))) % len(names)]
-            wrong = len(flip)
+                labels[j] = (labels[j] + int(rng.integers(1, NUM_CLASSES))) % NUM_CLASSES
+        out.append((who, idx, labels))
+    return out
+
+
+def prepare_folders(root: Path, config: DemoConfig) -> dict[str, Provider]:
+    """One folder of images + ``labels.csv`` per asset, noise and copies included."""
+    n = config.images_per_provider
+    x, y = load_fashion_mnist("train", limit=n * len(config.cast))
+    names = class_names()
+    out: dict[str, Provider] = {}
+    for who, idx, classes in _holdings(config, y):
+        labels = [names[int(c)] for c in classes]
         copier = who == COPIER
         files = [f"{who}-{i:05d}.{'jpg' if copier else 'png'}" for i in idx]
         data = [_jpeg(x[i]) if copier else _png(x[i]) for i in idx]
         parts = 2 if who == TWO_ASSETS else 1
         cut = [len(idx) * p // parts for p in range(parts + 1)]
         folders = tuple(root / who / f"asset-{p + 1}" for p in range(parts))
+        wrong = []
         for p, folder in enumerate(folders):
             part = slice(cut[p], cut[p + 1])
             _write(folder, files[part], data[part], labels[part])
-        out[who] = Provider(who, folders, n, wrong, VICTIM if copier else None)
+            # a sample's index is its file's position in name order
+            ordered = sorted(range(cut[p], cut[p + 1]), key=lambda k: files[k])
+            wrong.append(frozenset(pos for pos, k in enumerate(ordered) if classes[k] != y[idx[k]]))
+        mislabelled = sum(len(w) for w in wrong)
+        out[who] = Provider(who, folders, n, mislabelled, VICTIM if copier else None, tuple(wrong))
     return out
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DemoMarket:
+    """The demo market as arrays: every image as the node decodes it (the copier's are JPEG
+    re-encodings), its class label as uploaded and the true one, and who uploaded it, in cast
+    order; and the consumer's validation set (:func:`validation_arrays`), unscreened."""
+
+    images: NDArray[np.uint8]
+    labels: NDArray[np.int64]
+    true_labels: NDArray[np.int64]
+    owners: tuple[str, ...]
+    val_images: NDArray[np.uint8]
+    val_labels: NDArray[np.int64]
+
+    @property
+    def mislabelled(self) -> NDArray[np.bool_]:
+        wrong: NDArray[np.bool_] = self.labels != self.true_labels
+        return wrong
+
+
+def demo_market(config: DemoConfig, *, leave_out: frozenset[str] = frozenset()) -> DemoMarket:
+    """The market :func:`prepare_folders` writes, without files; providers in ``leave_out``
+    (``REJECTER``, who keeps his data out of the first round) are left out."""
+    n = config.images_per_provider
+    x, y = load_fashion_mnist("train", limit=n * len(config.cast))
+    images, labels, truth, owners = [], [], [], []
+    for who, idx, classes in _holdings(config, y):
+        if who in leave_out:
+            continue
+        for i, c in zip(idx, classes.tolist(), strict=True):
+            images.append(_decoded_jpeg(x[i]) if who == COPIER else x[i])
+            labels.append(c)
+            truth.append(int(y[i]))
+            owners.append(who)
+    val_images, val_labels = validation_arrays(config)
+    return DemoMarket(
+        np.stack(images),
+        np.asarray(labels, dtype=np.int64),
+        np.asarray(truth, dtype=np.int64),
+        tuple(owners),
+        val_images,
+        val_labels.astype(np.int64),
+    )
+
+
+def _decoded_jpeg(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    with Image.open(io.BytesIO(_jpeg(pixels))) as image:
+        return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
 def validation_arrays(config: DemoConfig) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:

@@ -1,4 +1,11 @@
-"""The demo's report: what it did, step by step, and on disk ``report.json`` and two PNG plots."""
+"""The demo's report: what it did, step by step, and on disk ``report.json`` and two PNG plots.
+
+The values plot colours each sample by the truth the cast knows (correctly labelled, mislabelled,
+a copy), not by the node's flags, and outlines those the node flagged ``noisy``: it shows what the
+flags found and what they missed. :func:`flag_quality` measures the same: precision and recall of
+the ``noisy`` flag on the mislabelled samples, and the share of correctly labelled samples it
+flagged, beside what a negative value alone would have flagged.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DemoReport", "DemoStep", "Progress", "report_json", "write_report"]
+__all__ = [
+    "DemoReport",
+    "DemoStep",
+    "Progress",
+    "flag_quality",
+    "flag_quality_line",
+    "report_json",
+    "write_report",
+]
 
 
 @dataclass(slots=True)
@@ -66,15 +81,64 @@ class Progress:
 
 _COLOURS = {"clean": "#4c72b0", "noisy": "#dd8452", "copied": "#c44e52"}
 _LEFT_OUT = "#999999"
-_LABELS = {"clean": "not flagged", "noisy": "flagged noisy", "copied": "flagged copy"}
+_TRUTH = {"clean": "correctly labelled", "noisy": "mislabelled", "copied": "copy (worth 0)"}
 
 
-def _kind(flags: list[str]) -> str:
-    if "copied" in flags:
+def _truth(row: dict[str, Any]) -> str:
+    if "copied" in row["flags"]:
         return "copied"
-    if "noisy" in flags:
-        return "noisy"
-    return "clean"
+    return "noisy" if row.get("mislabelled") else "clean"
+
+
+def flag_quality(values: list[dict[str, Any]]) -> dict[str, Any]:
+    """How well the ``noisy`` flags of a round's scores find the truly mislabelled samples.
+
+    ``values`` are the report's per-sample rows (``flags``, ``value``, ``mislabelled``); copies
+    of another provider's samples are left out (they are flagged ``copied`` and valued 0).
+    ``precision`` and ``recall`` are of the flag on the mislabelled samples (``None`` when
+    undefined), ``honestFlagRate`` the share of correctly labelled samples flagged;
+    ``negativeValue`` gives the same three for flagging every negative value.
+    """
+    rows = [v for v in values if "copied" not in v["flags"]]
+
+    def score(flagged: list[bool]) -> dict[str, Any]:
+        wrong = [bool(v.get("mislabelled")) for v in rows]
+        hits = sum(f and w for f, w in zip(flagged, wrong, strict=True))
+        honest = len(rows) - sum(wrong)
+        false = sum(flagged) - hits
+        return {
+            "flagged": sum(flagged),
+            "truePositives": hits,
+            "precision": hits / sum(flagged) if any(flagged) else None,
+            "recall": hits / sum(wrong) if any(wrong) else None,
+            "honestFlagged": false,
+            "honestFlagRate": false / honest if honest else None,
+        }
+
+    return {
+        "samples": len(rows),
+        "mislabelled": sum(bool(v.get("mislabelled")) for v in rows),
+        **score(["noisy" in v["flags"] for v in rows]),
+        "negativeValue": score([v["value"] < 0 for v in rows]),
+    }
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def flag_quality_line(report: DemoReport) -> str:
+    """One line on the flags of round 1, for people (see :func:`flag_quality`)."""
+    q = flag_quality(report.values)
+    old = q["negativeValue"]
+    rate = "-" if q["honestFlagRate"] is None else f"{q['honestFlagRate']:.1%}"
+    old_rate = "-" if old["honestFlagRate"] is None else f"{old['honestFlagRate']:.1%}"
+    return (
+        f"noisy flags: {q['flagged']} samples, {q['truePositives']} of the {q['mislabelled']} "
+        f"mislabelled: precision {_share(q['precision'])}, recall {_share(q['recall'])}, "
+        f"{q['honestFlagged']} correctly labelled flagged ({rate}); a negative value alone "
+        f"would flag {old['honestFlagged']} ({old_rate}), precision {_share(old['precision'])}"
+    )
 
 
 def report_json(report: DemoReport) -> dict[str, Any]:
@@ -84,6 +148,7 @@ def report_json(report: DemoReport) -> dict[str, Any]:
 
     data: dict[str, Any] = json_view(report)
     data["gasByStep"] = [{"step": k, "gasUsed": v} for k, v in report.gas_by_step().items()]
+    data["flagQuality"] = flag_quality(report.values)
     return data
 
 
@@ -100,19 +165,30 @@ def write_report(report: DemoReport, out_dir: Path) -> list[Path]:
     path.write_text(json.dumps(report_json(report), indent=1) + "\n")
     written.append(path)
 
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.8))
     every = [v["value"] for v in report.values]
     edges = [float(e) for e in np.histogram_bin_edges(every, bins=50)] if every else 10
     for kind, colour in _COLOURS.items():
-        values = [v["value"] for v in report.values if _kind(v["flags"]) == kind]
+        values = [v["value"] for v in report.values if _truth(v) == kind]
         if values:
-            label = f"{_LABELS[kind]} ({len(values)})"
-            ax.hist(values, bins=edges, alpha=0.75, color=colour, label=label)
+            label = f"{_TRUTH[kind]} ({len(values)})"
+            ax.hist(values, bins=edges, alpha=0.6, color=colour, label=label)
+    flagged = [v["value"] for v in report.values if "noisy" in v["flags"]]
+    if flagged:
+        ax.hist(flagged, bins=edges, histtype="step", color="black", linewidth=1.2,
+                label=f"flagged noisy by the node ({len(flagged)})")  # fmt: skip
     ax.axvline(0.0, color="black", linewidth=0.8)
     ax.set_xlabel("per-sample value (copy-robust KNN-Shapley; copies are worth 0)")
     ax.set_ylabel("samples")
-    ax.set_title("Value of each sample in round 1 (flags come from the node's valuation)")
-    ax.legend()
+    q = flag_quality(report.values)
+    ax.set_title(
+        "Value of each sample in round 1, coloured by the truth\n"
+        f"noisy flags: precision {_share(q['precision'])}, recall {_share(q['recall'])}, "
+        f"{q['honestFlagged']} correctly labelled flagged "
+        f"(a negative value: {q['negativeValue']['honestFlagged']})",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8)
     fig.tight_layout()
     path = out_dir / "values.png"
     fig.savefig(path, dpi=110)

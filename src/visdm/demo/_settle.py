@@ -67,7 +67,8 @@ def provider_rows(  # noqa: PLR0917 - one call site, the demo's whole state
     price: int,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One row per provider (samples trained, flags, payout per asset, what it claimed) and one
-    per valued sample, from the round's result document and published scores."""
+    per valued sample, from the round's result document and published scores; a sample's row
+    says whether its label is truly wrong (the cast knows) beside its value and flags."""
     samples = json.loads(scores)["samples"]
     payouts = result.get("payouts") or {}
     amounts = {a: int(v) for a, v in (payouts.get("amounts") or {}).items()}
@@ -104,11 +105,18 @@ def provider_rows(  # noqa: PLR0917 - one call site, the demo's whole state
                 "claimTransactions": len({r.tx_hash for r in receipts if r.tx_hash}),
             }
         )
+    wrong = {
+        (asset_id, index)
+        for name in config.cast
+        for asset_id, indexes in zip(assets[name], providers[name].wrong, strict=False)
+        for index in indexes
+    }
     values = [
         {
             "provider": by_address.get(s["provider"], s["provider"]),
             "value": s["value"],
             "flags": s["flags"],
+            "mislabelled": (int(s["asset_id"]), int(s["index"])) in wrong,
         }
         for s in samples
     ]
