@@ -91,7 +91,7 @@ def test_defence_on_lira_finds_nothing_in_the_dp_model(private: MembershipAudit)
     assert all(e is not None and e <= EPSILON * 1.01 for e in private.epsilon_spent)
     assert np.mean(private.accuracy_bps) > 3500  # it learned (chance: 1000)
     for attack, (auc, tpr_low, tpr_one) in figures.items():
-        # measured over audit seeds: AUC ≤ 0.56, TPR ≤ 0.4 % at 0.1 % FPR, ≤ 1.7 % at 1 %
+        # measured over five audit seeds: AUC ≤ 0.565, TPR ≤ 0.5 % at 0.1 % FPR, ≤ 2 % at 1 %
         assert auc < 0.6, attack
         assert tpr_low < 0.01 and tpr_one < 0.04, attack
         assert tpr_low <= dp_cap(LOW_FPR[0]) and tpr_one <= dp_cap(LOW_FPR[1]), attack
@@ -126,7 +126,8 @@ def test_defence_on_the_informed_adversary_gets_a_random_direction(
     private: MembershipAudit, pool: Pool
 ) -> None:
     result = reconstruct(private, pool, knows_start=True)
-    # measured: median 0.027 against a chance level of 0.035, no target named
+    # measured over three audit seeds: median 0.027-0.032 against a chance level of 0.035,
+    # at most 0.11, no target named
     assert result.median_similarity < 2 * float(np.median(result.chance))
     assert result.similarity.max() < 0.3
     assert result.identification_rate <= 0.1
