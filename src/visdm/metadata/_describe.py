@@ -16,16 +16,29 @@ two nodes describing the same bytes publish the same numbers:
 * ``blur``: variance of the 4-neighbour Laplacian ``[[0,1,0],[1,-4,1],[0,1,0]]`` of the luma in
   float64 with mirrored borders (reflect-101) — what OpenCV's ``Laplacian(gray, CV_64F).var()``
   returns (Pech-Pacheco et al., ICPR 2000). Low values mean blurry or flat images;
-* ``phash``: the 64-bit pHash, bit-compatible with ``imagehash.phash`` (see :mod:`._phash`).
+* ``phash``: the 64-bit pHash, bit-compatible with ``imagehash.phash`` (see :mod:`._phash`);
+* ``copyHash``: the 168-bit copy hash (:mod:`._copyhash`, ``visdm-copyhash/1``) that
+  near-duplicate links are made with: unlike the pHash it follows the image through flips,
+  90° rotations, crops and contrast changes.
 
-Luma and pHash are computed from the same ``convert("L")`` array, and the pHashes of a batch
-are computed together.
+Luma, pHash and copy hash are computed from the same ``convert("L")`` array, and the pHashes
+of a batch are computed together.
+
+**Document format.** ``visdm-metadata/1`` grew three optional fields, all additions a reader
+that ignores unknown keys skips: ``copyHash`` per sample (42 lower-case hex digits),
+``transform`` per duplicate link (``0..7``, the dihedral transform that maps the other sample
+onto this one; absent on a link made by pHash), and ``copyLinking`` at the top
+(``{"descriptor": "visdm-copyhash/1", "keyRadius": 8, "radius": 21}``: how the links were
+made; absent when they were made by pHash radius alone). A document without them is one
+written before copy hashes: its links are pHash links within ``duplicateRadius``.
+:func:`read_copy_hash`, :func:`read_link_transform` and :func:`read_copy_linking` check the
+three fields of a parsed document.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +50,15 @@ from PIL import Image
 from visdm.errors import InvalidInputError
 from visdm.types import PHash, SampleId
 
+from ._copyhash import (
+    COPY_HASH_BITS,
+    COPY_HASH_VERSION,
+    CopyHash,
+    CopyProbe,
+    copy_hash_from_hex,
+    copy_hash_to_hex,
+    copy_probes,
+)
 from ._hamming import DEFAULT_DUPLICATE_RADIUS
 from ._phash import gray_stacks, phash_from_grids, phash_to_hex
 from ._resample import lanczos_resize_stack
@@ -45,11 +67,15 @@ __all__ = [
     "HISTOGRAM_BINS",
     "METADATA_FORMAT",
     "AssetMetadata",
+    "CopyLinking",
     "DuplicateLink",
     "ImageMetadata",
     "SampleMetadata",
     "describe_images",
     "laplacian_variance",
+    "read_copy_hash",
+    "read_copy_linking",
+    "read_link_transform",
 ]
 
 #: bins per channel in the colour histograms
@@ -75,10 +101,17 @@ class ImageMetadata:
     brightness: float
     contrast: float
     blur: float
+    #: the copy hash (``None`` for an image described before copy hashes existed)
+    copy_hash: CopyHash | None = None
+    #: the pixels the node matches copies with; never published, not part of equality
+    probe: CopyProbe | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields; the pHash as imagehash's 16-digit hex string."""
+        """JSON-ready fields; the pHash as imagehash's 16-digit hex string, the copy hash as
+        42 hex digits (left out when there is none). The probe is never included."""
+        extra = {} if self.copy_hash is None else {"copyHash": copy_hash_to_hex(self.copy_hash)}
         return {
+            **extra,
             "width": self.width,
             "height": self.height,
             "channels": self.channels,
@@ -114,19 +147,38 @@ class SampleMetadata:
 
 @dataclass(frozen=True, slots=True)
 class DuplicateLink:
-    """``sample_id`` (new) is within ``distance`` bits of ``other_id`` (active before it, or
-    earlier in the same asset)."""
+    """``sample_id`` (new) is a near-duplicate of ``other_id`` (active before it, or earlier in
+    the same asset): ``distance`` bits apart — of the copy hash after refinement when
+    ``transform`` (the dihedral transform mapping ``other_id`` onto ``sample_id``) is set, of
+    the pHash when it is ``None``."""
 
     sample_id: SampleId
     other_id: SampleId
     distance: int
+    transform: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "sampleId": "0x" + bytes(self.sample_id).hex(),
             "otherId": "0x" + bytes(self.other_id).hex(),
             "distance": self.distance,
         }
+        if self.transform is not None:
+            out["transform"] = self.transform
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class CopyLinking:
+    """How a document's copy links were made: the descriptor and the two radii
+    (:mod:`._copyindex`)."""
+
+    key_radius: int
+    radius: int
+    descriptor: str = COPY_HASH_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"descriptor": self.descriptor, "keyRadius": self.key_radius, "radius": self.radius}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +193,13 @@ class AssetMetadata:
     links: tuple[DuplicateLink, ...]
     rejected: tuple[tuple[int, str], ...] = field(default=())
     radius: int = DEFAULT_DUPLICATE_RADIUS
+    #: set when the links were made with copy hashes (``None``: by pHash radius alone)
+    copy_linking: CopyLinking | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.copy_linking is None else {"copyLinking": self.copy_linking.to_dict()}
         return {
+            **extra,
             "format": METADATA_FORMAT,
             "manifestHash": "0x" + bytes(self.manifest_hash).hex(),
             "duplicateRadius": self.radius,
@@ -186,8 +242,11 @@ def describe_images(
         for position, gray in zip(positions, stack, strict=True):
             grays[position] = gray
     hashes = phash_from_grids(grids)
+    probes = copy_probes(grays)
     out = []
-    for image, gray, phash, size, kind in zip(images, grays, hashes, sizes, kinds, strict=True):
+    for image, gray, phash, probe, size, kind in zip(
+        images, grays, hashes, probes, sizes, kinds, strict=True
+    ):
         channels, histogram = _histogram(image, gray)
         luma = gray.astype(np.float64)
         out.append(
@@ -204,6 +263,8 @@ def describe_images(
                 brightness=float(luma.mean()),
                 contrast=float(luma.std()),
                 blur=laplacian_variance(luma),
+                copy_hash=probe.copy_hash,
+                probe=probe,
             )
         )
     return out
@@ -246,3 +307,56 @@ def laplacian_variance(luma: NDArray[np.float64]) -> float:
         - 4.0 * padded[1:-1, 1:-1]
     )
     return float(lap.var())
+
+
+# --- reading the copy fields of a parsed document --------------------------------------------
+def read_copy_hash(
+    sample: Mapping[str, object], *, where: str = "metadata sample"
+) -> CopyHash | None:
+    """A sample's ``copyHash``, or ``None`` when the document predates copy hashes."""
+    if "copyHash" not in sample:
+        return None
+    try:
+        return copy_hash_from_hex(sample["copyHash"])
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{where}: {exc}") from None
+
+
+def read_link_transform(link: Mapping[str, object], *, where: str = "duplicate link") -> int | None:
+    """A link's ``transform`` (``0..7``), or ``None`` for a link made by pHash."""
+    if "transform" not in link:
+        return None
+    value = link["transform"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 7:
+        raise InvalidInputError(
+            f"{where}: transform must be an integer 0..7 (a dihedral transform), got {value!r}"
+        )
+    return value
+
+
+def read_copy_linking(document: Mapping[str, object]) -> CopyLinking | None:
+    """The document's ``copyLinking``, or ``None`` when its links were made by pHash alone.
+
+    Only descriptor ``visdm-copyhash/1`` is known; another is refused, so that a reader never
+    compares hashes of two different definitions.
+    """
+    if "copyLinking" not in document:
+        return None
+    value = document["copyLinking"]
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"copyLinking must be an object, got {type(value).__name__}")
+    descriptor = value.get("descriptor")
+    if descriptor != COPY_HASH_VERSION:
+        raise InvalidInputError(
+            f"copyLinking names descriptor {descriptor!r}; this reader knows only "
+            f"{COPY_HASH_VERSION!r}: upgrade visdm to read it"
+        )
+    radii = []
+    for key, high in (("keyRadius", 63), ("radius", COPY_HASH_BITS)):
+        radius = value.get(key)
+        if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= high:
+            raise InvalidInputError(
+                f"copyLinking.{key} must be an integer 0..{high}, got {radius!r}"
+            )
+        radii.append(radius)
+    return CopyLinking(key_radius=radii[0], radius=radii[1])

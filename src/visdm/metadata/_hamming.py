@@ -41,6 +41,7 @@ __all__ = [
     "DuplicatePairs",
     "HammingIndex",
     "Neighbour",
+    "find_cross_pairs",
     "find_duplicate_pairs",
     "hamming_distance",
     "popcount64",
@@ -221,6 +222,55 @@ def find_duplicate_pairs(
     return DuplicatePairs(first[order], second[order], dist[order], label)
 
 
+def find_cross_pairs(
+    queries: HashesLike,
+    table: HashesLike,
+    *,
+    radius: int = DEFAULT_DUPLICATE_RADIUS,
+    method: str = "auto",
+) -> DuplicatePairs:
+    """Every ``(q, t)`` with ``popcount(queries[q] ^ table[t]) <= radius``, as
+    :class:`DuplicatePairs` whose ``first`` are query positions and ``second`` table positions
+    (sorted by ``(q, t)``).
+
+    ``method`` as in :func:`find_duplicate_pairs`: the multi-index join sorts queries and table
+    together and keeps only pairs across the two; both give identical pairs.
+    """
+    q_values, t_values = _as_hashes(queries), _as_hashes(table)
+    radius = _check_radius(radius)
+    if method not in ("auto", "linear", "multi-index"):
+        raise InvalidInputError(f"unknown method {method!r}: use 'auto', 'linear' or 'multi-index'")
+    n_q, n_t = q_values.size, t_values.size
+    m: int | None = None
+    if n_q and n_t and method != "linear":
+        if method == "multi-index":
+            if radius > _MAX_RADIUS:
+                raise InvalidInputError(
+                    f"multi-index search supports radius <= {_MAX_RADIUS}, got {radius}: "
+                    "use method='linear'"
+                )
+            m = _best_table_blocks(n_q + n_t, radius)[0]
+        else:
+            m = _choose_blocks(n_q + n_t, radius)
+            if m is not None and n_q * n_t * _NS_PER_LINEAR_PAIR <= _table_cost(
+                n_q + n_t, radius, m
+            ):
+                m = None
+    if m is None:
+        rows: list[tuple[int, int, int]] = _cross_linear(q_values, t_values, radius)
+        first = np.array([r[0] for r in rows], dtype=np.int64)
+        second = np.array([r[1] for r in rows], dtype=np.int64)
+        dist = np.array([r[2] for r in rows], dtype=np.uint8)
+        label = "linear"
+    else:
+        joint = np.concatenate([q_values, t_values])
+        a, b, dist = _multi_index_pairs(joint, radius, m, split=n_q)
+        first, second = a, b - n_q  # a < b, so a is the query
+        label = f"multi-index(m={m})"
+    order = np.lexsort((second, first))
+    return DuplicatePairs(first[order], second[order], dist[order], label)
+
+
 def _linear_pairs(
     values: NDArray[np.uint64], radius: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
@@ -242,8 +292,10 @@ def _linear_pairs(
 
 
 def _multi_index_pairs(
-    values: NDArray[np.uint64], radius: int, m: int
+    values: NDArray[np.uint64], radius: int, m: int, split: int | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
+    """All pairs within ``radius``; with ``split``, only pairs of one position below it and
+    one at or above it (a join of ``values[:split]`` with ``values[split:]``)."""
     n = values.size
     k = m - radius
     masks = _block_masks(m)
@@ -266,7 +318,11 @@ def _multi_index_pairs(
             sorted_key = key[order]
         wanted = np.zeros(m, dtype=bool)
         wanted[list(combo)] = True
-        for cand_a, cand_b in _equal_runs(sorted_key, order):
+        for run_a, run_b in _equal_runs(sorted_key, order):
+            cand_a, cand_b = run_a, run_b
+            if split is not None:
+                across = (run_a < split) != (run_b < split)
+                cand_a, cand_b = run_a[across], run_b[across]
             a, b, dist = _verify(
                 values, cand_a, cand_b, radius=radius, mask_array=mask_array, wanted=wanted
             )

@@ -9,9 +9,13 @@ sandbox screens the set, before training, in three steps:
 1. **exact duplicates** — a sample whose pixels equal an earlier sample's is dropped;
 2. **near-duplicates** — a sample whose pHash, or the pHash of any of its 8 flips and 90°
    rotations (the dihedral group D4), lies within ``radius`` bits of the pHash of an earlier
-   *kept* sample (or of any of its transforms) is dropped: the first of each group is kept;
+   *kept* sample (or of any of its transforms), or that is a copy of an earlier kept sample by
+   copy hash (:mod:`._copyindex`: flips, rotations, crops up to 10 %, contrast and saturation
+   changes), is dropped: the first of each group is kept;
 3. **near a selected sample** — a sample whose pHash, or that of any of its 8 transforms, lies
-   within ``radius`` bits of a selected training sample's pHash is dropped.
+   within ``radius`` bits of a selected training sample's pHash, or that is a copy of a
+   selected sample by copy hash (when the selected samples' copy hashes are given:
+   :func:`array_copy_hashes`), is dropped.
 
 What remains scores the model and the samples; fewer than
 ``max(min_samples, ceil(min_share × given))`` left is the consumer's fault (the node refuses
@@ -41,6 +45,8 @@ from numpy.typing import NDArray
 
 from visdm.errors import InvalidInputError
 
+from ._copyhash import copy_hash_words, copy_probes
+from ._copyindex import DEFAULT_COPY_KEY_RADIUS, DEFAULT_COPY_RADIUS, find_copy_links
 from ._hamming import HashesLike, _as_hashes, find_duplicate_pairs
 from ._phash import phash_from_grids
 from ._resample import lanczos_resize_stack
@@ -49,6 +55,7 @@ __all__ = [
     "DIHEDRAL_TRANSFORMS",
     "VALIDATION_SCREEN_RADIUS",
     "ValidationScreen",
+    "array_copy_hashes",
     "array_phashes",
     "dihedral_phashes",
     "minimum_validation_samples",
@@ -155,6 +162,14 @@ def array_phashes(images: NDArray[np.uint8]) -> NDArray[np.uint64]:
     return _phashes(_grays(images))
 
 
+def array_copy_hashes(images: NDArray[np.uint8]) -> NDArray[np.uint64]:
+    """``(N, 3)`` copy hashes (as words, :func:`._copyhash.copy_hash_words`) of every image of
+    a ``N×H×W`` or ``N×H×W×C`` uint8 array — what :func:`screen_validation_set` takes as
+    ``selected_copy_hashes``."""
+    probes = copy_probes(list(_grays(images)))
+    return copy_hash_words([p.copy_hash for p in probes])
+
+
 def dihedral_phashes(images: NDArray[np.uint8]) -> NDArray[np.uint64]:
     """``(N, 8)`` pHashes of every image under the 4 rotations by 90°, each unflipped and
     mirrored; column 0 is the image itself."""
@@ -172,12 +187,16 @@ def screen_validation_set(
     images: NDArray[np.uint8],
     selected_hashes: HashesLike,
     *,
+    selected_copy_hashes: NDArray[np.uint64] | None = None,
     radius: int = VALIDATION_SCREEN_RADIUS,
+    copy_key_radius: int = DEFAULT_COPY_KEY_RADIUS,
+    copy_radius: int = DEFAULT_COPY_RADIUS,
     min_samples: int = 10,
     min_share: float = 0.1,
 ) -> ValidationScreen:
     """Screen validation ``images`` (``N×H×W`` or ``N×H×W×C`` uint8) against the pHashes of
-    the selected training samples (:func:`array_phashes` of them, in the same layout).
+    the selected training samples (:func:`array_phashes` of them, in the same layout) and, when
+    given, their copy hashes (:func:`array_copy_hashes`, same layout).
 
     Returns which samples may score and the counts; :attr:`ValidationScreen.usable` says
     whether enough are left. Memory is linear in the set plus the near pairs found.
@@ -199,6 +218,19 @@ def screen_validation_set(
     inside = first >= n_sel
     a = (first[inside] - n_sel) // DIHEDRAL_TRANSFORMS
     b = (second[inside] - n_sel) // DIHEDRAL_TRANSFORMS
+    # copies by copy hash: within the set (a later sample of an earlier one), and of selected
+    probes = copy_probes(list(grays))
+    own = copy_hash_words([p.copy_hash for p in probes])
+    inner = find_copy_links(
+        probes, own, key_radius=copy_key_radius, radius=copy_radius, earlier_only=True
+    )
+    a = np.concatenate([a, np.array([m.stored for m in inner], dtype=np.int64)])
+    b = np.concatenate([b, np.array([m.probe for m in inner], dtype=np.int64)])
+    if selected_copy_hashes is not None:
+        for match in find_copy_links(
+            probes, selected_copy_hashes, key_radius=copy_key_radius, radius=copy_radius
+        ):
+            near[match.probe] = True
     kept = _greedy_keep(np.minimum(a, b), np.maximum(a, b), kept)
     duplicates = given - int(kept.sum())
     near_selected = int((kept & near).sum())
