@@ -4,7 +4,7 @@ Carlini, Chien, Nasr, Song, Terzis & Tramèr, "Membership Inference Attacks From
 Principles", IEEE S&P 2022. The adversary knows the training recipe and a pool of data from
 the target's distribution. It trains shadow models on random halves of the pool, so that each
 example is in the training set of some shadows ("in") and not of others ("out"). For a target
-model f and an example (x, y) it reads the logit-scaled confidence (their eq. 4)
+model f and an example (x, y) it reads the logit-scaled confidence
 
     φ = log(p / (1 − p)),  p = softmax(f(x))_y,  computed as z_y − log Σ_{j≠y} exp z_j,
 
@@ -12,13 +12,13 @@ which is close to Gaussian across models, fits N(μ_in, σ²_in) and N(μ_out, �
 shadows' φ of that example, and scores
 
 * online (their Algorithm 1): log Λ = log N(φ; μ_in, σ²_in) − log N(φ; μ_out, σ²_out);
-* offline (their §VI-C, one-sided test): (φ − μ_out) / σ_out, monotone in their
+* offline (their one-sided test without in-shadows): (φ − μ_out) / σ_out, monotone in their
   Λ = 1 − Pr[Z > φ], Z ~ N(μ_out, σ²_out), without its saturation in the tail.
 
 With few shadows the per-example variances are poor estimates; their "fixed variance" variant
-(§VI-A) uses one variance for all examples, here the pooled within-example variance.
+uses one variance for all examples, here the pooled within-example variance.
 
-Evaluation (their §V, and their reference code): K models are trained on random halves of a
+Evaluation (as in their experiments and reference code): K models are trained on random halves of a
 pool of N examples, each example in exactly ⌊K/2⌋ of them; each model in turn is the target
 and the other K − 1 its shadows. This scores K·N (model, example) pairs, about K·N/2 of them
 non-members, which is what a TPR at 0.1 % FPR needs (at least 1,000 non-member scores, see

@@ -9,7 +9,7 @@ attack does no better than guessing. Yeom et al. fix τ at the mean training los
 threshold-free summary.
 
 Carlini, Chien, Nasr, Song, Terzis & Tramèr, "Membership Inference Attacks From First
-Principles", IEEE S&P 2022, §III-B argue that an average-case AUC hides what matters: whether an
+Principles", IEEE S&P 2022, argue that an average-case AUC hides what matters: whether an
 attack identifies *some* members with confidence. :func:`tpr_at_fpr` reads the ROC curve at a
 low false-positive rate (0.1 %, 1 %) for any attack score; :func:`roc_auc` is the AUC of the
 same score. Both take scores where higher means "member" (the Yeom score is the negative loss).

@@ -3,7 +3,7 @@
 Balle, Cherubin & Hayes, "Reconstructing Training Data with Informed Adversaries", IEEE S&P
 2022: the adversary knows every training sample but one (D₋), the training recipe and — the
 worst case DP must withstand — the initial weights θ₀; given the final weights it rebuilds the
-missing sample x*. DP-SGD with (ε, δ) bounds how well any such adversary can do (their §IV).
+missing sample x*. DP-SGD with (ε, δ) bounds how well any such adversary can do.
 
 The attack here, for the zoo's ``mlp`` trained with SGD (momentum included): the gradient of
 sample i's loss with respect to the first layer's weight W (h × d, on the flattened input) is
@@ -14,8 +14,8 @@ linear combinations of gradients, so
 
 every row of the weight change lies in the span of the training inputs. Projecting the rows on
 the orthogonal complement of span(D₋) with P⊥ removes every known sample and leaves
-(P⊥x*) a*ᵀ, of rank one: its leading right singular vector is ±P⊥x* / ‖P⊥x*‖, exactly,
-whatever the batch order, however long the training. Without θ₀ the adversary takes W_T
+(P⊥x*) a*ᵀ, of rank one: its leading right singular vector is ±P⊥x* / ‖P⊥x*‖ (up to float
+rounding), whatever the batch order, however long the training. Without θ₀ the adversary takes W_T
 alone; P⊥W_0 then adds a random matrix, and the spike shows only where it stands above that
 matrix's spectrum.
 
