@@ -3,9 +3,9 @@ r"""Evidence for a ``noisy`` flag: three witnesses, each controlled by someone e
 A flag keeps a sample out of later searches (``exclude_flags=noisy``), so a false flag costs an
 honest provider future sales. A negative value alone is no evidence: on the demo market (20
 providers, two of whom mislabel 40 % of their images; a DP-trained MLP of about 70 % accuracy;
-444 validation images) 10–14 % of the correctly labelled samples have a negative copy-robust
-KNN-Shapley value, and flagging them gave a precision of at most 0.28. A player (a cluster's
-founder, see :mod:`._robust`) is flagged only when three witnesses agree:
+about 440 validation images after the screen) 9–12 % of the correctly labelled samples have a
+negative copy-robust KNN-Shapley value, and flagging them gave a precision of 0.25–0.30. A
+player (a cluster's founder, see :mod:`._robust`) is flagged only when three witnesses agree:
 
 1. **The consumer's validation set: a consistently negative value.** A KNN-Shapley value is the
    mean of one Shapley value per validation point, each positive when the point's label matches
@@ -28,10 +28,13 @@ founder, see :mod:`._robust`) is flagged only when three witnesses agree:
 A player is flagged when it carries witnesses 1 and 2 and its provider is a suspect. Everything
 the rule used is published with the flag (:meth:`NoiseEvidence.row`), so anyone can check it.
 
-**Measured** on the demo market, 12 trainings (6 job seeds; ε = 3 and 8; 500 and 2,000
-validation images; an MLP and a DP CNN): witnesses 1 and 2 alone flag with a precision of
-0.42–0.54; with witness 3 the precision is 0.91–1.00, the recall 0.75–0.85, and 0.0–0.4 % of
-the correctly labelled samples are flagged (``benchmarks/valuation.py`` repeats this).
+**Measured** on the demo market, 15 trainings (9 job seeds; ε = 3 and 8; 500 and 2,000
+validation images; the demo's MLP and a DP CNN, 68–73 % accurate): witnesses 1 and 2 alone flag
+with a precision of 0.42–0.54 at a recall of 0.75–0.83; with witness 3 the precision is
+0.93–1.00, the recall 0.75–0.83, and 0.0–0.3 % of the correctly labelled samples are flagged
+(``benchmarks/valuation.py`` repeats this). The thresholds were chosen on these runs: a looser
+``max_t`` of -0.5 gained 2–5 points of recall at up to 3 points of precision; ``max_t = -2``
+lost 10–15 points of recall.
 
 **What it costs an attacker.** A consumer who mislabels its validation set near a rival's
 samples moves witness 1 only. A provider who uploads look-alikes of a rival's images under
