@@ -57,6 +57,8 @@ _POPCOUNT16.setflags(write=False)
 _NS_PER_LINEAR_PAIR = 12.0
 _NS_PER_SORTED_ELEMENT = 110.0
 _NS_PER_CANDIDATE = 40.0
+_NS_PER_SEARCH = 250.0  # two binary searches of a query key in a sorted table
+_CANDIDATES_PER_CHUNK = 1 << 22
 _LINEAR_BLOCK_ELEMENTS = 1 << 22
 
 IdT = TypeVar("IdT", bound=Hashable)
@@ -233,8 +235,10 @@ def find_cross_pairs(
     :class:`DuplicatePairs` whose ``first`` are query positions and ``second`` table positions
     (sorted by ``(q, t)``).
 
-    ``method`` as in :func:`find_duplicate_pairs`: the multi-index join sorts queries and table
-    together and keeps only pairs across the two; both give identical pairs.
+    The multi-index join is the all-pairs method's pigeonhole argument between two sets: per
+    block combination, the table is sorted by its key and each query's run of equal keys is
+    found by binary search, so only query–table candidates are ever formed. ``method`` as in
+    :func:`find_duplicate_pairs`; all give identical pairs.
     """
     q_values, t_values = _as_hashes(queries), _as_hashes(table)
     radius = _check_radius(radius)
@@ -243,32 +247,116 @@ def find_cross_pairs(
     n_q, n_t = q_values.size, t_values.size
     m: int | None = None
     if n_q and n_t and method != "linear":
-        if method == "multi-index":
-            if radius > _MAX_RADIUS:
+        if radius > _MAX_RADIUS:
+            if method == "multi-index":
                 raise InvalidInputError(
                     f"multi-index search supports radius <= {_MAX_RADIUS}, got {radius}: "
                     "use method='linear'"
                 )
-            m = _best_table_blocks(n_q + n_t, radius)[0]
         else:
-            m = _choose_blocks(n_q + n_t, radius)
-            if m is not None and n_q * n_t * _NS_PER_LINEAR_PAIR <= _table_cost(
-                n_q + n_t, radius, m
-            ):
+            m, cost = _best_cross_blocks(n_q, n_t, radius)
+            if method == "auto" and n_q * n_t * _NS_PER_LINEAR_PAIR <= cost:
                 m = None
     if m is None:
-        rows: list[tuple[int, int, int]] = _cross_linear(q_values, t_values, radius)
-        first = np.array([r[0] for r in rows], dtype=np.int64)
-        second = np.array([r[1] for r in rows], dtype=np.int64)
-        dist = np.array([r[2] for r in rows], dtype=np.uint8)
+        first, second, dist = _cross_linear_arrays(q_values, t_values, radius)
         label = "linear"
     else:
-        joint = np.concatenate([q_values, t_values])
-        a, b, dist = _multi_index_pairs(joint, radius, m, split=n_q)
-        first, second = a, b - n_q  # a < b, so a is the query
+        first, second, dist = _cross_multi_index(q_values, t_values, radius, m)
         label = f"multi-index(m={m})"
     order = np.lexsort((second, first))
     return DuplicatePairs(first[order], second[order], dist[order], label)
+
+
+def _cross_cost(n_q: int, n_t: int, radius: int, m: int) -> float:
+    k = m - radius
+    tables = math.comb(m, k)
+    base, extra = divmod(_BITS, m)
+    key_bits = k * base + min(k, extra)
+    candidates = tables * n_q * n_t * 2.0 ** (-key_bits)
+    searches = n_t * _NS_PER_SORTED_ELEMENT + n_q * _NS_PER_SEARCH
+    return tables * searches + candidates * _NS_PER_CANDIDATE
+
+
+def _best_cross_blocks(n_q: int, n_t: int, radius: int) -> tuple[int, float]:
+    best_m, best_cost = radius + 1, _cross_cost(n_q, n_t, radius, radius + 1)
+    for m in range(radius + 2, min(_BITS, radius + 6) + 1):
+        if math.comb(m, m - radius) > 2000:
+            break
+        cost = _cross_cost(n_q, n_t, radius, m)
+        if cost < best_cost:
+            best_m, best_cost = m, cost
+    return best_m, best_cost
+
+
+def _cross_multi_index(
+    queries: NDArray[np.uint64], table: NDArray[np.uint64], radius: int, m: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
+    k = m - radius
+    masks = _block_masks(m)
+    mask_array = np.array(masks, dtype=np.uint64)
+    n_t = table.size
+    index_bits = max(1, int(n_t - 1).bit_length())
+    positions = np.arange(n_t, dtype=np.uint64)
+    query_rows = np.arange(queries.size, dtype=np.int64)
+    firsts, seconds, dists = [], [], []
+    for combo in combinations(range(m), k):
+        key_mask = 0
+        for block in combo:
+            key_mask |= masks[block]
+        t_key = _compact(table, key_mask)
+        if key_mask.bit_count() + index_bits <= _BITS:
+            packed = np.sort((t_key << np.uint64(index_bits)) | positions)
+            sorted_key = packed >> np.uint64(index_bits)
+            order = (packed & np.uint64((1 << index_bits) - 1)).astype(np.int64)
+        else:  # keys too wide to pack with the position
+            order = np.argsort(t_key, kind="stable")
+            sorted_key = t_key[order]
+        q_key = _compact(queries, key_mask)
+        low = np.searchsorted(sorted_key, q_key, side="left")
+        counts = np.searchsorted(sorted_key, q_key, side="right") - low
+        wanted = np.zeros(m, dtype=bool)
+        wanted[list(combo)] = True
+        for rows in _chunks_by_count(counts):
+            n_pairs = int(counts[rows].sum())
+            if n_pairs == 0:
+                continue
+            q_idx = np.repeat(query_rows[rows], counts[rows])
+            starts = np.repeat(low[rows] - (np.cumsum(counts[rows]) - counts[rows]), counts[rows])
+            t_idx = order[starts + np.arange(n_pairs)]
+            keep, dist = _verify_xor(
+                queries[q_idx] ^ table[t_idx], radius=radius, mask_array=mask_array, wanted=wanted
+            )
+            firsts.append(q_idx[keep])
+            seconds.append(t_idx[keep])
+            dists.append(dist)
+    return _concat(firsts, seconds, dists)
+
+
+def _chunks_by_count(counts: NDArray[np.int64]) -> Iterator[slice]:
+    """Consecutive query ranges whose candidate counts add up to about a few million."""
+    total = np.cumsum(counts)
+    start = 0
+    while start < counts.size:
+        reached = int(total[start - 1]) if start else 0
+        stop = int(np.searchsorted(total, reached + _CANDIDATES_PER_CHUNK, side="right"))
+        stop = max(stop, start + 1)
+        yield slice(start, stop)
+        start = stop
+
+
+def _cross_linear_arrays(
+    queries: NDArray[np.uint64], table: NDArray[np.uint64], radius: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
+    firsts, seconds, dists = [], [], []
+    if table.size:
+        rows = max(1, _LINEAR_BLOCK_ELEMENTS // table.size)
+        for start in range(0, queries.size, rows):
+            dist = popcount64(queries[start : start + rows, None] ^ table[None, :])
+            i, j = np.nonzero(dist <= radius)
+            firsts.append(i + start)
+            seconds.append(j)
+            dists.append(dist[i, j])
+    return _concat(firsts, seconds, dists)
 
 
 def _linear_pairs(
@@ -292,10 +380,8 @@ def _linear_pairs(
 
 
 def _multi_index_pairs(
-    values: NDArray[np.uint64], radius: int, m: int, split: int | None = None
+    values: NDArray[np.uint64], radius: int, m: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
-    """All pairs within ``radius``; with ``split``, only pairs of one position below it and
-    one at or above it (a join of ``values[:split]`` with ``values[split:]``)."""
     n = values.size
     k = m - radius
     masks = _block_masks(m)
@@ -318,11 +404,7 @@ def _multi_index_pairs(
             sorted_key = key[order]
         wanted = np.zeros(m, dtype=bool)
         wanted[list(combo)] = True
-        for run_a, run_b in _equal_runs(sorted_key, order):
-            cand_a, cand_b = run_a, run_b
-            if split is not None:
-                across = (run_a < split) != (run_b < split)
-                cand_a, cand_b = run_a[across], run_b[across]
+        for cand_a, cand_b in _equal_runs(sorted_key, order):
             a, b, dist = _verify(
                 values, cand_a, cand_b, radius=radius, mask_array=mask_array, wanted=wanted
             )
@@ -343,15 +425,28 @@ def _verify(
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
     """Keep the candidates within ``radius`` whose first ``k`` agreeing blocks are ``wanted``
     (so that each pair is reported by exactly one table), as ``(min, max, distance)``."""
-    xor = values[a] ^ values[b]
+    keep, dist = _verify_xor(
+        values[a] ^ values[b], radius=radius, mask_array=mask_array, wanted=wanted
+    )
+    return np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep]), dist
+
+
+def _verify_xor(
+    xor: NDArray[np.uint64],
+    *,
+    radius: int,
+    mask_array: NDArray[np.uint64],
+    wanted: NDArray[np.bool_],
+) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+    """Positions of the candidates (given by their XOR) within ``radius`` whose first ``k``
+    agreeing blocks are ``wanted``, and their distances."""
     dist = popcount64(xor)
     near = np.flatnonzero(dist <= radius)
     xor, dist = xor[near], dist[near]
     agree = (xor[:, None] & mask_array[None, :]) == 0
     first_k = agree & (np.cumsum(agree, axis=1) <= int(wanted.sum()))
     keep = (first_k == wanted[None, :]).all(axis=1)
-    mine = near[keep]
-    return np.minimum(a[mine], b[mine]), np.maximum(a[mine], b[mine]), dist[keep]
+    return near[keep], dist[keep]
 
 
 def _compact(values: NDArray[np.uint64], key_mask: int) -> NDArray[np.uint64]:
