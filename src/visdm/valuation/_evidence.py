@@ -106,7 +106,8 @@ class NoiseEvidence:
     """The three witnesses for every player, and the verdict.
 
     Per player (arrays of the players' length): ``t`` and ``stderr`` (NaN where the method has no
-    standard error), ``agreement`` and ``peers`` (NaN and 0 without another provider's player),
+    standard error), ``agreement`` and ``peers`` (asked only where witness 1 spoke; NaN and 0
+    elsewhere and without another provider's player),
     ``suspect`` (witnesses 1 and 2) and ``noisy`` (all three). Per provider: ``provider_players``,
     ``provider_suspects`` and ``provider_p`` (the binomial tail); ``base_rate`` is :math:`r`.
     """
@@ -160,10 +161,12 @@ def peer_agreement(
     *,
     neighbours: int,
     metric: str = "euclidean",
+    rows: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """For each row, the share of its ``neighbours`` nearest rows owned by someone else that
     carry its label, and how many such rows there were (ties by the lower index, as in
-    :mod:`._neighbours`; NaN and 0 when every row has the same owner)."""
+    :mod:`._neighbours`; NaN and 0 when every row has the same owner). With ``rows``, only
+    those rows are asked (the others get NaN and 0): the search costs ``O(rows x N x d)``."""
     n = features.shape[0]
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float64))
     if metric == "cosine":
@@ -177,19 +180,20 @@ def peer_agreement(
     y = torch.from_numpy(labels)
     agreement = np.full(n, np.nan)
     peers = np.zeros(n, dtype=np.int64)
+    asked = torch.from_numpy(np.flatnonzero(rows) if rows is not None else np.arange(n))
     batch = max(1, _BATCH_BYTES // (16 * max(n, 1)))
-    for start in range(0, n, batch):
-        stop = min(start + batch, n)
-        keys = distance_keys(x[start:stop], x, sq, bits=bits, index=index)
-        keys.masked_fill_(code[start:stop, None] == code[None, :], _KEY_MAX)  # own rows
+    for start in range(0, len(asked), batch):
+        query = asked[start : start + batch]
+        keys = distance_keys(x[query], x, sq, bits=bits, index=index)
+        keys.masked_fill_(code[query, None] == code[None, :], _KEY_MAX)  # own rows
         nearest = torch.topk(keys, m, dim=1, largest=False, sorted=True).values
         valid = nearest != _KEY_MAX
-        rows = torch.where(valid, nearest & ((1 << bits) - 1), 0)
-        same = (y[rows] == y[start:stop, None]) & valid
+        found = torch.where(valid, nearest & ((1 << bits) - 1), 0)
+        same = (y[found] == y[query, None]) & valid
         count = valid.sum(dim=1)
-        peers[start:stop] = count.numpy()
+        peers[query.numpy()] = count.numpy()
         with np.errstate(invalid="ignore", divide="ignore"):
-            agreement[start:stop] = (same.sum(dim=1).double() / count).numpy()
+            agreement[query.numpy()] = (same.sum(dim=1).double() / count).numpy()
     return agreement, peers
 
 
@@ -220,12 +224,14 @@ def noise_evidence(
         t = np.clip(values / se, -_T_LIMIT, _T_LIMIT)
     t[np.isnan(se)] = np.nan
     t[(se == 0) & (values == 0)] = 0.0
-    agreement, peers = peer_agreement(
-        features, labels, owners, neighbours=rule.neighbours, metric=metric
-    )
     with np.errstate(invalid="ignore"):  # NaN compares False: no witness, no suspicion
         suspect = t <= rule.max_t
-        if rule.max_agreement < 1.0:
+    # witness 2 is asked only where witness 1 spoke: the others cannot be suspects
+    agreement, peers = peer_agreement(
+        features, labels, owners, neighbours=rule.neighbours, metric=metric, rows=suspect
+    )
+    if rule.max_agreement < 1.0:
+        with np.errstate(invalid="ignore"):
             suspect &= agreement <= rule.max_agreement
     owner_arr = np.asarray(owners, dtype=object)
     players: dict[Address, int] = {}

@@ -96,7 +96,8 @@ def test_a_consistently_negative_sample_is_flagged_and_a_noisy_near_zero_one_is_
     b = m.borderline
     assert -0.001 < result.values[b] < 0
     assert abs(ev.t[b]) < 0.5
-    assert ev.agreement[b] == 0.0
+    assert np.isnan(ev.agreement[b])  # witness 2 is not asked where witness 1 is silent
+    assert peer_agreement(m.x, m.y, m.owners, neighbours=10)[0][b] == 0.0
     assert ev.provider_p[address(NOISY)] < ev.rule.alpha
     assert not result.noisy[b]
     # nothing correctly labelled is flagged; the old rule (a negative value) flagged some
@@ -130,7 +131,9 @@ def test_each_witness_is_needed() -> None:
 
     ev = noise_evidence(features, labels, owners, values, stderr)
     assert ev.noisy.tolist() == [i in set(wrong) for i in range(n)]
-    assert ev.t[near_zero] == pytest.approx(-0.25) and ev.agreement[near_zero] == 0.0
+    assert ev.t[near_zero] == pytest.approx(-0.25) and np.isnan(ev.agreement[near_zero])
+    every, _ = peer_agreement(features, labels, owners, neighbours=10)
+    assert every[near_zero] == 0.0
     assert ev.t[agreed] == pytest.approx(-5.0) and ev.agreement[agreed] == 1.0
     assert ev.suspect[alone] and ev.provider_p[address(5)] > 0.1
     assert ev.provider_suspects[address(1)] == 8 and ev.provider_players[address(1)] == per
@@ -155,6 +158,9 @@ def test_peer_agreement_counts_only_other_providers() -> None:
     agreement, peers = peer_agreement(x, labels, owners, neighbours=2)
     assert peers.tolist() == [2, 2, 2, 2, 2]
     assert agreement.tolist() == [0.5, 0.5, 0.5, 0.0, 1.0]
+    asked = np.array([False, False, False, True, False])
+    some, counted = peer_agreement(x, labels, owners, neighbours=2, rows=asked)
+    assert some[3] == 0.0 and np.isnan(some[~asked]).all() and counted.tolist() == [0, 0, 0, 2, 0]
     alone, none = peer_agreement(x, labels, ["A"] * 5, neighbours=2)
     assert np.isnan(alone).all() and none.tolist() == [0] * 5
 
@@ -271,7 +277,8 @@ def test_a_provider_cannot_get_a_rivals_samples_flagged_with_look_alikes() -> No
     m.owners = [*m.owners, *[address(ATTACKER)] * copies.size]
 
     result = m.value()
-    assert (result.evidence.agreement[rival] <= 0.2).all()  # the attack moved witness 2 ...
+    agreement, _ = peer_agreement(m.x, m.y, m.owners, neighbours=10)
+    assert (agreement[rival] <= 0.2).all()  # the attack moved witness 2 ...
     assert not result.noisy[rival].any()  # ... but flags none of the rival's samples
     assert result.noisy[look_alikes].mean() >= 0.8  # the attacker's look-alikes are flagged
     # with the defence off (no witness 1), the attack succeeds
