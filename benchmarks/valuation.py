@@ -342,7 +342,6 @@ def steering_rows(
     ]  # fmt: skip
 
 
-DEMO_SPEC_HIDDEN = 128
 FLAG_SEEDS = 3
 
 
@@ -358,7 +357,7 @@ def flag_rows(quick: bool) -> list[Row]:
     import hashlib
 
     from visdm.demo import DemoConfig
-    from visdm.demo._cast import REJECTER, demo_market
+    from visdm.demo._cast import REJECTER, demo_market, demo_spec
     from visdm.metadata import HammingIndex, array_phashes, screen_validation_set
     from visdm.training import train
     from visdm.valuation import CopyRobustValuation, NoiseRule
@@ -372,17 +371,7 @@ def flag_rows(quick: bool) -> list[Row]:
     hashes = array_phashes(market.images)
     index: HammingIndex[int] = HammingIndex(radius=8)
     links = [(a, b) for a, b, _ in index.link(list(range(len(owners))), hashes)]
-    spec = {
-        "architecture": "mlp",
-        "input_shape": [1, 28, 28],
-        "num_classes": 10,
-        "epochs": config.epochs,
-        "batch_size": config.batch_size,
-        "optimizer": "adam",
-        "learning_rate": 0.005,
-        "hidden": [DEMO_SPEC_HIDDEN],
-        "dp": {"target_epsilon": config.dp_epsilon, "delta": 1e-5, "max_grad_norm": 1.0},
-    }
+    spec = demo_spec(config)
     wrong = market.mislabelled
     rules = {"ours": NoiseRule(), "witnesses 1+2 only": NoiseRule(alpha=1 - 1e-12)}
     found: dict[str, list[tuple[float, float, float]]] = {k: [] for k in (*rules, "sign")}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,6 +46,7 @@ __all__ = [
     "Provider",
     "class_names",
     "demo_market",
+    "demo_spec",
     "first_ask",
     "prepare_folders",
     "validation_arrays",
@@ -145,6 +147,23 @@ class DemoConfig:
     @property
     def cast(self) -> tuple[str, ...]:
         return QUICK_CAST if self.quick else FULL_CAST
+
+
+def demo_spec(config: DemoConfig) -> dict[str, Any]:
+    """The model spec the demo's consumer proposes: no seed (the node draws each job's
+    randomness); DP at the licences' default cap or below, δ far below 1/N, and the market's
+    minimum batch size."""
+    return {
+        "architecture": "mlp",
+        "input_shape": [1, 28, 28],
+        "num_classes": 10,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "optimizer": "adam",
+        "learning_rate": 0.005,
+        "hidden": [128],
+        "dp": {"target_epsilon": config.dp_epsilon, "delta": 1e-5, "max_grad_norm": 1.0},
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,14 @@ import pytest
 
 from visdm.datasets import load_fashion_mnist
 from visdm.demo import DemoConfig, DemoReport, write_report
-from visdm.demo._cast import NOISY, REJECTER, class_names, demo_market, prepare_folders
+from visdm.demo._cast import (
+    NOISY,
+    REJECTER,
+    class_names,
+    demo_market,
+    demo_spec,
+    prepare_folders,
+)
 from visdm.demo._report import flag_quality, flag_quality_line
 from visdm.demo._settle import provider_rows
 
@@ -117,3 +124,10 @@ def test_each_valued_sample_says_whether_it_is_mislabelled(tmp_path: Path) -> No
     )
     assert [v["mislabelled"] for v in values] == [True, True, False]
     assert values[0]["provider"] == "gus"
+
+
+def test_the_demo_spec_is_a_valid_dp_spec() -> None:
+    from visdm.training import parse_model_spec
+
+    spec = parse_model_spec(demo_spec(DemoConfig()))
+    assert spec.dp is not None and spec.dp.target_epsilon == DemoConfig().dp_epsilon
