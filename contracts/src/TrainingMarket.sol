@@ -112,6 +112,8 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         p.selectionRoot = terms.selectionRoot;
         p.modelSpecHash = terms.modelSpecHash;
         p.validationSetHash = terms.validationSetHash;
+        uint16 feeBps = _scoringFeeBps;
+        if (feeBps != 0) _proposalFeeBps[proposalId] = feeBps;
         _emitCreated(proposalId, p, _assetsRoot(terms.assetIds), terms.proposalCid);
         paymentToken.safeTransferFrom(msg.sender, address(this), terms.offer);
     }
@@ -195,7 +197,8 @@ contract TrainingMarket is MarketTally, MarketPayouts {
 
     /**
      * @notice The node posts the training result. The training cost is credited to the node.
-     *         WTP met (and no consumer fault): the data price becomes claimable under
+     *         WTP met (and no consumer fault): the scoring fee fixed at `propose` is credited to
+     *         the scoring pool and the rest of the data price becomes claimable under
      *         `payoutRoot` until the claim deadline. Otherwise the price is credited back to the
      *         consumer.
      * @param proposalId a proposal in Training whose node is the caller, before its deadline
@@ -214,6 +217,8 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         p.accuracyBps = result.accuracyBps;
         p.modelHash = result.modelHash;
         p.seedHash = result.seedHash;
+        // the scoring fee comes off the price before any payout: leaves sum to price - fee
+        uint256 fee = met ? _takeScoringFee(proposalId) : 0;
         emit ResultSubmitted(
             proposalId,
             result.accuracyBps,
@@ -231,7 +236,7 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         if (met) {
             p.status = Status.Completed;
             p.payoutRoot = result.payoutRoot;
-            p.unclaimed = p.price;
+            p.unclaimed = p.price - fee;
             p.claimDeadline = uint48(block.timestamp + _params.claimPeriod);
         } else {
             p.status = Status.WtpMissed;

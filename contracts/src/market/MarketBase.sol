@@ -110,6 +110,8 @@ abstract contract MarketBase is DelegationRegistry, EIP712, ReentrancyGuardTrans
 
     uint256 internal constant _BPS = 10_000;
     uint256 internal constant _REJECT = type(uint256).max;
+    // the highest scoring fee governance may set: 10 % of a completed proposal's price
+    uint16 internal constant _MAX_SCORING_FEE_BPS = 1000;
 
     StakeholderRegistry public immutable stakeholders;
     AssetRegistry public immutable assets;
@@ -129,6 +131,11 @@ abstract contract MarketBase is DelegationRegistry, EIP712, ReentrancyGuardTrans
     // the selected asset ids by position, eight uint32 to a word: a claim reads one word to
     // know which asset a position pays, instead of carrying a second Merkle proof
     mapping(uint256 proposalId => mapping(uint256 word => uint256 ids)) internal _selectedIds;
+    // the scoring pool and its fee on completed proposals (one slot); the fee a proposal pays
+    // is fixed when it is made, so voters know it and a change cannot upset a payout tree
+    address internal _scoringPool;
+    uint16 internal _scoringFeeBps;
+    mapping(uint256 proposalId => uint16 feeBps) internal _proposalFeeBps;
 
     event ProposalCreated(
         uint256 indexed proposalId,
@@ -178,6 +185,8 @@ abstract contract MarketBase is DelegationRegistry, EIP712, ReentrancyGuardTrans
     );
     event UnclaimedSwept(uint256 indexed proposalId, address treasury, uint256 amount);
     event ParametersChanged(Parameters parameters);
+    event ScoringFeeChanged(address pool, uint16 feeBps);
+    event ScoringFeeTaken(uint256 indexed proposalId, address indexed pool, uint256 amount);
 
     error TrainingMarketNotConsumer(address account);
     error TrainingMarketNotGovernance(address account);
@@ -232,6 +241,54 @@ abstract contract MarketBase is DelegationRegistry, EIP712, ReentrancyGuardTrans
     /// @notice The current market parameters.
     function parameters() external view returns (Parameters memory) {
         return _params;
+    }
+
+    /**
+     * @notice Sets the scoring pool and the fee it takes from the price of every proposal made
+     *         from now on that completes; only GOVERNANCE_ROLE of the StakeholderRegistry.
+     * @param pool the ScoringPool credited with the fees (the zero address only with a zero fee)
+     * @param feeBps basis points of the price, at most 1000 (10 %)
+     */
+    function setScoringFee(address pool, uint16 feeBps) external {
+        if (!stakeholders.hasRole(stakeholders.GOVERNANCE_ROLE(), msg.sender)) {
+            revert TrainingMarketNotGovernance(msg.sender);
+        }
+        if (feeBps > _MAX_SCORING_FEE_BPS || (feeBps != 0 && pool == address(0))) {
+            revert TrainingMarketInvalidParameters("scoring fee over 1000 bps or no pool");
+        }
+        _scoringPool = pool;
+        _scoringFeeBps = feeBps;
+        emit ScoringFeeChanged(pool, feeBps);
+    }
+
+    /**
+     * @notice The scoring fee: the pool and basis points proposals made now pay, and the
+     *         basis points and amount `proposalId` pays (or paid) from its current price.
+     */
+    function scoringFee(uint256 proposalId)
+        external
+        view
+        returns (address pool, uint16 currentBps, uint16 proposalBps, uint256 amount)
+    {
+        return (_scoringPool, _scoringFeeBps, _proposalFeeBps[proposalId], _scoringFeeOf(proposalId));
+    }
+
+    /// @dev What `proposalId` pays the scoring pool from its price (0 without a pool).
+    function _scoringFeeOf(uint256 proposalId) internal view returns (uint256) {
+        uint256 bps = _proposalFeeBps[proposalId];
+        if (bps == 0 || _scoringPool == address(0)) return 0;
+        uint256 price = _proposals[proposalId].price;
+        // price * bps / _BPS rounded down, without overflowing for any uint256 price
+        return price / _BPS * bps + price % _BPS * bps / _BPS;
+    }
+
+    /// @dev Credits the scoring fee of a proposal that just completed; returns what it took.
+    function _takeScoringFee(uint256 proposalId) internal returns (uint256 fee) {
+        fee = _scoringFeeOf(proposalId);
+        if (fee == 0) return 0;
+        address pool = _scoringPool;
+        emit ScoringFeeTaken(proposalId, pool, fee);
+        _credit(pool, fee, proposalId);
     }
 
     function _setParameters(Parameters memory params) internal {

@@ -65,6 +65,7 @@ _PROPOSAL_STATES: dict[int, tuple[str, str]] = {
     9: ("cancelled", "its escrow has been returned; nothing is left to do on it"),
 }
 _ASSET_STATES = {0: "unknown", 1: "pending attestation", 2: "active", 3: "withdrawn"}
+_BATCH_STATES = {0: "unknown", 1: "claimed", 2: "published", 3: "released", 4: "lapsed"}
 _ROLES = {
     bytes(32): "DEFAULT_ADMIN_ROLE",
     bytes(keccak(text="GOVERNANCE_ROLE")): "GOVERNANCE_ROLE",
@@ -487,6 +488,90 @@ SENTENCES: dict[str, Explainer] = {
     "CollectiveFactoryNameTaken": lambda a: (
         f"a collective named {str(a['name'])[:40]!r} exists already ({a['collective']}): choose "
         "another name"
+    ),
+    # --- ScoringPool -------------------------------------------------------------------------
+    "ScoringPoolNotGovernance": lambda a: (
+        f"{a['account']} does not hold GOVERNANCE_ROLE: only governance sets the scoring pool's "
+        "terms and reference; use a governance account (--account)"
+    ),
+    "ScoringPoolInvalidTerms": lambda a: f"the scoring pool refused: {a['reason']}",
+    "ScoringPoolNoReference": lambda a: (
+        "the scoring pool has no reference set or terms yet: governance sets them with "
+        "`visdm scoring reference` first"
+    ),
+    "ScoringPoolNotNode": lambda a: (
+        f"{a['account']} is not an active compute node: only admitted, unsuspended nodes score"
+    ),
+    "ScoringPoolEmptyBatch": lambda a: (
+        "a batch needs at least one asset with accepted samples, and one key-node list per "
+        "asset: `visdm scoring claim` picks them"
+    ),
+    "ScoringPoolAssetsNotIncreasing": lambda a: (
+        f"asset {a['assetId']} is out of order: list a batch's assets in increasing id order"
+    ),
+    "ScoringPoolAssetNotScorable": lambda a: (
+        f"asset {a['assetId']} is not active or does not allow {a['node']}'s region: choose "
+        "another asset"
+    ),
+    "ScoringPoolNoKey": lambda a: (
+        f"{a['node']} holds no data key for asset {a['assetId']} (or the key-node list differs "
+        "from its registration): its owner did not let this node decrypt it"
+    ),
+    "ScoringPoolOwnAsset": lambda a: (
+        f"asset {a['assetId']} belongs to {a['owner']}, the scoring node itself: a node cannot "
+        "score its own data"
+    ),
+    "ScoringPoolAssetLocked": lambda a: (
+        f"asset {a['assetId']} is held by batch {a['batchId']} until {_when(a['until'])}: "
+        "choose another asset, or claim it after that"
+    ),
+    "ScoringPoolLapsed": lambda a: (
+        f"this node let batch {a['batchId']} lapse with asset {a['assetId']}: other nodes have "
+        f"it first until {_when(a['until'])}"
+    ),
+    "ScoringPoolRoundsDone": lambda a: (
+        f"asset {a['assetId']} has had its {a['rounds']} paid scoring rounds: choose another"
+    ),
+    "ScoringPoolBatchTooLarge": lambda a: (
+        f"the batch holds {a['samples']} samples, the pool takes at most {a['maxSamples']}: "
+        "claim fewer assets"
+    ),
+    "ScoringPoolInsufficientFunds": lambda a: (
+        f"the batch would be paid {_tokens(a['needed'])} but the pool has only "
+        f"{_tokens(a['available'])} free: claim fewer samples, or fund it (`visdm scoring fund`)"
+    ),
+    "ScoringPoolOpenBatch": lambda a: (
+        f"{a['node']} still holds batch {a['batchId']}: publish its scores or release it first"
+    ),
+    "ScoringPoolUnknownBatch": lambda a: (
+        f"there is no batch {a['batchId']}: `visdm scoring status` lists them"
+    ),
+    "ScoringPoolNotBatchNode": lambda a: (
+        f"batch {a['batchId']} was claimed by another node, not {a['account']}: act as its "
+        "node (--account)"
+    ),
+    "ScoringPoolWrongStatus": lambda a: (
+        f"batch {a['batchId']} is {_BATCH_STATES.get(int(a['status']), 'unknown')}, no longer "
+        "claimed: nothing more can be done with it"
+    ),
+    "ScoringPoolDeadlinePassed": lambda a: (
+        f"batch {a['batchId']}'s deadline {_when(a['deadline'])} has passed: it lapsed unpaid; "
+        "claim a new batch"
+    ),
+    "ScoringPoolDeadlineNotPassed": lambda a: (
+        f"batch {a['batchId']} runs until {_when(a['deadline'])}: lapse it only after that"
+    ),
+    "ScoringPoolAssetsMismatch": lambda a: (
+        f"the asset list differs from the one batch {a['batchId']} was claimed with: pass the "
+        "assets of its BatchClaimed event"
+    ),
+    "ScoringPoolTooManyScored": lambda a: (
+        f"batch {a['batchId']} holds {a['samples']} samples, {a['scored']} cannot have been "
+        "scored: publish the count the scores document holds"
+    ),
+    "ScoringPoolInvalidResult": lambda a: f"the scores were refused: {a['reason']}",
+    "ScoringPoolNothingToWithdraw": lambda a: (
+        f"{a['account']} has no scoring pay to withdraw: publish a batch's scores first"
     ),
     # --- DevToken and OpenZeppelin's ERC-20 ----------------------------------------------------
     "DevTokenFaucetLimit": lambda a: (

@@ -135,6 +135,20 @@ def load_deployment(deployments_dir: Path, chain_id: int | None = None) -> Deplo
 DEV_REGION = "local"
 
 
+#: the scoring pool's terms at deployment: 0.001 token per scored sample, batches of at most
+#: 2,048 samples, an hour to publish, three paid rounds per asset (ScoringPool.Terms)
+DEFAULT_SCORING_TERMS = (10**15, 2_048, 3_600, 3)
+
+
+def _start_scoring(client: ChainClient, deployer: LocalAccount, market: str, pool: str) -> None:
+    """Give the scoring pool its terms and make it the market's fee recipient, at a fee of 0:
+    governance raises it (``visdm scoring fee``) once the pool has a reference set."""
+    scoring = client.contract(Address(pool), "ScoringPool")
+    client.transact(deployer, scoring.functions.setTerms(DEFAULT_SCORING_TERMS), action="setTerms")
+    fee = client.contract(Address(market), "TrainingMarket").functions.setScoringFee(pool, 0)
+    client.transact(deployer, fee, action="setScoringFee")
+
+
 def deploy_marketplace(
     client: ChainClient,
     deployer: LocalAccount,
@@ -147,7 +161,9 @@ def deploy_marketplace(
 
     On a local dev chain the payment token is a fresh ``DevToken`` and the region ``local`` is
     added; elsewhere ``payment_token`` (an existing ERC-20) is required. The deployer holds the
-    governance role and, unless the parameters name another, receives unclaimed payouts.
+    governance role and, unless the parameters name another, receives unclaimed payouts. The
+    ``ScoringPool`` gets :data:`DEFAULT_SCORING_TERMS` and is the market's fee recipient, at a
+    fee of zero until governance sets one.
     """
     dev = client.is_dev_chain
     if payment_token is None and not dev:
@@ -184,6 +200,9 @@ def deploy_marketplace(
     # the market inherits DelegationRegistry: delegation lives at the market's address
     contracts["DelegationRegistry"] = contracts["TrainingMarket"]
     put("CollectiveFactory", "CollectiveFactory", contracts["TrainingMarket"].address)
+    market = contracts["TrainingMarket"].address
+    pool = put("ScoringPool", "ScoringPool", stakeholders, asset_registry, market, token)
+    _start_scoring(client, deployer, market, pool)
     registry = StakeholderRegistry(client, stakeholders)
     for region in regions if regions is not None else ((DEV_REGION,) if dev else ()):
         registry.add_region(deployer, region)
