@@ -128,6 +128,10 @@ _HYPOTHESIS_STEPS = (0.04, 0.08)
 _REFINE_STEPS = (0.04, 0.02, 0.01)
 _REFINE_LIMIT = 0.16
 _REFINE_ROUNDS = 6
+# (low side, high side) moves per axis, in steps: one side at a time, out or in. Zooms and
+# shifts as moves too found no more crops on the training split and lowered the distances of
+# distinct look-alikes as much, so precision fell (0.935 to 0.911 at equal recall)
+_MOVES = ((-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0))
 _HEX = re.compile(f"[0-9a-f]{{{_HEX_DIGITS}}}")
 
 
@@ -222,7 +226,8 @@ def _check_hash(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise InvalidInputError(f"a copy hash is an integer, got {type(value).__name__}")
     if not 0 <= int(value) < 1 << COPY_HASH_BITS:
-        raise InvalidInputError(f"copy hash {value} does not fit in {COPY_HASH_BITS} bits")
+        what = "a negative number" if int(value) < 0 else f"{int(value).bit_length()} bits"
+        raise InvalidInputError(f"copy hash does not fit in {COPY_HASH_BITS} bits: got {what}")
     return int(value)
 
 
@@ -234,17 +239,16 @@ def _words_to_int(words: NDArray[np.uint64]) -> CopyHash:
 
 
 def copy_hash_to_hex(value: int) -> str:
-    """The 30-digit lower-case hex form a metadata document carries."""
+    """The 42-digit lower-case hex form a metadata document carries."""
     return format(_check_hash(value), f"0{_HEX_DIGITS}x")
 
 
 def copy_hash_from_hex(text: object) -> CopyHash:
-    """Parse the 30-digit lower-case hex form (refuses anything else, with the reason)."""
+    """Parse the 42-digit lower-case hex form (refuses anything else, with the reason)."""
     if not isinstance(text, str) or not _HEX.fullmatch(text):
-        shown = text if isinstance(text, str) and len(text) <= 40 else type(text).__name__
+        shown = repr(text) if isinstance(text, str) and len(text) <= 50 else type(text).__name__
         raise InvalidInputError(
-            f"copy hash {shown!r} is not {_HEX_DIGITS} lower-case hex digits "
-            f"({COPY_HASH_BITS} bits)"
+            f"copy hash {shown} is not {_HEX_DIGITS} lower-case hex digits ({COPY_HASH_BITS} bits)"
         )
     return CopyHash(int(text, 16))
 
@@ -470,16 +474,21 @@ def refine_box(
                 return best, box
             moves: list[Box] = []
             coefficients = []
-            for side, extent in ((0, height), (1, height), (2, width), (3, width)):
-                for sign in (-1.0, 1.0):
+            for axis, extent in ((0, height), (2, width)):
+                for d_low, d_high in _MOVES:
                     moved = list(box)
-                    moved[side] += sign * step * extent
-                    if abs(moved[side] - origin[side]) > _REFINE_LIMIT * extent + 1e-12:
-                        continue
-                    if moved[1] - moved[0] < _MIN_BOX or moved[3] - moved[2] < _MIN_BOX:
+                    moved[axis] += d_low * step * extent
+                    moved[axis + 1] += d_high * step * extent
+                    if (
+                        max(
+                            abs(moved[axis] - origin[axis]), abs(moved[axis + 1] - origin[axis + 1])
+                        )
+                        > _REFINE_LIMIT * extent + 1e-12
+                        or moved[axis + 1] - moved[axis] < _MIN_BOX
+                    ):
                         continue
                     candidate: Box = (moved[0], moved[1], moved[2], moved[3])
-                    if side < 2:
+                    if axis == 0:
                         new_rows = dct @ _area_matrix(candidate[0], candidate[1], rows.shape[1])
                         coefficients.append(new_rows @ right_part)
                     else:

@@ -329,7 +329,8 @@ def read_link_transform(link: Mapping[str, object], *, where: str = "duplicate l
     value = link["transform"]
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 7:
         raise InvalidInputError(
-            f"{where}: transform must be an integer 0..7 (a dihedral transform), got {value!r}"
+            f"{where}: transform must be an integer 0..7 (a dihedral transform), "
+            f"got {_shown(value)}"
         )
     return value
 
@@ -348,7 +349,7 @@ def read_copy_linking(document: Mapping[str, object]) -> CopyLinking | None:
     descriptor = value.get("descriptor")
     if descriptor != COPY_HASH_VERSION:
         raise InvalidInputError(
-            f"copyLinking names descriptor {descriptor!r}; this reader knows only "
+            f"copyLinking names descriptor {_shown(descriptor)}; this reader knows only "
             f"{COPY_HASH_VERSION!r}: upgrade visdm to read it"
         )
     radii = []
@@ -356,7 +357,13 @@ def read_copy_linking(document: Mapping[str, object]) -> CopyLinking | None:
         radius = value.get(key)
         if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= high:
             raise InvalidInputError(
-                f"copyLinking.{key} must be an integer 0..{high}, got {radius!r}"
+                f"copyLinking.{key} must be an integer 0..{high}, got {_shown(radius)}"
             )
         radii.append(radius)
     return CopyLinking(key_radius=radii[0], radius=radii[1])
+
+
+def _shown(value: object) -> str:
+    """A value for a one-line message: its repr, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
