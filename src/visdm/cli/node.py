@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -13,6 +14,9 @@ from visdm.config import Settings
 from visdm.errors import ChainNotRunningError, InvalidInputError
 
 from ._common import JsonOption, console, emit, settings, unlock_account
+
+if TYPE_CHECKING:
+    from visdm.compute import ScoringWorker
 
 __all__ = ["app"]
 
@@ -44,6 +48,9 @@ def serve(
         "--allow-unsandboxed",
         help="DEVELOPMENT ONLY: run jobs without bubblewrap when it is unavailable.",
     ),
+    score: bool = typer.Option(
+        False, "--score", help="When no training job waits, claim and score scoring-pool batches."
+    ),
     as_json: bool = typer.Option(
         False, "--json", help="With --once: print what was handled as JSON instead of text."
     ),
@@ -68,6 +75,7 @@ def serve(
             price_per_gflop=price_per_gflop,
             max_duration=max_duration,
             allow_unsandboxed=allow_unsandboxed,
+            score=score,
             as_json=as_json,
         )
 
@@ -83,6 +91,7 @@ def _serve(
     price_per_gflop: str,
     max_duration: int,
     allow_unsandboxed: bool,
+    score: bool = False,
     as_json: bool = False,
 ) -> None:
     from visdm.compute import AssetWorker, NodeConfig, TrainingConfig, TrainingWorker
@@ -122,19 +131,33 @@ def _serve(
         NodeConfig(workdir=cfg.node_dir, confirmations=confirmations, poll_interval_s=poll),
     )
     training = TrainingWorker(conn.client, conn.deployment, store, account, training_config)
+    scoring = _scoring_worker(cfg, conn, store, account, allow_unsandboxed) if score else None
+
+    def score_when_idle() -> int:
+        # training jobs come first: a batch is claimed only while none waits
+        if scoring is None:
+            return 0
+        return scoring.poll(idle=not training.journal.pending())
+
     api = None
     try:
         if once:
             handled = assets.poll()
             jobs = training.poll(confirmations=confirmations)
+            batches = score_when_idle()
             cursor = assets.state.cursor()
             if as_json:
-                done = {"assetEvents": handled, "trainingJobs": jobs, "cursor": cursor}
+                done = {
+                    "assetEvents": handled,
+                    "trainingJobs": jobs,
+                    "scoringBatches": batches,
+                    "cursor": cursor,
+                }
                 emit(done, as_json=True)
                 return
             console.print(
-                f"handled {handled} asset event(s) and {jobs} training job(s); cursor at block "
-                f"{cursor}"
+                f"handled {handled} asset event(s), {jobs} training job(s) and {batches} "
+                f"scoring batch(es); cursor at block {cursor}"
             )
             return
         stop = threading.Event()
@@ -156,6 +179,7 @@ def _serve(
         steps = (
             assets.poll,
             lambda: training.poll(confirmations=confirmations, should_stop=stop.is_set),
+            score_when_idle,
         )
         _follow(steps, stop, poll, lambda: conn.client.rpc_url)
     finally:
@@ -163,6 +187,17 @@ def _serve(
             api.stop()
         assets.close()
         training.close()
+        if scoring is not None:
+            scoring.close()
+
+
+def _scoring_worker(
+    cfg: Settings, conn: Any, store: Any, account: Any, allow_unsandboxed: bool
+) -> ScoringWorker:
+    from visdm.compute import ScoringConfig, ScoringWorker
+
+    config = ScoringConfig(workdir=cfg.node_dir, allow_unsandboxed=allow_unsandboxed)
+    return ScoringWorker(conn.client, conn.deployment, store, account, config)
 
 
 def _follow(
