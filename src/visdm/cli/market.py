@@ -238,6 +238,11 @@ def search(
     save: str | None = typer.Option(
         None, "--save", help="Save every match (not only this page) as a named selection."
     ),
+    rank: str = typer.Option(
+        "index",
+        "--rank",
+        help="Order: index (asset, then sample) or expected-value (best expected value first).",
+    ),
     index_url: IndexUrl = None,
     as_json: bool = JsonOption,
 ) -> None:
@@ -246,7 +251,7 @@ def search(
 
     filters = _filters(**{k: v for k, v in locals().items() if k in _FILTER_ARGS})
     result = search_index(
-        settings(ctx), filters, url=index_url, limit=limit, offset=offset, save=save
+        settings(ctx), filters, url=index_url, limit=limit, offset=offset, save=save, rank=rank
     )
     if as_json:
         emit(result, as_json=True)
@@ -274,6 +279,8 @@ def _print_search(result: SearchResult) -> None:
             "dups": s.duplicate_links,
             "cluster": s.cluster_size,
             "score": None if s.score is None else f"{s.score:.4g} ({s.score_rounds})",
+            "expected": None if s.expected_value is None else f"{s.expected_value:.3g}",
+            "confidence": f"{s.confidence:.2f} ({s.scoring_rounds})",
             "flags": ", ".join(s.flags),
             "provider": s.provider,
         }

@@ -1,9 +1,12 @@
 """What a compute node publishes after a training job (design 3.4 step 4): the result
 document, and when the WTP is met the sealed model, the per-sample scores and the payouts.
 
-The result document is stored first; :meth:`ResultPublisher.publish` returns exactly what
-``submitResult`` will commit (accuracy, consumer fault, model, payout root, scores and seed
-hashes, the document's CID), which the node journals before it sends the transaction.
+The payouts share the price less the scoring fee the market credits to the scoring pool when
+the result is submitted (fixed when the proposal was made), so that leaves and fee add up to
+the price. The result document is stored first; :meth:`ResultPublisher.publish` returns
+exactly what ``submitResult`` will commit (accuracy, consumer fault, model, payout root,
+scores and seed hashes, the document's CID), which the node journals before it sends the
+transaction.
 
 Every result of a model that was trained (WTP met or not) carries its model card under
 ``modelCard`` (:mod:`visdm.training._card`): what the consumer bought, built from the node's
@@ -28,6 +31,7 @@ from visdm.chain.contracts import ProposalRecord, StakeholderRegistry, TrainingM
 from visdm.errors import CryptoError, InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_object, read_untrusted_file
 from visdm.proposals import CheckedProposal
+from visdm.scoring import ScoringFee
 from visdm.storage import ContentStore
 from visdm.training._card import AssetUse, ExcludedSamples, ModelCard, WallTime, build_model_card
 from visdm.training._spec import canonical_spec_json, parse_model_spec
@@ -137,8 +141,10 @@ class ResultPublisher:
             {**row, "asset_id": where[row["sample_id"]][0], "index": where[row["sample_id"]][1]}
             for row in valuation["samples"]
         ]
+        # the market credits the scoring pool its fee before any payout: leaves sum to the rest
+        fee = ScoringFee(self.client, self.market.address).scoring_fee(proposal_id).amount
         payout = compute_payout(
-            record.price,
+            record.price - fee,
             valuation["providerValues"],
             sample_counts={k: int(v) for k, v in valuation["sampleCounts"].items()},
             assets=_payout_assets(checked, rows),
@@ -155,6 +161,7 @@ class ResultPublisher:
         details["scores"] = {"cid": self.store.put(scores, pin=True), "hash": scores_hash}
         details["payouts"] = {
             "root": "0x" + payout.root.hex(),
+            "scoringFee": str(fee),
             "basis": payout.basis,
             "amounts": {a: str(v) for a, v in payout.amounts.items()},
             "assets": {str(a): str(v) for a, v in payout.asset_amounts.items()},

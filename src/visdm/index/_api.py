@@ -21,7 +21,15 @@ from ._filters import SearchFilters
 from ._indexer import IndexConfig, Indexer, SyncReport, check_schema_version, read_meta
 from ._payouts import ProviderEarnings, check_proposal_id, check_provider, earnings
 from ._saved import check_search_name, write_saved_search
-from ._search import SearchResult, SearchSummary, check_paging, search, select_all, summarize
+from ._search import (
+    SearchResult,
+    SearchSummary,
+    check_paging,
+    check_rank,
+    search,
+    select_all,
+    summarize,
+)
 
 __all__ = [
     "default_index_url",
@@ -111,20 +119,23 @@ def search_index(
     offset: int = 0,
     save: str | None = None,
     now: int | None = None,
+    rank: str = "index",
 ) -> SearchResult:
     """A page of samples matching ``filters``; with ``save``, every match is also written as
     the saved search ``save`` (see :func:`visdm.index.load_saved_search`).
 
-    ``now`` (unix seconds, default: the current time) decides which licences have expired.
+    ``now`` (unix seconds, default: the current time) decides which licences have expired;
+    ``rank`` is ``"index"`` (asset, then sample) or ``"expected-value"`` (best first).
     """
     chosen = filters or SearchFilters()
     check_paging(limit, offset)
+    check_rank(rank)
     if save is not None:
         check_search_name(save)
     at = int(time.time()) if now is None else now
     db = open_index(settings, url)
     try:
-        result = search(db, chosen, now=at, limit=limit, offset=offset)
+        result = search(db, chosen, now=at, limit=limit, offset=offset, rank=rank)
         if save is None:
             return result
         saved = write_saved_search(settings, save, chosen, select_all(db, chosen, now=at))

@@ -35,6 +35,7 @@ from ._apply_market import PROPOSAL_STATUSES, MarketApplier
 from ._db import Database
 from ._documents import DocumentError, DocumentUnavailableError, one_line, parse_metadata
 from ._events import ChainEvent
+from ._scoring import ScoringApplier
 
 __all__ = ["PROPOSAL_STATUSES", "EventApplier"]
 
@@ -99,6 +100,8 @@ class EventApplier:
             ("AssetRegistry", "AssetWithdrawn"): self._asset_withdrawn,
             **{("TrainingMarket", name): h for name, h in self.market.handlers().items()},
         }
+        self.scoring = ScoringApplier(db, self._fetch)
+        self._handlers.update(self.scoring.handlers())
 
     def apply(self, event: ChainEvent) -> None:
         """Record ``event`` and update the tables it concerns."""
@@ -405,4 +408,4 @@ class EventApplier:
         ):
             self.index_metadata(int(asset_id))
             tried += 1
-        return tried + self.market.retry_missing()
+        return tried + self.market.retry_missing() + self.scoring.retry_missing()

@@ -29,6 +29,7 @@ from ._documents import (
     parse_scores,
 )
 from ._events import ChainEvent
+from ._scoring import scoring_fee
 
 __all__ = ["PROPOSAL_STATUSES", "MarketApplier"]
 
@@ -305,7 +306,8 @@ class MarketApplier:
                     payout_root=bytes.fromhex(root[2:]),
                     seed_hash=bytes.fromhex(seed[2:]),
                     node=node,
-                    price=int(price),
+                    # the scoring fee came off the price before any payout (._scoring)
+                    price=int(price) - scoring_fee(self.db, proposal_id),
                     owner_of=self._owner_of,
                 )
             except DocumentUnavailableError as exc:

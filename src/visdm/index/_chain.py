@@ -19,7 +19,7 @@ from web3.types import FilterParams
 from visdm.chain.client import ChainClient
 from visdm.chain.deployment import Deployment
 
-from ._events import CONTRACTS, ChainEvent
+from ._events import CONTRACTS, OPTIONAL_CONTRACTS, ChainEvent
 
 __all__ = ["ChainEventSource"]
 
@@ -42,7 +42,8 @@ class ChainEventSource:
         self.client = client
         self._by_address: dict[str, str] = {}
         self._decoders: dict[tuple[str, bytes], Any] = {}
-        for name in CONTRACTS:
+        optional = [n for n in OPTIONAL_CONTRACTS if n in deployment.contracts]
+        for name in (*CONTRACTS, *optional):
             address = to_checksum_address(deployment.address_of(name))
             contract = client.contract(address, name)
             self._by_address[address] = name

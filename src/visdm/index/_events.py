@@ -14,11 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["CONTRACTS", "ChainEvent", "EventSource"]
+__all__ = ["CONTRACTS", "OPTIONAL_CONTRACTS", "ChainEvent", "EventSource"]
 
 #: the contracts the index follows; DelegationRegistry is inherited by TrainingMarket and so
 #: shares its address and ABI
 CONTRACTS = ("StakeholderRegistry", "AssetRegistry", "TrainingMarket")
+#: followed too when the deployment has them (deployments made before they existed do not)
+OPTIONAL_CONTRACTS = ("ScoringPool",)
 
 
 @dataclass(frozen=True, slots=True)

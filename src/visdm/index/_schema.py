@@ -23,11 +23,12 @@ booleans are ``0``/``1``. Document states (``*_status``) are ``pending`` (not fe
 from __future__ import annotations
 
 from ._db import Database
+from ._scoring import SCORING_TABLES
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "create_schema", "drop_schema"]
 
 #: bump when a table changes; an index with another version must be rebuilt
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _TABLES: dict[str, str] = {
     # key/value facts about the index itself: schema version, chain, contracts, cursor
@@ -133,6 +134,8 @@ _TABLES: dict[str, str] = {
         flag_copied INTEGER NOT NULL, flag_duplicate INTEGER NOT NULL,
         evidence TEXT,                              -- the noisy flag's witnesses, as JSON
         PRIMARY KEY (proposal_id, asset_id, sample_index)""",
+    # scoring rounds: batches, their verified scores and the market's fees (._scoring)
+    **SCORING_TABLES,
 }
 
 _INDEXES = (
@@ -142,6 +145,7 @@ _INDEXES = (
     "CREATE INDEX IF NOT EXISTS scores_by_sample ON sample_scores (asset_id, sample_index)",
     "CREATE INDEX IF NOT EXISTS payouts_by_owner ON payouts (owner)",
     "CREATE INDEX IF NOT EXISTS claims_by_owner ON claims (owner)",
+    "CREATE INDEX IF NOT EXISTS scoring_by_sample ON scoring_scores (asset_id, sample_index)",
 )
 
 #: every table of the index, in creation order

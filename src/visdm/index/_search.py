@@ -10,6 +10,8 @@ the values published for it (matched on asset id, index *and* sample id, so a sc
 names the wrong sample is ignored). It is ``copied`` or ``duplicate`` when any round said so, and
 ``noisy`` while more rounds flagged it noisy, with evidence, than gave it a positive value
 (:mod:`._evidence`): one round cannot keep a sample out of the market against later rounds.
+Every hit also carries its expected value and the confidence in it (:mod:`._scoring`), and
+``rank="expected-value"`` orders the matches best expected value first.
 """
 
 from __future__ import annotations
@@ -21,8 +23,17 @@ from visdm.errors import InvalidInputError
 
 from ._db import Database
 from ._filters import SearchFilters
+from ._scoring import ranked, with_estimates
 
-__all__ = ["SampleHit", "SearchResult", "SearchSummary", "search", "select_all", "summarize"]
+__all__ = [
+    "RANKS",
+    "SampleHit",
+    "SearchResult",
+    "SearchSummary",
+    "search",
+    "select_all",
+    "summarize",
+]
 
 #: the most samples one page may hold
 MAX_LIMIT = 10_000
@@ -65,6 +76,11 @@ class SampleHit:
     score: float | None
     score_rounds: int
     flags: list[str]
+    #: scoring-pool rounds that scored it, and what every round says it is worth
+    #: (:mod:`._scoring`): the expected relative value and the confidence in it, 0 to 1
+    scoring_rounds: int = 0
+    expected_value: float | None = None
+    confidence: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,20 +249,46 @@ def check_paging(limit: int, offset: int) -> None:
         raise InvalidInputError(f"--offset must be a whole number ≥ 0, got {offset!r}")
 
 
+#: how a search orders its matches: by place (stable paging), or best expected value first
+RANKS = ("index", "expected-value")
+
+
+def check_rank(rank: str) -> None:
+    """Refuse an order that is not one of :data:`RANKS`."""
+    if rank not in RANKS:
+        raise InvalidInputError(f"--rank {rank!r} is not a ranking: use {' or '.join(RANKS)}")
+
+
 def search(
-    db: Database, filters: SearchFilters, *, now: int, limit: int = 50, offset: int = 0
+    db: Database,
+    filters: SearchFilters,
+    *,
+    now: int,
+    limit: int = 50,
+    offset: int = 0,
+    rank: str = "index",
 ) -> SearchResult:
     """One page of the samples matching ``filters``, and how many match in all."""
     check_paging(limit, offset)
+    check_rank(rank)
     where, params = _where(db, filters, now)
     total = int(db.scalar(f"SELECT COUNT(*) {_FROM} WHERE {where}", params) or 0)
     links, link_params = _links_count(filters.duplicate_distance)
+    page: list[tuple[int, int]] = []
+    order, paging = "ORDER BY s.asset_id, s.sample_index LIMIT ? OFFSET ?", [limit, offset]
+    if rank == "expected-value":
+        page = ranked(db, select_all(db, filters, now=now))[offset : offset + limit]
+        order, paging = "", []
+        # the page's samples by one key each (an index is below 2^32), in any order
+        keys = tuple((a << 32) | i for a, i in page) or (-1,)
+        where += f" AND s.asset_id * 4294967296 + s.sample_index IN ({_marks(keys)})"
+        params = [*params, *keys]
     rows = db.query(
         "SELECT s.asset_id, s.sample_index, s.sample_id, a.owner, s.label, s.width, s.height, "
         "s.channels, s.format, s.byte_size, s.phash, s.brightness, s.contrast, s.blur, "
         f"{links}, s.cluster_size, sc.score, sc.rounds, sc.noisy, sc.copied, sc.dup "
-        f"{_FROM} WHERE {where} ORDER BY s.asset_id, s.sample_index LIMIT ? OFFSET ?",
-        [*link_params, *params, limit, offset],
+        f"{_FROM} WHERE {where} {order}",
+        [*link_params, *params, *paging],
     )
     hits = []
     for r in rows:
@@ -276,6 +318,10 @@ def search(
                 flags=flags,
             )
         )
+    hits = with_estimates(db, hits)
+    if page:
+        place = {key: i for i, key in enumerate(page)}
+        hits.sort(key=lambda h: place[(h.asset_id, h.index)])
     return SearchResult(
         total=total,
         limit=limit,
