@@ -86,6 +86,7 @@ def test_quick_demo_plays_the_whole_market(
     assert "rejected, out of the round: tom's asset" in out
     assert re.search(r"seed: drawn by the node, hash 0x[0-9a-f]{8}", out), out
     assert "validation screen" in out
+    assert re.search(r"noisy flags: \d+ samples, \d+ of the \d+ mislabelled: precision", out)
     assert "proposal 3: rejected" in out
     assert "demo finished" in out
     # the demo stops the chain it started

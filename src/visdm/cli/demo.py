@@ -97,6 +97,10 @@ def _print(report: DemoReport, written: list[Path]) -> None:
             "yes" if p["claimedWei"] else "no" if p["payoutWei"] else "-",
         )
     print_wide(table)
+    if report.values:  # ground truth is known in the demo: say how far the flags can be trusted
+        from visdm.demo import flag_quality_line
+
+        console.print(flag_quality_line(report), highlight=False)
     gas = Table(title="gas per step")
     gas.add_column("step")
     gas.add_column("gas", justify="right")

@@ -7,13 +7,21 @@
 
 from ._cast import DemoConfig
 from ._play import run_demo
-from ._report import DemoReport, DemoStep, Progress, report_json, write_report
+from ._report import (
+    DemoReport,
+    DemoStep,
+    Progress,
+    flag_quality_line,
+    report_json,
+    write_report,
+)
 
 __all__ = [
     "DemoConfig",
     "DemoReport",
     "DemoStep",
     "Progress",
+    "flag_quality_line",
     "report_json",
     "run_demo",
     "write_report",
