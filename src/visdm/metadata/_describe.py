@@ -28,7 +28,7 @@ of a batch are computed together.
 that ignores unknown keys skips: ``copyHash`` per sample (42 lower-case hex digits),
 ``transform`` per duplicate link (``0..7``, the dihedral transform that maps the other sample
 onto this one; absent on a link made by pHash), and ``copyLinking`` at the top
-(``{"descriptor": "visdm-copyhash/1", "keyRadius": 8, "radius": 21}``: how the links were
+(``{"descriptor": "visdm-copyhash/1", "keyRadius": 9, "radius": 21}``: how the links were
 made; absent when they were made by pHash radius alone). A document without them is one
 written before copy hashes: its links are pHash links within ``duplicateRadius``.
 :func:`read_copy_hash`, :func:`read_link_transform` and :func:`read_copy_linking` check the
