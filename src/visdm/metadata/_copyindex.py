@@ -153,13 +153,16 @@ def find_copy_links(
     key_radius: int = DEFAULT_COPY_KEY_RADIUS,
     radius: int = DEFAULT_COPY_RADIUS,
     earlier_only: bool = False,
+    stored_keys: NDArray[np.uint64] | None = None,
 ) -> list[CopyMatch]:
     """Every (probe, stored hash) pair that is a copy (both stages of the module docstring).
 
     ``stored`` are copy hashes (ints or ``(M, 3)`` words). With ``earlier_only`` the stored
     hashes are the probes' own, in order, and a probe is matched only against earlier ones.
-    One match per pair: the transform with the smallest distance (then the lowest number).
-    Sorted by probe, distance, then stored position.
+    ``stored_keys`` may hold the stored hashes' keys under the 8 transforms (``(M, 8)``, as
+    ``dihedral_copy_hashes(words)[:, :, 0]``), when the caller keeps them. One match per
+    pair: the transform with the smallest distance (then the lowest number). Sorted by probe,
+    distance, then stored position.
     """
     key_radius = _check_radius(key_radius, _KEY_BITS_MAX, "the key radius")
     radius = _check_radius(radius, COPY_HASH_BITS, "the copy radius")
@@ -174,8 +177,14 @@ def find_copy_links(
     hypotheses = [hypothesis_keys(p) for p in probes]
     per_probe = len(hypotheses[0][0])
     queries = np.concatenate([keys for _, keys in hypotheses])
-    dihedral = dihedral_copy_hashes(words)  # (M, 8, 2)
-    table = np.ascontiguousarray(dihedral[:, :, 0]).reshape(-1)
+    if stored_keys is None:
+        stored_keys = dihedral_copy_hashes(words)[:, :, 0]
+    elif stored_keys.shape != (words.shape[0], 8):
+        raise InvalidInputError(
+            f"stored_keys must be ({words.shape[0]}, 8), one key per transform, "
+            f"got {stored_keys.shape}"
+        )
+    table = np.ascontiguousarray(stored_keys, dtype=np.uint64).reshape(-1)
     pairs = find_cross_pairs(queries, table, radius=key_radius)
     probe_of = pairs.first // per_probe
     hypothesis = pairs.first % per_probe
@@ -195,9 +204,12 @@ def find_copy_links(
         known = start.get((p, s, t))
         if known is None or (d, h) < known:
             start[(p, s, t)] = (d, h)
+    # the full transformed hashes, only of the stored samples some candidate names
+    named = sorted({s for _, s, _ in start})
+    dihedral = dict(zip(named, dihedral_copy_hashes(words[named]), strict=True))
     best: dict[tuple[int, int], tuple[float, int]] = {}
     for (p, s, t), (_, h) in sorted(start.items()):
-        target = words_to_bits(dihedral[s, t])
+        target = words_to_bits(dihedral[s][t])
         distance = match_probe(probes[p], target, start=hypotheses[p][0][h])
         if distance <= radius and ((p, s) not in best or (distance, t) < best[(p, s)]):
             best[(p, s)] = (distance, t)
@@ -226,6 +238,8 @@ class CopyIndex(Generic[IdT]):
         self._ids: list[IdT | None] = []
         self._row: dict[IdT, int] = {}
         self._words = np.zeros((64, COPY_HASH_WORDS), dtype=np.uint64)
+        # each hash's key under the 8 transforms, kept so that a link does not recompute them
+        self._keys = np.zeros((64, 8), dtype=np.uint64)
         self._active = np.zeros(64, dtype=bool)
 
     @property
@@ -269,6 +283,7 @@ class CopyIndex(Generic[IdT]):
         start = len(self._ids)
         self._grow(start + len(ids))
         self._words[start : start + len(ids)] = words
+        self._keys[start : start + len(ids)] = dihedral_copy_hashes(words)[:, :, 0]
         self._active[start : start + len(ids)] = True
         for offset, sample_id in enumerate(ids):
             self._ids.append(sample_id)
@@ -318,7 +333,11 @@ class CopyIndex(Generic[IdT]):
         rows = np.flatnonzero(self._active[: len(self._ids)])
         found: list[tuple[int, int, int, int | None]] = []  # (new pos, other rank, dist, t)
         for m in find_copy_links(
-            probes, self._words[rows], key_radius=self._key_radius, radius=self._radius
+            probes,
+            self._words[rows],
+            key_radius=self._key_radius,
+            radius=self._radius,
+            stored_keys=self._keys[rows],
         ):
             found.append((m.probe, m.stored, round(m.distance), m.transform))
         own = copy_hash_words([p.copy_hash for p in probes])
@@ -327,14 +346,14 @@ class CopyIndex(Generic[IdT]):
             probes, own, key_radius=self._key_radius, radius=self._radius, earlier_only=True
         ):
             found.append((m.probe, n_old + m.stored, round(m.distance), m.transform))
+        # samples known only by pHash: linked by pHash radius, as before copy hashes
         legacy_ids: list[IdT] = []
-        if len(self._legacy):
-            phashes = [int(image.phash) for image in images]
-            legacy_found = self._legacy_links(phashes)
-            base = n_old + len(ids)
-            for new_pos, legacy_pos, distance in legacy_found:
-                found.append((new_pos, base + legacy_pos[0], distance, None))
-                legacy_ids.append(legacy_pos[1])
+        for new_pos, image in enumerate(images if len(self._legacy) else ()):
+            for neighbour in self._legacy.query(int(image.phash)):
+                found.append(
+                    (new_pos, n_old + len(ids) + len(legacy_ids), neighbour.distance, None)
+                )
+                legacy_ids.append(neighbour.sample_id)
         self.add(ids, own)
         found.sort(key=lambda f: (f[0], f[2], f[1]))
         out: list[CopyLink[IdT]] = []
@@ -347,13 +366,6 @@ class CopyIndex(Generic[IdT]):
             else:
                 other = legacy_ids[rank - legacy_at]
             out.append(CopyLink(ids[new_pos], other, distance, transform))
-        return out
-
-    def _legacy_links(self, phashes: list[int]) -> list[tuple[int, tuple[int, IdT], int]]:
-        out: list[tuple[int, tuple[int, IdT], int]] = []
-        for new_pos, value in enumerate(phashes):
-            for neighbour in self._legacy.query(value):
-                out.append((new_pos, (len(out), neighbour.sample_id), neighbour.distance))
         return out
 
     def _id(self, row: int) -> IdT:
@@ -369,10 +381,12 @@ class CopyIndex(Generic[IdT]):
         while capacity < needed:
             capacity *= 2
         words = np.zeros((capacity, COPY_HASH_WORDS), dtype=np.uint64)
+        keys = np.zeros((capacity, 8), dtype=np.uint64)
         active = np.zeros(capacity, dtype=bool)
         words[: len(self._ids)] = self._words[: len(self._ids)]
+        keys[: len(self._ids)] = self._keys[: len(self._ids)]
         active[: len(self._ids)] = self._active[: len(self._ids)]
-        self._words, self._active = words, active
+        self._words, self._keys, self._active = words, keys, active
 
 
 def _show(sample_id: object) -> str:

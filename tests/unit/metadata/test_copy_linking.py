@@ -219,6 +219,8 @@ def test_bad_calls_are_refused(described_originals: list[ImageMetadata]) -> None
     probes = [d.probe for d in described_originals[:2] if d.probe is not None]
     with pytest.raises(InvalidInputError, match="earlier_only"):
         find_copy_links(probes, copy_hash_words([1]), earlier_only=True)
+    with pytest.raises(InvalidInputError, match=r"stored_keys must be \(1, 8\)"):
+        find_copy_links(probes, copy_hash_words([1]), stored_keys=np.zeros((1, 4), np.uint64))
     assert find_copy_links([], copy_hash_words([1])) == []
 
 
