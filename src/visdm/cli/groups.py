@@ -11,7 +11,19 @@ def register(app: typer.Typer) -> None:
     """Attach the command groups (idempotent)."""
     if getattr(app, "_visdm_groups_registered", False):
         return
-    from . import account, asset, chain, collective, data, demo, governance, market, node, rounds
+    from . import (
+        account,
+        asset,
+        chain,
+        collective,
+        data,
+        demo,
+        governance,
+        market,
+        node,
+        rounds,
+        scoring,
+    )
 
     app.add_typer(account.app, name="account")
     app.add_typer(chain.app, name="chain")
@@ -21,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data.app, name="data")
     app.add_typer(market.app, name="market")
     app.add_typer(collective.app, name="collective")
+    app.add_typer(scoring.app, name="scoring")
     chain.register_top_level(app)
     rounds.register(app)
     app.command("demo")(demo.demo)

@@ -50,9 +50,9 @@ from visdm.jsonsafe import load_untrusted_object, read_untrusted_file
 from visdm.proposals import PublicAsset, accepted_indexes, licence_refusal, load_public_asset
 from visdm.scoring import (
     BatchRecord,
+    BatchScore,
     BatchStatus,
     ScoreCommitment,
-    ScoreRow,
     ScoringReference,
     build_scores_document,
     claim,
@@ -372,7 +372,7 @@ class ScoringWorker:
             evidence = item.get("evidence") or {}
             se = evidence.get("value_se") if isinstance(evidence, dict) else None
             rows.append(
-                ScoreRow(
+                BatchScore(
                     asset_id,
                     index,
                     str(item["sample_id"]),

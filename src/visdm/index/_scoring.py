@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
-from visdm.errors import VisdmError
+from visdm.config import Settings
+from visdm.errors import InvalidInputError, VisdmError
 from visdm.scoring import Observation, ValueEstimate, expected_values, parse_scores, relative_value
 
 from ._db import Database
@@ -42,6 +43,7 @@ __all__ = [
     "asset_scores",
     "ranked",
     "sample_estimates",
+    "scores_of_asset",
     "scoring_fee",
     "with_estimates",
 ]
@@ -326,7 +328,7 @@ def asset_scores(db: Database, asset_id: int) -> AssetScores:
         )
     ]
     if not samples:
-        raise DocumentError(
+        raise InvalidInputError(
             f"the index holds no attested sample of asset {asset_id}: check the id, or run "
             "`visdm market sync`"
         )
@@ -382,3 +384,16 @@ def with_estimates(db: Database, hits: list[H]) -> list[H]:
             )
         )
     return out
+
+
+def scores_of_asset(settings: Settings, asset_id: int, *, url: str | None = None) -> AssetScores:
+    """:func:`asset_scores` of the synced index (``visdm scoring show --asset``)."""
+    from ._api import open_index
+
+    if isinstance(asset_id, bool) or not isinstance(asset_id, int) or asset_id < 1:
+        raise InvalidInputError(f"--asset {asset_id!r} is not an asset id (1, 2, …)")
+    db = open_index(settings, url)
+    try:
+        return asset_scores(db, asset_id)
+    finally:
+        db.close()

@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     )
     from visdm.scoring._document import (
         SCORES_KIND,
+        BatchScore,
         InvalidScoresError,
-        ScoreRow,
         ScoresDocument,
         build_scores_document,
         parse_scores,
@@ -77,9 +77,9 @@ if TYPE_CHECKING:
         parse_reference,
     )
     from visdm.scoring._sdk import (
+        BatchClaim,
         BatchView,
         Candidate,
-        ClaimReceipt,
         PoolStatus,
         Receipt,
         ReferenceReceipt,
@@ -118,7 +118,7 @@ _WHERE = {
         (
             "SCORES_KIND",
             "InvalidScoresError",
-            "ScoreRow",
+            "BatchScore",
             "ScoresDocument",
             "build_scores_document",
             "parse_scores",
@@ -149,7 +149,7 @@ _WHERE = {
         (
             "BatchView",
             "Candidate",
-            "ClaimReceipt",
+            "BatchClaim",
             "PoolStatus",
             "Receipt",
             "ReferenceReceipt",
@@ -178,12 +178,13 @@ __all__ = [
     "MAX_SCORING_FEE_BPS",
     "REFERENCE_KIND",
     "SCORES_KIND",
+    "BatchClaim",
     "BatchRecord",
+    "BatchScore",
     "BatchStatus",
     "BatchView",
     "BlobRef",
     "Candidate",
-    "ClaimReceipt",
     "InvalidReferenceError",
     "InvalidScoresError",
     "MarketPrior",
@@ -194,7 +195,6 @@ __all__ = [
     "Receipt",
     "ReferenceReceipt",
     "ScoreCommitment",
-    "ScoreRow",
     "ScoresDocument",
     "ScoringFee",
     "ScoringFeeTerms",

@@ -31,8 +31,8 @@ from visdm.jsonsafe import load_untrusted_object
 
 __all__ = [
     "SCORES_KIND",
+    "BatchScore",
     "InvalidScoresError",
-    "ScoreRow",
     "ScoresDocument",
     "build_scores_document",
     "parse_scores",
@@ -62,7 +62,7 @@ def relative_value(value: float, players: int) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class ScoreRow:
+class BatchScore:
     """One scored sample."""
 
     asset_id: int
@@ -95,7 +95,7 @@ class ScoresDocument:
     model_hash: str
     players: int
     accuracy_bps: int
-    rows: tuple[ScoreRow, ...]
+    rows: tuple[BatchScore, ...]
     details: Mapping[str, Any]
 
 
@@ -105,7 +105,7 @@ def build_scores_document(
     node: str,
     reference_hash: bytes,
     outcome: Mapping[str, Any],
-    rows: Sequence[ScoreRow],
+    rows: Sequence[BatchScore],
     details: Mapping[str, Any],
 ) -> bytes:
     """The bytes a node stores for a batch (canonical JSON: sorted keys, no spaces)."""
@@ -143,7 +143,7 @@ def _whole(value: Any, what: str, *, low: int = 0) -> int:
     return value
 
 
-def _row(item: Any, where: str, assets: Collection[int]) -> ScoreRow:
+def _row(item: Any, where: str, assets: Collection[int]) -> BatchScore:
     if not isinstance(item, dict):
         raise InvalidScoresError(f"{where} is not an object")
     asset_id = _whole(item.get("assetId"), f"{where}.assetId", low=1)
@@ -164,7 +164,7 @@ def _row(item: Any, where: str, assets: Collection[int]) -> ScoreRow:
         raise InvalidScoresError(f"{where}.flags must be a list of {sorted(_FLAGS)}")
     sample_id = str(item.get("sampleId", ""))
     _hash(sample_id, f"{where}.sampleId")
-    return ScoreRow(
+    return BatchScore(
         asset_id,
         _whole(item.get("index"), f"{where}.index"),
         sample_id.lower(),
@@ -176,7 +176,7 @@ def _row(item: Any, where: str, assets: Collection[int]) -> ScoreRow:
 
 def _rows(
     data: Mapping[str, Any], scored: int, batch_assets: Collection[int]
-) -> tuple[ScoreRow, ...]:
+) -> tuple[BatchScore, ...]:
     samples = data.get("samples")
     if not isinstance(samples, list):
         raise InvalidScoresError("the document's samples must be a list")

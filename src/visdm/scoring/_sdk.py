@@ -39,9 +39,9 @@ from ._contracts import (
 from ._reference import ScoringReference, build_reference, load_reference
 
 __all__ = [
+    "BatchClaim",
     "BatchView",
     "Candidate",
-    "ClaimReceipt",
     "PoolStatus",
     "Receipt",
     "ReferenceReceipt",
@@ -90,7 +90,7 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
-class ClaimReceipt:
+class BatchClaim:
     """A claimed batch."""
 
     batch_id: int
@@ -349,7 +349,7 @@ def claim(
     *,
     max_samples: int | None = None,
     asset_ids: Sequence[int] | None = None,
-) -> ClaimReceipt | None:
+) -> BatchClaim | None:
     """Claim a batch for ``node`` (``None`` when nothing can be scored now)."""
     target = pool(client, deployment)
     if target.reference_hash() is None:
@@ -382,7 +382,7 @@ def claim(
     ids = [c.asset_id for c in chosen]
     batch_id, tx = target.claim_batch(node, ids, [c.key_nodes for c in chosen])
     record = target.batch(batch_id)
-    return ClaimReceipt(
+    return BatchClaim(
         batch_id,
         Address(node.address),
         tuple(ids),

@@ -777,6 +777,164 @@ def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], Non
     return ["collective", "withdraw", "potters"], lambda d: d["depositWei"] == str(BIG)
 
 
+# --- scoring rounds -----------------------------------------------------------------------------
+def _reference() -> Any:
+    from visdm.scoring import BlobRef, ScoringReference
+
+    blob = BlobRef("bafy", bytes(32), 500, "fashion-mnist test 0..499")
+    return ScoringReference(("a",) * 10, {"architecture": "mlp"}, {"k": 5}, blob, blob, bytes(32))
+
+
+def _pool_receipt(action: str) -> Any:
+    from visdm import scoring
+
+    return scoring.Receipt(action, BIG, (TX,))
+
+
+@case("scoring reference")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    from visdm import scoring
+
+    _connected(mp)
+    mp.setattr(visdm.session, "open_store", lambda _cfg: None)
+    done = scoring.ReferenceReceipt(_reference(), (TX,))
+    mp.setattr(scoring, "publish_reference", lambda *_a, **_k: done)
+
+    def check(d: Any) -> None:
+        assert d["validation"]["samples"] == 500 and d["transactions"][0]["txHash"] == TX.tx_hash
+
+    return ["scoring", "reference", "--validation", "500"], check
+
+
+@case("scoring terms")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    from visdm import scoring
+
+    _connected(mp)
+    now = scoring.PoolTerms(10**15, 2048, 3600, 3)
+    mp.setattr(scoring, "pool", lambda *_a: SimpleNamespace(terms=lambda: now))
+    mp.setattr(scoring, "set_terms", lambda *_a: _pool_receipt("setTerms"))
+
+    def check(d: Any) -> None:
+        assert d["terms"]["ratePerSampleWei"] == str(2 * 10**18) and d["terms"]["maxRounds"] == 3
+
+    return ["scoring", "terms", "--rate", "2"], check
+
+
+@case("scoring fee")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    from visdm import scoring
+
+    _connected(mp)
+    mp.setattr(scoring, "set_fee", lambda *_a: _pool_receipt("setScoringFee"))
+    return ["scoring", "fee", "200"], lambda d: d["feeBps"] == 200
+
+
+@case("scoring fund")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    from visdm import scoring
+
+    _connected(mp)
+    mp.setattr(scoring, "fund", lambda *_a: _pool_receipt("fund"))
+    return ["scoring", "fund", "1.5"], lambda d: d["amountWei"] == str(BIG)
+
+
+@case("scoring collect")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    from visdm import scoring
+
+    _connected(mp)
+    mp.setattr(scoring, "collect_fees", lambda *_a: _pool_receipt("collectFees"))
+    return ["scoring", "collect"], lambda d: d["action"] == "collectFees"
+
+
+@case("scoring claim")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    from visdm import scoring
+
+    _connected(mp)
+    mp.setattr(visdm.session, "open_store", lambda _cfg: None)
+    got = scoring.BatchClaim(4, ADDRESS, (1, 2), 60, 1_700_000_000, BIG, (TX,))
+    mp.setattr(scoring, "claim", lambda *_a, **k: got if k["asset_ids"] == [1, 2] else None)
+
+    def check(d: Any) -> None:
+        assert (d["batchId"], d["assetIds"], d["reservedWei"]) == (4, [1, 2], str(BIG))
+
+    return ["scoring", "claim", "--asset", "1", "--asset", "2"], check
+
+
+@case("scoring release")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    from visdm import scoring
+
+    _connected(mp)
+    mp.setattr(scoring, "release", lambda *_a: _pool_receipt("releaseBatch"))
+    return ["scoring", "release", "4"], lambda d: d["batchId"] == 4
+
+
+@case("scoring withdraw")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    from visdm import scoring
+
+    _connected(mp)
+    mp.setattr(scoring, "withdraw", lambda *_a: _pool_receipt("withdraw"))
+    return ["scoring", "withdraw"], lambda d: d["amountWei"] == str(BIG)
+
+
+@case("scoring status")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    from visdm import scoring
+
+    _connected(mp)
+    got = scoring.PoolStatus(
+        ADDRESS,
+        scoring.PoolTerms(BIG, 2048, 3600, 3),
+        scoring.PoolBalances(BIG, BIG, 0, 1),
+        scoring.ScoringFeeTerms(ADDRESS, 200, 0, 0),
+        "0x" + "00" * 32,
+        "bafy",
+        5,
+        (4,),
+    )
+    mp.setattr(scoring, "pool_status", lambda *_a: got)
+
+    def check(d: Any) -> None:
+        assert d["availableWei"] == str(BIG) and d["terms"]["ratePerSampleWei"] == str(BIG)
+        assert d["openBatches"] == [4] and d["feeBps"] == 200
+
+    return ["scoring", "status"], check
+
+
+@case("scoring show")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    from visdm import scoring
+
+    _connected(mp)
+    record = scoring.BatchRecord(
+        4, ADDRESS, 1_700_000_000, scoring.BatchStatus.PUBLISHED, 60, 58, 2, BIG, b"a" * 32,
+        bytes(32),
+    )  # fmt: skip
+    view = scoring.BatchView(record, (1, 2), BIG, "bafy", "0x" + "11" * 32, "0x" + "22" * 32)
+    mp.setattr(scoring, "batch_view", lambda *_a: view)
+
+    def check(d: Any) -> None:
+        assert (d["status"], d["paidWei"], d["scored"]) == ("published", str(BIG), 58)
+
+    return ["scoring", "show", "4"], check
+
+
+def test_scoring_show_asset_reads_the_index(
+    home: Path, index_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``show --asset`` reads every round that scored an asset's samples from the index."""
+    data = run_json(capsys, ["scoring", "show", "--asset", "1", "--index-url", index_url])
+    assert scheme_problems(data) == []
+    assert data["assetId"] == 1 and data["samples"] == len(data["rows"]) == 4
+    first = data["rows"][0]
+    assert first["trainingRounds"] >= 1 and 0 < first["confidence"] < 1
+    assert data["rows"][3]["confidence"] == 0.0  # never scored: the market's prior
+
+
 def test_asset_add_check_json(
     home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
