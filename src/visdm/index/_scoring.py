@@ -8,13 +8,13 @@ Tables (:data:`SCORING_TABLES`, created with the others):
   (``ScoresPublished``: scored count, pay, commitments, the document's CID and its state);
 * ``scoring_scores`` — the rows of a verified scores document (:func:`visdm.scoring.parse_scores`
   checks it against the chain, and each row must name a sample its asset's metadata holds, with
-  the same id): raw value, standard error and the ``players`` it was valued among;
+  the same id): raw value, standard error and the round's ``scale``;
 * ``scoring_fees`` — the fee the market credited the pool from each completed proposal
   (``ScoringFeeTaken``, emitted before ``ResultSubmitted``): a result's payout leaves add up to
   the price less it.
 
 :func:`sample_estimates` turns every round that scored a sample — training rounds' published
-values and scoring rounds' alike, each put on one scale by :func:`visdm.scoring.relative_value`
+values and scoring rounds' alike, each divided by its round's :func:`visdm.scoring.round_scale`
 — into an expected value and a confidence (:func:`visdm.scoring.expected_values`), which
 ``market search`` shows and ranks by, and :func:`asset_scores` shows per asset.
 """
@@ -29,7 +29,14 @@ from typing import Any, Protocol, TypeVar
 
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, VisdmError
-from visdm.scoring import Observation, ValueEstimate, expected_values, parse_scores, relative_value
+from visdm.scoring import (
+    Observation,
+    ValueEstimate,
+    expected_values,
+    parse_scores,
+    relative_value,
+    round_scale,
+)
 
 from ._db import Database
 from ._documents import DocumentError, DocumentUnavailableError, one_line
@@ -72,7 +79,8 @@ SCORING_TABLES: dict[str, str] = {
     "scoring_scores": """
         batch_id BIGINT NOT NULL, asset_id BIGINT NOT NULL, sample_index BIGINT NOT NULL,
         sample_id TEXT NOT NULL, value DOUBLE PRECISION NOT NULL, value_se DOUBLE PRECISION,
-        players BIGINT NOT NULL, flags TEXT NOT NULL,
+        scale DOUBLE PRECISION NOT NULL,            -- the round's round_scale, anchors included
+        flags TEXT NOT NULL,
         PRIMARY KEY (batch_id, asset_id, sample_index)""",
     "scoring_fees": "proposal_id BIGINT PRIMARY KEY, pool TEXT NOT NULL, amount TEXT NOT NULL",
 }
@@ -188,7 +196,7 @@ class ScoringApplier:
             return
         self.db.executemany(
             "INSERT INTO scoring_scores (batch_id, asset_id, sample_index, sample_id, value, "
-            "value_se, players, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "value_se, scale, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (batch_id, asset_id, sample_index) DO NOTHING",
             [
                 (
@@ -198,7 +206,7 @@ class ScoringApplier:
                     r.sample_id,
                     r.value,
                     r.value_se,
-                    doc.players,
+                    doc.scale,
                     ",".join(r.flags),
                 )
                 for r in doc.rows
@@ -260,15 +268,18 @@ def _se(evidence: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _observations() -> str:
-    # training rounds: a row's round size is the rows its scores document published
-    return (
-        "SELECT s.asset_id, s.sample_index, s.sample_id, s.value, s.evidence, r.scored_samples, "
-        "0 FROM sample_scores s JOIN results r ON r.proposal_id = s.proposal_id "
-        "WHERE r.scores_status = 'indexed' UNION ALL "
-        "SELECT asset_id, sample_index, sample_id, value, CAST(value_se AS TEXT), players, 1 "
-        "FROM scoring_scores"
+def _training_rows(db: Database) -> list[tuple[Any, ...]]:
+    """Training rounds' rows with their round's scale (computed here from the round's rows)."""
+    rows = db.query(
+        "SELECT s.proposal_id, s.asset_id, s.sample_index, s.sample_id, s.value, s.evidence "
+        "FROM sample_scores s JOIN results r ON r.proposal_id = s.proposal_id "
+        "WHERE r.scores_status = 'indexed'"
     )
+    values: dict[int, list[float]] = {}
+    for row in rows:
+        values.setdefault(int(row[0]), []).append(float(row[4]))
+    scales = {pid: round_scale(v) for pid, v in values.items()}
+    return [(a, i, sid, v, _se(ev), scales[int(pid)], 0) for pid, a, i, sid, v, ev in rows]
 
 
 def sample_estimates(
@@ -281,22 +292,25 @@ def sample_estimates(
         (int(a), int(i)): str(s)
         for a, i, s in db.query("SELECT asset_id, sample_index, sample_id FROM samples")
     }
+    scoring_rows = db.query(
+        "SELECT asset_id, sample_index, sample_id, value, value_se, scale, 1 FROM scoring_scores"
+    )
     observations: dict[tuple[int, int], list[Observation]] = {}
     rounds: dict[tuple[int, int], list[int]] = {}
-    for asset_id, index, sample_id, value, se, players, kind in db.query(_observations()):
+    for asset_id, index, sample_id, value, se, scale, kind in [
+        *_training_rows(db),
+        *scoring_rows,
+    ]:
         key = (int(asset_id), int(index))
-        if ids.get(key) != str(sample_id) or players is None or int(players) < 1:
+        if ids.get(key) != str(sample_id) or not float(scale) > 0:
             continue
-        n = int(players)
-        raw_se = _se(se) if int(kind) == 0 else (None if se is None else float(se))
         observations.setdefault(key, []).append(
             Observation(
-                relative_value(float(value), n),
-                None if raw_se is None else relative_value(raw_se, n),
+                relative_value(float(value), float(scale)),
+                None if se is None else relative_value(float(se), float(scale)),
             )
         )
-        counts = rounds.setdefault(key, [0, 0])
-        counts[int(kind)] += 1
+        rounds.setdefault(key, [0, 0])[int(kind)] += 1
     wanted = list(keys) if keys is not None else list(observations)
     found = expected_values(observations, keys=wanted)
     return {

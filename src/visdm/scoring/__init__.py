@@ -15,8 +15,9 @@ the seed's, and is paid.
 * :func:`build_reference` / :func:`load_reference` / :class:`ScoringReference` — the public
   reference (validation set, anchors, model spec);
 * :func:`run_scoring_job` (``visdm.scoring._job``) — the sandbox entry point;
-* :func:`build_scores_document` / :func:`parse_scores` / :func:`relative_value` — the scores
-  document and its verification;
+* :func:`build_scores_document` / :func:`parse_scores` / :func:`round_scale` /
+  :func:`relative_value` — the scores document, its verification, and one scale for the values
+  of every round;
 * :func:`expected_values` / :func:`market_prior` — a sample's expected value and confidence
   from the scores it has had (empirical Bayes);
 * SDK calls, one per ``visdm scoring`` command: :func:`publish_reference`, :func:`set_terms`,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
         build_scores_document,
         parse_scores,
         relative_value,
+        round_scale,
     )
     from visdm.scoring._estimate import (
         MarketPrior,
@@ -123,6 +125,7 @@ _WHERE = {
             "build_scores_document",
             "parse_scores",
             "relative_value",
+            "round_scale",
         ),
         "._document",
     ),
@@ -222,6 +225,7 @@ __all__ = [
     "publish_reference",
     "relative_value",
     "release",
+    "round_scale",
     "run_scoring_job",
     "set_fee",
     "set_terms",

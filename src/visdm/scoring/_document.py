@@ -7,7 +7,8 @@ document names everything a re-execution needs (batch, reference, spec and model
 seed's commitment) and the counts that must add up (``scored`` rows = what the node was paid
 for). Rows carry a sample's raw KNN-Shapley ``value`` among ``players`` training samples (the
 batch's plus the reference's anchors) and its standard error ``valueSe`` over the validation
-points; :func:`relative_value` puts values of rounds of any size on one scale.
+points; ``scale`` is the round's :func:`round_scale` over every player, anchors included, and
+:func:`relative_value` puts values of rounds of any size and context on one scale with it.
 
 :func:`parse_scores` is what every reader applies (the index, ``visdm scoring show``): a
 document that does not hash to the chain's commitment, names another batch, node, reference or
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "build_scores_document",
     "parse_scores",
     "relative_value",
+    "round_scale",
 ]
 
 SCORES_KIND = "visdm-scoring-scores"
@@ -49,16 +51,29 @@ class InvalidScoresError(InvalidInputError):
     """A scores document that does not match its batch or the chain's commitment."""
 
 
-def relative_value(value: float, players: int) -> float:
-    """A KNN-Shapley value on the scale of rounds of any size: ``value × players``.
+def round_scale(values: Iterable[float]) -> float:
+    """The value of a round's typical helpful sample: the median of its positive values.
 
-    By efficiency the values of a round sum to ``U(all) − U(∅)`` (Jia et al., 2019, eq. 2),
-    about the KNN classifier's accuracy gain, so an average sample of a round of ``n`` players
-    is worth about ``gain / n``. Multiplying by ``n`` makes an average sample worth about the
-    gain in every round (and a harmful one below zero), which is what lets scores of a scoring
-    round and of training rounds be averaged.
+    KNN-Shapley values depend on the round: their sum is the KNN classifier's accuracy gain
+    (Jia et al., 2019, efficiency), spread over however many players the round had, and a
+    correct sample is worth more among mislabelled neighbours than among clean ones. Dividing
+    by this scale (:func:`relative_value`) makes a typical helpful sample worth 1 in every round,
+    training round or scoring round, whatever its size and its share of noise, as long as most
+    of its positive values come from helpful samples; a harmful sample stays below 0. A round
+    without a positive value has scale 1 (its values are then small negatives or zero).
     """
-    return float(value) * int(players)
+    positive = sorted(float(v) for v in values if math.isfinite(v) and v > 0)
+    if not positive:
+        return 1.0
+    middle = len(positive) // 2
+    if len(positive) % 2:
+        return positive[middle]
+    return (positive[middle - 1] + positive[middle]) / 2
+
+
+def relative_value(value: float, scale: float) -> float:
+    """``value`` in units of its round's :func:`round_scale`."""
+    return float(value) / scale
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +109,7 @@ class ScoresDocument:
     spec_hash: str
     model_hash: str
     players: int
+    scale: float
     accuracy_bps: int
     rows: tuple[BatchScore, ...]
     details: Mapping[str, Any]
@@ -119,6 +135,7 @@ def build_scores_document(
         "specHash": str(outcome["spec_hash"]),
         "modelHash": str(outcome["model_hash"]),
         "players": int(outcome["players"]),
+        "scale": float(outcome["scale"]),
         "accuracyBps": int(outcome["accuracy_bps"]),
         "scored": len(rows),
         "samples": [r.to_json() for r in rows],
@@ -239,13 +256,16 @@ def parse_scores(
     players = _whole(data.get("players"), "players", low=1)
     if players < len(rows):
         raise InvalidScoresError(f"{players} players cannot hold {len(rows)} scored samples")
+    scale = data.get("scale")
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf:
+        raise InvalidScoresError(f"scale must be a finite number above 0, got {scale!r}")
     accuracy = _whole(data.get("accuracyBps"), "accuracyBps")
     if accuracy > 10_000:
         raise InvalidScoresError(f"accuracyBps {accuracy} is above 10000")
     for key in ("specHash", "modelHash"):
         _hash(data.get(key), key)
     known = {"version", "kind", "batchId", "node", "referenceHash", "seedHash", "samples"}
-    known |= {"scored", "players", "accuracyBps", "specHash", "modelHash"}
+    known |= {"scored", "players", "scale", "accuracyBps", "specHash", "modelHash"}
     return ScoresDocument(
         batch_id=batch_id,
         node=to_checksum_address(author),
@@ -254,6 +274,7 @@ def parse_scores(
         spec_hash=str(data["specHash"]),
         model_hash=str(data["modelHash"]),
         players=players,
+        scale=float(scale),
         accuracy_bps=accuracy,
         rows=rows,
         details={k: v for k, v in data.items() if k not in known},

@@ -7,8 +7,9 @@ Bayes (Efron & Morris, 1975; Gelman et al., *Bayesian Data Analysis*, 3rd ed., �
 
 * each sample has a true relative value ``θ_i ~ N(μ, τ²)``, the market's prior;
 * each round ``r`` that scored it observed ``v_ir ~ N(θ_i, s_ir²)``, where ``v`` is the
-  :func:`~visdm.scoring.relative_value` and ``s`` its standard error over the validation
-  points, scaled alike (rounds that published none get the median of the others);
+  :func:`~visdm.scoring.relative_value` (1 for a round's typical helpful sample) and ``s`` its
+  standard error over the validation points, scaled alike (rounds that published none get
+  the median of the others);
 * the posterior mean is ``(μ/τ² + Σ v/s²) / (1/τ² + Σ 1/s²)`` — the **expected value** — and
   the **confidence** ``(Σ 1/s²) / (1/τ² + Σ 1/s²)`` is the share of it that rests on the
   sample's own scores: 0 for a sample never scored (its expected value is the market's mean),

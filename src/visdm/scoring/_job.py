@@ -13,11 +13,11 @@ training round is. The job's input directory holds:
 
 ``job.params`` carries the reference's ``spec``, the node's ``limits``, the job's secret
 ``seed`` (64 hex digits), the ``screen`` settings and the reference's ``valuation`` settings.
-The job writes ``scores.json`` (the batch's rows of the copy-robust KNN-Shapley valuation, with
-the number of ``players`` they were valued among) and the model (kept for verifiers, never
-delivered), and returns the figures the node publishes: ``seed_hash``, ``spec_hash``,
-``model_hash``, ``accuracy_bps`` on the reference, ``players``, ``scored``, the screen's
-``validation`` counts and the undecodable images per asset.
+The job writes ``scores.json`` (the batch's rows of the copy-robust KNN-Shapley valuation, the
+number of ``players`` they were valued among and the round's ``scale``) and the model (kept for
+verifiers, never delivered), and returns the figures the node publishes: ``seed_hash``,
+``spec_hash``, ``model_hash``, ``accuracy_bps`` on the reference, ``players``, ``scale``,
+``scored``, the screen's ``validation`` counts and the undecodable images per asset.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from eth_utils.crypto import keccak
 
 from visdm.compute.sandbox import InputRejectedError, ProgressReporter, SandboxJob
 from visdm.errors import InvalidInputError
+from visdm.scoring._document import round_scale
 from visdm.training._design import NodeLimits
 from visdm.training._job import (
     SAMPLES_FILE,
@@ -125,8 +126,12 @@ def run_scoring_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, An
     }
     settings = params.get("valuation") or {}
     _value(settings, described, out / VALUATION_FILE, result, y_train, y_val)
-    rows = json.loads((out / VALUATION_FILE).read_text())["samples"][anchors:]
-    (out / SCORES_FILE).write_text(json.dumps({"players": len(y_train), "samples": rows}))
+    every = json.loads((out / VALUATION_FILE).read_text())["samples"]
+    scale = round_scale(row["value"] for row in every)
+    rows = every[anchors:]
+    (out / SCORES_FILE).write_text(
+        json.dumps({"players": len(y_train), "scale": scale, "samples": rows})
+    )
     progress("samples scored", fraction=1.0)
     return {
         "accuracy_bps": result.accuracy_bps,
@@ -134,6 +139,7 @@ def run_scoring_job(job: SandboxJob, progress: ProgressReporter) -> dict[str, An
         "seed_hash": "0x" + seed_commitment(seed).hex(),
         "spec_hash": "0x" + result.spec_hash.hex(),
         "players": len(y_train),
+        "scale": scale,
         "scored": len(rows),
         "anchors": anchors,
         "unreadable_assets": [{"asset_id": a, "samples": n} for a, n in sorted(unreadable.items())],

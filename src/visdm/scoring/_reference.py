@@ -11,7 +11,7 @@ keccak256 (``ScoringPool.setReference``; the CID is emitted). It names:
   KNN-Shapley values depend on the other players, so without them a batch of 40 samples would
   be valued in a world of 40; with them every batch is valued in the same public world, which
   is what makes the scores of two batches (and of training rounds, see
-  :func:`~visdm.scoring.relative_values`) comparable;
+  :func:`~visdm.scoring.relative_value`) comparable;
 * ``classes`` — the label names, in class-index order (samples with other labels are not
   scored), the declarative model ``spec`` the job trains, and the ``valuation`` settings.
 
