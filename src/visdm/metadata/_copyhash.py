@@ -83,6 +83,7 @@ __all__ = [
     "hypothesis_boxes",
     "hypothesis_keys",
     "match_probe",
+    "refine_box",
     "transform_image",
     "words_to_bits",
 ]
@@ -116,7 +117,7 @@ _GRID = 32
 _FREQ = 13
 _KEY_SIDE = 8
 _REST_BITS = COPY_HASH_BITS - COPY_KEY_BITS  # 105
-_WORDS = 1 + -(-_REST_BITS // 64)  # the key's word, then two for the rest
+_WORDS = COPY_HASH_WORDS  # 1 + ceil(105 / 64)
 _HEX_DIGITS = COPY_HASH_BITS // 4
 _QUANTILE = 0.02
 _NOISE_SHARE = 0.1
