@@ -59,12 +59,56 @@ from ._cast import (
 from ._report import DemoReport, DemoStep, Progress
 from ._settle import provider_rows, short_hash, tokens
 
-__all__ = ["run_demo"]
+__all__ = ["round_spec", "run_demo"]
 
 _PASSWORD = "visdm-demo"  # noqa: S105 - throw-away keystores in the demo's own directory
 _TOKEN = 10**18
 _FAST_SCRYPT_N = 2**12  # demo keystores only: real accounts use the default cost
 _VOTING_S = 3600
+
+
+def round_spec(config: DemoConfig, samples: int, *, improved: bool = True) -> dict[str, Any]:
+    """The model spec of a demo round over ``samples`` selected samples.
+
+    Now a linear model on the fixed scattering front end with the recipe ``visdm data
+    model-spec`` gives (:func:`visdm.training.recommended_spec`, its batch sized by the
+    selection); ``improved=False`` gives the MLP trained with Adam the rounds used before, to
+    compare with (``benchmarks/training.py`` measures both on the demo's market). No seed: the
+    node draws each job's randomness; DP at the licences' default cap or below, δ far below 1/N,
+    and at least the market's minimum batch size.
+    """
+    dp = {"target_epsilon": config.dp_epsilon, "delta": 1e-5, "max_grad_norm": 1.0}
+    if not improved:
+        return {
+            "architecture": "mlp",
+            "input_shape": [1, 28, 28],
+            "num_classes": 10,
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "optimizer": "adam",
+            "learning_rate": 0.005,
+            "hidden": [128],
+            "dp": dp,
+        }
+    from visdm.training import recommended_spec
+
+    spec = recommended_spec(
+        "scatter_linear",
+        samples=samples,
+        epsilon=config.dp_epsilon,
+        min_batch_size=config.batch_size,
+    )
+    return spec.model_dump(mode="json")
+
+
+def _describe_spec(spec_json: bytes) -> str:
+    """``scatter_linear, DP-SGD ε=3, batch 128, 20 epochs`` for the step's detail line."""
+    import json
+
+    spec = json.loads(spec_json)
+    dp = spec.get("dp")
+    privacy = f"DP-SGD ε={dp['target_epsilon']:g}" if dp else "no DP"
+    return f"{spec['architecture']}, {privacy}, batch {spec['batch_size']}, {spec['epochs']} epochs"
 
 
 def run_demo(
@@ -299,27 +343,13 @@ class _Game:
         )
         return [SelectedAsset(s.asset_id, tuple(s.sample_indexes)) for s in saved.selection]
 
-    def _spec(self) -> dict[str, Any]:
-        # no seed: the node draws each job's randomness; DP at the licences' default cap or
-        # below, δ far below 1/N, and the market's minimum batch size
-        return {
-            "architecture": "mlp",
-            "input_shape": [1, 28, 28],
-            "num_classes": 10,
-            "epochs": self.config.epochs,
-            "batch_size": self.config.batch_size,
-            "optimizer": "adam",
-            "learning_rate": 0.005,
-            "hidden": [128],
-            "dp": {"target_epsilon": self.config.dp_epsilon, "delta": 1e-5, "max_grad_norm": 1.0},
-        }
-
     def _propose(self, selection: list[SelectedAsset], offer: int, wtp_bps: int) -> CreatedProposal:
+        samples = sum(len(s.indexes) for s in selection)
         return workflow.propose(
             self.as_("bob"),
             self.people["bob"],
             selection=selection,
-            model_spec=self._spec(),
+            model_spec=round_spec(self.config, samples),
             validation=validation_arrays(self.config),
             classes=class_names(),
             offer=offer,
@@ -400,8 +430,8 @@ class _Game:
             info["detail"] = (
                 f"proposal {created.proposal_id}: offer {self.config.offer_tokens} tokens, "
                 f"WTP {self.config.wtp_bps / 100:g}% on {created.document.validation.samples} "
-                f"sealed validation images, DP-SGD ε={self.config.dp_epsilon:g}, batch "
-                f"{self.config.batch_size}, min share {self.config.min_share_bps / 100:g}%"
+                f"sealed validation images, {_describe_spec(created.document.model_spec_json)}, "
+                f"min share {self.config.min_share_bps / 100:g}%"
             )
             info["notes"].append(
                 f"the spec has no seed: the node draws the job's randomness; bob's validation "

@@ -1,7 +1,9 @@
 """The compute node's training pipeline (DESIGN §3.4 step 3, §5).
 
 * :func:`parse_model_spec` / :class:`ModelSpec` / :func:`spec_hash`: the declarative model spec
-  (architecture from a fixed zoo: ``mlp``, ``small_cnn``, ``resnet``) and its on-chain hash.
+  (architecture from a fixed zoo: ``mlp``, ``small_cnn``, ``resnet``, and ``scatter_linear`` /
+  ``scatter_cnn`` behind a fixed scattering transform) and its on-chain hash;
+  :func:`recommended_spec`: the tuned spec a consumer starts from.
 * :func:`check_design` / :class:`NodeLimits` / :func:`training_cost`: parameter and FLOP
   limits, and the integer quote.
 * :func:`train`: CPU training, deterministic given the job's secret seed, DP-SGD via Opacus when
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
         ModelSpec,
         canonical_spec_json,
         parse_model_spec,
+        recommended_spec,
         spec_hash,
     )
     from visdm.training._train import (
@@ -81,6 +84,7 @@ __all__ = [
     "parse_model_spec",
     "per_sample_losses",
     "prepare_images",
+    "recommended_spec",
     "run_job",
     "save_model",
     "seed_commitment",
@@ -113,6 +117,7 @@ _WHERE = {
     "ModelSpec": "._spec",
     "canonical_spec_json": "._spec",
     "parse_model_spec": "._spec",
+    "recommended_spec": "._spec",
     "spec_hash": "._spec",
     "ProgressCallback": "._train",
     "Timings": "._train",

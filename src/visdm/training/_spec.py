@@ -9,6 +9,7 @@ compute node draws each job's seed (:mod:`visdm.training._rng`), so a ``seed`` k
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, Literal
 
 from eth_utils.crypto import keccak
@@ -24,7 +25,14 @@ from pydantic import (
 from visdm.errors import InvalidModelSpecError
 from visdm.jsonsafe import load_untrusted_json, one_line
 
-__all__ = ["DPSpec", "ModelSpec", "canonical_spec_json", "parse_model_spec", "spec_hash"]
+__all__ = [
+    "DPSpec",
+    "ModelSpec",
+    "canonical_spec_json",
+    "parse_model_spec",
+    "recommended_spec",
+    "spec_hash",
+]
 
 #: the largest spec document accepted, in bytes (a spec is a few hundred bytes)
 MAX_SPEC_BYTES = 64 * 1024
@@ -214,3 +222,62 @@ def canonical_spec_json(spec: ModelSpec) -> bytes:
 def spec_hash(spec: ModelSpec | bytes | str | dict[str, Any]) -> bytes:
     """keccak256 of :func:`canonical_spec_json` (32 bytes), the value committed on chain."""
     return bytes(keccak(canonical_spec_json(parse_model_spec(spec))))
+
+
+#: the market's default minimum expected batch size (MarketParams.minBatchSize)
+_MARKET_MIN_BATCH = 64
+#: the largest batch a node with default limits accepts (NodeLimits.max_batch_size)
+_NODE_MAX_BATCH = 1024
+
+
+def recommended_spec(
+    architecture: str = "scatter_linear",
+    *,
+    samples: int | None = None,
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+    num_classes: int = 10,
+    epsilon: float | None = 3.0,
+    delta: float = 1e-5,
+    epochs: int | None = None,
+    min_batch_size: int = _MARKET_MIN_BATCH,
+) -> ModelSpec:
+    """The spec a consumer starts from: ``architecture`` with the training settings that
+    measured best on Fashion-MNIST (``benchmarks/training.py``), DP-SGD at ``epsilon`` (or none
+    when ``None``).
+
+    ``samples`` is the size of the selection to train on, when known, and sizes the batch (a
+    power of two, never below ``min_batch_size``, the market's minimum). The ``scatter_*``
+    recipes are SGD with momentum 0.9, a clip norm of 0.1 and weight averaging (Tramèr &
+    Boneh, 2021; De et al., 2022), batches of about a tenth of the samples up to 1,024 (a
+    node's default limit; 256 when unknown); ``mlp``, ``small_cnn`` and ``resnet`` keep Adam
+    with a clip norm of 1 and batches of about a fortieth, up to 256. Raises
+    :class:`~visdm.errors.InvalidModelSpecError` for an unknown architecture or bad sizes.
+    """
+    scatter = architecture.startswith("scatter_")
+    # scatter models: a tenth of the data per batch, up to a node's default limit; networks
+    # trained end to end: a fortieth, up to 256 (the settings their benchmark rows always had)
+    share, most = (10, _NODE_MAX_BATCH) if scatter else (40, 256)
+    if samples is None:
+        batch = 256 if scatter else min_batch_size
+    else:
+        batch = 1 << max(0, round(math.log2(max(1, samples) / share)))
+        batch = max(min_batch_size, min(most, batch))
+    doc: dict[str, Any] = {
+        "architecture": architecture,
+        "input_shape": list(input_shape),
+        "num_classes": num_classes,
+        "batch_size": batch,
+    }
+    if scatter:
+        doc.update(epochs=20, optimizer="sgd", ema_decay=0.99)
+        # the step that measured best grows with the batch: 2 at 1,024 with DP (and 0.25 at
+        # 128), a quarter of that without, where gradients are not clipped to 0.1
+        doc["learning_rate"] = batch / (512 if epsilon is not None else 2048)
+    else:
+        doc.update(epochs=5, optimizer="adam", learning_rate=0.002)
+    if epochs is not None:
+        doc["epochs"] = epochs
+    if epsilon is not None:
+        clip = 0.1 if scatter else 1.0
+        doc["dp"] = {"target_epsilon": epsilon, "delta": delta, "max_grad_norm": clip}
+    return parse_model_spec(doc)
