@@ -253,6 +253,8 @@ def recommended_spec(
     with a clip norm of 1 and batches of about a fortieth, up to 256. Raises
     :class:`~visdm.errors.InvalidModelSpecError` for an unknown architecture or bad sizes.
     """
+    if samples is not None and samples < 1:
+        raise InvalidModelSpecError(f"samples must be at least 1, got {samples}")
     scatter = architecture.startswith("scatter_")
     # scatter models: a tenth of the data per batch, up to a node's default limit; networks
     # trained end to end: a fortieth, up to 256 (the settings their benchmark rows always had)

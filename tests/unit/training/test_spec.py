@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -10,7 +11,13 @@ from eth_utils.crypto import keccak
 
 from tests.unit.training.conftest import make_spec
 from visdm.errors import InvalidInputError, InvalidModelSpecError
-from visdm.training import ModelSpec, canonical_spec_json, parse_model_spec, spec_hash
+from visdm.training import (
+    ModelSpec,
+    canonical_spec_json,
+    parse_model_spec,
+    recommended_spec,
+    spec_hash,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -54,6 +61,63 @@ def test_hash_ignores_key_order_and_spelled_out_defaults() -> None:
     assert spec_hash(spec) != spec_hash(make_spec(width=17))
 
 
+def test_scatter_knobs_take_their_defaults_and_hash_canonically() -> None:
+    linear = parse_model_spec(make_spec(architecture="scatter_linear"))
+    assert (linear.norm_groups, linear.width, linear.hidden) == (27, None, None)
+    cnn = parse_model_spec(make_spec(architecture="scatter_cnn", input_shape=[3, 32, 32]))
+    assert (cnn.norm_groups, cnn.width) == (27, 16)
+    spelled = make_spec(architecture="scatter_cnn", width=16, norm_groups=27)
+    assert spec_hash(make_spec(architecture="scatter_cnn")) == spec_hash(spelled)
+    assert spec_hash(spelled) != spec_hash({**spelled, "norm_groups": 9})
+    assert spec_hash(spelled) != spec_hash(
+        {**spelled, "architecture": "scatter_linear"} | {"width": None}
+    )
+
+
+def test_training_knobs_default_to_the_plain_recipe_and_change_the_hash() -> None:
+    spec = parse_model_spec(make_spec())
+    assert (spec.lr_schedule, spec.ema_decay) == ("constant", None)
+    plain = spec_hash(make_spec())
+    assert plain == spec_hash(make_spec(lr_schedule="constant", ema_decay=None))
+    assert plain != spec_hash(make_spec(lr_schedule="cosine"))
+    assert plain != spec_hash(make_spec(ema_decay=0.99))
+    assert spec_hash(make_spec(ema_decay=0.99)) != spec_hash(make_spec(ema_decay=0.999))
+
+
+def test_the_recommended_spec_is_the_tuned_scatter_recipe() -> None:
+    spec = recommended_spec()  # what `visdm data model-spec` prints
+    assert spec.architecture == "scatter_linear" and spec.optimizer == "sgd"
+    assert spec.dp is not None and (spec.dp.target_epsilon, spec.dp.max_grad_norm) == (3.0, 0.1)
+    assert spec.ema_decay == 0.99 and spec.batch_size == 256
+    # the batch is about a tenth of the selection, within the market's minimum and a node's
+    # default maximum, and the step grows with it
+    sizes = {n: recommended_spec(samples=n) for n in (300, 1_200, 60_000)}
+    assert [s.batch_size for s in sizes.values()] == [64, 128, 1024]
+    assert [s.learning_rate for s in sizes.values()] == [0.125, 0.25, 2.0]
+    assert recommended_spec(samples=300, min_batch_size=100).batch_size == 100
+    assert recommended_spec(epsilon=None).dp is None
+    cnn = recommended_spec("scatter_cnn", input_shape=(3, 32, 32), num_classes=4, epochs=7)
+    assert (cnn.input_shape, cnn.num_classes, cnn.epochs) == ((3, 32, 32), 4, 7)
+    legacy = recommended_spec("small_cnn", samples=10_000)
+    assert (legacy.optimizer, legacy.batch_size, legacy.ema_decay) == ("adam", 256, None)
+    assert legacy.dp is not None and legacy.dp.max_grad_norm == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"architecture": "vgg"}, "architecture='vgg'"),
+        ({"input_shape": (2, 28, 28)}, "input_shape.0=2"),
+        ({"epsilon": 0.0}, "dp.target_epsilon=0.0"),
+        ({"epochs": 0}, "epochs=0"),
+        ({"samples": 0}, "samples must be at least 1, got 0"),
+    ],
+)
+def test_the_recommended_spec_refuses_bad_sizes(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidModelSpecError, match=re.escape(message)):
+        recommended_spec(**kwargs)
+
+
 def test_integer_learning_rate_hashes_like_the_float() -> None:
     assert spec_hash(make_spec(learning_rate=1)) == spec_hash(make_spec(learning_rate=1.0))
 
@@ -88,6 +152,18 @@ BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [
     ({"dp": 3}, "dp", "3"),
     ({"code": "import os"}, "code", "'import os'"),
     ({"schema_version": 2}, "schema_version", "2"),
+    ({"architecture": "scatter_linear", "norm_groups": 0}, "norm_groups", "0"),
+    ({"architecture": "scatter_linear", "norm_groups": 244}, "norm_groups", "244"),
+    ({"architecture": "scatter_linear", "norm_groups": 9.0}, "norm_groups", "9.0"),
+    ({"architecture": "scatter_linear", "norm_groups": "27"}, "norm_groups", "'27'"),
+    ({"architecture": "scatter_cnn", "width": 2}, "width", "2"),
+    ({"lr_schedule": "linear"}, "lr_schedule", "'linear'"),
+    ({"lr_schedule": None}, "lr_schedule", "None"),
+    ({"ema_decay": 1.0}, "ema_decay", "1.0"),
+    ({"ema_decay": 0}, "ema_decay", "0"),
+    ({"ema_decay": -0.5}, "ema_decay", "-0.5"),
+    ({"ema_decay": True}, "ema_decay", "True"),
+    ({"ema_decay": "0.9"}, "ema_decay", "'0.9'"),
 ]
 
 
@@ -113,6 +189,24 @@ def test_missing_required_field(field: str) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
+        (
+            {"architecture": "scatter_linear", "width": 16},
+            "width=16 does not apply to architecture 'scatter_linear' (its knobs: norm_groups)",
+        ),
+        (
+            {"architecture": "scatter_cnn", "hidden": [32]},
+            "hidden=(32,) does not apply to architecture 'scatter_cnn'",
+        ),
+        ({"norm_groups": 27}, "norm_groups=27 does not apply to architecture 'small_cnn'"),
+        (
+            {"architecture": "scatter_linear", "norm_groups": 10},
+            "norm_groups=10 must divide the 81 scattering channels of 1-channel input: use one "
+            "of 1, 3, 9, 27, 81",
+        ),
+        (
+            {"architecture": "scatter_cnn", "input_shape": [3, 28, 28], "norm_groups": 2},
+            "norm_groups=2 must divide the 243 scattering channels of 3-channel input",
+        ),
         ({"architecture": "mlp", "width": 32}, "width=32 does not apply to architecture 'mlp'"),
         ({"hidden": [64]}, "hidden=(64,) does not apply to architecture 'small_cnn'"),
         ({"depth": 2}, "depth=2 does not apply to architecture 'small_cnn'"),
