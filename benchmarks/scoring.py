@@ -1,7 +1,7 @@
 """Scoring rounds and the cold start: is a newcomer's good data chosen before and after one round?
 
 Market: Fashion-MNIST training images (Debian ``dataset-fashion-mnist``; the shipped subset for
-``--quick``) held by ten providers of ``per_provider`` images each (120 full size, 60 with
+``--quick``) held by ten providers of ``per_provider`` images each (300 full size, 60 with
 ``--quick``). Eight are incumbents whose samples carry scores — 80 % of the market — four
 honest and four labelling 40 % of their images wrongly (a random other class, seeded). Two
 providers are new and unscored: one honest, one as noisy as the noisy incumbents.
@@ -172,7 +172,7 @@ def _chosen(scores: dict[int, Observation], total: int) -> np.ndarray:
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
-    per_provider, n_val = (60, 300) if args.quick else (120, 500)
+    per_provider, n_val = (60, 300) if args.quick else (300, 1000)
     m = _market(per_provider, n_val)
     total = len(m["y"])
     owner = m["owner"]
