@@ -284,7 +284,12 @@ def test_cli_json_from_add_to_attestation_to_withdrawal(
     (sent,) = added["transactions"]
     assert sent["gasUsed"] == added["gasUsed"] > 0 and sent["txHash"].startswith("0x")
     served = cli("node", "node", "serve", "--once")
-    assert served == {"assetEvents": 1, "trainingJobs": 0, "cursor": served["cursor"]}  # type: ignore[index]
+    assert served == {
+        "assetEvents": 1,
+        "trainingJobs": 0,
+        "scoringBatches": 0,
+        "cursor": served["cursor"],  # type: ignore[index]
+    }
     shown = cli("stranger", "asset", "show", str(added["assetId"]), "--samples", "1")
     assert isinstance(shown, dict) and shown["status"] == "active"
     assert "sharpness" in shown["samples"][0] and "blur" not in shown["samples"][0]
