@@ -233,5 +233,8 @@ def test_a_node_without_keys_cannot_claim(market: Round, governance: LocalAccoun
     choice = scoring.choose_batch(r.chain, r.deployment, r.store, late.address)
     assert choice == []
     assert scoring.claim(r.chain, r.deployment, r.store, late.local_account) is None
+    for bad in (0, -1, True):
+        with pytest.raises(InvalidInputError, match="--max-samples"):
+            scoring.claim(r.chain, r.deployment, r.store, late.local_account, max_samples=bad)
     with pytest.raises(InvalidInputError, match="cannot be scored"):
         scoring.claim(r.chain, r.deployment, r.store, late.local_account, asset_ids=[a, b])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from eth_utils.crypto import keccak
 
-from visdm.errors import BlobNotFoundError
+from visdm.errors import BlobNotFoundError, InvalidInputError
 from visdm.index import ChainEvent, Database, SearchFilters, open_database
 from visdm.index._documents import DocumentUnavailableError
 from visdm.index._schema import create_schema
@@ -167,6 +167,8 @@ class ScoringIndexConformance:
         assert low.expected < high.expected  # 1 and 3 times the round's scale, shrunk alike
         shown = asset_scores(db, 1)
         assert (shown.samples, shown.scored_samples, shown.scoring_rounds) == (3, 3, 1)
+        with pytest.raises(InvalidInputError, match="no attested sample of asset 9"):
+            asset_scores(db, 9)
 
     def test_a_search_ranks_by_expected_value(self, db: Database) -> None:
         store = MemoryStore()
@@ -197,3 +199,12 @@ class TestSqliteScoringIndex(ScoringIndexConformance):
         yield new
         for database in opened:
             database.close()
+
+
+@pytest.mark.parametrize("asset_id", [0, -3, True])
+def test_show_refuses_what_is_not_an_asset_id(asset_id: int, tmp_path: Any) -> None:
+    from visdm.config import Settings
+    from visdm.index._scoring import scores_of_asset
+
+    with pytest.raises(InvalidInputError, match="not an asset id"):
+        scores_of_asset(Settings(home=tmp_path), asset_id)
