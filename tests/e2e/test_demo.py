@@ -1,6 +1,7 @@
 """`visdm demo --quick` end to end, as `make demo` runs it (at the smaller size), under the
 market's default parameters and licences: the market's outcomes are asserted, not just that it
-ran."""
+ran — the rounds, the collective that votes for its members, and the scoring round that gets a
+newcomer's samples chosen."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import pytest
 from visdm.chain.contracts import MarketParameters
 from visdm.cli import main
 from visdm.cli._json import scheme_problems
-from visdm.compute import _training
+from visdm.collectives import weighted_lower_median
+from visdm.compute import _scoring, _training
 
 pytestmark = pytest.mark.e2e
 
@@ -31,22 +33,24 @@ def wei(amount: str) -> int:
 
 
 class _FixedSeeds:
-    """Stands in for :mod:`secrets` in the node's training module: the node draws each job's
-    seed from the OS; fixed here so that a failing run can be replayed."""
+    """Stands in for :mod:`secrets` in the node's training and scoring modules: the node draws
+    each job's seed from the OS; fixed here so that a failing run can be replayed."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str) -> None:
+        self.label = label
         self.drawn = 0
 
     def token_bytes(self, n: int) -> bytes:
         self.drawn += 1
-        return hashlib.sha256(f"demo-job-{self.drawn}".encode()).digest()[:n]
+        return hashlib.sha256(f"demo-{self.label}-{self.drawn}".encode()).digest()[:n]
 
 
 def test_quick_demo_plays_the_whole_market(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seeds = _FixedSeeds()
+    seeds, scoring_seeds = _FixedSeeds("job"), _FixedSeeds("scoring")
     monkeypatch.setattr(_training, "secrets", seeds)
+    monkeypatch.setattr(_scoring, "secrets", scoring_seeds)
     report_dir = tmp_path / "report"
     with pytest.raises(SystemExit) as exit_info:
         main(
@@ -62,16 +66,19 @@ def test_quick_demo_plays_the_whole_market(
     out = capsys.readouterr().out
     assert exit_info.value.code in (0, None), out
     assert seeds.drawn == 2  # the node drew one seed for each of the two training jobs
+    assert scoring_seeds.drawn == 1  # and one for the scoring batch
     report = json.loads((report_dir / "report.json").read_text())
     assert scheme_problems(report) == []  # the language of every --json
     assert (report_dir / "values.png").stat().st_size > 10_000
     assert (report_dir / "payouts.png").stat().st_size > 10_000
 
     steps = [s["name"] for s in report["steps"]]
-    for name in ("deploy", "asset add", "node attests", "delegate", "index and search", "propose",
-                 "vote", "tally", "accept counter", "train", "node trains", "model get", "claim",
-                 "propose again", "vote and tally", "propose third", "reject", "refund",
-                 "sweep"):  # fmt: skip
+    for name in ("deploy", "scoring pool", "asset add", "node attests", "collective", "delegate",
+                 "index and search", "propose", "vote", "collective votes", "tally",
+                 "accept counter", "train", "node trains", "model get", "claim", "propose again",
+                 "vote and tally", "propose third", "reject", "refund", "sweep",
+                 "collective stats", "newcomer", "search by value", "scoring round",
+                 "search again"):  # fmt: skip
         assert name in steps, steps
 
     first, second, third = report["rounds"]
@@ -79,6 +86,8 @@ def test_quick_demo_plays_the_whole_market(
     _first_round(report, first, providers)
     _claims_and_sweep(report, first, providers)
     _refunds(report, second, third)
+    _collective(report, providers)
+    _scoring_round(report, first)
 
     gas = {g["step"]: g["gasUsed"] for g in report["gasByStep"]}
     assert gas["claim"] > 0 and gas["tally"] > 0 and gas["sweep"] > 0
@@ -88,6 +97,12 @@ def test_quick_demo_plays_the_whole_market(
     assert "validation screen" in out
     assert re.search(r"noisy flags: \d+ samples, \d+ of the \d+ mislabelled: precision", out)
     assert "proposal 3: rejected" in out
+    assert re.search(r"collective tailors \(2 members\) voted on 3 proposals .* accepted 2", out)
+    assert re.search(
+        r"zoe's 48 samples in the best-expected-value third of the market: 0 \(0%\) before her "
+        r"scoring round, [1-9]\d* \(\d+%\) after",
+        out,
+    )
     assert "demo finished" in out
     # the demo stops the chain it started
     assert not (tmp_path / "home" / "chain" / "anvil.json").exists()
@@ -126,9 +141,12 @@ def _first_round(report: dict[str, Any], first: dict[str, Any], providers: dict[
     assert screen["duplicates"] + screen["nearSelected"] >= config["validationCopies"] > 0
     assert first["consumerFault"] is None  # the consumer's input was usable
 
-    # the payouts sum to the price exactly
+    # the payouts and the scoring fee the market took sum to the price exactly
     paid = sum(wei(p["payoutWei"]) for p in providers.values())
-    assert paid == wei(first["priceWei"]) == wei(first["clearingPriceWei"])
+    fee = wei(first["scoringFeeWei"])
+    assert fee == wei(first["priceWei"]) * report["scoring"]["feeBps"] // 10_000 > 0
+    assert paid + fee == wei(first["priceWei"]) == wei(first["clearingPriceWei"])
+    assert sum(p["valueShare"] for p in providers.values()) == pytest.approx(1.0)
     # the copier gains nothing from its copies, which are flagged
     assert providers["sam"]["payoutWei"] == "0"
     assert providers["sam"]["flaggedCopied"] == providers["sam"]["samples"] > 0
@@ -187,6 +205,72 @@ def _refunds(report: dict[str, Any], second: dict[str, Any], third: dict[str, An
     assert second["refundWei"] == second["offerWei"] and third["refundWei"] == third["offerWei"]
     refunded = wei(report["settlement"]["refundedWei"])
     assert refunded == wei(second["offerWei"]) + wei(third["offerWei"])
+
+
+def _collective(report: dict[str, Any], providers: dict[str, Any]) -> None:
+    collective = report["collective"]
+    members = {m["name"]: m for m in collective["members"]}
+    # the quick cast's members; ben's weight is both his assets
+    assert list(members) == ["ada", "ben"] and collective["steward"] == "ada"
+    for name, m in members.items():
+        assert m["weight"] == providers[name]["selected"]
+        assert providers[name]["vote"] == "via tailors"
+    # the policy is the weighted lower median of the members' floors, counted after the delay
+    assert collective["policyDelay"] > 0
+    assert wei(collective["policyFloorWei"]) == weighted_lower_median(
+        (wei(m["floorWei"]), m["weight"]) for m in members.values()
+    )
+    assert collective["policyWeight"] == sum(m["weight"] for m in members.values())
+    # one cast per proposal, from the policy: the offer per selected sample against the floor
+    casts = collective["casts"]
+    assert [c["proposalId"] for c in casts] == [r["proposalId"] for r in report["rounds"]]
+    for c, r in zip(casts, report["rounds"], strict=True):
+        floor, offer = wei(c["floorWei"]), wei(c["offerWei"])
+        assert offer == wei(r["offerWei"]) and c["selectedSamples"] == r["totalWeight"]
+        need = floor * c["selectedSamples"]
+        assert c["accepted"] == (offer >= need)
+        assert wei(c["askWei"]) == (0 if c["accepted"] else need)
+    # the second proposal pays half as much per sample: the collective asks more, while ivy's
+    # delegated weight still approves it
+    assert [c["accepted"] for c in casts] == [True, False, True]
+    assert wei(casts[1]["askWei"]) > wei(casts[1]["offerWei"])
+    # the statistics read back from the chain's events
+    stats = collective["stats"]
+    assert (stats["proposalsVoted"], stats["accepted"]) == (3, 2)
+    assert stats["acceptanceRate"] == pytest.approx(2 / 3, abs=1e-4)
+    assert {o["outcome"]: o["proposals"] for o in stats["outcomes"]} == {
+        "countered": 1,
+        "approved": 1,
+        "rejected": 1,
+    }
+    # what the members earned through it: their round-1 payouts, over their selected samples
+    earned = sum(wei(providers[n]["payoutWei"]) for n in members)
+    assert wei(stats["earningsWei"]) == earned > 0
+    assert stats["pricedSamples"] == sum(providers[n]["samples"] for n in members)
+    assert wei(stats["earningsPerSampleWei"]) == earned // stats["pricedSamples"]
+    assert wei(stats["feesChargedWei"]) == 0  # a collective without a fee
+
+
+def _scoring_round(report: dict[str, Any], first: dict[str, Any]) -> None:
+    figures = report["scoring"]
+    newcomer = figures["newcomer"]
+    assert newcomer["name"] == "zoe"
+    assert newcomer["samples"] == report["config"]["imagesPerProvider"]
+    # the fee of the one completed round funded the pool, which paid for every scored sample
+    assert figures["feesCollectedWei"] == first["scoringFeeWei"]
+    assert figures["batchId"] == 1 and figures["scored"] == newcomer["samples"]
+    assert wei(figures["paidWei"]) == figures["scored"] * wei(figures["ratePerSampleWei"])
+    assert figures["players"] == figures["scored"] + figures["anchorSamples"]
+    before, after = figures["before"], figures["after"]
+    # unscored, her samples sit at the market's mean, below the least value the search takes
+    assert before["newcomerConfidence"] == 0 and before["newcomerScoringRounds"] == 0
+    assert before["newcomerChosen"] == 0 == before["newcomerShare"]
+    assert before["newcomerExpectedValue"] < before["cutExpectedValue"]
+    # one scoring round later the same search chooses some of them
+    assert after["newcomerScoringRounds"] == 1 and after["newcomerConfidence"] > 0
+    assert after["newcomerChosen"] > 0 and after["newcomerShare"] > 0
+    assert after["matches"] == before["matches"] and after["chosen"] == before["chosen"]
+    assert 0 < before["honestShare"] <= 1 and 0 < after["honestShare"] <= 1
 
 
 def test_demo_refuses_a_non_empty_data_dir(

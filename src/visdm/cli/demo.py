@@ -109,6 +109,11 @@ def _print(report: DemoReport, written: list[Path]) -> None:
     print_wide(gas)
     for r in report.rounds:
         console.print(_round_line(r), highlight=False)
+    from visdm.demo import collective_line, newcomer_line
+
+    for line in (collective_line(report), newcomer_line(report)):
+        if line:
+            console.print(line, highlight=False)
     settled = report.settlement
     if settled:
         console.print(
@@ -132,6 +137,8 @@ def _round_line(r: dict[str, Any]) -> str:
             f" → {r['status']}, accuracy {r.get('accuracyBps', 0) / 100:.2f}% "
             f"(WTP {r.get('wtpBps', 0) / 100:g}%)"
         )
+    if r.get("scoringFeeWei"):
+        line += f", {r['scoringFeeWei'] / _TOKEN:g} tokens of its price to the scoring pool"
     if r.get("refundWei"):
         line += f", {r['refundWei'] / _TOKEN:g} tokens refunded"
     return line

@@ -4,11 +4,15 @@ Twenty providers (ten with ``--quick``) each hold distinct Fashion-MNIST images.
 (``gus``, ``hal``) label 40% of their images wrongly; ``sam`` uploads JPEG re-encodings of
 ``ada``'s images as its own; ``ben`` registers his images as two assets. In the negotiation
 ``ivy`` counter-offers (asks 20% above the offer), ``lu → kai → jo → ivy`` is a three-hop
-delegation chain, others delegate to ``ivy`` directly, a few vote ``accept`` or ask a little
-more, ``tom`` rejects every proposal (his data leaves those rounds) and the rest abstain — so
-the weighted median lands above the offer and the first proposal is Countered. ``kai`` is the
+delegation chain, others delegate to ``ivy`` directly, ``fay`` asks a little more, ``tom``
+rejects every proposal (his data leaves those rounds) and the rest abstain — so the weighted
+median lands above the offer and the first proposal is Countered. ``ada``, ``ben``, ``cy``,
+``dee`` and ``eli`` form the collective ``tailors``: each votes a floor price per sample once,
+and the collective votes on every proposal from the weighted median floor with their pooled
+weight (it accepts the first and third offers and asks more than the second's). ``kai`` is the
 consumer's friend: the consumer slips copies of ``kai``'s images into its validation set, which
 would steer value to them if the node did not screen them out. ``lu`` never claims its pay.
+After the rounds ``zoe`` arrives with images no round has scored (:func:`prepare_newcomer`).
 
 Which samples are mislabelled is known (:attr:`Provider.wrong`), so the report can say how well
 the node's ``noisy`` flags find them; :func:`demo_market` gives the same market as arrays, as the
@@ -30,13 +34,15 @@ from visdm.chain.contracts import REJECT_ASK
 from visdm.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 
 __all__ = [
-    "ACCEPT",
     "ASK_MORE",
+    "COLLECTIVE",
     "COPIER",
     "COUNTER_OFFERER",
     "DELEGATIONS",
     "FRIEND",
     "LATE_CLAIMER",
+    "MEMBERS",
+    "NEWCOMER",
     "NOISY",
     "REJECTER",
     "TWO_ASSETS",
@@ -48,7 +54,9 @@ __all__ = [
     "demo_market",
     "demo_spec",
     "first_ask",
+    "member_floor",
     "prepare_folders",
+    "prepare_newcomer",
     "validation_arrays",
     "vote_text",
 ]
@@ -81,8 +89,18 @@ DELEGATIONS = {
     "quin": "ivy",
     "rae": "ivy",
 }
-ACCEPT = frozenset({"ada", "ben", "cy", "dee", "eli"})
 ASK_MORE = frozenset({"fay"})  # asks 10% above the offer
+#: the collective the honest owners below form, and its members in the order they join (the
+#: first is its steward)
+COLLECTIVE = "tailors"
+MEMBERS = ("ada", "ben", "cy", "dee", "eli")
+#: each member's floor vote, in basis points of the first offer spread over the whole market
+#: (what a sample earns when every sample is bought at that offer): all below the first and
+#: third offers per selected sample, so the collective accepts those; the second offers half
+#: as much for nearly as many samples, below the policy's floor, so the collective asks more
+FLOOR_BPS = {"ada": 6000, "ben": 7500, "cy": 7000, "dee": 8000, "eli": 6500}
+#: arrives after the rounds with images of its own that no round has scored
+NEWCOMER = "zoe"
 NOISE_RATE = 0.4
 NUM_CLASSES = len(FASHION_MNIST_CLASSES)
 
@@ -95,14 +113,20 @@ def first_ask(who: str, offer: int) -> int | None:
         return offer * 12 // 10
     if who in ASK_MORE:
         return offer * 11 // 10
-    if who in ACCEPT:
-        return 0
-    return None
+    return None  # the collective's members vote through it
+
+
+def member_floor(config: DemoConfig, who: str) -> int:
+    """``who``'s floor vote in the collective, in wei per sample."""
+    market = config.images_per_provider * len(config.cast)
+    return config.offer_tokens * 10**18 * FLOOR_BPS[who] // (10_000 * market)
 
 
 def vote_text(who: str, cast: tuple[str, ...]) -> str:
     """How ``who`` voted on the first proposal, in words."""
     ask = first_ask(who, 100)
+    if who in MEMBERS:
+        return f"via {COLLECTIVE}"
     if ask is None:
         to = DELEGATIONS.get(who)
         return f"via {to}" if to in cast else "abstains"
@@ -256,6 +280,24 @@ def prepare_folders(root: Path, config: DemoConfig) -> dict[str, Provider]:
         mislabelled = sum(len(w) for w in wrong)
         out[who] = Provider(who, folders, n, mislabelled, VICTIM if copier else None, tuple(wrong))
     return out
+
+
+def prepare_newcomer(root: Path, config: DemoConfig) -> Provider:
+    """The newcomer's one asset: as many correctly labelled images as each provider holds,
+    the training images that follow the cast's."""
+    n = config.images_per_provider
+    start = n * len(config.cast)
+    x, y = load_fashion_mnist("train", limit=start + n)
+    names = class_names()
+    idx = range(start, start + n)
+    folder = root / NEWCOMER / "asset-1"
+    _write(
+        folder,
+        [f"{NEWCOMER}-{i:05d}.png" for i in idx],
+        [_png(x[i]) for i in idx],
+        [names[int(y[i])] for i in idx],
+    )
+    return Provider(NEWCOMER, (folder,), n, 0, None, (frozenset(),))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -4,14 +4,17 @@ A local anvil chain, a local content store and a local compute node, all started
 stopped at the end, in one data directory, under the market's default parameters and the
 default licence (DP-SGD required, ε ≤ 8): accounts and registration (Alg. 1), twenty
 providers' assets attested by the node (Alg. 2), the index and a curated search, a proposal
-negotiated by liquid-democracy votes into a counter offer that the consumer accepts while one
+negotiated by liquid-democracy votes — five owners vote through a collective's policy
+(:mod:`._collective`) — into a counter offer that the consumer accepts while one
 provider's REJECT takes its data out of the round (Alg. 3), DP training in the sandbox with a
 seed only the node knows, the consumer's validation set screened against the selection, the
 model sealed to the consumer, per-sample values and payouts per asset that the providers claim
 in one ``claimMany`` each (Alg. 4) — then a proposal whose accuracy threshold cannot be met
 (refunded after training), one that rejections push below the consumer's minimum share
 (refunded without training), and the unclaimed payout swept to the treasury after the claim
-period.
+period. Last, a newcomer's unscored asset is scored for the scoring pool, which the market's fee
+on the first round funded, and a search by expected value then chooses its samples
+(:mod:`._newcomer`).
 """
 
 from __future__ import annotations
@@ -20,18 +23,15 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from visdm import session
-from visdm.accounts import UnlockedAccount, create_account, load_account
 from visdm.assets import add_asset
 from visdm.chain.anvil import chain_down, chain_up
 from visdm.chain.contracts import REJECT_ASK, ProposalStatus
-from visdm.compute import AssetWorker, JobJournal, NodeConfig, TrainingConfig, TrainingWorker
+from visdm.compute import JobJournal, TrainingConfig, TrainingWorker
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, VisdmError
 from visdm.market import workflow
@@ -40,7 +40,6 @@ from visdm.proposals import CreatedProposal, SelectedAsset
 from visdm.types import Role
 
 from ._cast import (
-    ACCEPT,
     COPIER,
     COUNTER_OFFERER,
     DELEGATIONS,
@@ -56,14 +55,15 @@ from ._cast import (
     validation_arrays,
     vote_text,
 )
-from ._report import DemoReport, DemoStep, Progress
+from ._collective import DemoCollective
+from ._newcomer import ScoringRound
+from ._report import DemoReport, Progress
 from ._settle import provider_rows, short_hash, tokens
+from ._stage import TOKEN as _TOKEN
+from ._stage import Collect, Stage
 
 __all__ = ["round_spec", "run_demo"]
 
-_PASSWORD = "visdm-demo"  # noqa: S105 - throw-away keystores in the demo's own directory
-_TOKEN = 10**18
-_FAST_SCRYPT_N = 2**12  # demo keystores only: real accounts use the default cost
 _VOTING_S = 3600
 
 
@@ -152,54 +152,26 @@ def _config_dict(config: DemoConfig) -> dict[str, Any]:
     }
 
 
-class _Game:
+class _Game(Stage):
     def __init__(
         self, settings: Settings, config: DemoConfig, report: DemoReport, progress: Progress
     ) -> None:
-        self.settings, self.config, self.report, self.progress = settings, config, report, progress
-        self.people: dict[str, UnlockedAccount] = {}
-        self.assets: dict[str, list[int]] = {}
-        self.owner_of: dict[int, str] = {}
+        super().__init__(settings, config, report, progress)
         self._api: Any = None
-
-    # --- bookkeeping --------------------------------------------------------------------------
-    @contextmanager
-    def step(self, name: str) -> Iterator[dict[str, Any]]:
-        t0 = time.perf_counter()
-        info: dict[str, Any] = {"detail": "", "gas": 0, "notes": []}
-        yield info
-        seconds = round(time.perf_counter() - t0, 2)
-        item = DemoStep(name, info["detail"], seconds, info["gas"] or None, list(info["notes"]))
-        self.report.steps.append(item)
-        self.progress.step(item)
-
-    def as_(self, name: str) -> Settings:
-        return replace(self.settings, account=name)
+        self.collective = DemoCollective(self)
+        self.scoring = ScoringRound(self)
 
     def close(self) -> None:
         if self._api is not None:
             self._api.stop()
 
-    def _round(self, pid: int) -> dict[str, Any]:
-        return next(r for r in self.report.rounds if r["proposalId"] == pid)
-
-    def _names(self, asset_ids: list[int]) -> str:
-        """``"tom's asset 20"``, ``"ben's assets 2, 3"``; past three owners, only their names."""
-        by_owner: dict[str, list[int]] = {}
-        for a in sorted(asset_ids):
-            by_owner.setdefault(self.owner_of.get(a, "?"), []).append(a)
-        if len(by_owner) > 3:
-            return f"{len(asset_ids)} assets of {', '.join(by_owner)}"
-        return ", ".join(
-            f"{who}'s asset{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
-            for who, ids in by_owner.items()
-        )
-
     # --- the play -----------------------------------------------------------------------------
     def play(self) -> None:
         self._accounts()
         self._deploy_and_register()
+        self.scoring.open_pool()  # the fee is fixed when a proposal is made: before the first
         self._assets()
+        self.collective.form()
         selection = self._delegate_and_search()
         first = self._negotiate(selection)
         self._train(first, expect=ProposalStatus.COMPLETED)
@@ -208,14 +180,16 @@ class _Game:
         self._rejected_round(selection)
         self._refund()
         self._sweep(first)
+        self.collective.summarize()
+        self.scoring.newcomer_arrives()
+        self.scoring.score()
 
     def _accounts(self) -> None:
         cast = self.config.cast
         names = ("admin", "node1", "bob", *cast)
         with self.step("accounts") as info:
             for name in names:
-                create_account(self.settings.keystore_dir, name, _PASSWORD, scrypt_n=_FAST_SCRYPT_N)
-                self.people[name] = load_account(self.settings.keystore_dir, name, _PASSWORD)
+                self.new_account(name)
             info["detail"] = (
                 f"{len(names)} encrypted keystores (admin, node1, bob, {len(cast)} providers)"
             )
@@ -302,21 +276,8 @@ class _Game:
                 "licence: training only, DP-SGD required, ε ≤ 8"
             )
         self._providers = providers
-        conn = session.connect_deployed(self.settings)
         with self.step("node attests") as info:
-            worker = AssetWorker(
-                conn.client,
-                conn.deployment,
-                session.open_store(self.settings),
-                self.people["node1"],
-                NodeConfig(workdir=self.settings.node_dir),
-            )
-            try:
-                worker.poll()
-                outcomes = worker.outcomes()
-            finally:
-                worker.close()
-            attested = sum(1 for o in outcomes if o.outcome == "attested")
+            attested = sum(1 for o in self.attest().values() if o == "attested")
             info["detail"] = f"{attested} assets decrypted in memory, described and attested"
 
     def _search(self, save: str, **filters: Any) -> list[SelectedAsset]:
@@ -345,7 +306,7 @@ class _Game:
 
     def _propose(self, selection: list[SelectedAsset], offer: int, wtp_bps: int) -> CreatedProposal:
         samples = sum(len(s.indexes) for s in selection)
-        return workflow.propose(
+        created = workflow.propose(
             self.as_("bob"),
             self.people["bob"],
             selection=selection,
@@ -358,6 +319,8 @@ class _Game:
             voting_period_s=_VOTING_S,
             min_share_bps=self.config.min_share_bps,
         )
+        self.proposals[created.proposal_id] = created
+        return created
 
     def _vote_all(self, pid: int, ask_of: Callable[[str], int | None]) -> int:
         gas = 0
@@ -385,7 +348,7 @@ class _Game:
         if gone:
             verdict = "≥" if share >= minimum else "below"
             info["notes"].append(
-                f"rejected, out of the round: {self._names(gone)}; "
+                f"rejected, out of the round: {self.names(gone)}; "
                 f"{out.remaining_weight} of {out.total_weight} samples remain ({share:.0%}, "
                 f"{verdict} bob's minimum share of {minimum:.0%})"
             )
@@ -444,8 +407,11 @@ class _Game:
             voters = sum(1 for who in self.config.cast if first_ask(who, offer) is not None)
             asks = ["ivy asks +20%"] + (["fay +10%"] if "fay" in self.config.cast else [])
             info["detail"] = (
-                f"{voters} direct votes: {', '.join(asks)}, {REJECTER} rejects, the others accept"
+                f"{voters} direct votes: {', '.join(asks)}, {REJECTER} rejects; the others "
+                "delegate, vote through their collective or abstain"
             )
+        with self.step("collective votes") as info:
+            self.collective.cast(pid, info)
         with self.step("tally") as info:
             outcome = self._tally(pid, created, info).outcome
         if outcome.status == ProposalStatus.COUNTERED:
@@ -496,16 +462,19 @@ class _Game:
                 "on chain",
             ]
             for asset_id, why in sorted(left_out.items()):
-                info["notes"].append(f"left out: {self._names([asset_id])}: {why}")
+                info["notes"].append(f"left out: {self.names([asset_id])}: {why}")
             # the node's own warnings, unless they repeat a reason shown above
             info["notes"] += [
                 f"node: {w}"
                 for w in warnings
                 if not any(w.endswith(f"left out: {why}") for why in left_out.values())
             ]
-        self._round(pid).update(
+        completed = expect == ProposalStatus.COMPLETED
+        self.round_of(pid).update(
             status=record.status.name.lower(),
-            priceWei=record.price if expect == ProposalStatus.COMPLETED else 0,
+            priceWei=record.price if completed else 0,
+            # what the market credited the scoring pool; the payouts share the rest
+            scoringFeeWei=self.scoring.fee_of(pid) if completed else 0,
             accuracyBps=record.accuracy_bps,
             wtpBps=record.wtp_bps,
             epsilonSpent=result.get("epsilonSpent"),
@@ -527,9 +496,6 @@ class _Game:
         thread draws the job's progress from the node's journal. Returns the node's warnings,
         which the demo shows with its step instead of letting them cut through the output."""
         errors: list[BaseException] = []
-        logger = logging.getLogger("visdm")
-        handler = _Collect(logging.WARNING)
-        logger.addHandler(handler)
 
         def run() -> None:
             try:
@@ -550,15 +516,15 @@ class _Game:
 
         thread = threading.Thread(target=run, name="demo-node")
         journal_path = self.settings.node_dir / "jobs.sqlite3"
-        try:
-            with self.progress.task(f"node trains proposal {pid} in the sandbox", 1.0) as advance:
-                thread.start()
-                while thread.is_alive():
-                    thread.join(timeout=0.5)
-                    if journal_path.exists():
-                        advance(_job_progress(journal_path, pid))
-        finally:
-            logger.removeHandler(handler)
+        with (
+            Collect(logging.WARNING).on(logging.getLogger("visdm")) as handler,
+            self.progress.task(f"node trains proposal {pid} in the sandbox", 1.0) as advance,
+        ):
+            thread.start()
+            while thread.is_alive():
+                thread.join(timeout=0.5)
+                if journal_path.exists():
+                    advance(_job_progress(journal_path, pid))
         if errors:
             raise errors[0]
         return handler.messages
@@ -596,7 +562,7 @@ class _Game:
                 session.open_store(self.settings).get(result["scores"]["cid"]),
                 claims,
                 lambda who: vote_text(who, self.config.cast),
-                price=self._round(pid)["priceWei"],
+                payable=self.round_of(pid)["priceWei"] - self.round_of(pid)["scoringFeeWei"],
             )
             self.report.providers = rows
             row = {r["name"]: r for r in rows}
@@ -613,6 +579,9 @@ class _Game:
                 f"{LATE_CLAIMER} leaves its {tokens(owed['payoutWei'])} tokens unclaimed; "
                 + ", ".join(r["name"] for r in rows if not r["payoutWei"])
                 + " have nothing to claim",
+                f"the payouts share {tokens(sum(r['payoutWei'] for r in rows))} tokens: the "
+                f"price less the {tokens(self.round_of(pid)['scoringFeeWei'])} tokens the "
+                "market credited the scoring pool",
             ]
 
     def _missed_round(self) -> None:
@@ -631,12 +600,13 @@ class _Game:
             def ask(who: str) -> int | None:
                 if who == REJECTER:
                     return REJECT_ASK
-                return 0 if who in ACCEPT or who == COUNTER_OFFERER else None
+                return 0 if who == COUNTER_OFFERER else None
 
             info["gas"] = self._vote_all(pid, ask)
+            self.collective.cast(pid, info)
             self._tally(pid, created, info)
         self._train(pid, expect=ProposalStatus.WTP_MISSED)
-        self._round(pid)["refundWei"] = offer  # the data price; the node keeps its training fee
+        self.round_of(pid)["refundWei"] = offer  # the data price; the node keeps its training fee
 
     def _rejected_round(self, selection: list[SelectedAsset]) -> None:
         offer = self.config.offer_tokens * _TOKEN
@@ -651,11 +621,10 @@ class _Game:
         with self.step("reject") as info:
 
             def ask(who: str) -> int | None:
-                if who in (COUNTER_OFFERER, REJECTER):
-                    return REJECT_ASK
-                return 0 if who in ACCEPT else None
+                return REJECT_ASK if who in (COUNTER_OFFERER, REJECTER) else None
 
             info["gas"] = self._vote_all(pid, ask)
+            self.collective.cast(pid, info)
             receipt = self._tally(pid, created, info)
             info["detail"] = (
                 f"{COUNTER_OFFERER} and {REJECTER} reject, {COUNTER_OFFERER}'s delegators "
@@ -665,7 +634,7 @@ class _Game:
             raise VisdmError(
                 f"proposal {pid} was {receipt.outcome.status.name.lower()}, expected rejected"
             )
-        self._round(pid).update(status="rejected", refundWei=offer)
+        self.round_of(pid).update(status="rejected", refundWei=offer)
 
     def _refund(self) -> None:
         with self.step("refund") as info:
@@ -709,14 +678,3 @@ def _job_progress(journal_path: Path, pid: int) -> float:
     finally:
         journal.close()
     return job.progress if job is not None and job.progress is not None else 0.0
-
-
-class _Collect(logging.Handler):
-    """Keeps the messages of the log records it is handed."""
-
-    def __init__(self, level: int) -> None:
-        super().__init__(level)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage().splitlines()[0])

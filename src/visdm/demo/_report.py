@@ -22,8 +22,10 @@ __all__ = [
     "DemoReport",
     "DemoStep",
     "Progress",
+    "collective_line",
     "flag_quality",
     "flag_quality_line",
+    "newcomer_line",
     "report_json",
     "write_report",
 ]
@@ -57,6 +59,11 @@ class DemoReport:
     values: list[dict[str, Any]] = field(default_factory=list)
     #: the consumer's withdrawn refunds and the sweep of what was never claimed
     settlement: dict[str, Any] = field(default_factory=dict)
+    #: the collective: its members and floors, the policy, each vote it cast and its statistics
+    collective: dict[str, Any] = field(default_factory=dict)
+    #: the scoring round: the reference and fee, the newcomer, the batch the node scored and
+    #: the newcomer's samples chosen by a search by expected value before and after it
+    scoring: dict[str, Any] = field(default_factory=dict)
     total_seconds: float = 0.0
 
     def gas_by_step(self) -> dict[str, int]:
@@ -138,6 +145,42 @@ def flag_quality_line(report: DemoReport) -> str:
         f"mislabelled: precision {_share(q['precision'])}, recall {_share(q['recall'])}, "
         f"{q['honestFlagged']} correctly labelled flagged ({rate}); a negative value alone "
         f"would flag {old['honestFlagged']} ({old_rate}), precision {_share(old['precision'])}"
+    )
+
+
+def collective_line(report: DemoReport) -> str:
+    """The collective's statistics in one line (empty before they were read)."""
+    from ._settle import tokens
+
+    collective = report.collective
+    stats = collective.get("stats")
+    if not stats:
+        return ""
+    outcomes = ", ".join(f"{o['proposals']} {o['outcome']}" for o in stats["outcomes"])
+    rate = stats["acceptanceRate"]
+    per_sample = stats["earningsPerSampleWei"]
+    return (
+        f"collective {collective['name']} ({len(collective['members'])} members) voted on "
+        f"{stats['proposalsVoted']} proposals ({outcomes}) and accepted {stats['accepted']}"
+        + (f" ({rate:.0%})" if rate is not None else "")
+        + f"; its members earned {tokens(stats['earningsWei'])} tokens through it"
+        + (f", {tokens(per_sample)} per selected sample" if per_sample else "")
+    )
+
+
+def newcomer_line(report: DemoReport) -> str:
+    """The newcomer's samples in the best-expected-value third of the market before and after
+    its scoring round, beside honest scored providers' (empty before the round ran)."""
+    figures = report.scoring
+    before, after = figures.get("before"), figures.get("after")
+    if not before or not after:
+        return ""
+    who = figures["newcomer"]
+    return (
+        f"{who['name']}'s {who['samples']} samples in the best-expected-value third of the "
+        f"market: {before['newcomerChosen']} ({before['newcomerShare']:.0%}) before her "
+        f"scoring round, {after['newcomerChosen']} ({after['newcomerShare']:.0%}) after; "
+        f"honest scored providers' {before['honestShare']:.0%} → {after['honestShare']:.0%}"
     )
 
 
@@ -232,9 +275,14 @@ def _plot_payouts(plt: Any, report: DemoReport, path: Path) -> None:
                 ha="center",
                 fontsize=7,
             )
-    price = next((r.get("priceWei", 0) for r in report.rounds if r.get("status") == "completed"), 0)
+    first = next((r for r in report.rounds if r.get("status") == "completed"), {})
+    price, fee = first.get("priceWei", 0), first.get("scoringFeeWei", 0)
     ax.set_ylabel("payout (tokens)")
-    ax.set_title(f"Round 1: {price / 1e18:g} tokens paid by the value of each provider's samples")
+    fee_text = f"\n(the price, {price / 1e18:g}, less {fee / 1e18:g} to the scoring pool)"
+    ax.set_title(
+        f"Round 1: {(price - fee) / 1e18:g} tokens paid by the value of each provider's samples"
+        + (fee_text if fee else "")
+    )
     ax.tick_params(axis="x", rotation=60)
     ax.legend(
         handles=[

@@ -64,11 +64,13 @@ def provider_rows(  # noqa: PLR0917 - one call site, the demo's whole state
     claims: Mapping[str, Sequence[ClaimReceipt]],
     vote_text: Callable[[str], str],
     *,
-    price: int,
+    payable: int,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One row per provider (samples trained, flags, payout per asset, what it claimed) and one
     per valued sample, from the round's result document and published scores; a sample's row
-    says whether its label is truly wrong (the cast knows) beside its value and flags."""
+    says whether its label is truly wrong (the cast knows) beside its value and flags.
+    ``payable`` is what the payouts share (the price less the scoring fee): a provider's value
+    share is its part of it."""
     samples = json.loads(scores)["samples"]
     payouts = result.get("payouts") or {}
     amounts = {a: int(v) for a, v in (payouts.get("amounts") or {}).items()}
@@ -92,7 +94,7 @@ def provider_rows(  # noqa: PLR0917 - one call site, the demo's whole state
                 "mislabelled": providers[name].mislabelled,
                 "flaggedNoisy": sum(1 for s in mine if "noisy" in s["flags"]),
                 "flaggedCopied": sum(1 for s in mine if "copied" in s["flags"]),
-                "valueShare": paid / price if price else 0.0,
+                "valueShare": paid / payable if payable else 0.0,
                 "payoutWei": paid,
                 "assetPayouts": [
                     {"assetId": a, "payoutWei": per_asset[a]}

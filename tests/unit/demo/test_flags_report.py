@@ -120,7 +120,7 @@ def test_each_valued_sample_says_whether_it_is_mislabelled(tmp_path: Path) -> No
         json.dumps({"samples": samples}).encode(),
         {},
         lambda _who: "",
-        price=1,
+        payable=1,
     )
     assert [v["mislabelled"] for v in values] == [True, True, False]
     assert values[0]["provider"] == "gus"
