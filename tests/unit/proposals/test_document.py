@@ -165,7 +165,7 @@ def test_the_model_refuses_bad_values() -> None:
         make(selection=())
     with pytest.raises(InvalidProposalError, match="class names repeat"):
         make(classes=("a", "a", "b"))
-    with pytest.raises(InvalidProposalError, match="class names repeat .letter case"):
+    with pytest.raises(InvalidProposalError, match=r"class names repeat \(letter case"):
         make(classes=("cat", "Cat", "b"))
     with pytest.raises(InvalidProposalError, match="class names repeat"):
         make(classes=("caf\u00e9", "cafe\u0301", "b"))
