@@ -97,6 +97,8 @@ def test_quick_demo_plays_the_whole_market(
     assert "validation screen" in out
     assert re.search(r"noisy flags: \d+ samples, \d+ of the \d+ mislabelled: precision", out)
     assert "proposal 3: rejected" in out
+    assert "tailors votes accept on proposal 1" in out
+    assert re.search(r"tailors votes ask [\d.]+ tokens on proposal 2 \(floor [\d.]+ × \d+", out)
     assert re.search(r"collective tailors \(2 members\) voted on 3 proposals .* accepted 2", out)
     assert re.search(
         r"zoe's 48 samples in the best-expected-value third of the market: 0 \(0%\) before her "

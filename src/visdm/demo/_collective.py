@@ -104,8 +104,9 @@ class DemoCollective:
             "casts": [],
         }
 
-    def cast(self, pid: int, info: dict[str, Any]) -> None:
-        """Make the collective vote on proposal ``pid`` from its policy, inside a step."""
+    def cast(self, pid: int, info: dict[str, Any]) -> str:
+        """Make the collective vote on proposal ``pid`` from its policy, inside a step whose gas
+        it adds to; returns what it voted, in words."""
         stage = self.stage
         conn = session.connect_deployed(stage.settings)
         receipt = collectives.cast_vote(
@@ -127,10 +128,7 @@ class DemoCollective:
         }
         stage.report.collective["casts"].append(cast)
         info["gas"] = info["gas"] + gas
-        if not info["detail"]:
-            info["detail"] = cast_text(cast)
-        else:
-            info["notes"].append(cast_text(cast))
+        return cast_text(cast)
 
     def summarize(self) -> None:
         """Read the collective's statistics back from the chain's events."""

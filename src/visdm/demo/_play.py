@@ -411,7 +411,7 @@ class _Game(Stage):
                 "delegate, vote through their collective or abstain"
             )
         with self.step("collective votes") as info:
-            self.collective.cast(pid, info)
+            info["detail"] = self.collective.cast(pid, info)
         with self.step("tally") as info:
             outcome = self._tally(pid, created, info).outcome
         if outcome.status == ProposalStatus.COUNTERED:
@@ -603,7 +603,7 @@ class _Game(Stage):
                 return 0 if who == COUNTER_OFFERER else None
 
             info["gas"] = self._vote_all(pid, ask)
-            self.collective.cast(pid, info)
+            info["notes"].append(self.collective.cast(pid, info))
             self._tally(pid, created, info)
         self._train(pid, expect=ProposalStatus.WTP_MISSED)
         self.round_of(pid)["refundWei"] = offer  # the data price; the node keeps its training fee
@@ -624,7 +624,7 @@ class _Game(Stage):
                 return REJECT_ASK if who in (COUNTER_OFFERER, REJECTER) else None
 
             info["gas"] = self._vote_all(pid, ask)
-            self.collective.cast(pid, info)
+            info["notes"].append(self.collective.cast(pid, info))
             receipt = self._tally(pid, created, info)
             info["detail"] = (
                 f"{COUNTER_OFFERER} and {REJECTER} reject, {COUNTER_OFFERER}'s delegators "
