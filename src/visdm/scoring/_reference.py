@@ -161,7 +161,10 @@ def build_reference(
         "kind": REFERENCE_KIND,
         "classes": list(names),
         "spec": chosen_spec,
-        "valuation": {"k": k},
+        # copies are linked by the public pHash metadata only: the anchors rank first, and an
+        # embedding-similarity rule on the small scoring model took most of a newcomer's honest
+        # images for copies of the anchors that look like them
+        "valuation": {"k": k, "cosine_threshold": None},
         "validation": BlobRef(
             store.put(val, pin=True),
             keccak(val),
