@@ -171,6 +171,11 @@ def _deterministic(num_threads: int) -> Iterator[None]:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
 
+def _count(images: NDArray[Any]) -> int:
+    shape = np.shape(images)
+    return int(shape[0]) if shape else 0
+
+
 def _front(model: ZooNet, x: torch.Tensor) -> torch.Tensor:
     if isinstance(model.frontend, nn.Identity):
         return x
@@ -207,19 +212,20 @@ def train(
     randomness = JobRandomness.from_seed(seed)
     spec = parse_model_spec(spec)
     limits = limits or NodeLimits()
-    design = check_design(spec, limits)
+    check_design(spec, limits)
     if num_threads < 1:
         raise InvalidInputError(f"num_threads must be >= 1, got {num_threads}")
+    # memory is checked from the declared counts, before any float copy is made
+    n, n_val = _count(train_images), _count(val_images)
+    if n > limits.max_samples:
+        raise DesignLimitError(f"{n:,} training samples exceed max_samples={limits.max_samples:,}")
+    design = check_design(spec, limits, samples=n + n_val)
     x_train = prepare_images(train_images, spec.input_shape)
     x_val = prepare_images(val_images, spec.input_shape)
-    n, n_val = x_train.shape[0], x_val.shape[0]
     y_train = _labels(train_labels, n, spec.num_classes, "training")
     y_val = _labels(val_labels, n_val, spec.num_classes, "validation")
     if n == 0 or n_val == 0:
         raise InvalidInputError(f"need training and validation samples, got {n} and {n_val}")
-    if n > limits.max_samples:
-        raise DesignLimitError(f"{n:,} training samples exceed max_samples={limits.max_samples:,}")
-    design = check_design(spec, limits, samples=n + n_val)
     if spec.dp is not None and spec.batch_size >= n:
         raise InvalidInputError(
             f"DP-SGD samples each record with rate batch_size/N; batch_size={spec.batch_size} "
@@ -241,9 +247,7 @@ def train(
         x_train, x_val = _front(model, x_train), _front(model, x_val)
         frontend_s = time.perf_counter() - start
         trainable = model.trainable()
-        fit = _fit(
-            spec, model, trainable, x_train, y_train, randomness=randomness, progress=progress
-        )
+        fit = _fit(spec, trainable, x_train, y_train, randomness=randomness, progress=progress)
         model.eval()
         start = time.perf_counter()
         predictions = _batched(trainable, x_val).argmax(dim=1)
@@ -326,7 +330,6 @@ class _ShuffledBatches(Sampler[list[int]]):
 
 def _fit(
     spec: ModelSpec,
-    model: ZooNet,
     trainable: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,

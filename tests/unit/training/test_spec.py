@@ -94,6 +94,7 @@ def test_the_recommended_spec_is_the_tuned_scatter_recipe() -> None:
     sizes = {n: recommended_spec(samples=n) for n in (300, 1_200, 60_000)}
     assert [s.batch_size for s in sizes.values()] == [64, 128, 1024]
     assert [s.learning_rate for s in sizes.values()] == [0.125, 0.25, 2.0]
+    assert [s.epochs for s in sizes.values()] == [20, 20, 40]
     assert recommended_spec(samples=300, min_batch_size=100).batch_size == 100
     assert recommended_spec(epsilon=None).dp is None
     cnn = recommended_spec("scatter_cnn", input_shape=(3, 32, 32), num_classes=4, epochs=7)
