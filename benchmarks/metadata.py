@@ -335,11 +335,11 @@ def _copy_rows(n_originals: int, copies_per_kind: int) -> tuple[list[Row], dict[
         t_peer += time.perf_counter() - start
 
     def precision(links: set[tuple[int, int]]) -> float:
-        return sum(origin[a] == origin[b] for a, b in links) / max(1, len(links))
+        return sum(int(origin[a] == origin[b]) for a, b in links) / max(1, len(links))
 
     def recall(links: set[tuple[int, int]], kind: str) -> float:
         rows = [i for i, k in enumerate(kinds) if k == kind]
-        return sum((int(origin[i]), i) in links for i in rows) / len(rows)
+        return sum(int((int(origin[i]), i) in links) for i in rows) / len(rows)
 
     out: list[Row] = []
     for kind in _EDITS:
@@ -470,7 +470,7 @@ def _dihedral_rows(
         (i, j) for i, j in zip(first.tolist(), second.tolist(), strict=True) if i in wanted
     }
     identical = ours_subset == plain
-    ratio = t_plain / t_ours
+    ratio = float(t_plain / t_ours)
     label = f"{n // 1000}k" if n < 1_000_000 else f"{n // 1_000_000}M"
     out = [
         Row(
