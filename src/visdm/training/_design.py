@@ -58,6 +58,7 @@ class NodeLimits:
 
     ``min_batch_size`` is the market's minimum expected batch size (a chain parameter the
     node copies here): small batches let a model's updates carry single images.
+    ``max_memory_bytes`` bounds :meth:`DesignReport.memory_bytes` for a job's samples.
     """
 
     max_params: int = 5_000_000
@@ -103,6 +104,8 @@ def check_design(
     invalid.
     """
     spec = parse_model_spec(spec)
+    if samples is not None and (isinstance(samples, bool) or samples < 0):
+        raise InvalidInputError(f"samples must be a non-negative count, got {samples!r}")
     for name, value, limit in (
         ("max_epochs", spec.epochs, limits.max_epochs),
         ("max_batch_size", spec.batch_size, limits.max_batch_size),

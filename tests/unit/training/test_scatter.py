@@ -10,7 +10,7 @@ import torch
 
 from tests.unit.training.conftest import make_spec
 from visdm.datasets import load_fashion_mnist
-from visdm.errors import DesignLimitError
+from visdm.errors import DesignLimitError, InvalidInputError
 from visdm.training import NodeLimits, build_model, check_design, parse_model_spec
 from visdm.training import _scatter as scatter_module
 from visdm.training._design import DP_MICRO_BATCH
@@ -211,6 +211,9 @@ def test_memory_scales_with_the_samples_checked() -> None:
     check_design(spec, fits, samples=1000)
     with pytest.raises(DesignLimitError, match="to train 1,001 samples"):
         check_design(spec, fits, samples=1001)
+    for bad in (-1, True):
+        with pytest.raises(InvalidInputError, match="samples must be a non-negative count"):
+            check_design(spec, NodeLimits(), samples=bad)
 
 
 def test_the_worker_process_reports_and_checks_memory() -> None:
