@@ -18,8 +18,9 @@ so that a quote (training FLOPs × samples × epochs) charges the front end once
 
 Memory: training holds, per training sample, the decoded image (bytes) and its float copy, the
 front end's output when there is one, and the embedding; DP-SGD adds per-sample gradients of
-one micro-batch (:data:`DP_MICRO_BATCH` samples × parameters). :meth:`DesignReport.memory_bytes`
-adds these up for a number of samples, and ``max_memory_bytes`` bounds it.
+one micro-batch (:func:`dp_micro_batch` samples × parameters, about :data:`DP_STEP_BYTES`).
+:meth:`DesignReport.memory_bytes` adds these up for a number of samples, and
+``max_memory_bytes`` bounds it.
 """
 
 from __future__ import annotations
@@ -36,18 +37,19 @@ from visdm.training._spec import ModelSpec, parse_model_spec
 from visdm.training._zoo import build_model, frontend_output_shape
 
 __all__ = [
-    "DP_MICRO_BATCH",
+    "DP_STEP_BYTES",
     "TRAIN_FLOPS_FACTOR",
     "DesignReport",
     "NodeLimits",
     "check_design",
+    "dp_micro_batch",
     "training_cost",
 ]
 
 #: training FLOPs per sample ≈ this × forward FLOPs per sample
 TRAIN_FLOPS_FACTOR = 3
-#: DP-SGD computes per-sample gradients this many samples at a time (a Poisson batch is split)
-DP_MICRO_BATCH = 512
+#: bytes of per-sample gradients DP-SGD holds at once: a Poisson batch is split to fit
+DP_STEP_BYTES = 256 << 20
 _GFLOP = 10**9
 _FLOAT = 4
 
@@ -144,7 +146,8 @@ def check_design(
     embedding_dim = model.head.in_features
     pixels = math.prod(spec.input_shape)
     per_sample = (1 + _FLOAT) * pixels + _FLOAT * (math.prod(front or (0,)) + embedding_dim)
-    step = _FLOAT * params * min(spec.batch_size, DP_MICRO_BATCH) if spec.dp is not None else 0
+    micro = dp_micro_batch(params, spec.batch_size)
+    step = _FLOAT * params * micro if spec.dp is not None else 0
     report = DesignReport(
         spec=spec,
         params=params,
@@ -166,6 +169,12 @@ def check_design(
             "network or fewer samples"
         )
     return report
+
+
+def dp_micro_batch(params: int, batch_size: int) -> int:
+    """Samples per micro-batch of a DP-SGD step: as many as :data:`DP_STEP_BYTES` of float32
+    per-sample gradients hold, at least one, at most the batch."""
+    return max(1, min(batch_size, DP_STEP_BYTES // (_FLOAT * max(1, params))))
 
 
 def training_cost(report: DesignReport, samples: int, epochs: int, price_per_gflop: int) -> int:

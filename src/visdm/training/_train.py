@@ -19,10 +19,10 @@ DP-SGD (Abadi et al., 2016, Algorithm 1) is Opacus' ``PrivacyEngine.make_private
 gradients clipped to ``max_grad_norm``, Gaussian noise calibrated by the PRV accountant (Gopi
 et al., 2021) so that ``epochs`` epochs spend at most ``target_epsilon`` at ``delta``; the ε
 actually spent is read back from the accountant. Every step is taken, an empty Poisson draw
-included (a noise-only step), so the steps taken are the steps accounted. A Poisson batch
-larger than :data:`~visdm.training._design.DP_MICRO_BATCH` is processed in micro-batches whose
-clipped per-sample gradients are summed before the one noisy step (Opacus' virtual steps), so
-large batches cost time, not memory.
+included (a noise-only step), so the steps taken are the steps accounted. A Poisson batch is
+processed in micro-batches (:func:`~visdm.training._design.dp_micro_batch`: as many samples as
+256 MiB of per-sample gradients hold) whose clipped per-sample gradients are summed before the
+one noisy step (Opacus' virtual steps), so large batches and networks cost time, not memory.
 
 A fixed front end (the ``scatter_*`` networks' scattering transform) is applied once to the
 training and validation images, before training: only ``head ∘ features`` is trained, on its
@@ -52,7 +52,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from visdm.errors import DesignLimitError, InvalidInputError
-from visdm.training._design import DP_MICRO_BATCH, DesignReport, NodeLimits, check_design
+from visdm.training._design import DesignReport, NodeLimits, check_design, dp_micro_batch
 from visdm.training._dp import PoissonBatches, epsilon_spent, make_private
 from visdm.training._rng import ChaChaStream, JobRandomness
 from visdm.training._spec import ModelSpec, parse_model_spec, spec_hash
@@ -369,6 +369,8 @@ def _fit(
         )
         noise_multiplier = float(optimizer.noise_multiplier)
     average = _Average(trainable, spec.ema_decay) if spec.ema_decay is not None else None
+    params = sum(p.numel() for p in trainable.parameters())
+    micro = dp_micro_batch(params, spec.batch_size) if spec.dp is not None else None
 
     total_steps = spec.epochs * len(loader)
     step = seen = loss_batches = 0
@@ -380,7 +382,7 @@ def _fit(
         for xb, yb in loader:
             _schedule(optimizer, spec, step, total_steps)
             step += 1
-            loss = _step(wrapped, optimizer, criterion, xb, yb, private=spec.dp is not None)
+            loss = _step(wrapped, optimizer, criterion, xb, yb, micro=micro)
             if average is not None:
                 average.update(step)
             if xb.shape[0]:
@@ -420,18 +422,19 @@ def _step(
     xb: torch.Tensor,
     yb: torch.Tensor,
     *,
-    private: bool,
+    micro: int | None,
 ) -> float:
     """One optimizer step on a batch; returns its mean loss (NaN for an empty batch).
 
-    Under DP a batch is cut into micro-batches: Opacus clips and sums each one's per-sample
-    gradients, and only the last adds the noise and steps (Opacus' virtual steps).
+    Under DP (``micro`` given) a batch is cut into micro-batches of ``micro`` samples: Opacus
+    clips and sums each one's per-sample gradients, and only the last adds the noise and steps
+    (Opacus' virtual steps).
     """
     size = xb.shape[0]
-    cuts = range(0, size, DP_MICRO_BATCH) if private and size else range(1)
+    cuts = range(0, size, micro) if micro is not None and size else range(1)
     total = 0.0
     for k, start in enumerate(cuts):
-        part = slice(start, start + DP_MICRO_BATCH) if private else slice(None)
+        part = slice(start, start + micro) if micro is not None else slice(None)
         optimizer.zero_grad(set_to_none=True)
         # an empty Poisson batch has a NaN mean loss but zero gradients: the step is noise
         loss = criterion(wrapped(xb[part]), yb[part])

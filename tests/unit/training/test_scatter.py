@@ -13,7 +13,7 @@ from visdm.datasets import load_fashion_mnist
 from visdm.errors import DesignLimitError, InvalidInputError
 from visdm.training import NodeLimits, build_model, check_design, parse_model_spec
 from visdm.training import _scatter as scatter_module
-from visdm.training._design import DP_MICRO_BATCH
+from visdm.training._design import DP_STEP_BYTES, dp_micro_batch
 from visdm.training._scatter import (
     Scattering2D,
     scatter_channels,
@@ -166,9 +166,13 @@ def test_the_design_check_prices_the_front_end_once_per_job() -> None:
 def test_dp_steps_are_priced_by_the_micro_batch() -> None:
     dp = {"target_epsilon": 3.0, "delta": 1e-5}
     small = check_design(_scatter("scatter_cnn", batch_size=64, dp=dp), NodeLimits())
-    large = check_design(_scatter("scatter_cnn", batch_size=1024, dp=dp), NodeLimits())
-    assert small.step_bytes == 4 * small.params * 64
-    assert large.step_bytes == 4 * large.params * DP_MICRO_BATCH
+    assert small.step_bytes == 4 * small.params * 64  # the whole batch fits at once
+    wide = check_design(
+        make_spec(architecture="mlp", hidden=[4096], dp=dp, batch_size=1024), NodeLimits()
+    )
+    micro = dp_micro_batch(wide.params, 1024)
+    assert 1 < micro < 1024 and wide.step_bytes == 4 * wide.params * micro <= DP_STEP_BYTES
+    assert dp_micro_batch(10**9, 64) == 1 and dp_micro_batch(10, 64) == 64
 
 
 @pytest.mark.parametrize(
