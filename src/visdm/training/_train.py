@@ -53,7 +53,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from visdm.errors import DesignLimitError, InvalidInputError
 from visdm.training._design import DesignReport, NodeLimits, check_design, dp_micro_batch
-from visdm.training._dp import PoissonBatches, epsilon_spent, make_private
+from visdm.training._dp import LinearHeadDP, PoissonBatches, epsilon_spent, make_private
 from visdm.training._rng import ChaChaStream, JobRandomness
 from visdm.training._spec import ModelSpec, parse_model_spec, spec_hash
 from visdm.training._zoo import ZooNet, build_model
@@ -330,7 +330,7 @@ class _ShuffledBatches(Sampler[list[int]]):
 
 def _fit(
     spec: ModelSpec,
-    trainable: nn.Module,
+    trainable: nn.Sequential,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -353,36 +353,20 @@ def _fit(
         )
     else:
         optimizer = torch.optim.Adam(trainable.parameters(), lr=spec.learning_rate)
-    criterion = nn.CrossEntropyLoss()
-    engine: Any = None
-    noise_multiplier: float | None = None
-    wrapped: nn.Module = trainable
-    if spec.dp is not None:
-        wrapped, optimizer, engine = make_private(
-            spec.epochs,
-            spec.dp,
-            model=trainable,
-            optimizer=optimizer,
-            loader=loader,
-            criterion=criterion,
-            noise=randomness.noise(),
-        )
-        noise_multiplier = float(optimizer.noise_multiplier)
+    stepper = _stepper(spec, trainable, optimizer, loader, randomness)
     average = _Average(trainable, spec.ema_decay) if spec.ema_decay is not None else None
-    params = sum(p.numel() for p in trainable.parameters())
-    micro = dp_micro_batch(params, spec.batch_size) if spec.dp is not None else None
 
     total_steps = spec.epochs * len(loader)
     step = seen = loss_batches = 0
     loss_sum = 0.0
     start = time.perf_counter()
-    wrapped.train()
+    trainable.train()
     for epoch in range(1, spec.epochs + 1):
         loss_sum, loss_batches = 0.0, 0
         for xb, yb in loader:
-            _schedule(optimizer, spec, step, total_steps)
+            _schedule(stepper.optimizer, spec, step, total_steps)
             step += 1
-            loss = _step(wrapped, optimizer, criterion, xb, yb, micro=micro)
+            loss = stepper.step(xb, yb)
             if average is not None:
                 average.update(step)
             if xb.shape[0]:
@@ -392,10 +376,7 @@ def _fit(
             if progress is not None:
                 progress(epoch, step, total_steps)
     train_s = time.perf_counter() - start
-    epsilon = None
-    if engine is not None and spec.dp is not None:
-        epsilon = epsilon_spent(engine, spec.dp.delta)
-        wrapped.remove_hooks()  # type: ignore[operator]
+    epsilon = stepper.finish()
     if average is not None:
         average.copy_to(trainable)
     return _Fit(
@@ -404,8 +385,81 @@ def _fit(
         last_epoch_loss=loss_sum / loss_batches if loss_batches else math.nan,
         train_s=train_s,
         epsilon=epsilon,
-        noise_multiplier=noise_multiplier,
+        noise_multiplier=stepper.noise_multiplier,
     )
+
+
+@dataclass(frozen=True)
+class _Stepper:
+    """How one batch becomes one optimizer step; ``finish`` ends training, returns ε spent."""
+
+    step: Callable[[torch.Tensor, torch.Tensor], float]
+    optimizer: Any  # what the learning-rate schedule sets
+    noise_multiplier: float | None
+    finish: Callable[[], float | None]
+
+
+def _stepper(
+    spec: ModelSpec,
+    trainable: nn.Sequential,
+    optimizer: Any,
+    loader: DataLoader[tuple[torch.Tensor, ...]],
+    randomness: JobRandomness,
+) -> _Stepper:
+    criterion = nn.CrossEntropyLoss()
+    dp = spec.dp
+    if dp is None:
+        return _Stepper(
+            lambda xb, yb: _step(trainable, optimizer, criterion, xb, yb, micro=None),
+            optimizer,
+            None,
+            lambda: None,
+        )
+    head = _linear_head(trainable)
+    if head is not None:
+        linear = LinearHeadDP(
+            trainable[0],
+            head,
+            optimizer,
+            dp,
+            samples=len(loader.dataset),  # type: ignore[arg-type]
+            steps_per_epoch=len(loader),
+            epochs=spec.epochs,
+            noise=randomness.noise(),
+        )
+        return _Stepper(
+            linear.step, linear, linear.noise_multiplier, lambda: linear.epsilon(dp.delta)
+        )
+    wrapped, dp_optimizer, engine = make_private(
+        spec.epochs,
+        dp,
+        model=trainable,
+        optimizer=optimizer,
+        loader=loader,
+        criterion=criterion,
+        noise=randomness.noise(),
+    )
+    micro = dp_micro_batch(sum(p.numel() for p in trainable.parameters()), spec.batch_size)
+
+    def finish() -> float:
+        spent = epsilon_spent(engine, dp.delta)
+        wrapped.remove_hooks()  # type: ignore[operator]
+        return spent
+
+    return _Stepper(
+        lambda xb, yb: _step(wrapped, dp_optimizer, criterion, xb, yb, micro=micro),
+        dp_optimizer,
+        float(dp_optimizer.noise_multiplier),
+        finish,
+    )
+
+
+def _linear_head(trainable: nn.Sequential) -> nn.Linear | None:
+    """The head, when it is the only layer with parameters (DP then needs no Opacus hooks)."""
+    features, head = trainable[0], trainable[1]
+    if isinstance(head, nn.Linear) and not any(True for _ in features.parameters()):
+        return head
+    return None
 
 
 def _schedule(optimizer: Any, spec: ModelSpec, step: int, total: int) -> None:

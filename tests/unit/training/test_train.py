@@ -237,3 +237,20 @@ def test_a_spec_sized_to_exhaust_the_nodes_memory_is_refused_before_training(
     limits = NodeLimits(max_memory_bytes=room)  # room for 200 samples and one DP step
     with pytest.raises(DesignLimitError, match=r"to train 768 samples .* max_memory_bytes"):
         train(spec, *fmnist, seed=SEED, limits=limits)
+
+
+def test_the_linear_heads_closed_form_dp_step_is_opacus_step(
+    fmnist: Data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # scatter_linear's DP step computes per-sample norms and the clipped sum in closed form;
+    # through Opacus' per-sample gradients the same seed gives the same weights and epsilon
+    spec = _scatter_spec("scatter_linear", epochs=2, ema_decay=0.9)
+    closed_form = train(spec, *fmnist, seed=SEED)
+    monkeypatch.setattr("visdm.training._train._linear_head", lambda _trainable: None)
+    opacus = train(spec, *fmnist, seed=SEED)
+    assert closed_form.noise_multiplier == opacus.noise_multiplier
+    assert closed_form.epsilon_spent == pytest.approx(opacus.epsilon_spent, rel=1e-9)
+    assert closed_form.steps == opacus.steps and closed_form.samples_seen == opacus.samples_seen
+    for key, value in opacus.state.items():
+        torch.testing.assert_close(closed_form.state[key], value, atol=1e-5, rtol=1e-4)
+    assert closed_form.train_loss == pytest.approx(opacus.train_loss, rel=1e-4)
