@@ -38,6 +38,7 @@ from visdm.training._spec import DPSpec
 __all__ = [
     "LinearHeadDP",
     "PoissonBatches",
+    "charged_epsilon",
     "draw_noise",
     "epsilon_spent",
     "make_private",
@@ -149,9 +150,20 @@ def noise_multiplier(target_epsilon: float, delta: float, sample_rate: float, ep
 
 def epsilon_spent(engine: Any, delta: float) -> float:
     """The ε the accountant charged for the steps taken, at ``delta``."""
+    return charged_epsilon(tuple(engine.accountant.history), delta)
+
+
+@functools.lru_cache(maxsize=64)
+def charged_epsilon(history: tuple[tuple[float, float, int], ...], delta: float) -> float:
+    """ε at ``delta`` of the PRV accountant after ``history`` — ``(noise multiplier, sample
+    rate, steps)`` runs, as Opacus keeps it — computed once per history: it takes seconds."""
+    from opacus.accountants import PRVAccountant  # type: ignore[import-untyped]
+
+    accountant = PRVAccountant()
+    accountant.history = list(history)
     with warnings.catch_warnings():
         _ignore_prv_domain_warning()
-        return float(engine.get_epsilon(delta))
+        return float(accountant.get_epsilon(delta))
 
 
 def _ignore_prv_domain_warning() -> None:
@@ -188,7 +200,7 @@ class LinearHeadDP:
         epochs: int,
         noise: ChaChaStream,
     ) -> None:
-        from opacus.accountants import PRVAccountant  # type: ignore[import-untyped]
+        from opacus.accountants import PRVAccountant
 
         self.features, self.head, self.optimizer = features, head, optimizer
         self.clip = dp.max_grad_norm
@@ -226,6 +238,4 @@ class LinearHeadDP:
 
     def epsilon(self, delta: float) -> float:
         """The ε the accountant charged for the steps taken, at ``delta``."""
-        with warnings.catch_warnings():
-            _ignore_prv_domain_warning()
-            return float(self.accountant.get_epsilon(delta))
+        return charged_epsilon(tuple(self.accountant.history), delta)
