@@ -138,12 +138,10 @@ def find_copy_candidates(
     words = np.zeros((values.size, COPY_HASH_WORDS), dtype=np.uint64)
     words[:, 0] = values
     table = np.ascontiguousarray(dihedral_copy_hashes(words)[:, :, 0]).reshape(-1)
-    pairs = find_cross_pairs(values, table, radius=radius, method=method)
-    i = pairs.first
-    j = pairs.second // 8
-    t = pairs.second % 8
-    keep = i < j
-    return i[keep], j[keep], t[keep], pairs.distance[keep]
+    # each pair once: key i against the transforms of the keys after it only
+    after = 8 * np.arange(1, values.size + 1, dtype=np.int64)
+    pairs = find_cross_pairs(values, table, radius=radius, method=method, from_position=after)
+    return pairs.first, pairs.second // 8, pairs.second % 8, pairs.distance
 
 
 def find_copy_links(

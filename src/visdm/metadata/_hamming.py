@@ -230,10 +230,12 @@ def find_cross_pairs(
     *,
     radius: int = DEFAULT_DUPLICATE_RADIUS,
     method: str = "auto",
+    from_position: Sequence[int] | NDArray[np.integer[Any]] | None = None,
 ) -> DuplicatePairs:
     """Every ``(q, t)`` with ``popcount(queries[q] ^ table[t]) <= radius``, as
     :class:`DuplicatePairs` whose ``first`` are query positions and ``second`` table positions
-    (sorted by ``(q, t)``).
+    (sorted by ``(q, t)``). With ``from_position``, only ``t >= from_position[q]`` (a
+    triangular join: half the work when the table holds the queries' own hashes).
 
     The multi-index join is the all-pairs method's pigeonhole argument between two sets: per
     block combination, the table is sorted by its key and each query's run of equal keys is
@@ -245,6 +247,13 @@ def find_cross_pairs(
     if method not in ("auto", "linear", "multi-index"):
         raise InvalidInputError(f"unknown method {method!r}: use 'auto', 'linear' or 'multi-index'")
     n_q, n_t = q_values.size, t_values.size
+    start: NDArray[np.int64] | None = None
+    if from_position is not None:
+        start = np.asarray(from_position, dtype=np.int64)
+        if start.shape != (n_q,) or (n_q and (start.min() < 0 or start.max() > n_t)):
+            raise InvalidInputError(
+                f"from_position must hold one table position in 0..{n_t} per query ({n_q})"
+            )
     m: int | None = None
     if n_q and n_t and method != "linear":
         if radius > _MAX_RADIUS:
@@ -258,10 +267,10 @@ def find_cross_pairs(
             if method == "auto" and n_q * n_t * _NS_PER_LINEAR_PAIR <= cost:
                 m = None
     if m is None:
-        first, second, dist = _cross_linear_arrays(q_values, t_values, radius)
+        first, second, dist = _cross_linear_arrays(q_values, t_values, radius, start)
         label = "linear"
     else:
-        first, second, dist = _cross_multi_index(q_values, t_values, radius, m)
+        first, second, dist = _cross_multi_index(q_values, t_values, radius, m, start)
         label = f"multi-index(m={m})"
     order = np.lexsort((second, first))
     return DuplicatePairs(first[order], second[order], dist[order], label)
@@ -289,40 +298,61 @@ def _best_cross_blocks(n_q: int, n_t: int, radius: int) -> tuple[int, float]:
 
 
 def _cross_multi_index(
-    queries: NDArray[np.uint64], table: NDArray[np.uint64], radius: int, m: int
+    queries: NDArray[np.uint64],
+    table: NDArray[np.uint64],
+    radius: int,
+    m: int,
+    from_position: NDArray[np.int64] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
     k = m - radius
     masks = _block_masks(m)
     mask_array = np.array(masks, dtype=np.uint64)
     n_t = table.size
-    index_bits = max(1, int(n_t - 1).bit_length())
+    # one spare bit, so that a query's first wanted position (up to n_t) packs too
+    index_bits = max(1, int(n_t).bit_length())
     positions = np.arange(n_t, dtype=np.uint64)
-    query_rows = np.arange(queries.size, dtype=np.int64)
     firsts, seconds, dists = [], [], []
     for combo in combinations(range(m), k):
         key_mask = 0
         for block in combo:
             key_mask |= masks[block]
         t_key = _compact(table, key_mask)
-        if key_mask.bit_count() + index_bits <= _BITS:
-            packed = np.sort((t_key << np.uint64(index_bits)) | positions)
-            sorted_key = packed >> np.uint64(index_bits)
+        q_key = _compact(queries, key_mask)
+        # queries in key order: numpy's binary search starts from the previous answer
+        q_order = np.argsort(q_key, kind="stable")
+        q_sorted = q_key[q_order]
+        packable = key_mask.bit_count() + index_bits <= _BITS
+        if packable:
+            shift = np.uint64(index_bits)
+            packed = np.sort((t_key << shift) | positions)
             order = (packed & np.uint64((1 << index_bits) - 1)).astype(np.int64)
+            first = np.zeros(q_sorted.size, dtype=np.uint64)
+            if from_position is not None:
+                first = from_position[q_order].astype(np.uint64)
+            # within a run of equal keys the table is in position order, so one search finds
+            # the first position a query wants
+            low = np.searchsorted(packed, (q_sorted << shift) | first, side="left")
+            high = np.searchsorted(
+                packed, (q_sorted << shift) | np.uint64((1 << index_bits) - 1), side="right"
+            )
         else:  # keys too wide to pack with the position
             order = np.argsort(t_key, kind="stable")
             sorted_key = t_key[order]
-        q_key = _compact(queries, key_mask)
-        low = np.searchsorted(sorted_key, q_key, side="left")
-        counts = np.searchsorted(sorted_key, q_key, side="right") - low
+            low = np.searchsorted(sorted_key, q_sorted, side="left")
+            high = np.searchsorted(sorted_key, q_sorted, side="right")
+        counts = high - low
         wanted = np.zeros(m, dtype=bool)
         wanted[list(combo)] = True
         for rows in _chunks_by_count(counts):
             n_pairs = int(counts[rows].sum())
             if n_pairs == 0:
                 continue
-            q_idx = np.repeat(query_rows[rows], counts[rows])
+            q_idx = np.repeat(q_order[rows], counts[rows])
             starts = np.repeat(low[rows] - (np.cumsum(counts[rows]) - counts[rows]), counts[rows])
             t_idx = order[starts + np.arange(n_pairs)]
+            if from_position is not None and not packable:
+                wanted_pairs = t_idx >= from_position[q_idx]
+                q_idx, t_idx = q_idx[wanted_pairs], t_idx[wanted_pairs]
             keep, dist = _verify_xor(
                 queries[q_idx] ^ table[t_idx], radius=radius, mask_array=mask_array, wanted=wanted
             )
@@ -345,14 +375,20 @@ def _chunks_by_count(counts: NDArray[np.int64]) -> Iterator[slice]:
 
 
 def _cross_linear_arrays(
-    queries: NDArray[np.uint64], table: NDArray[np.uint64], radius: int
+    queries: NDArray[np.uint64],
+    table: NDArray[np.uint64],
+    radius: int,
+    from_position: NDArray[np.int64] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]]:
     firsts, seconds, dists = [], [], []
     if table.size:
         rows = max(1, _LINEAR_BLOCK_ELEMENTS // table.size)
         for start in range(0, queries.size, rows):
             dist = popcount64(queries[start : start + rows, None] ^ table[None, :])
-            i, j = np.nonzero(dist <= radius)
+            near = dist <= radius
+            if from_position is not None:
+                near &= np.arange(table.size)[None, :] >= from_position[start : start + rows, None]
+            i, j = np.nonzero(near)
             firsts.append(i + start)
             seconds.append(j)
             dists.append(dist[i, j])

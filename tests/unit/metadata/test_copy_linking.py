@@ -253,6 +253,21 @@ def test_the_cross_join_finds_what_a_linear_scan_finds(radius: int) -> None:
         assert all(d == bin(int(queries[q]) ^ int(table[t])).count("1") for q, t, d in pairs)
 
 
+def test_the_triangular_cross_join_keeps_only_later_table_positions() -> None:
+    queries = _planted(400, 3)
+    table = np.concatenate([queries, _planted(400, 4)])
+    start = np.arange(1, queries.size + 1)
+    full = find_cross_pairs(queries, table, radius=7, method="linear").as_set()
+    want = {(q, t) for q, t in full if t >= start[q]}
+    for method in ("linear", "multi-index"):
+        pairs = find_cross_pairs(queries, table, radius=7, method=method, from_position=start)
+        assert pairs.as_set() == want
+    with pytest.raises(InvalidInputError, match=r"one table position in 0\.\.800 per query"):
+        find_cross_pairs(queries, table, from_position=start[:-1])
+    with pytest.raises(InvalidInputError, match="one table position"):
+        find_cross_pairs(queries, table, from_position=start + 800)
+
+
 def test_the_cross_join_refuses_bad_input() -> None:
     with pytest.raises(InvalidInputError, match="unknown method"):
         find_cross_pairs([1], [2], method="fast")
