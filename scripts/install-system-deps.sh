@@ -3,8 +3,9 @@
 #   bubblewrap             sandbox for training jobs on the compute node
 #   dataset-fashion-mnist  real images for tests, benchmarks and the demo
 #   postgresql             a real server for the index's PostgreSQL tests
+#   chromium-headless-shell  the browser the web app's end-to-end tests drive (Playwright)
 set -euo pipefail
-packages=(bubblewrap dataset-fashion-mnist postgresql)
+packages=(bubblewrap dataset-fashion-mnist postgresql chromium-headless-shell)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
