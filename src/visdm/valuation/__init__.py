@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         RobustValuationResult,
         ValidationEstimator,
     )
+    from visdm.valuation._tknn_shapley import TKNNCounts, TKNNShapley, tknn_counts
 
 __all__ = [
     "PAYOUT_LEAF_ENCODING",
@@ -53,6 +54,8 @@ __all__ = [
     "Payout",
     "PayoutAsset",
     "RobustValuationResult",
+    "TKNNCounts",
+    "TKNNShapley",
     "ValidationEstimator",
     "ValuationResult",
     "binomial_tail",
@@ -66,6 +69,7 @@ __all__ = [
     "noise_evidence",
     "payout_tree",
     "peer_agreement",
+    "tknn_counts",
 ]
 
 _WHERE = {
@@ -92,6 +96,7 @@ _WHERE = {
     "CopyRobustValuation": "._robust",
     "RobustValuationResult": "._robust",
     "ValidationEstimator": "._robust",
+    **dict.fromkeys(("TKNNCounts", "TKNNShapley", "tknn_counts"), "._tknn_shapley"),
 }
 
 __getattr__ = lazy_exports(__name__, _WHERE)
