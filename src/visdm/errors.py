@@ -46,8 +46,12 @@ which input, and what to do about it.
     ├── SandboxError
     │   ├── SandboxUnavailableError (RuntimeError)    bwrap is missing or cannot make namespaces
     │   └── EntryPointNotAllowedError (PermissionError)  a job names code off the allow-list
-    └── IndexDatabaseError                       the marketplace index's database cannot be
-                                                 reached, opened or used
+    ├── IndexDatabaseError                       the marketplace index's database cannot be
+    │                                            reached, opened or used
+    └── FederationError                          a federated round failed
+        ├── FederationProcessError (RuntimeError)    SuperLink/SuperNode start, answer, stop
+        ├── NodeNotInFederationError (PermissionError)  a key the proposal does not name
+        └── FederationRoundError (RuntimeError)      too few regions left, or a bad reply
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ __all__ = [
     "DeploymentNotFoundError",
     "DesignLimitError",
     "EntryPointNotAllowedError",
+    "FederationError",
+    "FederationProcessError",
+    "FederationRoundError",
     "IndexDatabaseError",
     "InvalidCidError",
     "InvalidImageError",
@@ -84,6 +91,7 @@ __all__ = [
     "KeystoreNotFoundError",
     "ModelFileError",
     "NoValidSamplesError",
+    "NodeNotInFederationError",
     "PanicError",
     "RevertReasonError",
     "SandboxError",
@@ -301,6 +309,24 @@ class IndexDatabaseError(VisdmError):
     opened or used; the message names the URL with its password hidden."""
 
     exit_code = 8
+
+
+class FederationError(VisdmError):
+    """A federated round (SuperLink, SuperNodes, their keys or the round itself) failed."""
+
+    exit_code = 9
+
+
+class FederationProcessError(FederationError, RuntimeError):
+    """A SuperLink or SuperNode process would not start, answer or stop."""
+
+
+class NodeNotInFederationError(FederationError, PermissionError):
+    """A SuperNode key is not one of the nodes the proposal names, or not an admitted node's."""
+
+
+class FederationRoundError(FederationError, RuntimeError):
+    """A federated round cannot go on: too few regions left, or a region's reply is bad."""
 
 
 def _short(value: Any) -> str:
