@@ -37,4 +37,7 @@ def register(app: typer.Typer) -> None:
     chain.register_top_level(app)
     rounds.register(app)
     app.command("demo")(demo.demo)
+    from visdm.web._cli import web
+
+    app.command("web")(web)
     app._visdm_groups_registered = True  # type: ignore[attr-defined]

@@ -1,0 +1,30 @@
+"""``visdm web``: serve the Dapp for the current data directory on 127.0.0.1."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["web"]
+
+
+def web(
+    ctx: typer.Context,
+    port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1 (0: any free port)."),
+    index_url: str | None = typer.Option(
+        None,
+        "--index-url",
+        envvar="VISDM_INDEX_URL",
+        help="Index database (default: sqlite in the data directory).",
+    ),
+) -> None:
+    """Serve the web app on 127.0.0.1 and print the URL (with its session token) to open."""
+    from visdm.cli._common import console, settings
+
+    from . import LaunchInfo, serve
+
+    def ready(info: LaunchInfo) -> None:
+        console.print("ViSDM web app for", str(settings(ctx).home), markup=False)
+        console.print(f"open {info.url}", markup=False, soft_wrap=True)
+        console.print("(the token in the URL starts a session; Ctrl-C stops the app)")
+
+    serve(settings(ctx), port=port, index_url=index_url, on_ready=ready)
