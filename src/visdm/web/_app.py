@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 
 from visdm.accounts import UnlockedAccount
 from visdm.config import Settings
-from visdm.errors import VisdmError
+from visdm.errors import InvalidInputError, VisdmError
 from visdm.jsonsafe import one_line
 
 from ._auth import COOKIE, CSRF_FIELD, RequestTooLargeError, SessionError, Sessions, WebSession
@@ -106,7 +106,33 @@ class _Guard:
                 raise RequestTooLargeError(_too_large(str(seen), self.max_body))
             return message
 
-        await self.app(scope, counted, send)
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_security_headers(static)]
+            await send(message)
+
+        await self.app(scope, counted, with_headers)
+
+
+#: the launch token may be in the URL: never send it on; no framing; scripts only from here
+_SECURITY_HEADERS = [
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        b"img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+    ),
+]
+
+
+def _security_headers(static: bool) -> list[tuple[bytes, bytes]]:
+    if static:
+        return _SECURITY_HEADERS
+    return [*_SECURITY_HEADERS, (b"cache-control", b"no-store")]
 
 
 def _too_large(length: str, limit: int) -> str:
@@ -122,7 +148,7 @@ async def _plain(send: Send, status: int, message: str) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), *_SECURITY_HEADERS],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -169,6 +195,13 @@ async def acting(request: Request) -> tuple[WebSession, FormData]:
             "when it started; nothing was changed"
         )
     form = await request.form()
+    files = [key for key, value in form.multi_items() if not isinstance(value, str)]
+    if files:  # forms take paths on this machine, never uploads: refuse and free them now
+        await form.close()
+        raise InvalidInputError(
+            f"the field {files[0]!r} must be text, but a file was sent: type the value instead; "
+            "nothing was changed"
+        )
     session.check_csrf(form.get(CSRF_FIELD))
     return session, form
 
@@ -237,27 +270,8 @@ def create_app(
         app.include_router(module.router)
     app.add_exception_handler(VisdmError, _visdm_error)
     app.add_exception_handler(OSError, _os_error)
-    app.middleware("http")(_headers)
     app.add_middleware(_Guard, hosts=hosts, max_body=max_body)
     return app
-
-
-async def _headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    # the launch token may be in the URL: never send it on; no framing; scripts only from here
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
-    )
-    if not request.url.path.startswith("/static/"):
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
 
 
 def _error_page(request: Request, status: int, message: str) -> Response:
