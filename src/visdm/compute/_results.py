@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from visdm.scoring import ScoringFee
 from visdm.storage import ContentStore
 from visdm.training._card import AssetUse, ExcludedSamples, ModelCard, WallTime, build_model_card
 from visdm.training._spec import canonical_spec_json, parse_model_spec
-from visdm.valuation import PayoutAsset, compute_payout
+from visdm.verify import SelectedAsset, determinism_envelope, settle
 
 from .delivery import seal_model
 
@@ -90,6 +90,8 @@ class ResultPublisher:
             "leftOut": {str(a): why for a, why in counts.get("leftOut", {}).items()},
             "validation": outcome.get("validation"),
             "modelCard": _model_card(checked, outcome, counts).to_document(),
+            # what a verifier's machine must share to re-execute this result bit for bit
+            "envelope": determinism_envelope(dict(outcome.get("versions") or {})),
         }
         commitments: dict[str, Any] = {}
         if outcome.get("seed_hash"):
@@ -136,24 +138,24 @@ class ResultPublisher:
             error=JobFailedError,
             hint=hint,
         )
-        where = {"0x" + s.sample_id.hex(): (s.asset_id, s.index) for s in checked.samples}
-        rows = [
-            {**row, "asset_id": where[row["sample_id"]][0], "index": where[row["sample_id"]][1]}
-            for row in valuation["samples"]
-        ]
         # the market credits the scoring pool its fee before any payout: leaves sum to the rest
         fee = ScoringFee(self.client, self.market.address).scoring_fee(proposal_id).amount
-        payout = compute_payout(
-            record.price - fee,
-            valuation["providerValues"],
-            sample_counts={k: int(v) for k, v in valuation["sampleCounts"].items()},
-            assets=_payout_assets(checked, rows),
-        )
-        scores = json.dumps(
-            {"version": 1, "proposalId": proposal_id, "samples": rows}, sort_keys=True
-        ).encode()
+        # the same function a verifier re-executes with, so both commit the same bytes
+        try:
+            settled = settle(
+                valuation,
+                proposal_id=proposal_id,
+                amount=record.price - fee,
+                sample_assets={
+                    "0x" + s.sample_id.hex(): (s.asset_id, s.index) for s in checked.samples
+                },
+                assets=selected_assets(checked),
+            )
+        except InvalidInputError as exc:
+            raise JobFailedError(str(exc)) from None
+        payout, scores = settled.payout, settled.scores
         model_hash = "0x" + sealed.model_hash.hex()
-        scores_hash = "0x" + keccak(scores).hex()
+        scores_hash = "0x" + settled.scores_hash.hex()
         details["model"] = {
             "cid": self.store.put(sealed.envelope, pin=True),
             "modelHash": model_hash,
@@ -263,24 +265,10 @@ def _model_card(
         raise JobFailedError(f"the job's figures cannot make a true model card: {exc}") from None
 
 
-def _payout_assets(
-    checked: CheckedProposal, rows: Sequence[Mapping[str, Any]]
-) -> list[PayoutAsset]:
-    """Each asset whose samples were valued, at its position in the proposal's selection."""
-    position = {asset_id: i for i, asset_id in enumerate(checked.document.asset_ids)}
-    value: dict[int, float] = {}
-    samples: dict[int, int] = {}
-    for row in rows:
-        asset_id = int(row["asset_id"])
-        value[asset_id] = value.get(asset_id, 0.0) + float(row["value"])
-        samples[asset_id] = samples.get(asset_id, 0) + 1
-    return [
-        PayoutAsset(
-            position=position[asset_id],
-            asset_id=asset_id,
-            owner=checked.public[asset_id].record.owner,
-            value=value[asset_id],
-            samples=samples[asset_id],
-        )
-        for asset_id in sorted(value, key=position.__getitem__)
-    ]
+def selected_assets(checked: CheckedProposal) -> dict[int, SelectedAsset]:
+    """Each asset of the proposal's selection: its position there and its owner."""
+    return {
+        asset_id: SelectedAsset(position=i, owner=checked.public[asset_id].record.owner)
+        for i, asset_id in enumerate(checked.document.asset_ids)
+        if asset_id in checked.public
+    }
