@@ -11,7 +11,9 @@ informative and exactly reproducible:
   and median over the stack);
 * :func:`find_duplicate_pairs`, :func:`find_cross_pairs` and :class:`HammingIndex` — exact
   near-duplicate search within a Hamming radius (default :data:`DEFAULT_DUPLICATE_RADIUS` = 8
-  bits) by multi-index hashing, identical to a linear scan;
+  bits) by multi-index hashing, identical to a linear scan; the index keeps at most
+  :data:`DEFAULT_MAX_LINKS` links per new sample and a cluster per sample, and
+  :func:`selection_links` turns a selection's documents into the pairs valuation groups;
 * the **copy hash** (:class:`CopyProbe`, :func:`dihedral_copy_hashes`) and :class:`CopyIndex`
   — the links a node publishes: a sample is linked to an active sample it is a flipped,
   rotated, cropped (up to 10 %), re-toned or re-encoded copy of (key search under the 8
@@ -62,6 +64,7 @@ from ._describe import (
     SampleMetadata,
     describe_images,
     laplacian_variance,
+    read_cluster,
     read_copy_hash,
     read_copy_linking,
     read_link_transform,
@@ -69,13 +72,12 @@ from ._describe import (
 from ._hamming import (
     DEFAULT_DUPLICATE_RADIUS,
     DuplicatePairs,
-    HammingIndex,
-    Neighbour,
     find_cross_pairs,
     find_duplicate_pairs,
     hamming_distance,
     popcount64,
 )
+from ._linkindex import DEFAULT_MAX_LINKS, HammingIndex, Neighbour, selection_links
 from ._phash import (
     PHASH_BITS,
     gray_array,
@@ -106,6 +108,7 @@ __all__ = [
     "DEFAULT_COPY_KEY_RADIUS",
     "DEFAULT_COPY_RADIUS",
     "DEFAULT_DUPLICATE_RADIUS",
+    "DEFAULT_MAX_LINKS",
     "DIHEDRAL_NAMES",
     "DIHEDRAL_TRANSFORMS",
     "HISTOGRAM_BINS",
@@ -151,10 +154,12 @@ __all__ = [
     "phash_grids",
     "phash_to_hex",
     "popcount64",
+    "read_cluster",
     "read_copy_hash",
     "read_copy_linking",
     "read_link_transform",
     "resize_grays",
     "screen_validation_set",
+    "selection_links",
     "transform_image",
 ]

@@ -54,11 +54,11 @@ from ._copyhash import (
 )
 from ._hamming import (
     DEFAULT_DUPLICATE_RADIUS,
-    HammingIndex,
     HashesLike,
     _as_hashes,
     find_cross_pairs,
 )
+from ._linkindex import HammingIndex
 
 __all__ = [
     "DEFAULT_COPY_KEY_RADIUS",

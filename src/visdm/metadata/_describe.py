@@ -24,15 +24,17 @@ two nodes describing the same bytes publish the same numbers:
 Luma, pHash and copy hash are computed from the same ``convert("L")`` array, and the pHashes
 of a batch are computed together.
 
-**Document format.** ``visdm-metadata/1`` grew three optional fields, all additions a reader
+**Document format.** ``visdm-metadata/1`` grew four optional fields, all additions a reader
 that ignores unknown keys skips: ``copyHash`` per sample (42 lower-case hex digits),
 ``transform`` per duplicate link (``0..7``, the dihedral transform that maps the other sample
 onto this one; absent on a link made by pHash), and ``copyLinking`` at the top
 (``{"descriptor": "visdm-copyhash/1", "keyRadius": 9, "radius": 21}``: how the links were
-made; absent when they were made by pHash radius alone). A document without them is one
+made; absent when they were made by pHash radius alone), and ``cluster`` per sample (the
+``0x`` id of the first sample of its near-duplicate cluster, :mod:`._linkindex`; a node that
+writes it keeps only the nearest links of each sample). A document without them is one
 written before copy hashes: its links are pHash links within ``duplicateRadius``.
 :func:`read_copy_hash`, :func:`read_link_transform` and :func:`read_copy_linking` check the
-three fields of a parsed document.
+three fields of a parsed document, :func:`read_cluster` the fourth.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ __all__ = [
     "SampleMetadata",
     "describe_images",
     "laplacian_variance",
+    "read_cluster",
     "read_copy_hash",
     "read_copy_linking",
     "read_link_transform",
@@ -135,9 +138,14 @@ class SampleMetadata:
     sample_id: SampleId
     label: str
     image: ImageMetadata
+    #: the near-duplicate cluster (its first sample) the node put the sample in; ``None`` in
+    #: a document written before clusters (then the field is left out)
+    cluster: SampleId | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.cluster is None else {"cluster": "0x" + bytes(self.cluster).hex()}
         return {
+            **extra,
             "index": self.index,
             "sampleId": "0x" + bytes(self.sample_id).hex(),
             "label": self.label,
@@ -320,6 +328,25 @@ def read_copy_hash(
         return copy_hash_from_hex(sample["copyHash"])
     except InvalidInputError as exc:
         raise InvalidInputError(f"{where}: {exc}") from None
+
+
+def read_cluster(sample: Mapping[str, object], *, where: str = "metadata sample") -> str | None:
+    """A sample's ``cluster`` as a lower-case ``0x`` id, or ``None`` when the document has
+    none."""
+    if "cluster" not in sample:
+        return None
+    value = sample["cluster"]
+    if (
+        not isinstance(value, str)
+        or len(value) != 66
+        or not value.startswith("0x")
+        or any(c not in "0123456789abcdef" for c in value[2:])
+    ):
+        raise InvalidInputError(
+            f"{where}: cluster must be a sample id (0x and 64 lower-case hex digits), "
+            f"got {_shown(value)}"
+        )
+    return value
 
 
 def read_link_transform(link: Mapping[str, object], *, where: str = "duplicate link") -> int | None:

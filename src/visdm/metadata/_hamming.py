@@ -1,4 +1,4 @@
-"""Exact Hamming-radius search over 64-bit hashes: all pairs, and an index of active samples.
+"""Exact Hamming-radius search over 64-bit hashes: all pairs, and pairs between two sets.
 
 Design section 3.2 step 7 links every new sample to every *active* sample whose pHash lies
 within a Hamming radius (default 8 bits). The answer must be exact — the same pairs a linear
@@ -17,19 +17,22 @@ first such combination in lexicographic order (the one made of its first ``k`` a
 blocks), so no pair is produced twice. ``m`` is chosen by a cost model (sorts versus expected
 candidates); for small inputs a blocked linear scan is cheaper and is used instead.
 
-**The index** (:class:`HammingIndex`) holds the active samples' hashes and ids; one query is a
-vectorised linear scan (XOR, then popcount by a 16-bit lookup table: NumPy 1.26 has no
-``bitwise_count``), and :meth:`HammingIndex.link` links a batch of new samples to everything
-active with whichever of the two methods the cost model prefers.
+**Between two sets** (:func:`find_cross_pairs`, what linking a new asset against the active
+samples needs) the same argument joins queries with a table. Its cost model is *measured*:
+real pHashes are far from uniform (Fashion-MNIST's crowd into few keys: at 1M active samples
+one key table gave 35 times the candidates a uniform model predicts), so for each block
+count the first table is built and its candidates counted exactly, and the cheapest of those
+and a linear scan is run. Long runs of equal keys are verified as one contiguous slice of
+the sorted table each. :class:`._linkindex.HammingIndex` keeps the active samples.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,8 +42,6 @@ from visdm.errors import InvalidInputError
 __all__ = [
     "DEFAULT_DUPLICATE_RADIUS",
     "DuplicatePairs",
-    "HammingIndex",
-    "Neighbour",
     "find_cross_pairs",
     "find_duplicate_pairs",
     "hamming_distance",
@@ -61,7 +62,10 @@ _NS_PER_SEARCH = 250.0  # two binary searches of a query key in a sorted table
 _CANDIDATES_PER_CHUNK = 1 << 22
 _LINEAR_BLOCK_ELEMENTS = 1 << 22
 
-IdT = TypeVar("IdT", bound=Hashable)
+# a run of equal keys at least this long is verified as one slice rather than by gathering
+_HEAVY_RUN = 512
+# the block counts whose first table is measured, beyond the smallest (radius + 1)
+_MEASURED_BLOCKS = 2
 #: 64-bit hashes: a uint64 (or non-negative integer) array, or a sequence of Python ints
 HashesLike = NDArray[Any] | Sequence[int]
 
@@ -69,6 +73,9 @@ HashesLike = NDArray[Any] | Sequence[int]
 def popcount64(values: NDArray[np.uint64]) -> NDArray[np.uint8]:
     """The number of set bits of every uint64 (any shape)."""
     values = np.ascontiguousarray(values, dtype=np.uint64)
+    if hasattr(np, "bitwise_count"):  # NumPy >= 2.0: one instruction per word
+        counted: NDArray[np.uint8] = np.bitwise_count(values)
+        return counted
     halves = values.view(np.uint16).reshape(*values.shape, 4)
     counts: NDArray[np.uint8] = _POPCOUNT16[halves[..., 0]]
     counts += _POPCOUNT16[halves[..., 1]]
@@ -262,10 +269,10 @@ def find_cross_pairs(
                     f"multi-index search supports radius <= {_MAX_RADIUS}, got {radius}: "
                     "use method='linear'"
                 )
+        elif method == "multi-index":
+            m = _best_cross_blocks(n_q, n_t, radius)[0]
         else:
-            m, cost = _best_cross_blocks(n_q, n_t, radius)
-            if method == "auto" and n_q * n_t * _NS_PER_LINEAR_PAIR <= cost:
-                m = None
+            m = _measured_cross_blocks(q_values, t_values, radius)
     if m is None:
         first, second, dist = _cross_linear_arrays(q_values, t_values, radius, start)
         label = "linear"
@@ -282,8 +289,11 @@ def _cross_cost(n_q: int, n_t: int, radius: int, m: int) -> float:
     base, extra = divmod(_BITS, m)
     key_bits = k * base + min(k, extra)
     candidates = tables * n_q * n_t * 2.0 ** (-key_bits)
-    searches = n_t * _NS_PER_SORTED_ELEMENT + n_q * _NS_PER_SEARCH
-    return tables * searches + candidates * _NS_PER_CANDIDATE
+    return tables * _table_build_cost(n_q, n_t) + candidates * _NS_PER_CANDIDATE
+
+
+def _table_build_cost(n_q: int, n_t: int) -> float:
+    return n_t * _NS_PER_SORTED_ELEMENT + n_q * _NS_PER_SEARCH
 
 
 def _best_cross_blocks(n_q: int, n_t: int, radius: int) -> tuple[int, float]:
@@ -295,6 +305,43 @@ def _best_cross_blocks(n_q: int, n_t: int, radius: int) -> tuple[int, float]:
         if cost < best_cost:
             best_m, best_cost = m, cost
     return best_m, best_cost
+
+
+def _measured_cross_blocks(
+    queries: NDArray[np.uint64], table: NDArray[np.uint64], radius: int
+) -> int | None:
+    """The block count whose join is cheapest by the candidates its first table really
+    gives (times the number of tables), or ``None`` when a linear scan is cheaper.
+
+    A uniform model cannot stand in for the count: real pHashes share keys far more often.
+    Measuring costs one table per block count, a small part of the join it chooses.
+    """
+    n_q, n_t = queries.size, table.size
+    linear = n_q * n_t * _NS_PER_LINEAR_PAIR
+    # the measurement itself costs about a table per block count: not worth it when the
+    # uniform model already puts even one table above the linear scan
+    if _table_build_cost(n_q, n_t) * (_MEASURED_BLOCKS + 1) >= linear:
+        return None
+    best_m, best_cost = None, linear
+    for m in range(radius + 1, min(_BITS, radius + 1 + _MEASURED_BLOCKS) + 1):
+        k = m - radius
+        tables = math.comb(m, k)
+        if tables > 2000:
+            break
+        masks = _block_masks(m)
+        key_mask = 0
+        for block in range(k):  # the first combination
+            key_mask |= masks[block]
+        t_key = np.sort(_compact(table, key_mask))
+        q_key = _compact(queries, key_mask)
+        counted = np.searchsorted(t_key, q_key, side="right") - np.searchsorted(
+            t_key, q_key, side="left"
+        )
+        candidates = float(counted.sum()) * tables
+        cost = tables * _table_build_cost(n_q, n_t) + candidates * _NS_PER_CANDIDATE
+        if cost < best_cost:
+            best_m, best_cost = m, cost
+    return best_m
 
 
 def _cross_multi_index(
@@ -311,7 +358,9 @@ def _cross_multi_index(
     # one spare bit, so that a query's first wanted position (up to n_t) packs too
     index_bits = max(1, int(n_t).bit_length())
     positions = np.arange(n_t, dtype=np.uint64)
-    firsts, seconds, dists = [], [], []
+    firsts: list[NDArray[Any]] = []
+    seconds: list[NDArray[Any]] = []
+    dists: list[NDArray[Any]] = []
     for combo in combinations(range(m), k):
         key_mask = 0
         for block in combo:
@@ -343,23 +392,74 @@ def _cross_multi_index(
         counts = high - low
         wanted = np.zeros(m, dtype=bool)
         wanted[list(combo)] = True
-        for rows in _chunks_by_count(counts):
-            n_pairs = int(counts[rows].sum())
-            if n_pairs == 0:
-                continue
-            q_idx = np.repeat(q_order[rows], counts[rows])
-            starts = np.repeat(low[rows] - (np.cumsum(counts[rows]) - counts[rows]), counts[rows])
-            t_idx = order[starts + np.arange(n_pairs)]
-            if from_position is not None and not packable:
-                wanted_pairs = t_idx >= from_position[q_idx]
-                q_idx, t_idx = q_idx[wanted_pairs], t_idx[wanted_pairs]
-            keep, dist = _verify_xor(
-                queries[q_idx] ^ table[t_idx], radius=radius, mask_array=mask_array, wanted=wanted
-            )
-            firsts.append(q_idx[keep])
-            seconds.append(t_idx[keep])
-            dists.append(dist)
+        # the hashes in key order: a run of candidates is then a contiguous slice
+        found = _verify_runs(
+            queries,
+            table[order],
+            order,
+            q_order,
+            low=low,
+            counts=counts,
+            start=None if packable else from_position,
+            radius=radius,
+            mask_array=mask_array,
+            wanted=wanted,
+        )
+        firsts += found[0]
+        seconds += found[1]
+        dists += found[2]
     return _concat(firsts, seconds, dists)
+
+
+def _verify_runs(
+    queries: NDArray[np.uint64],
+    sorted_values: NDArray[np.uint64],
+    order: NDArray[np.int64],
+    q_order: NDArray[np.int64],
+    *,
+    low: NDArray[np.int64],
+    counts: NDArray[np.int64],
+    start: NDArray[np.int64] | None,
+    radius: int,
+    mask_array: NDArray[np.uint64],
+    wanted: NDArray[np.bool_],
+) -> tuple[list[NDArray[Any]], list[NDArray[Any]], list[NDArray[Any]]]:
+    """Verify, for the ``r``-th query in key order (``q_order[r]``), the table's run of
+    ``counts[r]`` equal keys from ``low[r]`` on; ``start`` (when the search could not do it)
+    drops table positions before each query's first wanted one."""
+    firsts: list[NDArray[Any]] = []
+    seconds: list[NDArray[Any]] = []
+    dists: list[NDArray[Any]] = []
+    heavy = counts >= _HEAVY_RUN
+    for row in np.flatnonzero(heavy).tolist():
+        q = int(q_order[row])
+        t_idx = order[low[row] : low[row] + counts[row]]
+        xor = sorted_values[low[row] : low[row] + counts[row]] ^ queries[q]
+        if start is not None:
+            later = t_idx >= start[q]
+            t_idx, xor = t_idx[later], xor[later]
+        keep, dist = _verify_xor(xor, radius=radius, mask_array=mask_array, wanted=wanted)
+        firsts.append(np.full(keep.size, q, dtype=np.int64))
+        seconds.append(t_idx[keep])
+        dists.append(dist)
+    light = np.where(heavy, 0, counts)
+    for rows in _chunks_by_count(light):
+        n_pairs = int(light[rows].sum())
+        if n_pairs == 0:
+            continue
+        q_idx = np.repeat(q_order[rows], light[rows])
+        at = np.repeat(low[rows] - (np.cumsum(light[rows]) - light[rows]), light[rows])
+        at += np.arange(n_pairs)
+        t_idx = order[at]
+        xor = queries[q_idx] ^ sorted_values[at]
+        if start is not None:
+            later = t_idx >= start[q_idx]
+            q_idx, t_idx, xor = q_idx[later], t_idx[later], xor[later]
+        keep, dist = _verify_xor(xor, radius=radius, mask_array=mask_array, wanted=wanted)
+        firsts.append(q_idx[keep])
+        seconds.append(t_idx[keep])
+        dists.append(dist)
+    return firsts, seconds, dists
 
 
 def _chunks_by_count(counts: NDArray[np.int64]) -> Iterator[slice]:
@@ -534,162 +634,3 @@ def _concat(
         np.concatenate(seconds).astype(np.int64),
         np.concatenate(dists).astype(np.uint8),
     )
-
-
-# --- the index of active samples ------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Neighbour(Generic[IdT]):
-    """One near-duplicate: which sample, and how many bits its hash differs."""
-
-    sample_id: IdT
-    distance: int
-
-
-class HammingIndex(Generic[IdT]):
-    """The pHashes of the active samples, searchable by Hamming radius.
-
-    Ids are any hashable value (the marketplace uses :data:`~visdm.types.SampleId`); an id is
-    held at most once. Results list neighbours by distance, then by insertion order.
-    """
-
-    def __init__(self, *, radius: int = DEFAULT_DUPLICATE_RADIUS) -> None:
-        self._radius = _check_radius(radius)
-        self._ids: list[IdT | None] = []
-        self._row: dict[IdT, int] = {}
-        self._hashes = np.zeros(64, dtype=np.uint64)
-        self._active = np.zeros(64, dtype=bool)
-
-    @property
-    def radius(self) -> int:
-        return self._radius
-
-    def __len__(self) -> int:
-        return len(self._row)
-
-    def __contains__(self, sample_id: object) -> bool:
-        return sample_id in self._row
-
-    def add(self, sample_ids: Sequence[IdT], hashes: HashesLike) -> None:
-        """Add samples; refuses an id already held or repeated in the call."""
-        values = _as_hashes(hashes)
-        ids = list(sample_ids)
-        if len(ids) != values.size:
-            raise InvalidInputError(f"{len(ids)} sample ids but {values.size} hashes")
-        seen: set[IdT] = set()
-        for sample_id in ids:
-            if sample_id in self._row or sample_id in seen:
-                raise InvalidInputError(
-                    f"sample {_show(sample_id)} is already in the index: remove it first"
-                )
-            seen.add(sample_id)
-        start = len(self._ids)
-        self._grow(start + len(ids))
-        self._hashes[start : start + len(ids)] = values
-        self._active[start : start + len(ids)] = True
-        for offset, sample_id in enumerate(ids):
-            self._ids.append(sample_id)
-            self._row[sample_id] = start + offset
-
-    def remove(self, sample_ids: Sequence[IdT]) -> None:
-        """Deactivate samples (a withdrawn asset); refuses ids the index does not hold."""
-        missing = [s for s in sample_ids if s not in self._row]
-        if missing:
-            raise InvalidInputError(
-                f"{len(missing)} sample(s) are not in the index, e.g. {_show(missing[0])}"
-            )
-        for sample_id in sample_ids:
-            row = self._row.pop(sample_id)
-            self._active[row] = False
-            self._ids[row] = None
-
-    def query(self, phash: int, *, radius: int | None = None) -> list[Neighbour[IdT]]:
-        """Every active sample within ``radius`` (default: the index's) of ``phash``."""
-        value = _as_hashes([phash])[0]
-        r = self._radius if radius is None else _check_radius(radius)
-        size = len(self._ids)
-        dist = popcount64(self._hashes[:size] ^ value)
-        rows = np.flatnonzero((dist <= r) & self._active[:size])
-        rows = rows[np.argsort(dist[rows], kind="stable")]
-        return [Neighbour(self._id(row), int(dist[row])) for row in rows.tolist()]
-
-    def link(
-        self, sample_ids: Sequence[IdT], hashes: HashesLike, *, radius: int | None = None
-    ) -> list[tuple[IdT, IdT, int]]:
-        """Link new samples to every active sample and to each other, then add them.
-
-        Returns ``(new id, other id, distance)`` for every pair within ``radius``, ordered by
-        the new sample's position, then distance, then the other's age; a pair of two new
-        samples appears once, with the later one first. The result is the same as querying
-        each new hash against everything added before it.
-        """
-        values = _as_hashes(hashes)
-        ids = list(sample_ids)
-        r = self._radius if radius is None else _check_radius(radius)
-        if len(ids) != values.size:
-            raise InvalidInputError(f"{len(ids)} sample ids but {values.size} hashes")
-        size = len(self._ids)
-        old_rows = np.flatnonzero(self._active[:size])
-        old = self._hashes[old_rows]
-        n_old, n_new = old.size, values.size
-        self.add(ids, values)  # validates the ids before any work
-        # (new position, other's rank, distance); an old sample's rank is its position among
-        # the active rows, a new sample's is n_old + its position in this batch
-        found: list[tuple[int, int, int]] = []
-        cross_linear = n_old * n_new * _NS_PER_LINEAR_PAIR
-        m = _choose_blocks(n_old + n_new, r)
-        joint = math.inf if m is None else _table_cost(n_old + n_new, r, m)
-        if cross_linear <= joint:
-            found.extend(_cross_linear(values, old, r))
-            for i, j, dist in find_duplicate_pairs(values, radius=r):
-                found.append((j, n_old + i, dist))
-        else:
-            for i, j, dist in find_duplicate_pairs(np.concatenate([old, values]), radius=r):
-                if j >= n_old:
-                    found.append((j - n_old, i, dist))
-        found.sort(key=lambda t: (t[0], t[2], t[1]))
-        return [
-            (
-                ids[new_pos],
-                self._id(int(old_rows[rank])) if rank < n_old else ids[rank - n_old],
-                dist,
-            )
-            for new_pos, rank, dist in found
-        ]
-
-    def _id(self, row: int) -> IdT:
-        sample_id = self._ids[row]
-        if sample_id is None:  # pragma: no cover - rows are filtered by the active mask
-            raise InvalidInputError(f"row {row} of the index is not active")
-        return sample_id
-
-    def _grow(self, needed: int) -> None:
-        capacity = self._hashes.size
-        if needed <= capacity:
-            return
-        while capacity < needed:
-            capacity *= 2
-        hashes = np.zeros(capacity, dtype=np.uint64)
-        active = np.zeros(capacity, dtype=bool)
-        hashes[: len(self._ids)] = self._hashes[: len(self._ids)]
-        active[: len(self._ids)] = self._active[: len(self._ids)]
-        self._hashes, self._active = hashes, active
-
-
-def _cross_linear(
-    new: NDArray[np.uint64], old: NDArray[np.uint64], radius: int
-) -> list[tuple[int, int, int]]:
-    out: list[tuple[int, int, int]] = []
-    if old.size == 0:
-        return out
-    rows = max(1, _LINEAR_BLOCK_ELEMENTS // old.size)
-    for start in range(0, new.size, rows):
-        dist = popcount64(new[start : start + rows, None] ^ old[None, :])
-        i, j = np.nonzero(dist <= radius)
-        out.extend(zip((i + start).tolist(), j.tolist(), dist[i, j].tolist(), strict=True))
-    return out
-
-
-def _show(sample_id: object) -> str:
-    if isinstance(sample_id, bytes):
-        return "0x" + sample_id.hex()
-    return repr(sample_id)

@@ -84,7 +84,8 @@ def _marketplace() -> list[tuple[str, int, str, bytes]]:
 def test_duplicate_linking_precision_and_recall() -> None:
     market = _marketplace()
     assert len(market) == 500
-    index: HammingIndex[int] = HammingIndex(radius=DEFAULT_DUPLICATE_RADIUS)
+    # every link, to compare with the all-pairs answer (a node keeps the nearest few)
+    index: HammingIndex[int] = HammingIndex(radius=DEFAULT_DUPLICATE_RADIUS, max_links=None)
     links: list[tuple[int, int, int]] = []
     hashes = np.zeros(len(market), dtype=np.uint64)
     for provider in PROVIDERS:  # one asset per provider, registered in turn
