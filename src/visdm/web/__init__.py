@@ -16,16 +16,19 @@ CSRF token (:mod:`._auth`). Routes per actor: :mod:`.public`, :mod:`.account`,
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from visdm.config import Settings
-from visdm.errors import InvalidInputError
+from visdm.errors import ConfigError, InvalidInputError
 
 from ._app import create_app
 from ._auth import Sessions
 
-__all__ = ["LaunchInfo", "Sessions", "create_app", "launch_url", "serve"]
+__all__ = ["BackgroundServer", "LaunchInfo", "Sessions", "create_app", "launch_url", "serve"]
 
 #: the only address the app binds to
 HOST = "127.0.0.1"
@@ -69,5 +72,50 @@ def serve(
     info = LaunchInfo(port=chosen, url=launch_url(chosen, sessions.launch_token))
     if on_ready is not None:
         on_ready(info)
-    config = uvicorn.Config(app, host=HOST, port=chosen, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=HOST,
+        port=chosen,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        ws="none",
+    )
     uvicorn.Server(config).run()
+
+
+class BackgroundServer:
+    """An ASGI app served by uvicorn on 127.0.0.1 in a daemon thread (tests, benchmarks and
+    ``demo --serve``); :meth:`stop` ends it."""
+
+    def __init__(self, app: Any, *, port: int = 0) -> None:
+        import uvicorn
+
+        self.port = port or _free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        config = uvicorn.Config(
+            app,
+            host=HOST,
+            port=self.port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+            ws="none",  # no websockets here, and their legacy module warns on import
+        )
+        config.access_log = False
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="visdm-web", daemon=True)
+
+    def start(self, *, timeout_s: float = 30.0) -> str:
+        """Start serving; returns the base URL once the socket listens."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(f"the web app did not start on {self.url} (is the port taken?)")
+            time.sleep(0.02)
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread (open event streams are cut)."""
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
