@@ -39,6 +39,7 @@ __all__ = [
     "state",
     "tokens_text",
     "unlocked",
+    "when_text",
 ]
 
 _HERE = Path(__file__).parent
@@ -252,12 +253,13 @@ def create_app(
     ``sessions`` holds the launch token (default: a fresh random one); ``hosts`` are the host
     names the app answers to; ``max_body`` bounds every request body in bytes.
     """
-    from . import account, consumer, operator, provider, public
+    from . import account, consumer, operator, provider, public, wallet
 
     app = FastAPI(title="ViSDM", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     templates.env.filters["tokens"] = tokens_text
     templates.env.filters["short"] = short_address
+    templates.env.filters["when"] = when_text
     app.state.web = WebState(
         settings=settings,
         sessions=sessions or Sessions(),
@@ -266,7 +268,7 @@ def create_app(
         poll_s=poll_s,
     )
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
-    for module in (public, account, provider, consumer, operator):
+    for module in (public, account, provider, consumer, operator, wallet):
         app.include_router(module.router)
     app.add_exception_handler(VisdmError, _visdm_error)
     app.add_exception_handler(OSError, _os_error)
@@ -310,6 +312,19 @@ def tokens_text(value: object) -> str:
         return str(value)
     text = f"{Decimal(wei) / 10**18:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def when_text(value: object) -> str:
+    """Unix seconds as ``2026-12-01 21:59 UTC`` (``—`` for none)."""
+    from datetime import UTC, datetime
+
+    try:
+        seconds = int(str(value))
+    except ValueError:
+        return str(value)
+    if seconds <= 0:
+        return "—"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def short_address(value: object) -> str:

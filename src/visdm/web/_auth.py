@@ -71,6 +71,8 @@ class WebSession:
     wallet: str | None = None
     #: one-line messages for the next page this session sees (after a POST's redirect)
     flashes: list[str] = field(default_factory=list)
+    #: what a multi-step action keeps between its requests (a wallet challenge's nonce)
+    pending: dict[str, str] = field(default_factory=dict)
 
     def check_csrf(self, token: object) -> None:
         """Refuse ``token`` unless it is this session's CSRF token."""
