@@ -479,34 +479,11 @@ def model_get(
 def _model_card(cfg: Settings, proposal_id: int) -> ModelCard | None:
     """The model card of a completed proposal's result, checked against the chain; ``None``
     when there is no model to get (``get_model`` says why)."""
-    from visdm.chain.contracts import ProposalStatus
-    from visdm.market import workflow
-    from visdm.session import connect_deployed
-    from visdm.training._card import card_from_result
+    from visdm.market.model_card import checked_model_card
 
-    conn = connect_deployed(cfg)
-    record = conn.deployment.training_market(conn.client).proposal(proposal_id)
-    if record.status != ProposalStatus.COMPLETED:
-        return None
-    document = workflow.training_result(cfg, proposal_id)
-    if document is None:
-        return None
-    hint = "pass --skip-card to take the model without it"
-    try:
-        card = card_from_result(
-            document,
-            accuracy_bps=record.accuracy_bps,
-            model_spec_hash=record.model_spec_hash,
-            what=f"proposal {proposal_id}'s model card",
-        )
-    except InvalidInputError as exc:
-        raise InvalidInputError(f"{exc}; {hint}") from None
-    if card is None:
-        raise InvalidInputError(
-            f"proposal {proposal_id}'s result has no model card: its node does not say what it "
-            f"trained; report it to governance, or {hint}"
-        )
-    return card
+    return checked_model_card(
+        cfg, proposal_id, hint="pass --skip-card to take the model without it"
+    )
 
 
 def _write_card(path: Path, document: dict[str, object]) -> None:

@@ -239,6 +239,7 @@ class ApiServer:
                 log_level="warning",
                 access_log=False,
                 limit_concurrency=_CONCURRENCY,
+                ws="none",  # no websockets here, and their legacy module warns on import
             )
         )
         self.info_file = info_file
