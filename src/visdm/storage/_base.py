@@ -20,8 +20,10 @@ The contract, for every backend:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -49,6 +51,13 @@ class ContentStore(ABC):
     def put_file(self, path: str | os.PathLike[str], *, pin: bool = False) -> Cid:
         """Store the contents of the file at ``path``; backends may stream instead of reading it."""
         return self.put(Path(path).read_bytes(), pin=pin)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the puts made inside: a backend may make them durable together, and publish
+        them only at the end (:class:`~visdm.storage.LocalStore` syncs a batch once). The
+        default stores each put as it comes."""
+        yield
 
     @abstractmethod
     def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:

@@ -86,6 +86,15 @@ class ContentStoreConformance:
         assert store.put(data) == vector.cid
         assert store.get(vector.cid) == data
 
+    def test_puts_in_a_batch_are_all_there_after_it(
+        self, store: ContentStore, payload: bytes
+    ) -> None:
+        with store.batch():
+            cids = [store.put(payload), store.put(payload[:100]), store.put(payload, pin=True)]
+        assert cids[0] == cids[2]
+        assert [store.get(c) for c in cids] == [payload, payload[:100], payload]
+        assert store.is_pinned(cids[0])
+
     def test_get_refuses_content_over_the_callers_limit(
         self, store: ContentStore, payload: bytes
     ) -> None:
