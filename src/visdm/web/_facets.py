@@ -8,11 +8,12 @@ of brightness, contrast, sharpness and past value.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from visdm.config import Settings
 from visdm.index import SearchFilters, open_index
@@ -41,23 +42,21 @@ class Facets:
     histograms: list[Histogram] = field(default_factory=list)
 
 
-def _linear(name: str, values: Sequence[float]) -> Histogram:
-    if not values:
+def _linear(name: str, values: Sequence[float] | np.ndarray) -> Histogram:
+    data = np.asarray(values, dtype=np.float64)
+    if data.size == 0:
         return Histogram(name, [], [])
-    low, high = min(values), max(values)
+    low, high = float(data.min()), float(data.max())
     if high <= low:
-        return Histogram(name, [low, low + 1], [len(values)])
-    width = (high - low) / _BINS
-    counts = [0] * _BINS
-    for v in values:
-        counts[min(int((v - low) / width), _BINS - 1)] += 1
-    return Histogram(name, [low + i * width for i in range(_BINS + 1)], counts)
+        return Histogram(name, [low, low + 1], [int(data.size)])
+    counts, edges = np.histogram(data, bins=_BINS, range=(low, high))
+    return Histogram(name, [float(e) for e in edges], [int(c) for c in counts])
 
 
 def _log(name: str, values: Sequence[float]) -> Histogram:
     """A histogram over log10 of positive values (sharpness spans orders of magnitude)."""
-    logs = [math.log10(v) for v in values if v > 0]
-    hist = _linear(name, logs)
+    data = np.asarray(values, dtype=np.float64)
+    hist = _linear(name, np.log10(data[data > 0]))
     return Histogram(name, [10**e for e in hist.edges], hist.counts)
 
 

@@ -41,8 +41,10 @@ router = APIRouter()
 #: proposal states after which nothing changes any more (the live view closes its stream)
 TERMINAL = frozenset({"completed", "wtp_missed", "failed", "rejected", "cancelled"})
 _SYNC_EVERY_S = 2.0
+#: after the chain did not answer, pages stop asking it for this long (a button still can)
+_SYNC_BACKOFF_S = 30.0
 _sync_lock = threading.Lock()
-_last_sync: dict[int, float] = {}
+_next_sync: dict[int, float] = {}
 
 
 class RefusedError(VisdmError, RuntimeError):
@@ -65,10 +67,10 @@ def sync_now(request: Request, *, force: bool = False) -> str | None:
     web = state(request)
     key = id(web)
     with _sync_lock:
-        if not force and time.monotonic() - _last_sync.get(key, 0.0) < _SYNC_EVERY_S:
+        if not force and time.monotonic() < _next_sync.get(key, 0.0):
             return None
         _, error = _try(sync_index, web.settings, url=web.index_url)
-        _last_sync[key] = time.monotonic()
+        _next_sync[key] = time.monotonic() + (_SYNC_BACKOFF_S if error else _SYNC_EVERY_S)
     return error
 
 
