@@ -37,6 +37,11 @@ plain NumPy linear scan (see shared/BENCHMARKS.md for the conventions).
    sampled and extrapolated at 1M as in 2. Target: >= 20x at 1M with identical pairs (the
    linking itself then refines only the candidates, a few per sample).
 
+5. **Attesting a 1,000-sample asset** against 10k, 60k and 1M active samples (real
+   Fashion-MNIST pHashes, synthetic beyond 70k): describe, link (at most 8 links per sample
+   and a cluster) and write the document, vs the node's previous linking (every link) where
+   it finishes; see ``_attest_rows.py``. Target: <= 15 s at every size, links bounded.
+
 Usage: ``python benchmarks/metadata.py [--quick] [--json] [--repeats K]``.
 """
 
@@ -52,6 +57,7 @@ import imagehash
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from _attest_rows import attest_rows
 from _harness import Row, emit, median_time, parse_args
 from visdm.datasets import load_fashion_mnist
 from visdm.ingest import decode_image
@@ -532,6 +538,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows += d4_rows
         notes[f"d4_{n}"] = d4_notes
+    attest, notes["attest"] = attest_rows(
+        (2000,) if args.quick else (10_000, 60_000, 1_000_000),
+        peer_up_to=2000 if args.quick else 60_000,
+    )
+    rows += attest
     notes["data"] = (
         "pHash: Fashion-MNIST test split; 256x256 seeded crops of scikit-learn's sample "
         "photos. Dedup: uniform random 64-bit hashes, 10% planted copies at distance 0..10."
