@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 __all__ = ["web"]
@@ -16,6 +18,12 @@ def web(
         envvar="VISDM_INDEX_URL",
         help="Index database (default: sqlite in the data directory).",
     ),
+    demo: Path | None = typer.Option(
+        None,
+        "--demo",
+        help="Play the demo market in this empty directory first, then serve it.",
+    ),
+    quick: bool = typer.Option(False, "--quick", help="With --demo: the smaller market."),
 ) -> None:
     """Serve the web app on 127.0.0.1 and print the URL (with its session token) to open."""
     from visdm.cli._common import console, settings
@@ -23,8 +31,15 @@ def web(
     from . import LaunchInfo, serve
 
     def ready(info: LaunchInfo) -> None:
-        console.print("ViSDM web app for", str(settings(ctx).home), markup=False)
+        home = demo if demo is not None else settings(ctx).home
+        console.print("ViSDM web app for", str(home), markup=False)
         console.print(f"open {info.url}", markup=False, soft_wrap=True)
         console.print("(the token in the URL starts a session; Ctrl-C stops the app)")
 
+    if demo is not None:
+        from ._demo import play_and_serve
+
+        console.print(f"playing the demo market in {demo} …", markup=False)
+        play_and_serve(demo, quick=quick, port=port, on_ready=ready)
+        return
     serve(settings(ctx), port=port, index_url=index_url, on_ready=ready)

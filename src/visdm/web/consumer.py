@@ -4,6 +4,8 @@ download the model (``model get``)."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -214,8 +216,8 @@ async def reclaim(request: Request) -> Response:
 async def model(request: Request) -> Response:
     """``model get``: fetch, verify and decrypt the model into a file on this machine, with
     its model card checked against the chain and written beside it."""
-    from visdm.cli.rounds import _model_card, _write_card
     from visdm.market import workflow
+    from visdm.market.model_card import checked_model_card
 
     session, form = await acting(request)
     pid = _pid(form)
@@ -229,10 +231,12 @@ async def model(request: Request) -> Response:
             raise InvalidInputError(
                 f"{card_path} exists: the model card goes there; choose another file name"
             )
-        card = _model_card(cfg, pid)
+        card = checked_model_card(cfg, pid)  # a wrong card refuses before anything is written
         got = workflow.get_model(cfg, account, pid, out)
-        if card is not None:
-            _write_card(card_path, card.to_document())
+        if card is not None:  # beside the model, whole or not at all
+            partial = card_path.with_name(f".{card_path.name}.partial")
+            partial.write_text(json.dumps(card.to_document(), indent=2, sort_keys=True) + "\n")
+            os.replace(partial, card_path)
         return got
 
     got = await run_in_threadpool(run)
