@@ -84,6 +84,9 @@ class EventApplier:
         self.asset_registry = asset_registry
         #: set when samples, links or asset statuses changed: near-duplicate clusters are stale
         self.clusters_stale = False
+        #: assets whose metadata, and assets whose withdrawal, this transaction indexed
+        self.indexed_assets: list[int] = []
+        self.withdrawn_assets: list[int] = []
         self.market = MarketApplier(
             db, self._fetch, chain_id=chain_id, market=market, exclusions=exclusions
         )
@@ -378,6 +381,7 @@ class EventApplier:
         )
         self._set_status("metadata", asset_id, "indexed", "")
         self.clusters_stale = True
+        self.indexed_assets.append(asset_id)
 
     def _set_status(self, which: str, asset_id: int, status: str, detail: str) -> None:
         column = {"manifest": "manifest", "metadata": "metadata"}[which]
@@ -393,6 +397,7 @@ class EventApplier:
             (e.block_number, int(e.args["assetId"])),
         )
         self.clusters_stale = True
+        self.withdrawn_assets.append(int(e.args["assetId"]))
 
     # --- retries ----------------------------------------------------------------------------
     def retry_missing(self) -> int:

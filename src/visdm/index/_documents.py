@@ -559,6 +559,14 @@ def _payout_tree(data: Mapping[str, Any], payout_root: bytes, where: str) -> Sta
     dump = data.get("tree")
     if not isinstance(dump, dict):
         raise DocumentError(f"{where}: payouts.tree must be a Merkle tree dump")
+    encoding = dump.get("leafEncoding")
+    if encoding != list(PAYOUT_LEAF_ENCODING):
+        # checked before loading: the loader hands the type names to the ABI encoder
+        shown = repr(encoding)
+        raise DocumentError(
+            f"{where}: payout leaves are {shown if len(shown) <= 60 else shown[:57] + '...'}, "
+            f"expected {list(PAYOUT_LEAF_ENCODING)} (position, assetId, amount)"
+        )
     try:
         tree = StandardMerkleTree.load(dump)
     except VisdmError as exc:

@@ -17,8 +17,9 @@ Two more guards make the cursor trustworthy:
   cursor inside its transaction: two syncs running at once never apply a range twice.
 
 Near-duplicate clusters (connected components of the link graph over the samples of assets not
-withdrawn) depend on every asset, so they are recomputed at the end of any range that added
-samples or withdrew an asset, inside the same transaction.
+withdrawn) and link counts are brought up to date at the end of any range that added samples
+or withdrew an asset, inside the same transaction: by the samples the range touched when it
+only added (components only merge), in full after a withdrawal (:mod:`._clusters`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from visdm.errors import ChainError, ConfigError, IndexDatabaseError
 from visdm.storage import ContentStore
 
 from ._apply import EventApplier
+from ._clusters import after_metadata, after_withdrawal, rebuild_clusters
 from ._db import Database
 from ._events import EventSource
 from ._schema import SCHEMA_VERSION, create_schema, drop_schema
@@ -204,6 +206,7 @@ class Indexer:
         if before is not None:
             self._check_no_reorg(before)
         with self.db.transaction():
+            self._forget_changes()
             retried = self.applier.retry_missing()
             self._refresh_clusters()
         events = 0
@@ -218,6 +221,7 @@ class Indexer:
                     cursor = self.cursor()
                     start = self.start_block if cursor is None else cursor + 1
                     continue
+                self._forget_changes()
                 for event in found:
                     self.applier.apply(event)
                 self._refresh_clusters()
@@ -229,10 +233,23 @@ class Indexer:
                 on_progress(end, target)
         return self._report(head, before, events, retried)
 
+    def _forget_changes(self) -> None:
+        """Start a transaction with no pending cluster work (a failed one left its own)."""
+        self.applier.indexed_assets.clear()
+        self.applier.withdrawn_assets.clear()
+
     def _refresh_clusters(self) -> None:
-        if self.applier.clusters_stale:
+        if not self.applier.clusters_stale:
+            return
+        indexed, withdrawn = self.applier.indexed_assets, self.applier.withdrawn_assets
+        if indexed:
+            after_metadata(self.db, indexed)
+        if withdrawn:
+            after_withdrawal(self.db, withdrawn)
+        if not indexed and not withdrawn:
             refresh_clusters(self.db)
-            self.applier.clusters_stale = False
+        self._forget_changes()
+        self.applier.clusters_stale = False
 
     def _report(self, head: int, before: int | None, events: int, retried: int) -> SyncReport:
         def count(sql: str, *params: str) -> int:
@@ -267,52 +284,11 @@ class Indexer:
 
 
 def refresh_clusters(db: Database) -> int:
-    """Recompute every sample's near-duplicate cluster size; returns how many rows changed.
-
-    A cluster is a connected component of the link graph restricted to samples of assets that
-    are not withdrawn (union-find with path halving); a sample without links is a cluster of
-    one. Only rows whose size changes are written.
-    """
-    active = {
-        str(r[0])
-        for r in db.query(
-            "SELECT s.sample_id FROM samples s JOIN assets a ON a.asset_id = s.asset_id "
-            "WHERE a.status <> 'withdrawn' AND EXISTS (SELECT 1 FROM sample_links l "
-            "WHERE l.sample_id = s.sample_id)"
-        )
-    }
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in db.query("SELECT sample_id, other_id FROM sample_links WHERE sample_id < other_id"):
-        if a in active and b in active:
-            ra, rb = find(str(a)), find(str(b))
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    sizes: dict[str, int] = {}
-    for x in list(parent):
-        root = find(x)
-        sizes[root] = sizes.get(root, 0) + 1
-    rows = db.query(
-        "SELECT s.asset_id, s.sample_index, s.sample_id, s.cluster_size, a.status FROM samples s "
-        "JOIN assets a ON a.asset_id = s.asset_id WHERE s.cluster_size <> 1 OR EXISTS "
-        "(SELECT 1 FROM sample_links l WHERE l.sample_id = s.sample_id)"
+    """Recount every sample's links and recompute every near-duplicate cluster; returns how
+    many cluster rows changed (see :func:`._clusters.rebuild_clusters`)."""
+    db.execute(
+        "UPDATE samples SET link_count = (SELECT COUNT(*) FROM sample_links l JOIN samples o "
+        "ON o.sample_id = l.other_id JOIN assets oa ON oa.asset_id = o.asset_id "
+        "WHERE l.sample_id = samples.sample_id AND oa.status <> 'withdrawn')"
     )
-    changes = []
-    for asset_id, index, sample_id, size, status in rows:
-        sid = str(sample_id)
-        wanted = 1
-        if status != "withdrawn" and sid in parent:
-            wanted = sizes[find(sid)]
-        if int(size) != wanted:
-            changes.append((wanted, asset_id, index))
-    db.executemany(
-        "UPDATE samples SET cluster_size = ? WHERE asset_id = ? AND sample_index = ?", changes
-    )
-    return len(changes)
+    return rebuild_clusters(db)

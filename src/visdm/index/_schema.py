@@ -28,7 +28,7 @@ from ._scoring import SCORING_TABLES
 __all__ = ["SCHEMA_VERSION", "TABLES", "create_schema", "drop_schema"]
 
 #: bump when a table changes; an index with another version must be rebuilt
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _TABLES: dict[str, str] = {
     # key/value facts about the index itself: schema version, chain, contracts, cursor
@@ -72,6 +72,8 @@ _TABLES: dict[str, str] = {
         phash TEXT NOT NULL, brightness DOUBLE PRECISION NOT NULL,
         contrast DOUBLE PRECISION NOT NULL, blur DOUBLE PRECISION NOT NULL,
         cluster_size BIGINT NOT NULL,               -- near-duplicate component, active samples
+        cluster_root TEXT,                          -- the component's id; NULL: a sample alone
+        link_count BIGINT NOT NULL DEFAULT 0,       -- links to samples still in the market
         PRIMARY KEY (asset_id, sample_index)""",
     # samples a node could not describe (failed to decrypt or decode), from the metadata
     "rejected_samples": """
@@ -141,6 +143,8 @@ _TABLES: dict[str, str] = {
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS samples_by_sample_id ON samples (sample_id)",
     "CREATE INDEX IF NOT EXISTS samples_by_label ON samples (label)",
+    "CREATE INDEX IF NOT EXISTS samples_by_cluster ON samples (cluster_root)",
+    "CREATE INDEX IF NOT EXISTS links_by_other ON sample_links (other_id)",
     "CREATE INDEX IF NOT EXISTS assets_by_owner ON assets (owner)",
     "CREATE INDEX IF NOT EXISTS scores_by_sample ON sample_scores (asset_id, sample_index)",
     "CREATE INDEX IF NOT EXISTS payouts_by_owner ON payouts (owner)",

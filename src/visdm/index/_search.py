@@ -118,13 +118,13 @@ def _marks(values: tuple[Any, ...]) -> str:
 
 
 def _links_count(distance: int | None) -> tuple[str, list[Any]]:
+    if distance is None:  # kept up to date by the sync (._clusters)
+        return "s.link_count", []
     sql = (
         "(SELECT COUNT(*) FROM sample_links l JOIN samples o ON o.sample_id = l.other_id "
         "JOIN assets oa ON oa.asset_id = o.asset_id WHERE l.sample_id = s.sample_id "
         "AND oa.status <> 'withdrawn'"
     )
-    if distance is None:
-        return sql + ")", []
     return sql + " AND l.distance <= ?)", [distance]
 
 
