@@ -60,6 +60,26 @@ FACET_QUERY = "label=class1&label=class2&format=PNG&min_brightness=60"
 CHROMIUM = Path("/usr/bin/chromium-headless-shell")
 
 
+ASSET_COLUMNS = (
+    "asset_id, owner, status, manifest_hash, samples_root, sample_count, region_mask, "
+    "manifest_cid, registered_block, manifest_status, manifest_detail, licence_expires, "
+    "attested_by, metadata_hash, metadata_cid, accepted_count, attested_block, metadata_status, "
+    "metadata_detail, duplicate_radius, withdrawn_block"
+)
+SAMPLE_COLUMNS = (
+    "asset_id, sample_index, sample_id, label, width, height, channels, mode, format, "
+    "byte_size, phash, brightness, contrast, blur, cluster_size"
+)
+SCORE_COLUMNS = (
+    "proposal_id, asset_id, sample_index, sample_id, provider, value, cluster_founder, "
+    "cluster_size, flags, flag_noisy, flag_copied, flag_duplicate, evidence"
+)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
 def build_index(home: Path, samples: int, seed: int = 7) -> None:
     """A verified index of ``samples`` synthetic samples (no chain needed to search it)."""
     rng = random.Random(seed)
@@ -82,7 +102,9 @@ def build_index(home: Path, samples: int, seed: int = 7) -> None:
                 purpose_rows.append((a, "training"))
                 if a % 4 == 0:
                     purpose_rows.append((a, "research"))
-            db.executemany(f"INSERT INTO assets VALUES ({', '.join('?' * 21)})", asset_rows)
+            db.executemany(
+                f"INSERT INTO assets ({ASSET_COLUMNS}) VALUES ({_marks(21)})", asset_rows
+            )
             db.executemany("INSERT INTO asset_regions VALUES (?, ?)", region_rows)
             db.executemany("INSERT INTO asset_purposes VALUES (?, ?)", purpose_rows)
             rows, scores = [], []
@@ -97,8 +119,10 @@ def build_index(home: Path, samples: int, seed: int = 7) -> None:
                 if rng.random() < 0.25:
                     scores.append((1, a, index, sid, "0xp", rng.gauss(0.001, 0.002), None, None,
                                    "[]", 0, 0, 0, None))  # fmt: skip
-            db.executemany(f"INSERT INTO samples VALUES ({', '.join('?' * 15)})", rows)
-            db.executemany(f"INSERT INTO sample_scores VALUES ({', '.join('?' * 13)})", scores)
+            db.executemany(f"INSERT INTO samples ({SAMPLE_COLUMNS}) VALUES ({_marks(15)})", rows)
+            db.executemany(
+                f"INSERT INTO sample_scores ({SCORE_COLUMNS}) VALUES ({_marks(13)})", scores
+            )
     finally:
         db.close()
 

@@ -8,6 +8,7 @@ votes, tallies, results and payouts, the search index, the nodes.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,16 @@ def play_and_serve(
         on_played(report)
     settings = Settings(home=home)
     chain_up(settings.chain_dir)
+    # uvicorn re-raises the signal that stopped it: make SIGTERM an exception, so that the
+    # chain below is stopped (and its state saved) however the server is stopped
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         sync_index(settings)
         serve(settings, port=port, on_ready=on_ready)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         chain_down(settings.chain_dir)
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
