@@ -26,6 +26,7 @@ from ._document import (
 from ._selection import (
     SELECTION_LEAF,
     PublicAsset,
+    PublicAssetCache,
     SelectedSample,
     accepted_indexes,
     asset_refusal,
@@ -54,6 +55,7 @@ __all__ = [
     "CreatedProposal",
     "ParsedProposal",
     "PublicAsset",
+    "PublicAssetCache",
     "SealedValidationSet",
     "SelectedAsset",
     "SelectedSample",

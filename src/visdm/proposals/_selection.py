@@ -5,10 +5,19 @@
 node both compute it from the public manifests, so a node can prove to itself that the sample
 list it was handed is the one the providers voted on, and a provider can later prove that one
 of its samples was in a round.
+
+Loading a public asset reads its record from the chain every time (status and hashes change),
+but the manifest and the metadata document are content the chain commits to by hash: a
+process keeps them, verified, in a :class:`PublicAssetCache` keyed by chain, registry, asset
+and that hash. A round with 1,000 assets is checked by the consumer, the quote API and the
+worker; with the cache each asset costs one call after the first load instead of a call, two
+``eth_getLogs`` from block 0, a signature check and a parse each time.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +37,7 @@ from ._document import SelectedAsset
 __all__ = [
     "SELECTION_LEAF",
     "PublicAsset",
+    "PublicAssetCache",
     "SelectedSample",
     "accepted_indexes",
     "asset_refusal",
@@ -61,41 +71,123 @@ class SelectedSample:
     owner: Address
 
 
+_CacheKey = tuple[int, str, int, str, bytes]
+
+
+class PublicAssetCache:
+    """Verified manifests and metadata documents, least recently used first out once their
+    raw bytes pass ``max_bytes``. Keys name what the chain committed (chain id, registry,
+    asset, hash), so an entry can never stand for other bytes. Thread-safe.
+
+    Cached metadata documents are shared between callers: read them, never change them.
+    """
+
+    def __init__(self, *, max_bytes: int = 256 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[_CacheKey, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: _CacheKey) -> Any | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[0]
+
+    def put(self, key: _CacheKey, value: Any, size: int) -> None:
+        with self._lock:
+            if key in self._entries or size > self.max_bytes:
+                return
+            self._entries[key] = (value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+#: the process's cache, shared by the consumer, the quote API and the worker
+SHARED_CACHE = PublicAssetCache()
+
+
 def load_public_asset(
-    assets: AssetRegistry, store: ContentStore, asset_id: int, *, chain_id: int
+    assets: AssetRegistry,
+    store: ContentStore,
+    asset_id: int,
+    *,
+    chain_id: int,
+    cache: PublicAssetCache | None = SHARED_CACHE,
 ) -> PublicAsset:
     """Fetch and verify an asset's manifest (owner's signature and on-chain hash) and, when
-    attested, its metadata document (keccak checked against the attested hash)."""
+    attested, its metadata document (keccak checked against the attested hash).
+
+    The record is read from the chain on every call; the manifest and the document come from
+    ``cache`` when it holds them for the hashes the record names (``None``: no cache).
+    """
     record = assets.asset(asset_id)
     if record.owner == Address("0x" + "0" * 40) or asset_id <= 0:
         raise InvalidProposalError(f"asset {asset_id} does not exist")
-    (registered,) = assets.logs("AssetRegistered", where={"assetId": asset_id})[:1] or (None,)
-    if registered is None:
-        raise InvalidProposalError(f"asset {asset_id} has no AssetRegistered event")
-    parsed = verify_manifest(
-        store.get(registered["args"]["manifestCid"], max_bytes=MAX_MANIFEST_BYTES),
-        chain_id=chain_id,
-        registry=assets.address,
-    )
-    if parsed.manifest_hash != record.manifest_hash or parsed.manifest.owner != record.owner:
-        raise InvalidProposalError(f"asset {asset_id}: its manifest does not match the chain")
-    metadata = None
-    attested = assets.logs("MetadataAttested", where={"assetId": asset_id})
-    if attested:
-        raw = store.get(attested[-1]["args"]["metadataCid"], max_bytes=MAX_METADATA_BYTES)
-        if keccak(raw) != record.metadata_hash:
-            raise InvalidProposalError(
-                f"asset {asset_id}: its metadata document does not match the attested hash"
-            )
-        metadata = load_untrusted_object(
-            raw,
-            what=f"asset {asset_id}'s metadata document",
-            max_bytes=MAX_METADATA_BYTES,
-            error=InvalidProposalError,
-            hint=f"the node {attested[-1]['args']['node']} attested a broken document; leave "
-            "the asset out of the selection",
+    where = (chain_id, str(assets.address).lower(), asset_id)
+    manifest_key = (*where, "manifest", bytes(record.manifest_hash))
+    manifest: AssetManifest | None = None if cache is None else cache.get(manifest_key)
+    if manifest is None:
+        (registered,) = assets.logs("AssetRegistered", where={"assetId": asset_id})[:1] or (None,)
+        if registered is None:
+            raise InvalidProposalError(f"asset {asset_id} has no AssetRegistered event")
+        raw_manifest = store.get(registered["args"]["manifestCid"], max_bytes=MAX_MANIFEST_BYTES)
+        parsed = verify_manifest(raw_manifest, chain_id=chain_id, registry=assets.address)
+        if parsed.manifest_hash != record.manifest_hash or parsed.manifest.owner != record.owner:
+            raise InvalidProposalError(f"asset {asset_id}: its manifest does not match the chain")
+        manifest = parsed.manifest
+        if cache is not None:
+            cache.put(manifest_key, manifest, len(raw_manifest))
+    metadata_key = (*where, "metadata", bytes(record.metadata_hash))
+    metadata: dict[str, Any] | None = None if cache is None else cache.get(metadata_key)
+    if metadata is None:
+        metadata = _load_metadata(
+            assets, store, asset_id, record=record, cache=cache, key=metadata_key
         )
-    return PublicAsset(record, parsed.manifest, metadata)
+    return PublicAsset(record, manifest, metadata)
+
+
+def _load_metadata(
+    assets: AssetRegistry,
+    store: ContentStore,
+    asset_id: int,
+    *,
+    record: AssetRecord,
+    cache: PublicAssetCache | None,
+    key: _CacheKey,
+) -> dict[str, Any] | None:
+    attested = assets.logs("MetadataAttested", where={"assetId": asset_id})
+    if not attested:
+        return None
+    raw = store.get(attested[-1]["args"]["metadataCid"], max_bytes=MAX_METADATA_BYTES)
+    if keccak(raw) != record.metadata_hash:
+        raise InvalidProposalError(
+            f"asset {asset_id}: its metadata document does not match the attested hash"
+        )
+    metadata = load_untrusted_object(
+        raw,
+        what=f"asset {asset_id}'s metadata document",
+        max_bytes=MAX_METADATA_BYTES,
+        error=InvalidProposalError,
+        hint=f"the node {attested[-1]['args']['node']} attested a broken document; leave "
+        "the asset out of the selection",
+    )
+    if cache is not None:
+        cache.put(key, metadata, len(raw))
+    return metadata
 
 
 def accepted_indexes(asset: PublicAsset) -> tuple[int, ...]:
