@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -126,7 +126,17 @@ def _spawn(args: Sequence[str], *, home: Path, log: Path) -> subprocess.Popen[by
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=flower_env(home),
+            # its own process group: a SuperNode that exits by itself leaves its SuperExec
+            # behind, orphaned, and only the group still finds it
+            start_new_session=True,
         )
+
+
+def _stop_group(proc: subprocess.Popen[bytes], *, timeout_s: float) -> None:
+    """:func:`_stop_tree`, then whatever is left in the process's group (orphans included)."""
+    _stop_tree(proc, timeout_s=timeout_s)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _toml_value(value: ConfigValue) -> str:
@@ -209,7 +219,8 @@ class Federation:
             status = fed.run(run_config={...})
 
     Only the keys in ``named_keys`` are registered; with ``authenticate=False`` (a test's
-    control with the defence off) the SuperLink runs without TLS and admits any SuperNode.
+    control with the defence off) the SuperLink still serves TLS but admits any SuperNode that
+    presents a key.
     """
 
     def __init__(
@@ -258,24 +269,22 @@ class Federation:
         self.port = _free_port(self.host)
         args = [_executable("flower-superlink"), "--host", self.host, "--port", str(self.port)]
         args.append("--disable-runtime-dependency-installation")
+        self.tls = make_round_tls(self.workdir / "tls", host=self.host)
+        args += [
+            "--ssl-ca-certfile",
+            str(self.tls.ca_cert),
+            "--ssl-certfile",
+            str(self.tls.server_cert),
+            "--ssl-keyfile",
+            str(self.tls.server_key),
+        ]
         if self.authenticate:
-            self.tls = make_round_tls(self.workdir / "tls", host=self.host)
-            args += [
-                "--ssl-ca-certfile",
-                str(self.tls.ca_cert),
-                "--ssl-certfile",
-                str(self.tls.server_cert),
-                "--ssl-keyfile",
-                str(self.tls.server_key),
-                "--enable-supernode-auth",
-            ]
-        else:
-            args.append("--insecure")
+            args.append("--enable-supernode-auth")
         self._superlink = _spawn(args, home=self.workdir / "superlink", log=self.superlink_log)
         self._write_cli_config()
         try:
             self._wait_listening()
-            for key in self.named_keys:
+            for key in self.named_keys if self.authenticate else ():
                 self._flwr("supernode", "register", str(key), _CONNECTION)
         except BaseException:
             self.stop()
@@ -285,10 +294,9 @@ class Federation:
     def stop(self, *, timeout_s: float = 10.0) -> None:
         """Stop every SuperNode, then the SuperLink, each by PID with what it started."""
         for node in self.supernodes.values():
-            if node.running() or _descendants(node.pid):
-                _stop_tree(node.proc, timeout_s=timeout_s)
+            _stop_group(node.proc, timeout_s=timeout_s)
         if self._superlink is not None:
-            _stop_tree(self._superlink, timeout_s=timeout_s)
+            _stop_group(self._superlink, timeout_s=timeout_s)
             self._superlink = None
 
     def _write_cli_config(self) -> None:
@@ -355,9 +363,8 @@ class Federation:
     def kill_supernode(self, name: str) -> None:
         """Kill one SuperNode and its ClientApp at once (SIGKILL): a node dropping out."""
         node = self.supernodes[name]
-        for pid in [node.pid, *_descendants(node.pid)]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(node.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             node.proc.wait(timeout=5)
 
@@ -372,6 +379,8 @@ class Federation:
         deadline = time.monotonic() + timeout_s
         online: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
+            if not any(node.running() for node in self.supernodes.values()):
+                break  # every SuperNode has exited: none will come online
             online = [n for n in self.connected_nodes() if n.get("status") == "online"]
             if len(online) >= count:
                 return online
@@ -391,10 +400,14 @@ class Federation:
     ) -> RunStatus:
         """Submit the round's app with ``run_config`` and wait until the run has finished."""
         app = write_app(self.workdir / "app", defaults if defaults is not None else run_config)
-        args = ["run", str(app), _CONNECTION, "--format", "json"]
-        for key, value in sorted(run_config.items()):
-            args += ["--run-config", f"{key}={_toml_value(value)}"]
-        started = self._flwr(*args)
+        # a TOML file, not key=value pairs: Flower's pair syntax cannot quote JSON values
+        config_file = self.workdir / "run-config.toml"
+        config_file.write_text(
+            "".join(f"{k} = {_toml_value(v)}\n" for k, v in sorted(run_config.items()))
+        )
+        started = self._flwr(
+            "run", str(app), _CONNECTION, "--format", "json", "--run-config", str(config_file)
+        )
         run_id = str(started.get("run-id") or "")
         if not run_id:
             raise FederationRoundError(f"the SuperLink did not start the run: {started}")
@@ -453,10 +466,3 @@ class Federation:
                 f"`flwr {what}` failed against {self.address}: {str(message).strip()}"
             )
         return answer
-
-
-@contextlib.contextmanager
-def running(federation: Federation) -> Iterator[Federation]:
-    """``with running(Federation(...)) as fed``: start it, stop it whatever happens."""
-    with federation:
-        yield federation

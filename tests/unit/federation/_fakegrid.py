@@ -36,6 +36,7 @@ def split_regions(
     """Write each region's share of the Fashion-MNIST subset and return its node config.
 
     ``skew`` sorts by label first, so each region holds a few classes only."""
+    tmp.mkdir(parents=True, exist_ok=True)
     train_x, train_y = load_fashion_mnist_subset("train")
     names = list(names)
     order = np.argsort(train_y, kind="stable") if skew else np.arange(len(train_y))
