@@ -9,7 +9,7 @@ is expected, so a form's error reads like the CLI's for the matching option.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
@@ -20,10 +20,12 @@ __all__ = [
     "FILTER_FIELDS",
     "Fields",
     "boolean",
+    "csv_list",
     "filters_from",
     "integer",
     "number",
     "optional_text",
+    "query_pairs",
     "text",
     "texts",
     "tokens",
@@ -225,8 +227,3 @@ def query_pairs(fields: Fields, names: Sequence[str]) -> list[tuple[str, str]]:
 def csv_list(value: str | None) -> list[str] | None:
     """``a, b`` as ``["a", "b"]`` (``None`` stays ``None``), as the CLI splits its lists."""
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
-
-
-def pick(mapping: Mapping[str, Any], *keys: str) -> dict[str, Any]:
-    """The entries of ``mapping`` named by ``keys`` that are present."""
-    return {k: mapping[k] for k in keys if k in mapping}

@@ -103,3 +103,50 @@ def proposals_selecting(
         }
         for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class DelegationGraph:
+    """Who carries whose weight in a proposal: the owners of its selected samples (with their
+    sample counts), the delegation edges from them as the index holds them now, and votes."""
+
+    weights: dict[str, int]
+    edges: list[tuple[str, str]]
+    votes: dict[str, str]
+
+
+def delegation_graph(
+    settings: Settings, proposal_id: int, *, url: str | None = None, max_hops: int = 8
+) -> DelegationGraph:
+    """The delegation chains that start at the owners of ``proposal_id``'s selection."""
+    from visdm.index import open_index
+
+    db = open_index(settings, url)
+    try:
+        owners = db.query(
+            "SELECT a.owner, SUM(pa.sample_count) FROM proposal_assets pa JOIN assets a "
+            "ON a.asset_id = pa.asset_id WHERE pa.proposal_id = ? GROUP BY a.owner",
+            [proposal_id],
+        )
+        delegates = {
+            str(r[0]).lower(): str(r[1])
+            for r in db.query(
+                "SELECT delegator, delegate FROM delegations WHERE delegate IS NOT NULL"
+            )
+        }
+        votes = db.query("SELECT voter, ask FROM votes WHERE proposal_id = ?", [proposal_id])
+    finally:
+        db.close()
+    weights = {str(owner): int(count or 0) for owner, count in owners}
+    edges: list[tuple[str, str]] = []
+    seen_edges: set[tuple[str, str]] = set()
+    for owner in weights:
+        current = owner
+        for _ in range(max_hops):
+            nxt = delegates.get(current.lower())
+            if nxt is None or (current.lower(), nxt.lower()) in seen_edges:
+                break
+            seen_edges.add((current.lower(), nxt.lower()))
+            edges.append((current, nxt))
+            current = nxt
+    return DelegationGraph(weights, edges, {str(v): str(a) for v, a in votes})

@@ -13,7 +13,7 @@ from html import escape
 
 from markupsafe import Markup
 
-__all__ = ["Histogram", "bars_svg", "histogram_svg"]
+__all__ = ["Histogram", "bars_svg", "delegation_svg", "histogram_svg"]
 
 _BAR = "#3b6ea5"
 
@@ -94,6 +94,76 @@ def bars_svg(
     return Markup(  # noqa: S704 - numbers and escaped text only
         f'<svg class="chart" role="img" aria-label="{escape(label)}" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}"><title>{escape(title)}</title>'
+        + "".join(parts)
+        + "</svg>"
+    )
+
+
+_REJECT = str(2**256 - 1)
+
+
+def _vote_word(ask: str | None) -> str:
+    if ask is None:
+        return ""
+    if ask == _REJECT:
+        return "rejects"
+    return "accepts" if ask == "0" else "asks"
+
+
+def delegation_svg(
+    weights: dict[str, int], edges: Sequence[tuple[str, str]], votes: dict[str, str]
+) -> Markup:
+    """Owners of a selection (their samples) on the left, each delegation an arrow to the
+    right, every node with its vote if it cast one."""
+    if not weights:
+        return Markup('<p class="empty">no selection indexed yet</p>')
+    depth = {a.lower(): 0 for a in weights}
+    names = {a.lower(): a for a in weights}
+    for _ in range(len(edges) + 1):  # chains are short: relax until nothing moves
+        moved = False
+        for a, b in edges:
+            names.setdefault(b.lower(), b)
+            want = depth.get(a.lower(), 0) + 1
+            if depth.get(b.lower(), -1) < want and b.lower() not in {w.lower() for w in weights}:
+                depth[b.lower()] = want
+                moved = True
+        if not moved:
+            break
+    columns: dict[int, list[str]] = {}
+    for key, col in sorted(depth.items(), key=lambda kv: (kv[1], kv[0])):
+        columns.setdefault(col, []).append(key)
+    place = {k: (20 + c * 230, 24 + r * 28) for c, ks in columns.items() for r, k in enumerate(ks)}
+    vote_of = {v.lower(): a for v, a in votes.items()}
+    weight_of = {w.lower(): n for w, n in weights.items()}
+    width = 20 + (max(columns) + 1) * 230
+    height = 24 + max(len(ks) for ks in columns.values()) * 28
+    parts = [
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" '
+        'markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#5a6472"/></marker>'
+        "</defs>"
+    ]
+    for a, b in edges:
+        (x1, y1), (x2, y2) = place[a.lower()], place[b.lower()]
+        parts.append(
+            f'<line x1="{x1 + 6}" y1="{y1}" x2="{x2 - 8}" y2="{y2}" stroke="#5a6472" '
+            'marker-end="url(#arrow)"/>'
+        )
+    for key, (x, y) in place.items():
+        word = _vote_word(vote_of.get(key))
+        samples = f" · {weight_of[key]} samples" if key in weight_of else ""
+        fill = {"rejects": "#a3231a", "accepts": "#1f6b3a", "asks": "#b07d10"}.get(word, "#fff")
+        parts.append(
+            f'<circle cx="{x}" cy="{y}" r="6" fill="{fill}" stroke="#3b6ea5"/>'
+            f'<text x="{x + 10}" y="{y + 4}" font-size="11">{escape(names[key][:10])}…'
+            f"{escape(samples)}{(' · ' + word) if word else ''}</text>"
+        )
+    label = (
+        f"delegation graph: {len(weights)} owners of selected samples, {len(edges)} "
+        f"delegations, {len(votes)} votes"
+    )
+    return Markup(  # noqa: S704 - numbers and escaped text only
+        f'<svg class="chart" role="img" aria-label="{escape(label)}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}"><title>{escape(label)}</title>'
         + "".join(parts)
         + "</svg>"
     )

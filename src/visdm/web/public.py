@@ -207,8 +207,10 @@ def _status(request: Request, pid: int) -> dict[str, Any]:
     return workflow.proposal_status(session_settings(request), pid, viewer=viewer)
 
 
-def _status_charts(view: dict[str, Any]) -> dict[str, Markup]:
+def _status_charts(view: dict[str, Any], request: Request | None = None) -> dict[str, Markup]:
     from ._app import tokens_text
+    from ._reads import delegation_graph
+    from ._svg import delegation_svg
 
     result = view.get("result") or {}
     payouts = [
@@ -220,14 +222,28 @@ def _status_charts(view: dict[str, Any]) -> dict[str, Markup]:
         for v in view.get("votes") or []
         if v.get("askWei") not in (None, "")
     ]
-    return {
+    charts = {
         "payouts": bars_svg(payouts, title="payout per provider", unit="tokens"),
         "asks": bars_svg(votes, title="asks per voter", unit="tokens"),
+        "delegation": Markup(""),
     }
+    if request is not None:
+        web = state(request)
+        graph, error = _try(
+            delegation_graph, web.settings, int(view["proposalId"]), url=web.index_url
+        )
+        if graph is not None:
+            charts["delegation"] = delegation_svg(graph.weights, graph.edges, graph.votes)
+        elif error:
+            charts["delegation"] = Markup('<p class="note">{}</p>').format(
+                f"delegation graph unavailable: {error}"
+            )
+    return charts
 
 
 @router.get("/proposals/{pid}")
 def proposal_page(request: Request, pid: int) -> Response:
+    sync_now(request)  # the delegation graph and votes come from the index
     view = _status(request, pid)
     return render(
         request,
@@ -235,7 +251,7 @@ def proposal_page(request: Request, pid: int) -> Response:
         title=f"Proposal {pid}",
         pid=pid,
         view=view,
-        charts=_status_charts(view),
+        charts=_status_charts(view, request),
         terminal=view["status"] in TERMINAL,
     )
 
@@ -243,7 +259,7 @@ def proposal_page(request: Request, pid: int) -> Response:
 @router.get("/proposals/{pid}/status")
 def proposal_fragment(request: Request, pid: int) -> Response:
     view = _status(request, pid)
-    return render(request, "_status.html", pid=pid, view=view, charts=_status_charts(view))
+    return render(request, "_status.html", pid=pid, view=view, charts=_status_charts(view, request))
 
 
 @router.get("/proposals/{pid}/events")
@@ -257,6 +273,7 @@ async def proposal_events(request: Request, pid: int, max_events: int = 0) -> Re
         sent, last = 0, ""
         while True:
             try:
+                await run_in_threadpool(sync_now, request)
                 view = await run_in_threadpool(_status, request, pid)
             except VisdmError as exc:
                 yield f"event: problem\ndata: {json.dumps(one_line(str(exc)))}\n\n"
@@ -266,7 +283,7 @@ async def proposal_events(request: Request, pid: int, max_events: int = 0) -> Re
             if key != last:
                 last = key
                 html = web.templates.get_template("_status.html").render(
-                    pid=pid, view=view, charts=_status_charts(view)
+                    pid=pid, view=view, charts=_status_charts(view, request)
                 )
                 data = "\n".join(f"data: {line}" for line in html.splitlines())
                 yield f"event: status\n{data}\n\n"
