@@ -7,7 +7,9 @@ formats, three regions, two licence purposes, a quarter of the samples scored, a
 near-duplicate clusters.
 
 1. **Search page, no filter**: time to first byte and to the last byte (the page with its
-   facet counts, four histograms and the first 50 rows), p50 and p95 over R requests.
+   facet counts, four histograms and the first 50 rows), p50 and p95 over R requests; and the
+   CPU seconds per request of this process (server and client), which a loaded machine
+   changes less than the wall-clock figures.
 2. **Search with three facets** (two labels, a format, a minimum brightness): p95 to the last
    byte. Peer: the CLI's ``visdm market search`` for the same query with ``--json`` (a new
    process, as a user runs it), median over three runs (one with ``--quick``); ratio = CLI
@@ -239,7 +241,9 @@ def main() -> None:
     try:
         with httpx.Client(base_url=url, timeout=120) as client:
             timed_get(client, "/search")  # warm: imports, first connection
+            cpu = time.process_time()
             plain = [timed_get(client, "/search") for _ in range(requests)]
+            cpu_per_page = (time.process_time() - cpu) / requests
             faceted = [timed_get(client, f"/search?{FACET_QUERY}") for _ in range(requests)]
         ttfb = [t[0] for t in plain]
         full = [t[1] for t in plain]
@@ -263,6 +267,7 @@ def main() -> None:
         Row(f"search page TTFB p95 ({n})", percentile(ttfb, 0.95), "s"),
         Row(f"search page full p50 ({n})", percentile(full, 0.5), "s"),
         Row(f"search page full p95 ({n})", percentile(full, 0.95), "s"),
+        Row(f"search page CPU per request, server and client ({n})", cpu_per_page, "s"),
         Row(
             f"3-facet search page p95 ({n})",
             percentile(facet_full, 0.95),

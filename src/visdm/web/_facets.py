@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from ._svg import Histogram
 __all__ = ["Facets", "facets"]
 
 _BINS = 16
+#: the search's FROM without the past-value join (see :func:`facets`)
+_FROM_PLAIN = "FROM samples s JOIN assets a ON a.asset_id = s.asset_id"
 _TOP = 12
 
 
@@ -72,10 +75,19 @@ def facets(
     db = open_index(settings, url)
     try:
         where, params = _where(db, filters, at)
+        # the past-value join costs more than the rest of the scan: only filters on value or
+        # flags need it in the WHERE; the histogram takes the matches' values separately
+        needs_scores = filters.min_score is not None or bool(filters.exclude_flags)
+        source = _FROM if needs_scores else _FROM_PLAIN
         rows = db.query(
-            "SELECT s.asset_id, s.label, s.width, s.height, s.format, s.cluster_size, "
-            f"s.brightness, s.contrast, s.blur, sc.score {_FROM} WHERE {where}",
+            "SELECT s.asset_id, s.sample_index, s.sample_id, s.label, s.width, s.height, "
+            f"s.format, s.cluster_size, s.brightness, s.contrast, s.blur {source} "
+            f"WHERE {where}",
             params,
+        )
+        value_rows = db.query(
+            "SELECT asset_id, sample_index, sample_id, AVG(value) FROM sample_scores "
+            "GROUP BY asset_id, sample_index, sample_id"
         )
         region_rows = db.query(
             "SELECT ar.asset_id, r.name FROM asset_regions ar JOIN regions r "
@@ -84,23 +96,25 @@ def facets(
         purpose_rows = db.query("SELECT asset_id, purpose FROM asset_purposes")
     finally:
         db.close()
-    per_asset: Counter[int] = Counter()
-    labels: Counter[str] = Counter()
-    sizes: Counter[str] = Counter()
-    formats: Counter[str] = Counter()
-    dups: Counter[str] = Counter()
-    brightness, contrast, sharpness, scores = [], [], [], []
-    for r in rows:
-        per_asset[int(r[0])] += 1
-        labels[str(r[1])] += 1
-        sizes[f"{r[2]}x{r[3]}"] += 1
-        formats[str(r[4] or "unknown")] += 1
-        dups["in a near-duplicate cluster" if int(r[5]) > 1 else "no near-duplicate"] += 1
-        brightness.append(float(r[6]))
-        contrast.append(float(r[7]))
-        sharpness.append(float(r[8]))
-        if r[9] is not None:
-            scores.append(float(r[9]))
+    # a value counts only for the sample it names (asset, index and id), as in the search
+    values = {(a, i, sid): float(v) for a, i, sid, v in value_rows}
+    # column-wise: one pass of C-level counting per facet instead of a Python loop per row
+    cols: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 11
+    per_asset: Counter[int] = Counter(cols[0])
+    labels: Counter[str] = Counter(cols[3])
+    pairs: Counter[tuple[int, int]] = Counter(zip(cols[4], cols[5], strict=True))
+    sizes: Counter[str] = Counter({f"{w}x{h}": n for (w, h), n in pairs.items()})
+    formats: Counter[str] = Counter(str(f or "unknown") for f in cols[6])
+    clustered = sum(1 for c in cols[7] if c > 1)
+    dups: Counter[str] = Counter(
+        {"in a near-duplicate cluster": clustered, "no near-duplicate": len(rows) - clustered}
+    )
+    brightness, contrast, sharpness = cols[8], cols[9], cols[10]
+    scores = [
+        v
+        for key in zip(cols[0], cols[1], cols[2], strict=True)
+        if (v := values.get(key)) is not None
+    ]
     regions: Counter[str] = Counter()
     for asset_id, name in region_rows:
         regions[str(name)] += per_asset.get(int(asset_id), 0)

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -127,19 +128,24 @@ def search_page(request: Request) -> Response:
     limit = _forms.integer(query, "limit", minimum=1, required=False) or 50
     offset = _forms.integer(query, "offset", minimum=0, required=False) or 0
     rank = _forms.optional_text(query, "rank") or "index"
-    result, error = _try(
-        search_index,
-        cfg,
-        filters,
-        url=web.index_url,
-        limit=min(limit, 500),
-        offset=offset,
-        rank=rank,
-    )
-    summary = None
+    # the page of matches and the facets are two scans of the index: run them side by side
+    # (SQLite releases the GIL while it scans)
+    with ThreadPoolExecutor(2) as pool:
+        page = pool.submit(
+            _try,
+            search_index,
+            cfg,
+            filters,
+            url=web.index_url,
+            limit=min(limit, 500),
+            offset=offset,
+            rank=rank,
+        )
+        counted = pool.submit(_try, facets, cfg, filters, url=web.index_url)
+        result, error = page.result()
+        summary, facet_error = counted.result()
+    error = error or facet_error
     charts: list[Markup] = []
-    if result is not None:
-        summary, error = _try(facets, cfg, filters, url=web.index_url)
     if summary is not None:
         charts = [histogram_svg(h) for h in summary.histograms]
     pairs = _forms.query_pairs(query, _forms.FILTER_FIELDS)

@@ -123,6 +123,7 @@ def wallet_page(
     context.add_init_script(INJECTED)
     context.expose_function("visdmTestWallet", handler)
     page = context.new_page()
+    page.set_default_timeout(180_000)  # a busy machine: the chain mines, the app answers
     page.goto(f"{url}/login?token={sessions.launch_token}")
     page.goto(f"{url}/account")
     return page
