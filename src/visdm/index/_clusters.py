@@ -119,8 +119,9 @@ def _merge(db: Database, touched: Sequence[str]) -> None:
     parent: dict[str, str] = {}
     size: dict[str, int] = {}
     for root, n in active.values():
-        parent.setdefault(root, root)
+        parent[root] = root
         size[root] = n
+    before = dict(size)
 
     def find(x: str) -> str:
         while parent[x] != x:
@@ -142,28 +143,23 @@ def _merge(db: Database, touched: Sequence[str]) -> None:
                 ra, rb = rb, ra
             parent[rb] = ra
             size[ra] += size[rb]
-    moved: dict[str, list[str]] = {}
-    for root in parent:
-        top = find(root)
-        if top != root:
-            moved.setdefault(top, []).append(root)
-    for top, roots in sorted(moved.items()):
-        # a component of one has no root written yet (NULL): the sample is its own root
-        db.execute(
-            "UPDATE samples SET cluster_root = ? WHERE sample_id = ? AND cluster_root IS NULL",
-            (top, top),
+    # every member of a component that grew: its root and size change, in one statement
+    grown = sorted(r for r in parent if find(r) != r or size[r] != before[r])
+    grown_set = set(grown)
+    members = {sid: root for sid, (root, _) in active.items() if root in grown_set}
+    for chunk in _chunks(grown):
+        members.update(
+            (str(sid), str(root))
+            for sid, root in db.query(
+                "SELECT sample_id, cluster_root FROM samples "  # noqa: S608 - only placeholders
+                f"WHERE cluster_root IN ({_marks(chunk)})",
+                chunk,
+            )
         )
-        for chunk in _chunks(roots):
-            db.execute(
-                f"UPDATE samples SET cluster_root = ? WHERE cluster_root IN ({_marks(chunk)})",  # noqa: S608
-                [top, *chunk],
-            )
-            db.execute(
-                "UPDATE samples SET cluster_root = ? WHERE cluster_root IS NULL "  # noqa: S608
-                f"AND sample_id IN ({_marks(chunk)})",
-                [top, *chunk],
-            )
-        db.execute("UPDATE samples SET cluster_size = ? WHERE cluster_root = ?", (size[top], top))
+    db.executemany(
+        "UPDATE samples SET cluster_root = ?, cluster_size = ? WHERE sample_id = ?",
+        [(find(root), size[find(root)], sid) for sid, root in sorted(members.items())],
+    )
 
 
 def rebuild_clusters(db: Database) -> int:
