@@ -288,9 +288,16 @@ def sample_estimates(
     """Expected value, confidence and rounds of the samples ``keys`` (``(asset id, index)``;
     default: every scored sample), under the prior fitted to every scored sample of the
     market. A row whose sample id differs from the sample's is not counted."""
+    # the ids of scored samples only: reading every sample's made each search linear in the
+    # market (a dictionary of 1M ids per page)
     ids = {
         (int(a), int(i)): str(s)
-        for a, i, s in db.query("SELECT asset_id, sample_index, sample_id FROM samples")
+        for a, i, s in db.query(
+            "SELECT s.asset_id, s.sample_index, s.sample_id FROM samples s JOIN "
+            "(SELECT asset_id, sample_index FROM sample_scores UNION "
+            "SELECT asset_id, sample_index FROM scoring_scores) o "
+            "ON o.asset_id = s.asset_id AND o.sample_index = s.sample_index"
+        )
     }
     scoring_rows = db.query(
         "SELECT asset_id, sample_index, sample_id, value, value_se, scale, 1 FROM scoring_scores"
