@@ -102,23 +102,33 @@ async def wallet_connect(request: Request) -> Response:
     return JSONResponse({"address": signer})
 
 
-def _vote_tx(request: Request, sender: str, pid: int, ask: int) -> dict[str, Any]:
+def _prepared(
+    request: Request, sender: str, contract_name: str, fn_name: str, args: list[Any]
+) -> dict[str, Any]:
+    """An unsigned call of ``fn_name`` on the deployment's ``contract_name`` from ``sender``,
+    dry-run first so that a revert is reported before the wallet is asked."""
     from visdm.session import connect_deployed
 
     conn = connect_deployed(session_settings(request))
-    market = conn.deployment.training_market(conn.client)
-    contract = conn.client.contract(market.address, "TrainingMarket")
-    fn = contract.functions.vote(pid, ask)
-    conn.client.call(fn, action="vote", sender=sender)  # a revert says why, before signing
+    address = conn.deployment.address_of(contract_name)
+    contract = conn.client.contract(address, contract_name)
+    fn = contract.functions[fn_name](*args)
+    conn.client.call(fn, action=fn_name, sender=sender)
     gas = conn.client.rpc(lambda: fn.estimate_gas({"from": to_checksum_address(sender)}))
     return {
         "from": to_checksum_address(sender),
-        "to": market.address,
-        "data": contract.encode_abi("vote", args=[pid, ask]),
+        "to": str(address),
+        "data": contract.encode_abi(fn_name, args=args),
         "chainId": hex(conn.client.chain_id),
         "gas": hex(int(gas * 1.3) + 10_000),
         "value": "0x0",
     }
+
+
+def _wallet_of(session: Any) -> str:
+    if session.wallet is None:
+        raise InvalidInputError("no browser wallet is connected to this session: connect one")
+    return str(session.wallet)
 
 
 @router.post("/wallet/prepare/vote")
@@ -127,15 +137,36 @@ async def prepare_vote(request: Request) -> Response:
     from visdm.market import workflow
 
     session, form = await acting(request)
-    if session.wallet is None:
-        raise InvalidInputError("no browser wallet is connected to this session: connect one")
+    sender = _wallet_of(session)
     pid = _forms.whole(form, "proposal", minimum=1)
     choice = _forms.text(form, "vote").lower()
-    ask = (
-        workflow.parse_ask(choice) if choice in ("accept", "reject") else _forms.tokens(form, "ask")
-    )
-    tx = await run_in_threadpool(_vote_tx, request, session.wallet, pid, ask)
+    if choice in ("accept", "reject"):
+        ask = workflow.parse_ask(choice)
+    elif choice == "ask":
+        ask = _forms.tokens(form, "ask")
+    else:
+        raise InvalidInputError(f"the field 'vote' must be accept, reject or ask, got {choice!r}")
+    tx = await run_in_threadpool(_prepared, request, sender, "TrainingMarket", "vote", [pid, ask])
     session.pending["sent_to"] = f"/proposals/{pid}"
+    return JSONResponse(tx)
+
+
+@router.post("/wallet/prepare/delegate")
+async def prepare_delegate(request: Request) -> Response:
+    """The unsigned ``delegate`` (or, with no ``to``, ``undelegate``) transaction."""
+    from visdm.governance import resolve_account
+
+    session, form = await acting(request)
+    sender = _wallet_of(session)
+    to = _forms.optional_text(form, "to")
+    if to is None:
+        args: list[Any] = []
+        name = "undelegate"
+    else:
+        args = [resolve_account(session_settings(request), to, what="delegate")]
+        name = "delegate"
+    tx = await run_in_threadpool(_prepared, request, sender, "DelegationRegistry", name, args)
+    session.pending["sent_to"] = "/provider"
     return JSONResponse(tx)
 
 

@@ -82,6 +82,7 @@ def browser() -> Iterator[Browser]:
             f"{CHROMIUM} is missing: install Debian's chromium-headless-shell "
             "(scripts/install-system-deps.sh does)"
         )
+    expect.set_options(timeout=180_000)  # a busy machine: the chain mines, the node quotes
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=str(CHROMIUM))
         yield launched

@@ -1,8 +1,8 @@
 """Wallet mode in a real browser: a test EIP-1193 provider injected into the page announces
 itself with EIP-6963 and signs with eth-account on the Python side (the server never sees the
-key). The provider connects by signing the session's EIP-712 challenge and votes with a
-transaction the server prepared; a wallet that signs with another key than the address it
-claims is refused."""
+key). The provider connects by signing the session's EIP-712 challenge, votes, delegates and
+undelegates with transactions the server prepared; a wallet that signs with another key than
+the address it claims is refused."""
 
 from __future__ import annotations
 
@@ -90,6 +90,7 @@ def wallet_handler(
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium-headless-shell")
+    expect.set_options(timeout=180_000)  # a busy machine: the chain mines, the node quotes
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=str(CHROMIUM))
         yield launched
@@ -146,6 +147,18 @@ def test_a_browser_wallet_connects_and_votes(
     expect(page.locator(".flash")).to_contain_text("the wallet's transaction 0x")
     assert rnd.market.vote_of(pid, provider.address) == 2**256 - 1  # reject, as sent
     expect(page.locator("#votes")).to_contain_text("reject")
+    # the wallet delegates and takes it back, each a transaction the server prepared
+    delegation = rnd.deployment.delegation_registry(rnd.chain)
+    other = funded_roles["provider2"].address
+    page.goto(f"{url}/provider")
+    page.fill("#delegate-to", other)
+    page.click("#delegate-submit")
+    expect(page.locator("#delegate")).to_contain_text(other)
+    assert delegation.delegate_of(provider.address) == other
+    page.click("#undelegate-submit")
+    expect(page.locator(".flash")).to_contain_text("the wallet's transaction 0x")
+    expect(page.locator("#delegate")).to_contain_text("no delegate")
+    assert delegation.delegate_of(provider.address) is None
 
 
 def test_a_wallet_signing_for_another_address_is_refused(
