@@ -29,12 +29,6 @@ __all__ = ["after_metadata", "after_withdrawal", "rebuild_clusters"]
 # ids per IN (...) list: well under SQLite's and PostgreSQL's limits on parameters
 _CHUNK = 500
 
-_ACTIVE_OTHER = (
-    "SELECT COUNT(*) FROM sample_links l JOIN samples o ON o.sample_id = l.other_id "
-    "JOIN assets oa ON oa.asset_id = o.asset_id WHERE l.sample_id = samples.sample_id "
-    "AND oa.status <> 'withdrawn'"
-)
-
 
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), _CHUNK):
@@ -46,14 +40,24 @@ def _marks(values: Sequence[Any]) -> str:
 
 
 def _recount(db: Database, sample_ids: Iterable[str]) -> None:
-    """Count again the links to samples still in the market of these samples."""
+    """Count again the links to samples still in the market of these samples: one grouped
+    read, then one update per sample (a correlated update made PostgreSQL plan a join per
+    row)."""
     ids = sorted(set(sample_ids))
+    counts = dict.fromkeys(ids, 0)
     for chunk in _chunks(ids):
-        db.execute(
-            f"UPDATE samples SET link_count = ({_ACTIVE_OTHER}) "  # noqa: S608 - only placeholders
-            f"WHERE sample_id IN ({_marks(chunk)})",
+        for sample_id, count in db.query(
+            "SELECT l.sample_id, COUNT(*) FROM sample_links l JOIN samples o "  # noqa: S608
+            "ON o.sample_id = l.other_id JOIN assets oa ON oa.asset_id = o.asset_id "
+            f"WHERE l.sample_id IN ({_marks(chunk)}) AND oa.status <> 'withdrawn' "
+            "GROUP BY l.sample_id",
             chunk,
-        )
+        ):
+            counts[str(sample_id)] = int(count)
+    db.executemany(
+        "UPDATE samples SET link_count = ? WHERE sample_id = ?",
+        [(count, sample_id) for sample_id, count in counts.items()],
+    )
 
 
 def _samples_of(db: Database, asset_ids: Sequence[int]) -> list[str]:
