@@ -30,7 +30,15 @@ from typing import Any, Self
 from visdm.errors import FederationProcessError, FederationRoundError, NodeNotInFederationError
 from visdm.federation._pki import RoundTLS, SuperNodeKey, make_round_tls
 
-__all__ = ["APP_NAME", "Federation", "RunStatus", "SuperNodeProcess", "flower_env", "write_app"]
+__all__ = [
+    "APPS",
+    "APP_NAME",
+    "Federation",
+    "RunStatus",
+    "SuperNodeProcess",
+    "flower_env",
+    "write_app",
+]
 
 APP_NAME = "visdm-federated-round"
 _CONNECTION = "visdm"
@@ -147,7 +155,14 @@ def _toml_value(value: ConfigValue) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def write_app(directory: Path, defaults: Mapping[str, ConfigValue]) -> Path:
+#: the ServerApp and ClientApp of a round: plain FedAvg/FedProx with TKNN values, or SecAgg+
+APPS = {
+    "fedavg": ("visdm.federation.server_app:app", "visdm.federation.client_app:app"),
+    "secagg": ("visdm.federation.secagg:server", "visdm.federation.secagg:client"),
+}
+
+
+def write_app(directory: Path, defaults: Mapping[str, ConfigValue], *, app: str = "fedavg") -> Path:
     """The Flower app ``flwr run`` bundles: only its ``pyproject.toml``; the ServerApp and
     ClientApp are this package's modules, already installed on every node."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -167,8 +182,8 @@ def write_app(directory: Path, defaults: Mapping[str, ConfigValue]) -> Path:
         'publisher = "visdm"',
         "",
         "[tool.flwr.app.components]",
-        'serverapp = "visdm.federation.server_app:app"',
-        'clientapp = "visdm.federation.client_app:app"',
+        f'serverapp = "{APPS[app][0]}"',
+        f'clientapp = "{APPS[app][1]}"',
         "",
         "[tool.flwr.app.config]",
         *(f"{key} = {_toml_value(value)}" for key, value in sorted(defaults.items())),
@@ -396,17 +411,25 @@ class Federation:
         run_config: Mapping[str, ConfigValue],
         *,
         defaults: Mapping[str, ConfigValue] | None = None,
+        app: str = "fedavg",
         timeout_s: float = 600.0,
     ) -> RunStatus:
-        """Submit the round's app with ``run_config`` and wait until the run has finished."""
-        app = write_app(self.workdir / "app", defaults if defaults is not None else run_config)
+        """Submit the round's app (``fedavg`` or ``secagg``, see :data:`APPS`) with
+        ``run_config`` and wait until the run has finished."""
+        if app not in APPS:
+            raise FederationRoundError(f"unknown app {app!r}: use one of {', '.join(APPS)}")
+        app_dir = write_app(
+            self.workdir / f"app-{app}",
+            defaults if defaults is not None else run_config,
+            app=app,
+        )
         # a TOML file, not key=value pairs: Flower's pair syntax cannot quote JSON values
         config_file = self.workdir / "run-config.toml"
         config_file.write_text(
             "".join(f"{k} = {_toml_value(v)}\n" for k, v in sorted(run_config.items()))
         )
         started = self._flwr(
-            "run", str(app), _CONNECTION, "--format", "json", "--run-config", str(config_file)
+            "run", str(app_dir), _CONNECTION, "--format", "json", "--run-config", str(config_file)
         )
         run_id = str(started.get("run-id") or "")
         if not run_id:
