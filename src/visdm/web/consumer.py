@@ -56,7 +56,8 @@ def consumer_page(request: Request) -> Response:
         "consumer.html",
         title="Consumer",
         me=me,
-        selections=list_saved_searches(cfg),
+        # saved selections are this data directory's own files, not public: a session only
+        selections=list_saved_searches(cfg) if session is not None else [],
         nodes=nodes,
         mine=mine,
         errors=errors,

@@ -161,6 +161,7 @@ def test_a_browser_wallet_connects_and_votes(
     assert delegation.delegate_of(provider.address) is None
 
 
+@pytest.mark.attack
 def test_a_wallet_signing_for_another_address_is_refused(
     voting: tuple[Round, int, str, Sessions],
     browser: Browser,

@@ -62,6 +62,7 @@ def test_a_post_without_a_session_is_refused(web: Web) -> None:
     assert "needs a session" in one_error_line(response.text)
 
 
+@pytest.mark.attack
 def test_a_post_without_csrf_changes_nothing(web: Web) -> None:
     client = web.client()
     response = client.post(
@@ -72,6 +73,7 @@ def test_a_post_without_csrf_changes_nothing(web: Web) -> None:
     assert "no account unlocked" in client.get("/account").text
 
 
+@pytest.mark.attack
 def test_another_sessions_csrf_token_is_refused(web: Web) -> None:
     mallory, victim = web.client(), web.client()
     stolen = csrf_of(mallory)
@@ -85,6 +87,7 @@ def test_another_sessions_csrf_token_is_refused(web: Web) -> None:
     assert "no account unlocked" in victim.get("/account").text
 
 
+@pytest.mark.attack
 def test_an_unlocked_account_serves_only_its_own_session(web: Web) -> None:
     alice, other = web.client(), web.client()
     response = alice.post(
@@ -119,6 +122,7 @@ def test_a_wrong_password_leaves_the_account_locked(web: Web) -> None:
     assert "no account unlocked" in client.get("/account").text
 
 
+@pytest.mark.attack
 def test_a_foreign_host_is_refused(web: Web) -> None:
     client = web.client()
     response = client.get("/", headers={"host": "evil.example:8765"})
@@ -140,6 +144,7 @@ def test_an_oversized_body_is_refused_before_it_is_read(web: Web) -> None:
     assert "nothing was changed" in response.text
 
 
+@pytest.mark.attack
 def test_an_oversized_body_without_a_length_is_refused_while_it_streams(web: Web) -> None:
     client = web.client()
     csrf = csrf_of(client)
@@ -205,6 +210,7 @@ def test_vote_with_a_bad_amount_is_refused_before_any_key_is_needed(web: Web) ->
         assert expected in one_error_line(response.text)
 
 
+@pytest.mark.attack
 def test_pages_forbid_framing_and_foreign_scripts(web: Web) -> None:
     response = web.client(login=False).get("/search", headers=HTML)
     assert response.headers["x-frame-options"] == "DENY"
