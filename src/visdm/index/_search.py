@@ -47,6 +47,8 @@ _SCORES = (
     "AND sc.sample_id = s.sample_id"
 )
 _FROM = f"FROM samples s JOIN assets a ON a.asset_id = s.asset_id {_SCORES}"
+# for counting matches when no filter reads a score: the scores' grouping is not needed
+_FROM_PLAIN = "FROM samples s JOIN assets a ON a.asset_id = s.asset_id"
 _FLAG_COLUMNS = {"noisy": "sc.noisy", "copied": "sc.copied", "duplicate": "sc.dup"}
 
 
@@ -159,9 +161,18 @@ class _Where:
         self.among("s.format", f.formats)
 
     def duplicates_and_value(self, f: SearchFilters) -> None:
-        if f.max_duplicate_links is not None:
-            count, count_params = _links_count(f.duplicate_distance)
-            self.add(f"{count} <= ?", *count_params, f.max_duplicate_links)
+        if f.max_duplicate_links is not None and f.duplicate_distance is None:
+            self.add("s.link_count <= ?", f.max_duplicate_links)
+        elif f.max_duplicate_links is not None:
+            # the samples with too many near links, grouped once: not a count per candidate
+            self.add(
+                "s.sample_id NOT IN (SELECT l.sample_id FROM sample_links l JOIN samples o "
+                "ON o.sample_id = l.other_id JOIN assets oa ON oa.asset_id = o.asset_id "
+                "WHERE oa.status <> 'withdrawn' AND l.distance <= ? "
+                "GROUP BY l.sample_id HAVING COUNT(*) > ?)",
+                f.duplicate_distance,
+                f.max_duplicate_links,
+            )
         if f.max_cluster_size is not None:
             self.add("s.cluster_size <= ?", f.max_cluster_size)
         if f.min_score is not None:
@@ -272,7 +283,8 @@ def search(
     check_paging(limit, offset)
     check_rank(rank)
     where, params = _where(db, filters, now)
-    total = int(db.scalar(f"SELECT COUNT(*) {_FROM} WHERE {where}", params) or 0)
+    counted = _FROM if filters.min_score is not None or filters.exclude_flags else _FROM_PLAIN
+    total = int(db.scalar(f"SELECT COUNT(*) {counted} WHERE {where}", params) or 0)
     links, link_params = _links_count(filters.duplicate_distance)
     page: list[tuple[int, int]] = []
     order, paging = "ORDER BY s.asset_id, s.sample_index LIMIT ? OFFSET ?", [limit, offset]
