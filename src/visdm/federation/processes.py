@@ -162,7 +162,13 @@ APPS = {
 }
 
 
-def write_app(directory: Path, defaults: Mapping[str, ConfigValue], *, app: str = "fedavg") -> Path:
+def write_app(
+    directory: Path,
+    defaults: Mapping[str, ConfigValue],
+    *,
+    app: str = "fedavg",
+    components: tuple[str, str] | None = None,
+) -> Path:
     """The Flower app ``flwr run`` bundles: only its ``pyproject.toml``; the ServerApp and
     ClientApp are this package's modules, already installed on every node."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -182,8 +188,8 @@ def write_app(directory: Path, defaults: Mapping[str, ConfigValue], *, app: str 
         'publisher = "visdm"',
         "",
         "[tool.flwr.app.components]",
-        f'serverapp = "{APPS[app][0]}"',
-        f'clientapp = "{APPS[app][1]}"',
+        f'serverapp = "{(components or APPS[app])[0]}"',
+        f'clientapp = "{(components or APPS[app])[1]}"',
         "",
         "[tool.flwr.app.config]",
         *(f"{key} = {_toml_value(value)}" for key, value in sorted(defaults.items())),
@@ -412,16 +418,19 @@ class Federation:
         *,
         defaults: Mapping[str, ConfigValue] | None = None,
         app: str = "fedavg",
+        components: tuple[str, str] | None = None,
         timeout_s: float = 600.0,
     ) -> RunStatus:
         """Submit the round's app (``fedavg`` or ``secagg``, see :data:`APPS`) with
-        ``run_config`` and wait until the run has finished."""
+        ``run_config`` and wait until the run has finished; ``components`` names another
+        ``(serverapp, clientapp)`` pair, importable by the Flower processes."""
         if app not in APPS:
             raise FederationRoundError(f"unknown app {app!r}: use one of {', '.join(APPS)}")
         app_dir = write_app(
             self.workdir / f"app-{app}",
             defaults if defaults is not None else run_config,
             app=app,
+            components=components,
         )
         # a TOML file, not key=value pairs: Flower's pair syntax cannot quote JSON values
         config_file = self.workdir / "run-config.toml"
