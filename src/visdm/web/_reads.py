@@ -5,6 +5,7 @@ wrappers; nothing here writes."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from visdm.chain.contracts import ComputeNodeRecord, ProposalRecord
 from visdm.chain.deployment import Deployment
@@ -150,3 +151,31 @@ def delegation_graph(
             edges.append((current, nxt))
             current = nxt
     return DelegationGraph(weights, edges, {str(v): str(a) for v, a in votes})
+
+
+def node_books(settings: Settings, nodes: list[str], *, url: str | None = None) -> dict[str, Any]:
+    """Per node: the training fees credited and not yet withdrawn, and the assets it attested
+    (from the index; empty when there is none yet)."""
+    from visdm.errors import VisdmError
+    from visdm.index import open_index
+
+    conn = connect_deployed(settings)
+    market = conn.deployment.training_market(conn.client)
+    attested: dict[str, int] = {}
+    try:
+        db = open_index(settings, url)
+        try:
+            attested = {
+                str(r[0]).lower(): int(r[1])
+                for r in db.query(
+                    "SELECT attested_by, COUNT(*) FROM assets WHERE attested_by IS NOT NULL "
+                    "GROUP BY attested_by"
+                )
+            }
+        finally:
+            db.close()
+    except VisdmError:
+        attested = {}
+    return {
+        n: {"credit": market.credit_of(n), "attested": attested.get(n.lower(), 0)} for n in nodes
+    }

@@ -100,6 +100,8 @@ def bars_svg(
 
 
 _REJECT = str(2**256 - 1)
+#: columns of the delegation graph: delegation chains are short (the market resolves a few hops)
+_MAX_COLUMNS = 6
 
 
 def _vote_word(ask: str | None) -> str:
@@ -123,8 +125,8 @@ def delegation_svg(
         moved = False
         for a, b in edges:
             names.setdefault(b.lower(), b)
-            want = depth.get(a.lower(), 0) + 1
-            if depth.get(b.lower(), -1) < want and b.lower() not in {w.lower() for w in weights}:
+            want = min(depth.get(a.lower(), 0) + 1, _MAX_COLUMNS - 1)
+            if depth.get(b.lower(), -1) < want:  # a delegate sits right of all who use it
                 depth[b.lower()] = want
                 moved = True
         if not moved:

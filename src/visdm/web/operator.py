@@ -15,7 +15,7 @@ from visdm.errors import InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_object, one_line
 
 from . import _forms
-from ._app import acting, redirect, render, session_settings, unlocked
+from ._app import acting, redirect, render, session_settings, state, unlocked
 
 __all__ = ["router"]
 
@@ -52,11 +52,17 @@ def _node_api(endpoint: str) -> dict[str, Any]:
 def node_page(request: Request) -> Response:
     from visdm.governance import compute_nodes
 
+    from ._reads import node_books
+
     nodes: list[dict[str, Any]] = []
     error = None
     try:
-        for record in compute_nodes(session_settings(request)):
-            nodes.append({"record": record, **_node_api(record.endpoint)})
+        cfg = session_settings(request)
+        records = compute_nodes(cfg)
+        books = node_books(cfg, [str(r.address) for r in records], url=state(request).index_url)
+        for record in records:
+            book = books[str(record.address)]
+            nodes.append({"record": record, **book, **_node_api(record.endpoint)})
     except VisdmError as exc:
         error = one_line(str(exc))
     return render(request, "node.html", title="Compute nodes", nodes=nodes, error=error)
