@@ -199,17 +199,17 @@ async def save_search(request: Request) -> Response:
 # --- proposals ---------------------------------------------------------------------------------
 @router.get("/proposals")
 def proposals_page(request: Request) -> Response:
+    from ._app import tokens_text
     from ._reads import proposals
 
     rows, error = _try(proposals, session_settings(request))
-    from ._app import tokens_text
-
     history = [  # oldest first: how prices moved, the offer where no price was agreed
         (f"#{p.proposal_id} {p.status.name.lower()}", float(tokens_text(p.price or p.offer)))
         for p in reversed(rows or [])
     ]
-    chart = bars_svg(history[-30:], title="price per proposal (offer where none agreed)",
-                     unit="tokens")  # fmt: skip
+    chart = bars_svg(
+        history[-30:], title="price per proposal (offer where none agreed)", unit="tokens"
+    )
     return render(
         request, "proposals.html", title="Proposals", proposals=rows, error=error, chart=chart
     )
