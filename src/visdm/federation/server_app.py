@@ -91,7 +91,7 @@ class RoundConfig:
     min_share: float = 1.0
     node_timeout_s: float = 300.0
     wait_nodes_s: float = 60.0
-    tknn_tau: float = 0.0  # 0: the median distance between validation embeddings
+    tknn_tau: float = 0.0  # 0: the median positive distance between validation embeddings
     validation_path: str = ""
     result_path: str = ""
 
@@ -323,7 +323,10 @@ def _values(
     tau = cfg.tknn_tau
     if tau <= 0:
         diff = v_emb[:, None, :] - v_emb[None, :, :]
-        tau = float(np.median(np.sqrt((diff * diff).sum(axis=2))))
+        distances = np.sqrt((diff * diff).sum(axis=2))
+        positive = distances[distances > 0]
+        # a collapsed model embeds everything alike: then every point is everyone's neighbour
+        tau = float(np.median(positive)) if positive.size else 1.0
     query: dict[str, Any] = {
         "arrays": to_record(weights),
         "validation": to_record({"embeddings": v_emb, "labels": val[1].astype(np.int64)}),
