@@ -12,6 +12,12 @@ import {MarketBase} from "./market/MarketBase.sol";
 import {MarketPayouts} from "./market/MarketPayouts.sol";
 import {MarketTally} from "./market/MarketTally.sol";
 
+/// @notice What the market asks of its ResultCourt.
+interface IResultCourt {
+    /// @notice Locks `node`'s bond for `proposalId`; reverts when its free stake is too low.
+    function lockBond(uint256 proposalId, address node) external;
+}
+
 /**
  * @title TrainingMarket
  * @notice Training proposals, liquid-democracy price negotiation and escrowed training with
@@ -23,6 +29,9 @@ import {MarketTally} from "./market/MarketTally.sol";
  *         Training → (submitResult) → Completed (WTP met: owners claim) | WtpMissed (refund)
  *         Training → (abandonTraining by the node) → Cancelled (full refund)
  *         Training → (deadline passes without a result) → consumer reclaims everything
+ *         Completed | WtpMissed → (challenge window over, settleResult) → claims and the node's
+ *         fee open; a challenge freezes the result until the court upholds it (the same) or
+ *         overturns it (Cancelled: the consumer is credited the price and the training cost)
  *         Completed → (claim period over) → the unclaimed remainder is swept to the treasury
  *
  * @dev The market is also the marketplace's delegation registry (DelegationRegistry, inherited
@@ -192,15 +201,18 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         p.status = Status.Training;
         p.deadline = deadline;
         emit TrainingStarted(proposalId, quote.trainingCost, deadline);
+        address court = _params.court;
+        if (court != address(0)) IResultCourt(court).lockBond(proposalId, p.node);
         paymentToken.safeTransferFrom(msg.sender, address(this), quote.trainingCost);
     }
 
     /**
-     * @notice The node posts the training result. The training cost is credited to the node.
-     *         WTP met (and no consumer fault): the scoring fee fixed at `propose` is credited to
-     *         the scoring pool and the rest of the data price becomes claimable under
-     *         `payoutRoot` until the claim deadline. Otherwise the price is credited back to the
-     *         consumer.
+     * @notice The node posts the training result. WTP met (and no consumer fault): the data
+     *         price less the scoring fee fixed at `propose` becomes claimable under `payoutRoot`
+     *         until the claim deadline; otherwise the price is credited back to the consumer.
+     *         The scoring fee is credited to the scoring pool now; claims and the node's training
+     *         cost are released when the challenge window closes (`settleResult`), at once when
+     *         the window is 0.
      * @param proposalId a proposal in Training whose node is the caller, before its deadline
      * @param result the committed result; see Result
      */
@@ -217,6 +229,7 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         p.accuracyBps = result.accuracyBps;
         p.modelHash = result.modelHash;
         p.seedHash = result.seedHash;
+        uint32 window = _params.challengeWindow;
         // the scoring fee comes off the price before any payout: leaves sum to price - fee
         uint256 fee = met ? _takeScoringFee(proposalId) : 0;
         emit ResultSubmitted(
@@ -230,20 +243,49 @@ contract TrainingMarket is MarketTally, MarketPayouts {
             result.seedHash,
             result.resultCid
         );
-        uint256 cost = p.trainingCost;
-        p.trainingCost = 0;
-        _credit(p.node, cost, proposalId);
+        // from here on a result's deadline is the end of its challenge window, 0 once settled
+        p.deadline = uint48(block.timestamp + window);
         if (met) {
             p.status = Status.Completed;
             p.payoutRoot = result.payoutRoot;
             p.unclaimed = p.price - fee;
-            p.claimDeadline = uint48(block.timestamp + _params.claimPeriod);
+            p.claimDeadline = uint48(block.timestamp + window + _params.claimPeriod);
         } else {
             p.status = Status.WtpMissed;
             uint256 refund = p.price;
             p.price = 0;
             _credit(p.consumer, refund, proposalId);
         }
+        if (window == 0) _release(p, proposalId);
+    }
+
+    /**
+     * @notice The court settles a submitted result: it releases it once its challenge window
+     *         has passed unchallenged or a challenge failed (claims open, the node is credited
+     *         its training cost), or overturns it after a challenge succeeded (Cancelled: the
+     *         consumer is credited the data price still held and the training cost; the court
+     *         pays it the scoring fee from the node's bond). Only the market's court; the
+     *         court checks the window.
+     * @param proposalId a Completed or WtpMissed proposal not yet settled
+     * @param overturn whether the result was found wrong
+     */
+    function settleResult(uint256 proposalId, bool overturn) external {
+        if (msg.sender != _params.court) revert TrainingMarketNotCourt(msg.sender);
+        Proposal storage p = _proposals[proposalId]; // an unknown one has status None
+        if ((p.status != Status.Completed && p.status != Status.WtpMissed) || p.deadline == 0) {
+            revert TrainingMarketWrongStatus(proposalId, p.status);
+        }
+        emit ResultSettled(proposalId, overturn);
+        if (!overturn) return _release(p, proposalId);
+        // nothing was claimed yet: what is held is the price less the scoring fee (0 after a
+        // WTP miss, whose price was refunded at once); the court repays the fee from the bond
+        uint256 refund = p.unclaimed + p.trainingCost;
+        p.unclaimed = 0;
+        p.trainingCost = 0;
+        p.payoutRoot = bytes32(0);
+        p.deadline = 0;
+        p.status = Status.Cancelled;
+        _credit(p.consumer, refund, proposalId);
     }
 
     /**
@@ -325,6 +367,14 @@ contract TrainingMarket is MarketTally, MarketPayouts {
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// @dev Opens claims and credits the node its training cost.
+    function _release(Proposal storage p, uint256 proposalId) private {
+        p.deadline = 0;
+        uint256 cost = p.trainingCost;
+        p.trainingCost = 0;
+        _credit(p.node, cost, proposalId);
+    }
 
     /// @dev Checks every selected asset; returns the hash chain, the weight and distinct owners.
     function _checkSelection(uint256 proposalId, ProposalTerms calldata terms, uint256 regionBit)

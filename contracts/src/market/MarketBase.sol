@@ -106,6 +106,8 @@ abstract contract MarketBase is DelegationRegistry, EIP712, ReentrancyGuardTrans
         uint32 minSelectionSamples; // smallest selection, and smallest round after the tally
         uint16 minSelectionProviders; // distinct owners a selection must span
         address treasury; // receives what is left unclaimed after the claim period
+        uint32 challengeWindow; // after a result, before claims and the node's fee open (0: at once)
+        address court; // may freeze a result in its window, then uphold or overturn it
     }
 
     uint256 internal constant _BPS = 10_000;
@@ -187,6 +189,7 @@ abstract contract MarketBase is DelegationRegistry, EIP712, ReentrancyGuardTrans
     event ParametersChanged(Parameters parameters);
     event ScoringFeeChanged(address pool, uint16 feeBps);
     event ScoringFeeTaken(uint256 indexed proposalId, address indexed pool, uint256 amount);
+    event ResultSettled(uint256 indexed proposalId, bool overturned);
 
     error TrainingMarketNotConsumer(address account);
     error TrainingMarketNotGovernance(address account);
@@ -219,6 +222,8 @@ abstract contract MarketBase is DelegationRegistry, EIP712, ReentrancyGuardTrans
     error TrainingMarketClaimPeriodOver(uint256 proposalId, uint48 claimDeadline);
     error TrainingMarketClaimPeriodOpen(uint256 proposalId, uint48 claimDeadline);
     error TrainingMarketNothingToWithdraw(address account);
+    error TrainingMarketNotCourt(address account);
+    error TrainingMarketChallengeWindow(uint256 proposalId, uint48 opensAt);
 
     constructor(StakeholderRegistry stakeholderRegistry, AssetRegistry assetRegistry, IERC20 token)
         EIP712("ViSDM TrainingMarket", "1")
@@ -303,6 +308,9 @@ abstract contract MarketBase is DelegationRegistry, EIP712, ReentrancyGuardTrans
             revert TrainingMarketInvalidParameters("minimum batch and selection must be positive");
         }
         if (params.treasury == address(0)) revert TrainingMarketInvalidParameters("treasury is the zero address");
+        if (params.challengeWindow != 0 && params.court == address(0)) {
+            revert TrainingMarketInvalidParameters("a challenge window needs a court");
+        }
         _params = params;
         emit ParametersChanged(params);
     }

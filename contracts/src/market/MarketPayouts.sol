@@ -65,7 +65,10 @@ abstract contract MarketPayouts is MarketBase {
     function sweepUnclaimed(uint256 proposalId) external {
         Proposal storage p = _existing(proposalId);
         if (p.status != Status.Completed) revert TrainingMarketWrongStatus(proposalId, p.status);
-        if (block.timestamp <= p.claimDeadline) revert TrainingMarketClaimPeriodOpen(proposalId, p.claimDeadline);
+        // nor a result the court has not settled (p.deadline != 0): it may yet be refunded
+        if (block.timestamp <= p.claimDeadline || p.deadline != 0) {
+            revert TrainingMarketClaimPeriodOpen(proposalId, p.claimDeadline);
+        }
         uint256 amount = p.unclaimed;
         p.unclaimed = 0;
         address treasury = _params.treasury;
@@ -98,6 +101,8 @@ abstract contract MarketPayouts is MarketBase {
             revert TrainingMarketWrongStatus(proposalId, p.status);
         }
         if (block.timestamp > p.claimDeadline) revert TrainingMarketClaimPeriodOver(proposalId, p.claimDeadline);
+        // a Completed result's deadline is when its challenge window closes: 0 once released
+        if (p.deadline != 0) revert TrainingMarketChallengeWindow(proposalId, p.deadline);
         uint256 word = position >> 8;
         uint256 bit = uint256(1) << (position & 0xff);
         uint256 bits = _claimedBits[proposalId][word];

@@ -19,6 +19,7 @@ from typing import Any
 
 from eth_utils.crypto import keccak
 
+from visdm.chain._explain_court import court_sentences
 from visdm.errors import ContractRevertError, PanicError, RevertReasonError
 
 __all__ = ["SENTENCES", "explain_revert", "sentence_for"]
@@ -266,12 +267,15 @@ SENTENCES: dict[str, Explainer] = {
     ),
     "TrainingMarketClaimPeriodOpen": lambda a: (
         f"payouts of proposal {a['proposalId']} are claimable until "
-        f"{_when(a['claimDeadline'])}: sweep after that"
+        f"{_when(a['claimDeadline'])}: sweep after that (and after its result is settled)"
     ),
     "TrainingMarketNothingToWithdraw": lambda a: (
         f"{a['account']} has no credit on the market: nothing to withdraw (payouts are "
         "credited by `visdm claim`, refunds after a tally or result)"
     ),
+    # the result court's and the market's own challenge-window errors; the lambdas bind the
+    # formatters late, as they are defined below this table
+    **court_sentences(lambda v: _tokens(v), lambda v: _when(v)),  # noqa: PLW0108
     # --- AssetRegistry -----------------------------------------------------------------------
     "AssetRegistryNotProvider": lambda a: (
         f"{a['account']} is not a registered provider: `visdm register --role provider` first"

@@ -195,7 +195,9 @@ class MarketParameters:
 
     The selection minimums and the minimum expected batch size keep any one training example
     from dominating an update the consumer could invert (see SECURITY.md); the treasury
-    receives payouts nobody claimed within ``claim_period`` (``""``: the deployer).
+    receives payouts nobody claimed within ``claim_period`` (``""``: the deployer). A result's
+    claims and its node's fee open ``challenge_window`` seconds after it is submitted, unless
+    the ``court`` (a ``ResultCourt``; ``""``: none, and then no window) overturns it first.
     """
 
     quorum_bps: int = 3000
@@ -209,6 +211,8 @@ class MarketParameters:
     min_selection_samples: int = 256
     min_selection_providers: int = 3
     treasury: str = ""
+    challenge_window: int = 0
+    court: str = ""
 
     def as_tuple(self) -> tuple[Any, ...]:
         if not self.treasury:
@@ -225,6 +229,8 @@ class MarketParameters:
             self.min_selection_samples,
             self.min_selection_providers,
             to_checksum_address(self.treasury),
+            self.challenge_window,
+            to_checksum_address(self.court or "0x" + "00" * 20),
         )
 
 
@@ -370,9 +376,16 @@ class TrainingMarket(ContractWrapper):
         return int(self.client.call(self._contract.functions.proposalCount()))
 
     def parameters(self) -> MarketParameters:
-        raw = list(self.client.call(self._contract.functions.parameters()))
-        raw[-1] = to_checksum_address(raw[-1])
-        return MarketParameters(**dict(zip(_PARAMETER_NAMES, raw, strict=True)))
+        doc = dict(
+            zip(
+                _PARAMETER_NAMES,
+                self.client.call(self._contract.functions.parameters()),
+                strict=True,
+            )
+        )
+        doc["treasury"] = to_checksum_address(doc["treasury"])
+        doc["court"] = "" if int(doc["court"], 16) == 0 else to_checksum_address(doc["court"])
+        return MarketParameters(**doc)
 
     def credit_of(self, account: str) -> int:
         fn = self._contract.functions.creditOf(to_checksum_address(account))

@@ -14,6 +14,7 @@ from enum import IntEnum
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
+from visdm.chain._court import ChallengeRecord, CourtParameters, ResultCourt
 from visdm.chain._market import (
     QUOTE_TYPES,
     REJECT_ASK,
@@ -37,9 +38,11 @@ __all__ = [
     "AssetRecord",
     "AssetRegistry",
     "AssetStatus",
+    "ChallengeRecord",
     "ClaimRequest",
     "ComputeNodeRecord",
     "ContractWrapper",
+    "CourtParameters",
     "DelegationRegistry",
     "DevToken",
     "MarketParameters",
@@ -48,6 +51,7 @@ __all__ = [
     "ProposalTerms",
     "Quote",
     "ResultCommitment",
+    "ResultCourt",
     "StakeholderRecord",
     "StakeholderRegistry",
     "TrainingMarket",

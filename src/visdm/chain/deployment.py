@@ -19,9 +19,11 @@ from visdm.chain.artifacts import build_info
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import (
     AssetRegistry,
+    CourtParameters,
     DelegationRegistry,
     DevToken,
     MarketParameters,
+    ResultCourt,
     StakeholderRegistry,
     TrainingMarket,
 )
@@ -76,6 +78,9 @@ class Deployment:
 
     def training_market(self, client: ChainClient) -> TrainingMarket:
         return TrainingMarket(client, self.address_of("TrainingMarket"))
+
+    def result_court(self, client: ChainClient) -> ResultCourt:
+        return ResultCourt(client, self.address_of("ResultCourt"))
 
     def payment_token(self, client: ChainClient) -> DevToken:
         """The market's ERC-20 (the DevToken on local chains)."""
@@ -156,6 +161,7 @@ def deploy_marketplace(
     payment_token: str | None = None,
     parameters: MarketParameters | None = None,
     regions: tuple[str, ...] | None = None,
+    court: CourtParameters | None = None,
 ) -> Deployment:
     """Deploy every marketplace contract and describe where they went.
 
@@ -163,7 +169,9 @@ def deploy_marketplace(
     added; elsewhere ``payment_token`` (an existing ERC-20) is required. The deployer holds the
     governance role and, unless the parameters name another, receives unclaimed payouts. The
     ``ScoringPool`` gets :data:`DEFAULT_SCORING_TERMS` and is the market's fee recipient, at a
-    fee of zero until governance sets one.
+    fee of zero until governance sets one. The ``ResultCourt`` is deployed with ``court``
+    (default :class:`CourtParameters`); the market names it only when ``parameters`` ask for a
+    challenge window.
     """
     dev = client.is_dev_chain
     if payment_token is None and not dev:
@@ -196,13 +204,29 @@ def deploy_marketplace(
     params = parameters or MarketParameters()
     if not params.treasury:
         params = replace(params, treasury=deployer.address)
-    put("TrainingMarket", "TrainingMarket", stakeholders, asset_registry, token, params.as_tuple())
+    # the court needs the market's address: the market starts without it and learns it below
+    windowless = replace(params, challenge_window=0, court="")
+    put(
+        "TrainingMarket",
+        "TrainingMarket",
+        stakeholders,
+        asset_registry,
+        token,
+        windowless.as_tuple(),
+    )
     # the market inherits DelegationRegistry: delegation lives at the market's address
     contracts["DelegationRegistry"] = contracts["TrainingMarket"]
     put("CollectiveFactory", "CollectiveFactory", contracts["TrainingMarket"].address)
     market = contracts["TrainingMarket"].address
     pool = put("ScoringPool", "ScoringPool", stakeholders, asset_registry, market, token)
     _start_scoring(client, deployer, market, pool)
+    court_params = court or CourtParameters()
+    court_address = put(
+        "ResultCourt", "ResultCourt", stakeholders, market, *court_params.as_tuple()
+    )
+    if params.challenge_window:
+        wired = replace(params, court=params.court or court_address)
+        TrainingMarket(client, market).set_parameters(deployer, wired)
     registry = StakeholderRegistry(client, stakeholders)
     for region in regions if regions is not None else ((DEV_REGION,) if dev else ()):
         registry.add_region(deployer, region)
