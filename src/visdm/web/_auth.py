@@ -25,6 +25,7 @@ import hmac
 import secrets
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from visdm.accounts import UnlockedAccount
 from visdm.errors import VisdmError
@@ -73,6 +74,8 @@ class WebSession:
     flashes: list[str] = field(default_factory=list)
     #: what a multi-step action keeps between its requests (a wallet challenge's nonce)
     pending: dict[str, str] = field(default_factory=dict)
+    #: assets being added in the background, by job id (:mod:`._uploads`)
+    uploads: dict[str, Any] = field(default_factory=dict)
 
     def check_csrf(self, token: object) -> None:
         """Refuse ``token`` unless it is this session's CSRF token."""

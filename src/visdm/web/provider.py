@@ -105,45 +105,39 @@ async def check(request: Request) -> Response:
     result = await run_in_threadpool(
         check_asset, session_settings(request, session), directory, owner=_me(session), **args
     )
-    return render(request, "asset_added.html", title="Asset check", check=result, added=None)
+    return render(request, "asset_check.html", title="Asset check", check=result)
 
 
 @router.post("/provider/assets/add")
 async def add(request: Request) -> Response:
-    """``asset add``: validate, encrypt, store, sign and register a folder of images."""
-    from visdm.assets import add_asset, check_licence
-    from visdm.ingest import IngestReport
+    """``asset add``: validate, encrypt, store, sign and register a folder of images, in the
+    background; the page that answers shows its progress until the result."""
+    from visdm.assets import check_licence
+
+    from ._uploads import start_add
 
     session, form = await acting(request)
     args = _asset_args(form)
     check_licence(args["licence"])
     owner = unlocked(session)
     directory = args.pop("directory")
-    try:
-        added = await run_in_threadpool(
-            add_asset, session_settings(request, session), owner, directory, **args
+    job = start_add(session.uploads, session_settings(request, session), owner, directory, args)
+    return render(request, "asset_job.html", title="Adding an asset", job=job)
+
+
+@router.get("/provider/assets/jobs/{job_id}")
+def add_job(request: Request, job_id: str) -> Response:
+    """An asset being added: its progress, then what ``asset add`` would print (the whole
+    page without htmx, the part that changes with it)."""
+    session = current_session(request)
+    job = session.uploads.get(job_id) if session is not None else None
+    if job is None:  # another session's job is as unknown as a made-up one
+        raise InvalidInputError(
+            f"no asset is being added under {job_id[:40]!r} in this session: add it again"
         )
-    except InvalidInputError as exc:
-        report = getattr(exc, "report", None)
-        if not isinstance(report, IngestReport):
-            raise
-        rejected = [{"file": r.name, "reason": r.reason} for r in report.rejected]
-        problems = [
-            {"file": report.labels_file.name, "line": p.line, "reason": p.reason}
-            for p in report.label_problems
-        ]
-        return render(
-            request,
-            "asset_added.html",
-            status_code=400,
-            title="Asset refused",
-            added=None,
-            check=None,
-            refusal=one_line(str(exc)),
-            rejected=rejected,
-            label_problems=problems,
-        )
-    return render(request, "asset_added.html", title="Asset added", added=added, check=None)
+    if request.headers.get("hx-request"):
+        return render(request, "_asset_job.html", job=job)
+    return render(request, "asset_job.html", title="Adding an asset", job=job)
 
 
 @router.post("/provider/assets/{asset_id}/withdraw")

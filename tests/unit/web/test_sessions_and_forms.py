@@ -230,3 +230,19 @@ def test_logout_forgets_the_session_and_its_key(web: Web) -> None:
     assert "read-only (no session)" in client.get("/account").text
     response = client.post("/account/lock", data={"csrf": csrf}, headers=HTML)
     assert response.status_code == 403
+
+
+@pytest.mark.attack
+def test_another_sessions_upload_job_is_not_shown(web: Web) -> None:
+    from visdm.web._uploads import AddJob
+
+    owner, other = web.client(), web.client()
+    sid = owner.cookies.get("visdm_session")
+    session = web.sessions.get(sid)
+    assert session is not None
+    session.uploads["job1"] = AddJob(job_id="job1", directory="/home/owner/photos")
+    assert "/home/owner/photos" in owner.get("/provider/assets/jobs/job1").text
+    response = other.get("/provider/assets/jobs/job1", headers=HTML)
+    assert response.status_code == 400
+    assert "no asset is being added under 'job1' in this session" in one_error_line(response.text)
+    assert "/home/owner/photos" not in response.text
