@@ -314,7 +314,7 @@ class IndexDatabaseError(VisdmError):
 class FederationError(VisdmError):
     """A federated round (SuperLink, SuperNodes, their keys or the round itself) failed."""
 
-    exit_code = 10
+    exit_code = 11
 
 
 class FederationProcessError(FederationError, RuntimeError):
