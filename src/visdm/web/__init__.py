@@ -28,7 +28,15 @@ from visdm.errors import ConfigError, InvalidInputError
 from ._app import create_app
 from ._auth import Sessions
 
-__all__ = ["BackgroundServer", "LaunchInfo", "Sessions", "create_app", "launch_url", "serve"]
+__all__ = [
+    "BackgroundServer",
+    "LaunchInfo",
+    "Sessions",
+    "create_app",
+    "launch_url",
+    "play_and_serve",
+    "serve",
+]
 
 #: the only address the app binds to
 HOST = "127.0.0.1"
@@ -119,3 +127,6 @@ class BackgroundServer:
         """Stop serving and wait for the thread (open event streams are cut)."""
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+from ._demo import play_and_serve  # noqa: E402 - it uses serve and LaunchInfo, defined above
