@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "WebState",
     "acting",
+    "ask_text",
     "create_app",
     "current_session",
     "redirect",
@@ -260,6 +261,7 @@ def create_app(
     templates.env.filters["tokens"] = tokens_text
     templates.env.filters["short"] = short_address
     templates.env.filters["when"] = when_text
+    templates.env.filters["ask"] = ask_text
     app.state.web = WebState(
         settings=settings,
         sessions=sessions or Sessions(),
@@ -312,6 +314,16 @@ def tokens_text(value: object) -> str:
         return str(value)
     text = f"{Decimal(wei) / 10**18:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def ask_text(value: object) -> str:
+    """A vote's ask in words: ``accept``, ``reject`` or ``ask 2.5 tokens``."""
+    text = str(value)
+    if text == str(2**256 - 1):
+        return "reject"
+    if text == "0":
+        return "accept"
+    return f"ask {tokens_text(text)} tokens"
 
 
 def when_text(value: object) -> str:

@@ -73,10 +73,10 @@ def delegate_of(settings: Settings, address: str) -> str | None:
 
 
 def proposals_selecting(
-    settings: Settings, owner: str, *, url: str | None = None
+    settings: Settings, owner: str, *, delegate: str | None = None, url: str | None = None
 ) -> list[dict[str, object]]:
     """The indexed proposals whose selection holds ``owner``'s samples, newest first, with
-    how many of its samples each selects and how ``owner`` voted."""
+    how many of its samples each selects, how ``owner`` voted and how ``delegate`` did."""
     from visdm.index import open_index
 
     db = open_index(settings, url)
@@ -84,12 +84,13 @@ def proposals_selecting(
         rows = db.query(
             "SELECT p.proposal_id, p.status, p.offer, p.voting_deadline, SUM(pa.sample_count), "
             "(SELECT v.ask FROM votes v WHERE v.proposal_id = p.proposal_id "
-            "AND LOWER(v.voter) = LOWER(?)) FROM proposal_assets pa "
+            "AND LOWER(v.voter) = LOWER(?)), (SELECT d.ask FROM votes d WHERE "
+            "d.proposal_id = p.proposal_id AND LOWER(d.voter) = LOWER(?)) FROM proposal_assets pa "
             "JOIN assets a ON a.asset_id = pa.asset_id "
             "JOIN proposals p ON p.proposal_id = pa.proposal_id WHERE LOWER(a.owner) = LOWER(?) "
             "GROUP BY p.proposal_id, p.status, p.offer, p.voting_deadline "
             "ORDER BY p.proposal_id DESC",
-            [owner, owner],
+            [owner, delegate or "", owner],
         )
     finally:
         db.close()
@@ -101,6 +102,7 @@ def proposals_selecting(
             "voting_deadline": int(r[3]),
             "samples": int(r[4] or 0),
             "my_ask": None if r[5] is None else str(r[5]),
+            "delegate_ask": None if r[6] is None else str(r[6]),
         }
         for r in rows
     ]

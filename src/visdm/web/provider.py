@@ -54,10 +54,10 @@ def provider_page(request: Request) -> Response:
     if me is not None:
         sync_now(request)
         context["assets"], context["assets_error"] = _part(list_assets, cfg, owner=me)
-        context["proposals"], context["proposals_error"] = _part(
-            proposals_selecting, cfg, me, url=web.index_url
-        )
         context["delegate"], context["delegate_error"] = _part(delegate_of, cfg, me)
+        context["proposals"], context["proposals_error"] = _part(
+            proposals_selecting, cfg, me, delegate=context["delegate"], url=web.index_url
+        )
         earned, context["earnings_error"] = _part(
             earnings_index, cfg, provider=me, url=web.index_url
         )

@@ -270,6 +270,7 @@ def test_a_round_through_the_browser(
     assert rnd.token.balance_of(rnd.accounts["provider"].address) > before
     provider.goto(f"{url}/provider")
     expect(provider.locator("#my-proposals")).to_contain_text(str(pid))
+    expect(provider.locator("#my-proposals")).to_contain_text("accept")
     shots(provider, "earnings")
 
     public.goto(f"{url}/proposals")
