@@ -25,9 +25,9 @@ matches its "suspect" pattern, and a 3-digit exponent pattern matches any hex id
 (5 documents, best of 3): parsing took 1.51 s with the walk and 1.02 s without, and parsing
 is over half of the sync; checking each sample's fields is most of the rest.
 
-PostgreSQL: the server the index tests use (``tests/integration/index/conftest.py``), started
-by this benchmark on a free port and stopped by PID; without an installed server its rows are
-left out and the note says so.
+PostgreSQL: a throw-away server (``_postgres.py``, the index tests' recipe) started by this
+benchmark on a free port and stopped by PID; without an installed server its rows are left
+out and the note says so.
 
 Sizes: ``--quick`` 5k samples and 10 queries per kind; full 200k and 1M (SQLite) and 200k
 (PostgreSQL).
@@ -38,16 +38,17 @@ Usage: ``python benchmarks/index.py [--quick] [--json]``.
 from __future__ import annotations
 
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+import _postgres
 from _harness import Row, emit, parse_args
 from visdm.index import Database, SearchFilters, open_database
 from visdm.index._apply import EventApplier
@@ -57,8 +58,6 @@ from visdm.index._search import search
 from visdm.metadata import AssetMetadata, DuplicateLink, ImageMetadata, SampleMetadata
 from visdm.storage import MemoryStore
 from visdm.types import PHash, SampleId
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ASSET = 1000
 LABELS = tuple(f"class-{i}" for i in range(10))
@@ -150,6 +149,10 @@ def _sync(db: Database, market: list[tuple[int, bytes, bytes]]) -> tuple[float, 
                 applier.index_metadata(asset)
             after_metadata(db, applier.indexed_assets)
         spent.append(time.perf_counter() - start)
+    if db.backend == "postgresql":  # as the indexer does at the end of a sync
+        start = time.perf_counter()
+        db.execute("ANALYZE")
+        spent[-1] += time.perf_counter() - start
     per = PER_TRANSACTION * ASSET
     tail = spent[-max(1, len(spent) // 10) :]
     return len(market) * ASSET / sum(spent), len(tail) * per / sum(tail)
@@ -245,16 +248,14 @@ def main(argv: list[str] | None = None) -> int:
         rows += _backend_rows(db, "SQLite", markets[n], queries)
         db.close()
     try:
-        from tests.integration.index.conftest import start_postgres
-
-        server = start_postgres()
-    except (ImportError, RuntimeError, OSError) as exc:
+        server = _postgres.start()
+    except (RuntimeError, OSError, KeyError, subprocess.SubprocessError) as exc:
         notes["postgresql"] = f"not measured: {exc}"
         server = None
     if server is not None:
         try:
             for n in pg_sizes:
-                db = open_database(server.new_database())
+                db = open_database(server.new_database(f"bench_{n}"))
                 rows += _backend_rows(db, "PostgreSQL", markets[n], queries)
                 db.close()
         finally:

@@ -231,6 +231,10 @@ class Indexer:
             cursor, start = end, end + 1
             if on_progress is not None:
                 on_progress(end, target)
+        if events and self.db.backend == "postgresql":
+            # fresh statistics: on tables that just grew, the planner's guesses turned an
+            # indexed duplicate count into seconds of scans
+            self.db.execute("ANALYZE")
         return self._report(head, before, events, retried)
 
     def _forget_changes(self) -> None:

@@ -164,13 +164,14 @@ class _Where:
         if f.max_duplicate_links is not None and f.duplicate_distance is None:
             self.add("s.link_count <= ?", f.max_duplicate_links)
         elif f.max_duplicate_links is not None:
-            # the samples with too many near links, grouped once: not a count per candidate
+            # counting stops one past the limit: a sample linked to thousands costs no more
             self.add(
-                "s.sample_id NOT IN (SELECT l.sample_id FROM sample_links l JOIN samples o "
+                "(SELECT COUNT(*) FROM (SELECT 1 AS one FROM sample_links l JOIN samples o "
                 "ON o.sample_id = l.other_id JOIN assets oa ON oa.asset_id = o.asset_id "
-                "WHERE oa.status <> 'withdrawn' AND l.distance <= ? "
-                "GROUP BY l.sample_id HAVING COUNT(*) > ?)",
+                "WHERE l.sample_id = s.sample_id AND oa.status <> 'withdrawn' "
+                "AND l.distance <= ? LIMIT ?) AS near) <= ?",
                 f.duplicate_distance,
+                f.max_duplicate_links + 1,
                 f.max_duplicate_links,
             )
         if f.max_cluster_size is not None:
