@@ -7,7 +7,9 @@ own state (the node decides; the coordinator only names the round):
 * ``data-path`` — an ``.npz`` with ``images`` (uint8), ``labels`` and ``sample_ids`` (hex), the
   node's share of the selection, already decrypted inside the node;
 * ``state-dir`` — the node's private directory: its secret seed and the privacy accountant's
-  history, which must outlive the one process Flower starts per message.
+  history, which must outlive the one process Flower starts per message;
+* ``sandbox`` — ``true`` to train each round in the node's bubblewrap sandbox
+  (:mod:`visdm.federation._sandboxed`).
 
 The model spec comes from the run config (``spec``), as the proposal fixed it. Handlers are
 plain functions of ``(message, run_config, node_config)`` so that the unit tests drive them
@@ -95,17 +97,26 @@ def handle_train(
             total_epochs,
             float(offered) if isinstance(offered, int | float) else None,
         )
-    update = local_update(
-        spec,
-        images,
-        labels,
-        weights,
-        seed=seed,
-        epochs=int(config["local-epochs"]),  # type: ignore[arg-type]
-        total_epochs=total_epochs,
-        proximal_mu=float(config["proximal-mu"]),  # type: ignore[arg-type]
-        sigma=sigma,
-    )
+    knobs = {
+        "seed": seed,
+        "epochs": int(config["local-epochs"]),  # type: ignore[arg-type]
+        "total_epochs": total_epochs,
+        "proximal_mu": float(config["proximal-mu"]),  # type: ignore[arg-type]
+        "sigma": sigma,
+    }
+    if node_config.get("sandbox") is True:
+        # the decrypted samples meet training code only in the node's sandbox
+        from visdm.federation._sandboxed import run_sandboxed_round
+
+        update = run_sandboxed_round(
+            spec,
+            Path(str(node_config["data-path"])),
+            weights,
+            workdir=state / f"round-{msg.metadata.run_id}-{server_round}",
+            **knobs,  # type: ignore[arg-type]
+        )
+    else:
+        update = local_update(spec, images, labels, weights, **knobs)  # type: ignore[arg-type]
     metrics: dict[str, MetricRecordValues] = {
         "num-examples": update.num_examples,
         "loss": update.loss,
