@@ -43,6 +43,8 @@ __all__ = [
 APP_NAME = "visdm-federated-round"
 _CONNECTION = "visdm"
 _POLL_S = 0.25
+# each `flwr ls` is a CLI process of its own (a second or more of CPU): ask seldom
+_RUN_POLL_S = 3.0
 ConfigValue = str | int | float | bool
 
 
@@ -454,7 +456,7 @@ class Federation:
                     f"run {run_id} did not finish within {timeout_s:.0f} s and was stopped: "
                     f"see {self.superlink_log}"
                 )
-            time.sleep(1.0)
+            time.sleep(_RUN_POLL_S)
 
     def run_status(self, run_id: str) -> RunStatus:
         """``flwr ls --run-id``: a run's status, its seconds and its bytes in and out."""
