@@ -407,7 +407,7 @@ class Federation:
             online = [n for n in self.connected_nodes() if n.get("status") == "online"]
             if len(online) >= count:
                 return online
-            time.sleep(0.5)
+            time.sleep(_RUN_POLL_S)
         raise FederationProcessError(
             f"only {len(online)} of {count} SuperNodes came online within {timeout_s:.0f} s: "
             f"see the supernode-*.log files in {self.workdir}"
