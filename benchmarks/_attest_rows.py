@@ -33,6 +33,7 @@ from _harness import Row
 from visdm.datasets import load_fashion_mnist
 from visdm.ingest import decode_image
 from visdm.metadata import (
+    DEFAULT_MAX_LINKS,
     AssetMetadata,
     DuplicateLink,
     HammingIndex,
@@ -123,7 +124,7 @@ def attest_rows(sizes: tuple[int, ...], *, peer_up_to: int) -> tuple[list[Row], 
     notes: dict[str, Any] = {"describe_s": round(t_describe, 2)}
     for n in sizes:
         old = _active_hashes(n, real, seed=n)
-        index: HammingIndex[SampleId] = HammingIndex(radius=RADIUS)
+        index: HammingIndex[SampleId] = HammingIndex(radius=RADIUS, max_links=DEFAULT_MAX_LINKS)
         index.add([_sid(i) for i in range(n)], old)
         start = time.perf_counter()
         links = index.link([s.sample_id for s in samples], new)

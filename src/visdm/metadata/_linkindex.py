@@ -4,14 +4,18 @@ Design section 3.2 step 7 links every new sample to the active samples whose pHa
 a Hamming radius (default 8 bits). Linking to *every* such sample makes the metadata grow as
 N²: small, centred images such as Fashion-MNIST's share coarse pHashes, and at 70k samples
 radius 8 held 2.82M pairs, so that a 5,000-sample asset's document reached 66 MB. The index
-therefore keeps, per new sample, at most ``max_links`` links — the nearest, then the oldest —
-and gives each sample a **cluster**: the cluster of its nearest linked sample (the first
-link), or the sample itself when it links to nothing. A cluster is a tree whose every edge is
+can therefore keep, per new sample, at most ``max_links`` links — the nearest, then the
+oldest (:data:`DEFAULT_MAX_LINKS` is what a node passes) — and gives each sample a
+**cluster**: the cluster of its nearest linked sample (the first link), or the sample itself
+when it links to nothing. A cluster is a tree whose every edge is
 a link within the radius, rooted at its first sample; the root never changes (samples only
 join existing trees), so a cluster id, once attested, stays right, and a reader can group
 the samples of a selection that copy one another even when the copies they link to were not
 selected (:func:`selection_links`). Metadata, index rows and clusters all grow linearly with
-the samples.
+the samples. The bound and the clusters go together: with bounded links alone, copies of one
+image beyond the first ``max_links`` link only to the oldest ones, and a selection without
+those would pay each copy. So the default keeps every link, as before; a node that bounds the
+links publishes each sample's cluster, and valuation groups by :func:`selection_links`.
 
 Search is :func:`._hamming.find_cross_pairs` between the batch and the active samples (its
 block count measured on the actual hashes), plus the pairs inside the batch: never the pairs
@@ -41,7 +45,7 @@ from ._hamming import (
 
 __all__ = ["DEFAULT_MAX_LINKS", "HammingIndex", "Neighbour", "selection_links"]
 
-#: links a node keeps per new sample (the nearest within the radius, then the oldest)
+#: links a node that publishes clusters keeps per new sample (the nearest, then the oldest)
 DEFAULT_MAX_LINKS = 8
 
 IdT = TypeVar("IdT", bound=Hashable)
@@ -77,7 +81,7 @@ class HammingIndex(Generic[IdT]):
         self,
         *,
         radius: int = DEFAULT_DUPLICATE_RADIUS,
-        max_links: int | None = DEFAULT_MAX_LINKS,
+        max_links: int | None = None,
     ) -> None:
         self._radius = _check_radius(radius)
         self._max_links = _check_max_links(max_links)
