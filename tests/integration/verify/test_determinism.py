@@ -96,6 +96,7 @@ def _run(root: Path, inputs: Path, name: str, seed: str) -> ResultCommitments:
     return commitments
 
 
+@pytest.mark.slow  # two DP-SGD jobs: seconds of privacy accounting each
 def test_two_processes_with_one_seed_commit_the_same_result(tmp_path: Path) -> None:
     inputs, where = _inputs(tmp_path)
     (tmp_path / "where.json").write_text(json.dumps(where))
