@@ -44,6 +44,8 @@ CHALLENGE_TYPES = {
         {"name": "nonce", "type": "string"},
     ],
 }
+_GAS_HEADROOM = 2
+_GAS_MARGIN = 50_000
 _STATEMENT = "Let this ViSDM web session prepare transactions for me to sign"
 _NONCE_KEY = "wallet_nonce"
 
@@ -120,7 +122,9 @@ def _prepared(
         "to": str(address),
         "data": contract.encode_abi(fn_name, args=args),
         "chainId": hex(conn.client.chain_id),
-        "gas": hex(int(gas * 1.3) + 10_000),
+        # unused gas is not charged: room for what an estimate misses (refunds are paid after
+        # execution, so clearing a delegation needs more gas than it finally costs)
+        "gas": hex(int(gas * _GAS_HEADROOM) + _GAS_MARGIN),
         "value": "0x0",
     }
 

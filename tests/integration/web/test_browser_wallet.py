@@ -143,7 +143,8 @@ def test_a_browser_wallet_connects_and_votes(
     page.goto(f"{url}/proposals/{pid}")
     expect(page.locator("#vote-submit")).to_have_text("Vote with the wallet")
     page.check("input[name=vote][value=reject]")
-    page.click("#vote-submit")
+    with page.expect_navigation():  # the wallet sent it and the server saw it mined
+        page.click("#vote-submit")
     expect(page.locator(".flash")).to_contain_text("the wallet's transaction 0x")
     assert rnd.market.vote_of(pid, provider.address) == 2**256 - 1  # reject, as sent
     expect(page.locator("#votes")).to_contain_text("reject")
@@ -152,10 +153,12 @@ def test_a_browser_wallet_connects_and_votes(
     other = funded_roles["provider2"].address
     page.goto(f"{url}/provider")
     page.fill("#delegate-to", other)
-    page.click("#delegate-submit")
+    with page.expect_navigation():
+        page.click("#delegate-submit")
     expect(page.locator("#delegate")).to_contain_text(other)
     assert delegation.delegate_of(provider.address) == other
-    page.click("#undelegate-submit")
+    with page.expect_navigation():
+        page.click("#undelegate-submit")
     expect(page.locator(".flash")).to_contain_text("the wallet's transaction 0x")
     expect(page.locator("#delegate")).to_contain_text("no delegate")
     assert delegation.delegate_of(provider.address) is None
