@@ -32,6 +32,15 @@ out and the note says so.
 Sizes: ``--quick`` 5k samples and 10 queries per kind; full 200k and 1M (SQLite) and 200k
 (PostgreSQL).
 
+Measured (2 shared cores, load average 12-14 from other work, so figures move by 2x):
+sync 1,750 samples/s at 200k and 5,150 at 1M on SQLite, 1,240 at 200k on PostgreSQL — short
+of 5,000 mostly by parsing (the JSON guard's walk, then each sample's field checks); every
+search but one meets 200 ms at 200k on both (SQLite 3-144 ms, PostgreSQL 44-96 ms) and misses
+it at 1M on SQLite (300-600 ms): the page is fast, the total ``COUNT(*)`` over 100k-700k
+matches is not. The distance filter (``--duplicate-distance``) still counts per candidate and
+misses everywhere (0.5-0.8 s at 200k, 6-10 s at 1M on SQLite); the plain duplicate filter
+reads the stored count.
+
 Usage: ``python benchmarks/index.py [--quick] [--json]``.
 """
 
