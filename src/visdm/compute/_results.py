@@ -35,7 +35,7 @@ from visdm.scoring import ScoringFee
 from visdm.storage import ContentStore
 from visdm.training._card import AssetUse, ExcludedSamples, ModelCard, WallTime, build_model_card
 from visdm.training._spec import canonical_spec_json, parse_model_spec
-from visdm.verify import SelectedAsset, determinism_envelope, settle
+from visdm.verify import SettledAsset, determinism_envelope, settle
 
 from .delivery import seal_model
 
@@ -265,10 +265,10 @@ def _model_card(
         raise JobFailedError(f"the job's figures cannot make a true model card: {exc}") from None
 
 
-def selected_assets(checked: CheckedProposal) -> dict[int, SelectedAsset]:
+def selected_assets(checked: CheckedProposal) -> dict[int, SettledAsset]:
     """Each asset of the proposal's selection: its position there and its owner."""
     return {
-        asset_id: SelectedAsset(position=i, owner=checked.public[asset_id].record.owner)
+        asset_id: SettledAsset(position=i, owner=checked.public[asset_id].record.owner)
         for i, asset_id in enumerate(checked.document.asset_ids)
         if asset_id in checked.public
     }

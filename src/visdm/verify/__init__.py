@@ -22,7 +22,7 @@ from visdm.verify._envelope import (
 from visdm.verify._secrets import SECRETS_KIND, JobSecrets, open_job_secrets, seal_job_secrets
 from visdm.verify._settle import (
     ResultCommitments,
-    SelectedAsset,
+    SettledAsset,
     Settlement,
     settle,
     settle_output,
@@ -39,7 +39,7 @@ __all__ = [
     "PostedResult",
     "ResultCommitments",
     "ResultVerifier",
-    "SelectedAsset",
+    "SettledAsset",
     "Settlement",
     "Verdict",
     "cpu_capability",

@@ -21,11 +21,11 @@ from visdm.errors import InvalidInputError
 from visdm.types import Address
 from visdm.valuation import Payout, PayoutAsset, compute_payout
 
-__all__ = ["ResultCommitments", "SelectedAsset", "Settlement", "settle", "settle_output"]
+__all__ = ["ResultCommitments", "SettledAsset", "Settlement", "settle", "settle_output"]
 
 
 @dataclass(frozen=True, slots=True)
-class SelectedAsset:
+class SettledAsset:
     """One asset of a proposal's selection: its position there and its owner."""
 
     position: int
@@ -63,7 +63,7 @@ def settle(
     proposal_id: int,
     amount: int,
     sample_assets: Mapping[str, tuple[int, int]],
-    assets: Mapping[int, SelectedAsset],
+    assets: Mapping[int, SettledAsset],
 ) -> Settlement:
     """The scores document and payout of a round from the job's ``valuation.json``.
 
@@ -122,7 +122,7 @@ def settle_output(
     proposal_id: int,
     amount: int,
     sample_assets: Mapping[str, tuple[int, int]],
-    assets: Mapping[int, SelectedAsset],
+    assets: Mapping[int, SettledAsset],
 ) -> tuple[ResultCommitments, Settlement]:
     """The commitments of a job's output directory and return value (``outcome``)."""
     try:

@@ -16,7 +16,7 @@ from visdm.datasets import load_fashion_mnist
 from visdm.types import Address
 from visdm.verify import (
     ResultCommitments,
-    SelectedAsset,
+    SettledAsset,
     determinism_envelope,
     settle_output,
 )
@@ -39,7 +39,7 @@ SEED = bytes(range(32)).hex()
 TRAIN, VAL = 240, 120
 PROVIDERS = [Address(f"0x{i:040x}") for i in (0xA1, 0xB2, 0xC3)]
 # three assets of 80 samples, one per provider, selected in this order
-ASSETS = {11 + i: SelectedAsset(position=i, owner=PROVIDERS[i]) for i in range(3)}
+ASSETS = {11 + i: SettledAsset(position=i, owner=PROVIDERS[i]) for i in range(3)}
 PRICE = 1_000_000
 
 

@@ -34,7 +34,7 @@ from visdm.verify import (
     JobSecrets,
     ResultCommitments,
     ResultVerifier,
-    SelectedAsset,
+    SettledAsset,
     Settlement,
     Verdict,
     determinism_envelope,
@@ -60,9 +60,7 @@ SPEC = {
 PER_ASSET, VAL, OFFER, COST = 80, 120, 1000, 50
 
 
-def _inputs(
-    root: Path, assets: dict[int, SelectedAsset]
-) -> tuple[Path, dict[str, tuple[int, int]]]:
+def _inputs(root: Path, assets: dict[int, SettledAsset]) -> tuple[Path, dict[str, tuple[int, int]]]:
     train = PER_ASSET * len(assets)
     images, labels = load_fashion_mnist("train", limit=train + VAL)
     inputs = root / "in"
@@ -95,7 +93,7 @@ def _run(
     seed: bytes,
     inputs: Path,
     where: dict[str, tuple[int, int]],
-    assets: dict[int, SelectedAsset],
+    assets: dict[int, SettledAsset],
 ) -> tuple[ResultCommitments, Settlement, dict[str, object]]:
     out = root / name
     out.mkdir()
@@ -152,7 +150,7 @@ def test_a_verifier_confirms_an_honest_result_and_gets_a_cheat_slashed(
     owners = [mk.roles["provider"], mk.roles["provider2"], mk.new_provider("provider3")]
     ids = [mk.add_asset(o, PER_ASSET) for o in owners]
     selection = [(a, PER_ASSET) for a in ids]
-    assets = {a: SelectedAsset(i, Address(owners[i].address)) for i, a in enumerate(ids)}
+    assets = {a: SettledAsset(i, Address(owners[i].address)) for i, a in enumerate(ids)}
     inputs, where = _inputs(tmp_path, assets)
     seed = bytes(range(32))
     node_run, node_settled, node_env = _run(tmp_path, "node", seed, inputs, where, assets)

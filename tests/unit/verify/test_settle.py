@@ -14,7 +14,7 @@ from visdm.types import Address
 from visdm.verify import (
     ENVELOPE_KEYS,
     ResultCommitments,
-    SelectedAsset,
+    SettledAsset,
     cpu_capability,
     determinism_envelope,
     settle,
@@ -22,7 +22,7 @@ from visdm.verify import (
 )
 
 ALICE, BOB = Address("0x" + "a1" * 20), Address("0x" + "b2" * 20)
-ASSETS = {5: SelectedAsset(position=0, owner=ALICE), 9: SelectedAsset(position=1, owner=BOB)}
+ASSETS = {5: SettledAsset(position=0, owner=ALICE), 9: SettledAsset(position=1, owner=BOB)}
 WHERE = {"0x01": (5, 0), "0x02": (5, 1), "0x03": (9, 0)}
 
 
@@ -61,7 +61,7 @@ def test_another_value_moves_the_payout_root() -> None:
     ],
 )
 def test_a_valuation_that_does_not_fit_the_selection_is_refused(
-    where: dict[str, tuple[int, int]], assets: dict[int, SelectedAsset]
+    where: dict[str, tuple[int, int]], assets: dict[int, SettledAsset]
 ) -> None:
     with pytest.raises(InvalidInputError, match="does not fit the proposal's selection"):
         settle(_valuation(), proposal_id=3, amount=800, sample_assets=where, assets=assets)
