@@ -32,10 +32,22 @@ def demo(
         None, "--report-dir", help="Write report.json, values.png and payouts.png here."
     ),
     quick: bool = typer.Option(False, "--quick", help="A smaller market (10 providers)."),
+    serve: bool = typer.Option(
+        False,
+        "--serve",
+        help="Then keep the market running with the web app on a printed URL until Ctrl-C "
+        "(the data directory is kept).",
+    ),
+    port: int = typer.Option(
+        8765, "--port", help="With --serve: the web app's port on 127.0.0.1 (0: any free port)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Run the whole marketplace on a local chain, store and node started by the demo."""
     from visdm.demo import Progress, run_demo, write_report  # heavy: loaded when it runs
+
+    if serve and as_json:
+        raise typer.BadParameter("--serve prints a URL to open and keeps running: drop --json")
 
     class Shown(Progress):
         def step(self, item: DemoStep) -> None:
@@ -62,6 +74,9 @@ def demo(
                 task = bars.add_task(description, total=total)
                 yield lambda done: bars.update(task, completed=done)
 
+    if serve:
+        _play_and_serve(home, report_dir, quick=quick, port=port, progress=Shown())
+        return
     with tempfile.TemporaryDirectory(prefix="visdm-demo-") as tmp:
         target = home if home is not None else Path(tmp) / "home"
         report = run_demo(target, quick=quick, progress=Shown())
@@ -72,6 +87,29 @@ def demo(
         console.print_json(json.dumps(report_json(report)))
         return
     _print(report, written)
+
+
+def _play_and_serve(
+    home: Path | None, report_dir: Path | None, *, quick: bool, port: int, progress: Any
+) -> None:
+    """Play the demo, print its report, then serve the web app over the market it left."""
+    from visdm.demo import write_report
+    from visdm.web import LaunchInfo, play_and_serve
+
+    # the market outlives the command's report: a directory that is kept, not a temporary one
+    target = home if home is not None else Path(tempfile.mkdtemp(prefix="visdm-demo-")) / "home"
+
+    def played(report: DemoReport) -> None:
+        _print(report, write_report(report, report_dir) if report_dir is not None else [])
+
+    def ready(info: LaunchInfo) -> None:
+        console.print(f"the demo market keeps running in {target}", markup=False)
+        console.print(f"open {info.url}", markup=False, soft_wrap=True)
+        console.print("(the token in the URL starts a session; Ctrl-C stops the app and chain)")
+
+    play_and_serve(
+        target, quick=quick, port=port, progress=progress, on_played=played, on_ready=ready
+    )
 
 
 def _print(report: DemoReport, written: list[Path]) -> None:
