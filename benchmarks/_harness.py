@@ -37,12 +37,20 @@ class Row:
     meets: bool | None = None
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The flags every benchmark takes: ``--quick``, ``--json``, ``--repeats``."""
+def parse_args(
+    description: str,
+    argv: Sequence[str] | None = None,
+    *,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
+    """The flags every benchmark takes: ``--quick``, ``--json``, ``--repeats``; ``extra`` adds
+    a benchmark's own."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="the reduced size CI runs")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (median)")
+    if extra is not None:
+        extra(parser)
     return parser.parse_args(argv)
 
 

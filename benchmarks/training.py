@@ -34,6 +34,11 @@ training the ``mlp`` one epoch on ``n_speed`` images, embeddings, copy-robust KN
 every sample) run in the bubblewrap sandbox as the compute node runs it, beside the same job
 called in this process without isolation (peer); median of ``--repeats``.
 
+``--families`` trains the accuracy rows of some families only and ``--skip`` leaves out
+parts (``demo``, ``throughput``, ``isolation``, ``audit``): DP-SGD through the per-sample
+gradients of ``scatter_cnn`` on 60,000 images and of the end-to-end families takes hours for
+all budgets on 2 cores, so a full run is usually taken in parts.
+
 Membership inference: Yeom et al. (2018) loss-threshold attack AUC on the ``small_cnn`` models
 without DP and at ε = 3; members are the first ``n_mia`` training images, non-members as many
 test images. Target: AUC ≤ 0.55 at ε = 3.
@@ -166,14 +171,14 @@ def _throughput_rows(
 
 
 def _accuracy_rows(
-    quick: bool, xv: np.ndarray, yv: np.ndarray, threads: int
+    quick: bool, xv: np.ndarray, yv: np.ndarray, threads: int, families: tuple[str, ...]
 ) -> tuple[list[Row], dict[tuple[str, float | None], TrainingResult], dict[str, Any]]:
     rows: list[Row] = []
     results: dict[tuple[str, float | None], TrainingResult] = {}
     sizes: dict[str, int] = {}
     # the quick run is CI's smoke test of the rows: one budget is enough to keep them working
     epsilons = (3.0,) if quick else EPSILONS
-    for arch in FAMILIES:
+    for arch in families:
         n = QUICK_IMAGES if quick else 60_000 if arch.startswith("scatter_") else END_TO_END_CAP
         sizes[arch] = n
         x, y = load_fashion_mnist("train", limit=n)
@@ -202,7 +207,7 @@ def _accuracy_rows(
                         meets=spent is not None and spent <= eps,
                     )
                 )
-    best = max(FAMILIES, key=lambda a: results[a, 3.0].accuracy_bps)
+    best = max(families, key=lambda a: results[a, 3.0].accuracy_bps)
     acc = results[best, 3.0].accuracy_bps / 100
     rows.append(
         Row(
@@ -220,7 +225,7 @@ def _accuracy_rows(
         "training_images": sizes,
         "noise_multipliers": {
             f"{arch} eps={eps:g}": results[arch, eps].noise_multiplier
-            for arch in FAMILIES
+            for arch in families
             for eps in epsilons
         },
     }
@@ -229,33 +234,17 @@ def _accuracy_rows(
 
 def _demo_rows(quick: bool, threads: int) -> list[Row]:
     """The demo's first round, before and after its spec moved to the scatter default."""
-    from visdm.demo._cast import DemoConfig, _holdings, validation_arrays
-    from visdm.demo._play import round_spec
+    from visdm.demo._cast import DemoConfig
+    from visdm.demo._compare import compare_specs
 
-    config = DemoConfig.for_size(quick)
-    x, y = load_fashion_mnist("train", limit=config.images_per_provider * len(config.cast))
-    held = _holdings(config, y)
-    x_train = np.concatenate([x[idx] for _, idx, _ in held])
-    y_train = np.concatenate([labels for _, _, labels in held])
-    xv, yv = validation_arrays(config)
-    # the node's screen drops the consumer's copies of training images from the validation set
-    xv, yv = xv[config.validation_copies :], yv[config.validation_copies :]
-    n = len(y_train)
-    specs = {
-        "before (mlp, Adam)": round_spec(config, n, improved=False),
-        "now": round_spec(config, n),
-    }
     rows = []
-    for label, spec in specs.items():
-        accs = [
-            train(spec, x_train, y_train, xv, yv, seed=s, num_threads=threads).accuracy_bps / 100
-            for s in DEMO_SEEDS
-        ]
-        name = spec["architecture"]
+    for row in compare_specs(DemoConfig.for_size(quick), DEMO_SEEDS, num_threads=threads):
+        label = "before (mlp, Adam)" if row["spec"] == "before" else "now"
         rows.append(
             Row(
-                f"demo round accuracy {label}: {name}, {n:,} images, eps=3",
-                float(np.mean(accs)),
+                f"demo round accuracy {label}: {row['architecture']}, "
+                f"{row['trainImages']:,} images, eps={row['epsilon']:g}",
+                row["accuracy"],
                 "%",
             )
         )
@@ -264,8 +253,27 @@ def _demo_rows(quick: bool, threads: int) -> list[Row]:
     return rows
 
 
+def _options(parser: Any) -> None:
+    parser.add_argument(
+        "--families",
+        default=",".join(FAMILIES),
+        help="comma-separated zoo families whose accuracy rows to train (default: all); the "
+        "loss-threshold MIA rows need small_cnn",
+    )
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated parts to leave out: demo, throughput, isolation, audit",
+    )
+
+
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
+    args = parse_args(__doc__.splitlines()[0], extra=_options)
+    families = tuple(f for f in args.families.split(",") if f)
+    unknown = sorted(set(families) - set(FAMILIES))
+    skip = {p for p in args.skip.split(",") if p}
+    if unknown or not families:
+        raise SystemExit(f"--families: unknown or none: {unknown}; choose from {FAMILIES}")
     quick = args.quick
     threads = QUICK_THREADS if quick else THREADS
     n_val, n_speed, n_mia = (512, 512, 256) if quick else (10_000, 4_096, 2_000)
@@ -273,16 +281,20 @@ def main() -> None:
     xv, yv = load_fashion_mnist("test", limit=n_val)
     started = time.perf_counter()
 
-    rows, results, notes = _accuracy_rows(quick, xv, yv, threads)
-    if not quick:  # three seeds of two demo markets' trainings: the full run's
+    rows, results, notes = _accuracy_rows(quick, xv, yv, threads, families)
+    if not quick and "demo" not in skip:  # three seeds of two demo markets' trainings
         rows += _demo_rows(quick, threads)
     x, y = load_fashion_mnist("train", limit=max(n_speed, n_mia))
-    rows += _throughput_rows(x[:n_speed], y[:n_speed], xv[:256], yv[:256], repeats, threads)
-    rows += _isolation_rows(x[:n_speed], y[:n_speed], xv[:256], yv[:256], repeats)
+    if "throughput" not in skip:
+        rows += _throughput_rows(x[:n_speed], y[:n_speed], xv[:256], yv[:256], repeats, threads)
+    if "isolation" not in skip:
+        rows += _isolation_rows(x[:n_speed], y[:n_speed], xv[:256], yv[:256], repeats)
 
     members = (x[:n_mia], y[:n_mia])
     non_members = (xv[:n_mia], yv[:n_mia])  # never trained on
     for label, key in (("no DP", None), ("DP eps=3", 3.0)):
+        if ("small_cnn", key) not in results:
+            break
         auc = loss_threshold_mia(results["small_cnn", key].model, members, non_members)
         rows.append(
             Row(
@@ -293,7 +305,8 @@ def main() -> None:
                 meets=auc <= 0.55 if key == 3.0 else None,
             )
         )
-    rows += audit_rows(quick)
+    if "audit" not in skip:
+        rows += audit_rows(quick)
     emit(
         "training",
         rows,
@@ -301,6 +314,8 @@ def main() -> None:
         packages=("torch", "opacus"),
         notes={
             **notes,
+            "families": list(families),
+            "skipped": sorted(skip),
             "validation_images": n_val,
             "threads": threads,
             "repeats": repeats,

@@ -75,7 +75,8 @@ def test_quick_demo_plays_the_whole_market(
     steps = [s["name"] for s in report["steps"]]
     for name in ("deploy", "scoring pool", "asset add", "node attests", "collective", "delegate",
                  "index and search", "propose", "vote", "collective votes", "tally",
-                 "accept counter", "train", "node trains", "model get", "claim", "propose again",
+                 "accept counter", "train", "node trains", "model get", "compare specs", "claim",
+                 "propose again",
                  "vote and tally", "propose third", "reject", "refund", "sweep",
                  "collective stats", "newcomer", "search by value", "scoring round",
                  "search again"):  # fmt: skip
@@ -118,6 +119,15 @@ def _first_round(report: dict[str, Any], first: dict[str, Any], providers: dict[
     assert first["status"] == "completed"
     assert first["accuracyBps"] >= config["wtpBps"]
     assert report["model"]["accuracyBps"] == first["accuracyBps"]
+    # the consumer gets the model card, checked against the chain's accuracy
+    card = report["model"]["card"]
+    assert card["accuracy"]["bps"] == first["accuracyBps"]
+    assert 0 < card["privacy"]["epsilonSpent"] <= config["dpEpsilon"]
+    # the old and the new default on the same images: the better features pay
+    before, now = report["specComparison"]
+    assert (before["architecture"], now["architecture"]) == ("mlp", "scatter_linear")
+    assert now["trainImages"] == before["trainImages"] > 0
+    assert now["accuracy"] > before["accuracy"]
     # DP by default: the spend stays within the spec's ε, itself within the default licence's 8
     assert config["dpEpsilon"] <= 8
     assert config["batchSize"] >= RULES.min_batch_size

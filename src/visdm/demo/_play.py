@@ -35,6 +35,7 @@ from visdm.compute import JobJournal, TrainingConfig, TrainingWorker
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, VisdmError
 from visdm.market import workflow
+from visdm.market.model_card import checked_model_card
 from visdm.market.tally import TallyReceipt
 from visdm.proposals import CreatedProposal, SelectedAsset
 from visdm.types import Role
@@ -56,8 +57,9 @@ from ._cast import (
     vote_text,
 )
 from ._collective import DemoCollective
+from ._compare import compare_specs
 from ._newcomer import ScoringRound
-from ._report import DemoReport, Progress
+from ._report import DemoReport, Progress, card_line
 from ._settle import provider_rows, short_hash, tokens
 from ._stage import TOKEN as _TOKEN
 from ._stage import Collect, Stage
@@ -535,9 +537,20 @@ class _Game(Stage):
             got = workflow.get_model(
                 self.as_("bob"), bob, pid, Path(self.settings.home) / "model.safetensors"
             )
-            self.report.model = got
+            card = checked_model_card(self.settings, pid)
+            self.report.model = {**got, "card": None if card is None else card.to_document()}
             info["detail"] = (
-                f"bob decrypts the {got['architecture']} model, node signature and hash verified"
+                f"bob decrypts the {got['architecture']} model, node signature and hash "
+                f"verified; its model card matches the chain: {card_line(card)}"
+            )
+        with self.step("compare specs") as info:
+            # what the better default bought, on the same images (outside the market)
+            before, now = compare_specs(self.config, [self.config.seed.to_bytes(32, "big")])
+            self.report.spec_comparison = [before, now]
+            info["detail"] = (
+                f"same images, eps={now['epsilon']:g}: {before['architecture']} with "
+                f"{before['optimizer']} (the old default) {before['accuracy']:.1f} % -> "
+                f"{now['architecture']} {now['accuracy']:.1f} %"
             )
         claimers = [n for n in self.config.cast if n != LATE_CLAIMER]
         claims: dict[str, list[workflow.ClaimReceipt]] = {}

@@ -64,6 +64,8 @@ class DemoReport:
     #: the scoring round: the reference and fee, the newcomer, the batch the node scored and
     #: the newcomer's samples chosen by a search by expected value before and after it
     scoring: dict[str, Any] = field(default_factory=dict)
+    #: the old and the new round spec trained on the same images (``demo._compare``)
+    spec_comparison: list[dict[str, Any]] = field(default_factory=list)
     total_seconds: float = 0.0
 
     def gas_by_step(self) -> dict[str, int]:
@@ -165,6 +167,22 @@ def collective_line(report: DemoReport) -> str:
         + (f" ({rate:.0%})" if rate is not None else "")
         + f"; its members earned {tokens(stats['earningsWei'])} tokens through it"
         + (f", {tokens(per_sample)} per selected sample" if per_sample else "")
+    )
+
+
+def card_line(card: Any) -> str:
+    """A model card (:class:`visdm.training._card.ModelCard`, or ``None``) in one line."""
+    if card is None:
+        return "no card"
+    low, high = card.interval_bps
+    privacy = (
+        "no DP"
+        if card.epsilon_budget is None
+        else f"eps {card.epsilon_spent:.3g} of {card.epsilon_budget:g} spent"
+    )
+    return (
+        f"{card.accuracy_bps / 100:.2f} % ({card.ci_level:.0%} interval {low / 100:.1f}-"
+        f"{high / 100:.1f} %), {card.train_samples} of {card.selected_samples} samples, {privacy}"
     )
 
 
