@@ -48,7 +48,7 @@ from visdm.datasets import load_fashion_mnist
 from visdm.market import sign_quote
 from visdm.market.tally import submit_tally
 from visdm.types import Address, Role
-from visdm.verify import ResultCommitments, SelectedAsset, settle_output
+from visdm.verify import ResultCommitments, SettledAsset, settle_output
 
 ENTRY = "visdm.training:run_job"
 SEED = bytes(range(32)).hex()
@@ -97,7 +97,7 @@ def _inputs(root: Path, train: int, val: int) -> tuple[Path, dict[str, tuple[int
     return inputs, {s: (a, i) for i, (s, a) in enumerate(zip(ids, asset_of, strict=True))}
 
 
-_ASSETS = {11 + i: SelectedAsset(position=i, owner=Address(f"0x{0xA1 + i:040x}")) for i in range(3)}
+_ASSETS = {11 + i: SettledAsset(position=i, owner=Address(f"0x{0xA1 + i:040x}")) for i in range(3)}
 
 
 def _execute(
