@@ -102,14 +102,23 @@ def _play_and_serve(
     def played(report: DemoReport) -> None:
         _print(report, write_report(report, report_dir) if report_dir is not None else [])
 
+    serving = []
+
     def ready(info: LaunchInfo) -> None:
+        serving.append(info)
         console.print(f"the demo market keeps running in {target}", markup=False)
         console.print(f"open {info.url}", markup=False, soft_wrap=True)
         console.print("(the token in the URL starts a session; Ctrl-C stops the app and chain)")
 
-    play_and_serve(
-        target, quick=quick, port=port, progress=progress, on_played=played, on_ready=ready
-    )
+    try:
+        play_and_serve(
+            target, quick=quick, port=port, progress=progress, on_played=played, on_ready=ready
+        )
+    except KeyboardInterrupt:
+        if not serving:  # stopped while the demo played: an interruption like any other
+            raise
+        # Ctrl-C is how serving ends; the chain is already stopped and its state saved
+        console.print(f"stopped; the demo market's state is kept in {target}", markup=False)
 
 
 def _print(report: DemoReport, written: list[Path]) -> None:

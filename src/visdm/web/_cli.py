@@ -36,10 +36,13 @@ def web(
         console.print(f"open {info.url}", markup=False, soft_wrap=True)
         console.print("(the token in the URL starts a session; Ctrl-C stops the app)")
 
-    if demo is not None:
-        from ._demo import play_and_serve
+    try:
+        if demo is not None:
+            from ._demo import play_and_serve
 
-        console.print(f"playing the demo market in {demo} …", markup=False)
-        play_and_serve(demo, quick=quick, port=port, on_ready=ready)
-        return
-    serve(settings(ctx), port=port, index_url=index_url, on_ready=ready)
+            console.print(f"playing the demo market in {demo} …", markup=False)
+            play_and_serve(demo, quick=quick, port=port, on_ready=ready)
+            return
+        serve(settings(ctx), port=port, index_url=index_url, on_ready=ready)
+    except KeyboardInterrupt:  # Ctrl-C is how the app ends, not a failure
+        console.print("stopped", markup=False)
