@@ -55,8 +55,17 @@ UNNAMED = """() => [
 ].map((e) => e.outerHTML.slice(0, 100))"""
 
 
+#: axe-core (npm, pinned in package.json): the accessibility rules browsers' audits use
+AXE = Path(__file__).resolve().parents[3] / "node_modules" / "axe-core" / "axe.min.js"
+#: axe's serious and critical violations on the page: rule id and the first offending node
+SERIOUS = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+  .filter((v) => v.impact === "serious" || v.impact === "critical")
+  .map((v) => `${v.id}: ${v.nodes[0].html.slice(0, 100)}`)"""
+
+
 class Shots:
-    """Numbered full-page screenshots; each page is also checked for unnamed controls."""
+    """Numbered full-page screenshots; each page is also checked for unnamed controls and for
+    axe-core's serious and critical violations."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -66,6 +75,9 @@ class Shots:
 
     def __call__(self, page: Page, name: str) -> None:
         assert page.evaluate(UNNAMED) == [], name
+        # through the DevTools protocol: the app's CSP rightly refuses an injected script tag
+        page.evaluate("() => { " + AXE.read_text(encoding="utf-8") + "\n}")
+        assert page.evaluate(SERIOUS) == [], name
         assert page.locator("main h1").count() == 1, name
         self.count += 1
         path = self.folder / f"{self.count:02d}-{name}.png"
