@@ -68,7 +68,10 @@ NODE = ComputeNodeRecord(
     ADDRESS, ADDRESS, 0, True, False, bytes(range(32)), "http://127.0.0.1:8700"
 )
 #: commands whose output is a document with its own format, not a report
-NO_JSON = {"data model-spec": "prints the model spec document itself (the schema's names)"}
+NO_JSON = {
+    "data model-spec": "prints the model spec document itself (the schema's names)",
+    "web": "serves the web app and prints the URL to open until Ctrl-C: there is no result",
+}
 #: commands that need a running node and chain: checked in the integration tests
 ON_A_REAL_CHAIN = {"node serve": "tests/integration/compute/test_asset_add.py"}
 
