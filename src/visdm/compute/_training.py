@@ -27,6 +27,7 @@ training and valuation happen in the sandboxed worker.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -203,7 +204,10 @@ class TrainingWorker:
         config.workdir.chmod(0o700)
         self.journal = JobJournal(config.workdir / "jobs.sqlite3")
         self.start_block = deployment.contracts["TrainingMarket"].block_number
-        self._shm_prefix = f"visdm-job-{account.address[2:10].lower()}-"
+        # the prefix names this node's key and working directory: a killed predecessor (same
+        # both) is swept, another node on the machine with the same key is left alone
+        place = hashlib.sha256(str(config.workdir.resolve()).encode()).hexdigest()[:8]
+        self._shm_prefix = f"visdm-job-{account.address[2:10].lower()}-{place}-"
         _sweep_private_dirs(self._shm_prefix)
 
     def limits(self) -> dict[str, Any]:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,9 +29,12 @@ from tests.integration.compute.roundkit import (
     Round,
     write_folder,
 )
+from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalStatus
+from visdm.chain.deployment import Deployment
 from visdm.cli import main
 from visdm.cli._json import scheme_problems
+from visdm.compute import TrainingConfig, TrainingWorker
 from visdm.compute.sandbox import SandboxLimits
 from visdm.errors import InvalidInputError
 from visdm.market import workflow
@@ -599,3 +606,33 @@ def test_data_whose_licence_requires_dp_is_never_trained_without_it(
     fault = rnd.result(alone)
     assert "differentially private" in fault["consumerFault"]
     assert rnd.market.proposal(alone).status == ProposalStatus.WTP_MISSED
+
+
+def test_a_restarted_node_sweeps_its_own_decrypted_leftovers_and_no_other_nodes(
+    chain: ChainClient, deployment: Deployment, tmp_path: Path, funded_roles: dict[str, Any]
+) -> None:
+    """Decrypted job input a killed node left in RAM is removed when it starts again; another
+    node on the machine running under the same key (its own working directory) keeps its
+    in-flight job directory."""
+    rnd = Round(chain, deployment, tmp_path / "home", dict(funded_roles))
+    first = rnd.trainer()
+    first.close()
+    own_stale = Path(tempfile.mkdtemp(prefix=first._shm_prefix, dir=_shm_or_tmp()))
+    other_config = TrainingConfig(workdir=tmp_path / "second-node")
+    other = TrainingWorker(chain, deployment, rnd.store, rnd.accounts["node"], other_config)
+    other.close()
+    assert other._shm_prefix != first._shm_prefix
+    in_flight = Path(tempfile.mkdtemp(prefix=other._shm_prefix, dir=_shm_or_tmp()))
+    try:
+        restarted = rnd.trainer()
+        restarted.close()
+        assert not own_stale.exists()
+        assert in_flight.is_dir()
+    finally:
+        shutil.rmtree(own_stale, ignore_errors=True)
+        shutil.rmtree(in_flight, ignore_errors=True)
+
+
+def _shm_or_tmp() -> str | None:
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
