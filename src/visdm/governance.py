@@ -1,22 +1,29 @@
-"""Marketplace governance: regions and compute-node admission (``GOVERNANCE_ROLE`` only), and
-finding compute nodes by address or by local account name.
+"""Marketplace governance: regions, compute-node admission and the market parameters
+(``GOVERNANCE_ROLE`` only), and finding compute nodes by address or by local account name.
 
 Every argument that names an account is resolved here before a transaction is built: a full
 address (its EIP-55 checksum checked when it has mixed case) or the name of an account in the
 local keystore. Anything else — a short address, a typo — is refused with the nodes that do
 exist, so a command never reaches the chain with a wrong party.
+
+A change of market parameters names only the fields it changes (``quorum_bps=5000``, periods
+with units: ``reply_period=3d``); the rest are read from the chain. Every rule the contract
+checks is checked here first, so a bad value is refused in one line that names the field
+instead of as a revert of the whole struct.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from urllib.parse import urlsplit
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_checksum_address, to_checksum_address
 
 from visdm.chain.client import TxResult
-from visdm.chain.contracts import ComputeNodeRecord, StakeholderRegistry
+from visdm.chain.contracts import ComputeNodeRecord, MarketParameters, StakeholderRegistry
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, KeystoreNotFoundError
 from visdm.session import connect_deployed
@@ -24,14 +31,28 @@ from visdm.types import Address
 
 __all__ = [
     "MAX_ENDPOINT_CHARS",
+    "PARAMETER_NAMES",
+    "PERIOD_PARAMETERS",
+    "ParameterChange",
     "active_node_addresses",
     "add_region",
     "admit_node",
+    "apply_parameter_changes",
     "check_endpoint",
+    "check_parameters",
     "compute_nodes",
     "describe_nodes",
+    "format_period",
+    "governance_holders",
+    "holds_governance",
+    "market_parameters",
+    "parameter_name",
+    "parse_parameter_assignments",
+    "parse_parameter_value",
+    "parse_period",
     "resolve_account",
     "resolve_node",
+    "set_market_parameters",
     "set_node_suspended",
 ]
 
@@ -223,3 +244,288 @@ def set_node_suspended(
 def active_node_addresses(settings: Settings) -> list[str]:
     """Every compute node admitted and not suspended, in admission order."""
     return [n.address for n in compute_nodes(settings) if n.active]
+
+
+# --- market parameters -------------------------------------------------------------------------
+
+#: the market parameters, in the order of ``TrainingMarket.Parameters``
+PARAMETER_NAMES: tuple[str, ...] = tuple(f.name for f in fields(MarketParameters))
+#: the parameters that are periods in seconds (they also take units: ``90s``, ``12h``, ``3d``)
+PERIOD_PARAMETERS = frozenset(
+    {
+        "min_voting_period",
+        "max_voting_period",
+        "reply_period",
+        "start_period",
+        "max_training_period",
+        "claim_period",
+        "challenge_window",
+    }
+)
+_ADDRESS_PARAMETERS = frozenset({"treasury", "court"})
+#: the Solidity width of each whole-number parameter: the ABI encoder refuses anything wider
+_PARAMETER_BITS = {
+    name: 16 if name in ("quorum_bps", "min_selection_providers") else 32
+    for name in PARAMETER_NAMES
+    if name not in _ADDRESS_PARAMETERS
+}
+_POSITIVE = ("reply_period", "start_period", "max_training_period")
+_POSITIVE_MINIMUMS = ("min_batch_size", "min_selection_samples", "min_selection_providers")
+_MAX_BPS = 10_000
+_UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_PERIOD = re.compile(r"(?:[0-9]+[wdhms])+")
+_PERIOD_PART = re.compile(r"([0-9]+)([wdhms])")
+_ZERO_ADDRESS = "0x" + "00" * 20
+_PERIOD_HINT = "seconds, or whole numbers with units (90s, 30m, 12h, 3d, 2w, 1d12h)"
+#: governance accounts named in one refusal
+_LISTED_HOLDERS = 10
+
+
+def parse_period(value: str | int, *, what: str = "period") -> int:
+    """Seconds from ``value``: a whole number of seconds, or whole numbers with units
+    (``90s``, ``30m``, ``12h``, ``3d``, ``2w``, ``1d12h``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and (text := value.strip().lower()).isdigit():
+        seconds = int(text)
+    elif isinstance(value, str) and _PERIOD.fullmatch(text):
+        seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _PERIOD_PART.findall(text))
+    else:
+        raise InvalidInputError(f"{what} must be {_PERIOD_HINT}, got {_shown(value)}")
+    if seconds < 0:
+        raise InvalidInputError(f"{what} must not be negative, got {seconds}")
+    return seconds
+
+
+def format_period(seconds: int) -> str:
+    """``seconds`` in the largest units that divide it: ``3d``, ``1d12h``, ``90s`` → ``1m30s``."""
+    if seconds <= 0:
+        return f"{seconds}s"
+    parts = []
+    for unit, size in _UNIT_SECONDS.items():
+        if unit == "w" and seconds % size:  # weeks only when whole: "10d", not "1w3d"
+            continue
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def parameter_name(text: str) -> str:
+    """The parameter ``text`` names: as in :class:`MarketParameters` (``quorum_bps``), in the
+    camelCase of ``--json`` (``quorumBps``) or with dashes (``quorum-bps``)."""
+    key = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", text.strip()).replace("-", "_").lower()
+    if key not in PARAMETER_NAMES:
+        raise InvalidInputError(
+            f"unknown market parameter {text.strip()[:60]!r}: the parameters are "
+            + ", ".join(PARAMETER_NAMES)
+        )
+    return key
+
+
+def parse_parameter_assignments(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``NAME=VALUE`` words as a mapping of parameter names to value texts; each name once."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise InvalidInputError(
+                f"{_shown(pair)} is not NAME=VALUE: give e.g. quorum_bps=5000 or reply_period=3d"
+            )
+        key = parameter_name(name)
+        if key in out:
+            raise InvalidInputError(
+                f"{key} is given twice ({out[key]} and {value.strip()}): give it once"
+            )
+        out[key] = value.strip()
+    return out
+
+
+def parse_parameter_value(
+    name: str, value: str | int, *, settings: Settings | None = None
+) -> int | str:
+    """``value`` for parameter ``name``: seconds for a period, a whole number, or an address
+    (with ``settings``, also a local account name; ``court`` also ``none``)."""
+    if name in _ADDRESS_PARAMETERS:
+        text = str(value).strip()
+        if name == "court" and text.lower() in ("none", "0", "0x0", _ZERO_ADDRESS):
+            return ""
+        if text.lower() in ("0", "0x0", _ZERO_ADDRESS):
+            return _ZERO_ADDRESS  # check_parameters names the rule this breaks
+        if settings is None:
+            if not _FULL_ADDRESS.fullmatch(text):
+                raise InvalidInputError(f"{name} must be an address (0x and 40 hex digits)")
+            return to_checksum_address(text)
+        return str(resolve_account(settings, text, what=name))
+    if name in PERIOD_PARAMETERS:
+        return parse_period(value, what=name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        number = int(value.strip())
+    else:
+        raise InvalidInputError(f"{name} must be a whole number, got {_shown(value)}")
+    if number < 0:
+        raise InvalidInputError(f"{name} must not be negative, got {number}")
+    return number
+
+
+def check_parameters(params: MarketParameters) -> None:
+    """Every rule ``TrainingMarket.setParameters`` checks, as a one-line
+    :class:`~visdm.errors.InvalidInputError` that names the field."""
+    for name, bits in _PARAMETER_BITS.items():
+        value = getattr(params, name)
+        if not 0 <= value < 1 << bits:
+            unit = " s" if name in PERIOD_PARAMETERS else ""
+            raise InvalidInputError(
+                f"{name} must be at most {(1 << bits) - 1:,}{unit} (the contract's uint{bits}), "
+                f"got {value:,}"
+            )
+    if params.quorum_bps > _MAX_BPS:
+        raise InvalidInputError(
+            f"quorum_bps must be at most {_MAX_BPS}, got {params.quorum_bps}: it is basis points "
+            "of the weight left in the round (10000 = all of it)"
+        )
+    if params.min_voting_period > params.max_voting_period:
+        raise InvalidInputError(
+            f"min_voting_period ({format_period(params.min_voting_period)}) must not be above "
+            f"max_voting_period ({format_period(params.max_voting_period)}): lower the one or "
+            "raise the other"
+        )
+    for name in _POSITIVE:
+        if getattr(params, name) == 0:
+            raise InvalidInputError(
+                f"{name} must be positive, got 0: a proposal would have no time for that step"
+            )
+    for name in _POSITIVE_MINIMUMS:
+        if getattr(params, name) == 0:
+            raise InvalidInputError(
+                f"{name} must be at least 1, got 0: the minimum keeps one sample or provider "
+                "from dominating what a consumer's model learns"
+            )
+    if not params.treasury or int(params.treasury, 16) == 0:
+        raise InvalidInputError(
+            "treasury must not be the zero address: unclaimed payouts would be burnt; give the "
+            "address that receives them"
+        )
+    if params.challenge_window and not params.court:
+        raise InvalidInputError(
+            f"challenge_window ({format_period(params.challenge_window)}) needs a court: set "
+            "court=ADDRESS of a ResultCourt as well, or challenge_window=0"
+        )
+
+
+def apply_parameter_changes(
+    current: MarketParameters,
+    changes: Mapping[str, str | int],
+    *,
+    settings: Settings | None = None,
+) -> MarketParameters:
+    """``current`` with ``changes`` applied (names as :func:`parameter_name` takes them, values
+    as :func:`parse_parameter_value`), checked by :func:`check_parameters`; refuses no change
+    at all and a change that changes nothing."""
+    if not changes:
+        raise InvalidInputError(
+            "no change given: name at least one parameter as NAME=VALUE (parameters: "
+            + ", ".join(PARAMETER_NAMES)
+            + ")"
+        )
+    parsed: dict[str, int | str] = {}
+    for raw_name, raw_value in changes.items():
+        name = parameter_name(raw_name)
+        if name in parsed:
+            raise InvalidInputError(f"{name} is given twice: give it once")
+        parsed[name] = parse_parameter_value(name, raw_value, settings=settings)
+    after = replace(current, **parsed)  # type: ignore[arg-type]
+    if after == current:
+        same = ", ".join(f"{n} is already {_value_text(n, parsed[n])}" for n in parsed)
+        raise InvalidInputError(f"nothing to change: {same}; nothing was sent")
+    check_parameters(after)
+    return after
+
+
+def _value_text(name: str, value: int | str) -> str:
+    if name in PERIOD_PARAMETERS and isinstance(value, int):
+        return format_period(value)
+    return str(value) if value != "" else "none"
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterChange:
+    """A change of the market parameters: the values before, the values the chain holds after,
+    and the ``setParameters`` transaction."""
+
+    before: MarketParameters
+    after: MarketParameters
+    tx: TxResult
+
+    @property
+    def changed(self) -> dict[str, tuple[int | str, int | str]]:
+        """``{name: (before, after)}`` of each field the change changed."""
+        return {
+            name: (getattr(self.before, name), getattr(self.after, name))
+            for name in PARAMETER_NAMES
+            if getattr(self.before, name) != getattr(self.after, name)
+        }
+
+
+def market_parameters(settings: Settings) -> MarketParameters:
+    """The market parameters the chain holds now."""
+    conn = connect_deployed(settings)
+    return conn.deployment.training_market(conn.client).parameters()
+
+
+def governance_holders(settings: Settings) -> list[Address]:
+    """Every account holding ``GOVERNANCE_ROLE`` now, in the order it was granted."""
+    conn = connect_deployed(settings)
+    registry = conn.deployment.stakeholder_registry(conn.client)
+    return _holders(registry, conn.deployment.contracts["StakeholderRegistry"].block_number)
+
+
+def _holders(registry: StakeholderRegistry, from_block: int) -> list[Address]:
+    # AccessControl keeps no list of members: the grants are events, revocations are checked
+    role = registry.governance_role()
+    granted = registry.logs("RoleGranted", from_block=from_block, where={"role": role})
+    seen = dict.fromkeys(to_checksum_address(str(log["args"]["account"])) for log in granted)
+    return [Address(a) for a in seen if registry.is_governance(a)]
+
+
+def holds_governance(settings: Settings, account: str) -> bool:
+    """Whether ``account`` holds ``GOVERNANCE_ROLE`` now."""
+    conn = connect_deployed(settings)
+    return conn.deployment.stakeholder_registry(conn.client).is_governance(account)
+
+
+def set_market_parameters(
+    settings: Settings, account: LocalAccount, changes: Mapping[str, str | int]
+) -> ParameterChange:
+    """Change the market parameters named in ``changes`` (the others stay as they are) as
+    ``account``, which must hold ``GOVERNANCE_ROLE``. Every check runs before anything is
+    sent; returns the values before and after, and the transaction."""
+    for name in changes:  # names and values first: they need no chain
+        key = parameter_name(name)
+        parse_parameter_value(key, changes[name], settings=settings)
+    conn = connect_deployed(settings)
+    registry = conn.deployment.stakeholder_registry(conn.client)
+    if not registry.is_governance(account.address):
+        block = conn.deployment.contracts["StakeholderRegistry"].block_number
+        holders = _holders(registry, block)
+        shown = ", ".join(holders[:_LISTED_HOLDERS]) or "no account"
+        more = (
+            f" and {len(holders) - _LISTED_HOLDERS} more" if len(holders) > _LISTED_HOLDERS else ""
+        )
+        raise InvalidInputError(
+            f"{account.address} does not hold GOVERNANCE_ROLE, so the market parameters are not "
+            f"its to change: act as an account that holds it ({shown}{more}); nothing was sent"
+        )
+    market = conn.deployment.training_market(conn.client)
+    before = market.parameters()
+    after = apply_parameter_changes(before, changes, settings=settings)
+    conn.client.fund_from_dev_faucet(account.address)
+    tx = market.set_parameters(account, after)
+    return ParameterChange(before=before, after=market.parameters(), tx=tx)
