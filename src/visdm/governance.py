@@ -47,6 +47,7 @@ __all__ = [
     "holds_governance",
     "market_parameters",
     "parameter_name",
+    "parameter_text",
     "parse_parameter_assignments",
     "parse_parameter_value",
     "parse_period",
@@ -438,13 +439,15 @@ def apply_parameter_changes(
         parsed[name] = parse_parameter_value(name, raw_value, settings=settings)
     after = replace(current, **parsed)  # type: ignore[arg-type]
     if after == current:
-        same = ", ".join(f"{n} is already {_value_text(n, parsed[n])}" for n in parsed)
+        same = ", ".join(f"{n} is already {parameter_text(n, parsed[n])}" for n in parsed)
         raise InvalidInputError(f"nothing to change: {same}; nothing was sent")
     check_parameters(after)
     return after
 
 
-def _value_text(name: str, value: int | str) -> str:
+def parameter_text(name: str, value: int | str) -> str:
+    """A parameter's value as :func:`parse_parameter_value` takes it back: periods in units
+    (``3d``), no court as ``none``."""
     if name in PERIOD_PARAMETERS and isinstance(value, int):
         return format_period(value)
     return str(value) if value != "" else "none"

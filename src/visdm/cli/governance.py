@@ -1,4 +1,5 @@
-"""``visdm governance``: regions and compute-node admission (needs GOVERNANCE_ROLE)."""
+"""``visdm governance``: regions, compute-node admission and market parameters (changes need
+GOVERNANCE_ROLE)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ from visdm import governance
 from visdm.errors import InvalidInputError
 
 from ._common import JsonOption, emit, settings, unlock_account
-from ._json import json_view, transactions
+from ._json import camel, json_view, transactions
 
 if TYPE_CHECKING:
     from visdm.chain.client import TxResult
-    from visdm.chain.contracts import ComputeNodeRecord
+    from visdm.chain.contracts import ComputeNodeRecord, MarketParameters
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Govern the marketplace: regions and compute nodes.")
+app = typer.Typer(help="Govern the marketplace: regions, compute nodes and market parameters.")
 
 
 @app.command("add-region")
@@ -108,3 +109,57 @@ def reinstate_node(
 def node_view(record: ComputeNodeRecord, tx: TxResult | None) -> dict[str, Any]:
     """A compute node's record as governance commands print it, with the transaction sent."""
     return {**json_view(record), "active": record.active, **transactions(tx)}
+
+
+@app.command("parameters")
+def parameters(ctx: typer.Context, as_json: bool = JsonOption) -> None:
+    """Show the market parameters (periods in seconds; the text also in units)."""
+    params = governance.market_parameters(settings(ctx))
+    emit(
+        json_view(params) if as_json else parameters_text(params),
+        as_json=as_json,
+        title="market parameters",
+    )
+
+
+@app.command("set-parameters")
+def set_parameters(
+    ctx: typer.Context,
+    changes: list[str] = typer.Argument(
+        ...,
+        metavar="NAME=VALUE...",
+        help="Only the parameters to change, e.g. quorum_bps=5000 max_voting_period=14d; "
+        "periods take seconds or units (90s, 30m, 12h, 3d, 2w); court=none removes the court. "
+        "Names as `visdm governance parameters` shows them.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Change market parameters; the others stay as they are. Every rule is checked first."""
+    cfg = settings(ctx)
+    named = governance.parse_parameter_assignments(changes)
+    for name, value in named.items():  # before the password
+        governance.parse_parameter_value(name, value, settings=cfg)
+    done = governance.set_market_parameters(cfg, unlock_account(cfg).local_account, named)
+    if as_json:
+        changed = [
+            {"name": camel(name), "before": old, "after": new}
+            for name, (old, new) in done.changed.items()
+        ]
+        view = {"changed": changed, "parameters": done.after, **transactions(done.tx)}
+        emit(view, as_json=True)
+        return
+    lines: dict[str, Any] = {
+        name: f"{_value_text(name, old)} -> {_value_text(name, new)}"
+        for name, (old, new) in done.changed.items()
+    }
+    emit({**lines, **transactions(done.tx)}, as_json=False, title="market parameters changed")
+
+
+def parameters_text(params: MarketParameters) -> dict[str, str]:
+    """The parameters as text lines: periods in seconds and in units, no address as none."""
+    return {name: _value_text(name, getattr(params, name)) for name in governance.PARAMETER_NAMES}
+
+
+def _value_text(name: str, value: int | str) -> str:
+    text = governance.parameter_text(name, value)
+    return f"{value} s ({text})" if name in governance.PERIOD_PARAMETERS else text

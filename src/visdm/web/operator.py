@@ -1,6 +1,7 @@
 """Node operators and governance: every admitted node with its public job queue, limits and
 price (the node API's public ``/health``, ``/limits`` and ``/jobs``), and governance's actions
-(``governance add-region``, ``admit-node``, ``suspend-node``, ``reinstate-node``)."""
+(``governance add-region``, ``admit-node``, ``suspend-node``, ``reinstate-node``,
+``set-parameters``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from visdm.errors import InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_object, one_line
 
 from . import _forms
-from ._app import acting, redirect, render, session_settings, state, unlocked
+from ._app import acting, current_session, redirect, render, session_settings, state, unlocked
 
 __all__ = ["router"]
 
@@ -70,14 +71,69 @@ def node_page(request: Request) -> Response:
 
 @router.get("/governance")
 def governance_page(request: Request) -> Response:
+    from visdm import governance
+
     from ._reads import market_view
 
-    market, error = None, None
+    market, error, can_govern = None, None, False
+    rows: list[dict[str, str]] = []
+    session = current_session(request)
     try:
-        market = market_view(session_settings(request))
+        cfg = session_settings(request)
+        market = market_view(cfg)
+        rows = _parameter_rows(market.parameters)
+        if session is not None and session.unlocked is not None:
+            can_govern = governance.holds_governance(cfg, session.unlocked.address)
     except VisdmError as exc:
         error = one_line(str(exc))
-    return render(request, "governance.html", title="Governance", market=market, error=error)
+    return render(
+        request,
+        "governance.html",
+        title="Governance",
+        market=market,
+        parameter_rows=rows,
+        can_govern=can_govern,
+        error=error,
+    )
+
+
+def _parameter_rows(parameters: dict[str, Any]) -> list[dict[str, str]]:
+    """Each market parameter: its name, its value as shown, and as the form takes it."""
+    from visdm import governance
+
+    rows = []
+    for name in governance.PARAMETER_NAMES:
+        value = parameters[name]
+        entry = governance.parameter_text(name, value)
+        shown = f"{value} s ({entry})" if name in governance.PERIOD_PARAMETERS else entry
+        rows.append({"name": name, "shown": shown, "entry": entry})
+    return rows
+
+
+@router.post("/governance/parameters")
+async def set_parameters(request: Request) -> Response:
+    from visdm import governance
+
+    session, form = await acting(request)
+    # a blank field keeps its value: only the fields filled in are changes
+    changes = {
+        name: value
+        for name in governance.PARAMETER_NAMES
+        if (value := _forms.optional_text(form, name)) is not None
+    }
+    done = await run_in_threadpool(
+        governance.set_market_parameters,
+        session_settings(request, session),
+        unlocked(session).local_account,
+        changes,
+    )
+    shown = ", ".join(
+        f"{name} {governance.parameter_text(name, old)} → {governance.parameter_text(name, new)}"
+        for name, (old, new) in done.changed.items()
+    )
+    return redirect(
+        session, "/governance", f"market parameters changed: {shown} (gas {done.tx.gas_used:,})"
+    )
 
 
 @router.post("/governance/region")
