@@ -39,6 +39,9 @@ __all__ = [
     "check_model_path",
     "human_time",
     "next_step",
+    "require_cost_within",
+    "require_counter_open",
+    "require_model_ready",
     "require_reclaimable",
     "require_tally_open",
     "require_voting_open",
@@ -181,6 +184,23 @@ def require_tally_open(record: ProposalRecord, now: int) -> None:
         )
 
 
+def require_counter_open(record: ProposalRecord, now: int) -> None:
+    """Refuse to accept a counter offer that is not open (another state, or its reply
+    deadline passed), saying what is left to do."""
+    if record.status != ProposalStatus.COUNTERED or now > record.deadline:
+        raise InvalidInputError(f"no counter offer to accept: {next_step(record, now)}")
+
+
+def require_cost_within(training_cost: int, max_cost: int, *, what: str = "--max-cost") -> None:
+    """Refuse a quoted training cost above ``max_cost``, the most the consumer agreed to pay
+    (``what`` names where that limit came from)."""
+    if training_cost > max_cost:
+        raise InvalidInputError(
+            f"the node quotes {training_cost} for training, above {what} {max_cost}: nothing "
+            "was paid"
+        )
+
+
 def require_reclaimable(record: ProposalRecord, now: int, consumer: str) -> None:
     """Refuse a reclaim the market would refuse: another consumer's proposal, a state with
     nothing to reclaim, or a deadline still ahead (with the time left)."""
@@ -313,6 +333,17 @@ def check_model_path(out: Path, *, force: bool) -> Path:
             f"cannot write into {parent}: permission denied; choose another --out"
         )
     return target
+
+
+def require_model_ready(record: ProposalRecord, consumer: str) -> None:
+    """Refuse to open a proposal's model for anyone but its consumer, or before it completed."""
+    pid = record.proposal_id
+    if record.consumer.lower() != consumer.lower():
+        raise InvalidInputError(f"proposal {pid} belongs to {record.consumer}, not to {consumer}")
+    if record.status != ProposalStatus.COMPLETED:
+        raise InvalidInputError(
+            f"proposal {pid} is {record.status.name.lower()}: there is no model to get"
+        )
 
 
 def write_model(out: Path, data: bytes) -> None:

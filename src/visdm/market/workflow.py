@@ -8,6 +8,7 @@ Consumer: :func:`propose`, :func:`accept_counter`, :func:`request_quote`,
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -58,8 +59,11 @@ __all__ = [
     "accept_counter",
     "ask_view",
     "claim",
+    "claimable",
     "delegate",
+    "fetch_quote",
     "get_model",
+    "model_bytes",
     "parse_ask",
     "proposal_status",
     "propose",
@@ -159,9 +163,7 @@ def accept_counter(settings: Settings, consumer: UnlockedAccount, proposal_id: i
     """Accept a counter offer: escrow the difference to the clearing price."""
     conn = connect_deployed(settings)
     record = _proposal(conn, proposal_id)
-    now = _next.chain_now(conn.client)
-    if record.status != ProposalStatus.COUNTERED or now > record.deadline:
-        raise InvalidInputError(f"no counter offer to accept: {_next.next_step(record, now)}")
+    _next.require_counter_open(record, _next.chain_now(conn.client))
     market = conn.deployment.training_market(conn.client)
     token = conn.deployment.payment_token(conn.client)
     top_up = record.clearing_price - record.price
@@ -284,12 +286,34 @@ def request_quote(
             f"proposal {proposal_id} is consumer {record.consumer}'s, not {consumer.address}'s: "
             "only a proposal's consumer can ask for its quote"
         )
-    url = node_url(conn, record.node, node_url_override)
     market = conn.deployment.training_market(conn.client)
     request = NodeRequest(proposal_id, consumer.address, int(time.time()))
     request_signature = sign_quote_request(
         bytes(consumer.local_account.key), conn.client.chain_id, market.address, request
     )
+    return fetch_quote(settings, request, request_signature, node_url_override=node_url_override)
+
+
+def fetch_quote(
+    settings: Settings,
+    request: NodeRequest,
+    request_signature: bytes,
+    *,
+    node_url_override: str | None = None,
+) -> QuoteOffer:
+    """Send a consumer's signed ``QuoteRequest`` to the proposal's node and check the quote's
+    signature and terms (a browser wallet signs the request; :func:`request_quote` signs it
+    with a local key)."""
+    conn = connect_deployed(settings)
+    proposal_id = request.proposal_id
+    record = _proposal(conn, proposal_id)
+    if request.consumer.lower() != record.consumer.lower():
+        raise InvalidInputError(
+            f"proposal {proposal_id} is consumer {record.consumer}'s, not {request.consumer}'s: "
+            "only a proposal's consumer can ask for its quote"
+        )
+    url = node_url(conn, record.node, node_url_override)
+    market = conn.deployment.training_market(conn.client)
     deadline = time.monotonic() + _CONNECT_PATIENCE_S
     while True:
         try:
@@ -357,11 +381,8 @@ def start_training(
     offer = request_quote(
         settings, proposal_id, consumer=consumer, node_url_override=node_url_override
     )
-    if max_cost is not None and offer.quote.training_cost > max_cost:
-        raise InvalidInputError(
-            f"the node quotes {offer.quote.training_cost} for training, above --max-cost "
-            f"{max_cost}: nothing was paid"
-        )
+    if max_cost is not None:
+        _next.require_cost_within(offer.quote.training_cost, max_cost)
     conn = connect_deployed(settings)
     market = conn.deployment.training_market(conn.client)
     token = conn.deployment.payment_token(conn.client)
@@ -422,21 +443,37 @@ def get_model(
     force: bool = False,
 ) -> dict[str, Any]:
     """Fetch, verify (node signature, committed hash) and decrypt the model; write it to
-    ``out`` (not over an existing file unless ``force``) and load it once to prove it is a
-    model of the proposed spec."""
-    from visdm.compute.delivery import open_model
-
+    ``out`` (not over an existing file unless ``force``) once it loaded as a model of the
+    proposed spec."""
     conn = connect_deployed(settings)
     record = _proposal(conn, proposal_id)
-    if record.consumer != consumer.address:
-        raise InvalidInputError(
-            f"proposal {proposal_id} belongs to {record.consumer}, not to {consumer.address}"
-        )
-    if record.status != ProposalStatus.COMPLETED:
-        raise InvalidInputError(
-            f"proposal {proposal_id} is {record.status.name.lower()}: there is no model to get"
-        )
+    _next.require_model_ready(record, consumer.address)
     out = _next.check_model_path(out, force=force)  # before anything is fetched
+    model, info = _open_model(settings, conn, consumer, record)
+    _next.write_model(out, model)
+    return {"proposalId": proposal_id, "path": str(out), **info}
+
+
+def model_bytes(
+    settings: Settings, consumer: UnlockedAccount, proposal_id: int
+) -> tuple[bytes, dict[str, Any]]:
+    """The model of ``proposal_id`` with the checks of :func:`get_model`, as bytes (for a
+    download) rather than a file, and what :func:`get_model` reports about it."""
+    conn = connect_deployed(settings)
+    record = _proposal(conn, proposal_id)
+    _next.require_model_ready(record, consumer.address)
+    model, info = _open_model(settings, conn, consumer, record)
+    return model, {"proposalId": proposal_id, **info}
+
+
+def _open_model(
+    settings: Settings, conn: Connection, consumer: UnlockedAccount, record: ProposalRecord
+) -> tuple[bytes, dict[str, Any]]:
+    """Fetch, verify and decrypt a completed proposal's model and load it once (in a private
+    temporary folder) to prove it is a model of the proposed spec."""
+    from visdm.compute.delivery import open_model
+
+    proposal_id = record.proposal_id
     store = open_store(settings)
     document = _result_document(conn, store, proposal_id)
     if document is None or not document.get("model"):
@@ -452,15 +489,15 @@ def get_model(
         chain_id=conn.client.chain_id,
         market=market.address,
     )
-    _next.write_model(out, model)
     from visdm.training import load_model, parse_model_spec
 
     proposal = _signed_proposal(conn, store, proposal_id)
     spec = parse_model_spec(proposal.model_spec_json)
-    load_model(out, spec)  # refuses weights of another spec or shape
-    return {
-        "proposalId": proposal_id,
-        "path": str(out),
+    with tempfile.TemporaryDirectory(prefix="visdm-model-") as folder:
+        probe = Path(folder) / "model.safetensors"
+        _next.write_model(probe, model)
+        load_model(probe, spec)  # refuses weights of another spec or shape
+    return model, {
         "modelHash": "0x" + keccak(model).hex(),
         "accuracyBps": record.accuracy_bps,
         "epsilonSpent": document.get("epsilonSpent"),
@@ -491,6 +528,29 @@ def claim(
     """Claim the payouts of ``provider``'s assets from the given (default: every completed)
     proposal in one ``claimMany`` transaction; the market credits them to the provider, and
     ``withdraw_credits`` then withdraws the provider's whole credit in one transfer."""
+    receipts, pending = claimable(settings, provider.address, proposal_ids)
+    if pending:
+        conn = connect_deployed(settings)
+        market = conn.deployment.training_market(conn.client)
+        conn.client.fund_from_dev_faucet(provider.address)
+        tx = market.claim_many(provider.local_account, [r for _, rs in pending for r in rs])
+        for pid, requests in pending:
+            amount = sum(r.amount for r in requests)
+            receipts.append(
+                ClaimReceipt(pid, amount, tx.tx_hash, "claimed", tx.gas_used, tx.block_number)
+            )
+    if withdraw_credits:
+        withdraw(settings, provider)
+    return receipts
+
+
+def claimable(
+    settings: Settings, provider: str, proposal_ids: Sequence[int] | None = None
+) -> tuple[list[ClaimReceipt], list[tuple[int, list[ClaimRequest]]]]:
+    """What ``provider`` can claim now from the given (default: every completed) proposal:
+    the claims not yet made, per proposal, for one ``claimMany``, and a receipt for each
+    proposal with nothing to claim saying why (only the named ones, or those where the
+    provider is a payee)."""
     conn = connect_deployed(settings)
     store = open_store(settings)
     market = conn.deployment.training_market(conn.client)
@@ -499,10 +559,11 @@ def claim(
     receipts: list[ClaimReceipt] = []
     pending: list[tuple[int, list[ClaimRequest]]] = []
     owned: dict[int, bool] = {}
+    me: str = to_checksum_address(provider)
 
     def mine(asset_id: int) -> bool:
         if asset_id not in owned:
-            owned[asset_id] = assets.asset(asset_id).owner == provider.address
+            owned[asset_id] = assets.asset(asset_id).owner == me
         return owned[asset_id]
 
     for pid in ids:
@@ -535,17 +596,7 @@ def claim(
             receipts.append(ClaimReceipt(pid, amount, None, "already claimed"))
             continue
         pending.append((pid, fresh))
-    if pending:
-        conn.client.fund_from_dev_faucet(provider.address)
-        tx = market.claim_many(provider.local_account, [r for _, rs in pending for r in rs])
-        for pid, requests in pending:
-            amount = sum(r.amount for r in requests)
-            receipts.append(
-                ClaimReceipt(pid, amount, tx.tx_hash, "claimed", tx.gas_used, tx.block_number)
-            )
-    if withdraw_credits and market.credit_of(provider.address) > 0:
-        withdraw(settings, provider)
-    return receipts
+    return receipts, pending
 
 
 def _payout_tree(
