@@ -103,13 +103,7 @@ def resolve_account(settings: Settings, text: str, *, what: str = "account") -> 
     """The address ``text`` names: a full address, or an account name in the local keystore."""
     value = text.strip()
     if _FULL_ADDRESS.fullmatch(value):
-        body = value[2:]
-        if body != body.lower() and body != body.upper() and not is_checksum_address(value):
-            raise InvalidInputError(
-                f"{what} {value} has a wrong EIP-55 checksum (mistyped?): check it, or give it "
-                "in lower case"
-            )
-        return Address(to_checksum_address(value))
+        return _full_address(value, what)
     if _HEXISH.fullmatch(value) and value.startswith("0x"):
         raise InvalidInputError(
             f"{what} {value!r} is not a full address: give 0x and 40 hex digits, or the name "
@@ -124,6 +118,16 @@ def resolve_account(settings: Settings, text: str, *, what: str = "account") -> 
             f"{what} {value!r} is neither an address (0x and 40 hex digits) nor the name of an "
             f"account in {settings.keystore_dir}"
         ) from None
+
+
+def _full_address(value: str, what: str) -> Address:
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+        raise InvalidInputError(
+            f"{what} {value} has a wrong EIP-55 checksum (mistyped?): check it, or give it "
+            "in lower case"
+        )
+    return Address(to_checksum_address(value))
 
 
 def compute_nodes(settings: Settings) -> list[ComputeNodeRecord]:
@@ -276,6 +280,10 @@ _MAX_BPS = 10_000
 _UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PERIOD = re.compile(r"(?:[0-9]+[wdhms])+")
 _PERIOD_PART = re.compile(r"([0-9]+)([wdhms])")
+_DIGITS = re.compile(r"[0-9]+")
+_SIGNED = re.compile(r"\s*-?[0-9]+\s*")
+#: the longest value text read: far beyond any uint32, and short of Python's int() limit
+_MAX_VALUE_CHARS = 100
 _ZERO_ADDRESS = "0x" + "00" * 20
 _PERIOD_HINT = "seconds, or whole numbers with units (90s, 30m, 12h, 3d, 2w, 1d12h)"
 #: governance accounts named in one refusal
@@ -285,11 +293,14 @@ _LISTED_HOLDERS = 10
 def parse_period(value: str | int, *, what: str = "period") -> int:
     """Seconds from ``value``: a whole number of seconds, or whole numbers with units
     (``90s``, ``30m``, ``12h``, ``3d``, ``2w``, ``1d12h``)."""
+    text = value.strip().lower() if isinstance(value, str) else ""
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
-    elif isinstance(value, str) and (text := value.strip().lower()).isdigit():
+    elif len(text) > _MAX_VALUE_CHARS:
+        raise InvalidInputError(f"{what} is {len(text):,} characters long: give {_PERIOD_HINT}")
+    elif _DIGITS.fullmatch(text):
         seconds = int(text)
-    elif isinstance(value, str) and _PERIOD.fullmatch(text):
+    elif _PERIOD.fullmatch(text):
         seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in _PERIOD_PART.findall(text))
     else:
         raise InvalidInputError(f"{what} must be {_PERIOD_HINT}, got {_shown(value)}")
@@ -336,7 +347,8 @@ def parse_parameter_assignments(pairs: list[str] | tuple[str, ...]) -> dict[str,
         key = parameter_name(name)
         if key in out:
             raise InvalidInputError(
-                f"{key} is given twice ({out[key]} and {value.strip()}): give it once"
+                f"{key} is given twice ({_shown(out[key])} and {_shown(value.strip())}): give "
+                "it once"
             )
         out[key] = value.strip()
     return out
@@ -347,22 +359,25 @@ def parse_parameter_value(
 ) -> int | str:
     """``value`` for parameter ``name``: seconds for a period, a whole number, or an address
     (with ``settings``, also a local account name; ``court`` also ``none``)."""
+    name = parameter_name(name)
     if name in _ADDRESS_PARAMETERS:
         text = str(value).strip()
+        if len(text) > _MAX_VALUE_CHARS:
+            raise InvalidInputError(f"{name} is {len(text):,} characters long: give an address")
         if name == "court" and text.lower() in ("none", "0", "0x0", _ZERO_ADDRESS):
             return ""
         if text.lower() in ("0", "0x0", _ZERO_ADDRESS):
             return _ZERO_ADDRESS  # check_parameters names the rule this breaks
+        if _FULL_ADDRESS.fullmatch(text):
+            return str(_full_address(text, name))
         if settings is None:
-            if not _FULL_ADDRESS.fullmatch(text):
-                raise InvalidInputError(f"{name} must be an address (0x and 40 hex digits)")
-            return to_checksum_address(text)
+            raise InvalidInputError(f"{name} must be an address (0x and 40 hex digits)")
         return str(resolve_account(settings, text, what=name))
     if name in PERIOD_PARAMETERS:
         return parse_period(value, what=name)
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+    elif isinstance(value, str) and len(value) <= _MAX_VALUE_CHARS and _SIGNED.fullmatch(value):
         number = int(value.strip())
     else:
         raise InvalidInputError(f"{name} must be a whole number, got {_shown(value)}")
