@@ -69,8 +69,23 @@ def provider_page(request: Request) -> Response:
 def asset_page(request: Request, asset_id: int) -> Response:
     from visdm.assets import show_asset
 
+    session = current_session(request)
     view = show_asset(session_settings(request), asset_id, samples=50)
-    return render(request, "asset.html", title=f"Asset {asset_id}", asset=view)
+    owner = str(view.owner).lower()
+    return render(
+        request,
+        "asset.html",
+        title=f"Asset {asset_id}",
+        asset=view,
+        # the link to the owner's images only for the owner's unlocked account; a wallet of the
+        # owner is told which key opens them
+        mine=session is not None
+        and session.unlocked is not None
+        and str(session.unlocked.address).lower() == owner,
+        owner_wallet=session is not None
+        and session.unlocked is None
+        and (session.wallet or "").lower() == owner,
+    )
 
 
 def _asset_args(form: Any) -> dict[str, Any]:
@@ -224,3 +239,9 @@ async def claim(request: Request) -> Response:
     return redirect(
         session, "/provider", *lines, f"withdrew {tokens_text(amount)} tokens to your wallet"
     )
+
+
+# the owner's own images: their routes check the session and the chain on every request
+from .own_images import router as _own_images  # noqa: E402 - after this module's routes
+
+router.include_router(_own_images)
