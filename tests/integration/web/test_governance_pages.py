@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,57 @@ def test_a_stranger_cannot_suspend_a_node(web: tuple[Round, Sessions, TestClient
     lines = [line for line in response.text.splitlines() if "error:" in line]
     assert len(lines) == 1 and "suspend" in lines[0].lower()
     assert not rnd.registry.compute_node(node).suspended
+
+
+def test_governance_changes_market_parameters_from_its_page(
+    web: tuple[Round, Sessions, TestClient],
+) -> None:
+    rnd, sessions, client = web
+    before = rnd.market.parameters()
+    # a stranger's page shows the parameters but no form to change them
+    unlocked_as(client, sessions, "stranger")
+    page = client.get("/governance", headers=HTML).text
+    assert "replyPeriod" not in page and "reply_period" in page and "259200 s (3d)" in page
+    assert 'action="/governance/parameters"' not in page
+    csrf = unlocked_as(client, sessions, "governance")
+    page = client.get("/governance", headers=HTML).text
+    assert 'action="/governance/parameters"' in page and 'placeholder="3d"' in page
+    # only the fields filled in are changes; the blank ones keep their values
+    blank = {name: "" for name in ("min_voting_period", "treasury", "court")}
+    response = client.post(
+        "/governance/parameters",
+        data={"quorum_bps": "4500", "max_voting_period": "10d", **blank, "csrf": csrf},
+    )
+    assert response.status_code == 303
+    held = rnd.market.parameters()
+    assert held == replace(before, quorum_bps=4500, max_voting_period=10 * 86_400)
+    page = client.get("/governance", headers=HTML).text
+    assert "market parameters changed: quorum_bps 3000 → 4500, max_voting_period 30d → 10d" in page
+    # a value the contract would refuse is the SDK's one line, and changes nothing
+    response = client.post(
+        "/governance/parameters", data={"quorum_bps": "12000", "csrf": csrf}, headers=HTML
+    )
+    assert response.status_code == 400
+    lines = [line for line in response.text.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "quorum_bps must be at most 10000, got 12000" in lines[0]
+    # and so is a form without the session's CSRF token
+    response = client.post("/governance/parameters", data={"quorum_bps": "100"}, headers=HTML)
+    assert response.status_code in (400, 403)
+    assert rnd.market.parameters() == held
+
+
+@pytest.mark.attack
+def test_a_stranger_cannot_change_market_parameters(
+    web: tuple[Round, Sessions, TestClient],
+) -> None:
+    rnd, sessions, client = web
+    before, block = rnd.market.parameters(), rnd.chain.w3.eth.block_number
+    stranger = rnd.accounts["stranger"].address
+    csrf = unlocked_as(client, sessions, "stranger")
+    response = client.post(
+        "/governance/parameters", data={"quorum_bps": "0", "csrf": csrf}, headers=HTML
+    )
+    assert response.status_code == 400
+    lines = [line for line in response.text.splitlines() if "error:" in line]
+    assert len(lines) == 1 and f"{stranger} does not hold GOVERNANCE_ROLE" in lines[0]
+    assert rnd.market.parameters() == before and rnd.chain.w3.eth.block_number == block
