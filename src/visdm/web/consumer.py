@@ -1,6 +1,7 @@
 """The consumer's pages: saved selections, propose (``propose``), the node's quote and design
-verdict before paying, start training (``train``), accept a counter offer, reclaim, and
-download the model (``model get``)."""
+verdict before paying, start training (``train``), accept a counter offer, reclaim, and the
+model (``model get``): downloaded through the browser with its checked model card, or written
+to a file on this machine."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from starlette.responses import Response as RawResponse
 
 from visdm.errors import InvalidInputError, VisdmError
 from visdm.jsonsafe import one_line
@@ -41,7 +43,9 @@ def consumer_page(request: Request) -> Response:
 
     session = current_session(request)
     cfg = session_settings(request, session)
-    me = session.unlocked.address if session is not None and session.unlocked else None
+    me = None
+    if session is not None:  # a wallet session's proposals are its address's too
+        me = session.unlocked.address if session.unlocked else session.wallet
     errors: list[str] = []
     nodes: list[Any] = []
     mine: list[Any] = []
@@ -246,3 +250,60 @@ async def model(request: Request) -> Response:
         f"/proposals/{pid}",
         f"model written to {out} ({', '.join(f'{k}: {v}' for k, v in list(got.items())[:4])})",
     )
+
+
+def _attachment(data: bytes, filename: str, media_type: str) -> Response:
+    return RawResponse(
+        data,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.post("/consumer/model/download")
+async def model_download(request: Request) -> Response:
+    """The decrypted model as a download, with the checks of ``model get`` (node signature,
+    committed hash, the spec's shapes); only the proposal's consumer, unlocked in this
+    session, can open it. A wrong model card refuses it too, as ``model get`` does."""
+    from visdm.market import workflow
+    from visdm.market.model_card import checked_model_card
+
+    session, form = await acting(request)
+    pid = _pid(form)
+    cfg = session_settings(request, session)
+    account = unlocked(session)
+
+    def run() -> bytes:
+        checked_model_card(cfg, pid)
+        return workflow.model_bytes(cfg, account, pid)[0]
+
+    data = await run_in_threadpool(run)
+    return _attachment(data, f"proposal-{pid}-model.safetensors", "application/octet-stream")
+
+
+@router.post("/consumer/model/card")
+async def model_card(request: Request) -> Response:
+    """The proposal's model card, checked against the chain, as a download (its consumer's)."""
+    from visdm.market.model_card import checked_model_card
+
+    session, form = await acting(request)
+    pid = _pid(form)
+    cfg = session_settings(request, session)
+    account = unlocked(session)
+
+    def run() -> Any:
+        from visdm.market._next import require_model_ready
+        from visdm.session import connect_deployed
+
+        conn = connect_deployed(cfg)
+        market = conn.deployment.training_market(conn.client)
+        if pid > market.proposal_count():
+            raise InvalidInputError(f"proposal {pid} does not exist on this market")
+        require_model_ready(market.proposal(pid), account.address)
+        return checked_model_card(cfg, pid)
+
+    card = await run_in_threadpool(run)
+    if card is None:
+        raise InvalidInputError(f"proposal {pid}'s result carries no model card")
+    text = json.dumps(card.to_document(), indent=2, sort_keys=True) + "\n"
+    return _attachment(text.encode(), f"proposal-{pid}-model-card.json", "application/json")

@@ -5,10 +5,11 @@ prepares; the server never sees its key.
    and the chain; the wallet signs it with ``eth_signTypedData_v4``; ``POST /wallet/connect``
    recovers the signer, and the session acts as that address from then on. A signature for
    another session's nonce, or a replayed one, does not verify.
-2. ``POST /wallet/prepare/vote`` checks the vote as the market would (a dry-run call from the
-   wallet's address: a revert comes back as its one-line reason before the wallet is asked)
-   and returns the unsigned transaction; the wallet sends it with ``eth_sendTransaction``;
-   ``POST /wallet/sent`` waits for the receipt and reports it.
+2. Every action the wallet signs is a loop of steps (:mod:`.wallet_steps`):
+   ``POST /wallet/prepare/{action}`` reads the chain and answers the next transaction (dry-run
+   from the wallet's address first: a revert comes back as its one-line reason before the
+   wallet is asked), typed data to sign, or done; ``POST /wallet/sent`` waits for each
+   transaction's receipt.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from visdm.errors import InvalidInputError, SignatureError, TransactionFailedError
+from visdm.errors import InvalidInputError, SignatureError
 
 from . import _forms
 from ._app import acting, session_settings
@@ -44,8 +45,6 @@ CHALLENGE_TYPES = {
         {"name": "nonce", "type": "string"},
     ],
 }
-_GAS_HEADROOM = 2
-_GAS_MARGIN = 50_000
 _STATEMENT = "Let this ViSDM web session prepare transactions for me to sign"
 _NONCE_KEY = "wallet_nonce"
 
@@ -104,101 +103,7 @@ async def wallet_connect(request: Request) -> Response:
     return JSONResponse({"address": signer})
 
 
-def _prepared(
-    request: Request, sender: str, contract_name: str, fn_name: str, args: list[Any]
-) -> dict[str, Any]:
-    """An unsigned call of ``fn_name`` on the deployment's ``contract_name`` from ``sender``,
-    dry-run first so that a revert is reported before the wallet is asked."""
-    from visdm.session import connect_deployed
+# the actions a wallet signs, step by step (imported last: they share this router)
+from .wallet_steps import router as _steps  # noqa: E402
 
-    conn = connect_deployed(session_settings(request))
-    address = conn.deployment.address_of(contract_name)
-    contract = conn.client.contract(address, contract_name)
-    fn = contract.functions[fn_name](*args)
-    conn.client.call(fn, action=fn_name, sender=sender)
-    gas = conn.client.rpc(lambda: fn.estimate_gas({"from": to_checksum_address(sender)}))
-    return {
-        "from": to_checksum_address(sender),
-        "to": str(address),
-        "data": contract.encode_abi(fn_name, args=args),
-        "chainId": hex(conn.client.chain_id),
-        # unused gas is not charged: room for what an estimate misses (refunds are paid after
-        # execution, so clearing a delegation needs more gas than it finally costs)
-        "gas": hex(int(gas * _GAS_HEADROOM) + _GAS_MARGIN),
-        "value": "0x0",
-    }
-
-
-def _wallet_of(session: Any) -> str:
-    if session.wallet is None:
-        raise InvalidInputError("no browser wallet is connected to this session: connect one")
-    return str(session.wallet)
-
-
-@router.post("/wallet/prepare/vote")
-async def prepare_vote(request: Request) -> Response:
-    """The unsigned ``vote`` transaction for the connected wallet to sign and send."""
-    from visdm.market import workflow
-
-    session, form = await acting(request)
-    sender = _wallet_of(session)
-    pid = _forms.whole(form, "proposal", minimum=1)
-    choice = _forms.text(form, "vote").lower()
-    if choice in ("accept", "reject"):
-        ask = workflow.parse_ask(choice)
-    elif choice == "ask":
-        ask = _forms.tokens(form, "ask")
-    else:
-        raise InvalidInputError(f"the field 'vote' must be accept, reject or ask, got {choice!r}")
-    tx = await run_in_threadpool(_prepared, request, sender, "TrainingMarket", "vote", [pid, ask])
-    session.pending["sent_to"] = f"/proposals/{pid}"
-    return JSONResponse(tx)
-
-
-@router.post("/wallet/prepare/delegate")
-async def prepare_delegate(request: Request) -> Response:
-    """The unsigned ``delegate`` (or, with no ``to``, ``undelegate``) transaction."""
-    from visdm.governance import resolve_account
-
-    session, form = await acting(request)
-    sender = _wallet_of(session)
-    to = _forms.optional_text(form, "to")
-    if to is None:
-        args: list[Any] = []
-        name = "undelegate"
-    else:
-        args = [resolve_account(session_settings(request), to, what="delegate")]
-        name = "delegate"
-    tx = await run_in_threadpool(_prepared, request, sender, "DelegationRegistry", name, args)
-    session.pending["sent_to"] = "/provider"
-    return JSONResponse(tx)
-
-
-@router.post("/wallet/sent")
-async def sent(request: Request) -> Response:
-    """Wait for a transaction the wallet sent and report it."""
-    session, form = await acting(request)
-    tx_hash = _forms.text(form, "hash", what="transaction hash")
-    if not (tx_hash.startswith("0x") and len(tx_hash) == 66):
-        raise InvalidInputError(
-            f"the field 'hash' must be a transaction hash, got {tx_hash[:70]!r}"
-        )
-
-    def wait() -> Any:
-        from visdm.session import connect
-
-        client = connect(session_settings(request))
-        return client.rpc(
-            lambda: client.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=client.tx_timeout_s)  # type: ignore[arg-type]
-        )
-
-    receipt = await run_in_threadpool(wait)
-    if int(receipt["status"]) != 1:
-        raise TransactionFailedError(
-            f"the wallet's transaction {tx_hash} reverted: nothing changed"
-        )
-    back = str(session.pending.pop("sent_to", "/"))
-    session.flashes.append(
-        f"the wallet's transaction {tx_hash} was mined (gas {receipt['gasUsed']:,})"
-    )
-    return JSONResponse({"next": back})
+router.include_router(_steps)

@@ -85,20 +85,69 @@ function visdmRenderWallets() {
   }
 }
 
-// a form marked data-wallet-action: the server prepares the transaction, the wallet sends it
+// The most steps one wallet action takes (the server answers "done" long before this).
+const VISDM_MAX_STEPS = 8;
+
+// One line per form that says which step the wallet is on, read out as it changes.
+function visdmProgress(form) {
+  let line = form.querySelector(".wallet-progress");
+  if (!line) {
+    line = document.createElement("p");
+    line.className = "wallet-progress";
+    line.setAttribute("role", "status");
+    line.setAttribute("aria-live", "polite");
+    form.append(line);
+  }
+  return line;
+}
+
+// A form marked data-wallet-action is a loop of steps: the server reads the chain and answers
+// the next transaction to send, typed data to sign, or done; the wallet does each step and the
+// server is asked again. Steps come from chain state, so a reload or a rejected prompt resumes.
 async function visdmWalletSubmit(event) {
   const form = event.target;
   if (!form.dataset || !form.dataset.walletAction) return;
   event.preventDefault();
+  const progress = visdmProgress(form);
+  const buttons = [...form.querySelectorAll("button")];
+  buttons.forEach((b) => { b.disabled = true; });
   try {
     const wallet = visdmChosenWallet();
     if (!wallet) throw new Error("no browser wallet found: reload the page with the wallet enabled");
-    const tx = await (await visdmPost(form.dataset.walletAction, new FormData(form))).json();
-    const hash = await wallet.provider.request({ method: "eth_sendTransaction", params: [tx] });
-    const done = await (await visdmPost("/wallet/sent", { hash })).json();
-    location.href = done.next;
+    for (let n = 0; n < VISDM_MAX_STEPS; n++) {
+      const fields = new FormData(form);
+      fields.set("step", String(n));
+      progress.textContent = `step ${n + 1}: asking the server what comes next`;
+      const step = await (await visdmPost(form.dataset.walletAction, fields)).json();
+      if (step.kind === "done") {
+        progress.textContent = "done";
+        location.href = step.next;
+        return;
+      }
+      progress.textContent = `step ${n + 1}: ${step.label}: confirm in the wallet`;
+      if (step.kind === "tx") {
+        const hash = await wallet.provider.request({ method: "eth_sendTransaction", params: [step.tx] });
+        progress.textContent = `step ${n + 1}: ${step.label}: waiting for the chain`;
+        await visdmPost("/wallet/sent", { hash, label: step.label });
+      } else if (step.kind === "typed") {
+        const signature = await wallet.provider.request({
+          method: "eth_signTypedData_v4",
+          params: [step.signer, JSON.stringify(step.typed)],
+        });
+        const signed = new FormData(form);
+        signed.set("signature", signature);
+        progress.textContent = `step ${n + 1}: ${step.label}: sent`;
+        await visdmPost(step.post, signed);
+      } else {
+        throw new Error(`the server answered an unknown step ${step.kind}`);
+      }
+    }
+    throw new Error(`the action took more than ${VISDM_MAX_STEPS} steps: reload the page to see where it stands`);
   } catch (error) {
+    progress.textContent = "stopped";
     visdmWalletError(error);
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
   }
 }
 
