@@ -1,5 +1,6 @@
-"""Marketplace governance: regions, compute-node admission and the market parameters
-(``GOVERNANCE_ROLE`` only), and finding compute nodes by address or by local account name.
+"""Marketplace governance: regions, compute-node admission, the market parameters and the
+scoring fee (``GOVERNANCE_ROLE`` only), and finding compute nodes by address or by local
+account name.
 
 Every argument that names an account is resolved here before a transaction is built: a full
 address (its EIP-55 checksum checked when it has mixed case) or the name of an account in the
@@ -26,7 +27,7 @@ from visdm.chain.client import TxResult
 from visdm.chain.contracts import ComputeNodeRecord, MarketParameters, StakeholderRegistry
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, KeystoreNotFoundError
-from visdm.session import connect_deployed
+from visdm.session import Connection, connect_deployed
 from visdm.types import Address
 
 __all__ = [
@@ -53,8 +54,10 @@ __all__ = [
     "parse_period",
     "resolve_account",
     "resolve_node",
+    "scoring_fee_bps",
     "set_market_parameters",
     "set_node_suspended",
+    "set_scoring_fee",
 ]
 
 #: the longest endpoint admitted (it is stored on chain and fetched by every consumer)
@@ -375,6 +378,10 @@ def parse_parameter_value(
         return str(resolve_account(settings, text, what=name))
     if name in PERIOD_PARAMETERS:
         return parse_period(value, what=name)
+    return _whole(name, value)
+
+
+def _whole(name: str, value: str | int) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and len(value) <= _MAX_VALUE_CHARS and _SIGNED.fullmatch(value):
@@ -519,6 +526,20 @@ def holds_governance(settings: Settings, account: str) -> bool:
     return conn.deployment.stakeholder_registry(conn.client).is_governance(account)
 
 
+def _check_governance(conn: Connection, account: LocalAccount, what: str) -> None:
+    """Refuse ``account`` unless it holds ``GOVERNANCE_ROLE``, naming the accounts that do."""
+    registry = conn.deployment.stakeholder_registry(conn.client)
+    if registry.is_governance(account.address):
+        return
+    holders = _holders(registry, conn.deployment.contracts["StakeholderRegistry"].block_number)
+    shown = ", ".join(holders[:_LISTED_HOLDERS]) or "no account"
+    more = f" and {len(holders) - _LISTED_HOLDERS} more" if len(holders) > _LISTED_HOLDERS else ""
+    raise InvalidInputError(
+        f"{account.address} does not hold GOVERNANCE_ROLE, so {what} not its to change: act as "
+        f"an account that holds it ({shown}{more}); nothing was sent"
+    )
+
+
 def set_market_parameters(
     settings: Settings, account: LocalAccount, changes: Mapping[str, str | int]
 ) -> ParameterChange:
@@ -529,21 +550,35 @@ def set_market_parameters(
         key = parameter_name(name)
         parse_parameter_value(key, changes[name], settings=settings)
     conn = connect_deployed(settings)
-    registry = conn.deployment.stakeholder_registry(conn.client)
-    if not registry.is_governance(account.address):
-        block = conn.deployment.contracts["StakeholderRegistry"].block_number
-        holders = _holders(registry, block)
-        shown = ", ".join(holders[:_LISTED_HOLDERS]) or "no account"
-        more = (
-            f" and {len(holders) - _LISTED_HOLDERS} more" if len(holders) > _LISTED_HOLDERS else ""
-        )
-        raise InvalidInputError(
-            f"{account.address} does not hold GOVERNANCE_ROLE, so the market parameters are not "
-            f"its to change: act as an account that holds it ({shown}{more}); nothing was sent"
-        )
+    _check_governance(conn, account, "the market parameters are")
     market = conn.deployment.training_market(conn.client)
     before = market.parameters()
     after = apply_parameter_changes(before, changes, settings=settings)
     conn.client.fund_from_dev_faucet(account.address)
     tx = market.set_parameters(account, after)
     return ParameterChange(before=before, after=market.parameters(), tx=tx)
+
+
+def scoring_fee_bps(settings: Settings) -> int:
+    """The scoring fee proposals made now pay, in basis points of a completed proposal's price."""
+    from visdm import scoring
+
+    conn = connect_deployed(settings)
+    return scoring.fee_contract(conn.client, conn.deployment).scoring_fee(0).current_bps
+
+
+def set_scoring_fee(
+    settings: Settings, account: LocalAccount, fee_bps: str | int
+) -> tuple[int, int, TxResult]:
+    """Set the scoring fee on proposals made from now on (what ``visdm scoring fee`` does),
+    refusing the fee it already is; returns the fee before, after, and the transaction."""
+    from visdm import scoring
+
+    fee = _whole("scoring_fee_bps", fee_bps)
+    conn = connect_deployed(settings)
+    _check_governance(conn, account, "the scoring fee is")
+    before = scoring.fee_contract(conn.client, conn.deployment).scoring_fee(0).current_bps
+    if fee == before:
+        raise InvalidInputError(f"nothing to change: the scoring fee is already {fee} bps")
+    done = scoring.set_fee(conn.client, conn.deployment, account, fee)
+    return before, fee, done.transactions[0]

@@ -1,7 +1,7 @@
 """Node operators and governance: every admitted node with its public job queue, limits and
 price (the node API's public ``/health``, ``/limits`` and ``/jobs``), and governance's actions
 (``governance add-region``, ``admit-node``, ``suspend-node``, ``reinstate-node``,
-``set-parameters``)."""
+``set-parameters``, and the scoring fee of ``scoring fee``)."""
 
 from __future__ import annotations
 
@@ -75,13 +75,14 @@ def governance_page(request: Request) -> Response:
 
     from ._reads import market_view
 
-    market, error, can_govern = None, None, False
+    market, error, can_govern, fee_bps = None, None, False, None
     rows: list[dict[str, str]] = []
     session = current_session(request)
     try:
         cfg = session_settings(request)
         market = market_view(cfg)
         rows = _parameter_rows(market.parameters)
+        fee_bps = governance.scoring_fee_bps(cfg)
         if session is not None and session.unlocked is not None:
             can_govern = governance.holds_governance(cfg, session.unlocked.address)
     except VisdmError as exc:
@@ -92,6 +93,7 @@ def governance_page(request: Request) -> Response:
         title="Governance",
         market=market,
         parameter_rows=rows,
+        scoring_fee_bps=fee_bps,
         can_govern=can_govern,
         error=error,
     )
@@ -193,3 +195,20 @@ async def suspend(request: Request) -> Response:
     state_ = "suspended" if record.suspended else "active"
     sent = f"gas {tx.gas_used:,}" if tx is not None else "it already was"
     return redirect(session, "/governance", f"node {record.address} is {state_} ({sent})")
+
+
+@router.post("/governance/scoring-fee")
+async def set_scoring_fee(request: Request) -> Response:
+    from visdm import governance
+
+    session, form = await acting(request)
+    fee = _forms.text(form, "scoring_fee_bps", what="scoring fee")
+    before, after, tx = await run_in_threadpool(
+        governance.set_scoring_fee,
+        session_settings(request, session),
+        unlocked(session).local_account,
+        fee,
+    )
+    return redirect(
+        session, "/governance", f"scoring fee {before} → {after} bps (gas {tx.gas_used:,})"
+    )

@@ -19,7 +19,12 @@ from visdm.cli import main
 from visdm.cli._json import scheme_problems
 from visdm.config import Settings
 from visdm.errors import ContractRevertError, InvalidInputError
-from visdm.governance import check_parameters, set_market_parameters
+from visdm.governance import (
+    check_parameters,
+    scoring_fee_bps,
+    set_market_parameters,
+    set_scoring_fee,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +201,26 @@ def test_the_cli_shows_and_sets_parameters(
     assert (code, out) == (2, "")
     assert "does not hold GOVERNANCE_ROLE" in err and len(err.strip().splitlines()) == 1
     assert chain.w3.eth.block_number == block and market.parameters() == held
+
+
+def test_governance_sets_the_scoring_fee_once_and_within_the_cap(
+    home: Settings,
+    deployment: Deployment,
+    chain: ChainClient,
+    governance: LocalAccount,
+    stranger: LocalAccount,
+) -> None:
+    assert scoring_fee_bps(home) == 0  # what deploy sets
+    before, after, tx = set_scoring_fee(home, governance, "250")
+    assert (before, after, scoring_fee_bps(home)) == (0, 250, 250) and tx.gas_used > 0
+    block = chain.w3.eth.block_number
+    for who, fee, says in (
+        (governance, "250", "nothing to change: the scoring fee is already 250 bps"),
+        (governance, "1001", "scoring fee 1001 bps is outside 0..1000"),
+        (governance, "2.5", "scoring_fee_bps must be a whole number, got '2.5'"),
+        (stranger, "0", f"{stranger.address} does not hold GOVERNANCE_ROLE, so the scoring fee"),
+    ):
+        with pytest.raises(InvalidInputError) as info:
+            set_scoring_fee(home, who, fee)
+        assert str(info.value).startswith(says), str(info.value)
+    assert chain.w3.eth.block_number == block and scoring_fee_bps(home) == 250

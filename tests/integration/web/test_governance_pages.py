@@ -123,6 +123,18 @@ def test_governance_changes_market_parameters_from_its_page(
     response = client.post("/governance/parameters", data={"quorum_bps": "100"}, headers=HTML)
     assert response.status_code in (400, 403)
     assert rnd.market.parameters() == held
+    # the scoring fee has its own form, checked as `visdm scoring fee` checks it
+    assert "<code>0 bps</code>" in client.get("/governance", headers=HTML).text
+    response = client.post("/governance/scoring-fee", data={"scoring_fee_bps": "300", "csrf": csrf})
+    assert response.status_code == 303
+    assert "scoring fee 0 → 300 bps" in client.get("/governance", headers=HTML).text
+    response = client.post(
+        "/governance/scoring-fee", data={"scoring_fee_bps": "5000", "csrf": csrf}, headers=HTML
+    )
+    assert (
+        response.status_code == 400 and "scoring fee 5000 bps is outside 0..1000" in response.text
+    )
+    assert "<code>300 bps</code>" in client.get("/governance", headers=HTML).text
 
 
 @pytest.mark.attack
