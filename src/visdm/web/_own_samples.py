@@ -28,6 +28,7 @@ import io
 import os
 import stat
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,10 +69,12 @@ PER_PAGE = 100
 MAX_PER_PAGE = 200
 #: the longest side of a thumbnail, in pixels
 THUMBNAIL_PX = 160
-#: the largest original file looked at (the decoder's own file limit)
-_MAX_FILE_BYTES = 50 * 1024 * 1024
+#: file digests remembered between pages, by path, size, inode and change times
+_MAX_REMEMBERED = 200_000
 # the decoder sets process-wide warning filters: one decode at a time (see decode_image)
 _decode_lock = threading.Lock()
+_digests: OrderedDict[tuple[str, int, int, int, int], bytes] = OrderedDict()
+_digests_lock = threading.Lock()
 
 
 class _NotFoundError(InvalidInputError):
@@ -213,7 +216,7 @@ def find_originals(directory: Path, wanted: dict[int, tuple[bytes, int]]) -> dic
                 info = path.lstat()
                 if not stat.S_ISREG(info.st_mode) or info.st_size not in sizes:
                     continue
-                digest = hashlib.sha256(path.read_bytes()).digest()
+                digest = _file_digest(path, info)
             except OSError:
                 continue  # unreadable now: it cannot be shown as the original
             for index in by_digest.pop(digest, []):
@@ -221,6 +224,23 @@ def find_originals(directory: Path, wanted: dict[int, tuple[bytes, int]]) -> dic
             if not by_digest:
                 return found
     return found
+
+
+def _file_digest(path: Path, info: os.stat_result) -> bytes:
+    """The SHA-256 of ``path``, remembered while its size, inode and change times stay the
+    same, so the next page (or the same page again) of a large folder reads no file twice."""
+    key = (str(path), info.st_size, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
+    with _digests_lock:
+        known = _digests.get(key)
+        if known is not None:
+            _digests.move_to_end(key)
+            return known
+    digest = hashlib.sha256(path.read_bytes()).digest()
+    with _digests_lock:
+        _digests[key] = digest
+        while len(_digests) > _MAX_REMEMBERED:
+            _digests.popitem(last=False)
+    return digest
 
 
 def _recorded_folder(
