@@ -41,6 +41,7 @@ from visdm.assets import add_asset
 from visdm.chain.client import ChainClient
 from visdm.chain.deployment import Deployment
 from visdm.web import BackgroundServer, Sessions, _own_samples, create_app
+from visdm.web._auth import COOKIE
 
 with warnings.catch_warnings():  # Starlette asks for httpx2, which is not installed here
     warnings.simplefilter("ignore")
@@ -166,6 +167,13 @@ def test_the_owner_sees_its_own_images_from_its_own_disk(market: Market) -> None
     assert 'id="own-images"' in owner.get(f"/provider/assets/{market.asset_id}").text
     for other in (market.client("provider2"), market.client(), market.client(session=False)):
         assert 'id="own-images"' not in other.get(f"/provider/assets/{market.asset_id}").text
+    # the owner's browser wallet holds no encryption key: its session is told which does
+    wallet = market.client()
+    session = market.sessions.get(wallet.cookies.get(COOKIE))
+    assert session is not None
+    session.wallet = market.rnd.accounts["provider"].address
+    shown = wallet.get(f"/provider/assets/{market.asset_id}").text
+    assert 'id="own-images"' not in shown and "open with the local account that added it" in shown
 
 
 def test_a_big_asset_comes_in_pages(market: Market) -> None:
