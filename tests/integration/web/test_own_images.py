@@ -36,7 +36,8 @@ from tests.integration.compute.roundkit import (
     Round,
     write_folder,
 )
-from tests.integration.web.test_browser_round import Shots, browser, login  # noqa: F401
+from tests.integration.web.conftest import login
+from tests.integration.web.test_browser_round import Shots
 from visdm.assets import add_asset
 from visdm.chain.client import ChainClient
 from visdm.chain.deployment import Deployment
@@ -56,7 +57,7 @@ COPY = "img9999.png"
 
 
 @dataclass
-class Market:
+class OwnedAsset:
     rnd: Round
     asset_id: int
     folder: Path
@@ -94,12 +95,12 @@ def near_copy() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def market(
+def owned(
     session_chain: ChainClient,
     deployment: Deployment,
     funded_roles: dict[str, LocalAccount],
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Market]:
+) -> Iterator[OwnedAsset]:
     """The asset, added and attested once for the module (its tests only read), inside a
     snapshot that is reverted at the end."""
     w3 = session_chain.w3
@@ -116,7 +117,7 @@ def market(
         )
         rnd.attest()
         sessions = Sessions()
-        yield Market(
+        yield OwnedAsset(
             rnd, added.asset_id, folder, sessions, create_app(rnd.settings, sessions=sessions)
         )
     finally:
@@ -147,13 +148,13 @@ def one_error_line(response: httpx.Response, status: int) -> str:
     return lines[0]
 
 
-def test_the_owner_sees_its_own_images_from_its_own_disk(market: Market) -> None:
-    owner = market.client("provider")
-    page = owner.get(f"/provider/assets/{market.asset_id}/images", headers=HTML)
+def test_the_owner_sees_its_own_images_from_its_own_disk(owned: OwnedAsset) -> None:
+    owner = owned.client("provider")
+    page = owner.get(f"/provider/assets/{owned.asset_id}/images", headers=HTML)
     assert page.status_code == 200, page.text
     text = page.text
     assert "decrypted on this machine from your own encrypted sample" in text
-    assert str(market.folder) in text and "data:image" not in text
+    assert str(owned.folder) in text and "data:image" not in text
     for index, picture in enumerate(PICTURES):
         name = f"img{picture:04d}.png"
         label = NAMES[int(TRAIN_Y[picture])]
@@ -162,23 +163,23 @@ def test_the_owner_sees_its_own_images_from_its_own_disk(market: Market) -> None
     assert text.count(">on disk</span>") == 6 and "28×28" in text
     assert "near-duplicate of sample 0 of this asset" in text  # the node's link, from metadata
     for index in range(6):
-        assert looks_like(thumbnail_of(owner, market.asset_id, index), registered(index)), index
+        assert looks_like(thumbnail_of(owner, owned.asset_id, index), registered(index)), index
     # the asset's public page links the images for the owner's session alone
-    assert 'id="own-images"' in owner.get(f"/provider/assets/{market.asset_id}").text
-    for other in (market.client("provider2"), market.client(), market.client(session=False)):
-        assert 'id="own-images"' not in other.get(f"/provider/assets/{market.asset_id}").text
+    assert 'id="own-images"' in owner.get(f"/provider/assets/{owned.asset_id}").text
+    for other in (owned.client("provider2"), owned.client(), owned.client(session=False)):
+        assert 'id="own-images"' not in other.get(f"/provider/assets/{owned.asset_id}").text
     # the owner's browser wallet holds no encryption key: its session is told which does
-    wallet = market.client()
-    session = market.sessions.get(wallet.cookies.get(COOKIE))
+    wallet = owned.client()
+    session = owned.sessions.get(wallet.cookies.get(COOKIE))
     assert session is not None
-    session.wallet = market.rnd.accounts["provider"].address
-    shown = wallet.get(f"/provider/assets/{market.asset_id}").text
+    session.wallet = owned.rnd.accounts["provider"].address
+    shown = wallet.get(f"/provider/assets/{owned.asset_id}").text
     assert 'id="own-images"' not in shown and "open with the local account that added it" in shown
 
 
-def test_a_big_asset_comes_in_pages(market: Market) -> None:
-    owner = market.client("provider")
-    url = f"/provider/assets/{market.asset_id}/images"
+def test_a_big_asset_comes_in_pages(owned: OwnedAsset) -> None:
+    owner = owned.client("provider")
+    url = f"/provider/assets/{owned.asset_id}/images"
     last = owner.get(f"{url}?page=3&per_page=2", headers=HTML).text
     assert "page 3 of 3" in last and 'id="sample-4"' in last and 'id="sample-5"' in last
     assert 'id="sample-3"' not in last and 'rel="prev"' in last and 'rel="next"' not in last
@@ -186,27 +187,27 @@ def test_a_big_asset_comes_in_pages(market: Market) -> None:
     assert "page 4 does not exist" in line
 
 
-def test_an_original_changed_or_deleted_since_added_is_named_as_such(market: Market) -> None:
-    changed, deleted = market.folder / "img0001.png", market.folder / "img0002.png"
+def test_an_original_changed_or_deleted_since_added_is_named_as_such(owned: OwnedAsset) -> None:
+    changed, deleted = owned.folder / "img0001.png", owned.folder / "img0002.png"
     kept = changed.read_bytes(), deleted.read_bytes()
     try:
         Image.fromarray(255 - TRAIN_X[1]).save(changed)
         deleted.unlink()
-        owner = market.client("provider")
-        text = owner.get(f"/provider/assets/{market.asset_id}/images", headers=HTML).text
+        owner = owned.client("provider")
+        text = owner.get(f"/provider/assets/{owned.asset_id}/images", headers=HTML).text
         assert text.count(">changed since added</span>") == 2
         assert "img0001.png" not in text and "img0002.png" not in text
         assert text.count(">on disk</span>") == 4
         # the image is still the one registered, from the owner's encrypted sample
-        assert looks_like(thumbnail_of(owner, market.asset_id, 1), registered(1))
+        assert looks_like(thumbnail_of(owner, owned.asset_id, 1), registered(1))
     finally:
         changed.write_bytes(kept[0])
         deleted.write_bytes(kept[1])
 
 
-def reads_nothing(market: Market, thief: TestClient) -> list[str]:
+def reads_nothing(owned: OwnedAsset, thief: TestClient) -> list[str]:
     """What ``thief`` gets for the page and every thumbnail: one line each, no image."""
-    base = f"/provider/assets/{market.asset_id}/images"
+    base = f"/provider/assets/{owned.asset_id}/images"
     urls = [base, *(f"{base}/{i}" for i in range(6))]
     lines = []
     for url in urls:
@@ -217,57 +218,57 @@ def reads_nothing(market: Market, thief: TestClient) -> list[str]:
     return lines
 
 
-def attempt(market: Market, monkeypatch: pytest.MonkeyPatch, account: str) -> None:
-    owner = market.client("provider")  # the owner's key is unlocked, in the owner's session
-    assert looks_like(thumbnail_of(owner, market.asset_id, 0), registered(0))
-    thief = market.client(account)
-    address = market.rnd.accounts[account].address
-    for line in reads_nothing(market, thief):
-        assert (
-            f"asset {market.asset_id} belongs to {market.rnd.accounts['provider'].address}" in line
-        )
+def attempt(owned: OwnedAsset, monkeypatch: pytest.MonkeyPatch, account: str) -> None:
+    owner = owned.client("provider")  # the owner's key is unlocked, in the owner's session
+    assert looks_like(thumbnail_of(owner, owned.asset_id, 0), registered(0))
+    thief = owned.client(account)
+    address = owned.rnd.accounts[account].address
+    for line in reads_nothing(owned, thief):
+        assert f"asset {owned.asset_id} belongs to {owned.rnd.accounts['provider'].address}" in line
         assert f"not to {account} ({address})" in line
     # with the ownership check switched off, the key does not open: it is sealed to the owner
     # (and the allowed nodes) only, and the session holds the thief's own key, not the owner's
     monkeypatch.setattr(_own_samples, "_check_owner", lambda *_: None)
-    for line in reads_nothing(market, thief):
+    for line in reads_nothing(owned, thief):
         assert f"manifest has no wrapped key for {address}" in line
-    assert looks_like(thumbnail_of(owner, market.asset_id, 0), registered(0))
+    assert looks_like(thumbnail_of(owner, owned.asset_id, 0), registered(0))
 
 
 @pytest.mark.attack
 def test_another_provider_cannot_read_my_images(
-    market: Market, monkeypatch: pytest.MonkeyPatch
+    owned: OwnedAsset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    attempt(market, monkeypatch, "provider2")
+    attempt(owned, monkeypatch, "provider2")
 
 
 @pytest.mark.attack
-def test_a_stranger_cannot_read_my_images(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
-    attempt(market, monkeypatch, "stranger")
+def test_a_stranger_cannot_read_my_images(
+    owned: OwnedAsset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempt(owned, monkeypatch, "stranger")
 
 
-def test_an_asset_or_sample_that_does_not_exist_is_one_line(market: Market) -> None:
-    owner = market.client("provider")
+def test_an_asset_or_sample_that_does_not_exist_is_one_line(owned: OwnedAsset) -> None:
+    owner = owned.client("provider")
     line = one_error_line(owner.get("/provider/assets/999/images", headers=HTML), 404)
     assert "asset 999 does not exist" in line
-    line = one_error_line(owner.get(f"/provider/assets/{market.asset_id}/images/6"), 404)
-    assert f"asset {market.asset_id} has no sample 6: its samples are numbered 0 to 5" in line
+    line = one_error_line(owner.get(f"/provider/assets/{owned.asset_id}/images/6"), 404)
+    assert f"asset {owned.asset_id} has no sample 6: its samples are numbered 0 to 5" in line
 
 
 @pytest.mark.browser
 def test_the_owner_sees_the_page_in_a_browser(
-    market: Market,
-    browser: Browser,  # noqa: F811 - the browser round's fixture, imported above
+    owned: OwnedAsset,
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
-    server = BackgroundServer(market.app)
+    server = BackgroundServer(owned.app)
     url = server.start()
     try:
-        page = login(browser, url, market.sessions, "provider")
-        page.goto(f"{url}/provider/assets/{market.asset_id}")
+        page = login(browser, url, owned.sessions, "provider")
+        page.goto(f"{url}/provider/assets/{owned.asset_id}")
         page.click("#own-images")
-        expect(page.locator("main h1")).to_have_text(f"My images of asset {market.asset_id}")
+        expect(page.locator("main h1")).to_have_text(f"My images of asset {owned.asset_id}")
         expect(page.locator(".thumbs > li")).to_have_count(6)
         page.wait_for_function(
             "() => [...document.images].every((i) => i.complete && i.naturalWidth === 28)"
