@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -38,6 +39,7 @@ from visdm.chain.client import TxResult
 from visdm.chain.contracts import (
     REJECT_ASK,
     ComputeNodeRecord,
+    MarketParameters,
     ProposalStatus,
     Quote,
     StakeholderRecord,
@@ -293,6 +295,22 @@ def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], Non
     mp.setattr(visdm.governance, "resolve_node", lambda *_a, **_k: NODE)
     mp.setattr(visdm.governance, "set_node_suspended", lambda *_a, **_k: (NODE, TX))
     return ["governance", "reinstate-node", ADDRESS], lambda d: d["gasUsed"] == TX.gas_used
+
+
+@case("governance parameters")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    params = MarketParameters(treasury=ADDRESS, claim_period=BIG)
+    mp.setattr(visdm.governance, "market_parameters", lambda *_a: params)
+    return ["governance", "parameters"], lambda d: d["claimPeriod"] == str(BIG)
+
+
+@case("governance set-parameters")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    before = MarketParameters(treasury=ADDRESS)
+    done = visdm.governance.ParameterChange(before, replace(before, quorum_bps=5000), TX)
+    mp.setattr(visdm.governance, "set_market_parameters", lambda *_a, **_k: done)
+    changed = [{"name": "quorumBps", "before": 3000, "after": 5000}]
+    return ["governance", "set-parameters", "quorumBps=5000"], lambda d: d["changed"] == changed
 
 
 # --- assets and sample data -------------------------------------------------------------------
