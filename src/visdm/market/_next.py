@@ -25,6 +25,7 @@ from pathlib import Path
 
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import (
+    REJECT_ASK,
     AssetRegistry,
     DelegationRegistry,
     ProposalRecord,
@@ -39,6 +40,8 @@ __all__ = [
     "check_model_path",
     "human_time",
     "next_step",
+    "parse_ask",
+    "require_consumer",
     "require_cost_within",
     "require_counter_open",
     "require_model_ready",
@@ -157,6 +160,33 @@ def _waiting(record: ProposalRecord, now: int) -> str:
             f"`visdm reclaim {pid}` after that"
         ),
     }[record.status]
+
+
+def parse_ask(text: str) -> int:
+    """``accept`` (any price), ``reject``, or a price in token units."""
+    lowered = text.strip().lower()
+    if lowered == "accept":
+        return 0
+    if lowered == "reject":
+        return REJECT_ASK
+    try:
+        value = int(lowered)
+    except ValueError:
+        raise InvalidInputError(
+            f"ask {text!r} is not 'accept', 'reject' or a price in token units"
+        ) from None
+    if not 0 <= value < REJECT_ASK:
+        raise InvalidInputError(f"ask {text!r} is outside 0..2^256-2")
+    return value
+
+
+def require_consumer(record: ProposalRecord, address: str, doing: str) -> None:
+    """Refuse ``address`` unless it is the proposal's consumer, the only one who may ``doing``."""
+    if record.consumer.lower() != address.lower():
+        raise InvalidInputError(
+            f"proposal {record.proposal_id} is consumer {record.consumer}'s, not {address}'s: "
+            f"only a proposal's consumer can {doing}"
+        )
 
 
 def require_voting_open(record: ProposalRecord, now: int) -> None:

@@ -21,7 +21,7 @@ from eth_utils.crypto import keccak
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import TxResult
-from visdm.chain.contracts import REJECT_ASK, ClaimRequest, ProposalRecord, ProposalStatus, Quote
+from visdm.chain.contracts import ClaimRequest, ProposalRecord, ProposalStatus, Quote
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, SignatureError, VisdmError
 from visdm.jsonsafe import load_untrusted_object
@@ -40,6 +40,7 @@ from visdm.session import Connection, connect_deployed, open_store, top_up_dev_t
 from visdm.storage import ContentStore
 
 from . import _next
+from ._next import parse_ask
 from ._views import ask_view, rows
 from .payouts import claim_for
 from .quotes import (
@@ -174,24 +175,6 @@ def accept_counter(settings: Settings, consumer: UnlockedAccount, proposal_id: i
 
 
 # --- providers: voting --------------------------------------------------------------------
-def parse_ask(text: str) -> int:
-    """``accept`` (any price), ``reject``, or a price in token units."""
-    lowered = text.strip().lower()
-    if lowered == "accept":
-        return 0
-    if lowered == "reject":
-        return REJECT_ASK
-    try:
-        value = int(lowered)
-    except ValueError:
-        raise InvalidInputError(
-            f"ask {text!r} is not 'accept', 'reject' or a price in token units"
-        ) from None
-    if not 0 <= value < REJECT_ASK:
-        raise InvalidInputError(f"ask {text!r} is outside 0..2^256-2")
-    return value
-
-
 def vote(settings: Settings, voter: UnlockedAccount, proposal_id: int, ask: int) -> TxResult:
     """Vote the minimum price at which ``voter`` accepts (0 = accept, REJECT_ASK = reject)."""
     conn = connect_deployed(settings)
@@ -280,12 +263,7 @@ def request_quote(
     only for a proposal's own consumer.
     """
     conn = connect_deployed(settings)
-    record = _proposal(conn, proposal_id)
-    if consumer.address.lower() != record.consumer.lower():
-        raise InvalidInputError(
-            f"proposal {proposal_id} is consumer {record.consumer}'s, not {consumer.address}'s: "
-            "only a proposal's consumer can ask for its quote"
-        )
+    _next.require_consumer(_proposal(conn, proposal_id), consumer.address, "ask for its quote")
     market = conn.deployment.training_market(conn.client)
     request = NodeRequest(proposal_id, consumer.address, int(time.time()))
     request_signature = sign_quote_request(
@@ -307,11 +285,7 @@ def fetch_quote(
     conn = connect_deployed(settings)
     proposal_id = request.proposal_id
     record = _proposal(conn, proposal_id)
-    if request.consumer.lower() != record.consumer.lower():
-        raise InvalidInputError(
-            f"proposal {proposal_id} is consumer {record.consumer}'s, not {request.consumer}'s: "
-            "only a proposal's consumer can ask for its quote"
-        )
+    _next.require_consumer(record, request.consumer, "ask for its quote")
     url = node_url(conn, record.node, node_url_override)
     market = conn.deployment.training_market(conn.client)
     deadline = time.monotonic() + _CONNECT_PATIENCE_S

@@ -82,14 +82,6 @@ def _tokens(amount: int) -> str:
     return f"{amount / 10**18:,.6g}"
 
 
-def _require_consumer(record: ProposalRecord, sender: str, doing: str) -> None:
-    if record.consumer.lower() != sender.lower():
-        raise InvalidInputError(
-            f"proposal {record.proposal_id} is consumer {record.consumer}'s, not {sender}'s: "
-            f"only its consumer can {doing}; connect the consumer's wallet"
-        )
-
-
 def plan_funding(
     *, need: int, balance: int, allowance: int, market: str, mintable: bool
 ) -> Call | None:
@@ -114,7 +106,7 @@ def plan_funding(
 def plan_quote(record: ProposalRecord, now: int, sender: str, quote: Quote | None) -> Step:
     """Ask the node for a quote: the wallet signs the consumer's ``QuoteRequest``; with a
     fresh quote held, the quote page shows it."""
-    _require_consumer(record, sender, "ask for its quote")
+    _next.require_consumer(record, sender, "ask for its quote")
     pid = record.proposal_id
     if record.status in _AFTER_START:
         return Done(f"/proposals/{pid}", f"proposal {pid} is already {record.status.name.lower()}")
@@ -174,7 +166,7 @@ def plan_accept_counter(
     mintable: bool,
 ) -> Step:
     """Top the escrow up to the clearing price and accept the counter offer."""
-    _require_consumer(record, sender, "accept its counter offer")
+    _next.require_consumer(record, sender, "accept its counter offer")
     pid = record.proposal_id
     accepted = record.price == record.clearing_price > record.offer
     if accepted and record.status != ProposalStatus.COUNTERED:
@@ -199,7 +191,7 @@ def plan_reclaim(
 ) -> Step:
     """Reclaim the escrow after the other side let its deadline pass, then withdraw it."""
     pid = record.proposal_id
-    _require_consumer(record, sender, "reclaim it")
+    _next.require_consumer(record, sender, "reclaim it")
     if record.status in (
         ProposalStatus.APPROVED,
         ProposalStatus.COUNTERED,
