@@ -51,10 +51,15 @@ INJECTED = """
 
 
 def wallet_handler(
-    chain: ChainClient, signer: LocalAccount, *, claims: str | None = None
+    chain: ChainClient,
+    signer: LocalAccount,
+    *,
+    claims: str | None = None,
+    typed_by: LocalAccount | None = None,
 ) -> Callable[[str, str], str]:
     """What the injected provider calls: eth-account signs with ``signer``'s key; ``claims``
-    is the address the wallet says it has (default: its own)."""
+    is the address the wallet says it has (default: its own); ``typed_by`` signs every typed
+    data but the session challenge (a wallet that connects honestly, then swaps keys)."""
     address = claims or signer.address
 
     def handle(method: str, params_json: str) -> str:
@@ -64,7 +69,13 @@ def wallet_handler(
         if method == "eth_chainId":
             return json.dumps({"result": hex(chain.chain_id)})
         if method == "eth_signTypedData_v4":
-            signed = Account.sign_typed_data(signer.key, full_message=json.loads(params[1]))
+            typed = json.loads(params[1])
+            key = (
+                signer.key
+                if typed_by is None or typed["primaryType"] == "Connect"
+                else typed_by.key
+            )
+            signed = Account.sign_typed_data(key, full_message=typed)
             return json.dumps({"result": "0x" + signed.signature.hex()})
         if method == "eth_sendTransaction":
             tx = dict(params[0])
