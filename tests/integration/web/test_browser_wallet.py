@@ -1,8 +1,10 @@
 """Wallet mode in a real browser: a test EIP-1193 provider injected into the page announces
 itself with EIP-6963 and signs with eth-account on the Python side (the server never sees the
-key). The provider connects by signing the session's EIP-712 challenge, votes, delegates and
-undelegates with transactions the server prepared; a wallet that signs with another key than
-the address it claims is refused."""
+key). The provider connects by signing the session's EIP-712 challenge, votes, delegates,
+undelegates and withdraws its asset with transactions the server prepared; a consumer's wallet
+accepts a counter offer (approve, accept) and, after the start deadline, reclaims the escrow
+and withdraws it; a wallet that signs with another key than the address it claims is
+refused."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from eth_account.signers.local import LocalAccount
 from playwright.sync_api import Browser, expect
 
 from tests.integration.compute.roundkit import Round
-from tests.integration.web.conftest import wallet_handler, wallet_page
+from tests.integration.web.conftest import connect_wallet, wallet_handler, wallet_page
 from visdm.chain.client import ChainClient
+from visdm.chain.contracts import AssetStatus, ProposalStatus
 from visdm.chain.deployment import Deployment
+from visdm.market import workflow
 from visdm.web import BackgroundServer, Sessions, create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -74,6 +78,51 @@ def test_a_browser_wallet_connects_and_votes(
     expect(page.locator(".flash")).to_contain_text("the wallet's transaction 0x")
     expect(page.locator("#delegate")).to_contain_text("no delegate")
     assert delegation.delegate_of(provider.address) is None
+    # the wallet withdraws the provider's asset: done once the chain says withdrawn
+    mine = rnd.asset_ids[0]
+    with page.expect_navigation(url="**/provider"):
+        page.click(f"#withdraw-asset-{mine}")
+    expect(page.locator(".flash").first).to_contain_text(f"withdraw asset {mine}: the wallet's")
+    assert rnd.deployment.asset_registry(rnd.chain).asset(mine).status == AssetStatus.WITHDRAWN
+
+
+def test_a_consumer_wallet_accepts_a_counter_offer_and_reclaims(
+    voting: tuple[Round, int, str, Sessions],
+    browser: Browser,
+    funded_roles: dict[str, LocalAccount],
+) -> None:
+    rnd, pid, url, sessions = voting
+    offer = rnd.market.proposal(pid).offer
+    for who in ("provider", "provider2"):  # both ask twice the offer: a counter offer
+        workflow.vote(rnd.as_(who), rnd.accounts[who], pid, 2 * offer)
+    rnd.chain.advance_time(131)
+    workflow.tally(rnd.as_("stranger"), rnd.accounts["stranger"], pid)
+    assert rnd.market.proposal(pid).status == ProposalStatus.COUNTERED
+    consumer = funded_roles["consumer"]
+    rnd.token.approve(consumer, rnd.market.address, 0)  # so that accepting approves first
+    before = rnd.token.balance_of(consumer.address)
+
+    page = wallet_page(browser, url, sessions, wallet_handler(rnd.chain, consumer))
+    connect_wallet(page, consumer.address)
+    page.goto(f"{url}/proposals/{pid}")
+    with page.expect_navigation(url=f"**/proposals/{pid}"):
+        page.click("#accept-counter-submit")  # approve the top-up, then accept
+    expect(page.locator("#proposal-status")).to_have_text("approved")
+    assert "let the market take" in " ".join(page.locator(".flash").all_inner_texts())
+    record = rnd.market.proposal(pid)
+    assert record.price == 2 * offer
+    assert rnd.token.balance_of(consumer.address) == before - offer
+
+    # too early to reclaim: the market's reason, before the wallet is asked
+    page.click("#reclaim-submit")
+    expect(page.locator("#wallet-error")).to_contain_text("can be reclaimed only after")
+    rnd.chain.advance_time(record.deadline - rnd.chain.latest_timestamp() + 1)
+    page.reload()
+    with page.expect_navigation(url=f"**/proposals/{pid}"):
+        page.click("#reclaim-submit")  # reclaim, then withdraw the credit
+    expect(page.locator(".flash").first).to_contain_text("reclaim proposal")
+    assert rnd.market.credit_of(consumer.address) == 0
+    assert rnd.token.balance_of(consumer.address) == before + offer
 
 
 @pytest.mark.attack
