@@ -147,7 +147,7 @@ def test_paying_above_the_quote_page_cost_is_refused() -> None:
 
 
 def test_only_the_consumer_pays_and_only_an_approved_proposal() -> None:
-    with pytest.raises(InvalidInputError, match="only a proposal.s consumer can ask for its quote"):
+    with pytest.raises(InvalidInputError, match="only a proposal's consumer can ask for its quote"):
         plan_quote(record(ProposalStatus.APPROVED, consumer=OTHER), NOW, ME, QUOTE)
     with pytest.raises(InvalidInputError, match="there is nothing to quote"):
         plan_quote(record(ProposalStatus.VOTING), NOW, ME, QUOTE)
@@ -211,7 +211,7 @@ def test_reclaiming_waits_for_the_deadline_then_withdraws() -> None:
     assert isinstance(plan_reclaim(cancelled, NOW, ME, credit=0, started=True), Done)
     with pytest.raises(InvalidInputError, match="nothing to reclaim"):
         plan_reclaim(cancelled, NOW, ME, credit=0, started=False)
-    with pytest.raises(InvalidInputError, match="only a proposal.s consumer can reclaim"):
+    with pytest.raises(InvalidInputError, match="only a proposal's consumer can reclaim"):
         plan_reclaim(replace(late, consumer=OTHER), NOW, ME, credit=0, started=False)
 
 
