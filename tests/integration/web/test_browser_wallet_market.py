@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.integration.compute.roundkit import Round
 from tests.integration.web.conftest import connect_wallet, login, wallet_handler, wallet_page
+from tests.integration.web.test_browser_round import Shots
 from visdm.chain.contracts import ProposalStatus
 from visdm.web import Sessions
 
@@ -68,6 +69,8 @@ def test_wallets_pay_and_claim_and_the_consumer_downloads_the_model(
     with page.expect_navigation(url=f"**/wallet/quote/{pid}"):
         page.click("#quote-submit")  # the wallet signs the QuoteRequest; the node quotes
     expect(page.locator("#quote")).to_contain_text("training cost")
+    shots = Shots(tmp_path / "screens")
+    shots(page, "wallet-quote")
     cost = int(page.locator("input[name=max_cost_wei]").get_attribute("value") or "")
     assert cost > 0
 
@@ -78,6 +81,9 @@ def test_wallets_pay_and_claim_and_the_consumer_downloads_the_model(
     page.click("#train-submit")
     expect(page.locator("#wallet-error")).to_contain_text(
         "above the cost you accepted on the quote page"
+    )
+    expect(page.locator("form .wallet-progress[role=status][aria-live=polite]")).to_have_text(
+        "stopped"
     )
     assert rnd.market.proposal(pid).status == ProposalStatus.APPROVED
     assert rnd.token.balance_of(consumer.address) == 0
@@ -110,6 +116,7 @@ def test_wallets_pay_and_claim_and_the_consumer_downloads_the_model(
     page.goto(f"{url}/proposals/{pid}")
     expect(page.locator("#model-note")).to_contain_text("cannot decrypt the model")
     assert page.locator("#model-download").count() == 0
+    shots(page, "wallet-proposal")
 
     # the provider's wallet claims its payouts and withdraws them
     provider = funded_roles["provider"]
@@ -118,6 +125,7 @@ def test_wallets_pay_and_claim_and_the_consumer_downloads_the_model(
     connect_wallet(claimer, provider.address)
     claimer.goto(f"{url}/provider")
     expect(claimer.locator("#claim-all")).to_have_text("Claim and withdraw with the wallet")
+    shots(claimer, "wallet-provider")
     with claimer.expect_navigation(url="**/provider"):
         claimer.click("#claim-all")
     expect(claimer.locator(".flash").first).to_contain_text("claim")
