@@ -3,8 +3,8 @@ itself with EIP-6963 and signs with eth-account on the Python side (the server n
 key). The provider connects by signing the session's EIP-712 challenge, votes, delegates,
 undelegates and withdraws its asset with transactions the server prepared; a consumer's wallet
 accepts a counter offer (approve, accept) and, after the start deadline, reclaims the escrow
-and withdraws it; a wallet that signs with another key than the address it claims is
-refused."""
+and withdraws it; a wallet that signs with another key than the address it claims, or
+swaps keys after connecting, is refused."""
 
 from __future__ import annotations
 
@@ -142,3 +142,27 @@ def test_a_wallet_signing_for_another_address_is_refused(
     )
     page.reload()
     expect(page.locator("#who")).to_contain_text("no account unlocked")
+
+
+@pytest.mark.attack
+def test_a_wallet_that_swaps_keys_after_connecting_gets_no_quote(
+    voting: tuple[Round, int, str, Sessions],
+    browser: Browser,
+    funded_roles: dict[str, LocalAccount],
+) -> None:
+    """The consumer's wallet connects honestly, then signs the request for the node's quote
+    with another key: the server refuses it before the node is asked, and holds no quote."""
+    rnd, pid, url, sessions = voting
+    rnd.approve(pid)
+    consumer = funded_roles["consumer"]
+    swapper = wallet_handler(rnd.chain, consumer, typed_by=funded_roles["stranger"])
+    page = wallet_page(browser, url, sessions, swapper)
+    connect_wallet(page, consumer.address)
+    page.goto(f"{url}/proposals/{pid}")
+    page.click("#quote-submit")
+    expect(page.locator("#wallet-error")).to_contain_text(
+        f"QuoteRequest signature is not from {consumer.address}"
+    )
+    page.goto(f"{url}/wallet/quote/{pid}")
+    expect(page.locator("#error")).to_contain_text(f"holds no quote for proposal {pid}")
+    assert rnd.market.proposal(pid).status == ProposalStatus.APPROVED
