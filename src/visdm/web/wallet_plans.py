@@ -41,6 +41,7 @@ __all__ = [
     "plan_train",
     "plan_vote",
     "plan_withdraw_asset",
+    "wallet_of",
 ]
 
 #: a quote this close to its expiry is asked for again rather than sent to be refused
@@ -80,6 +81,13 @@ Step = Call | Sign | Done
 
 def _tokens(amount: int) -> str:
     return f"{amount / 10**18:,.6g}"
+
+
+def wallet_of(session: Any) -> str:
+    """The address of the wallet connected to ``session``, or a refusal that says to connect."""
+    if session.wallet is None:
+        raise InvalidInputError("no browser wallet is connected to this session: connect one")
+    return str(session.wallet)
 
 
 def plan_funding(

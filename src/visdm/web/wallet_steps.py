@@ -11,14 +11,12 @@ chain, plans the next step (:mod:`.wallet_plans`) and answers one of
 and the page asks again, at most :data:`MAX_STEPS` times. Actions: ``vote``, ``delegate``,
 ``quote``, ``train``, ``accept-counter``, ``reclaim``, ``claim``, ``withdraw-asset``.
 
-The only thing a session keeps between steps is the node's signed quote (after the wallet
-signed the request for it); everything else is read from the chain at each step.
+The only thing a session keeps between steps is the node's signed quote (:mod:`.wallet_quote`)
+after the wallet signed the request for it; everything else is read from the chain at each step.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,18 +25,15 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from visdm.chain.contracts import Quote
 from visdm.errors import (
     ContractRevertError,
     InvalidInputError,
-    SignatureError,
     TransactionFailedError,
 )
 from visdm.jsonsafe import one_line
-from visdm.types import Address
 
 from . import _forms
-from ._app import acting, current_session, render, session_settings
+from ._app import acting, session_settings
 from .wallet_plans import (
     Call,
     Done,
@@ -52,11 +47,15 @@ from .wallet_plans import (
     plan_train,
     plan_vote,
     plan_withdraw_asset,
+    wallet_of,
 )
+from .wallet_quote import held_quote, quote_of, quote_request
+from .wallet_quote import router as _quote_router
 
-__all__ = ["MAX_STEPS", "prepared", "router", "wallet_of"]
+__all__ = ["MAX_STEPS", "prepared", "router"]
 
 router = APIRouter()
+router.include_router(_quote_router)
 
 #: the most steps one action takes (mint, approve, pay: three; the page stops after this many)
 MAX_STEPS = 8
@@ -64,12 +63,6 @@ _GAS_HEADROOM = 2
 _GAS_MARGIN = 50_000
 #: the artifact of each deployed contract a wallet calls
 _ARTIFACTS = {"PaymentToken": "DevToken"}
-_DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 
 def prepared(
@@ -92,13 +85,6 @@ def prepared(
         "gas": hex(int(gas * _GAS_HEADROOM) + _GAS_MARGIN),
         "value": "0x0",
     }
-
-
-def wallet_of(session: Any) -> str:
-    """The address of the wallet connected to ``session``, or a refusal that says to connect."""
-    if session.wallet is None:
-        raise InvalidInputError("no browser wallet is connected to this session: connect one")
-    return str(session.wallet)
 
 
 @dataclass
@@ -151,25 +137,6 @@ class _Ctx:
 _NO_MINT = "wallet_no_mint"
 
 
-def _quote_key(pid: int) -> str:
-    return f"wallet_quote:{pid}"
-
-
-def held_quote(session: Any, pid: int) -> dict[str, Any] | None:
-    """The node's signed quote the session holds for proposal ``pid`` (``None``: none)."""
-    raw = session.pending.get(_quote_key(pid))
-    return None if raw is None else dict(json.loads(raw))
-
-
-def _quote_of(held: dict[str, Any] | None) -> tuple[Quote | None, bytes]:
-    if held is None:
-        return None, b""
-    quote = Quote(
-        int(held["proposalId"]), int(held["cost"]), int(held["maxDuration"]), int(held["expiry"])
-    )
-    return quote, bytes.fromhex(held["signature"])
-
-
 # --- planners that read the chain ----------------------------------------------------------
 def _vote(ctx: _Ctx) -> Step:
     from visdm.market import workflow
@@ -199,14 +166,14 @@ def _delegate(ctx: _Ctx) -> Step:
 
 def _quote(ctx: _Ctx) -> Step:
     record = ctx.record()
-    quote, _ = _quote_of(held_quote(ctx.session, record.proposal_id))
+    quote, _ = quote_of(held_quote(ctx.session, record.proposal_id))
     return plan_quote(record, ctx.now(), ctx.sender, quote)
 
 
 def _train(ctx: _Ctx) -> Step:
     record = ctx.record()
     max_cost = _forms.whole(ctx.form, "max_cost_wei", minimum=0)
-    quote, signature = _quote_of(held_quote(ctx.session, record.proposal_id))
+    quote, signature = quote_of(held_quote(ctx.session, record.proposal_id))
     return plan_train(
         record,
         ctx.now(),
@@ -260,30 +227,17 @@ _ACTIONS = {
 }
 
 
-def _quote_request(ctx: _Ctx) -> dict[str, Any]:
-    """The ``QuoteRequest`` typed data for the wallet to sign; its ``issuedAt`` is kept so
-    that the signature posted back is checked against exactly this request."""
-    from visdm.market.quotes import QUOTE_REQUEST_TYPES, NodeRequest, market_domain
-
-    record = ctx.record()
-    request = NodeRequest(record.proposal_id, Address(ctx.sender), int(time.time()))
-    ctx.session.pending[f"wallet_quote_request:{record.proposal_id}"] = str(request.issued_at)
-    domain = market_domain(ctx.connect().client.chain_id, ctx.market().address)
-    return {
-        "types": {"EIP712Domain": _DOMAIN_FIELDS, **QUOTE_REQUEST_TYPES},
-        "primaryType": "QuoteRequest",
-        "domain": domain.as_dict(),
-        "message": request.as_message(),
-    }
-
-
 def _answer(ctx: _Ctx, step: Step) -> dict[str, Any]:
     if isinstance(step, Done):
         if step.message:
             ctx.session.flashes.append(one_line(step.message))
         return {"kind": "done", "next": step.next}
     if isinstance(step, Sign):
-        typed = _quote_request(ctx)
+        record = ctx.record()
+        chain_id = ctx.connect().client.chain_id
+        typed = quote_request(
+            ctx.session, chain_id, ctx.market().address, record.proposal_id, ctx.sender
+        )
         return {
             "kind": "typed",
             "typed": typed,
@@ -330,82 +284,6 @@ async def prepare(request: Request, action: str) -> Response:
     if step == 0:
         session.pending.pop(_NO_MINT, None)
     return JSONResponse(await run_in_threadpool(_prepare, ctx, action))
-
-
-@router.post("/wallet/signed/quote")
-async def signed_quote(request: Request) -> Response:
-    """The wallet signed the consumer's ``QuoteRequest``: check it, ask the node, keep the
-    node's signed quote for this session's next steps."""
-    from visdm.market import workflow
-    from visdm.market.quotes import NodeRequest, verify_quote_request
-
-    session, form = await acting(request)
-    sender = wallet_of(session)
-    pid = _forms.whole(form, "proposal", minimum=1)
-    issued = session.pending.pop(f"wallet_quote_request:{pid}", None)
-    if issued is None:
-        raise InvalidInputError(
-            f"no quote request for proposal {pid} is open in this session: ask for the quote again"
-        )
-    signature = _signature(form)
-    node_request = NodeRequest(pid, Address(sender), int(issued))
-    settings = session_settings(request, session)
-
-    def ask() -> Any:
-        from visdm.session import connect_deployed
-
-        conn = connect_deployed(settings)
-        market = conn.deployment.training_market(conn.client)
-        # refused here, before the node is asked, when another key signed
-        verify_quote_request(signature, conn.client.chain_id, market.address, node_request)
-        return workflow.fetch_quote(settings, node_request, signature)
-
-    offer = await run_in_threadpool(ask)
-    session.pending[_quote_key(pid)] = json.dumps(
-        {
-            "proposalId": offer.quote.proposal_id,
-            "cost": str(offer.quote.training_cost),
-            "maxDuration": offer.quote.max_duration,
-            "expiry": offer.quote.expiry,
-            "signature": offer.signature.hex(),
-            "signer": offer.signer,
-            "design": offer.design,
-            "nodeUrl": offer.node_url,
-        }
-    )
-    return JSONResponse({"quoted": str(offer.quote.training_cost)})
-
-
-def _signature(form: Any) -> bytes:
-    text = _forms.text(form, "signature", what="signature")
-    try:
-        raw = bytes.fromhex(text.removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 65:
-        raise SignatureError(
-            f"the field 'signature' must be a 65-byte hex signature, got {text[:40]!r}: sign again"
-        )
-    return raw
-
-
-@router.get("/wallet/quote/{pid}")
-def quote_page(request: Request, pid: int) -> Response:
-    """The quote the wallet's request got, with the node's design check, before paying."""
-    from visdm.market.workflow import QuoteOffer
-
-    session = current_session(request)
-    held = None if session is None else held_quote(session, pid)
-    if held is None:
-        raise InvalidInputError(
-            f"this session holds no quote for proposal {pid}: ask for it on the proposal's page"
-        )
-    quote = Quote(
-        int(held["proposalId"]), int(held["cost"]), int(held["maxDuration"]), int(held["expiry"])
-    )
-    signature = bytes.fromhex(held["signature"])
-    offer = QuoteOffer(quote, signature, held["signer"], dict(held["design"]), held["nodeUrl"])
-    return render(request, "quote.html", title=f"Quote for proposal {pid}", pid=pid, offer=offer)
 
 
 @router.post("/wallet/sent")
