@@ -32,9 +32,12 @@ $(NPM_STAMP): package.json package-lock.json
 demo: setup
 	$(VENV)/bin/visdm demo $(DEMO_ARGS)
 
-# Benchmarks run first so that pytest's summary is the last line of the run.
+# Benchmarks run first so that pytest's summary is the last line of the run. The suite spends
+# most of its time waiting on chains, nodes, sandboxes and browsers, so three worker processes
+# share the two cores; a test file stays in one worker, with its module fixtures.
+PYTEST_WORKERS ?= -n 3 --dist loadfile
 test: setup lint typecheck bench-quick
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Every benchmark at its reduced size, so none can rot; the figures are printed, never asserted.
 bench-quick: $(BENCH_STAMP) $(NPM_STAMP)
