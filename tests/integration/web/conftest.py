@@ -6,6 +6,8 @@ signs with eth-account on the Python side (the server never sees its key)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,48 @@ def wallet_handler(
         return json.dumps({"error": f"the test wallet does not do {method}"})
 
     return handle
+
+
+#: form controls a screen reader cannot name, and pictures that say nothing
+UNNAMED = """() => [
+  ...[...document.querySelectorAll("input:not([type=hidden]), select, textarea, button")]
+    .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")
+                   && !(e.tagName === "BUTTON" && e.textContent.trim())),
+  ...[...document.querySelectorAll("svg, img")]
+    .filter((e) => !e.getAttribute("aria-label") && !e.getAttribute("alt")),
+].map((e) => e.outerHTML.slice(0, 100))"""
+
+
+#: axe-core (npm, pinned in package.json): the accessibility rules browsers' audits use
+AXE = Path(__file__).resolve().parents[3] / "node_modules" / "axe-core" / "axe.min.js"
+#: axe's serious and critical violations on the page: rule id and the first offending node
+SERIOUS = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+  .filter((v) => v.impact === "serious" || v.impact === "critical")
+  .map((v) => `${v.id}: ${v.nodes[0].html.slice(0, 100)}`)"""
+
+
+class Shots:
+    """Numbered full-page screenshots; each page is also checked for unnamed controls and for
+    axe-core's serious and critical violations."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.copy_to = os.environ.get("VISDM_SCREENSHOT_DIR")
+        self.count = 0
+
+    def __call__(self, page: Page, name: str) -> None:
+        assert page.evaluate(UNNAMED) == [], name
+        # through the DevTools protocol: the app's CSP rightly refuses an injected script tag
+        page.evaluate("() => { " + AXE.read_text(encoding="utf-8") + "\n}")
+        assert page.evaluate(SERIOUS) == [], name
+        assert page.locator("main h1").count() == 1, name
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        if self.copy_to:
+            Path(self.copy_to).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(self.copy_to) / f"web-{name}.png")
 
 
 @pytest.fixture

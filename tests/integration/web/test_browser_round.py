@@ -9,141 +9,30 @@ a screenshot under the test's tmp dir (and under ``$VISDM_SCREENSHOT_DIR`` when 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eth_account.signers.local import LocalAccount
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.integration.compute.roundkit import (
     MLP_SPEC,
     NAMES,
     NO_DP_LICENCE,
-    PASSWORD,
     VAL_X,
     VAL_Y,
     Round,
     write_folder,
 )
+from tests.integration.web.conftest import Shots, login
 from visdm.assets import add_asset
-from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalStatus
-from visdm.chain.deployment import Deployment
-from visdm.compute.api import create_app as node_app
 from visdm.market import workflow
-from visdm.web import BackgroundServer, Sessions, create_app
+from visdm.web import Sessions
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium-headless-shell")
-#: how long an action may wait on a busy machine (the node quotes, the chain mines)
-_SLOW_MS = 180_000
 PER_PROVIDER = 20
-
-
-#: form controls a screen reader cannot name, and pictures that say nothing
-UNNAMED = """() => [
-  ...[...document.querySelectorAll("input:not([type=hidden]), select, textarea, button")]
-    .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")
-                   && !(e.tagName === "BUTTON" && e.textContent.trim())),
-  ...[...document.querySelectorAll("svg, img")]
-    .filter((e) => !e.getAttribute("aria-label") && !e.getAttribute("alt")),
-].map((e) => e.outerHTML.slice(0, 100))"""
-
-
-#: axe-core (npm, pinned in package.json): the accessibility rules browsers' audits use
-AXE = Path(__file__).resolve().parents[3] / "node_modules" / "axe-core" / "axe.min.js"
-#: axe's serious and critical violations on the page: rule id and the first offending node
-SERIOUS = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
-  .filter((v) => v.impact === "serious" || v.impact === "critical")
-  .map((v) => `${v.id}: ${v.nodes[0].html.slice(0, 100)}`)"""
-
-
-class Shots:
-    """Numbered full-page screenshots; each page is also checked for unnamed controls and for
-    axe-core's serious and critical violations."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.copy_to = os.environ.get("VISDM_SCREENSHOT_DIR")
-        self.count = 0
-
-    def __call__(self, page: Page, name: str) -> None:
-        assert page.evaluate(UNNAMED) == [], name
-        # through the DevTools protocol: the app's CSP rightly refuses an injected script tag
-        page.evaluate("() => { " + AXE.read_text(encoding="utf-8") + "\n}")
-        assert page.evaluate(SERIOUS) == [], name
-        assert page.locator("main h1").count() == 1, name
-        self.count += 1
-        path = self.folder / f"{self.count:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        if self.copy_to:
-            Path(self.copy_to).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, Path(self.copy_to) / f"web-{name}.png")
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium-headless-shell "
-            "(scripts/install-system-deps.sh does)"
-        )
-    expect.set_options(timeout=180_000)  # a busy machine: the chain mines, the node quotes
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM))
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def market(
-    chain: ChainClient,
-    deployment: Deployment,
-    tmp_path: Path,
-    funded_roles: dict[str, LocalAccount],
-) -> Iterator[tuple[Round, str, Sessions]]:
-    """The round's cast, the node's API on a loopback port (admitted with that endpoint), and
-    the web app served on another; both stopped at the end."""
-    rnd = Round(chain, deployment, tmp_path / "home", dict(funded_roles))
-    rnd.settings.node_dir.mkdir(parents=True, exist_ok=True)
-    api = BackgroundServer(node_app(rnd.quotes(), rnd.settings.node_dir / "jobs.sqlite3"))
-    node_url = api.start()
-    node = rnd.accounts["node"]
-    rnd.registry.admit_node(
-        funded_roles["governance"],
-        node.address,
-        signer=node.address,
-        region="local",
-        encryption_key=node.x25519_public,
-        endpoint=node_url,
-    )
-    sessions = Sessions()
-    web = BackgroundServer(create_app(rnd.settings, sessions=sessions, poll_s=0.3))
-    url = web.start()
-    try:
-        yield rnd, url, sessions
-    finally:
-        web.stop()
-        api.stop()
-
-
-def login(browser: Browser, url: str, sessions: Sessions, account: str) -> Page:
-    """A new browser profile that opens the launch URL and unlocks ``account``."""
-    page = browser.new_context().new_page()
-    page.set_default_timeout(_SLOW_MS)  # quotes and uploads wait for the node and the chain
-    page.goto(f"{url}/login?token={sessions.launch_token}")
-    page.goto(f"{url}/account")
-    page.select_option("#account-select", account)
-    page.fill("#password", PASSWORD)
-    page.click("#unlock-submit")
-    expect(page.locator(".flash")).to_contain_text(f"{account} (")
-    return page
 
 
 def flash(page: Page) -> str:

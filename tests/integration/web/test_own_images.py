@@ -36,8 +36,7 @@ from tests.integration.compute.roundkit import (
     Round,
     write_folder,
 )
-from tests.integration.web.conftest import login
-from tests.integration.web.test_browser_round import Shots
+from tests.integration.web.conftest import Shots, login
 from visdm.assets import add_asset
 from visdm.chain.client import ChainClient
 from visdm.chain.deployment import Deployment
