@@ -6,10 +6,23 @@
 * :func:`selection_root`: the Merkle root over ``(assetId, index, sampleId)`` committed on chain;
 * :func:`pack_arrays` / :func:`seal_validation_set`: the consumer's validation set, sealed to the
   compute node;
-* :func:`create_proposal` (consumer) and :func:`load_checked_proposal` (node): the workflow.
+* :func:`create_proposal` (consumer) and :func:`load_checked_proposal` (node): the workflow;
+  for a browser wallet, the same steps one by one: :func:`prepare_proposal`,
+  :func:`proposal_typed_data` to sign, :func:`attach_proposal_signature`,
+  :func:`store_signed_proposal`, then ``propose`` with :func:`proposal_terms`.
 """
 
-from ._consumer import CheckedProposal, CreatedProposal, create_proposal, load_checked_proposal
+from ._consumer import (
+    CheckedProposal,
+    CreatedProposal,
+    PreparedProposal,
+    create_proposal,
+    load_checked_proposal,
+    prepare_proposal,
+    proposal_terms,
+    store_signed_proposal,
+    submit_proposal,
+)
 from ._document import (
     MAX_PROPOSAL_BYTES,
     PROPOSAL_NAMESPACE,
@@ -17,8 +30,10 @@ from ._document import (
     SelectedAsset,
     TrainingProposal,
     ValidationSetRef,
+    attach_proposal_signature,
     parse_proposal,
     proposal_hash,
+    proposal_typed_data,
     sign_proposal,
     verify_proposal,
     write_proposal,
@@ -54,6 +69,7 @@ __all__ = [
     "CheckedProposal",
     "CreatedProposal",
     "ParsedProposal",
+    "PreparedProposal",
     "PublicAsset",
     "PublicAssetCache",
     "SealedValidationSet",
@@ -63,6 +79,7 @@ __all__ = [
     "ValidationSetRef",
     "accepted_indexes",
     "asset_refusal",
+    "attach_proposal_signature",
     "check_validation_set",
     "create_proposal",
     "image_to_array",
@@ -73,11 +90,16 @@ __all__ = [
     "open_validation_set",
     "pack_arrays",
     "parse_proposal",
+    "prepare_proposal",
     "proposal_hash",
+    "proposal_terms",
+    "proposal_typed_data",
     "resolve_selection",
     "seal_validation_set",
     "selection_root",
     "sign_proposal",
+    "store_signed_proposal",
+    "submit_proposal",
     "unpack_arrays",
     "validation_aad",
     "verify_proposal",

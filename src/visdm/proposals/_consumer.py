@@ -2,8 +2,11 @@
 
 :func:`create_proposal` curates (asset ids or explicit indexes), encrypts the validation set for
 the chosen node, writes and signs the XML, stores it and calls ``propose`` with the offer
-escrowed. Before anything is stored or sent it checks what would make the proposal fail later
-with the offer locked: the market's minimums and voting window, every asset's licence, the
+escrowed, in three steps a browser wallet takes one by one: :func:`prepare_proposal`
+(everything up to the unsigned document), the consumer's signature, and :func:`submit_proposal`
+(store the signed document with :func:`store_signed_proposal`, approve, propose). Before
+anything is stored or sent it checks what would make the proposal fail later with the offer
+locked: the market's minimums and voting window, every asset's licence, the
 node's key coverage and limits (:mod:`._feasibility`), and finally a dry run of ``propose``
 itself. :func:`load_checked_proposal` is what a node (or anyone) runs before acting on a
 proposal: the stored document must be signed by the proposal's consumer and agree with every
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import is_address, to_checksum_address
@@ -38,6 +41,7 @@ from visdm.errors import (
     InvalidInputError,
     InvalidProposalError,
     RevertReasonError,
+    SignatureError,
 )
 from visdm.labels import label_key
 from visdm.storage import ContentStore
@@ -49,6 +53,7 @@ from ._document import (
     SelectedAsset,
     TrainingProposal,
     ValidationSetRef,
+    proposal_hash,
     sign_proposal,
     verify_proposal,
 )
@@ -67,7 +72,17 @@ from ._validation import check_validation_set, seal_validation_set, validation_a
 if TYPE_CHECKING:
     from visdm.training._spec import ModelSpec
 
-__all__ = ["CheckedProposal", "CreatedProposal", "create_proposal", "load_checked_proposal"]
+__all__ = [
+    "CheckedProposal",
+    "CreatedProposal",
+    "PreparedProposal",
+    "create_proposal",
+    "load_checked_proposal",
+    "prepare_proposal",
+    "proposal_terms",
+    "store_signed_proposal",
+    "submit_proposal",
+]
 
 #: seconds between fixing the voting deadline in the signed document and ``propose`` being
 #: mined (a faucet top-up, an approval and the proposal: a few blocks)
@@ -100,6 +115,38 @@ def _canonical_spec(spec: Mapping[str, Any] | bytes | str) -> tuple[bytes, bytes
     return canonical_spec_json(parsed), spec_hash(parsed)
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedProposal:
+    """A proposal document for its consumer to sign: every check passed (the market's own in
+    a dry run of ``propose``) and the validation set is sealed to the node and stored;
+    nothing is signed or escrowed yet."""
+
+    document: TrainingProposal
+    notes: tuple[str, ...] = ()
+
+    @property
+    def terms(self) -> ProposalTerms:
+        """What ``propose`` commits, without the document's CID (:func:`proposal_terms`)."""
+        return proposal_terms(self.document)
+
+
+def proposal_terms(document: TrainingProposal, cid: str = "") -> ProposalTerms:
+    """The ``propose`` terms that commit to ``document`` (stored under ``cid``)."""
+    return ProposalTerms(
+        asset_ids=document.asset_ids,
+        sample_counts=document.sample_counts,
+        selection_root=document.selection_root,
+        offer=document.offer,
+        wtp_bps=document.wtp_bps,
+        node=document.node,
+        voting_deadline=document.voting_deadline,
+        model_spec_hash=document.model_spec_hash,
+        validation_set_hash=document.validation.plaintext_hash,
+        proposal_cid=cid,
+        min_share_bps=document.min_share_bps,
+    )
+
+
 def create_proposal(
     client: ChainClient,
     deployment: Deployment,
@@ -123,8 +170,56 @@ def create_proposal(
     worth training on once providers who reject have left the round (below it the proposal
     fails and the offer is refunded). Nothing reaches the store or the chain unless every
     check passed, the market's own in a dry run of ``propose``; the result's notes say how
-    the node's limits were checked.
+    the node's limits were checked. The steps are :func:`prepare_proposal`,
+    :func:`~visdm.proposals.sign_proposal` with the local key and :func:`submit_proposal`.
     """
+    prepared = prepare_proposal(
+        client,
+        deployment,
+        store,
+        selection=selection,
+        model_spec=model_spec,
+        classes=classes,
+        validation_archive=validation_archive,
+        offer=offer,
+        wtp_bps=wtp_bps,
+        node=node,
+        voting_period_s=voting_period_s,
+        min_share_bps=min_share_bps,
+        consumer_address=consumer.address,
+    )
+    signed = sign_proposal(prepared.document, bytes(consumer.local_account.key))
+    return submit_proposal(client, deployment, store, consumer, prepared=prepared, signed=signed)
+
+
+def prepare_proposal(
+    client: ChainClient,
+    deployment: Deployment,
+    store: ContentStore,
+    *,
+    selection: Sequence[SelectedAsset | int],
+    model_spec: Mapping[str, Any] | bytes | str,
+    classes: Sequence[str],
+    validation_archive: bytes,
+    offer: int,
+    wtp_bps: int,
+    node: str,
+    voting_period_s: int,
+    min_share_bps: int = 0,
+    consumer_address: str,
+    deadline_slack_s: int | None = None,
+) -> PreparedProposal:
+    """Every check of :func:`create_proposal`, the sealed validation set stored, and the
+    unsigned document of ``consumer_address``'s proposal.
+
+    ``deadline_slack_s``: seconds between now and ``propose`` being mined, added to the voting
+    period in the document (default: a few blocks; a person confirming prompts needs more).
+    """
+    if not isinstance(consumer_address, str) or not is_address(consumer_address):
+        raise InvalidInputError(
+            f"consumer {str(consumer_address)[:60]!r} is not an address: give 0x and 40 hex digits"
+        )
+    me = Address(to_checksum_address(consumer_address))
     _check_amounts(offer, wtp_bps, min_share_bps)
     spec_json, spec_digest = _canonical_spec(model_spec)
     from visdm.training._spec import parse_model_spec
@@ -136,14 +231,16 @@ def create_proposal(
             f"were given ({', '.join(classes)})"
         )
     market = deployment.training_market(client)
-    node_record = _active_node(deployment.stakeholder_registry(client), node, consumer.address)
+    node_record = _active_node(deployment.stakeholder_registry(client), node, me)
     params = market.parameters()
     if spec.batch_size < params.min_batch_size:
         raise InvalidInputError(
             f"the spec's batch_size={spec.batch_size} is below the market's minimum expected "
             f"batch size of {params.min_batch_size}: raise it"
         )
-    slack = _DEADLINE_SLACK_S if client.is_dev_chain else _REMOTE_DEADLINE_SLACK_S
+    slack = deadline_slack_s
+    if slack is None:
+        slack = _DEADLINE_SLACK_S if client.is_dev_chain else _REMOTE_DEADLINE_SLACK_S
     longest = params.max_voting_period - slack
     if not params.min_voting_period <= voting_period_s <= longest:
         raise InvalidInputError(
@@ -155,28 +252,8 @@ def create_proposal(
     )
     samples = resolve_selection(chosen, public)
     _check_minimums(samples, params.min_selection_samples, params.min_selection_providers)
-    _check_assets(
-        public, samples, consumer.address, node_record, spec, now=client.latest_timestamp()
-    )
-    unknown = sorted({s.label for s in samples} - set(classes))
-    if unknown:
-        # another provider's spelling of a class (`Cat` for `cat`) is named as such
-        spelled = {label_key(c): c for c in classes}
-        hints = [
-            f"{u!r} (spelled {spelled[label_key(u)]!r} in the classes)"
-            for u in unknown
-            if label_key(u) in spelled
-        ]
-        raise InvalidInputError(
-            f"the selection has labels {', '.join(map(repr, unknown[:5]))} that are not among "
-            f"the classes ({', '.join(classes)}): add them or curate them out"
-            + (
-                f"; {', '.join(hints[:5])} is the same class in another letter case: choose "
-                "one spelling and curate the other out"
-                if hints
-                else ""
-            )
-        )
+    _check_assets(public, samples, me, node_record, spec, now=client.latest_timestamp())
+    _check_labels(samples, classes)
     check_validation_set(validation_archive, spec.input_shape, len(classes))
     impossible, notes = node_refusals(
         spec,
@@ -209,11 +286,11 @@ def create_proposal(
         min_share_bps=min_share_bps,
     )
     # the market's own checks, before anything is stored or sent (the CID is only emitted)
-    _dry_run(client, market, consumer.address, terms)
+    _dry_run(client, market, me, terms)
     aad = validation_aad(
         chain_id=client.chain_id,
         market=market.address,
-        consumer=consumer.address,
+        consumer=me,
         node=node_record.address,
         selection_root=root,
         model_spec_hash=spec_digest,
@@ -223,7 +300,7 @@ def create_proposal(
     document = TrainingProposal(
         chain_id=client.chain_id,
         market=Address(to_checksum_address(market.address)),
-        consumer=consumer.address,
+        consumer=me,
         node=node_record.address,
         created_at=int(time.time()),
         offer=offer,
@@ -239,10 +316,64 @@ def create_proposal(
         selection_root=root,
         min_share_bps=min_share_bps,
     )
-    cid = store.put(sign_proposal(document, bytes(consumer.local_account.key)), pin=True)
-    terms = replace(terms, proposal_cid=cid)
+    return PreparedProposal(document, tuple(notes))
+
+
+def store_signed_proposal(
+    store: ContentStore, prepared: PreparedProposal, signed: bytes
+) -> ProposalTerms:
+    """Store the consumer's signed document of ``prepared``; the terms that commit to it.
+
+    Refuses (:class:`~visdm.errors.SignatureError`, nothing stored) a document that is not
+    ``prepared``'s or not signed by its consumer."""
+    document = prepared.document
+    parsed = verify_proposal(signed, chain_id=document.chain_id, market=document.market)
+    if parsed.proposal_hash != proposal_hash(document):
+        raise SignatureError(
+            f"the signed document is not the one prepared for {document.consumer}: prepare "
+            "and sign it again; nothing was stored"
+        )
+    return proposal_terms(document, store.put(signed, pin=True))
+
+
+def submit_proposal(
+    client: ChainClient,
+    deployment: Deployment,
+    store: ContentStore,
+    consumer: UnlockedAccount,
+    *,
+    prepared: PreparedProposal,
+    signed: bytes,
+) -> CreatedProposal:
+    """Store the signed document, approve the offer (minted first on a dev chain) and
+    ``propose`` as ``consumer``."""
+    terms = store_signed_proposal(store, prepared, signed)
     proposal_id, txs = _escrow_and_propose(client, deployment, consumer, terms)
-    return CreatedProposal(proposal_id, cid, document, txs, tuple(notes))
+    return CreatedProposal(
+        proposal_id, Cid(terms.proposal_cid), prepared.document, txs, prepared.notes
+    )
+
+
+def _check_labels(samples: Sequence[SelectedSample], classes: Sequence[str]) -> None:
+    unknown = sorted({s.label for s in samples} - set(classes))
+    if unknown:
+        # another provider's spelling of a class (`Cat` for `cat`) is named as such
+        spelled = {label_key(c): c for c in classes}
+        hints = [
+            f"{u!r} (spelled {spelled[label_key(u)]!r} in the classes)"
+            for u in unknown
+            if label_key(u) in spelled
+        ]
+        raise InvalidInputError(
+            f"the selection has labels {', '.join(map(repr, unknown[:5]))} that are not among "
+            f"the classes ({', '.join(classes)}): add them or curate them out"
+            + (
+                f"; {', '.join(hints[:5])} is the same class in another letter case: choose "
+                "one spelling and curate the other out"
+                if hints
+                else ""
+            )
+        )
 
 
 def _check_amounts(offer: int, wtp_bps: int, min_share_bps: int) -> None:

@@ -5,6 +5,11 @@ manifests. The consumer signs ``TrainingProposal(bytes32 proposalHash, address c
 address node)`` in the market's EIP-712 domain, so a proposal signed for another chain, market,
 consumer or node does not verify. The signature is embedded as the last element, so the
 proposal stays one blob and one CID (the ``proposalCid`` of ``ProposalCreated``).
+
+A local key signs with :func:`sign_proposal`; a browser wallet signs
+:func:`proposal_typed_data` (what ``eth_signTypedData_v4`` takes) and
+:func:`attach_proposal_signature` embeds its signature once it recovers to the consumer. Both
+end in the same signed XML.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ __all__ = [
     "SelectedAsset",
     "TrainingProposal",
     "ValidationSetRef",
+    "attach_proposal_signature",
     "parse_proposal",
     "proposal_hash",
+    "proposal_typed_data",
     "sign_proposal",
     "verify_proposal",
     "write_proposal",
@@ -315,18 +322,47 @@ def _message(digest: bytes, p: TrainingProposal) -> dict[str, object]:
     return {"proposalHash": digest, "consumer": p.consumer, "node": p.node}
 
 
-def sign_proposal(p: TrainingProposal, private_key: bytes) -> bytes:
-    """Sign ``p`` as its consumer; returns the signed XML. Refuses anyone else's key."""
+#: the EIP-712 domain's fields as a wallet's typed data declares them (always all four)
+_DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+
+
+def proposal_typed_data(p: TrainingProposal) -> dict[str, Any]:
+    """The EIP-712 typed data a consumer signs for ``p``, as JSON for ``eth_signTypedData_v4``
+    (the hash as 0x-hex): exactly what :func:`sign_proposal` signs."""
+    return {
+        "types": {"EIP712Domain": _DOMAIN_FIELDS, **PROPOSAL_TYPES},
+        "primaryType": "TrainingProposal",
+        "domain": market_domain(p.chain_id, p.market).as_dict(),
+        "message": {**_message(b"", p), "proposalHash": "0x" + proposal_hash(p).hex()},
+    }
+
+
+def attach_proposal_signature(p: TrainingProposal, signature: bytes) -> bytes:
+    """The signed XML of ``p`` with ``signature`` embedded, once it recovers to ``p``'s
+    consumer. Raises :class:`~visdm.errors.SignatureError` naming both addresses otherwise
+    (another key, or a signature over another document)."""
     domain = market_domain(p.chain_id, p.market)
-    digest = proposal_hash(p)
-    message = _message(digest, p)
-    signature = sign_typed(private_key, domain, PROPOSAL_TYPES, "TrainingProposal", message)
+    message = _message(proposal_hash(p), p)
     signer = recover_typed(signature, domain, PROPOSAL_TYPES, "TrainingProposal", message)
     if signer != p.consumer:
         raise SignatureError(
-            f"the key given belongs to {signer}, not to the proposal's consumer {p.consumer}"
+            f"the proposal's signature recovers to {signer}, not to the proposal's consumer "
+            f"{p.consumer}: sign it with the consumer's key; nothing was stored"
         )
     return write_proposal(p, signature=signature)
+
+
+def sign_proposal(p: TrainingProposal, private_key: bytes) -> bytes:
+    """Sign ``p`` as its consumer; returns the signed XML. Refuses anyone else's key."""
+    domain = market_domain(p.chain_id, p.market)
+    message = _message(proposal_hash(p), p)
+    signature = sign_typed(private_key, domain, PROPOSAL_TYPES, "TrainingProposal", message)
+    return attach_proposal_signature(p, signature)
 
 
 def verify_proposal(data: bytes | ParsedProposal, *, chain_id: int, market: str) -> ParsedProposal:
