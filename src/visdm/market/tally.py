@@ -20,7 +20,9 @@ tests that check the contract against them:
 
 The contract cannot sort, so :func:`submit_tally` sends ``p`` with the assets in batches (every
 batch but the last a multiple of 256 assets) and the contract checks in the last batch that
-``p`` is that median.
+``p`` is that median. It is two steps a browser wallet takes one transaction at a time:
+:func:`tally_outcome` computes the outcome, and :func:`next_batch` is the batch a tallier sends
+next given its progress on chain (:func:`tally_progress`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 
 from visdm.chain.client import TxResult
 from visdm.chain.contracts import (
@@ -44,10 +47,16 @@ from visdm.errors import InvalidInputError
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "AssetVote",
+    "TallyBatch",
     "TallyOutcome",
+    "TallyProgress",
+    "TallyReceipt",
     "compute_outcome",
+    "next_batch",
     "resolve_ask",
     "submit_tally",
+    "tally_outcome",
+    "tally_progress",
     "weighted_lower_median",
 ]
 
@@ -151,22 +160,41 @@ class TallyReceipt:
         return sum(t.gas_used for t in self.transactions)
 
 
-def submit_tally(
+@dataclass(frozen=True, slots=True)
+class TallyProgress:
+    """One tallier's unfinished tally on chain (``tallyProgress``): how many assets of the
+    selection its batches covered (``cursor``) and the clearing price they claimed."""
+
+    cursor: int = 0
+    price: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TallyBatch:
+    """The next ``tally`` call of a tallier: the clearing price, which assets, and whether it
+    is the last batch (it completes the tally); ``reset`` first when the tallier's progress on
+    chain claimed another price (its next batch would revert)."""
+
+    proposal_id: int
+    clearing_price: int
+    start: int
+    asset_ids: tuple[int, ...]
+    sample_counts: tuple[int, ...]
+    last: bool
+    reset: bool = False
+
+
+def tally_outcome(
     market: TrainingMarket,
     assets: AssetRegistry,
     delegations: DelegationRegistry,
-    tallier: LocalAccount,
     proposal_id: int,
     *,
     selection: Sequence[tuple[int, int]],
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> TallyReceipt:
-    """Compute the outcome from chain state and record it in batches of ``batch_size`` assets.
-
-    ``selection`` is the proposal's (asset id, sample count) list in proposal order.
-    """
-    if batch_size <= 0 or batch_size % 256:
-        raise InvalidInputError(f"batch size must be a positive multiple of 256, got {batch_size}")
+) -> TallyOutcome:
+    """Compute proposal ``proposal_id``'s outcome from chain state (votes, delegations as of
+    the voting deadline, asset status); ``selection`` is its (asset id, sample count) list in
+    proposal order, checked against the proposal's commitment."""
     proposal = market.proposal(proposal_id)
     if proposal.status != ProposalStatus.VOTING:
         raise InvalidInputError(
@@ -208,23 +236,82 @@ def submit_tally(
         vote_of(record.owner)
         weighted.append(AssetVote(resolve_ask(record.owner, votes, delegate_at, max_depth), count))
     params = market.parameters()
-    outcome = compute_outcome(
+    return compute_outcome(
         weighted,
         offer=proposal.offer,
         quorum_bps=params.quorum_bps,
         min_share_bps=proposal.min_share_bps,
         min_samples=params.min_selection_samples,
     )
+
+
+def tally_progress(market: TrainingMarket, proposal_id: int, tallier: str) -> TallyProgress:
+    """``tallier``'s unfinished tally of ``proposal_id`` as the chain keeps it (all zero when
+    it has none, and again once its tally completed)."""
+    contract = market.client.contract(market.address, market.ARTIFACT)
+    fn = contract.functions.tallyProgress(proposal_id, to_checksum_address(tallier))
+    price, _running_hash, cursor, *_counts = market.client.call(fn)
+    return TallyProgress(int(cursor), int(price))
+
+
+def next_batch(
+    proposal_id: int,
+    outcome: TallyOutcome,
+    selection: Sequence[tuple[int, int]],
+    progress: TallyProgress,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> TallyBatch:
+    """The batch a tallier sends next, given its ``progress`` on chain: the assets from its
+    cursor on (from the start, after a reset, when its progress claimed another price)."""
+    if batch_size <= 0 or batch_size % 256:
+        raise InvalidInputError(f"batch size must be a positive multiple of 256, got {batch_size}")
+    reset = progress.cursor > 0 and progress.price != outcome.clearing_price
+    start = 0 if reset else progress.cursor
+    if not 0 <= start < len(selection):
+        raise InvalidInputError(
+            f"the tally of proposal {proposal_id} is at asset {start} of {len(selection)}: "
+            "reset it and tally again"
+        )
+    chunk = selection[start : start + batch_size]
+    return TallyBatch(
+        proposal_id,
+        outcome.clearing_price,
+        start,
+        tuple(a for a, _ in chunk),
+        tuple(c for _, c in chunk),
+        last=start + len(chunk) == len(selection),
+        reset=reset,
+    )
+
+
+def submit_tally(
+    market: TrainingMarket,
+    assets: AssetRegistry,
+    delegations: DelegationRegistry,
+    tallier: LocalAccount,
+    proposal_id: int,
+    *,
+    selection: Sequence[tuple[int, int]],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> TallyReceipt:
+    """Compute the outcome from chain state and record it in batches of ``batch_size`` assets,
+    each the :func:`next_batch` after the tallier's progress on chain (so an interrupted tally
+    resumes). ``selection`` is the proposal's (asset id, sample count) list in proposal order.
+    """
+    if batch_size <= 0 or batch_size % 256:
+        raise InvalidInputError(f"batch size must be a positive multiple of 256, got {batch_size}")
+    outcome = tally_outcome(market, assets, delegations, proposal_id, selection=selection)
     txs: list[TxResult] = []
-    for start in range(0, len(selection), batch_size):
+    for _ in range(len(selection) // batch_size + 2):  # one reset at most, then every batch
+        progress = tally_progress(market, proposal_id, tallier.address)
+        batch = next_batch(proposal_id, outcome, selection, progress, batch_size=batch_size)
+        if batch.reset:
+            txs.append(market.reset_tally(tallier, proposal_id))
         done, tx = market.tally(
-            tallier,
-            proposal_id,
-            outcome.clearing_price,
-            asset_ids[start : start + batch_size],
-            counts[start : start + batch_size],
+            tallier, proposal_id, batch.clearing_price, batch.asset_ids, batch.sample_counts
         )
         txs.append(tx)
-    if not done:
-        raise AssertionError("the last batch did not complete the tally")  # pragma: no cover
-    return TallyReceipt(outcome, tuple(txs))
+        if done:
+            return TallyReceipt(outcome, tuple(txs))
+    raise AssertionError("the last batch did not complete the tally")  # pragma: no cover
