@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -17,6 +18,7 @@ from ._common import JsonOption, console, emit, settings, unlock_account
 
 if TYPE_CHECKING:
     from visdm.compute import ScoringWorker
+    from visdm.verify import VerifyWorker
 
 __all__ = ["app"]
 
@@ -51,6 +53,15 @@ def serve(
     score: bool = typer.Option(
         False, "--score", help="When no training job waits, claim and score scoring-pool batches."
     ),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Also check other nodes' results: re-execute a share, confirm or challenge, vote "
+        "when drawn to a committee, settle after the window.",
+    ),
+    verify_share: float = typer.Option(
+        0.25, "--verify-share", help="With --verify: the share of results to re-execute (0-1)."
+    ),
     as_json: bool = typer.Option(
         False, "--json", help="With --once: print what was handled as JSON instead of text."
     ),
@@ -76,6 +87,7 @@ def serve(
             max_duration=max_duration,
             allow_unsandboxed=allow_unsandboxed,
             score=score,
+            verify_share=verify_share if verify else None,
             as_json=as_json,
         )
 
@@ -92,6 +104,7 @@ def _serve(
     max_duration: int,
     allow_unsandboxed: bool,
     score: bool = False,
+    verify_share: float | None = None,
     as_json: bool = False,
 ) -> None:
     from visdm.compute import AssetWorker, NodeConfig, TrainingConfig, TrainingWorker
@@ -132,6 +145,11 @@ def _serve(
     )
     training = TrainingWorker(conn.client, conn.deployment, store, account, training_config)
     scoring = _scoring_worker(cfg, conn, store, account, allow_unsandboxed) if score else None
+    verifier = (
+        None
+        if verify_share is None
+        else _verify_worker(cfg, conn, store, account, verify_share, training_config)
+    )
 
     def score_when_idle() -> int:
         # training jobs come first: a batch is claimed only while none waits
@@ -142,23 +160,14 @@ def _serve(
     api = None
     try:
         if once:
-            handled = assets.poll()
-            jobs = training.poll(confirmations=confirmations)
-            batches = score_when_idle()
-            cursor = assets.state.cursor()
-            if as_json:
-                done = {
-                    "assetEvents": handled,
-                    "trainingJobs": jobs,
-                    "scoringBatches": batches,
-                    "cursor": cursor,
-                }
-                emit(done, as_json=True)
-                return
-            console.print(
-                f"handled {handled} asset event(s), {jobs} training job(s) and {batches} "
-                f"scoring batch(es); cursor at block {cursor}"
-            )
+            counts = {
+                "assetEvents": assets.poll(),
+                "trainingJobs": training.poll(confirmations=confirmations),
+                "scoringBatches": score_when_idle(),
+            }
+            if verifier is not None:
+                counts["verificationTransactions"] = verifier.poll(confirmations=confirmations)
+            _report_once(counts, assets.state.cursor(), as_json=as_json)
             return
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -176,10 +185,17 @@ def _serve(
         )
         url = api.start()
         console.print(f"node {account.address} following chain {conn.client.chain_id}; API {url}")
-        steps = (
+        # checking other nodes' results comes after this node's own work
+        checks = (
+            ()
+            if verifier is None
+            else (partial(verifier.poll, confirmations=confirmations, should_stop=stop.is_set),)
+        )
+        steps: tuple[Callable[[], object], ...] = (
             assets.poll,
             lambda: training.poll(confirmations=confirmations, should_stop=stop.is_set),
             score_when_idle,
+            *checks,
         )
         _follow(steps, stop, poll, lambda: conn.client.rpc_url)
     finally:
@@ -189,6 +205,8 @@ def _serve(
         training.close()
         if scoring is not None:
             scoring.close()
+        if verifier is not None:
+            verifier.close()
 
 
 def _scoring_worker(
@@ -198,6 +216,29 @@ def _scoring_worker(
 
     config = ScoringConfig(workdir=cfg.node_dir, allow_unsandboxed=allow_unsandboxed)
     return ScoringWorker(conn.client, conn.deployment, store, account, config)
+
+
+def _report_once(counts: dict[str, int], cursor: int | None, *, as_json: bool) -> None:
+    if as_json:
+        emit({**counts, "cursor": cursor}, as_json=True)
+        return
+    checks = counts.get("verificationTransactions")
+    console.print(
+        f"handled {counts['assetEvents']} asset event(s), {counts['trainingJobs']} training "
+        f"job(s) and {counts['scoringBatches']} scoring batch(es)"
+        + ("" if checks is None else f", {checks} verification transaction(s)")
+        + f"; cursor at block {cursor}"
+    )
+
+
+def _verify_worker(
+    cfg: Settings, conn: Any, store: Any, account: Any, share: float, training: Any
+) -> VerifyWorker:
+    """The node's verifier: its journal and re-executions under ``verify/`` in the node dir."""
+    from visdm.verify import VerifyConfig, VerifyWorker
+
+    config = VerifyConfig(workdir=cfg.node_dir / "verify", share=share, training=training)
+    return VerifyWorker(conn.client, conn.deployment, store, account, config)
 
 
 def _follow(

@@ -27,7 +27,12 @@ from eth_utils.crypto import keccak
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient
-from visdm.chain.contracts import ProposalRecord, StakeholderRegistry, TrainingMarket
+from visdm.chain.contracts import (
+    ProposalRecord,
+    ResultCourt,
+    StakeholderRegistry,
+    TrainingMarket,
+)
 from visdm.errors import CryptoError, InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_object, read_untrusted_file
 from visdm.proposals import CheckedProposal
@@ -35,7 +40,13 @@ from visdm.scoring import ScoringFee
 from visdm.storage import ContentStore
 from visdm.training._card import AssetUse, ExcludedSamples, ModelCard, WallTime, build_model_card
 from visdm.training._spec import canonical_spec_json, parse_model_spec
-from visdm.verify import SettledAsset, determinism_envelope, settle
+from visdm.verify import (
+    JobSecrets,
+    SettledAsset,
+    determinism_envelope,
+    publish_job_secrets,
+    settle,
+)
 
 from .delivery import seal_model
 
@@ -79,6 +90,8 @@ class ResultPublisher:
         out_dir: Path,
         outcome: Mapping[str, Any],
         counts: Mapping[str, Any],
+        *,
+        job_secrets: JobSecrets | None = None,
     ) -> dict[str, Any]:
         accuracy = int(outcome["accuracy_bps"])
         details: dict[str, Any] = {
@@ -93,12 +106,37 @@ class ResultPublisher:
             # what a verifier's machine must share to re-execute this result bit for bit
             "envelope": determinism_envelope(dict(outcome.get("versions") or {})),
         }
+        if job_secrets is not None:
+            details |= self._seal_for_verifiers(proposal_id, checked, job_secrets)
         commitments: dict[str, Any] = {}
         if outcome.get("seed_hash"):
             commitments["seedHash"] = str(outcome["seed_hash"])
         if accuracy >= record.wtp_bps:
             commitments |= self._deliver(proposal_id, record, checked, out_dir, outcome, details)
         return self._store(proposal_id, record, accuracy, details, commitments)
+
+    def _seal_for_verifiers(
+        self,
+        proposal_id: int,
+        checked: CheckedProposal,
+        job_secrets: JobSecrets,
+    ) -> dict[str, Any]:
+        """The job's secrets sealed to each node allowed to re-execute it, indexed in the result
+        document (nothing without a court: no one may challenge then)."""
+        court = self.market.parameters().court
+        if not court:
+            return {}
+        used = [checked.public[a] for a in sorted(job_secrets.asset_keys)]
+        return publish_job_secrets(
+            job_secrets,
+            proposal_id=proposal_id,
+            node=self.account.address,
+            consumer=checked.document.consumer,
+            used=used,
+            court=ResultCourt(self.client, court),
+            registry=self.registry,
+            store=self.store,
+        )
 
     def _deliver(  # noqa: PLR0917 - one private call site
         self,

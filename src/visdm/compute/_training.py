@@ -61,6 +61,7 @@ from visdm.jsonsafe import load_untrusted_json
 from visdm.metadata import VALIDATION_SCREEN_RADIUS
 from visdm.proposals import (
     CheckedProposal,
+    PublicAsset,
     TrainingProposal,
     asset_refusal,
     licence_refusal,
@@ -70,6 +71,7 @@ from visdm.proposals import (
 from visdm.storage import ContentStore
 from visdm.training._card import ExcludedSamples, LeftOutAsset
 from visdm.training._spec import MAX_SPEC_BYTES
+from visdm.verify import JobSecrets
 
 from ._jobs import Job, JobJournal
 from ._results import RESULT_KIND, ConsumerFaultError, JobFailedError, ResultPublisher
@@ -418,10 +420,33 @@ class TrainingWorker:
         out_dir = self._out_dir(proposal_id)
         shutil.rmtree(out_dir, ignore_errors=True)  # a restarted job starts clean
         out_dir.mkdir(parents=True, mode=0o700)
-        # the job's randomness: the consumer never learns it, verifiers get it from the journal
+        # the job's randomness: the consumer never learns it, verifiers get it sealed
         seed = secrets.token_bytes(_SEED_BYTES)
         with self.journal.transaction():
             self.journal.set_seed(proposal_id, seed)
+        outcome, counts = self.execute(proposal_id, checked, spec, seed, limits, out_dir)
+        self._update(proposal_id, state="valuing", result=dict(outcome))
+        job_secrets = JobSecrets(
+            seed=seed,
+            validation_key=self._validation_key(checked.document),
+            asset_keys=counts.pop("dataKeys"),
+        )
+        return self.results.publish(
+            proposal_id, record, checked, out_dir, outcome, counts, job_secrets=job_secrets
+        )
+
+    def execute(  # noqa: PLR0917 - the node's and a verifier's one call each
+        self,
+        proposal_id: int,
+        checked: CheckedProposal,
+        spec: Mapping[str, Any],
+        seed: bytes,
+        limits: SandboxLimits,
+        out_dir: Path,
+    ) -> tuple[Mapping[str, Any], dict[str, Any]]:
+        """Decrypt the job's input into RAM and run it in the sandbox with ``seed``; returns
+        the job's return value and the counts (:meth:`_prepare_input`). A verifier
+        re-executing the job calls this with the seed sealed to it."""
         with _private_dir(f"{self._shm_prefix}{proposal_id}-") as input_dir:
             counts = self._prepare_input(checked, spec, input_dir)
             self._update(
@@ -467,8 +492,7 @@ class TrainingWorker:
             "used": int(str(outcome["train_samples"])),
             "excluded": counts["excluded"] + int(str(outcome.get("unreadable", 0))),
         }
-        self._update(proposal_id, state="valuing", result=dict(outcome))
-        return self.results.publish(proposal_id, record, checked, out_dir, outcome, counts)
+        return outcome, counts
 
     def _progress_reporter(self, proposal_id: int) -> Callable[[ProgressEvent], None]:
         last = [0.0]
@@ -563,6 +587,7 @@ class TrainingWorker:
             ],
             "cardExcluded": [ExcludedSamples(a, why, n) for (a, why), n in sorted(dropped.items())],
             "decrypted": decrypted,
+            "dataKeys": keys,  # sealed to verifiers, never journaled
         }
 
     def _asset_keys(
@@ -594,13 +619,13 @@ class TrainingWorker:
                     "it left the round in the tally (rejected or withdrawn)",
                 )
                 continue
-            if self.assets.asset(asset_id).status != AssetStatus.ACTIVE:
+            if self._withdrawn(checked.proposal_id, asset_id):
                 reasons[asset_id] = ("withdrawn", "it was withdrawn after the tally")
                 continue
             refusal = asset_refusal(
                 public,
                 consumer=doc.consumer,
-                node=self.account.address,
+                node=record.node,
                 now=now,
                 dp=budget,
                 training_samples=max(samples, 1),
@@ -609,7 +634,7 @@ class TrainingWorker:
                 owner = str(public.record.owner).lower()
                 code = (
                     "own-asset"
-                    if owner in (str(doc.consumer).lower(), self.account.address.lower())
+                    if owner in (str(doc.consumer).lower(), str(record.node).lower())
                     else "licence"
                     if licence_refusal(public, doc.consumer, now) is not None
                     else "dp-terms"
@@ -618,13 +643,24 @@ class TrainingWorker:
                 by_terms.add(asset_id)
                 continue
             try:
-                wrapped = public.manifest.key_for(self.account.address).wrapped
-                keys[asset_id] = self.account.unwrap_key(wrapped)
+                keys[asset_id] = self._data_key(asset_id, public)
             except (VisdmError, CryptoError):
                 reasons[asset_id] = ("no-key", "no data key was wrapped for this node")
         for asset_id, (_, why) in reasons.items():
             log.warning("proposal %d: asset %d left out: %s", checked.proposal_id, asset_id, why)
         return keys, reasons, by_terms
+
+    # --- keys: the node's own; a verifier re-executing the job overrides these -------------
+    def _data_key(self, asset_id: int, public: PublicAsset) -> bytes:
+        """The data key of a selected asset, as wrapped for this node."""
+        return self.account.unwrap_key(public.manifest.key_for(self.account.address).wrapped)
+
+    def _validation_key(self, doc: TrainingProposal) -> bytes:
+        """The data key of the consumer's validation set, as wrapped for this node."""
+        return self.account.unwrap_key(doc.validation.wrapped_key)
+
+    def _withdrawn(self, proposal_id: int, asset_id: int) -> bool:
+        return self.assets.asset(asset_id).status != AssetStatus.ACTIVE
 
     def _validation_archive(self, doc: TrainingProposal) -> bytes:
         """The consumer's validation archive, decrypted and checked against the hash on chain
@@ -636,7 +672,7 @@ class TrainingWorker:
         except VisdmError as exc:
             raise ConsumerFaultError(f"the validation set cannot be fetched: {exc}") from None
         try:
-            data_key = self.account.unwrap_key(doc.validation.wrapped_key)
+            data_key = self._validation_key(doc)
             return open_validation_set(
                 sealed, data_key, doc.validation.plaintext_hash, aad=doc.validation_aad
             )

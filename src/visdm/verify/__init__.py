@@ -8,10 +8,17 @@
 * :func:`seal_job_secrets` / :func:`open_job_secrets`: the seed and keys a verifier needs,
   sealed to its X25519 key and checked against the committed seed hash;
 * :func:`sampled` / :func:`judge`: which results a verifier checks, and whether it confirms,
-  challenges or abstains; :class:`ResultVerifier`: those moves on chain through the court.
+  challenges or abstains; :class:`ResultVerifier`: those moves on chain through the court;
+* :func:`publish_job_secrets` / :func:`secret_recipients`: which nodes a training node seals a
+  job's secrets to, indexed in its result document;
+* :class:`VerifyWorker` (``visdm node serve --verify``): a node that follows results, samples,
+  re-executes, confirms, challenges, votes and settles by itself; :class:`Reexecutor` re-runs
+  another node's job. Both load the compute node on first use.
 
 Importing this package does not import torch.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from visdm.verify._envelope import (
     ENVELOPE_KEYS,
@@ -19,6 +26,7 @@ from visdm.verify._envelope import (
     cpu_capability,
     determinism_envelope,
 )
+from visdm.verify._publish import SecretRecipients, publish_job_secrets, secret_recipients
 from visdm.verify._secrets import SECRETS_KIND, JobSecrets, open_job_secrets, seal_job_secrets
 from visdm.verify._settle import (
     ResultCommitments,
@@ -30,6 +38,27 @@ from visdm.verify._settle import (
 from visdm.verify._verdict import Finding, Verdict, judge, sampled
 from visdm.verify._verifier import PostedResult, ResultVerifier
 
+if TYPE_CHECKING:
+    from visdm.verify._reexecute import Reexecutor
+    from visdm.verify._watch import VerifyConfig, VerifyJournal, VerifyWorker
+
+# these import the compute node, which imports this package: loaded on first use
+_LAZY = {
+    "Reexecutor": "visdm.verify._reexecute",
+    "VerifyConfig": "visdm.verify._watch",
+    "VerifyJournal": "visdm.verify._watch",
+    "VerifyWorker": "visdm.verify._watch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ENVELOPE_KEYS",
     "SECRETS_KIND",
@@ -37,17 +66,24 @@ __all__ = [
     "Finding",
     "JobSecrets",
     "PostedResult",
+    "Reexecutor",
     "ResultCommitments",
     "ResultVerifier",
+    "SecretRecipients",
     "SettledAsset",
     "Settlement",
     "Verdict",
+    "VerifyConfig",
+    "VerifyJournal",
+    "VerifyWorker",
     "cpu_capability",
     "determinism_envelope",
     "judge",
     "open_job_secrets",
+    "publish_job_secrets",
     "sampled",
     "seal_job_secrets",
+    "secret_recipients",
     "settle",
     "settle_output",
 ]
