@@ -1,214 +1,192 @@
-"""A verifier re-executes a real training job and settles the result through the court.
+"""Nodes check each other's results by themselves, with real sandboxed re-execution on anvil.
 
-The node runs the job in the real sandbox; it seals the seed to a verifier (X25519), which
-opens it against the committed seed hash and re-runs the same job in its own sandboxed
-process. An honest result is confirmed and, after its window, pays its owners; a result whose
-payout root pays the wrong owners is challenged, the committee of other bonded nodes votes it
-wrong, the node's bond goes to the challenger and the consumer is refunded.
-
-The committee members vote from the verifier's re-execution here (each would run the same
-deterministic job: ``test_determinism.py`` shows two runs agree bit for bit), to keep the test
-to two training runs.
+A training node (:class:`~visdm.compute.TrainingWorker`) runs a real round in the bubblewrap
+sandbox and seals the job's secrets to the bonded nodes the assets allow. A ``--verify`` node
+(:class:`~visdm.verify.VerifyWorker`, share 1) follows ``ResultSubmitted``, opens its secrets,
+re-runs the job in its own sandbox and confirms or challenges; the committee member drawn by
+the court (a second verify worker, share 0) re-executes on its own and votes; whoever polls
+next settles. Nobody in these tests calls the court by hand: an honest result is released
+after its window and claimed; a node that lies (:mod:`visdm.demo._cheat`) is challenged,
+slashed, and the consumer refunded. Each round trains once per node that checks it.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import pytest
-from eth_utils.crypto import keccak
+from eth_account.signers.local import LocalAccount
 
-from tests.integration.market.conftest import Market
-from tests.integration.verify.conftest import BOND, WINDOW, Court
-from visdm.chain.contracts import ProposalStatus, ResultCommitment
-from visdm.compute.sandbox import SandboxJob, SandboxLimits, SandboxStatus, run_in_sandbox
-from visdm.crypto import derive_x25519_keypair, unwrap_key
-from visdm.datasets import load_fashion_mnist
-from visdm.market import build_payout_tree, claim_for
-from visdm.training import spec_hash
-from visdm.types import Address
-from visdm.verify import (
-    JobSecrets,
-    ResultCommitments,
-    ResultVerifier,
-    SettledAsset,
-    Settlement,
-    Verdict,
-    determinism_envelope,
-    judge,
-    open_job_secrets,
-    seal_job_secrets,
-    settle_output,
-)
+from tests.integration.compute.roundkit import MLP_SPEC, PASSWORD, VAL_X, VAL_Y, Round
+from visdm.accounts import UnlockedAccount, import_account, load_account
+from visdm.chain.client import ChainClient
+from visdm.chain.contracts import CourtParameters, ProposalStatus, ResultCourt
+from visdm.chain.deployment import Deployment
+from visdm.compute import TrainingConfig, TrainingWorker
+from visdm.demo._cheat import OVERSTATE_ACCURACY, PAY_ONE_OWNER, CheatingTrainingWorker
+from visdm.market import workflow
+from visdm.verify import Verdict, VerifyConfig, VerifyWorker
 
 pytestmark = pytest.mark.integration
 
-ENTRY = "visdm.training:run_job"
-SPEC = {
-    "architecture": "mlp",
-    "hidden": [32],
-    "input_shape": [1, 28, 28],
-    "num_classes": 10,
-    "epochs": 1,
-    "batch_size": 32,
-    "optimizer": "sgd",
-    "learning_rate": 0.1,
-}
-PER_ASSET, VAL, OFFER, COST = 80, 120, 1000, 50
+WINDOW = 600
+BOND = 100 * 10**18
+# one committee member keeps a challenge to three trainings (node, challenger, member)
+COURT = CourtParameters(bond=BOND, committee_size=1, ruling_period=900)
+SPEC = {**MLP_SPEC, "epochs": 1, "optimizer": "sgd", "learning_rate": 0.1}
+VALIDATION = (VAL_X[:120], VAL_Y[:120])
+PER_PROVIDER = 40
 
 
-def _inputs(root: Path, assets: dict[int, SettledAsset]) -> tuple[Path, dict[str, tuple[int, int]]]:
-    train = PER_ASSET * len(assets)
-    images, labels = load_fashion_mnist("train", limit=train + VAL)
-    inputs = root / "in"
-    inputs.mkdir()
-    np.savez(inputs / "train.npz", images=images[:train], labels=labels[:train])
-    np.savez(inputs / "validation.npz", images=images[train:], labels=labels[train:])
-    ids = [f"0x{i + 1:064x}" for i in range(train)]
-    order = sorted(assets, key=lambda a: assets[a].position)
-    asset_of = [order[i // PER_ASSET] for i in range(train)]
-    (inputs / "samples.json").write_text(
-        json.dumps(
-            {
-                "labels": [int(v) for v in labels[:train]],
-                "sample_ids": ids,
-                "providers": [str(assets[a].owner) for a in asset_of],
-                "asset_ids": asset_of,
-                "rank": list(range(train)),
-                "links": [],
-            }
-        )
+@dataclass
+class Checked:
+    """A round with a court: the training node, a ``--verify`` node and a committee member."""
+
+    rnd: Round
+    court: ResultCourt
+    checker: UnlockedAccount
+    member: UnlockedAccount
+    tmp: Path
+
+    def verify_worker(self, account: UnlockedAccount, share: float) -> VerifyWorker:
+        home = self.tmp / f"verify-{account.address}"
+        config = VerifyConfig(workdir=home, share=share, training=TrainingConfig(workdir=home))
+        return VerifyWorker(self.rnd.chain, self.rnd.deployment, self.rnd.store, account, config)
+
+    def trained(self, trainer: TrainingWorker) -> int:
+        """A round of ``SPEC`` approved, started and posted by ``trainer``."""
+        rnd = self.rnd
+        pid = rnd.propose(wtp_bps=1000, spec=SPEC, validation=VALIDATION)
+        rnd.approve(pid)
+        rnd.start(pid)
+        try:
+            assert trainer.poll() == 1
+            job = trainer.journal.get(pid)
+            assert job is not None and job.state == "submitted", job
+        finally:
+            trainer.close()
+        return pid
+
+
+def _bonded_node(rnd: Round, governance: LocalAccount, name: str, key: bytes) -> UnlockedAccount:
+    """An admitted node in region ``local`` with two bonds staked (admitted after the assets
+    were added: no asset wraps its key, so it re-executes only with sealed data keys)."""
+    import_account(rnd.settings.keystore_dir, name, key, PASSWORD, scrypt_n=1024)
+    account = load_account(rnd.settings.keystore_dir, name, PASSWORD)
+    rnd.chain.fund_from_dev_faucet(account.address)
+    rnd.registry.admit_node(
+        governance,
+        account.address,
+        signer=account.address,
+        region="local",
+        encryption_key=account.x25519_public,
+        endpoint="http://127.0.0.1:9/",
     )
-    return inputs, {
-        s: (a, i % PER_ASSET) for i, (s, a) in enumerate(zip(ids, asset_of, strict=True))
-    }
+    _stake(rnd, rnd.deployment.result_court(rnd.chain), account.local_account)
+    return account
 
 
-def _run(
-    root: Path,
-    name: str,
-    seed: bytes,
-    inputs: Path,
-    where: dict[str, tuple[int, int]],
-    assets: dict[int, SettledAsset],
-) -> tuple[ResultCommitments, Settlement, dict[str, object]]:
-    out = root / name
-    out.mkdir()
-    job = SandboxJob(
-        job_id=name,
-        entry_point=ENTRY,
-        input_dir=inputs,
-        output_dir=out,
-        limits=SandboxLimits(memory_bytes=6 << 30, cpu_s=600, wall_s=300),
-        params={"spec": SPEC, "seed": seed.hex(), "valuation": {"k": 5}},
-    )
-    result = run_in_sandbox(job, allowed_entry_points={ENTRY})
-    assert result.status is SandboxStatus.SUCCEEDED, (result.error, result.log_tail)
-    assert result.return_value is not None
-    commitments, settlement = settle_output(
-        out, result.return_value, proposal_id=0, amount=OFFER, sample_assets=where, assets=assets
-    )
-    versions = result.return_value["versions"]
-    assert isinstance(versions, dict)
-    return commitments, settlement, determinism_envelope({k: str(v) for k, v in versions.items()})
+def _stake(rnd: Round, court: ResultCourt, account: LocalAccount) -> None:
+    rnd.token.faucet(account, 2 * BOND)
+    rnd.token.approve(account, court.address, 2 * BOND)
+    court.deposit(account, 2 * BOND)
 
 
-def _approved(mk: Market, selection: list[tuple[int, int]]) -> int:
-    """A proposal of ``SPEC`` voted through at its offer (every owner asks 0)."""
-    terms = replace(mk.terms(selection, offer=OFFER, wtp_bps=1000), model_spec_hash=spec_hash(SPEC))
-    pid, _ = mk.market.propose(mk.roles["consumer"], terms)
-    for owner in {mk.assets.asset(a).owner for a, _ in selection}:
-        mk.market.vote(mk._account_of(owner), pid, 0)
-    mk.advance(3601)
-    mk.tally(pid, selection)
-    return pid
+@pytest.fixture
+def vr(
+    chain: ChainClient,
+    deployment: Deployment,
+    tmp_path: Path,
+    funded_roles: dict[str, LocalAccount],
+) -> Checked:
+    roles = dict(funded_roles)
+    rnd = Round(chain, deployment, tmp_path / "home", roles)
+    rnd.add_assets(tmp_path, per_provider=PER_PROVIDER)
+    court = deployment.result_court(chain)
+    court.set_parameters(roles["deployer"], COURT)
+    params = replace(rnd.market.parameters(), challenge_window=WINDOW, court=court.address)
+    rnd.market.set_parameters(roles["governance"], params)
+    _stake(rnd, court, roles["node"])
+    checker = _bonded_node(rnd, roles["governance"], "checker", bytes([7]) * 32)
+    member = _bonded_node(rnd, roles["governance"], "member", bytes([8]) * 32)
+    return Checked(rnd, court, checker, member, tmp_path)
 
 
-def _post(ct: Court, pid: int, c: ResultCommitments, payout_root: bytes) -> None:
-    ct.mk.market.submit_result(
-        ct.node,
-        pid,
-        ResultCommitment(
-            accuracy_bps=c.accuracy_bps,
-            result_cid="bafkreiresult",
-            model_hash=c.model_hash,
-            payout_root=payout_root,
-            scores_hash=c.scores_hash,
-            seed_hash=c.seed_hash,
-        ),
-    )
+def test_an_honest_result_is_confirmed_then_released_after_its_window_and_claimed(
+    vr: Checked,
+) -> None:
+    rnd, court = vr.rnd, vr.court
+    pid = vr.trained(rnd.trainer())
+    result = rnd.result(pid)
+    # the node sealed the secrets to both bonded nodes and listed where each finds its copy
+    assert set(result["verifierSecrets"]) == {vr.checker.address, vr.member.address}
+    assert result["verifiersLeftOut"] == {}
+
+    checker = vr.verify_worker(vr.checker, share=1.0)
+    try:
+        assert checker.poll() == 1  # re-executed, reproduced every field, confirmed
+        check = checker.journal.get(pid)
+        assert check is not None and check.verdict is Verdict.CONFIRM, check
+        confirmed = court.logs("ResultConfirmed", where={"proposalId": pid})
+        assert [e["args"]["verifier"] for e in confirmed] == [vr.checker.address]
+        # claims wait for the window; nothing more to do until it ends
+        assert checker.poll() == 0
+        assert rnd.market.proposal(pid).deadline != 0
+        rnd.chain.advance_time(WINDOW)
+        assert checker.poll() == 1  # anyone's right, taken by the verifier: released
+        assert checker.journal.get(pid).state == "done"  # type: ignore[union-attr]
+    finally:
+        checker.close()
+    record = rnd.market.proposal(pid)
+    assert (record.status, record.deadline) == (ProposalStatus.COMPLETED, 0)
+    assert court.stake_of(rnd.accounts["node"].address) == (2 * BOND, 0)
+    paid = 0
+    for who in ("provider", "provider2"):
+        (receipt,) = workflow.claim(rnd.as_(who), rnd.accounts[who], [pid])
+        paid += receipt.amount
+    assert paid > 0 and rnd.market.proposal(pid).unclaimed == 0
 
 
 @pytest.mark.attack
-def test_a_verifier_confirms_an_honest_result_and_gets_a_cheat_slashed(
-    ct: Court, tmp_path: Path
+@pytest.mark.parametrize(
+    ("lie", "differs"),
+    [(PAY_ONE_OWNER, ("payout_root",)), (OVERSTATE_ACCURACY, ("accuracy_bps",))],
+)
+def test_a_lying_node_is_challenged_by_a_verify_node_slashed_and_the_consumer_refunded(
+    vr: Checked, lie: str, differs: tuple[str, ...]
 ) -> None:
-    mk, court = ct.mk, ct.court
-    owners = [mk.roles["provider"], mk.roles["provider2"], mk.new_provider("provider3")]
-    ids = [mk.add_asset(o, PER_ASSET) for o in owners]
-    selection = [(a, PER_ASSET) for a in ids]
-    assets = {a: SettledAsset(i, Address(owners[i].address)) for i, a in enumerate(ids)}
-    inputs, where = _inputs(tmp_path, assets)
-    seed = bytes(range(32))
-    node_run, node_settled, node_env = _run(tmp_path, "node", seed, inputs, where, assets)
-
-    # the node seals the seed (and the validation key) to the verifier; the verifier opens it
-    # against the seed hash the result commits, and re-executes in its own sandboxed process
-    verifier = ct.verifiers[0]
-    keys = derive_x25519_keypair(bytes(verifier.key))
-    sealed = seal_job_secrets(
-        JobSecrets(seed=seed, validation_key=keccak(b"validation")),
-        proposal_id=1,
-        verifier=verifier.address,
-        verifier_key=keys.public,
+    rnd, court = vr.rnd, vr.court
+    node = rnd.accounts["node"]
+    consumer = rnd.accounts["consumer"].address
+    liar = CheatingTrainingWorker(
+        rnd.chain, rnd.deployment, rnd.store, node, rnd.training_config(), lie
     )
-    opened = open_job_secrets(
-        sealed,
-        proposal_id=1,
-        verifier=verifier.address,
-        unwrap=lambda w: unwrap_key(w, keys.private),
-        seed_hash=node_run.seed_hash,
-    )
-    again, _, our_env = _run(tmp_path, "verifier", opened.seed, inputs, where, assets)
-    checker = ResultVerifier(mk.market, court, verifier)
+    pid = vr.trained(liar)
+    record = rnd.market.proposal(pid)
+    before = rnd.market.credit_of(consumer)
 
-    # an honest round: confirmed, released after the window, the owners paid by value
-    honest = _approved(mk, selection)
-    mk.start(honest, cost=COST)
-    _post(ct, honest, node_run, node_run.payout_root)
-    finding = judge(checker.posted(honest).commitments, again, theirs=node_env, ours=our_env)
-    assert finding.verdict is Verdict.CONFIRM, finding.reason
-    assert checker.act(honest, finding) is Verdict.CONFIRM
-    mk.advance(WINDOW)
-    court.release(mk.roles["stranger"], honest)
-    tree = node_settled.payout.tree
-    assert tree is not None
-    requests = [
-        claim_for(tree, honest, a, ids) for a in ids if node_settled.payout.asset_amounts.get(a)
-    ]
-    mk.market.claim_many(mk.roles["stranger"], requests)
-    assert mk.market.proposal(honest).unclaimed == 0
-
-    # a cheating round: the same job, but a payout root that pays one owner everything
-    consumer = mk.roles["consumer"].address
-    cheat = _approved(mk, selection)
-    mk.start(cheat, cost=COST)
-    before = mk.market.credit_of(consumer)
-    wrong = build_payout_tree({ids[0]: OFFER}, {a: i for i, a in enumerate(ids)})
-    assert wrong.root != node_run.payout_root
-    _post(ct, cheat, node_run, wrong.root)
-    finding = judge(checker.posted(cheat).commitments, again, theirs=node_env, ours=our_env)
-    assert finding.verdict is Verdict.CHALLENGE and finding.differences == ("payout_root",)
-    checker.act(cheat, finding)
-    record = court.challenge_of(cheat)
-    assert record.challenger == verifier.address and len(record.committee) == 3
-    for member in record.committee:
-        ResultVerifier(mk.market, court, ct.account(member)).vote(cheat, finding)
-    court.resolve(mk.roles["stranger"], cheat)
-    assert mk.market.proposal(cheat).status is ProposalStatus.CANCELLED
-    assert mk.market.credit_of(consumer) == before + OFFER + COST
-    assert court.stake_of(ct.node.address) == (BOND, 0)
-    assert court.stake_of(verifier.address) == (3 * BOND, 0)
+    checker = vr.verify_worker(vr.checker, share=1.0)
+    member = vr.verify_worker(vr.member, share=0.0)  # checks only when the court draws it
+    try:
+        assert member.poll() == 0 and not member.journal.get(pid).drawn  # type: ignore[union-attr]
+        assert checker.poll() == 1
+        check = checker.journal.get(pid)
+        assert check is not None and check.verdict is Verdict.CHALLENGE, check
+        assert check.differences == differs
+        challenge = court.challenge_of(pid)
+        assert challenge.challenger == vr.checker.address
+        assert challenge.committee == (vr.member.address,)
+        # drawn to the committee, the member re-executes on its own, votes and resolves
+        assert member.poll() == 2
+        assert member.journal.get(pid).verdict is Verdict.CHALLENGE  # type: ignore[union-attr]
+        assert checker.poll() == 0  # settled: nothing left
+    finally:
+        checker.close()
+        member.close()
+    assert court.challenge_of(pid).overturned == 1
+    assert rnd.market.proposal(pid).status is ProposalStatus.CANCELLED
+    assert rnd.market.credit_of(consumer) == before + record.price + record.training_cost
+    assert court.stake_of(node.address) == (BOND, 0)
+    assert court.stake_of(vr.checker.address)[1] == 0
+    assert court.stake_of(vr.checker.address)[0] > 2 * BOND
