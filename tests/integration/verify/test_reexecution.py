@@ -12,105 +12,15 @@ slashed, and the consumer refunded. Each round trains once per node that checks 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
-
 import pytest
-from eth_account.signers.local import LocalAccount
 
-from tests.integration.compute.roundkit import MLP_SPEC, PASSWORD, VAL_X, VAL_Y, Round
-from visdm.accounts import UnlockedAccount, import_account, load_account
-from visdm.chain.client import ChainClient
-from visdm.chain.contracts import CourtParameters, ProposalStatus, ResultCourt
-from visdm.chain.deployment import Deployment
-from visdm.compute import TrainingConfig, TrainingWorker
+from tests.integration.verify.conftest import BOND, WINDOW, Checked
+from visdm.chain.contracts import ProposalStatus
 from visdm.demo._cheat import OVERSTATE_ACCURACY, PAY_ONE_OWNER, CheatingTrainingWorker
 from visdm.market import workflow
-from visdm.verify import Verdict, VerifyConfig, VerifyWorker
+from visdm.verify import Verdict
 
 pytestmark = pytest.mark.integration
-
-WINDOW = 600
-BOND = 100 * 10**18
-# one committee member keeps a challenge to three trainings (node, challenger, member)
-COURT = CourtParameters(bond=BOND, committee_size=1, ruling_period=900)
-SPEC = {**MLP_SPEC, "epochs": 1, "optimizer": "sgd", "learning_rate": 0.1}
-VALIDATION = (VAL_X[:120], VAL_Y[:120])
-PER_PROVIDER = 40
-
-
-@dataclass
-class Checked:
-    """A round with a court: the training node, a ``--verify`` node and a committee member."""
-
-    rnd: Round
-    court: ResultCourt
-    checker: UnlockedAccount
-    member: UnlockedAccount
-    tmp: Path
-
-    def verify_worker(self, account: UnlockedAccount, share: float) -> VerifyWorker:
-        home = self.tmp / f"verify-{account.address}"
-        config = VerifyConfig(workdir=home, share=share, training=TrainingConfig(workdir=home))
-        return VerifyWorker(self.rnd.chain, self.rnd.deployment, self.rnd.store, account, config)
-
-    def trained(self, trainer: TrainingWorker) -> int:
-        """A round of ``SPEC`` approved, started and posted by ``trainer``."""
-        rnd = self.rnd
-        pid = rnd.propose(wtp_bps=1000, spec=SPEC, validation=VALIDATION)
-        rnd.approve(pid)
-        rnd.start(pid)
-        try:
-            assert trainer.poll() == 1
-            job = trainer.journal.get(pid)
-            assert job is not None and job.state == "submitted", job
-        finally:
-            trainer.close()
-        return pid
-
-
-def _bonded_node(rnd: Round, governance: LocalAccount, name: str, key: bytes) -> UnlockedAccount:
-    """An admitted node in region ``local`` with two bonds staked (admitted after the assets
-    were added: no asset wraps its key, so it re-executes only with sealed data keys)."""
-    import_account(rnd.settings.keystore_dir, name, key, PASSWORD, scrypt_n=1024)
-    account = load_account(rnd.settings.keystore_dir, name, PASSWORD)
-    rnd.chain.fund_from_dev_faucet(account.address)
-    rnd.registry.admit_node(
-        governance,
-        account.address,
-        signer=account.address,
-        region="local",
-        encryption_key=account.x25519_public,
-        endpoint="http://127.0.0.1:9/",
-    )
-    _stake(rnd, rnd.deployment.result_court(rnd.chain), account.local_account)
-    return account
-
-
-def _stake(rnd: Round, court: ResultCourt, account: LocalAccount) -> None:
-    rnd.token.faucet(account, 2 * BOND)
-    rnd.token.approve(account, court.address, 2 * BOND)
-    court.deposit(account, 2 * BOND)
-
-
-@pytest.fixture
-def vr(
-    chain: ChainClient,
-    deployment: Deployment,
-    tmp_path: Path,
-    funded_roles: dict[str, LocalAccount],
-) -> Checked:
-    roles = dict(funded_roles)
-    rnd = Round(chain, deployment, tmp_path / "home", roles)
-    rnd.add_assets(tmp_path, per_provider=PER_PROVIDER)
-    court = deployment.result_court(chain)
-    court.set_parameters(roles["deployer"], COURT)
-    params = replace(rnd.market.parameters(), challenge_window=WINDOW, court=court.address)
-    rnd.market.set_parameters(roles["governance"], params)
-    _stake(rnd, court, roles["node"])
-    checker = _bonded_node(rnd, roles["governance"], "checker", bytes([7]) * 32)
-    member = _bonded_node(rnd, roles["governance"], "member", bytes([8]) * 32)
-    return Checked(rnd, court, checker, member, tmp_path)
 
 
 def test_an_honest_result_is_confirmed_then_released_after_its_window_and_claimed(

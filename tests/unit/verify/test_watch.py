@@ -1,0 +1,114 @@
+"""Who gets a job's secrets, and the verifier's journal: pure parts of ``--verify``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from visdm.chain.contracts import ComputeNodeRecord
+from visdm.errors import InvalidInputError
+from visdm.proposals import PublicAsset
+from visdm.types import Address
+from visdm.verify import (
+    Finding,
+    Verdict,
+    VerifyConfig,
+    VerifyJournal,
+    VerifyWorker,
+    secret_recipients,
+)
+
+NODE, CONSUMER, OWNER = (Address(f"0x{c * 40}") for c in "abc")
+KEY = bytes([5]) * 32
+
+
+def _node(who: str, *, region: int = 0, active: bool = True, key: bytes = KEY) -> ComputeNodeRecord:
+    return ComputeNodeRecord(
+        address=Address(who),
+        signer=Address(who),
+        region=region,
+        admitted=active,
+        suspended=False,
+        encryption_key=key,
+        endpoint="",
+    )
+
+
+def _asset(asset_id: int, *, regions: int = 0b1) -> PublicAsset:
+    record = SimpleNamespace(asset_id=asset_id, owner=OWNER, region_mask=regions)
+    return cast("PublicAsset", SimpleNamespace(record=record))
+
+
+def test_secrets_go_only_to_nodes_every_used_asset_allows() -> None:
+    ok = "0x" + "1" * 40
+    candidates = [
+        _node(NODE),  # the training node itself: neither sealed to nor listed
+        _node(ok),
+        _node("0x" + "2" * 40, region=1),
+        _node("0x" + "3" * 40, active=False),
+        _node("0x" + "4" * 40, key=bytes(32)),
+        _node(CONSUMER),
+        _node(OWNER),
+    ]
+    used = [_asset(1), _asset(2, regions=0b11)]
+    got = secret_recipients(candidates, used, node=NODE, consumer=CONSUMER)
+    assert [str(n.address) for n in got.allowed] == [ok]
+    refused = got.refused
+    assert refused["0x" + "2" * 40] == "asset 1 does not allow its region"
+    assert refused["0x" + "3" * 40] == "it is not an active admitted node"
+    assert refused["0x" + "4" * 40] == "it registered no X25519 key to seal to"
+    assert refused[CONSUMER] == "it is the consumer of the round"
+    assert refused[OWNER].endswith("of the round and would judge its own pay")
+    assert NODE not in refused
+
+
+def test_the_journal_keeps_each_result_once_and_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "verify.sqlite3"
+    journal = VerifyJournal(path)
+    with journal.transaction():
+        assert journal.add(7, b"\x01" * 32, "bafyresult", own=False, drawn=True)
+        assert not journal.add(7, b"\x02" * 32, "bafyother", own=True, drawn=False)  # replayed
+        journal.set_cursor(41)
+    finding = Finding(Verdict.CHALLENGE, ("accuracy_bps", "payout_root"), "differs")
+    journal.update(7, finding=finding, acted=True)
+    journal.close()
+
+    again = VerifyJournal(path)
+    try:
+        check = again.get(7)
+        assert check is not None and check.finding == finding
+        assert (check.block_hash, check.drawn, check.own, check.acted, check.voted) == (
+            b"\x01" * 32,
+            True,
+            False,
+            True,
+            False,
+        )
+        assert again.cursor() == 41
+        assert [c.proposal_id for c in again.checks(open_only=True)] == [7]
+        again.update(7, state="done")
+        assert again.checks(open_only=True) == []
+        assert again.get(8) is None
+        with pytest.raises(ValueError, match="unknown check field"):
+            again.update(7, seed=b"x")
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("share", [1.5, -0.1, True, "0.5"])
+def test_a_share_outside_0_to_1_is_refused_before_anything_starts(
+    tmp_path: Path, share: Any
+) -> None:
+    account = SimpleNamespace(address="0x" + "1" * 40)
+    with pytest.raises(InvalidInputError, match="share of results to verify"):
+        VerifyWorker(
+            cast("Any", None),
+            cast("Any", None),
+            cast("Any", None),
+            cast("Any", account),
+            VerifyConfig(workdir=tmp_path, share=share),
+        )
+    assert not (tmp_path / "verify.sqlite3").exists()
