@@ -136,6 +136,12 @@ def _serve(
         max_duration_s=max_duration,
         allow_unsandboxed=allow_unsandboxed,
     )
+    # built first: a refusal (no court, a bad share) leaves nothing open
+    verifier = (
+        None
+        if verify_share is None
+        else _verify_worker(cfg, conn, store, account, verify_share, training_config)
+    )
     assets = AssetWorker(
         conn.client,
         conn.deployment,
@@ -145,11 +151,6 @@ def _serve(
     )
     training = TrainingWorker(conn.client, conn.deployment, store, account, training_config)
     scoring = _scoring_worker(cfg, conn, store, account, allow_unsandboxed) if score else None
-    verifier = (
-        None
-        if verify_share is None
-        else _verify_worker(cfg, conn, store, account, verify_share, training_config)
-    )
 
     def score_when_idle() -> int:
         # training jobs come first: a batch is claimed only while none waits
