@@ -24,6 +24,7 @@ from visdm.errors import InvalidInputError, VisdmError
 from visdm.jsonsafe import one_line
 
 from ._auth import COOKIE, CSRF_FIELD, RequestTooLargeError, SessionError, Sessions, WebSession
+from ._staging import MAX_FILE_BYTES, UPLOAD_PATH_PREFIX, clear_staging
 
 __all__ = [
     "CSRF_FIELD",
@@ -94,9 +95,14 @@ class _Guard:
                 "open the URL `visdm web` printed",
             )
             return
+        limit = self.max_body
+        if scope.get("method") == "PUT" and str(scope.get("path", "")).startswith(
+            UPLOAD_PATH_PREFIX
+        ):  # one file of a dropped folder, raw: as large as a sample file may be
+            limit = max(limit, MAX_FILE_BYTES)
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await _plain(send, 413, _too_large(length, self.max_body))
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await _plain(send, 413, _too_large(length, limit))
             return
         seen = 0
 
@@ -104,8 +110,8 @@ class _Guard:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_body:
-                raise RequestTooLargeError(_too_large(str(seen), self.max_body))
+            if seen > limit:
+                raise RequestTooLargeError(_too_large(str(seen), limit))
             return message
 
         static = str(scope.get("path", "")).startswith("/static/")
@@ -254,7 +260,7 @@ def create_app(
     ``sessions`` holds the launch token (default: a fresh random one); ``hosts`` are the host
     names the app answers to; ``max_body`` bounds every request body in bytes.
     """
-    from . import account, consumer, operator, provider, public, wallet
+    from . import account, consumer, folder_drop, operator, provider, public, wallet
 
     app = FastAPI(title="ViSDM", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
@@ -270,7 +276,8 @@ def create_app(
         poll_s=poll_s,
     )
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
-    for module in (public, account, provider, consumer, operator, wallet):
+    clear_staging(settings)  # folders staged before a restart belong to sessions now gone
+    for module in (public, account, provider, folder_drop, consumer, operator, wallet):
         app.include_router(module.router)
     app.add_exception_handler(VisdmError, _visdm_error)
     app.add_exception_handler(OSError, _os_error)

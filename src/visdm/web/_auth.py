@@ -76,6 +76,8 @@ class WebSession:
     pending: dict[str, str] = field(default_factory=dict)
     #: assets being added in the background, by job id (:mod:`._uploads`)
     uploads: dict[str, Any] = field(default_factory=dict)
+    #: folders dropped on the page and staged for ``asset add``, by id (:mod:`._staging`)
+    staged: dict[str, Any] = field(default_factory=dict)
 
     def check_csrf(self, token: object) -> None:
         """Refuse ``token`` unless it is this session's CSRF token."""

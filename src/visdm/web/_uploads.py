@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,13 @@ class AddJob:
 
 
 def _run(
-    job: AddJob, settings: Settings, owner: UnlockedAccount, directory: Path, args: dict[str, Any]
+    job: AddJob,
+    settings: Settings,
+    owner: UnlockedAccount,
+    directory: Path,
+    args: dict[str, Any],
+    *,
+    on_finished: Callable[[bool], None] | None,
 ) -> None:
     from visdm.assets import add_asset
     from visdm.ingest import IngestReport
@@ -77,6 +84,8 @@ def _run(
         job.refusal = one_line(os_error_message(exc))
     finally:
         job.finished = True
+        if on_finished is not None:
+            on_finished(job.added is not None)
 
 
 def start_add(
@@ -85,8 +94,11 @@ def start_add(
     owner: UnlockedAccount,
     directory: Path,
     args: dict[str, Any],
+    *,
+    on_finished: Callable[[bool], None] | None = None,
 ) -> AddJob:
-    """Start ``add_asset`` in a thread and return its job (kept in ``jobs``)."""
+    """Start ``add_asset`` in a thread and return its job (kept in ``jobs``); ``on_finished``
+    is told, in that thread, whether the asset was added."""
     finished = [k for k, j in jobs.items() if j.finished]
     while len(jobs) >= MAX_JOBS and finished:
         del jobs[finished.pop(0)]
@@ -97,6 +109,10 @@ def start_add(
     job = AddJob(job_id=secrets.token_urlsafe(12), directory=str(directory))
     jobs[job.job_id] = job
     threading.Thread(
-        target=_run, args=(job, settings, owner, directory, args), name="visdm-add", daemon=True
+        target=_run,
+        args=(job, settings, owner, directory, args),
+        kwargs={"on_finished": on_finished},
+        name="visdm-add",
+        daemon=True,
     ).start()
     return job

@@ -88,10 +88,16 @@ def asset_page(request: Request, asset_id: int) -> Response:
     )
 
 
-def _asset_args(form: Any) -> dict[str, Any]:
+def _asset_args(form: Any, session: WebSession) -> dict[str, Any]:
     from visdm.assets import load_licence
 
-    directory = Path(_forms.text(form, "directory", what="folder"))
+    from ._staging import staged_folder
+
+    upload = _forms.optional_text(form, "upload")
+    if upload is not None:  # a folder dropped on the page and staged on this machine
+        directory = staged_folder(session.staged, upload).path
+    else:
+        directory = Path(_forms.text(form, "directory", what="folder"))
     labels = _forms.optional_text(form, "labels")
     dp = _forms.optional_text(form, "dp") or "required"
     if dp not in ("required", "optional"):
@@ -115,7 +121,7 @@ async def check(request: Request) -> Response:
     from visdm.assets import check_asset
 
     session, form = await acting(request)
-    args = _asset_args(form)
+    args = _asset_args(form, session)
     directory = args.pop("directory")
     result = await run_in_threadpool(
         check_asset, session_settings(request, session), directory, owner=_me(session), **args
@@ -129,14 +135,41 @@ async def add(request: Request) -> Response:
     background; the page that answers shows its progress until the result."""
     from visdm.assets import check_licence
 
+    from ._staging import discard
     from ._uploads import start_add
 
     session, form = await acting(request)
-    args = _asset_args(form)
+    args = _asset_args(form, session)
     check_licence(args["licence"])
     owner = unlocked(session)
     directory = args.pop("directory")
-    job = start_add(session.uploads, session_settings(request, session), owner, directory, args)
+    upload = _forms.optional_text(form, "upload")
+    staged = session.staged.get(upload) if upload is not None else None
+    if staged is not None and staged.busy:
+        raise InvalidInputError("the dropped folder is being added already: wait for the result")
+
+    def finished(added: bool) -> None:
+        if staged is not None:  # added: its bytes are in the store, encrypted; else: fix, retry
+            staged.busy = False
+            if added:
+                discard(session.staged, staged.upload_id)
+
+    if staged is not None:
+        staged.busy = True
+    try:
+        job = start_add(
+            session.uploads,
+            session_settings(request, session),
+            owner,
+            directory,
+            args,
+            on_finished=finished,
+        )
+    except BaseException:
+        finished(False)
+        raise
+    if staged is not None:
+        job.directory = f"{staged.name} ({staged.files} files dropped on the page)"
     return render(request, "asset_job.html", title="Adding an asset", job=job)
 
 

@@ -65,20 +65,30 @@ def test_a_round_through_the_browser(
     expect(stranger.locator("#whoami")).to_contain_text("provider")
     shots(stranger, "account")
 
-    # the provider adds a folder with one broken file; the page names it with its reason
+    # the provider drops a folder with a text file (refused as it is sent) and a truncated PNG
+    # (sent, then refused by the ingest); the page names each with its reason
     folder = write_folder(tmp_path / "mine", list(range(PER_PROVIDER)))
-    (folder / "broken.png").write_bytes(b"not an image")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (folder / "notes.txt").write_text("not an image")
     with (folder / "labels.csv").open("a") as labels:
         labels.write("broken.png,bag\n")
     provider = login(browser, url, sessions, "provider")
-    provider.goto(f"{url}/provider")
-    provider.fill("#directory", str(folder))
-    provider.check("input[name=dp][value=optional]")
+
+    def drop_folder() -> None:
+        provider.goto(f"{url}/provider")
+        provider.set_input_files("#folder-input", str(folder))
+        staged = f"{PER_PROVIDER + 2} of {PER_PROVIDER + 3} files staged"
+        expect(provider.locator("#drop-status")).to_contain_text(staged)
+        expect(provider.locator("#drop-refused")).to_contain_text("notes.txt: not a PNG")
+        provider.check("input[name=dp][value=optional]")
+
+    drop_folder()
+    shots(provider, "asset-drop")
     provider.click("#add-submit")
     expect(provider.locator("#error")).to_contain_text("pass --partial")
     expect(provider.locator("#rejected")).to_contain_text("broken.png")
     shots(provider, "asset-refused")
-    provider.go_back()
+    drop_folder()
     provider.check("input[name=partial]")
     provider.click("#add-submit")
     expect(provider.locator("#added")).to_contain_text(f"{PER_PROVIDER} samples")
