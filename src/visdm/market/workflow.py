@@ -26,10 +26,12 @@ from visdm.errors import InvalidInputError, SignatureError, VisdmError
 from visdm.jsonsafe import load_untrusted_object
 from visdm.proposals import (
     CreatedProposal,
+    PreparedProposal,
     SelectedAsset,
     create_proposal,
     load_labelled_directory,
     pack_arrays,
+    prepare_proposal,
 )
 from visdm.session import Connection, connect_deployed, open_store, top_up_dev_tokens
 
@@ -57,7 +59,15 @@ from .results import (
     training_result,
     withdraw,
 )
-from .tally import TallyReceipt, submit_tally
+from .tally import (
+    TallyBatch,
+    TallyOutcome,
+    TallyReceipt,
+    next_batch,
+    submit_tally,
+    tally_outcome,
+    tally_progress,
+)
 
 __all__ = [
     "ClaimReceipt",
@@ -71,7 +81,9 @@ __all__ = [
     "fetch_quote",
     "get_model",
     "model_bytes",
+    "next_tally",
     "parse_ask",
+    "prepare_propose",
     "proposal_status",
     "propose",
     "reclaim",
@@ -120,6 +132,71 @@ def propose(
     result's notes say how many of the directory's files score the model and how the node's
     limits were checked.
     """
+    spec, names, archive, notes = _proposal_inputs(model_spec, validation, classes)
+    conn = connect_deployed(settings)
+    created = create_proposal(
+        conn.client,
+        conn.deployment,
+        open_store(settings),
+        consumer,
+        selection=selection,
+        model_spec=spec,
+        classes=names,
+        validation_archive=archive,
+        offer=offer,
+        wtp_bps=wtp_bps,
+        node=node,
+        voting_period_s=voting_period_s,
+        min_share_bps=min_share_bps,
+    )
+    return replace(created, notes=(*notes, *created.notes))
+
+
+def prepare_propose(
+    settings: Settings,
+    consumer: str,
+    *,
+    selection: Sequence[SelectedAsset | int],
+    model_spec: Path | dict[str, Any],
+    validation: Path | tuple[Any, Any],
+    classes: Sequence[str] | None,
+    offer: int,
+    wtp_bps: int,
+    node: str,
+    voting_period_s: int,
+    min_share_bps: int = 0,
+    deadline_slack_s: int | None = None,
+) -> PreparedProposal:
+    """:func:`propose` up to the unsigned document of ``consumer``'s proposal (for a browser
+    wallet to sign): every check, the validation set sealed and stored, nothing escrowed."""
+    spec, names, archive, notes = _proposal_inputs(model_spec, validation, classes)
+    conn = connect_deployed(settings)
+    prepared = prepare_proposal(
+        conn.client,
+        conn.deployment,
+        open_store(settings),
+        selection=selection,
+        model_spec=spec,
+        classes=names,
+        validation_archive=archive,
+        offer=offer,
+        wtp_bps=wtp_bps,
+        node=node,
+        voting_period_s=voting_period_s,
+        min_share_bps=min_share_bps,
+        consumer_address=consumer,
+        deadline_slack_s=deadline_slack_s,
+    )
+    return replace(prepared, notes=(*notes, *prepared.notes))
+
+
+def _proposal_inputs(
+    model_spec: Path | dict[str, Any],
+    validation: Path | tuple[Any, Any],
+    classes: Sequence[str] | None,
+) -> tuple[Any, tuple[str, ...], bytes, tuple[str, ...]]:
+    """The spec, the class names, the packed validation archive and what the validation
+    folder's reading noted."""
     spec: Any = model_spec
     if isinstance(model_spec, Path):
         try:
@@ -137,23 +214,7 @@ def propose(
         raise InvalidInputError("name the classes that the validation labels index")
     else:
         (images, labels), names = validation, tuple(classes)
-    conn = connect_deployed(settings)
-    created = create_proposal(
-        conn.client,
-        conn.deployment,
-        open_store(settings),
-        consumer,
-        selection=selection,
-        model_spec=spec,
-        classes=names,
-        validation_archive=pack_arrays(images, labels),
-        offer=offer,
-        wtp_bps=wtp_bps,
-        node=node,
-        voting_period_s=voting_period_s,
-        min_share_bps=min_share_bps,
-    )
-    return replace(created, notes=(*notes, *created.notes))
+    return spec, tuple(names), pack_arrays(images, labels), notes
 
 
 def accept_counter(settings: Settings, consumer: UnlockedAccount, proposal_id: int) -> TxResult:
@@ -222,6 +283,27 @@ def tally(settings: Settings, tallier: UnlockedAccount, proposal_id: int) -> Tal
         proposal_id,
         selection=list(zip(doc.asset_ids, doc.sample_counts, strict=True)),
     )
+
+
+def next_tally(
+    settings: Settings, proposal_id: int, tallier: str
+) -> tuple[TallyOutcome, TallyBatch]:
+    """The outcome of proposal ``proposal_id``'s tally and the batch ``tallier`` sends next
+    after its progress on chain (what :func:`tally` sends, one transaction at a time)."""
+    conn = connect_deployed(settings)
+    _next.require_tally_open(_proposal(conn, proposal_id), _next.chain_now(conn.client))
+    doc = _signed_proposal(conn, open_store(settings), proposal_id)
+    selection = list(zip(doc.asset_ids, doc.sample_counts, strict=True))
+    market = conn.deployment.training_market(conn.client)
+    outcome = tally_outcome(
+        market,
+        conn.deployment.asset_registry(conn.client),
+        conn.deployment.delegation_registry(conn.client),
+        proposal_id,
+        selection=selection,
+    )
+    progress = tally_progress(market, proposal_id, tallier)
+    return outcome, next_batch(proposal_id, outcome, selection, progress)
 
 
 # --- consumer: training -------------------------------------------------------------------

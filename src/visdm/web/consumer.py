@@ -29,7 +29,7 @@ from ._app import (
     unlocked,
 )
 
-__all__ = ["router"]
+__all__ = ["propose_inputs", "router"]
 
 router = APIRouter()
 
@@ -68,16 +68,12 @@ def consumer_page(request: Request) -> Response:
     )
 
 
-@router.post("/consumer/propose")
-async def propose(request: Request) -> Response:
-    """``propose``: curate, seal the validation set, sign, escrow the offer."""
-    from visdm import governance
+def propose_inputs(form: Any, cfg: Any) -> tuple[dict[str, Any], str]:
+    """The propose form as :func:`visdm.market.workflow.propose`'s keywords (all but ``node``)
+    and the compute node as typed (an address or a name, resolved against the chain)."""
     from visdm.index import load_saved_search
-    from visdm.market import workflow
     from visdm.proposals import SelectedAsset
 
-    session, form = await acting(request)
-    cfg = session_settings(request, session)
     selection: list[SelectedAsset | int] = []
     for value in _forms.texts(form, "asset"):
         for part in value.split(","):
@@ -92,31 +88,33 @@ async def propose(request: Request) -> Response:
         selection += [SelectedAsset(s.asset_id, tuple(s.sample_indexes)) for s in saved.selection]
     if not selection:
         raise InvalidInputError("choose the data: a saved selection or asset ids")
-    spec = Path(_forms.text(form, "spec", what="model spec"))
-    validation = Path(_forms.text(form, "validation", what="validation folder"))
-    offer = _forms.tokens(form, "offer")
-    wtp = _forms.whole(form, "wtp_bps", minimum=0)
-    period = _forms.integer(form, "voting_period", minimum=1, required=False) or 3600
-    share = _forms.integer(form, "min_share_bps", minimum=0, required=False) or 0
-    classes = _forms.csv_list(_forms.optional_text(form, "classes"))
-    node_text = _forms.text(form, "node", what="compute node")
+    inputs = {
+        "selection": selection,
+        "model_spec": Path(_forms.text(form, "spec", what="model spec")),
+        "validation": Path(_forms.text(form, "validation", what="validation folder")),
+        "offer": _forms.tokens(form, "offer"),
+        "wtp_bps": int(_forms.whole(form, "wtp_bps", minimum=0) or 0),
+        "voting_period_s": _forms.integer(form, "voting_period", minimum=1, required=False) or 3600,
+        "min_share_bps": _forms.integer(form, "min_share_bps", minimum=0, required=False) or 0,
+        "classes": _forms.csv_list(_forms.optional_text(form, "classes")),
+    }
+    return inputs, _forms.text(form, "node", what="compute node")
+
+
+@router.post("/consumer/propose")
+async def propose(request: Request) -> Response:
+    """``propose``: curate, seal the validation set, sign, escrow the offer."""
+    from visdm import governance
+    from visdm.market import workflow
+
+    session, form = await acting(request)
+    cfg = session_settings(request, session)
+    inputs, node_text = propose_inputs(form, cfg)
     account = unlocked(session)
 
     def run() -> Any:
         node = governance.resolve_node(cfg, node_text).address
-        return workflow.propose(
-            cfg,
-            account,
-            selection=selection,
-            model_spec=spec,
-            validation=validation,
-            classes=classes,
-            offer=offer,
-            wtp_bps=int(wtp or 0),
-            node=node,
-            voting_period_s=period,
-            min_share_bps=share,
-        )
+        return workflow.propose(cfg, account, node=node, **inputs)
 
     created = await run_in_threadpool(run)
     pid = created.proposal_id

@@ -26,6 +26,8 @@ from visdm.chain.contracts import (
 )
 from visdm.errors import InvalidInputError
 from visdm.market import _next
+from visdm.market.tally import TallyBatch
+from visdm.proposals import TrainingProposal, proposal_terms
 
 __all__ = [
     "Call",
@@ -36,8 +38,10 @@ __all__ = [
     "plan_claim",
     "plan_delegate",
     "plan_funding",
+    "plan_propose",
     "plan_quote",
     "plan_reclaim",
+    "plan_tally",
     "plan_train",
     "plan_vote",
     "plan_withdraw_asset",
@@ -270,3 +274,69 @@ def plan_delegate(current: str | None, to: str | None) -> Step:
     if to is None:
         return Call("DelegationRegistry", "undelegate", (), "remove the delegation")
     return Call("DelegationRegistry", "delegate", (to,), f"delegate to {to}")
+
+
+def plan_propose(
+    document: TrainingProposal,
+    cid: str | None,
+    proposed: int | None,
+    *,
+    now: int,
+    min_voting_period: int,
+    balance: int,
+    allowance: int,
+    market: str,
+    mintable: bool,
+) -> Step:
+    """Propose the held ``document``: the wallet signs it (the server stores it under ``cid``),
+    then mint, approve and ``propose``. ``proposed``: the proposal the chain already made from
+    this document (its ``ProposalCreated`` names ``cid``), so it is never made twice."""
+    if proposed is not None:
+        return Done(
+            f"/proposals/{proposed}",
+            f"proposal {proposed} created: {sum(document.sample_counts)} samples, "
+            f"{_tokens(document.offer)} tokens in escrow",
+        )
+    if document.voting_deadline < now + min_voting_period:
+        raise InvalidInputError(
+            f"the prepared proposal's voting deadline {document.voting_deadline} is less than "
+            f"the market's minimum voting period ({min_voting_period} s) away now: propose "
+            "again to prepare a new document; nothing was escrowed"
+        )
+    if cid is None:
+        return Sign("proposal", "sign the proposal document")
+    funding = plan_funding(
+        need=document.offer, balance=balance, allowance=allowance, market=market, mintable=mintable
+    )
+    return funding or Call(
+        "TrainingMarket",
+        "propose",
+        (proposal_terms(document, cid).as_tuple(),),
+        f"propose and escrow {_tokens(document.offer)} tokens",
+    )
+
+
+def plan_tally(record: ProposalRecord, batch: TallyBatch | None) -> Step:
+    """Send the tally's next batch (``None``: the proposal is past voting), one per step,
+    after discarding a progress of the wallet's that claimed another price."""
+    pid = record.proposal_id
+    if record.status != ProposalStatus.VOTING or batch is None:
+        return Done(
+            f"/proposals/{pid}",
+            f"proposal {pid} is {record.status.name.lower()}: its tally is done",
+        )
+    if batch.reset:
+        return Call(
+            "TrainingMarket",
+            "resetTally",
+            (pid,),
+            "discard your unfinished tally at another price",
+        )
+    first, last = batch.start + 1, batch.start + len(batch.asset_ids)
+    return Call(
+        "TrainingMarket",
+        "tally",
+        (pid, batch.clearing_price, list(batch.asset_ids), list(batch.sample_counts)),
+        f"tally assets {first}–{last}"
+        + (" and record the outcome" if batch.last else " (more batches follow)"),
+    )

@@ -21,7 +21,7 @@ from . import _forms
 from ._app import acting, current_session, render, session_settings
 from .wallet_plans import wallet_of
 
-__all__ = ["held_quote", "quote_of", "quote_request", "router"]
+__all__ = ["held_quote", "quote_of", "quote_request", "router", "signature_field"]
 
 router = APIRouter()
 
@@ -92,7 +92,7 @@ async def signed_quote(request: Request) -> Response:
         raise InvalidInputError(
             f"no quote request for proposal {pid} is open in this session: ask for the quote again"
         )
-    signature = _signature(form)
+    signature = signature_field(form)
     node_request = NodeRequest(pid, Address(sender), int(issued))
     settings = session_settings(request, session)
 
@@ -121,7 +121,8 @@ async def signed_quote(request: Request) -> Response:
     return JSONResponse({"quoted": str(offer.quote.training_cost)})
 
 
-def _signature(form: Any) -> bytes:
+def signature_field(form: Any) -> bytes:
+    """The form's 65-byte hex ``signature`` (a wallet's ``eth_signTypedData_v4`` answer)."""
     text = _forms.text(form, "signature", what="signature")
     try:
         raw = bytes.fromhex(text.removeprefix("0x"))

@@ -8,11 +8,13 @@ chain, plans the next step (:mod:`.wallet_plans`) and answers one of
   typed data for ``eth_signTypedData_v4``; the page posts the signature to ``post``;
 - ``{"kind": "done", "next": url}``: nothing is left; the page goes to ``next``.
 
-and the page asks again, at most :data:`MAX_STEPS` times. Actions: ``vote``, ``delegate``,
-``quote``, ``train``, ``accept-counter``, ``reclaim``, ``claim``, ``withdraw-asset``.
+and the page asks again, at most :data:`MAX_STEPS` times. Actions: ``propose``, ``vote``,
+``delegate``, ``tally``, ``quote``, ``train``, ``accept-counter``, ``reclaim``, ``claim``,
+``withdraw-asset``.
 
-The only thing a session keeps between steps is the node's signed quote (:mod:`.wallet_quote`)
-after the wallet signed the request for it; everything else is read from the chain at each step.
+What a session keeps between steps: the node's signed quote (:mod:`.wallet_quote`) after the
+wallet signed the request for it, and the proposal document being proposed
+(:mod:`.wallet_propose`); everything else is read from the chain at each step.
 """
 
 from __future__ import annotations
@@ -42,13 +44,17 @@ from .wallet_plans import (
     plan_accept_counter,
     plan_claim,
     plan_delegate,
+    plan_propose,
     plan_quote,
     plan_reclaim,
+    plan_tally,
     plan_train,
     plan_vote,
     plan_withdraw_asset,
     wallet_of,
 )
+from .wallet_propose import form_fingerprint, held_proposal, made_from, prepare_held
+from .wallet_propose import router as _propose_router
 from .wallet_quote import held_quote, quote_of, quote_request
 from .wallet_quote import router as _quote_router
 
@@ -56,6 +62,7 @@ __all__ = ["MAX_STEPS", "prepared", "router"]
 
 router = APIRouter()
 router.include_router(_quote_router)
+router.include_router(_propose_router)
 
 #: the most steps one action takes (mint, approve, pay: three; the page stops after this many)
 MAX_STEPS = 8
@@ -215,9 +222,50 @@ def _withdraw_asset(ctx: _Ctx) -> Step:
     )
 
 
+def _propose(ctx: _Ctx) -> Step:
+    held = held_proposal(ctx.session)
+    if held is not None and (
+        held.form != form_fingerprint(ctx.form) or held.document.consumer != ctx.sender
+    ):
+        held = None  # another form's document, or another wallet's: a new prepare replaces it
+    if held is None and ctx.step > 0:
+        raise InvalidInputError(
+            "this session no longer holds the proposal document being proposed (another "
+            "propose form replaced it): propose again"
+        )
+    market = ctx.market()
+    now, least = ctx.now(), market.parameters().min_voting_period
+    proposed = None if held is None or held.cid is None else made_from(market, ctx.sender, held.cid)
+    # a reload resumes the held document, unless it can no longer be proposed in time
+    stale = held is not None and held.document.voting_deadline < now + least
+    if held is None or (ctx.step == 0 and proposed is None and stale):
+        settings = session_settings(ctx.request, ctx.session)
+        held = prepare_held(ctx.session, settings, ctx.form, ctx.sender)
+    step = plan_propose(
+        held.document, held.cid, proposed, now=now, min_voting_period=least, **ctx.funds()
+    )
+    if isinstance(step, Done) and ctx.step > 0:
+        ctx.session.flashes.extend(one_line(f"note: {n}") for n in held.notes)
+    return step
+
+
+def _tally(ctx: _Ctx) -> Step:
+    from visdm.chain.contracts import ProposalStatus
+    from visdm.market import workflow
+
+    record = ctx.record()
+    batch = None
+    if record.status == ProposalStatus.VOTING:
+        settings = session_settings(ctx.request, ctx.session)
+        _, batch = workflow.next_tally(settings, record.proposal_id, ctx.sender)
+    return plan_tally(record, batch)
+
+
 _ACTIONS = {
+    "propose": _propose,
     "vote": _vote,
     "delegate": _delegate,
+    "tally": _tally,
     "quote": _quote,
     "train": _train,
     "accept-counter": _accept_counter,
@@ -233,11 +281,7 @@ def _answer(ctx: _Ctx, step: Step) -> dict[str, Any]:
             ctx.session.flashes.append(one_line(step.message))
         return {"kind": "done", "next": step.next}
     if isinstance(step, Sign):
-        record = ctx.record()
-        chain_id = ctx.connect().client.chain_id
-        typed = quote_request(
-            ctx.session, chain_id, ctx.market().address, record.proposal_id, ctx.sender
-        )
+        typed = _typed(ctx, step)
         return {
             "kind": "typed",
             "typed": typed,
@@ -249,6 +293,22 @@ def _answer(ctx: _Ctx, step: Step) -> dict[str, Any]:
     conn.client.fund_from_dev_faucet(ctx.sender)  # gas, as the local path gets it
     tx = prepared(conn, ctx.sender, step.contract, step.fn, list(step.args))
     return {"kind": "tx", "tx": tx, "label": step.label}
+
+
+def _typed(ctx: _Ctx, step: Sign) -> dict[str, Any]:
+    """The typed data of a :class:`Sign` step, for ``eth_signTypedData_v4``."""
+    if step.what == "proposal":
+        from visdm.proposals import proposal_typed_data
+
+        held = held_proposal(ctx.session)
+        if held is None:  # prepared in this very request: cannot be missing
+            raise InvalidInputError("no proposal document is held in this session: propose again")
+        return proposal_typed_data(held.document)
+    record = ctx.record()
+    chain_id = ctx.connect().client.chain_id
+    return quote_request(
+        ctx.session, chain_id, ctx.market().address, record.proposal_id, ctx.sender
+    )
 
 
 def _prepare(ctx: _Ctx, action: str) -> dict[str, Any]:

@@ -30,7 +30,9 @@ async function visdmPost(url, fields) {
   if (!body.has("csrf")) body.set("csrf", visdmCsrf());
   const response = await fetch(url, { method: "POST", body, credentials: "same-origin" });
   if (!response.ok) {
-    const text = (await response.text()).replace(/<[^>]*>/g, "").trim();
+    // the server's one-line error is HTML-escaped: read it as the page would show it
+    const parsed = new DOMParser().parseFromString(await response.text(), "text/html");
+    const text = (parsed.body.textContent || "").trim();
     throw new Error(text || `${url} answered ${response.status}`);
   }
   return response;
