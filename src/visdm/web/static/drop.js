@@ -18,8 +18,14 @@ async function visdmWalk(entry, prefix, out) {
   }
 }
 
+// the server's one-line refusal, as text (it comes as an HTML fragment)
 function visdmReason(text) {
-  return text.replace(/<[^>]*>/g, "").replace(/^\s*error:\s*/, "").trim();
+  const shown = new DOMParser().parseFromString(text, "text/html").body.textContent || "";
+  return shown.replace(/^\s*error:\s*/, "").trim();
+}
+
+function visdmSize(bytes) {
+  return bytes < 1e6 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
 async function visdmStage(zone, files) {
@@ -44,7 +50,7 @@ async function visdmStage(zone, files) {
   let staged = 0, bytes = 0, bad = 0, next = 0;
   const show = () => {
     status.textContent = `${staged} of ${files.length} files staged ` +
-      `(${(bytes / 1e6).toFixed(1)} MB)${bad ? `, ${bad} refused` : ""}`;
+      `(${visdmSize(bytes)})${bad ? `, ${bad} refused` : ""}`;
   };
   const worker = async () => {
     while (next < files.length) {
@@ -60,7 +66,8 @@ async function visdmStage(zone, files) {
       } else {
         bad += 1;
         const line = document.createElement("li");
-        line.textContent = `${rel}: ${visdmReason(await response.text())}`;
+        const reason = visdmReason(await response.text());
+        line.textContent = reason.includes(rel) ? reason : `${rel}: ${reason}`;
         refused.append(line);
       }
       show();
