@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from eth_utils.address import to_checksum_address
 
 from visdm.chain.contracts import ComputeNodeRecord
 from visdm.errors import InvalidInputError
@@ -112,3 +113,91 @@ def test_a_share_outside_0_to_1_is_refused_before_anything_starts(
             VerifyConfig(workdir=tmp_path, share=share),
         )
     assert not (tmp_path / "verify.sqlite3").exists()
+
+
+# --- what a peer hands a verifier: every bad document is an abstention with the reason ------
+
+_VERIFIER = to_checksum_address("0x" + "d1" * 20)
+
+
+class _Store:
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs = blobs
+
+    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
+        return self.blobs[cid]
+
+
+def _recheck(result: bytes, secrets: bytes, seed: bytes) -> Finding:
+    """``VerifyWorker._recheck`` on a stub chain and store: the posted result commits
+    ``keccak(seed)``; the re-execution itself must not be reached."""
+    from eth_utils.crypto import keccak
+
+    from visdm.crypto import derive_x25519_keypair, unwrap_key
+    from visdm.verify import PostedResult, ResultCommitments
+
+    keys = derive_x25519_keypair(bytes([3]) * 32)
+    committed = ResultCommitments(1, bytes(32), bytes(32), bytes(32), keccak(seed), bytes(32))
+    worker = object.__new__(VerifyWorker)
+    worker.store = cast("Any", _Store({"result": result, "secrets": secrets}))
+    worker.account = cast(
+        "Any",
+        SimpleNamespace(address=_VERIFIER, unwrap_key=lambda w: unwrap_key(w, keys.private)),
+    )
+    worker.verifier = cast(
+        "Any",
+        SimpleNamespace(posted=lambda _pid: PostedResult(committed, bytes(32), "result")),
+    )
+    worker.reexecutor = cast("Any", SimpleNamespace())  # no reexecute(): reaching it fails
+    record = cast("Any", SimpleNamespace(node="0x" + "e" * 40))
+    check = cast("Any", SimpleNamespace(proposal_id=4))
+    return worker._recheck(check, record)
+
+
+def _sealed(proposal_id: int, verifier: str, seed: bytes) -> bytes:
+    from visdm.crypto import derive_x25519_keypair
+    from visdm.verify import JobSecrets, seal_job_secrets
+
+    public = derive_x25519_keypair(bytes([3]) * 32).public
+    secrets = JobSecrets(seed=seed, validation_key=bytes(32))
+    return seal_job_secrets(
+        secrets, proposal_id=proposal_id, verifier=verifier, verifier_key=public
+    )
+
+
+SEED = bytes(range(32))
+
+
+@pytest.mark.parametrize(
+    ("result", "secrets", "says"),
+    [
+        (b"\xff not json", b"", "result document"),
+        (b'{"envelope": {}}', b"", "sealed no secrets"),
+        (b'{"verifierSecrets": ["secrets"]}', b"", "sealed no secrets"),
+        (b'{"verifierSecrets": {"%s": 7}}' % _VERIFIER.encode(), b"", "sealed no secrets"),
+        (
+            b'{"verifierSecrets": {"%s": "secrets"}}' % _VERIFIER.encode(),
+            _sealed(5, _VERIFIER, SEED),
+            "not proposal 4",
+        ),
+        (
+            b'{"verifierSecrets": {"%s": "secrets"}}' % _VERIFIER.encode(),
+            _sealed(4, _VERIFIER, bytes(32)),
+            "another seed than it trained with",
+        ),
+        (b'{"verifierSecrets": {"%s": "secrets"}}' % _VERIFIER.encode(), b"[]", "secrets"),
+    ],
+)
+def test_a_bad_result_or_secrets_document_is_an_abstention_with_the_reason(
+    result: bytes, secrets: bytes, says: str
+) -> None:
+    finding = _recheck(result, secrets, SEED)
+    assert finding.verdict is Verdict.ABSTAIN
+    assert says in finding.reason and "\n" not in finding.reason
+
+
+def test_secrets_that_open_reach_the_re_execution() -> None:
+    result = b'{"verifierSecrets": {"%s": "secrets"}}' % _VERIFIER.encode()
+    finding = _recheck(result, _sealed(4, _VERIFIER, SEED), SEED)
+    # the stub has no reexecute(): reaching it is an abstention that names the failure
+    assert finding == Finding(Verdict.ABSTAIN, (), "re-execution failed: AttributeError")
