@@ -260,7 +260,16 @@ def create_app(
     ``sessions`` holds the launch token (default: a fresh random one); ``hosts`` are the host
     names the app answers to; ``max_body`` bounds every request body in bytes.
     """
-    from . import account, consumer, folder_drop, operator, provider, public, wallet
+    from . import (
+        account,
+        consumer,
+        folder_drop,
+        operator,
+        provider,
+        public,
+        spec_builder,
+        wallet,
+    )
 
     app = FastAPI(title="ViSDM", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
@@ -277,7 +286,9 @@ def create_app(
     )
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     clear_staging(settings)  # folders staged before a restart belong to sessions now gone
-    for module in (public, account, provider, folder_drop, consumer, operator, wallet):
+    for module in (
+        public, account, provider, folder_drop, consumer, spec_builder, operator, wallet
+    ):
         app.include_router(module.router)
     app.add_exception_handler(VisdmError, _visdm_error)
     app.add_exception_handler(OSError, _os_error)
