@@ -92,6 +92,8 @@ def test_wallets_pay_and_claim_and_the_consumer_downloads_the_model(
     expect(page.locator("#propose-submit")).to_have_text(
         "Propose and escrow the offer with the wallet"
     )
+    shots = Shots(tmp_path / "screens")
+    shots(page, "wallet-propose")
     with page.expect_navigation(url=f"**/proposals/{count + 1}"):
         page.click("#propose-submit")
     pid = count + 1
@@ -120,9 +122,12 @@ def test_wallets_pay_and_claim_and_the_consumer_downloads_the_model(
     # providers vote; after the deadline the consumer's wallet tallies, one batch per step
     for who in ("provider", "provider2"):
         workflow.vote(rnd.as_(who), rnd.accounts[who], pid, 0)
-    rnd.chain.advance_time(record.voting_deadline - rnd.chain.latest_timestamp() + 1)
     page.goto(f"{url}/proposals/{pid}")
     expect(page.locator("#tally-submit")).to_have_text("Tally with the wallet")
+    page.click("#tally-submit")  # too early: refused before the wallet is asked
+    expect(page.locator("#wallet-error")).to_contain_text(f"voting on proposal {pid} is open")
+    rnd.chain.advance_time(record.voting_deadline - rnd.chain.latest_timestamp() + 1)
+    page.reload()
     with page.expect_navigation(url=f"**/proposals/{pid}"):
         page.click("#tally-submit")
     assert "tally assets 1–2 and record the outcome" in flashes(page)
@@ -141,7 +146,6 @@ def test_wallets_pay_and_claim_and_the_consumer_downloads_the_model(
     with page.expect_navigation(url=f"**/wallet/quote/{pid}"):
         page.click("#quote-submit")  # the wallet signs the QuoteRequest; the node quotes
     expect(page.locator("#quote")).to_contain_text("training cost")
-    shots = Shots(tmp_path / "screens")
     shots(page, "wallet-quote")
     cost = int(page.locator("input[name=max_cost_wei]").get_attribute("value") or "")
     assert cost > 0
