@@ -3,8 +3,10 @@
 Consumer: :func:`propose`, :func:`accept_counter`, :func:`request_quote`,
 :func:`start_training`, :func:`get_model`, :func:`reclaim`. Providers: :func:`vote`,
 :func:`delegate`, :func:`undelegate`, :func:`claim`. Anyone: :func:`tally`,
-:func:`proposal_status`, :func:`training_result`. What a finished round leaves (the model,
-payouts, credits) lives in :mod:`.results` and is re-exported here.
+:func:`proposal_status`, :func:`training_result`. For a browser wallet, which signs each step
+itself: :func:`prepare_propose` (the unsigned proposal document) and :func:`next_tally` (the
+tally's next batch). What a finished round leaves (the model, payouts, credits) lives in
+:mod:`.results` and is re-exported here.
 """
 
 from __future__ import annotations
