@@ -41,8 +41,6 @@ __all__ = [
     "MAX_STAGED_FILES",
     "UPLOAD_PATH_PREFIX",
     "StagedFolder",
-    "UnknownUploadError",
-    "UploadTooLargeError",
     "check_relative_path",
     "clear_staging",
     "discard",
@@ -65,13 +63,13 @@ MAX_DEPTH = 8
 LABELS_FILE = "labels.csv"
 
 
-class UploadTooLargeError(VisdmError):
-    """A staged file or folder over its limit."""
+class _UploadTooLargeError(VisdmError):
+    """A staged file or folder over its limit (the web app's alone: the CLI never stages)."""
 
     status_code = 413
 
 
-class UnknownUploadError(InvalidInputError):
+class _UnknownUploadError(InvalidInputError):
     """A staged folder this session does not hold."""
 
     status_code = 404
@@ -142,7 +140,7 @@ def staged_folder(held: dict[str, StagedFolder], upload_id: str) -> StagedFolder
     """The session's staged folder ``upload_id``; another session's is unknown here."""
     folder = held.get(upload_id)
     if folder is None or not folder.path.is_dir():
-        raise UnknownUploadError(
+        raise _UnknownUploadError(
             f"no staged folder {upload_id[:40]!r} in this session: drop the folder again"
         )
     return folder
@@ -204,22 +202,22 @@ def _kind(first: bytes, name: str) -> str | None:
 def check_room(folder: StagedFolder, declared: int) -> None:
     """Refuse a file of ``declared`` bytes before reading it, if it cannot fit."""
     if declared > MAX_FILE_BYTES:
-        raise UploadTooLargeError(
+        raise _UploadTooLargeError(
             f"the file is {declared:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit of a "
             "sample file: nothing was stored"
         )
     if folder.files >= MAX_STAGED_FILES:
-        raise UploadTooLargeError(
+        raise _UploadTooLargeError(
             f"the folder already has {folder.files:,} files, the most one asset takes here"
         )
     if folder.bytes + declared > MAX_STAGED_BYTES:
-        raise UploadTooLargeError(
+        raise _UploadTooLargeError(
             f"the folder would pass {MAX_STAGED_BYTES:,} bytes: add what is staged, then the rest "
             "as another asset"
         )
     free = shutil.disk_usage(folder.path).free
     if free - declared < DISK_RESERVE:
-        raise UploadTooLargeError(
+        raise _UploadTooLargeError(
             f"the disk has {free:,} bytes free: storing {declared:,} more would leave less than "
             f"{DISK_RESERVE:,}; free some space first"
         )
@@ -260,7 +258,7 @@ async def receive_file(
                         )
                 got += len(chunk)
                 if got > declared:
-                    raise UploadTooLargeError(
+                    raise _UploadTooLargeError(
                         f"{name}: more bytes arrived than the {declared:,} declared: nothing "
                         "was stored"
                     )
