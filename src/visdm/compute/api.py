@@ -86,6 +86,7 @@ from visdm.types import Address, Role
 from ._jobs import Job, JobJournal
 from ._serve import BodyLimit, OnceCache, TokenBuckets
 from ._training import TrainingConfig
+from .sandbox import sandbox_status as _sandbox_status
 
 __all__ = [
     "ApiLimits",
@@ -641,7 +642,17 @@ def create_app(
     def health() -> dict[str, Any]:
         if quotes is None:
             return {"ok": True}
-        return {"ok": True, "node": quotes.account.address, "chainId": quotes.client.chain_id}
+        return {
+            "ok": True,
+            "node": quotes.account.address,
+            "chainId": quotes.client.chain_id,
+            # what the node says of its own isolation (self-reported: verification and the
+            # court, not this line, are what hold a node to it)
+            "sandbox": {
+                **_sandbox_status(),
+                "unsandboxedAllowed": quotes.config.allow_unsandboxed,
+            },
+        }
 
     @app.get("/limits")
     def limits_() -> dict[str, Any]:

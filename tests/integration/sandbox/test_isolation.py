@@ -26,6 +26,7 @@ from visdm.compute.sandbox import (
     SandboxResult,
     SandboxStatus,
     run_in_sandbox,
+    sandbox_status,
 )
 from visdm.errors import EntryPointNotAllowedError, SandboxUnavailableError
 
@@ -380,3 +381,11 @@ def test_unsandboxed_run_warns_loudly(tmp_path: Path, caplog: pytest.LogCaptureF
     assert record.levelno == logging.WARNING
     assert "WITHOUT A SANDBOX" in record.getMessage()
     assert "no bwrap executable" in record.getMessage()
+
+
+def test_the_status_a_node_reports_is_what_its_probe_finds(tmp_path: Path) -> None:
+    """``GET /health`` reports the sandbox from the same probe jobs use: usable here (these
+    tests run jobs in it), and not with a bwrap that is not there."""
+    assert sandbox_status() == {"sandbox": "bubblewrap", "usable": True, "problem": ""}
+    missing = sandbox_status(bwrap=str(tmp_path / "no-bwrap"))
+    assert missing == {"sandbox": "bubblewrap", "usable": False, "problem": "no bwrap executable"}

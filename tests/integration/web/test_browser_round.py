@@ -189,4 +189,6 @@ def test_a_round_through_the_browser(
     shots(public, "proposals")
     for page_name in ("node", "governance"):
         public.goto(f"{url}/{page_name}")
+        if page_name == "node":  # the node's own report of how it isolates jobs
+            expect(public.locator("#sandbox-1")).to_have_text("bubblewrap isolates its jobs")
         shots(public, page_name)

@@ -31,7 +31,12 @@ from ._messages import (
     SandboxResult,
     SandboxStatus,
 )
-from ._runner import SANDBOX_INPUT_DIR, SANDBOX_OUTPUT_DIR, run_in_sandbox
+from ._runner import (
+    SANDBOX_INPUT_DIR,
+    SANDBOX_OUTPUT_DIR,
+    run_in_sandbox,
+    sandbox_status,
+)
 
 __all__ = [
     "SANDBOX_INPUT_DIR",
@@ -45,4 +50,5 @@ __all__ = [
     "SandboxResult",
     "SandboxStatus",
     "run_in_sandbox",
+    "sandbox_status",
 ]

@@ -163,6 +163,19 @@ def _checked_dirs(job: SandboxJob) -> tuple[Path, Path]:
     return input_dir, output_dir
 
 
+@functools.lru_cache(maxsize=4)
+def sandbox_status(bwrap: str = "bwrap", python: str = sys.executable) -> dict[str, str | bool]:
+    """Whether jobs would run in bubblewrap here (probed once per process: an empty sandbox
+    with the jobs' isolation flags is started), and why not when they would not."""
+    path = shutil.which(bwrap)
+    problem = "no bwrap executable" if path is None else _probe_bwrap(path, python)
+    return {
+        "sandbox": "bubblewrap",
+        "usable": problem is None,
+        "problem": "" if problem is None else problem.splitlines()[0][:200],
+    }
+
+
 def _usable_bwrap(bwrap: str, python: str) -> str | None:
     path = shutil.which(bwrap)
     if path is None or _probe_bwrap(path, python) is not None:
