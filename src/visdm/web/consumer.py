@@ -40,6 +40,7 @@ def consumer_page(request: Request) -> Response:
     from visdm.index import list_saved_searches
 
     from ._reads import proposals
+    from .spec_builder import specs_dir
 
     session = current_session(request)
     cfg = session_settings(request, session)
@@ -62,6 +63,7 @@ def consumer_page(request: Request) -> Response:
         me=me,
         # saved selections are this data directory's own files, not public: a session only
         selections=list_saved_searches(cfg) if session is not None else [],
+        specs=sorted(str(p) for p in specs_dir(cfg).glob("*.json")) if session else [],
         nodes=nodes,
         mine=mine,
         errors=errors,

@@ -47,4 +47,8 @@ def test_the_builder_checks_a_spec_as_the_node_will_before_anything_is_paid(
     consumer.fill("#spec-name", "round-1")
     consumer.click("#save-spec-submit")
     expect(consumer.locator(".flash")).to_contain_text("round-1.json")
-    assert (Path(rnd.settings.home) / "specs" / "round-1.json").is_file()
+    saved = Path(rnd.settings.home) / "specs" / "round-1.json"
+    assert saved.is_file()
+    # the propose form offers the saved spec
+    options = consumer.locator("#saved-specs option")
+    assert [options.nth(i).get_attribute("value") for i in range(options.count())] == [str(saved)]
