@@ -38,6 +38,7 @@ from ._document import (
     verify_proposal,
     write_proposal,
 )
+from ._feasibility import NodeTerms, node_refusals, node_terms
 from ._selection import (
     SELECTION_LEAF,
     PublicAsset,
@@ -68,6 +69,7 @@ __all__ = [
     "SELECTION_LEAF",
     "CheckedProposal",
     "CreatedProposal",
+    "NodeTerms",
     "ParsedProposal",
     "PreparedProposal",
     "PublicAsset",
@@ -87,6 +89,8 @@ __all__ = [
     "load_checked_proposal",
     "load_labelled_directory",
     "load_public_asset",
+    "node_refusals",
+    "node_terms",
     "open_validation_set",
     "pack_arrays",
     "parse_proposal",

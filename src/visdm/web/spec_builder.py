@@ -92,7 +92,7 @@ def _verdict(settings: Settings, spec: Any, node_address: str | None, samples: i
     """The node's design check of ``spec`` for ``samples`` samples, as the propose step runs
     it: its refusals, notes (the limits' source, the estimated cost) and the network's size."""
     from visdm.governance import compute_nodes
-    from visdm.proposals._feasibility import node_refusals, node_terms
+    from visdm.proposals import node_refusals, node_terms
     from visdm.session import connect_deployed
     from visdm.training import NodeLimits, check_design
 
