@@ -65,7 +65,9 @@ def test_quick_demo_plays_the_whole_market(
         )
     out = capsys.readouterr().out
     assert exit_info.value.code in (0, None), out
-    assert seeds.drawn == 2  # the node drew one seed for each of the two training jobs
+    # the node drew one seed for each of its three training jobs (the last one a lie); the
+    # nodes that re-executed it used the seed sealed to them
+    assert seeds.drawn == 3
     assert scoring_seeds.drawn == 1  # and one for the scoring batch
     report = json.loads((report_dir / "report.json").read_text())
     assert scheme_problems(report) == []  # the language of every --json
@@ -79,8 +81,10 @@ def test_quick_demo_plays_the_whole_market(
                  "propose again",
                  "vote and tally", "propose third", "reject", "refund", "sweep",
                  "collective stats", "newcomer", "search by value", "scoring round",
-                 "search again"):  # fmt: skip
+                 "search again", "court", "cheating round", "node lies",
+                 "verify node challenges", "committee votes", "slashed"):  # fmt: skip
         assert name in steps, steps
+    _cheating_round({s["name"]: s["detail"] for s in report["steps"]})
 
     first, second, third = report["rounds"]
     providers = {p["name"]: p for p in report["providers"]}
@@ -283,6 +287,17 @@ def _scoring_round(report: dict[str, Any], first: dict[str, Any]) -> None:
     assert after["newcomerChosen"] > 0 and after["newcomerShare"] > 0
     assert after["matches"] == before["matches"] and after["chosen"] == before["chosen"]
     assert 0 < before["honestShare"] <= 1 and 0 < after["honestShare"] <= 1
+
+
+def _cheating_round(detail: dict[str, str]) -> None:
+    """The last round's lie is caught by the verifying node, not by anyone calling the court."""
+    assert "payout root paying all" in detail["node lies"]
+    assert (
+        "the payout root differs, it challenges; the court draws node3"
+        in detail["verify node challenges"]
+    )
+    assert detail["committee votes"].endswith("resolves: overturned")
+    assert "node1 loses a 10-token bond" in detail["slashed"]
 
 
 def test_demo_refuses_a_non_empty_data_dir(

@@ -1,28 +1,43 @@
-"""A compute node that lies in its next result: the demo's cheating round and the tests only.
+"""The demo's cheating round: a compute node lies, a ``--verify`` node catches it.
 
 :class:`CheatingTrainingWorker` trains exactly like :class:`~visdm.compute.TrainingWorker`,
 then alters what it will commit before ``submitResult`` — an accuracy above what its model
 reached (:data:`OVERSTATE_ACCURACY`) or a payout root that pays the first selected asset's
 owner the whole amount (:data:`PAY_ONE_OWNER`). No command line builds it: the demo and the
-verification tests construct it by name, to show a ``--verify`` node catching the lie.
+verification tests construct it by name.
+
+:class:`CheatingRound` plays it last in the demo (DESIGN §7): governance opens a short challenge
+window before the court, ``node1`` and two more admitted nodes bond, a small round is voted
+through and ``node1`` posts a payout root that pays one owner everything; ``node2`` — what
+``visdm node serve --verify`` runs (:class:`~visdm.verify.VerifyWorker`) — re-executes the job
+in its own sandbox and challenges, ``node3``, drawn to the committee, re-executes on its own
+and votes, the challenge resolves: ``node1`` loses its bond and ``bob`` gets the price and the
+training cost back. No one calls the court by hand.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
+from visdm import session
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient
-from visdm.chain.contracts import ProposalRecord
+from visdm.chain.contracts import CourtParameters, ProposalRecord, ProposalStatus
 from visdm.chain.deployment import Deployment
 from visdm.compute import TrainingConfig, TrainingWorker
-from visdm.errors import InvalidInputError
+from visdm.errors import InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_object
-from visdm.market import build_payout_tree
+from visdm.market import build_payout_tree, workflow
+from visdm.proposals import SelectedAsset
 from visdm.storage import ContentStore
 
-__all__ = ["LIES", "OVERSTATE_ACCURACY", "PAY_ONE_OWNER", "CheatingTrainingWorker"]
+from ._cast import class_names, demo_spec, validation_arrays
+from ._settle import tokens
+from ._stage import TOKEN, Collect, Stage
+
+__all__ = ["LIES", "OVERSTATE_ACCURACY", "PAY_ONE_OWNER", "CheatingRound", "CheatingTrainingWorker"]
 
 log = logging.getLogger("visdm.demo")
 
@@ -32,6 +47,11 @@ LIES = (OVERSTATE_ACCURACY, PAY_ONE_OWNER)
 #: how far the overstated accuracy lies (basis points, capped at 100 %)
 _OVERSTATED_BY_BPS = 1500
 _MAX_RESULT_BYTES = 64 << 20
+#: the demo court: a short window (the demo advances the chain's clock), one committee member
+_WINDOW_S = 300
+_COURT = CourtParameters(bond=10 * TOKEN, committee_size=1, ruling_period=600)
+_VOTING_S = 3600
+_WTP_BPS = 1000
 
 
 class CheatingTrainingWorker(TrainingWorker):
@@ -77,3 +97,184 @@ class CheatingTrainingWorker(TrainingWorker):
         ids = [self.market.selected_asset(proposal_id, i) for i in range(record.asset_count)]
         tree = build_payout_tree({ids[0]: total}, {a: i for i, a in enumerate(ids)})
         return bytes(tree.root)
+
+
+class CheatingRound:
+    """The demo's last round: a lying node challenged by a verifying node and slashed."""
+
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+
+    def play(self, selection: list[SelectedAsset]) -> None:
+        self._court()
+        pid = self._round(selection)
+        self._lie(pid)
+        self._caught(pid)
+
+    def _court(self) -> None:
+        from visdm.governance import admit_node
+
+        stage = self.stage
+        conn = session.connect_deployed(stage.settings)
+        admin = stage.people["admin"].local_account
+        court = conn.deployment.result_court(conn.client)
+        market = conn.deployment.training_market(conn.client)
+        with stage.step("court") as info:
+            gas = court.set_parameters(admin, _COURT).gas_used
+            params = replace(market.parameters(), challenge_window=_WINDOW_S, court=court.address)
+            gas += market.set_parameters(admin, params).gas_used
+            for name in ("node2", "node3"):
+                node = stage.new_account(name)
+                conn.client.fund_from_dev_faucet(node.address)
+                _, tx = admit_node(
+                    stage.settings,
+                    admin,
+                    node.address,
+                    region="local",
+                    endpoint="http://127.0.0.1:9/",
+                    encryption_key=node.x25519_public.hex(),
+                )
+                gas += tx.gas_used
+            token = conn.deployment.payment_token(conn.client)
+            for name in ("node1", "node2", "node3"):
+                account = stage.people[name].local_account
+                token.faucet(account, 2 * _COURT.bond)
+                gas += token.approve(account, court.address, 2 * _COURT.bond).gas_used
+                gas += court.deposit(account, 2 * _COURT.bond).gas_used
+            info["gas"] = gas
+            info["detail"] = (
+                f"governance opens a {_WINDOW_S // 60}-minute challenge window before the "
+                f"court (bond {tokens(_COURT.bond)} tokens, committee of "
+                f"{_COURT.committee_size}); node2 and node3 are admitted; all three nodes bond"
+            )
+
+    def _round(self, selection: list[SelectedAsset]) -> int:
+        stage = self.stage
+        bob = stage.people["bob"]
+        config = stage.config
+        # one epoch: this round is about the court, not the model
+        spec = {**demo_spec(config), "epochs": 1}
+        with stage.step("cheating round") as info:
+            created = workflow.propose(
+                stage.as_("bob"),
+                bob,
+                selection=selection,
+                model_spec=spec,
+                validation=validation_arrays(config),
+                classes=class_names(),
+                offer=config.offer_tokens * TOKEN,
+                wtp_bps=_WTP_BPS,
+                node=stage.people["node1"].address,
+                voting_period_s=_VOTING_S,
+                min_share_bps=config.min_share_bps,
+            )
+            pid = created.proposal_id
+            gas = sum(t.gas_used for t in created.transactions)
+            for who in config.cast:
+                gas += workflow.vote(stage.as_(who), stage.people[who], pid, 0).gas_used
+            session.connect(stage.settings).advance_time(_VOTING_S + 60)
+            receipt = workflow.tally(stage.as_("admin"), stage.people["admin"], pid)
+            if receipt.outcome.status != ProposalStatus.APPROVED:
+                raise VisdmError(
+                    f"proposal {pid} was {receipt.outcome.status.name.lower()}, expected approved"
+                )
+            offer, tx = workflow.start_training(stage.as_("bob"), bob, pid)
+            info["gas"] = gas + receipt.gas_used + tx.gas_used
+            info["detail"] = (
+                f"proposal {pid}: every owner accepts {config.offer_tokens} tokens; bob pays "
+                f"{offer.quote.training_cost / TOKEN:.6f} tokens for one epoch on node1"
+            )
+        return pid
+
+    def _lie(self, pid: int) -> None:
+        stage = self.stage
+        conn = session.connect_deployed(stage.settings)
+        with stage.step("node lies") as info:
+            worker = CheatingTrainingWorker(
+                conn.client,
+                conn.deployment,
+                session.open_store(stage.settings),
+                stage.people["node1"],
+                TrainingConfig(workdir=stage.settings.node_dir, price_per_gflop=10**15),
+                PAY_ONE_OWNER,
+            )
+            try:
+                with Collect(logging.WARNING).on(logging.getLogger("visdm")):
+                    worker.poll()
+                job = worker.journal.get(pid)
+                if job is None or job.state != "submitted":
+                    raise VisdmError(f"node1 did not post proposal {pid}'s result: {job}")
+            finally:
+                worker.close()
+            market = conn.deployment.training_market(conn.client)
+            record = market.proposal(pid)
+            first = market.selected_asset(pid, 0)
+            info["detail"] = (
+                f"node1 trains honestly, then commits a payout root paying all "
+                f"{tokens(record.unclaimed)} tokens to {stage.names([first])}; claims wait "
+                f"for the {_WINDOW_S // 60}-minute window"
+            )
+
+    def _caught(self, pid: int) -> None:
+        from visdm.verify import VerifyConfig, VerifyWorker
+
+        stage = self.stage
+        conn = session.connect_deployed(stage.settings)
+        court = conn.deployment.result_court(conn.client)
+        market = conn.deployment.training_market(conn.client)
+        bob = stage.people["bob"].address
+        record = market.proposal(pid)
+        before = market.credit_of(bob)
+        node1 = stage.people["node1"].address
+
+        def verify(name: str, share: float) -> int:
+            home = stage.settings.home / name
+            worker = VerifyWorker(
+                conn.client,
+                conn.deployment,
+                session.open_store(stage.settings),
+                stage.people[name],
+                VerifyConfig(workdir=home, share=share, training=TrainingConfig(workdir=home)),
+            )
+            try:
+                with Collect(logging.WARNING).on(logging.getLogger("visdm")):
+                    return worker.poll()
+            finally:
+                worker.close()
+
+        with stage.step("verify node challenges") as info:
+            verify("node2", 1.0)
+            challenge = court.challenge_of(pid)
+            if challenge.challenger != stage.people["node2"].address:
+                raise VisdmError(f"node2 did not challenge proposal {pid}'s lying result")
+            info["detail"] = (
+                "node2 (visdm node serve --verify) opens the secrets node1 sealed to it, "
+                "re-executes the job in its own sandbox: the payout root differs, it "
+                f"challenges; the court draws {', '.join(self._names(challenge.committee))}"
+            )
+        with stage.step("committee votes") as info:
+            verify("node3", 0.0)  # it samples nothing: it checks because the court drew it
+            challenge = court.challenge_of(pid)
+            if not challenge.settled or challenge.overturned <= challenge.upheld:
+                raise VisdmError(f"the committee did not overturn proposal {pid}'s result")
+            info["detail"] = (
+                f"node3 re-executes on its own and votes the result wrong "
+                f"({challenge.overturned} of {len(challenge.committee)}); the challenge "
+                "resolves: overturned"
+            )
+        with stage.step("slashed") as info:
+            refund = market.credit_of(bob) - before
+            stake = court.stake_of(node1)[0]
+            amount, tx = workflow.withdraw(stage.as_("bob"), stage.people["bob"])
+            info["gas"] = tx.gas_used if tx else 0
+            fee = record.price - record.unclaimed  # what the market paid the scoring pool
+            info["detail"] = (
+                f"node1 loses a {tokens(_COURT.bond)}-token bond ({tokens(stake)} left): "
+                f"{tokens(fee)} tokens repay bob the scoring fee, the rest goes to node2; the "
+                f"market credits bob the {tokens(refund)} tokens it held (price less the fee, "
+                f"and the training cost) and bob withdraws {tokens(amount)}"
+            )
+
+    def _names(self, addresses: tuple[str, ...]) -> list[str]:
+        by_address = {str(a.address): n for n, a in self.stage.people.items()}
+        return [by_address.get(str(a), str(a)) for a in addresses]

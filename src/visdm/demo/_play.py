@@ -56,6 +56,7 @@ from ._cast import (
     validation_arrays,
     vote_text,
 )
+from ._cheat import CheatingRound
 from ._collective import DemoCollective
 from ._compare import compare_specs
 from ._newcomer import ScoringRound
@@ -185,6 +186,7 @@ class _Game(Stage):
         self.collective.summarize()
         self.scoring.newcomer_arrives()
         self.scoring.score()
+        CheatingRound(self).play(selection)
 
     def _accounts(self) -> None:
         cast = self.config.cast
