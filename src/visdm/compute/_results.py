@@ -12,6 +12,10 @@ Every result of a model that was trained (WTP met or not) carries its model card
 ``modelCard`` (:mod:`visdm.training._card`): what the consumer bought, built from the node's
 own counts and the sandboxed job's figures, and checked as every reader checks it before it is
 published. A result for a consumer's fault trained nothing and has no card.
+
+When the market has a court, the result document also lists the job's secrets sealed to each
+node allowed to re-execute it (``verifierSecrets``, :func:`visdm.verify.publish_job_secrets`):
+its CID is what ``submitResult`` commits, so verifiers find them from the event they follow.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ For every ``TrainingStarted`` of a proposal that names this node, the node journ
 2. decrypts the selected samples of the assets still active (withdrawn assets are excluded) and
    the consumer's validation set into a private RAM-backed directory (``/dev/shm``, mode 0700,
    removed afterwards: plaintext never reaches a disk), unparsed: it only decrypts and hashes;
-3. runs ``visdm.training:run_job`` in the bubblewrap sandbox with a fresh 256-bit seed (kept for
-   verifiers, never published): bounded decoding, the validation set's screen, training,
+3. runs ``visdm.training:run_job`` in the bubblewrap sandbox with a fresh 256-bit seed (sealed
+   only to the nodes that may verify the result, never published): bounded decoding, the validation set's screen, training,
    accuracy and copy-robust KNN-Shapley values. Input the sandbox refuses is the consumer's
    fault (a result that misses the WTP); a crash, a limit or a node killed mid-run is retried
    up to ``max_attempts`` times, then the job is abandoned on chain (a full refund);
