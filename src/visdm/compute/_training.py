@@ -10,10 +10,11 @@ For every ``TrainingStarted`` of a proposal that names this node, the node journ
    the consumer's validation set into a private RAM-backed directory (``/dev/shm``, mode 0700,
    removed afterwards: plaintext never reaches a disk), unparsed: it only decrypts and hashes;
 3. runs ``visdm.training:run_job`` in the bubblewrap sandbox with a fresh 256-bit seed (sealed
-   only to the nodes that may verify the result, never published): bounded decoding, the validation set's screen, training,
-   accuracy and copy-robust KNN-Shapley values. Input the sandbox refuses is the consumer's
-   fault (a result that misses the WTP); a crash, a limit or a node killed mid-run is retried
-   up to ``max_attempts`` times, then the job is abandoned on chain (a full refund);
+   only to the nodes that may verify the result, never published): bounded decoding, the
+   validation set's screen, training, accuracy and copy-robust KNN-Shapley values. Input the
+   sandbox refuses is the consumer's fault (a result that misses the WTP); a crash, a limit or
+   a node killed mid-run is retried up to ``max_attempts`` times, then the job is abandoned on
+   chain (a full refund);
 4. WTP met: seals the model to the consumer's X25519 key with the node's EIP-712 delivery
    signature, turns the provider values into exact payouts and their Merkle root, publishes the
    per-sample scores and a result document; WTP missed: publishes a result without model;
