@@ -201,3 +201,88 @@ def test_secrets_that_open_reach_the_re_execution() -> None:
     finding = _recheck(result, _sealed(4, _VERIFIER, SEED), SEED)
     # the stub has no reexecute(): reaching it is an abstention that names the failure
     assert finding == Finding(Verdict.ABSTAIN, (), "re-execution failed: AttributeError")
+
+
+# --- the worker's moves on one result, on a stub chain --------------------------------------
+
+_ME = to_checksum_address("0x" + "a1" * 20)
+_OTHER = to_checksum_address("0x" + "b2" * 20)
+
+
+class _Chain:
+    """What ``VerifyWorker.step`` reads and sends, recorded."""
+
+    def __init__(self, *, now: int, deadline: int, challenge: Any = None) -> None:
+        from visdm.chain.contracts import ChallengeRecord, ProposalStatus
+
+        self.now = now
+        self.sent: list[tuple[str, int]] = []
+        self.record = SimpleNamespace(
+            status=ProposalStatus.COMPLETED, deadline=deadline, node=_OTHER
+        )
+        self.challenge = challenge or ChallengeRecord(None, 0, 0, 0, False, None, 0, ())
+
+    def proposal(self, _pid: int) -> Any:
+        return self.record
+
+    def challenge_of(self, _pid: int) -> Any:
+        return self.challenge
+
+    def latest_timestamp(self) -> int:
+        return self.now
+
+    def fund_from_dev_faucet(self, _who: str) -> None:
+        return None
+
+    def release(self, _who: Any, pid: int) -> None:
+        self.sent.append(("release", pid))
+
+    def resolve(self, _who: Any, pid: int) -> None:
+        self.sent.append(("resolve", pid))
+
+
+def _worker(tmp_path: Path, chain: _Chain) -> VerifyWorker:
+    worker = object.__new__(VerifyWorker)
+    worker.market = worker.court = worker.client = cast("Any", chain)
+    worker.account = cast("Any", SimpleNamespace(address=_ME, local_account=None))
+    worker.journal = VerifyJournal(tmp_path / "verify.sqlite3")
+
+    def never(*_: object) -> Finding:
+        raise AssertionError("re-executed a result it should not have")
+
+    worker._recheck = never  # type: ignore[method-assign]
+    return worker
+
+
+@pytest.mark.parametrize(("own", "drawn"), [(True, False), (False, True)])
+def test_an_own_or_a_late_drawn_result_is_not_re_executed_but_released_after_its_window(
+    tmp_path: Path, own: bool, drawn: bool
+) -> None:
+    chain = _Chain(now=1_000, deadline=900)  # the window closed before the worker got to it
+    worker = _worker(tmp_path, chain)
+    try:
+        with worker.journal.transaction():
+            worker.journal.add(3, bytes(32), "bafyresult", own=own, drawn=drawn)
+        assert worker.step(3) == 1
+        assert chain.sent == [("release", 3)]
+        assert worker.journal.checks(open_only=True) == []
+        chain.record.deadline = 0  # released: the next poll has nothing to do
+        assert worker.step(3) == 0 and chain.sent == [("release", 3)]
+    finally:
+        worker.journal.close()
+
+
+def test_a_split_committee_is_left_to_governance_without_a_transaction(tmp_path: Path) -> None:
+    from visdm.chain.contracts import ChallengeRecord
+
+    split = ChallengeRecord(_OTHER, 950, 1, 1, False, _OTHER, 1, (_OTHER, _OTHER))
+    chain = _Chain(now=1_000, deadline=2_000, challenge=split)
+    worker = _worker(tmp_path, chain)
+    try:
+        with worker.journal.transaction():
+            worker.journal.add(3, bytes(32), "bafyresult", own=False, drawn=False)
+        assert worker.step(3) == 0
+        assert chain.sent == []
+        assert worker.journal.get(3).state == "done"  # type: ignore[union-attr]
+    finally:
+        worker.journal.close()
