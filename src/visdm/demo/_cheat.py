@@ -78,7 +78,7 @@ class CheatingTrainingWorker(TrainingWorker):
             lied["accuracyBps"] = min(int(honest["accuracyBps"]) + _OVERSTATED_BY_BPS, 10_000)
         else:
             lied["payoutRoot"] = "0x" + self._one_owner_root(proposal_id, record, honest).hex()
-        log.warning("proposal %d: posting a LYING result (%s)", proposal_id, self.lie)
+        log.info("proposal %d: posting a lying result (%s)", proposal_id, self.lie)
         return lied
 
     def _one_owner_root(
