@@ -34,8 +34,10 @@ demo: setup
 
 # Benchmarks run first so that pytest's summary is the last line of the run. The suite spends
 # most of its time waiting on chains, nodes, sandboxes and browsers, so three worker processes
-# share the two cores; a test file stays in one worker, with its module fixtures.
-PYTEST_WORKERS ?= -n 3 --dist loadfile
+# share the two cores; a test file stays in one worker, with its module fixtures. Files go out
+# in collection order (end-to-end and integration first: the few long ones start early), not
+# largest first, which would leave a long test for last.
+PYTEST_WORKERS ?= -n 3 --dist loadfile --no-loadscope-reorder
 test: setup lint typecheck bench-quick
 	$(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
