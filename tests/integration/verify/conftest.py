@@ -4,6 +4,7 @@ train and verify on their own."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from visdm.accounts import UnlockedAccount, import_account, load_account
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import CourtParameters, ResultCourt
 from visdm.chain.deployment import Deployment
-from visdm.compute import TrainingConfig, TrainingWorker
+from visdm.compute import TrainingConfig, TrainingWorker, _training
 from visdm.verify import VerifyConfig, VerifyWorker
 
 WINDOW = 600
@@ -96,6 +97,7 @@ ONE_MEMBER_COURT = CourtParameters(bond=BOND, committee_size=1, ruling_period=90
 SPEC = {**MLP_SPEC, "epochs": 1, "optimizer": "sgd", "learning_rate": 0.1}
 VALIDATION = (VAL_X[:120], VAL_Y[:120])
 PER_PROVIDER = 40
+WTP_BPS = 100
 
 
 @dataclass
@@ -117,7 +119,8 @@ class Checked:
     def trained(self, trainer: TrainingWorker) -> int:
         """A round of ``SPEC`` approved, started and posted by ``trainer``."""
         rnd = self.rnd
-        pid = rnd.propose(wtp_bps=1000, spec=SPEC, validation=VALIDATION)
+        # a threshold any trained model meets: the lies below are about a delivered result
+        pid = rnd.propose(wtp_bps=WTP_BPS, spec=SPEC, validation=VALIDATION)
         rnd.approve(pid)
         rnd.start(pid)
         try:
@@ -155,13 +158,27 @@ def _stake_round(rnd: Round, court: ResultCourt, account: LocalAccount) -> None:
     court.deposit(account, 2 * BOND)
 
 
+class FixedSeeds:
+    """Stands in for :mod:`secrets` in the training node: each job's seed is fixed, so that a
+    failing run can be replayed (the verifiers use the seed sealed to them)."""
+
+    def __init__(self) -> None:
+        self.drawn = 0
+
+    def token_bytes(self, n: int) -> bytes:
+        self.drawn += 1
+        return hashlib.sha256(f"verify-job-{self.drawn}".encode()).digest()[:n]
+
+
 @pytest.fixture
 def vr(
     chain: ChainClient,
     deployment: Deployment,
     tmp_path: Path,
     funded_roles: dict[str, LocalAccount],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Checked:
+    monkeypatch.setattr(_training, "secrets", FixedSeeds())
     roles = dict(funded_roles)
     rnd = Round(chain, deployment, tmp_path / "home", roles)
     rnd.add_assets(tmp_path, per_provider=PER_PROVIDER)

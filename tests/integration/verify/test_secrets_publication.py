@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from eth_utils.crypto import keccak
 
-from tests.integration.verify.conftest import SPEC, VALIDATION, Checked, bonded_account
+from tests.integration.verify.conftest import SPEC, VALIDATION, WTP_BPS, Checked, bonded_account
 from visdm.ingest import decrypt_sample
 from visdm.proposals import load_checked_proposal
 from visdm.verify import JobSecrets, open_job_secrets, publish_job_secrets
@@ -25,7 +25,7 @@ def test_a_bonded_node_in_a_region_the_assets_refuse_gets_no_secrets(
     rnd = vr.rnd
     rnd.registry.add_region(vr.governance, "elsewhere")
     outsider = bonded_account(rnd, vr.governance, "outsider", bytes([9]) * 32, region="elsewhere")
-    pid = rnd.propose(wtp_bps=1000, spec=SPEC, validation=VALIDATION)
+    pid = rnd.propose(wtp_bps=WTP_BPS, spec=SPEC, validation=VALIDATION)
     checked = load_checked_proposal(rnd.market, rnd.deployment, rnd.chain, rnd.store, pid)
     node = rnd.accounts["node"]
     keys = {
