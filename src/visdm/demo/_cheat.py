@@ -51,7 +51,8 @@ _MAX_RESULT_BYTES = 64 << 20
 _WINDOW_S = 300
 _COURT = CourtParameters(bond=10 * TOKEN, committee_size=1, ruling_period=600)
 _VOTING_S = 3600
-_WTP_BPS = 1000
+#: a threshold any trained model meets: the lie is about a delivered result's payouts
+_WTP_BPS = 100
 
 
 class CheatingTrainingWorker(TrainingWorker):
