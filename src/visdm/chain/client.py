@@ -157,22 +157,32 @@ class ChainClient:
 
     @property
     def is_dev_chain(self) -> bool:
-        """True for a local anvil node, the only place the dev faucet works."""
-        version: str = self.rpc(lambda: self.w3.client_version)
-        return version.lower().startswith("anvil")
+        """True for a local anvil or Hardhat node, the only places the dev faucet works."""
+        return self._dev_namespace is not None
+
+    @property
+    def _dev_namespace(self) -> str | None:
+        # the same dev methods live under each node's own prefix (anvil_setBalance,
+        # hardhat_setBalance); Hardhat's node answers "HardhatNetwork/<version>/..."
+        version: str = self.rpc(lambda: self.w3.client_version).lower()
+        for prefix in ("anvil", "hardhat"):
+            if version.startswith(prefix):
+                return prefix
+        return None
 
     def balance(self, address: str) -> int:
         return int(self.rpc(lambda: self.w3.eth.get_balance(to_checksum_address(address))))
 
     def fund_from_dev_faucet(self, address: str, *, minimum: int = _DEV_FUNDS // 10) -> bool:
         """On a local dev chain, top ``address`` up with gas money; False if it had enough."""
-        if not self.is_dev_chain:
+        namespace = self._dev_namespace
+        if namespace is None:
             return False
         if self.balance(address) >= minimum:
             return False
         self.rpc(
             lambda: self.w3.provider.make_request(
-                "anvil_setBalance",  # type: ignore[arg-type]
+                f"{namespace}_setBalance",  # type: ignore[arg-type]
                 [to_checksum_address(address), hex(_DEV_FUNDS)],
             )
         )
