@@ -45,12 +45,17 @@ def role_account(name: str) -> LocalAccount:
 ROLES = ("deployer", "provider", "provider2", "consumer", "node", "governance", "stranger")
 
 
-@pytest.fixture(scope="session")
-def funded_roles(session_chain: ChainClient) -> dict[str, LocalAccount]:
+def fund_roles(session_chain: ChainClient) -> dict[str, LocalAccount]:
+    """Every role account, topped up from the dev faucet of ``session_chain``."""
     accounts = {name: role_account(name) for name in ROLES}
     for account in accounts.values():
         session_chain.fund_from_dev_faucet(account.address)
     return accounts
+
+
+@pytest.fixture(scope="session")
+def funded_roles(session_chain: ChainClient) -> dict[str, LocalAccount]:
+    return fund_roles(session_chain)
 
 
 NODE_KEY = bytes(range(100, 132))
@@ -66,6 +71,12 @@ def deployment(session_chain: ChainClient, funded_roles: dict[str, LocalAccount]
     ``governance`` holds the governance role, ``provider``/``provider2`` are providers,
     ``consumer`` is a consumer holding DevTokens approved to the market, ``node`` is an admitted
     compute node (its own signer) in region ``local``; ``stranger`` is nobody."""
+    return deploy_cast(session_chain, funded_roles)
+
+
+def deploy_cast(session_chain: ChainClient, funded_roles: dict[str, LocalAccount]) -> Deployment:
+    """Deploy the marketplace on ``session_chain`` and give the roles their parts (see
+    :func:`deployment`)."""
     r = funded_roles
     # the market minimums are relaxed so that small test markets can trade; the tests of the
     # minimums (and of the attacks they stop) raise them inside their own snapshot

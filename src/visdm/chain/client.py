@@ -102,6 +102,25 @@ def _revert_data(exc: ContractLogicError) -> bytes | None:
     return None
 
 
+def _mined_revert_data(exc: Web3RPCError) -> bytes | None:
+    """The revert data of a transaction that was mined and reverted, when the node says so in
+    its answer to the send: Hardhat's node mines it (the nonce is spent) and answers an error
+    holding ``txHash`` and the revert ``data``, where anvil answers the hash and a failed
+    receipt."""
+    error = (exc.rpc_response or {}).get("error")
+    data = error.get("data") if isinstance(error, dict) else None
+    if not isinstance(data, dict) or not data.get("txHash"):
+        return None
+    raw = data.get("data")
+    if not isinstance(raw, str) or not raw.startswith("0x"):
+        return None
+    try:
+        decoded = bytes.fromhex(raw[2:])
+    except ValueError:
+        return None
+    return decoded if len(decoded) >= 4 else None  # no selector: reported as a plain failure
+
+
 @dataclass(frozen=True, slots=True)
 class TxResult:
     """A mined, successful transaction."""
@@ -275,6 +294,9 @@ class ChainClient:
             tx_hash = self.rpc(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
         except Web3RPCError as exc:
             self._forget_nonce(sender)
+            reverted = _mined_revert_data(exc)
+            if reverted is not None:
+                raise decode_revert(reverted, action=label) from exc
             raise TransactionFailedError(f"{label} was refused by the node: {exc}") from exc
         try:
             receipt = self.rpc(

@@ -1,0 +1,45 @@
+"""The node itself: Hardhat's node is what these tests think it is, and the dev methods the
+tests and ``visdm chain advance`` rely on work on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from visdm.chain.client import ChainClient
+from visdm.chain.hardhat import HardhatNode, start_hardhat
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_chain_under_this_folder_is_hardhat(session_chain: ChainClient) -> None:
+    assert session_chain.w3.client_version.startswith("HardhatNetwork/")
+    assert session_chain.is_dev_chain
+    assert session_chain.w3.eth.chain_id == 31337
+
+
+def test_faucet_snapshot_and_clock_work_on_hardhat(
+    chain: ChainClient, stranger: LocalAccount
+) -> None:
+    w3 = chain.w3
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    fresh = "0x000000000000000000000000000000000000bEEF"
+    assert chain.fund_from_dev_faucet(fresh)
+    assert chain.balance(fresh) == 100 * 10**18
+    assert not chain.fund_from_dev_faucet(fresh)  # it has enough now
+    before = chain.latest_timestamp()
+    assert chain.advance_time(3600) >= before + 3600
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"]  # type: ignore[arg-type]
+    assert chain.balance(fresh) == 0
+    assert chain.latest_timestamp() < before + 3600
+
+
+def test_a_stopped_node_leaves_no_process_and_no_folder(tmp_path: Path) -> None:
+    node: HardhatNode = start_hardhat(log_file=tmp_path / "hh.log")
+    assert node.is_alive()
+    node.stop()
+    assert not node.is_alive()
+    assert not Path(f"/proc/{node.pid}").exists()
+    assert not Path(node.project_dir).exists()
