@@ -32,14 +32,16 @@ $(NPM_STAMP): package.json package-lock.json
 demo: setup
 	$(VENV)/bin/visdm demo $(DEMO_ARGS)
 
-# Benchmarks run first so that pytest's summary is the last line of the run. The suite spends
-# most of its time waiting on chains, nodes, sandboxes and browsers, so three worker processes
-# share the two cores; a test file stays in one worker, with its module fixtures. Files go out
-# in collection order (end-to-end and integration first: the few long ones start early), not
-# largest first, which would leave a long test for last.
+# The suite spends most of its time waiting on chains, nodes, sandboxes and browsers, so three
+# worker processes share the two cores, and every benchmark runs at --quick beside it
+# (scripts/test-and-bench.sh prints their figures after the suite, then its summary line again).
+# A test file stays in one worker, with its module fixtures; files go out in collection order
+# (end-to-end and integration first: the few long ones start early), not largest first, which
+# would leave a long test for last.
 PYTEST_WORKERS ?= -n 3 --dist loadfile --no-loadscope-reorder
-test: setup lint typecheck bench-quick
-	$(PY) -m pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
+test: setup lint typecheck $(BENCH_STAMP)
+	@PY=$(PY) BENCH_PY=$(BENCH_VENV)/bin/python PYTEST_WORKERS="$(PYTEST_WORKERS)" \
+		PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test-and-bench.sh
 
 # Every benchmark at its reduced size, so none can rot; the figures are printed, never asserted.
 bench-quick: $(BENCH_STAMP) $(NPM_STAMP)
