@@ -17,7 +17,6 @@ from visdm.errors import ChainNotRunningError, InvalidInputError
 from ._common import JsonOption, console, emit, settings, unlock_account
 
 if TYPE_CHECKING:
-    from visdm.accounts import UnlockedAccount
     from visdm.compute import ScoringWorker
     from visdm.verify import VerifyWorker
 
@@ -113,7 +112,7 @@ def _serve(
     from visdm.compute.api import QuoteService, create_app
     from visdm.session import connect_deployed, open_store
 
-    account = _unlock_node_account(cfg)
+    account = unlock_account(cfg)
     conn = connect_deployed(cfg)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if allow_unsandboxed:
@@ -209,16 +208,6 @@ def _serve(
             scoring.close()
         if verifier is not None:
             verifier.close()
-
-
-def _unlock_node_account(cfg: Settings) -> UnlockedAccount:
-    """The node's account, locked to this process until it exits: a second process for the
-    same account would take the same jobs."""
-    from visdm.compute._lock import hold_node_lock
-
-    account = unlock_account(cfg)
-    hold_node_lock(cfg.node_dir, account.address)
-    return account
 
 
 def _scoring_worker(
