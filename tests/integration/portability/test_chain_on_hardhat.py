@@ -36,6 +36,18 @@ def test_faucet_snapshot_and_clock_work_on_hardhat(
     assert chain.latest_timestamp() < before + 3600
 
 
+def test_each_block_gets_a_later_second_than_the_one_before(chain: ChainClient) -> None:
+    # anvil gives blocks mined within one second the same timestamp; Hardhat moves each one a
+    # second on, so a burst of transactions runs the chain's clock ahead of the wall clock.
+    # The market's deadlines and the node's quote expiries are read from the chain's clock.
+    w3 = chain.w3
+    for _ in range(3):
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    latest = w3.eth.block_number
+    stamps = [w3.eth.get_block(n)["timestamp"] for n in range(latest - 2, latest + 1)]
+    assert stamps[0] < stamps[1] < stamps[2]
+
+
 def test_a_stopped_node_leaves_no_process_and_no_folder(tmp_path: Path) -> None:
     node: HardhatNode = start_hardhat(log_file=tmp_path / "hh.log")
     assert node.is_alive()
