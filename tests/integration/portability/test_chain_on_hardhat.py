@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from visdm.chain import hardhat
 from visdm.chain.client import ChainClient
 from visdm.chain.hardhat import HardhatNode, start_hardhat
+from visdm.errors import ConfigError
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +57,12 @@ def test_a_stopped_node_leaves_no_process_and_no_folder(tmp_path: Path) -> None:
     assert not node.is_alive()
     assert not Path(f"/proc/{node.pid}").exists()
     assert not Path(node.project_dir).exists()
+
+
+def test_without_hardhat_installed_the_start_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hardhat, "_node_modules_roots", lambda: [tmp_path / "node_modules"])
+    with pytest.raises(ConfigError, match=r"Hardhat not found: run `npm ci`"):
+        start_hardhat(log_file=tmp_path / "hh.log")
+    assert not (tmp_path / "hh.log").exists()  # refused before anything started
