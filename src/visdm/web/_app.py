@@ -287,7 +287,14 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static")
     clear_staging(settings)  # folders staged before a restart belong to sessions now gone
     for module in (
-        public, account, provider, folder_drop, consumer, spec_builder, operator, wallet
+        public,
+        account,
+        provider,
+        folder_drop,
+        consumer,
+        spec_builder,
+        operator,
+        wallet,
     ):
         app.include_router(module.router)
     app.add_exception_handler(VisdmError, _visdm_error)
