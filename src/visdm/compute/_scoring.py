@@ -63,7 +63,7 @@ from visdm.scoring import (
 from visdm.storage import ContentStore
 
 from ._sqlite import DurableSqlite
-from ._training import _private_dir, _sweep_private_dirs
+from ._training import _private_dir, _sweep_private_dirs, private_prefix
 from .sandbox import SandboxJob, SandboxLimits, SandboxStatus, run_in_sandbox
 
 __all__ = ["ScoringConfig", "ScoringJournal", "ScoringWorker"]
@@ -181,7 +181,7 @@ class ScoringWorker:
         self.config = config
         config.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.journal = ScoringJournal(config.workdir / "scoring.sqlite3")
-        self._shm_prefix = f"visdm-score-{account.address[2:10].lower()}-"
+        self._shm_prefix = private_prefix("score", account.address, config.workdir)
         _sweep_private_dirs(self._shm_prefix)
 
     def close(self) -> None:

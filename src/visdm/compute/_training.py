@@ -173,6 +173,14 @@ def _gave_up(attempts: int, how: str) -> str:
     return f"training did not complete in {attempts} attempts (last: {how})"
 
 
+def private_prefix(kind: str, address: str, workdir: Path) -> str:
+    """The name prefix of a worker's private RAM directories. It names the node's key and its
+    working directory: a killed predecessor (same both) is swept, and another node on the
+    machine under the same key (another region, another process) is left alone."""
+    place = hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:8]
+    return f"visdm-{kind}-{address[2:10].lower()}-{place}-"
+
+
 def _sweep_private_dirs(prefix: str) -> None:
     """Remove decrypted inputs a killed predecessor of this node left in RAM or temp."""
     for base in (Path("/dev/shm"), Path(tempfile.gettempdir())):  # noqa: S108 - our own prefix
@@ -207,10 +215,7 @@ class TrainingWorker:
         config.workdir.chmod(0o700)
         self.journal = JobJournal(config.workdir / "jobs.sqlite3")
         self.start_block = deployment.contracts["TrainingMarket"].block_number
-        # the prefix names this node's key and working directory: a killed predecessor (same
-        # both) is swept, another node on the machine with the same key is left alone
-        place = hashlib.sha256(str(config.workdir.resolve()).encode()).hexdigest()[:8]
-        self._shm_prefix = f"visdm-job-{account.address[2:10].lower()}-{place}-"
+        self._shm_prefix = private_prefix("job", account.address, config.workdir)
         _sweep_private_dirs(self._shm_prefix)
 
     def limits(self) -> dict[str, Any]:
