@@ -642,17 +642,10 @@ def create_app(
     def health() -> dict[str, Any]:
         if quotes is None:
             return {"ok": True}
-        return {
-            "ok": True,
-            "node": quotes.account.address,
-            "chainId": quotes.client.chain_id,
-            # what the node says of its own isolation (self-reported: verification and the
-            # court, not this line, are what hold a node to it)
-            "sandbox": {
-                **_sandbox_status(),
-                "unsandboxedAllowed": quotes.config.allow_unsandboxed,
-            },
-        }
+        # its isolation as the node reports it: verification and the court hold it to that
+        box = {**_sandbox_status(), "unsandboxedAllowed": quotes.config.allow_unsandboxed}
+        return {"ok": True, "node": quotes.account.address, "chainId": quotes.client.chain_id,
+                "sandbox": box}  # fmt: skip
 
     @app.get("/limits")
     def limits_() -> dict[str, Any]:
