@@ -152,29 +152,47 @@ def start_anvil(
             start_new_session=True,  # outlives the CLI process that started it
         )
     _CHILDREN[proc.pid] = proc
-    deadline = time.monotonic() + startup_timeout_s
+    port = wait_for_rpc(proc, log_file, host, _LISTENING, "anvil", timeout_s=startup_timeout_s)
+    if port is None:
+        _terminate(proc.pid, timeout_s=5)
+        raise ChainTimeoutError(
+            f"anvil did not answer within {startup_timeout_s:.0f} s; see {log_file}"
+        )
+    return AnvilNode(
+        pid=proc.pid,
+        host=host,
+        port=port,
+        state_file=str(state_file) if state_file else None,
+        log_file=str(log_file),
+    )
+
+
+def wait_for_rpc(
+    proc: subprocess.Popen[bytes],
+    log_file: Path,
+    host: str,
+    listening: re.Pattern[str],
+    name: str,
+    *,
+    timeout_s: float,
+) -> int | None:
+    """The port a dev node just started (``proc``, logging to ``log_file``) answers JSON-RPC
+    on, read from its log's ``listening`` line; ``None`` if it does not answer in time.
+    Raises :class:`ChainError` with the log's tail if the node exits first."""
+    deadline = time.monotonic() + timeout_s
     port: int | None = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log_file.read_text(errors="replace")[-1500:]
-            raise ChainError(f"anvil exited with status {proc.returncode} at start:\n{tail}")
+            raise ChainError(f"{name} exited with status {proc.returncode} at start:\n{tail}")
         if port is None:
-            match = _LISTENING.search(log_file.read_text(errors="replace"))
+            match = listening.search(log_file.read_text(errors="replace"))
             if match:
                 port = int(match.group(2))
         if port is not None and _answers(f"http://{host}:{port}"):
-            return AnvilNode(
-                pid=proc.pid,
-                host=host,
-                port=port,
-                state_file=str(state_file) if state_file else None,
-                log_file=str(log_file),
-            )
+            return port
         time.sleep(0.05)
-    _terminate(proc.pid, timeout_s=5)
-    raise ChainTimeoutError(
-        f"anvil did not answer within {startup_timeout_s:.0f} s; see {log_file}"
-    )
+    return None
 
 
 def _answers(url: str) -> bool:

@@ -26,13 +26,10 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from visdm.chain.anvil import _node_modules_roots
+from visdm.chain.anvil import _node_modules_roots, wait_for_rpc
 from visdm.errors import ChainError, ChainTimeoutError, ConfigError
 
 __all__ = ["HardhatNode", "find_hardhat", "start_hardhat"]
@@ -114,35 +111,21 @@ def start_hardhat(
             start_new_session=True,
         )
     _CHILDREN[proc.pid] = proc
-    deadline = time.monotonic() + startup_timeout_s
-    port: int | None = None
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_file.read_text(errors="replace")[-1500:]
-            raise ChainError(f"hardhat node exited with status {proc.returncode} at start:\n{tail}")
-        if port is None:
-            match = _LISTENING.search(log_file.read_text(errors="replace"))
-            if match:
-                port = int(match.group(2))
-        if port is not None and _answers(f"http://{host}:{port}"):
-            return HardhatNode(
-                pid=proc.pid, host=host, port=port, project_dir=str(project), log_file=str(log_file)
-            )
-        time.sleep(0.05)
-    _terminate(proc.pid, project, timeout_s=5)
-    raise ChainTimeoutError(
-        f"hardhat node did not answer within {startup_timeout_s:.0f} s; see {log_file}"
-    )
-
-
-def _answers(url: str) -> bool:
     try:
-        response = httpx.post(
-            url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=1
+        port = wait_for_rpc(
+            proc, log_file, host, _LISTENING, "hardhat node", timeout_s=startup_timeout_s
         )
-    except httpx.HTTPError:
-        return False
-    return response.status_code == 200 and "result" in response.json()
+    except ChainError:
+        _terminate(proc.pid, project, timeout_s=5)
+        raise
+    if port is None:
+        _terminate(proc.pid, project, timeout_s=5)
+        raise ChainTimeoutError(
+            f"hardhat node did not answer within {startup_timeout_s:.0f} s; see {log_file}"
+        )
+    return HardhatNode(
+        pid=proc.pid, host=host, port=port, project_dir=str(project), log_file=str(log_file)
+    )
 
 
 def _is_hardhat_pid(pid: int, project: Path) -> bool:
