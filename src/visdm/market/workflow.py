@@ -30,10 +30,11 @@ from visdm.proposals import (
     CreatedProposal,
     PreparedProposal,
     SelectedAsset,
-    create_proposal,
     load_labelled_directory,
     pack_arrays,
     prepare_proposal,
+    sign_proposal,
+    submit_proposal,
 )
 from visdm.session import Connection, connect_deployed, open_store, top_up_dev_tokens
 
@@ -134,24 +135,26 @@ def propose(
     result's notes say how many of the directory's files score the model and how the node's
     limits were checked.
     """
-    spec, names, archive, notes = _proposal_inputs(model_spec, validation, classes)
-    conn = connect_deployed(settings)
-    created = create_proposal(
-        conn.client,
-        conn.deployment,
-        open_store(settings),
-        consumer,
+    # the browser wallet's steps, signed with the local key here
+    prepared = prepare_propose(
+        settings,
+        consumer.address,
         selection=selection,
-        model_spec=spec,
-        classes=names,
-        validation_archive=archive,
+        model_spec=model_spec,
+        validation=validation,
+        classes=classes,
         offer=offer,
         wtp_bps=wtp_bps,
         node=node,
         voting_period_s=voting_period_s,
         min_share_bps=min_share_bps,
     )
-    return replace(created, notes=(*notes, *created.notes))
+    signed = sign_proposal(prepared.document, bytes(consumer.local_account.key))
+    conn = connect_deployed(settings)
+    store = open_store(settings)
+    return submit_proposal(
+        conn.client, conn.deployment, store, consumer, prepared=prepared, signed=signed
+    )
 
 
 def prepare_propose(
