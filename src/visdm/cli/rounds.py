@@ -310,6 +310,26 @@ def reclaim(
     )
 
 
+def release(
+    ctx: typer.Context,
+    proposal_id: int = typer.Argument(..., help="Proposal id."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Release a result after its challenge window (anyone may): its claims open and the node
+    is paid its training cost."""
+    from visdm.market import workflow
+
+    cfg = settings(ctx)
+    tx = workflow.release(cfg, unlock_account(cfg), proposal_id)
+    if as_json:
+        emit({"proposalId": proposal_id, **transactions(tx)}, as_json=True)
+        return
+    console.print(
+        f"proposal {proposal_id}'s result released ({tx.gas_used:,} gas): providers claim with "
+        f"`visdm claim {proposal_id}`"
+    )
+
+
 def claim(
     ctx: typer.Context,
     proposal_id: list[int] = typer.Argument(None, help="Proposal ids (default: all completed)."),
@@ -503,6 +523,7 @@ def register(app: typer.Typer) -> None:
         ("accept-counter", accept_counter),
         ("train", train),
         ("reclaim", reclaim),
+        ("release", release),
         ("claim", claim),
         ("withdraw", withdraw),
         ("sweep", sweep),

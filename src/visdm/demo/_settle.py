@@ -103,7 +103,7 @@ def provider_rows(  # noqa: PLR0917 - one call site, the demo's whole state
                 ],
                 # whole wei: an amount is never a fraction of the smallest unit
                 "payoutPerSampleWei": paid // len(mine) if mine else 0,
-                "claimedWei": sum(r.amount for r in receipts if r.note == "claimed"),
+                "claimedWei": sum(r.amount for r in receipts if r.tx_hash is not None),
                 "claimTransactions": len({r.tx_hash for r in receipts if r.tx_hash}),
             }
         )

@@ -95,10 +95,16 @@ def _tokens(amount: int) -> str:
     return f"{Decimal(amount) / 10**18:f} tokens"
 
 
-def next_step(record: ProposalRecord, now: int, *, consumer_credit: int = 0) -> str:
-    """One sentence: where proposal ``record`` stands at ``now`` and who can do what next."""
+def next_step(
+    record: ProposalRecord, now: int, *, consumer_credit: int = 0, challenged: bool = False
+) -> str:
+    """One sentence: where proposal ``record`` stands at ``now`` and who can do what next
+    (``challenged``: a court's challenge of its result is open)."""
     pid, status = record.proposal_id, record.status
-    if status == ProposalStatus.VOTING:
+    if status in (ProposalStatus.COMPLETED, ProposalStatus.WTP_MISSED) and record.deadline:
+        # a court holds the result in its challenge window
+        text = held_step(pid, status, record.deadline, now, challenged=challenged)
+    elif status == ProposalStatus.VOTING:
         if now <= record.voting_deadline:
             text = (
                 f"voting is open until {human_time(record.voting_deadline, now)}: providers "
@@ -134,6 +140,26 @@ def next_step(record: ProposalRecord, now: int, *, consumer_credit: int = 0) -> 
             "proposal's refund and any other): the consumer runs `visdm withdraw`"
         )
     return text
+
+
+def held_step(pid: int, status: ProposalStatus, ends: int, now: int, *, challenged: bool) -> str:
+    """Where a result held by a court stands: challenged, in its window until ``ends``, or
+    waiting for anyone to release it."""
+    opens = "claims and the node's fee" if status == ProposalStatus.COMPLETED else "the node's fee"
+    if challenged:
+        return (
+            f"its result is challenged: the court's committee re-executes it and votes; {opens} "
+            "wait for the ruling (a wrong result refunds the consumer)"
+        )
+    if now < ends:
+        return (
+            f"its result can be challenged until {human_time(ends, now)}; then anyone may "
+            f"`visdm release {pid}`, which opens {opens}"
+        )
+    return (
+        f"its challenge window closed at {human_time(ends, now)}: anyone may "
+        f"`visdm release {pid}` to open {opens}"
+    )
 
 
 def _waiting(record: ProposalRecord, now: int) -> str:

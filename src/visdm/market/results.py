@@ -26,6 +26,7 @@ from visdm.storage import ContentStore
 
 from . import _next
 from .payouts import claim_for
+from .release import release_due, result_window
 
 __all__ = [
     "ClaimReceipt",
@@ -181,11 +182,14 @@ def claim(
         conn = connect_deployed(settings)
         market = conn.deployment.training_market(conn.client)
         conn.client.fund_from_dev_faucet(provider.address)
+        # a result whose challenge window is over opens its claims once released: anyone may
+        released = set(release_due(conn, provider.local_account, [pid for pid, _ in pending]))
         tx = market.claim_many(provider.local_account, [r for _, rs in pending for r in rs])
         for pid, requests in pending:
             amount = sum(r.amount for r in requests)
+            note = "released and claimed" if pid in released else "claimed"
             receipts.append(
-                ClaimReceipt(pid, amount, tx.tx_hash, "claimed", tx.gas_used, tx.block_number)
+                ClaimReceipt(pid, amount, tx.tx_hash, note, tx.gas_used, tx.block_number)
             )
     if withdraw_credits:
         withdraw(settings, provider)
@@ -238,6 +242,12 @@ def claimable(
         if conn.client.latest_timestamp() > record.claim_deadline:
             receipts.append(ClaimReceipt(pid, 0, None, "the claim period is over"))
             continue
+        if record.deadline:  # held by the court: claimable once released after the window
+            window, now = result_window(conn, record), _next.chain_now(conn.client)
+            if window is not None and not window.releasable_at(now):
+                amount = sum(r.amount for r in requests)
+                receipts.append(ClaimReceipt(pid, amount, None, window.note(now)))
+                continue
         fresh = [r for r in requests if not market.is_claimed(pid, r.position)]
         if not fresh:
             amount = sum(r.amount for r in requests)

@@ -49,6 +49,7 @@ from .quotes import (
     sign_job_status_request,
     sign_quote_request,
 )
+from .release import release, result_window
 from .results import (
     ClaimReceipt,
     _proposal,
@@ -90,6 +91,7 @@ __all__ = [
     "proposal_status",
     "propose",
     "reclaim",
+    "release",
     "request_quote",
     "start_training",
     "sweep_unclaimed",
@@ -481,6 +483,9 @@ def proposal_status(
     ]
     tallied = market.logs("ProposalTallied", where={"proposalId": proposal_id})
     credit = market.credit_of(record.consumer)  # refunds wait here until withdrawn
+    now = _next.chain_now(conn.client)
+    window = result_window(conn, record)
+    challenged = window is not None and window.challenged
     view: dict[str, Any] = {
         "proposalId": proposal_id,
         "status": record.status.name.lower(),
@@ -493,12 +498,21 @@ def proposal_status(
         "votingDeadline": record.voting_deadline,
         "deadline": record.deadline,
         "totalWeight": record.total_weight,
-        "next": _next.next_step(record, _next.chain_now(conn.client), consumer_credit=credit),
+        "next": _next.next_step(record, now, consumer_credit=credit, challenged=challenged),
         "consumerCreditWei": str(credit),
         "votes": votes,
         "tally": None,
         "job": None,
         "result": None,
+        # a court's hold on the result: claims open once it is released after its window
+        "court": None
+        if window is None
+        else {
+            "windowEnds": window.ends or None,
+            "challenged": window.challenged,
+            "released": window.released,
+            "releasable": window.releasable_at(now),
+        },
     }
     if tallied:
         args = tallied[-1]["args"]

@@ -217,6 +217,19 @@ async def reclaim(request: Request) -> Response:
     return redirect(session, f"/proposals/{pid}", f"reclaimed: {tokens_text(amount)} tokens back")
 
 
+@router.post("/release")
+async def release(request: Request) -> Response:
+    """Release a result after its challenge window: anyone may, consumer or not."""
+    from visdm.market import workflow
+
+    session, form = await acting(request)
+    pid = _pid(form)
+    cfg = session_settings(request, session)
+    account = unlocked(session)
+    await run_in_threadpool(workflow.release, cfg, account, pid)
+    return redirect(session, f"/proposals/{pid}", f"proposal {pid}'s result released")
+
+
 @router.post("/consumer/model")
 async def model(request: Request) -> Response:
     """``model get``: fetch, verify and decrypt the model into a file on this machine, with

@@ -257,6 +257,13 @@ def _status_charts(view: dict[str, Any], request: Request | None = None) -> dict
     return charts
 
 
+def settled(view: dict[str, Any]) -> bool:
+    """Whether a proposal's status can no longer change: a result a court still holds in its
+    window can yet be overturned (cancelled)."""
+    held = view.get("court") is not None and not view["court"]["released"]
+    return view["status"] in TERMINAL and not held
+
+
 @router.get("/proposals/{pid}")
 def proposal_page(request: Request, pid: int) -> Response:
     sync_now(request)  # the delegation graph and votes come from the index
@@ -268,7 +275,7 @@ def proposal_page(request: Request, pid: int) -> Response:
         pid=pid,
         view=view,
         charts=_status_charts(view, request),
-        terminal=view["status"] in TERMINAL,
+        terminal=settled(view),
     )
 
 
@@ -304,7 +311,7 @@ async def proposal_events(request: Request, pid: int, max_events: int = 0) -> Re
                 data = "\n".join(f"data: {line}" for line in html.splitlines())
                 yield f"event: status\n{data}\n\n"
                 sent += 1
-            if view["status"] in TERMINAL or (max_events and sent >= max_events):
+            if settled(view) or (max_events and sent >= max_events):
                 yield "event: end\ndata: {}\n\n"
                 return
             if await request.is_disconnected():

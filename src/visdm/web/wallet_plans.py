@@ -26,6 +26,7 @@ from visdm.chain.contracts import (
 )
 from visdm.errors import InvalidInputError
 from visdm.market import _next
+from visdm.market.release import ResultWindow, require_releasable
 from visdm.market.tally import TallyBatch
 from visdm.proposals import TrainingProposal, proposal_terms
 
@@ -41,6 +42,7 @@ __all__ = [
     "plan_propose",
     "plan_quote",
     "plan_reclaim",
+    "plan_release",
     "plan_tally",
     "plan_train",
     "plan_vote",
@@ -218,14 +220,28 @@ def plan_reclaim(
     return Done(f"/proposals/{pid}", "reclaimed and withdrawn")
 
 
+def plan_release(record: ProposalRecord, window: ResultWindow | None, now: int) -> Step:
+    """Release a result after its challenge window (anyone may)."""
+    pid = record.proposal_id
+    if window is not None and window.released:
+        return Done(f"/proposals/{pid}", f"proposal {pid}'s result is released")
+    require_releasable(record, window, now)
+    return Call("ResultCourt", "release", (pid,), f"release proposal {pid}'s result")
+
+
 def plan_claim(
     pending: list[tuple[int, list[ClaimRequest]]],
     notes: list[str],
     *,
     credit: int,
     started: bool,
+    release: tuple[int, ...] = (),
 ) -> Step:
-    """Claim every payout due in one ``claimMany``, then withdraw the whole credit."""
+    """Claim every payout due in one ``claimMany``, then withdraw the whole credit; results
+    whose challenge window is over (``release``) are released first, one step each."""
+    if release:
+        pid = release[0]
+        return Call("ResultCourt", "release", (pid,), f"release proposal {pid}'s result")
     if pending:
         requests = tuple(r.as_tuple() for _, rs in pending for r in rs)
         total = sum(r.amount for _, rs in pending for r in rs)

@@ -10,7 +10,7 @@ chain, plans the next step (:mod:`.wallet_plans`) and answers one of
 
 and the page asks again, at most :data:`MAX_STEPS` times. Actions: ``propose``, ``vote``,
 ``delegate``, ``tally``, ``quote``, ``train``, ``accept-counter``, ``reclaim``, ``claim``,
-``withdraw-asset``.
+``release``, ``withdraw-asset``.
 
 What a session keeps between steps: the node's signed quote (:mod:`.wallet_quote`) after the
 wallet signed the request for it, and the proposal document being proposed
@@ -47,6 +47,7 @@ from .wallet_plans import (
     plan_propose,
     plan_quote,
     plan_reclaim,
+    plan_release,
     plan_tally,
     plan_train,
     plan_vote,
@@ -210,8 +211,18 @@ def _claim(ctx: _Ctx) -> Step:
         session_settings(ctx.request, ctx.session), ctx.sender, None
     )
     notes = [f"proposal {r.proposal_id}: {r.note}" for r in receipts]
-    credit = ctx.market().credit_of(ctx.sender)
-    return plan_claim(pending, notes, credit=credit, started=ctx.step > 0)
+    market = ctx.market()
+    credit = market.credit_of(ctx.sender)
+    # claimable lists a held result only once its window is over: released first
+    due = tuple(pid for pid, _ in pending if market.proposal(pid).deadline)
+    return plan_claim(pending, notes, credit=credit, started=ctx.step > 0, release=due)
+
+
+def _release(ctx: _Ctx) -> Step:
+    from visdm.market.release import result_window
+
+    record = ctx.record()
+    return plan_release(record, result_window(ctx.connect(), record), ctx.now())
 
 
 def _withdraw_asset(ctx: _Ctx) -> Step:
@@ -271,6 +282,7 @@ _ACTIONS = {
     "accept-counter": _accept_counter,
     "reclaim": _reclaim,
     "claim": _claim,
+    "release": _release,
     "withdraw-asset": _withdraw_asset,
 }
 

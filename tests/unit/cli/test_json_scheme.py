@@ -529,6 +529,12 @@ def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], Non
     return ["reclaim", "3"], nothing_more
 
 
+@case("release")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    mp.setattr(workflow, "release", lambda *_a: TX)
+    return ["release", "3"], nothing_more
+
+
 @case("claim")
 def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
     receipts = [

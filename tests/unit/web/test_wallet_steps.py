@@ -19,6 +19,7 @@ from visdm.chain.contracts import (
     Quote,
 )
 from visdm.errors import InvalidInputError
+from visdm.market.release import ResultWindow
 from visdm.types import Address, AssetId
 from visdm.web.wallet_plans import (
     Call,
@@ -30,6 +31,7 @@ from visdm.web.wallet_plans import (
     plan_funding,
     plan_quote,
     plan_reclaim,
+    plan_release,
     plan_train,
     plan_vote,
     plan_withdraw_asset,
@@ -227,6 +229,21 @@ def test_claiming_claims_then_withdraws_and_says_when_nothing_is_claimable() -> 
     )
     nothing = plan_claim([], ["proposal 7: already claimed"], credit=0, started=False)
     assert nothing == Done("/provider", "nothing to claim now: proposal 7: already claimed")
+
+
+def test_a_result_past_its_window_is_released_before_its_claims() -> None:
+    request = ClaimRequest(7, 0, 3, TOKEN, (b"\1" * 32,))
+    step = plan_claim([(7, [request])], [], credit=0, started=False, release=(7,))
+    assert step == Call("ResultCourt", "release", (7,), "release proposal 7's result")
+    held = record(ProposalStatus.COMPLETED, deadline=NOW - 1)
+    over = ResultWindow(7, ProposalStatus.COMPLETED, NOW - 1, challenged=False)
+    assert plan_release(held, over, NOW) == step
+    done = plan_release(replace(held, deadline=0), replace(over, ends=0), NOW)
+    assert done == Done("/proposals/7", "proposal 7's result is released")
+    with pytest.raises(InvalidInputError, match="cannot be released yet"):
+        plan_release(held, replace(over, ends=NOW + 60), NOW)
+    with pytest.raises(InvalidInputError, match="challenged"):
+        plan_release(held, replace(over, challenged=True), NOW)
 
 
 def test_withdrawing_an_asset_is_its_owners_and_done_once_withdrawn() -> None:
