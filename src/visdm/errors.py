@@ -48,10 +48,14 @@ which input, and what to do about it.
     │   └── EntryPointNotAllowedError (PermissionError)  a job names code off the allow-list
     ├── IndexDatabaseError                       the marketplace index's database cannot be
     │                                            reached, opened or used
-    └── FederationError                          a federated round failed
-        ├── FederationProcessError (RuntimeError)    SuperLink/SuperNode start, answer, stop
-        ├── NodeNotInFederationError (PermissionError)  a key the proposal does not name
-        └── FederationRoundError (RuntimeError)      too few regions left, or a bad reply
+    ├── FederationError                          a federated round failed
+    │   ├── FederationProcessError (RuntimeError)    SuperLink/SuperNode start, answer, stop
+    │   ├── NodeNotInFederationError (PermissionError)  a key the proposal does not name
+    │   └── FederationRoundError (RuntimeError)      too few regions left, or a bad reply
+    └── ZkProofError                             a zero-knowledge accuracy proof failed
+        ├── ZkInputError (ValueError)            wrong k, shapes, labels or indices
+        ├── ZkArtifactError (FileNotFoundError)  a circuit's key, settings or SRS is missing
+        └── ZkBackendError (RuntimeError)        ezkl refused or failed a step
 """
 
 from __future__ import annotations
@@ -103,6 +107,10 @@ __all__ = [
     "VisdmError",
     "WrongChainError",
     "WrongPasswordError",
+    "ZkArtifactError",
+    "ZkBackendError",
+    "ZkInputError",
+    "ZkProofError",
 ]
 
 
@@ -327,6 +335,22 @@ class NodeNotInFederationError(FederationError, PermissionError):
 
 class FederationRoundError(FederationError, RuntimeError):
     """A federated round cannot go on: too few regions left, or a region's reply is bad."""
+
+
+class ZkProofError(VisdmError):
+    """Building, proving or checking a zero-knowledge proof of an accuracy claim failed."""
+
+
+class ZkInputError(ZkProofError, ValueError):
+    """Input to the proof is wrong: k, image shapes, labels, indices or a proof's layout."""
+
+
+class ZkArtifactError(ZkProofError, FileNotFoundError):
+    """A circuit's file (settings, compiled circuit, keys, SRS) is missing or unreadable."""
+
+
+class ZkBackendError(ZkProofError, RuntimeError):
+    """ezkl (or the Solidity compiler it needs) refused or failed a step."""
 
 
 def _short(value: Any) -> str:
