@@ -363,8 +363,9 @@ def earnings(
     index_url: IndexUrl = None,
     as_json: bool = JsonOption,
 ) -> None:
-    """What each provider earned per payout leaf: claimed, unclaimed, swept to the treasury,
-    or unpayable (a leaf for an asset that was not selected or left the round)."""
+    """What each provider earned per payout leaf: claimed, unclaimed, held in a challenge
+    window, overturned by the court, swept to the treasury, or unpayable (a leaf for an asset
+    that was not selected or left the round)."""
     from visdm.index import earnings_index
 
     rows = earnings_index(settings(ctx), provider=provider, proposal_id=proposal_id, url=index_url)

@@ -13,8 +13,9 @@ delegations — and searches run on that.
   :class:`SearchFilters` over the index, paged results or a summary; ``save=NAME`` writes a
   :class:`SavedSearch` that :func:`load_saved_search` reads back for a proposal;
 * :func:`earnings_index` — what providers earned: the payout leaves of their assets (the market
-  pays assets, and a claim credits the asset's owner), each claimed, unclaimed, swept, unpayable
-  (the tally took it out of the round, or the proposal never selected it) or unverified;
+  pays assets, and a claim credits the asset's owner), each claimed, unclaimed, held in its
+  result's challenge window, overturned by the court, swept, unpayable (the tally took it out
+  of the round, or the proposal never selected it) or unverified;
 * one SQL layer (:func:`open_database`) over SQLite (``sqlite:///…``, the embedded default in
   ``<home>/index.sqlite3``) and PostgreSQL (``postgresql://…``).
 

@@ -93,6 +93,8 @@ class MarketApplier:
             "Reclaimed": self._reclaimed,
             "UnclaimedSwept": self._unclaimed_swept,
             "DelegateChanged": self._delegate_changed,
+            "ParametersChanged": self._parameters_changed,
+            "ResultSettled": self._result_settled,
         }
 
     # --- proposals --------------------------------------------------------------------------
@@ -246,14 +248,40 @@ class MarketApplier:
         )
 
     # --- results ----------------------------------------------------------------------------
+    def _parameters_changed(self, e: ChainEvent) -> None:
+        # a result submitted while the market has a challenge window is held until settled
+        # (a market deployed before results had a window has no such field: none)
+        window = int(e.args["parameters"].get("challengeWindow", 0))
+        self.db.execute(
+            "INSERT INTO index_meta (key, value) VALUES ('challenge_window', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(window),),
+        )
+
+    def _result_settled(self, e: ChainEvent) -> None:
+        pid = int(e.args["proposalId"])
+        if bool(e.args["overturned"]):
+            # the court found the result wrong: the consumer was refunded, no leaf is payable
+            self.db.execute(
+                "UPDATE proposals SET status = 'cancelled', price = '0', "
+                "settlement = 'overturned' WHERE proposal_id = ?",
+                (pid,),
+            )
+        else:
+            self.db.execute(
+                "UPDATE proposals SET settlement = 'released' WHERE proposal_id = ?", (pid,)
+            )
+
     def _result_submitted(self, e: ChainEvent) -> None:
         a = e.args
         pid, met = int(a["proposalId"]), bool(a["wtpMet"])
+        window = self.db.scalar("SELECT value FROM index_meta WHERE key = 'challenge_window'")
+        held = window is not None and int(window) > 0
         self.db.execute(
             "UPDATE proposals SET status = ?, accuracy_bps = ?, wtp_met = ?, consumer_fault = ?, "
             "model_hash = ?, payout_root = ?, scores_hash = ?, seed_hash = ?, result_cid = ?, "
-            "result_block = ?, price = CASE WHEN ? = 1 THEN price ELSE '0' END "
-            "WHERE proposal_id = ?",
+            "result_block = ?, price = CASE WHEN ? = 1 THEN price ELSE '0' END, "
+            "settlement = ? WHERE proposal_id = ?",
             (
                 "completed" if met else "wtp_missed",
                 int(a["accuracyBps"]),
@@ -266,6 +294,7 @@ class MarketApplier:
                 str(a["resultCid"]),
                 e.block_number,
                 int(met),
+                "held" if held else "released",
                 pid,
             ),
         )

@@ -10,6 +10,10 @@ to the treasury. Each leaf is therefore reported in one state, decided in this o
 
 ``claimed``
     a ``Claimed`` event credited it (the chain checked everything);
+``overturned``
+    the market's court found the result wrong and refunded the consumer: no leaf is payable;
+``held``
+    the result is in its challenge window (or challenged): claimable once the court releases it;
 ``left_round``
     its position is in the tally's exclusion bitmap: the market will refuse it;
 ``not_selected``
@@ -39,7 +43,16 @@ from ._db import Database
 __all__ = ["PAYOUT_STATES", "PayoutLine", "ProviderEarnings", "earnings", "payout_lines"]
 
 #: the states a payout leaf can be in (see the module docstring)
-PAYOUT_STATES = ("claimed", "unclaimed", "swept", "left_round", "not_selected", "unverified")
+PAYOUT_STATES = (
+    "claimed",
+    "unclaimed",
+    "held",
+    "overturned",
+    "swept",
+    "left_round",
+    "not_selected",
+    "unverified",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,9 @@ class ProviderEarnings:
     #: leaves the market refuses (``left_round`` and ``not_selected``)
     unpayable: int = 0
     unverified: int = 0
+    #: in a challenge window, and voided by a court's overturn
+    held: int = 0
+    overturned: int = 0
     lines: list[PayoutLine] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +96,8 @@ class ProviderEarnings:
             "sweptWei": str(self.swept),
             "unpayableWei": str(self.unpayable),
             "unverifiedWei": str(self.unverified),
+            "heldWei": str(self.held),
+            "overturnedWei": str(self.overturned),
             "lines": [
                 {
                     "proposalId": line.proposal_id,
@@ -126,7 +144,7 @@ def _filters(provider: str | None, proposal_id: int | None, alias: str) -> tuple
 #: each leaf with what decides its state; ``where`` (placeholders only) is appended
 _LEAVES = (
     "SELECT x.proposal_id, x.position, x.asset_id, x.owner, x.amount, p.swept, "
-    "p.document_status, EXISTS (SELECT 1 FROM proposal_exclusions e WHERE "
+    "p.document_status, p.settlement, EXISTS (SELECT 1 FROM proposal_exclusions e WHERE "
     "e.proposal_id = x.proposal_id AND e.position = x.position), EXISTS (SELECT 1 FROM "
     "proposal_assets s WHERE s.proposal_id = x.proposal_id AND s.position = x.position "
     "AND s.asset_id = x.asset_id) FROM payouts x JOIN proposals p ON "
@@ -150,11 +168,13 @@ def payout_lines(
         for pid, position, asset, owner, amount, block in db.query(_CLAIMS + where, params)
     }
     lines: dict[tuple[int, int], PayoutLine] = {}
-    for pid, position, asset, owner, amount, swept, document, excluded, selected in leaves:
+    for pid, position, asset, owner, amount, swept, document, settled, excluded, selected in leaves:
         key = (int(pid), int(position))
         claimed = claims.get(key)
         if claimed is not None:
             state = "claimed"
+        elif settled == "overturned":
+            state = "overturned"
         elif excluded:
             state = "left_round"
         elif document == "indexed" and not selected:
@@ -163,6 +183,8 @@ def payout_lines(
             state = "swept"
         elif document != "indexed":
             state = "unverified"
+        elif settled == "held":
+            state = "held"
         else:
             state = "unclaimed"
         block = None if claimed is None else claimed[3]
@@ -180,6 +202,8 @@ _TOTALS = {
     "left_round": "unpayable",
     "not_selected": "unpayable",
     "unverified": "unverified",
+    "held": "held",
+    "overturned": "overturned",
 }
 
 

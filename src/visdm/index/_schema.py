@@ -28,7 +28,7 @@ from ._scoring import SCORING_TABLES
 __all__ = ["SCHEMA_VERSION", "TABLES", "create_schema", "drop_schema"]
 
 #: bump when a table changes; an index with another version must be rebuilt
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _TABLES: dict[str, str] = {
     # key/value facts about the index itself: schema version, chain, contracts, cursor
@@ -98,7 +98,8 @@ _TABLES: dict[str, str] = {
         accuracy_bps INTEGER, wtp_met INTEGER, consumer_fault INTEGER, model_hash TEXT,
         payout_root TEXT, scores_hash TEXT, seed_hash TEXT, result_cid TEXT,
         result_block BIGINT, reclaimed TEXT, abandoned_reason TEXT,
-        swept TEXT, treasury TEXT                   -- unclaimed remainder and who received it""",
+        swept TEXT, treasury TEXT,                  -- unclaimed remainder and who received it
+        settlement TEXT                             -- a result: held | released | overturned""",
     # the selection the verified proposal document commits to (assetsHash and assetsRoot)
     "proposal_assets": """
         proposal_id BIGINT NOT NULL, position BIGINT NOT NULL, asset_id BIGINT NOT NULL,

@@ -145,6 +145,42 @@ class MarketConformance:
         assert [line.state for line in mine.lines] == ["claimed", "swept"]
         assert mine.to_dict()["sweptWei"] == "400"
 
+    def test_a_court_holds_results_in_their_window_and_voids_an_overturned_one(
+        self, new_db: NewDb
+    ) -> None:
+        w = World()
+        w.setup()
+        a1 = w.register(PROVIDER, ["cat", "dog"])
+        w.attest(a1, [Image("cat"), Image("dog")])
+        w.emit("TrainingMarket", "ParametersChanged", parameters={"challengeWindow": 600})
+        rounds = []
+        for _ in range(3):
+            pid = w.propose([(a1, (0, 1))])
+            w.tally(pid, remaining=2)
+            w.start(pid)
+            w.result(pid, None, payouts={a1: 1000})
+            rounds.append(pid)
+        released, overturned, held = rounds
+        w.emit("TrainingMarket", "ResultSettled", proposalId=released, overturned=False)
+        w.emit("TrainingMarket", "ResultSettled", proposalId=overturned, overturned=True)
+        db = new_db()
+        w.indexer(db).sync()
+        states = {line.proposal_id: line.state for line in payout_lines(db)}
+        assert states == {released: "unclaimed", overturned: "overturned", held: "held"}
+        statuses = dict(db.query("SELECT proposal_id, status FROM proposals"))
+        assert statuses[overturned] == "cancelled" and statuses[held] == "completed"
+        (mine,) = earnings(db, provider=PROVIDER.address)
+        assert (mine.unclaimed, mine.held, mine.overturned) == (1000, 1000, 1000)
+        assert mine.to_dict()["overturnedWei"] == "1000"
+        # the window closed again: a later result is released as it is submitted
+        w.emit("TrainingMarket", "ParametersChanged", parameters={"challengeWindow": 0})
+        later = w.propose([(a1, (0, 1))])
+        w.tally(later, remaining=2)
+        w.start(later)
+        w.result(later, None, payouts={a1: 1000})
+        w.indexer(db).sync()
+        assert {line.proposal_id: line.state for line in payout_lines(db)}[later] == "unclaimed"
+
     @pytest.mark.attack
     def test_a_node_cannot_make_the_index_report_pay_for_unselected_or_rejected_assets(
         self, new_db: NewDb
