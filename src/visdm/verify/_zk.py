@@ -23,6 +23,7 @@ its Solidity and ``compile_verifier`` compiles it with the repository's pinned s
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import shutil
@@ -450,10 +451,12 @@ def _repo_root() -> Path:
     return root
 
 
+@functools.lru_cache(maxsize=4)
 def compile_verifier(source: str) -> dict[str, Any]:
     """Compile the verifier with the pinned solcjs (``contracts/compile.cjs``).
 
-    Returns ``{"abi", "bytecode", "deployedBytecode", "sha256"}``. The optimizer settings are
+    Returns ``{"abi", "bytecode", "deployedBytecode", "sha256"}`` (cached per source: do not
+    mutate it). The optimizer settings are
     the shipped contracts' without ``viaIR``: the verifier is inline assembly already.
     """
     node = shutil.which("node")

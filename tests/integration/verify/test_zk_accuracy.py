@@ -1,0 +1,248 @@
+"""The accuracy claim's zero-knowledge proof, end to end on anvil: a tiny trained zoo ``mlp``
+(8×8 greyscale, hidden [4], 4 classes), its ezkl circuit for k = 4 samples, ezkl's reusable
+verifier compiled with the pinned solcjs, and ``ZkAccuracyCheck`` drawing the samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+from eth_account.signers.local import LocalAccount
+from numpy.typing import NDArray
+
+from visdm.chain.client import ChainClient
+from visdm.errors import ContractRevertError
+from visdm.merkle import PositionalMerkleTree
+from visdm.training import build_model, parse_model_spec, train
+from visdm.verify._zk import ZkCircuit, ZkProof
+from visdm.verify._zk_chain import ZkAccuracyCheckClient, ZkDeployment, deploy_zk_check
+from visdm.verify._zk_rule import FIELD_MODULUS, min_correct, sample_tree
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+K = 4
+SPEC = parse_model_spec(
+    {
+        "architecture": "mlp",
+        "input_shape": [1, 8, 8],
+        "num_classes": 4,
+        "epochs": 3,
+        "batch_size": 16,
+        "optimizer": "adam",
+        "learning_rate": 0.05,
+        "hidden": [4],
+    }
+)
+MODEL_HASH = bytes(range(32))
+CLAIM = 7
+
+
+def quadrant_images(n: int, seed: int) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """Noise with one bright quadrant; the label is the quadrant."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 80, (n, 8, 8), dtype=np.uint8)
+    labels = rng.integers(0, 4, n)
+    for image, label in zip(images, labels, strict=True):
+        r, c = divmod(int(label), 2)
+        image[4 * r : 4 * r + 4, 4 * c : 4 * c + 4] += 150
+    return images, labels
+
+
+@dataclass
+class Kit:
+    circuit: ZkCircuit
+    other: ZkCircuit  # another model's circuit
+    val_x: NDArray[np.uint8]
+    val_y: NDArray[np.int64]
+    tree: PositionalMerkleTree
+    accuracy_bps: int
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
+    root = tmp_path_factory.mktemp("zk")
+    train_x, train_y = quadrant_images(256, 1)
+    val_x, val_y = quadrant_images(32, 2)
+    result = train(SPEC, train_x, train_y, val_x, val_y, seed=bytes(32))
+    circuit = ZkCircuit.build(
+        result.model,
+        input_shape=(1, 8, 8),
+        num_classes=4,
+        k=K,
+        workdir=root / "model",
+        srs_dir=root / "srs",
+    )
+    torch.manual_seed(3)
+    other = ZkCircuit.build(
+        build_model(SPEC).eval(),
+        input_shape=(1, 8, 8),
+        num_classes=4,
+        k=K,
+        workdir=root / "other",
+        srs_dir=root / "srs",
+    )
+    tree = sample_tree(circuit.public_inputs(val_x), [int(y) for y in val_y])
+    return Kit(circuit, other, val_x, val_y, tree, result.accuracy_bps)
+
+
+def mine_past_the_draw(chain: ChainClient) -> None:
+    """Mine the block whose hash draws the samples, and one more: a call runs in the latest
+    block, whose own hash is not readable yet."""
+    chain.advance_time(1)
+    chain.advance_time(1)
+
+
+@dataclass
+class Claimed:
+    check: ZkAccuracyCheckClient
+    deployment: ZkDeployment
+    indices: list[int]
+
+
+def commit_and_draw(
+    chain: ChainClient,
+    node: LocalAccount,
+    kit: Kit,
+    *,
+    accuracy_bps: int | None = None,
+    circuit: ZkCircuit | None = None,
+) -> Claimed:
+    circuit = circuit or kit.circuit
+    deployment = deploy_zk_check(chain, node, circuit, samples=K)
+    check = ZkAccuracyCheckClient(chain, deployment.check)
+    bps = kit.accuracy_bps if accuracy_bps is None else accuracy_bps
+    check.commit(
+        node, CLAIM, circuit=circuit, model_hash=MODEL_HASH, tree=kit.tree, accuracy_bps=bps
+    )
+    mine_past_the_draw(chain)
+    return Claimed(check, deployment, check.drawn_indices(CLAIM))
+
+
+def test_an_honest_proof_on_the_drawn_samples_is_accepted(
+    chain: ChainClient, node: LocalAccount, kit: Kit
+) -> None:
+    assert kit.accuracy_bps >= 9000  # the quadrant task is learnable: the claim is a real one
+    c = commit_and_draw(chain, node, kit)
+    assert c.deployment.verifier_code_bytes < 24_576  # fits EIP-170 without an anvil flag
+    assert all(0 <= i < len(kit.val_y) for i in c.indices)
+    proof = kit.circuit.prove(kit.val_x[c.indices])
+    assert kit.circuit.verify(proof)
+    assert proof.inputs() == [kit.circuit.public_inputs(kit.val_x[[i]])[0] for i in c.indices]
+    correct = sum(p == kit.val_y[i] for p, i in zip(proof.predictions(), c.indices, strict=True))
+    assert correct >= min_correct(K, kit.accuracy_bps)
+    c.check.prove(node, CLAIM, proof, circuit=kit.circuit, tree=kit.tree, indices=c.indices)
+    claim = c.check.claim(CLAIM)
+    assert (claim.status, claim.correct) == ("accepted", correct)
+    assert claim.vka_digest == kit.circuit.vka_digest
+    assert claim.model_hash == MODEL_HASH
+    assert [c.check.min_correct(k, a) for k, a in ((4, 7500), (64, 8500), (8, 10_000))] == [
+        min_correct(4, 7500),
+        47,
+        8,
+    ]
+
+
+def test_a_valid_proof_showing_too_few_correct_samples_rejects_the_claim(
+    chain: ChainClient, node: LocalAccount, kit: Kit
+) -> None:
+    """An untrained model claimed at 100 %: its own circuit, a valid proof, a rejection."""
+    c = commit_and_draw(chain, node, kit, accuracy_bps=10_000, circuit=kit.other)
+    proof = kit.other.prove(kit.val_x[c.indices])
+    correct = sum(p == kit.val_y[i] for p, i in zip(proof.predictions(), c.indices, strict=True))
+    assert correct < K
+    c.check.prove(node, CLAIM, proof, circuit=kit.other, tree=kit.tree, indices=c.indices)
+    assert (c.check.claim(CLAIM).status, c.check.claim(CLAIM).correct) == ("rejected", correct)
+
+
+@pytest.mark.attack
+def test_a_proof_from_another_model_is_rejected(
+    chain: ChainClient, node: LocalAccount, kit: Kit
+) -> None:
+    c = commit_and_draw(chain, node, kit)
+    forged = kit.other.prove(kit.val_x[c.indices])
+    assert kit.other.verify(forged)  # a valid proof, of the wrong circuit
+    with pytest.raises(ContractRevertError) as err:
+        c.check.prove(node, CLAIM, forged, circuit=kit.other, tree=kit.tree, indices=c.indices)
+    assert err.value.error_name == "ZkAccuracyCheckWrongCircuit"
+    # nor does it pass under the committed circuit's key
+    with pytest.raises(ContractRevertError) as err:
+        c.check.prove(node, CLAIM, forged, circuit=kit.circuit, tree=kit.tree, indices=c.indices)
+    assert err.value.error_name == "ZkAccuracyCheckInvalidProof"
+    assert c.check.claim(CLAIM).status == "pending"
+
+
+def claim_all_correct(proof: ZkProof, labels: list[int]) -> ZkProof:
+    """Rewrite the public logits so that every sample's label wins."""
+    instances = list(proof.instances)
+    base = proof.k * proof.features
+    for i, label in enumerate(labels):
+        for j in range(proof.classes):
+            instances[base + i * proof.classes + j] = (64 if j == label else -64) % FIELD_MODULUS
+    return proof.with_instances(instances)
+
+
+@pytest.mark.attack
+def test_tampered_logits_claiming_more_correct_samples_are_rejected(
+    chain: ChainClient, node: LocalAccount, kit: Kit
+) -> None:
+    c = commit_and_draw(chain, node, kit, accuracy_bps=10_000)
+    proof = kit.circuit.prove(kit.val_x[c.indices])
+    labels = [int(kit.val_y[i]) for i in c.indices]
+    forged = claim_all_correct(proof, labels)
+    assert forged.predictions() == labels  # without the proof check this would pass 100 %
+    assert not kit.circuit.verify(forged)
+    with pytest.raises(ContractRevertError) as err:
+        c.check.prove(node, CLAIM, forged, circuit=kit.circuit, tree=kit.tree, indices=c.indices)
+    assert err.value.error_name == "ZkAccuracyCheckInvalidProof"
+
+
+@pytest.mark.attack
+def test_a_proof_on_samples_other_than_the_drawn_ones_is_rejected(
+    chain: ChainClient, node: LocalAccount, kit: Kit
+) -> None:
+    """The node proves on samples of its own choosing, every one a genuine committed sample
+    the model gets right: only the draw stops it."""
+    c = commit_and_draw(chain, node, kit, accuracy_bps=10_000)
+    picks = [i for i in range(len(kit.val_y)) if i not in c.indices][:K]
+    proof = kit.circuit.prove(kit.val_x[picks])
+    with pytest.raises(ContractRevertError) as err:
+        c.check.prove(node, CLAIM, proof, circuit=kit.circuit, tree=kit.tree, indices=picks)
+    assert err.value.error_name == "ZkAccuracyCheckNotDrawnSample"
+    # the drawn samples' paths and labels do not cover the chosen samples' pixels either
+    with pytest.raises(ContractRevertError) as err:
+        c.check.prove(node, CLAIM, proof, circuit=kit.circuit, tree=kit.tree, indices=c.indices)
+    assert err.value.error_name == "ZkAccuracyCheckNotDrawnSample"
+    assert c.check.claim(CLAIM).status == "pending"
+
+
+def test_the_refusals_around_a_claim(
+    chain: ChainClient, node: LocalAccount, stranger: LocalAccount, kit: Kit
+) -> None:
+    deployment = deploy_zk_check(chain, node, kit.circuit, samples=K)
+    check = ZkAccuracyCheckClient(chain, deployment.check)
+    commit = {"circuit": kit.circuit, "model_hash": MODEL_HASH, "tree": kit.tree}
+    check.commit(node, CLAIM, accuracy_bps=9000, **commit)  # type: ignore[arg-type]
+    with pytest.raises(ContractRevertError) as err:  # the draw's block is not mined yet
+        check.drawn_indices(CLAIM)
+    assert err.value.error_name == "ZkAccuracyCheckNotDrawnYet"
+    with pytest.raises(ContractRevertError) as err:
+        check.commit(node, CLAIM, accuracy_bps=9000, **commit)  # type: ignore[arg-type]
+    assert err.value.error_name == "ZkAccuracyCheckWrongStatus"
+    with pytest.raises(ContractRevertError) as err:
+        check.commit(node, CLAIM + 1, accuracy_bps=10_001, **commit)  # type: ignore[arg-type]
+    assert err.value.error_name == "ZkAccuracyCheckBadInput"
+    mine_past_the_draw(chain)
+    indices = check.drawn_indices(CLAIM)
+    proof = kit.circuit.prove(kit.val_x[indices])
+    with pytest.raises(ContractRevertError) as err:
+        check.prove(stranger, CLAIM, proof, circuit=kit.circuit, tree=kit.tree, indices=indices)
+    assert err.value.error_name == "ZkAccuracyCheckNotNode"
+    short = ZkProof(proof.proof, proof.instances[:-1], K, proof.features, proof.classes)
+    with pytest.raises(ContractRevertError) as err:
+        check.prove(node, CLAIM, short, circuit=kit.circuit, tree=kit.tree, indices=indices)
+    assert err.value.error_name == "ZkAccuracyCheckBadInput"
+    with pytest.raises(ContractRevertError) as err:  # 256 blocks to prove in
+        chain.transact(node, check.contract.functions.expire(CLAIM))
+    assert err.value.error_name == "ZkAccuracyCheckNotDrawnYet"
