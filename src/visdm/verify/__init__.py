@@ -14,6 +14,9 @@
 * :class:`VerifyWorker` (``visdm node serve --verify``): a node that follows results, samples,
   re-executes, confirms, challenges, votes and settles by itself; :class:`Reexecutor` re-runs
   another node's job. Both load the compute node on first use.
+* :class:`ZkCircuit` / :class:`ZkProof`: an ezkl proof that the committed model classifies k
+  validation samples as claimed; :func:`deploy_zk_check` / :class:`ZkAccuracyCheckClient`: the
+  on-chain check of it on samples drawn after the claim; :func:`min_correct`: its threshold.
 
 Importing this package does not import torch.
 """
@@ -37,6 +40,9 @@ from visdm.verify._settle import (
 )
 from visdm.verify._verdict import Finding, Verdict, judge, sampled
 from visdm.verify._verifier import PostedResult, ResultVerifier
+from visdm.verify._zk import ZkCircuit, ZkProof, ZkSettings
+from visdm.verify._zk_chain import ZkAccuracyCheckClient, ZkClaim, deploy_zk_check
+from visdm.verify._zk_rule import draw_indices, false_accept, min_correct, sample_tree
 
 if TYPE_CHECKING:
     from visdm.verify._reexecute import Reexecutor
@@ -76,11 +82,21 @@ __all__ = [
     "VerifyConfig",
     "VerifyJournal",
     "VerifyWorker",
+    "ZkAccuracyCheckClient",
+    "ZkCircuit",
+    "ZkClaim",
+    "ZkProof",
+    "ZkSettings",
     "cpu_capability",
+    "deploy_zk_check",
     "determinism_envelope",
+    "draw_indices",
+    "false_accept",
     "judge",
+    "min_correct",
     "open_job_secrets",
     "publish_job_secrets",
+    "sample_tree",
     "sampled",
     "seal_job_secrets",
     "secret_recipients",
