@@ -344,9 +344,13 @@ class ZkProofError(VisdmError):
 class ZkInputError(ZkProofError, ValueError):
     """Input to the proof is wrong: k, image shapes, labels, indices or a proof's layout."""
 
+    exit_code = 2
+
 
 class ZkArtifactError(ZkProofError, FileNotFoundError):
     """A circuit's file (settings, compiled circuit, keys, SRS) is missing or unreadable."""
+
+    exit_code = 2
 
 
 class ZkBackendError(ZkProofError, RuntimeError):
