@@ -16,7 +16,13 @@ Rows:
   court's ruling period (900 s here), which dominates on a real chain;
 * gas of the honest path's extra step (``ResultCourt.release`` after the window).
 
-The zero-knowledge proof of the accuracy claim (ezkl) is not built yet, so it has no row.
+* the zero-knowledge proof of the accuracy claim (``benchmarks/_zk_rows.py``): for a zoo
+  ``mlp`` trained on Fashion-MNIST and k samples, the circuit size, proving-key size, setup
+  and proof time beside the plain evaluation of the same samples, peak RSS of the proving
+  process, quantised vs float argmax agreement, and on anvil the gas of ``ZkAccuracyCheck``
+  (commit, then prove on the drawn samples). ``--quick``: hidden [4] on 8×8, k = 4; full:
+  hidden [8] on 28×28 at k = 8, 32, 64 and the default [256, 128] at k = 8, each under a
+  wall-clock limit (a step that does not finish is reported with the limit).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
 from _harness import Row, emit, parse_args
+from _zk_rows import zk_rows
 from visdm.chain.anvil import start_anvil
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import (
@@ -292,12 +299,12 @@ def _court_rows(c: ChainClient) -> list[Row]:
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
-    rows = reexecution_rows(quick=args.quick) + court_rows()
+    rows = reexecution_rows(quick=args.quick) + court_rows() + zk_rows(quick=args.quick)
     emit(
         "verification",
         rows,
         as_json=args.json,
-        packages=["torch", "opacus", "numpy", "web3"],
+        packages=["torch", "opacus", "numpy", "web3", "ezkl"],
         notes={"machine": "figures from the machine that ran it; times are wall seconds"},
     )
 
