@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +44,13 @@ from visdm.jsonsafe import load_untrusted_object
 from visdm.manifest import ParsedManifest, verify_manifest
 from visdm.metadata import (
     DEFAULT_DUPLICATE_RADIUS,
+    DEFAULT_MAX_LINKS,
     AssetMetadata,
     DuplicateLink,
     HammingIndex,
     SampleMetadata,
     describe_images,
+    read_cluster,
 )
 from visdm.storage import ContentStore
 from visdm.types import SampleId
@@ -72,6 +74,9 @@ class NodeConfig:
     poll_interval_s: float = 1.0
     max_blocks_per_poll: int = 2_000
     duplicate_radius: int = DEFAULT_DUPLICATE_RADIUS
+    #: near-duplicate links kept per new sample (the nearest); each sample's cluster is
+    #: published with them, so copies past the bound are still grouped (``None``: every link)
+    max_links: int | None = DEFAULT_MAX_LINKS
 
 
 class AssetWorker:
@@ -94,10 +99,16 @@ class AssetWorker:
         config.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         config.workdir.chmod(0o700)
         self.state = NodeState(config.workdir / "state.sqlite3")
-        self.index: HammingIndex[bytes] = HammingIndex(radius=config.duplicate_radius)
+        self.index: HammingIndex[bytes] = HammingIndex(
+            radius=config.duplicate_radius, max_links=config.max_links
+        )
         active = self.state.active_samples()
         if active:
-            self.index.add([sid for sid, _ in active], [h for _, h in active])
+            self.index.add(
+                [sid for sid, _, _ in active],
+                [h for _, h, _ in active],
+                clusters=[c for _, _, c in active],
+            )
         me = self.registry.compute_node(account.address)
         if not me.admitted:
             raise InvalidInputError(
@@ -308,9 +319,13 @@ class AssetWorker:
         links = self.index.link(
             [bytes(s.sample_id) for s in samples], [int(s.image.phash) for s in samples]
         )
+        # each sample's cluster: readers group copies by it past the bound on links
+        clustered = [
+            replace(s, cluster=SampleId(self.index.cluster_of(bytes(s.sample_id)))) for s in samples
+        ]
         metadata = AssetMetadata(
             manifest_hash=parsed.manifest_hash,
-            samples=tuple(samples),
+            samples=tuple(clustered),
             links=tuple(DuplicateLink(SampleId(a), SampleId(b), d) for a, b, d in links),
             rejected=tuple(excluded),
             radius=self.index.radius,
@@ -321,7 +336,9 @@ class AssetWorker:
     def _activate(self, asset_id: int, metadata: AssetMetadata) -> None:
         with self.state.transaction():
             self.state.add_samples(
-                asset_id, [(bytes(s.sample_id), int(s.image.phash)) for s in metadata.samples]
+                asset_id,
+                [(bytes(s.sample_id), int(s.image.phash)) for s in metadata.samples],
+                [None if s.cluster is None else bytes(s.cluster) for s in metadata.samples],
             )
 
     def _index_attested(self, asset_id: int, args: Any) -> None:
@@ -345,16 +362,25 @@ class AssetWorker:
             samples = [
                 (bytes.fromhex(s["sampleId"][2:]), int(s["phash"], 16)) for s in document["samples"]
             ]
+            # the attesting node's clusters, so that later copies join the same ones
+            roots = [read_cluster(s) for s in document["samples"]]
         except (ValueError, KeyError, TypeError) as exc:
             reason = str(exc) if isinstance(exc, InvalidInputError) else f"malformed ({exc!r})"
             log.warning("asset %d: attested metadata unusable: %s", asset_id, reason)
             self._record(AssetOutcome(asset_id, "rejected", f"metadata document: {reason}"))
             return
-        new = [(sid, h) for sid, h in samples if sid not in self.index]
+        fresh = [
+            (sid, h, sid if root is None else bytes.fromhex(root[2:]))
+            for (sid, h), root in zip(samples, roots, strict=True)
+            if sid not in self.index
+        ]
+        new = [(sid, h) for sid, h, _ in fresh]
         if new:
-            self.index.add([sid for sid, _ in new], [h for _, h in new])
+            self.index.add(
+                [sid for sid, _ in new], [h for _, h in new], clusters=[c for _, _, c in fresh]
+            )
         with self.state.transaction():
-            self.state.add_samples(asset_id, new)
+            self.state.add_samples(asset_id, new, [c for _, _, c in fresh])
             mine = args["node"] == self.account.address
             self.state.record(
                 AssetOutcome(

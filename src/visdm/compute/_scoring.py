@@ -47,6 +47,7 @@ from visdm.errors import (
 )
 from visdm.ingest import decrypt_sample
 from visdm.jsonsafe import load_untrusted_object, read_untrusted_file
+from visdm.metadata import selection_links
 from visdm.proposals import PublicAsset, accepted_indexes, licence_refusal, load_public_asset
 from visdm.scoring import (
     BatchRecord,
@@ -424,7 +425,7 @@ class ScoringWorker:
         where: dict[str, tuple[int, int]] = {}
         left_out: dict[int, str] = {}
         excluded: dict[str, int] = {}
-        links: list[tuple[str, str]] = []
+        documents: list[Mapping[str, Any]] = []
         now = self.client.latest_timestamp()
         for asset_id in asset_ids:
             usable = self._asset_key(asset_id, now)
@@ -458,10 +459,8 @@ class ScoringWorker:
                 described["asset_ids"].append(asset_id)
                 described["rank"].append((asset_id << 32) | sample.index)
                 where[sid] = (asset_id, sample.index)
-            links.extend(
-                (link["sampleId"], link["otherId"])
-                for link in (public.metadata or {}).get("duplicateLinks", [])
-            )
+            if public.metadata is not None:
+                documents.append(public.metadata)
         for asset_id, why in left_out.items():
             log.warning("batch: asset %d left out: %s", asset_id, why)
         if not described["files"]:
@@ -469,6 +468,8 @@ class ScoringWorker:
                 "no sample of the batch can be used: "
                 + ("; ".join(f"asset {a}: {w}" for a, w in sorted(left_out.items())) or "none")
             )
+        # duplicate links, plus each published cluster's (copies past a node's bound on links)
+        links = selection_links(documents, selected=set(described["sample_ids"]))
         (input_dir / "samples.json").write_text(json.dumps({**described, "links": links}))
         return {"where": where, "leftOut": left_out, "excluded": excluded}
 

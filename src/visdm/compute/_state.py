@@ -9,7 +9,9 @@ restart resumes exactly where the last committed range ended. The newest block t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ._sqlite import DurableSqlite
 
@@ -30,7 +32,8 @@ CREATE TABLE IF NOT EXISTS samples (
     asset_id INTEGER NOT NULL,
     phash INTEGER NOT NULL,         -- signed 64-bit (SQLite integers are signed)
     position INTEGER NOT NULL,      -- order of arrival in the marketplace
-    active INTEGER NOT NULL DEFAULT 1
+    active INTEGER NOT NULL DEFAULT 1,
+    cluster BLOB                    -- its near-duplicate cluster (first sample); NULL: itself
 );
 CREATE INDEX IF NOT EXISTS samples_by_asset ON samples (asset_id);
 CREATE TABLE IF NOT EXISTS seen (
@@ -66,6 +69,12 @@ class NodeState(DurableSqlite):
 
     SCHEMA = _SCHEMA
     CURSOR_TABLE = "cursor"
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        super().__init__(path, read_only=read_only)
+        columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(samples)")}
+        if not read_only and "cluster" not in columns:  # a state written before clusters
+            self._db.execute("ALTER TABLE samples ADD COLUMN cluster BLOB")
 
     # --- the newest block seen -------------------------------------------------------------
     def seen(self) -> tuple[int, bytes] | None:
@@ -109,12 +118,23 @@ class NodeState(DurableSqlite):
         return [AssetOutcome(*row) for row in rows]
 
     # --- the marketplace's active samples -----------------------------------------------------
-    def add_samples(self, asset_id: int, samples: list[tuple[bytes, int]]) -> None:
-        """Record ``(sample id, pHash)`` pairs of a newly active asset, in arrival order."""
+    def add_samples(
+        self,
+        asset_id: int,
+        samples: list[tuple[bytes, int]],
+        clusters: Sequence[bytes | None] | None = None,
+    ) -> None:
+        """Record ``(sample id, pHash)`` pairs of a newly active asset, in arrival order, with
+        each one's cluster (``None``: the sample is its own)."""
         start = int(self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+        roots = list(clusters) if clusters is not None else [None] * len(samples)
         self._db.executemany(
-            "INSERT INTO samples (sample_id, asset_id, phash, position) VALUES (?, ?, ?, ?)",
-            [(sid, asset_id, _signed(h), start + i) for i, (sid, h) in enumerate(samples)],
+            "INSERT INTO samples (sample_id, asset_id, phash, position, cluster) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (sid, asset_id, _signed(h), start + i, None if root == sid else root)
+                for i, ((sid, h), root) in enumerate(zip(samples, roots, strict=True))
+            ],
         )
 
     def deactivate_asset(self, asset_id: int) -> list[bytes]:
@@ -139,9 +159,12 @@ class NodeState(DurableSqlite):
         self._db.execute("DELETE FROM samples WHERE asset_id = ?", (asset_id,))
         return ids
 
-    def active_samples(self) -> list[tuple[bytes, int]]:
-        """Every active ``(sample id, pHash)`` in arrival order (to rebuild the index)."""
+    def active_samples(self) -> list[tuple[bytes, int, bytes]]:
+        """Every active ``(sample id, pHash, cluster)`` in arrival order (to rebuild the
+        index)."""
         rows = self._db.execute(
-            "SELECT sample_id, phash FROM samples WHERE active = 1 ORDER BY position"
+            "SELECT sample_id, phash, cluster FROM samples WHERE active = 1 ORDER BY position"
         ).fetchall()
-        return [(bytes(r[0]), _unsigned(int(r[1]))) for r in rows]
+        return [
+            (bytes(r[0]), _unsigned(int(r[1])), bytes(r[0] if r[2] is None else r[2])) for r in rows
+        ]

@@ -59,7 +59,7 @@ from visdm.errors import (
 )
 from visdm.ingest import decrypt_sample
 from visdm.jsonsafe import load_untrusted_json
-from visdm.metadata import VALIDATION_SCREEN_RADIUS
+from visdm.metadata import VALIDATION_SCREEN_RADIUS, selection_links
 from visdm.proposals import (
     CheckedProposal,
     PublicAsset,
@@ -576,12 +576,12 @@ class TrainingWorker:
                 "no selected sample could be used (left the round, withdrawn, undecryptable or "
                 "unlabelled)"
             )
-        links = [
-            (link["sampleId"], link["otherId"])
-            for public in checked.public.values()
-            if public.metadata is not None
-            for link in public.metadata.get("duplicateLinks", [])
-        ]
+        # duplicate links, plus each published cluster's: copies past a node's bound on
+        # links are still one player in valuation
+        links = selection_links(
+            [p.metadata for p in checked.public.values() if p.metadata is not None],
+            selected=set(described["sample_ids"]),
+        )
         (input_dir / "samples.json").write_text(json.dumps({**described, "links": links}))
         return {
             "used": len(described["files"]),
