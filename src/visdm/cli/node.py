@@ -18,6 +18,7 @@ from ._common import JsonOption, console, emit, settings, unlock_account
 
 if TYPE_CHECKING:
     from visdm.compute import ScoringWorker
+    from visdm.compute._serve import ServeLock
     from visdm.verify import VerifyWorker
 
 __all__ = ["app"]
@@ -158,6 +159,7 @@ def _serve(
             return 0
         return scoring.poll(idle=not training.journal.pending())
 
+    account_lock = _account_lock(conn, account.address)
     api = None
     try:
         if once:
@@ -200,14 +202,24 @@ def _serve(
         )
         _follow(steps, stop, poll, lambda: conn.client.rpc_url)
     finally:
+        account_lock.release()
         if api is not None:
             api.stop()
-        assets.close()
-        training.close()
-        if scoring is not None:
-            scoring.close()
-        if verifier is not None:
-            verifier.close()
+        for worker in (assets, training, scoring, verifier):
+            if worker is not None:
+                worker.close()
+
+
+def _account_lock(conn: Any, address: str) -> ServeLock:
+    """Take the lock of one node per account on this machine and market, whichever data
+    directory it serves from."""
+    from visdm.compute._serve import ServeLock
+
+    genesis = conn.client.rpc(lambda: conn.client.w3.eth.get_block(0))["hash"]
+    market = conn.deployment.address_of("TrainingMarket")
+    lock = ServeLock.for_account(bytes(genesis), market, address)
+    lock.acquire()
+    return lock
 
 
 def _scoring_worker(

@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -271,12 +272,15 @@ class ServeLock:
     Two nodes on one data directory would share its state and job journal and both take the
     same job, so the second is refused with the first one's PID. The kernel drops the lock when
     its process ends however it ends (SIGKILL included), so a crash never leaves a stale lock
-    to clear by hand. Two data directories holding the same account are not seen here: the
-    chain accepts one result per proposal.
+    to clear by hand. Two data directories holding the same account on one machine are
+    refused by :meth:`for_account`; on two machines the chain still accepts one result per
+    proposal, so the slower one only loses its work.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, holds: str | None = None) -> None:
         self.path = path
+        #: what the lock stands for, in the refusal (default: the node directory)
+        self.holds = holds
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -288,9 +292,12 @@ class ServeLock:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
+            what = self.holds or (
+                f"on the node directory {self.path.parent}: stop it first, or give this node "
+                "its own --home"
+            )
             raise ConfigError(
-                f"another `visdm node serve` (pid {holder}) already runs on the node directory "
-                f"{self.path.parent}: stop it first, or give this node its own --home"
+                f"another `visdm node serve` (pid {holder}) already runs {what}"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -302,6 +309,23 @@ class ServeLock:
                 os.ftruncate(self._fd, 0)
             os.close(self._fd)  # closing drops the flock
             self._fd = None
+
+    @classmethod
+    def for_account(
+        cls, genesis_hash: bytes, market: str, account: str, *, base: Path | None = None
+    ) -> ServeLock:
+        """The machine-wide lock of one account on one market: two data directories holding
+        the same key would both take the same jobs (and race for one nonce). Keyed by the
+        chain's genesis block, which a restarted chain keeps and another chain does not."""
+        folder = base or Path(tempfile.gettempdir()) / f"visdm-{os.getuid()}"
+        name = f"node-{genesis_hash.hex()[:16]}-{market.lower()}-{account.lower()}.lock"
+        return cls(
+            folder / name,
+            holds=(
+                f"as {account} on this market, from another data directory: one key serves from "
+                "one node directory at a time; stop that node first"
+            ),
+        )
 
     def __enter__(self) -> ServeLock:
         self.acquire()

@@ -1,5 +1,6 @@
 """`visdm node serve` as a real process on a local chain of its own data directory: a second
-node on the same directory is refused (naming the first), a huge request body is refused
+node on the same directory, or under the same account from another directory, is refused
+(naming the first), a huge request body is refused
 unread and costs the node no memory, and ``chain down`` / ``chain up`` — anvil back on another
 port — does not stop it: it says the chain went away once, finds it again and attests an asset
 registered after the restart."""
@@ -7,6 +8,7 @@ registered after the restart."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -167,6 +169,23 @@ def test_one_node_per_directory_bounded_bodies_and_a_chain_restart(
         err = capsys.readouterr().err.strip().splitlines()
         assert second.value.code == 2 and len(err) == 1
         assert f"another `visdm node serve` (pid {node.pid}) already runs" in err[0]
+        # and so is the same account from another data directory on this machine (a copy
+        # of its keystore): both would take the same jobs
+        other = Settings(home=tmp_path / "home2")
+        shutil.copytree(market.settings.keystore_dir, other.keystore_dir)
+        shutil.copytree(market.settings.deployments_dir, other.deployments_dir)
+        rpc_url = connect(market.settings).rpc_url
+        home, rpc = ["--home", str(other.home)], ["--rpc-url", rpc_url]
+        os.environ["VISDM_PASSWORD"] = PASSWORD
+        try:
+            with pytest.raises(SystemExit) as third:
+                main([*home, *rpc, "--account", "node", "node", "serve", "--once"])
+        finally:
+            del os.environ["VISDM_PASSWORD"]
+        err = capsys.readouterr().err.strip().splitlines()
+        assert third.value.code == 2 and len(err) == 1, err
+        assert f"(pid {node.pid}) already runs as " in err[0]
+        assert "from another data directory" in err[0]
 
         # bodies: a declared size over the limit is refused unread, a chunked one at the limit
         before = _rss_kib(node.pid)

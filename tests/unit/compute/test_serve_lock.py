@@ -81,3 +81,44 @@ def test_the_lock_is_released_when_the_holder_exits(
     assert holder.wait(timeout=30) == 0
     with ServeLock(path):
         pass
+
+
+GENESIS = bytes.fromhex("ab" * 32)
+MARKET = "0x" + "12" * 20
+NODE = "0x" + "ab" * 20
+
+
+@pytest.mark.attack
+def test_one_account_serves_from_one_data_directory_on_a_machine(tmp_path: Path) -> None:
+    """A second node process under the same key, from another data directory, would take the
+    same jobs: the account's machine-wide lock refuses it (a second process plays the first
+    node, holding the account lock a first ``node serve`` takes)."""
+    base = tmp_path / "locks"
+    path = ServeLock.for_account(GENESIS, MARKET, NODE, base=base).path
+    with subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+            same = "0x" + "AB" * 20  # the same account, checksummed or not
+            with pytest.raises(ConfigError) as refused:
+                ServeLock.for_account(GENESIS, MARKET, same, base=base).acquire()
+            message = str(refused.value)
+            assert f"(pid {proc.pid}) already runs as {same}" in message
+            assert "from another data directory" in message and "\n" not in message
+            # another account, another market or another chain is another lock
+            for genesis, market, node in (
+                (GENESIS, MARKET, "0x" + "56" * 20),
+                (GENESIS, "0x" + "78" * 20, NODE),
+                (bytes.fromhex("cd" * 32), MARKET, NODE),
+            ):
+                with ServeLock.for_account(genesis, market, node, base=base):
+                    pass
+        finally:
+            proc.kill()
+    # the lock ends with its process, however it ends
+    with ServeLock.for_account(GENESIS, MARKET, NODE, base=base):
+        pass
