@@ -37,12 +37,14 @@ from visdm.chain.contracts import MarketParameters, ProposalStatus
 from visdm.chain.deployment import deploy_marketplace
 from visdm.config import Settings
 from visdm.datasets import load_fashion_mnist_subset
+from visdm.errors import ChainNotRunningError, ChainTimeoutError, ContractRevertError
 from visdm.governance import admit_node
 from visdm.manifest import Licence
 from visdm.market import workflow
 from visdm.market.books import BooksReport, audit, read_ledger
 from visdm.market.quotes import NodeRequest, job_status_headers, sign_job_status_request
-from visdm.session import connect_deployed, register, top_up_dev_tokens
+from visdm.market.workflow import NodeUnreachableError
+from visdm.session import Connection, connect_deployed, register, top_up_dev_tokens
 from visdm.types import Role
 
 PASSWORD = "load"
@@ -72,6 +74,8 @@ SPEC: dict[str, Any] = {
 PARAMETERS = MarketParameters(
     min_voting_period=1, min_batch_size=1, min_selection_samples=1, min_selection_providers=1
 )
+#: errors a party meets when a peer or the chain is briefly away (one-line, nothing lost)
+_TRANSIENT = (NodeUnreachableError, ChainNotRunningError, ChainTimeoutError)
 FINAL = {
     ProposalStatus.COMPLETED,
     ProposalStatus.WTP_MISSED,
@@ -79,6 +83,7 @@ FINAL = {
     ProposalStatus.FAILED,
     ProposalStatus.REJECTED,
 }
+FINAL_STEPS = {s.name.lower() for s in FINAL}
 
 
 def free_port() -> int:
@@ -95,6 +100,10 @@ def wait_for(what: str, check: Callable[[], object], timeout: float) -> object:
             return value
         time.sleep(0.1)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class ProposalLostError(RuntimeError):
+    """The chain no longer knows a proposal (anvil restarted from an older state)."""
 
 
 class Latencies:
@@ -127,6 +136,8 @@ class RoundLog:
     proposal_id: int = 0
     status: ProposalStatus = ProposalStatus.NONE
     steps: list[str] = field(default_factory=list)
+    #: transient errors the round met and got past by trying again
+    retries: list[str] = field(default_factory=list)
 
 
 class World:
@@ -156,6 +167,7 @@ class World:
         self.locks: dict[str, threading.Lock] = {}
         self.asset_ids: list[int] = []
         self.settings = Settings(home=home)
+        self._local = threading.local()
         self._val = load_fashion_mnist_subset("test", limit=60)
 
     # --- chain ------------------------------------------------------------------------------
@@ -271,7 +283,7 @@ class World:
                     "--api-port",
                     str(self.node_port),
                     "--poll",
-                    "0.2",
+                    "0.5",
                 ],
                 env=env,
                 stdout=log,
@@ -335,13 +347,23 @@ class World:
         index_url: str | None = None,
         timeout: float = 300.0,
         log: RoundLog | None = None,
+        hook: Callable[[str, int], None] | None = None,
     ) -> RoundLog:
-        """Drive one proposal of ``consumer`` to a final state; returns its log."""
+        """Search, propose, and drive the proposal to a final state; returns its log.
+        ``hook(step, proposal_id)`` runs after each step (the fault suite strikes there)."""
         log = log or RoundLog(consumer)
-        c = self.accounts[consumer]
         if index_url is not None:
             self.search(index_url)
             log.steps.append("searched")
+        log.proposal_id = self.propose(consumer, wtp_bps=wtp_bps, voting_s=voting_s)
+        log.steps.append("proposed")
+        if hook is not None:
+            hook("proposed", log.proposal_id)
+        log.status = self.drive(consumer, log.proposal_id, timeout=timeout, log=log, hook=hook)
+        return log
+
+    def propose(self, consumer: str, *, wtp_bps: int, voting_s: int) -> int:
+        c = self.accounts[consumer]
         created = self.send(
             consumer,
             lambda: workflow.propose(
@@ -357,44 +379,116 @@ class World:
                 voting_period_s=voting_s,
             ),
         )
-        pid = log.proposal_id = created.proposal_id
-        log.steps.append("proposed")
+        return int(created.proposal_id)
+
+    def drive(
+        self,
+        consumer: str,
+        pid: int,
+        *,
+        timeout: float = 300.0,
+        log: RoundLog | None = None,
+        hook: Callable[[str, int], None] | None = None,
+    ) -> ProposalStatus:
+        """Take proposal ``pid`` from whatever state the chain holds to a final one, doing
+        each party's next step; safe to call again after any failure (every step reads the
+        chain first), which is what recovery after a fault needs."""
+        log = log or RoundLog(consumer, pid)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                step = self._step(consumer, pid, log)
+            except _TRANSIENT as exc:
+                # what a user does on a one-line error about a peer: try again shortly
+                log.retries.append(f"{type(exc).__name__}: {exc}")
+                self._local.conn = None
+                time.sleep(1.0)
+                continue
+            if step is None:
+                continue
+            if step in FINAL_STEPS:
+                return ProposalStatus[step.upper()]
+            if hook is not None:
+                hook(step, pid)
+        raise TimeoutError(f"proposal {pid} did not reach a final state in {timeout:.0f} s")
+
+    def reads(self) -> Connection:
+        """This thread's connection for reads (transactions open their own through the SDK)."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.client.rpc_url != self.rpc_url:
+            conn = self._local.conn = connect_deployed(self.settings)
+        return conn
+
+    def _step(self, consumer: str, pid: int, log: RoundLog) -> str | None:
+        """One party's next step on ``pid``; returns its name (``None``: still waiting)."""
+        conn = self.reads()
+        market = conn.deployment.training_market(conn.client)
+        record = market.proposal(pid)
+        s = record.status
+        if s is ProposalStatus.VOTING:
+            if conn.client.latest_timestamp() < record.voting_deadline:
+                self._vote(market, pid)
+                self._wait_past(record.voting_deadline)
+            self.send(
+                "admin", lambda: workflow.tally(self.as_("admin"), self.accounts["admin"], pid)
+            )
+            step = "tallied"
+        elif s is ProposalStatus.APPROVED:
+            self._start(consumer, pid)
+            step = "started"
+        elif s is ProposalStatus.TRAINING:
+            with contextlib.suppress(httpx.HTTPError):
+                self.job_status(consumer, pid)
+            time.sleep(1.0)
+            return None
+        elif s is ProposalStatus.COUNTERED:
+            self.send(
+                consumer,
+                lambda: workflow.accept_counter(self.as_(consumer), self.accounts[consumer], pid),
+            )
+            step = "accepted"
+        elif s in FINAL:
+            self.settle(consumer, pid, s)
+            step = s.name.lower()
+        else:
+            raise ProposalLostError(
+                f"proposal {pid} is unknown to the chain: a restarted chain lost it"
+            )
+        log.steps.append(step)
+        return step
+
+    def _vote(self, market: Any, pid: int) -> None:
         for p in self.providers:
-            self.send(p, lambda p=p: workflow.vote(self.as_(p), self.accounts[p], pid, 0))
-        log.steps.append("voted")
-        market = connect_deployed(self.settings).deployment.training_market(self.client())
-        deadline = market.proposal(pid).voting_deadline
+            if market.vote_of(pid, self.accounts[p].address) is not None:
+                continue
+            with contextlib.suppress(ContractRevertError):  # closed meanwhile: tally decides
+                self.send(p, lambda p=p: workflow.vote(self.as_(p), self.accounts[p], pid, 0))
+
+    def _wait_past(self, deadline: int) -> None:
         while self.client().latest_timestamp() <= deadline:
             time.sleep(0.25)
             self.mine()
-        self.send("admin", lambda: workflow.tally(self.as_("admin"), self.accounts["admin"], pid))
-        log.steps.append("tallied")
+
+    def _start(self, consumer: str, pid: int) -> None:
+        c = self.accounts[consumer]
         with self.latencies.time("node POST /quotes"):
             offer = workflow.request_quote(self.as_(consumer), pid, consumer=c)
         conn = connect_deployed(self.settings)
+        market = conn.deployment.training_market(conn.client)
         token = conn.deployment.payment_token(conn.client)
+        cost = offer.quote.training_cost
 
         def start() -> None:
-            top_up_dev_tokens(
-                conn.client, conn.deployment, c.local_account, offer.quote.training_cost
-            )
-            token.approve(c.local_account, market.address, offer.quote.training_cost)
-            conn.deployment.training_market(conn.client).start_training(
-                c.local_account, pid, offer.quote, offer.signature
-            )
+            top_up_dev_tokens(conn.client, conn.deployment, c.local_account, cost)
+            token.approve(c.local_account, market.address, cost)
+            market.start_training(c.local_account, pid, offer.quote, offer.signature)
 
         self.send(consumer, start)
-        log.steps.append("training")
-        log.status = self.wait_final(consumer, pid, timeout=timeout)
-        log.steps.append(log.status.name.lower())
-        self.settle(consumer, pid, log.status)
-        log.steps.append("settled")
-        return log
 
     def job_status(self, consumer: str, pid: int) -> dict[str, Any] | None:
         c = self.accounts[consumer]
-        client = self.client()
-        market = connect_deployed(self.settings).deployment.training_market(client)
+        conn = self.reads()
+        client, market = conn.client, conn.deployment.training_market(conn.client)
         request = NodeRequest(pid, c.address, int(time.time()))
         signature = sign_job_status_request(
             bytes(c.local_account.key), client.chain_id, market.address, request
@@ -407,25 +501,27 @@ class World:
             )
         return dict(response.json()) if response.status_code == 200 else None
 
-    def wait_final(self, consumer: str, pid: int, *, timeout: float) -> ProposalStatus:
-        """Poll the node's job status and the chain until the proposal has a result."""
-        end = time.monotonic() + timeout
-        market = connect_deployed(self.settings).deployment.training_market(self.client())
-        while time.monotonic() < end:
-            with contextlib.suppress(httpx.HTTPError):
-                self.job_status(consumer, pid)
-            status = market.proposal(pid).status
-            if status in FINAL:
-                return status
-            time.sleep(0.3)
-        raise TimeoutError(f"proposal {pid} had no result after {timeout:.0f} s")
-
     def settle(self, consumer: str, pid: int, status: ProposalStatus) -> None:
         """Providers claim (and withdraw); the consumer withdraws a refund."""
         if status is ProposalStatus.COMPLETED:
             for p in self.providers:
                 self.send(p, lambda p=p: workflow.claim(self.as_(p), self.accounts[p], [pid]))
         self.send(consumer, lambda: workflow.withdraw(self.as_(consumer), self.accounts[consumer]))
+
+    def drive_all(self, *, timeout: float = 300.0) -> dict[int, ProposalStatus]:
+        """Drive every proposal on chain to a final state and settle it again: what each party
+        does on noticing that the chain lost blocks it had seen (claims, withdrawals)."""
+        conn = self.reads()
+        market = conn.deployment.training_market(conn.client)
+        out: dict[int, ProposalStatus] = {}
+        for pid in range(1, market.proposal_count() + 1):
+            consumer = next(
+                n
+                for n in self.consumers
+                if self.accounts[n].address == market.proposal(pid).consumer
+            )
+            out[pid] = self.drive(consumer, pid, timeout=timeout)
+        return out
 
     def withdraw_all(self) -> None:
         """The node withdraws its training fees."""

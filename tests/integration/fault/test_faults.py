@@ -1,0 +1,118 @@
+"""Faults at seeded random points of real rounds: the serving node SIGKILLed and restarted,
+anvil SIGKILLed and restarted from its state file, the store gone for a while, JSON-RPC
+refused, lost, failed and delayed between the node and the chain. After recovery every
+proposal reaches a final state and the market's books balance (:mod:`visdm.market.books`)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import time
+
+import pytest
+
+from tests.integration.fault._proxy import FaultyRpcProxy
+from tests.integration.fault._world import FINAL, ProposalLostError, World
+from tests.integration.fault.conftest import SEED
+from visdm.chain.contracts import ProposalStatus
+from visdm.market.books import BooksReport
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+STEPS = ("proposed", "tallied", "started")
+
+
+def assert_books(world: World) -> BooksReport:
+    report = world.books()
+    report.raise_if_unbalanced()
+    assert report.pending == 0, [p for p in report.proposals if not p.final]
+    assert all(p.status in FINAL for p in report.proposals)
+    assert report.escrowed == report.paid + report.refunded + report.held
+    return report
+
+
+def results_of(world: World, pid: int) -> int:
+    conn = world.client()
+    from visdm.session import connect_deployed
+
+    market = connect_deployed(world.settings).deployment.training_market(conn)
+    return len(market.logs("ResultSubmitted", where={"proposalId": pid}))
+
+
+def test_node_sigkill_at_a_seeded_step_then_restart(world: World) -> None:
+    rng = random.Random(SEED)
+    strike, pause = rng.choice(STEPS), rng.uniform(0.0, 1.5)
+    struck: list[str] = []
+
+    def hook(step: str, pid: int) -> None:
+        if step == strike and not struck:
+            time.sleep(pause)
+            assert world.stop_node(signal.SIGKILL) == -signal.SIGKILL
+            struck.append(step)
+            world.start_node()
+
+    log = world.run_round("c0", hook=hook)
+    assert struck == [strike], (strike, log.steps)
+    assert log.status is ProposalStatus.COMPLETED, log.steps
+    assert results_of(world, log.proposal_id) == 1  # posted once, after the restart
+    assert_books(world)
+
+
+def test_anvil_sigkill_at_a_seeded_step_then_restart_from_state(world: World) -> None:
+    rng = random.Random(SEED + 1)
+    strike, pause = rng.choice(STEPS), rng.uniform(0.0, 3.0)
+    struck: list[str] = []
+
+    def hook(step: str, pid: int) -> None:
+        if step == strike and not struck:
+            time.sleep(pause)
+            world.kill_chain()
+            struck.append(step)
+            world.start_chain()
+
+    try:
+        log = world.run_round("c0", hook=hook)
+    except ProposalLostError:
+        # the kill came before anvil dumped the proposal: the consumer proposes again
+        log = world.run_round("c0")
+    assert struck == [strike], (strike, log.steps)
+    assert log.status is ProposalStatus.COMPLETED, log.steps
+    assert results_of(world, log.proposal_id) == 1
+    # the kill may also have taken claims and withdrawals of earlier rounds: they are redone
+    assert set(world.drive_all().values()) <= FINAL
+    assert_books(world)
+
+
+def test_store_away_while_rpc_is_refused_lost_failed_and_delayed(
+    world: World, proxy: FaultyRpcProxy
+) -> None:
+    """One round with both kinds of outage (they share it to keep the suite's CPU time
+    down): the node's JSON-RPC gets a fault on 5 % of requests throughout, and the store is
+    gone for a seeded while just as training starts. The node may give the job up (a fault
+    while it loads the proposal document uses up one of its attempts; docs/load-and-faults.md
+    says so): then the consumer is refunded in full, which the books check."""
+    rng = random.Random(SEED + 2)
+    outage = rng.uniform(1.0, 3.0)
+    store = world.settings.store_dir
+    aside = store.with_name(store.name + ".away")
+
+    def hook(step: str, pid: int) -> None:
+        if step == "started":
+            shutil.move(store, aside)  # the node finds no blobs while the job starts
+            time.sleep(outage)
+            shutil.move(aside, store)
+
+    proxy.rate = 0.05
+    try:
+        log = world.run_round("c0", hook=hook)
+    finally:
+        proxy.rate = 0.0
+        if aside.exists():
+            shutil.move(aside, store)
+    assert sum(proxy.counts.values()) > 0, "no fault was injected"
+    assert log.status in {ProposalStatus.COMPLETED, ProposalStatus.CANCELLED}, log.steps
+    assert results_of(world, log.proposal_id) == (log.status is ProposalStatus.COMPLETED)
+    line = next(p for p in assert_books(world).proposals if p.proposal_id == log.proposal_id)
+    if log.status is ProposalStatus.CANCELLED:  # abandoned: price and training cost refunded
+        assert line.refunded == line.escrowed and line.paid == 0
