@@ -16,12 +16,13 @@ interface IHalo2VerifierReusable {
  *         chain randomness draws after the claim is committed.
  * @dev A claim commits the circuit (digest of its verifying-key artifact, whose fixed columns
  *      are the model's weights), the model hash it says the circuit was built from, a Merkle
- *      root over (position, keccak256 of the sample's quantised pixels, label) for the whole
+ *      root over (position, keccak256 of the sample's public inputs, label) for the whole
  *      validation set, its size and the claimed accuracy. The blockhash of the block after the
  *      commitment draws k positions with replacement, so the count c of correctly classified
  *      drawn samples of a node with true accuracy p is Bin(k, p). The proof's public inputs are
- *      the drawn samples' pixels (checked against the root) and their logits (argmax compared
- *      with the committed labels); the claim is accepted when c >= c_min, the largest count
+ *      the drawn samples' pixels or their Poseidon hashes (checked against the root) and their
+ *      logits (argmax compared with the committed labels); the claim is accepted when
+ *      c >= c_min, the largest count
  *      with P[Bin(k, claimed) < c_min] <= 1 %. Not checked here: that the circuit is the
  *      committed model's and the root the consumer's validation set; anyone with the model
  *      file and the validation set recomputes both off chain.
@@ -98,7 +99,7 @@ contract ZkAccuracyCheck {
      * @param modelHash the model hash the circuit was built from (the result's)
      * @param sampleRoot Merkle root over (position, inputs hash, label) of the validation set
      * @param sampleCount validation samples under the root
-     * @param features pixels per sample; classes logits per sample
+     * @param features public inputs per sample (its pixels, or one hash of them); classes logits per sample
      * @param accuracyBps the claimed accuracy
      */
     function commit(

@@ -59,6 +59,10 @@ class ZkSettings:
 
     ``input_scale`` / ``param_scale``: fixed-point bits of pixels and weights (values are
     ``round(x·2^scale)``). Pixels in [-1, 1] at scale 4 are integers in -16..16.
+    ``hashed_inputs``: each sample is its own circuit input and only its Poseidon hash is
+    public (one instance per sample instead of one per pixel): the circuit hashes in rows
+    (about 41 per pixel) what the verifier would otherwise pay gas for (an elliptic-curve
+    multiplication per public pixel).
     """
 
     input_scale: int = 4
@@ -66,15 +70,60 @@ class ZkSettings:
     decomp_base: int = 256
     decomp_legs: int = 3
     lookup_range: int = 256
+    hashed_inputs: bool = False
 
-    def describe(self) -> dict[str, int]:
+    def describe(self) -> dict[str, int | bool]:
         return {
+            "hashed_inputs": self.hashed_inputs,
             "input_scale": self.input_scale,
             "param_scale": self.param_scale,
             "decomp_base": self.decomp_base,
             "decomp_legs": self.decomp_legs,
             "lookup_range": self.lookup_range,
         }
+
+
+def _per_sample(model: Any) -> Any:
+    """``model`` applied to k separate one-sample inputs, so that each is hashed on its own."""
+    from torch import nn
+
+    class PerSample(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *samples: Any) -> tuple[Any, ...]:
+            return tuple(self.model(x) for x in samples)
+
+    return PerSample()
+
+
+def _export(
+    model: Any, onnx_path: Path, *, input_shape: tuple[int, int, int], k: int, hashed: bool
+) -> None:
+    """ONNX export of ``model`` for a batch of k (or k one-sample inputs when ``hashed``)."""
+    import torch
+
+    if hashed:
+        network: Any = _per_sample(model.eval())
+        examples: tuple[Any, ...] = tuple(torch.zeros((1, *input_shape)) for _ in range(k))
+        names = [f"sample{i}" for i in range(k)]
+        outputs = [f"logits{i}" for i in range(k)]
+    else:
+        network, examples = model.eval(), (torch.zeros((k, *input_shape)),)
+        names, outputs = ["input"], ["logits"]
+    with warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            network,
+            examples,
+            str(onnx_path),
+            input_names=names,
+            output_names=outputs,
+            dynamo=False,
+            opset_version=17,
+        )
 
 
 def _ezkl() -> Any:
@@ -134,7 +183,8 @@ def _argmax(row: Sequence[int]) -> int:
 
 @dataclass(frozen=True)
 class ZkProof:
-    """A proof and its public inputs: k·features quantised pixels, then k·classes logits."""
+    """A proof and its public inputs: k·features for the samples (each sample's quantised
+    pixels, or its one Poseidon hash), then k·classes logits."""
 
     proof: bytes
     instances: tuple[int, ...]
@@ -143,7 +193,7 @@ class ZkProof:
     classes: int
 
     def inputs(self) -> list[list[int]]:
-        """Each sample's public pixels as field elements."""
+        """Each sample's public instances (pixels or hash) as field elements."""
         d = self.features
         return [list(self.instances[i * d : (i + 1) * d]) for i in range(self.k)]
 
@@ -175,6 +225,11 @@ class ZkCircuit:
     logrows: int
     settings: ZkSettings
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def public_width(self) -> int:
+        """Public instances per sample before the logits: its pixels, or its one hash."""
+        return 1 if self.settings.hashed_inputs else self.features
 
     @property
     def settings_path(self) -> Path:
@@ -216,8 +271,6 @@ class ZkCircuit:
         """
         import time
 
-        import torch
-
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SAMPLES:
             raise ZkInputError(f"k must be an integer in 1..{MAX_SAMPLES}, got {k!r}")
         settings = settings or ZkSettings()
@@ -228,21 +281,9 @@ class ZkCircuit:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         onnx_path = workdir / "model.onnx"
-        example = torch.zeros((k, *input_shape))
-        with warnings.catch_warnings():
-            # the TorchScript exporter is deprecated in favour of dynamo, which needs onnxscript
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model.eval(),
-                (example,),
-                str(onnx_path),
-                input_names=["input"],
-                output_names=["logits"],
-                dynamo=False,
-                opset_version=17,
-            )
+        _export(model, onnx_path, input_shape=input_shape, k=k, hashed=settings.hashed_inputs)
         args = ezkl.PyRunArgs()
-        args.input_visibility = "public"
+        args.input_visibility = "hashed" if settings.hashed_inputs else "public"
         args.output_visibility = "public"
         args.param_visibility = "fixed"
         args.input_scale = settings.input_scale
@@ -327,8 +368,21 @@ class ZkCircuit:
         return bytes(keccak(b"".join(self.vka_words())))
 
     def public_inputs(self, images: NDArray[np.uint8]) -> list[list[int]]:
-        """Each image's quantised pixels as field elements, as the proof will show them."""
-        return [[felt(int(v)) for v in row] for row in quantise(images, self.settings.input_scale)]
+        """Each image's public instances as the proof will show them: its quantised pixels as
+        field elements, or with ``hashed_inputs`` their Poseidon hash (ezkl's)."""
+        rows = [[felt(int(v)) for v in row] for row in quantise(images, self.settings.input_scale)]
+        if not self.settings.hashed_inputs:
+            return rows
+        ezkl = _ezkl()
+        out = []
+        for row in rows:
+            words = [v.to_bytes(32, "little").hex() for v in row]
+            try:
+                (digest,) = ezkl.poseidon_hash(words)
+            except (RuntimeError, ValueError) as exc:
+                raise ZkBackendError(f"ezkl poseidon_hash failed: {str(exc)[:300]}") from None
+            out.append([int.from_bytes(bytes.fromhex(digest), "little")])
+        return out
 
     def prove(self, images: NDArray[np.uint8], *, name: str = "proof") -> ZkProof:
         """Witness and proof for exactly k images (uint8, ``N×H×W`` or ``N×H×W×C``)."""
@@ -352,8 +406,9 @@ class ZkCircuit:
         data = self.workdir / f"{name}.input.json"
         witness = self.workdir / f"{name}.witness.json"
         proof_path = self.workdir / f"{name}.json"
-        x = prepare_images(arr).reshape(-1).tolist()
-        data.write_text(json.dumps({"input_data": [x]}))
+        x = prepare_images(arr).reshape(len(arr), -1)
+        inputs = x.tolist() if self.settings.hashed_inputs else [x.reshape(-1).tolist()]
+        data.write_text(json.dumps({"input_data": inputs}))
         start = time.perf_counter()
         _step(
             "gen_witness",
@@ -383,13 +438,13 @@ class ZkCircuit:
             proof = bytes.fromhex(doc["hex_proof"].removeprefix("0x"))
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise ZkInputError(f"{path} is not an ezkl proof file ({exc!r:.120})") from None
-        expected = self.k * (self.features + self.classes)
+        expected = self.k * (self.public_width + self.classes)
         if len(instances) != expected:
             raise ZkInputError(
                 f"{path} has {len(instances)} public inputs, the circuit for k={self.k} has "
                 f"{expected}: prove with this circuit"
             )
-        return ZkProof(proof, instances, self.k, self.features, self.classes)
+        return ZkProof(proof, instances, self.k, self.public_width, self.classes)
 
     def verify(self, proof: ZkProof, *, name: str = "check") -> bool:
         """Off-chain verification with ezkl (the proof file is rewritten from ``proof``)."""

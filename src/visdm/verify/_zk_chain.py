@@ -97,7 +97,7 @@ class ZkAccuracyCheckClient:
             model_hash,
             tree.root,
             len(tree),
-            circuit.features,
+            circuit.public_width,
             circuit.classes,
             accuracy_bps,
         )

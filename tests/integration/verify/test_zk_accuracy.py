@@ -5,6 +5,7 @@ verifier compiled with the pinned solcjs, and ``ZkAccuracyCheck`` drawing the sa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from visdm.chain.client import ChainClient
 from visdm.errors import ContractRevertError
 from visdm.merkle import PositionalMerkleTree
 from visdm.training import build_model, parse_model_spec, train
-from visdm.verify._zk import ZkCircuit, ZkProof
+from visdm.verify._zk import ZkCircuit, ZkProof, ZkSettings
 from visdm.verify._zk_chain import ZkAccuracyCheckClient, ZkDeployment, deploy_zk_check
 from visdm.verify._zk_rule import FIELD_MODULUS, min_correct, sample_tree
 
@@ -246,3 +247,42 @@ def test_the_refusals_around_a_claim(
     with pytest.raises(ContractRevertError) as err:  # 256 blocks to prove in
         chain.transact(node, check.contract.functions.expire(CLAIM))
     assert err.value.error_name == "ZkAccuracyCheckNotDrawnYet"
+
+
+def test_with_hashed_inputs_each_sample_is_one_public_hash(
+    chain: ChainClient, node: LocalAccount, kit: Kit, tmp_path: Path
+) -> None:
+    """The Poseidon-hashed variant: one public instance per sample, the same contract."""
+    torch.manual_seed(5)
+    circuit = ZkCircuit.build(
+        build_model(SPEC).eval(),
+        input_shape=(1, 8, 8),
+        num_classes=4,
+        k=2,
+        workdir=tmp_path / "hashed",
+        srs_dir=tmp_path / "srs",
+        settings=ZkSettings(hashed_inputs=True),
+    )
+    assert circuit.public_width == 1
+    tree = sample_tree(circuit.public_inputs(kit.val_x), [int(y) for y in kit.val_y])
+    deployment = deploy_zk_check(chain, node, circuit, samples=2)
+    check = ZkAccuracyCheckClient(chain, deployment.check)
+    check.commit(node, CLAIM, circuit=circuit, model_hash=MODEL_HASH, tree=tree, accuracy_bps=0)
+    mine_past_the_draw(chain)
+    indices = check.drawn_indices(CLAIM)
+    proof = circuit.prove(kit.val_x[indices])
+    assert len(proof.instances) == 2 * (1 + 4)
+    assert proof.inputs() == [circuit.public_inputs(kit.val_x[[i]])[0] for i in indices]
+    other = [i for i in range(len(kit.val_y)) if i not in indices][:2]
+    with pytest.raises(ContractRevertError) as err:  # a hash of undrawn samples
+        check.prove(
+            node,
+            CLAIM,
+            circuit.prove(kit.val_x[other]),
+            circuit=circuit,
+            tree=tree,
+            indices=indices,
+        )
+    assert err.value.error_name == "ZkAccuracyCheckNotDrawnSample"
+    check.prove(node, CLAIM, proof, circuit=circuit, tree=tree, indices=indices)
+    assert check.claim(CLAIM).status == "accepted"  # a claim of 0 % needs no correct sample
