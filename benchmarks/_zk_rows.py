@@ -26,8 +26,10 @@ from _harness import Row
 STEPS = ("train", "circuit", "prove", "verify")
 
 
-def _config(hidden: list[int], side: int, k: int, limit_s: int) -> dict[str, Any]:
-    return {"hidden": hidden, "side": side, "k": k, "limit_s": limit_s}
+def _config(
+    hidden: list[int], side: int, k: int, limit_s: int, *, hashed: bool = False
+) -> dict[str, Any]:
+    return {"hidden": hidden, "side": side, "k": k, "limit_s": limit_s, "hashed": hashed}
 
 
 def configs(*, quick: bool) -> list[dict[str, Any]]:
@@ -38,6 +40,7 @@ def configs(*, quick: bool) -> list[dict[str, Any]]:
         _config([8], 28, 32, 900),
         _config([8], 28, 64, 900),
         _config([256, 128], 28, 8, 900),  # the zoo mlp's default size
+        _config([8], 28, 8, 900, hashed=True),  # one public Poseidon hash per sample
     ]
 
 
@@ -78,7 +81,7 @@ def child(cfg: dict[str, Any], workdir: Path) -> None:
     import torch
 
     from visdm.training import train
-    from visdm.verify import ZkCircuit
+    from visdm.verify import ZkCircuit, ZkSettings
 
     torch.set_num_threads(1)
     side, k = cfg["side"], cfg["k"]
@@ -94,6 +97,7 @@ def child(cfg: dict[str, Any], workdir: Path) -> None:
         k=k,
         workdir=workdir / "circuit",
         srs_dir=workdir / "srs",
+        settings=ZkSettings(hashed_inputs=cfg.get("hashed", False)),
     )
     _emit(
         "circuit",
@@ -143,7 +147,8 @@ def run_config(cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
 
 
 def _label(cfg: dict[str, Any]) -> str:
-    return f"mlp {cfg['hidden']} on {cfg['side']}×{cfg['side']}, k = {cfg['k']}"
+    hashed = ", hashed inputs" if cfg.get("hashed") else ""
+    return f"mlp {cfg['hidden']} on {cfg['side']}×{cfg['side']}, k = {cfg['k']}{hashed}"
 
 
 def _gas_rows(
@@ -174,7 +179,7 @@ def _gas_rows(
         meta["features"],
         meta["classes"],
         meta["logrows"],
-        ZkSettings(),
+        ZkSettings(hashed_inputs=cfg.get("hashed", False)),
     )
     x, y = _data(cfg["side"], 1200)
     val_x, val_y = x[1000:], y[1000:]

@@ -21,8 +21,9 @@ Rows:
   and proof time beside the plain evaluation of the same samples, peak RSS of the proving
   process, quantised vs float argmax agreement, and on anvil the gas of ``ZkAccuracyCheck``
   (commit, then prove on the drawn samples). ``--quick``: hidden [4] on 8×8, k = 4; full:
-  hidden [8] on 28×28 at k = 8, 32, 64 and the default [256, 128] at k = 8, each under a
-  wall-clock limit (a step that does not finish is reported with the limit).
+  hidden [8] on 28×28 at k = 8, 32, 64, the default [256, 128] at k = 8, and hidden [8] at
+  k = 8 with Poseidon-hashed inputs, each under a wall-clock limit (a step that does not
+  finish is reported with the limit).
 """
 
 from __future__ import annotations
