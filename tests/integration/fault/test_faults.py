@@ -5,9 +5,12 @@ proposal reaches a final state and the market's books balance (:mod:`visdm.marke
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -16,7 +19,8 @@ from tests.integration.fault._proxy import FaultyRpcProxy
 from tests.integration.fault._world import FINAL, ProposalLostError, World
 from tests.integration.fault.conftest import SEED
 from visdm.chain.contracts import ProposalStatus
-from visdm.market.books import BooksReport
+from visdm.index import open_database, parse_index_url, sync_index
+from visdm.market.books import BooksReport, index_differences
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -116,3 +120,28 @@ def test_store_away_while_rpc_is_refused_lost_failed_and_delayed(
     line = next(p for p in assert_books(world).proposals if p.proposal_id == log.proposal_id)
     if log.status is ProposalStatus.CANCELLED:  # abandoned: price and training cost refunded
         assert line.refunded == line.escrowed and line.paid == 0
+
+
+def test_index_sync_sigkilled_then_rerun_equals_a_fresh_sync(world: World) -> None:
+    """``visdm market sync`` SIGKILLed at a seeded moment (starting, reading the chain,
+    fetching documents, writing): the next sync brings the same index as one rebuilt from
+    block 0 — each block range commits whole or not at all."""
+    rng = random.Random(SEED + 3)
+    kill_after = rng.uniform(0.0, 0.6)
+    path = world.home / "killed-index.sqlite3"
+    url = f"sqlite:///{path}"
+    env = {**os.environ, "VISDM_HOME": str(world.home), "VISDM_RPC_URL": world.rpc_url}
+    argv = [sys.executable, "-m", "visdm", "market", "sync", "--index-url", url]
+    with subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        # strike once the sync has its database open: it is reading, fetching or writing
+        while not path.exists() and proc.poll() is None:
+            time.sleep(0.01)
+        time.sleep(kill_after)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    sync_index(world.settings, url=url)
+    fresh = f"sqlite:///{world.home / 'fresh-index.sqlite3'}"
+    sync_index(world.settings, url=fresh, rebuild=True)
+    with open_database(parse_index_url(url)) as synced, open_database(parse_index_url(fresh)) as f:
+        assert synced.scalar("SELECT COUNT(*) FROM proposals") >= 3
+        assert index_differences(synced, f) == []
