@@ -131,6 +131,13 @@ class TxResult:
     receipt: TxReceipt
 
 
+#: the next nonce per (endpoint, chain id, sender), shared by every client in the process
+_NONCES: dict[tuple[str, int, str], int] = {}
+#: nonces handed out and not yet sent, per the same key
+_IN_FLIGHT: dict[tuple[str, int, str], int] = {}
+_NONCE_LOCK = threading.Lock()
+
+
 class ChainClient:
     """A connection to one chain, checked on creation."""
 
@@ -148,8 +155,6 @@ class ChainClient:
         self.rpc_url = rpc_url
         self.w3 = Web3(provider)
         self.tx_timeout_s = tx_timeout_s
-        self._nonces: dict[str, int] = {}
-        self._lock = threading.Lock()
         self.chain_id = self.rpc(lambda: self.w3.eth.chain_id)
         if expected_chain_id is not None and self.chain_id != expected_chain_id:
             raise WrongChainError(
@@ -227,20 +232,39 @@ class ChainClient:
 
     # --- transactions -------------------------------------------------------------------------
     def _next_nonce(self, sender: str) -> int:
-        with self._lock:
-            pending = self.rpc(lambda: self.w3.eth.get_transaction_count(sender, "pending"))  # type: ignore[arg-type]
-            nonce = max(self._nonces.get(sender, 0), int(pending))
-            self._nonces[sender] = nonce + 1
+        """The sender's next nonce. One sequence per account and chain in this process,
+        whichever client (thread) asks: a node attests in one thread while it trains in
+        another. Only nonces handed out and not yet sent can be missing from the chain's
+        pending count, so the cache never runs further ahead than those: a chain that lost
+        blocks is trusted again as soon as nothing is in flight."""
+        key = (self.rpc_url, self.chain_id, sender.lower())
+        with _NONCE_LOCK:
+            pending = int(self.rpc(lambda: self.w3.eth.get_transaction_count(sender, "pending")))  # type: ignore[arg-type]
+            ahead = min(_NONCES.get(key, 0), pending + _IN_FLIGHT.get(key, 0))
+            nonce = max(ahead, pending)
+            _NONCES[key] = nonce + 1
+            _IN_FLIGHT[key] = _IN_FLIGHT.get(key, 0) + 1
             return nonce
+
+    def _sent(self, sender: str) -> None:
+        """A nonce handed out was sent (or refused): the chain's count speaks for it now."""
+        key = (self.rpc_url, self.chain_id, sender.lower())
+        with _NONCE_LOCK:
+            left = _IN_FLIGHT.get(key, 0) - 1
+            if left > 0:
+                _IN_FLIGHT[key] = left
+            else:
+                _IN_FLIGHT.pop(key, None)
 
     def reset_nonces(self) -> None:
         """Forget cached nonces (after a chain revert or an external sender used the keys)."""
-        with self._lock:
-            self._nonces.clear()
+        with _NONCE_LOCK:
+            for key in [k for k in _NONCES if k[:2] == (self.rpc_url, self.chain_id)]:
+                del _NONCES[key]
 
     def _forget_nonce(self, sender: str) -> None:
-        with self._lock:
-            self._nonces.pop(sender, None)
+        with _NONCE_LOCK:
+            _NONCES.pop((self.rpc_url, self.chain_id, sender.lower()), None)
 
     def call(
         self,
@@ -289,8 +313,8 @@ class ChainClient:
                 padded = max(estimate, min(padded, limit))
             built["gas"] = padded
         built["nonce"] = Nonce(self._next_nonce(sender))
-        signed = account.sign_transaction(built)  # type: ignore[arg-type]
         try:
+            signed = account.sign_transaction(built)  # type: ignore[arg-type]
             tx_hash = self.rpc(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
         except Web3RPCError as exc:
             self._forget_nonce(sender)
@@ -298,6 +322,8 @@ class ChainClient:
             if reverted is not None:
                 raise decode_revert(reverted, action=label) from exc
             raise TransactionFailedError(f"{label} was refused by the node: {exc}") from exc
+        finally:
+            self._sent(sender)
         try:
             receipt = self.rpc(
                 lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout_s)

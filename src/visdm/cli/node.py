@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from visdm.errors import ChainNotRunningError, InvalidInputError
 from ._common import JsonOption, console, emit, settings, unlock_account
 
 if TYPE_CHECKING:
-    from visdm.compute import ScoringWorker
+    from visdm.compute import AssetWorker, ScoringWorker
     from visdm.compute._serve import ServeLock
     from visdm.verify import VerifyWorker
 
@@ -195,12 +196,13 @@ def _serve(
             else (partial(verifier.poll, confirmations=confirmations, should_stop=stop.is_set),)
         )
         steps: tuple[Callable[[], object], ...] = (
-            assets.poll,
             lambda: training.poll(confirmations=confirmations, should_stop=stop.is_set),
             score_when_idle,
             *checks,
         )
-        _follow(steps, stop, poll, lambda: conn.client.rpc_url)
+        presence = _ChainPresence()
+        with _attesting(cfg, assets, stop, poll, presence):  # never behind a training job
+            _follow(steps, stop, poll, lambda: conn.client.rpc_url, presence)
     finally:
         account_lock.release()
         if api is not None:
@@ -208,6 +210,50 @@ def _serve(
         for worker in (assets, training, scoring, verifier):
             if worker is not None:
                 worker.close()
+
+
+@contextlib.contextmanager
+def _attesting(
+    cfg: Settings,
+    assets: AssetWorker,
+    stop: threading.Event,
+    poll: float,
+    presence: _ChainPresence,
+) -> Iterator[None]:
+    """Attest assets in a thread of its own while the body runs: with a chain client, a store
+    and a state connection of its own (web3 providers and SQLite connections stay in their
+    thread; nonces are shared by the process), so that a provider's asset is attested while
+    the node trains. ``assets`` (opened to check the node before serving) hands over its
+    config and is closed."""
+    from visdm.compute import AssetWorker
+    from visdm.session import connect_deployed, open_store
+
+    assets.close()
+    account, config = assets.account, assets.config
+
+    def run() -> None:
+        worker = None
+        while worker is None and not stop.is_set():
+            try:
+                conn = connect_deployed(cfg)
+                worker = AssetWorker(conn.client, conn.deployment, open_store(cfg), account, config)
+            except Exception as exc:  # the chain away, say: the node keeps trying
+                _log.error("attestation cannot start yet, retrying: %s", exc)
+                stop.wait(poll)
+        if worker is None:
+            return
+        try:
+            _follow((worker.poll,), stop, poll, lambda: conn.client.rpc_url, presence)
+        finally:
+            worker.close()
+
+    thread = threading.Thread(target=run, name="visdm-attest", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
 
 
 def _account_lock(conn: Any, address: str) -> ServeLock:
@@ -254,31 +300,48 @@ def _verify_worker(
     return VerifyWorker(conn.client, conn.deployment, store, account, config)
 
 
+class _ChainPresence:
+    """Whether the chain was last seen away, shared by the node's loops so that the node says
+    once that it went away, and once that it is back, whichever loop notices."""
+
+    def __init__(self) -> None:
+        self._away = False
+        self._lock = threading.Lock()
+
+    def went_away(self, exc: Exception) -> None:
+        with self._lock:
+            if not self._away:
+                _log.warning("the chain went away, waiting for it: %s", exc)
+            self._away = True
+
+    def answered(self, where: Callable[[], str]) -> None:
+        with self._lock:
+            if self._away:
+                _log.warning("the chain is back at %s: carrying on", where())
+            self._away = False
+
+
 def _follow(
     steps: Sequence[Callable[[], object]],
     stop: threading.Event,
     poll: float,
     where: Callable[[], str],
+    presence: _ChainPresence,
 ) -> None:
     """Run ``steps`` every ``poll`` seconds until ``stop``: a failing step is logged and
     retried, never fatal. While the chain cannot be reached the node says so once (not every
     poll) and waits; the chain client finds it again, on its new port if it moved."""
-    away = False
     while not stop.is_set():
         for step in steps:
             try:
                 step()
             except ChainNotRunningError as exc:
-                if not away:
-                    _log.warning("the chain went away, waiting for it: %s", exc)
-                away = True
+                presence.went_away(exc)
                 break
             except Exception as exc:
                 _log.error("poll failed, retrying: %s", exc)
             else:
-                if away:
-                    _log.warning("the chain is back at %s: carrying on", where())
-                    away = False
+                presence.answered(where)
         stop.wait(poll)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -100,6 +101,52 @@ def test_nonces_follow_many_transactions(chain, stranger, probe) -> None:
     chain.reset_nonces()
     chain.transact(stranger, probe.functions.maybeFail(False))
     assert probe.functions.counter().call() == 6
+
+
+def test_one_nonce_sequence_per_account_across_clients_and_threads(
+    chain: ChainClient, probe
+) -> None:  # type: ignore[no-untyped-def]
+    """A node sends from two threads, each with its own client (attestation beside
+    training): the nonces they hand out never collide."""
+    sender = role_account("nonces/two-threads")
+    chain.fund_from_dev_faucet(sender.address)
+    clients = [ChainClient(chain.rpc_url) for _ in range(2)]
+    before = probe.functions.counter().call()
+    errors: list[BaseException] = []
+
+    def send(client: ChainClient) -> None:
+        fn = client.contract(probe.address, "RevertProbe").functions.maybeFail(False)
+        try:
+            for _ in range(8):
+                client.transact(sender, fn)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert probe.functions.counter().call() == before + 16
+
+
+def test_the_nonce_cache_trusts_the_chain_again_after_it_lost_blocks(
+    chain: ChainClient, stranger: LocalAccount, probe
+) -> None:  # type: ignore[no-untyped-def]
+    w3 = chain.w3
+    fn = probe.functions.maybeFail(False)
+    chain.transact(stranger, fn)
+    saved = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    chain.transact(stranger, fn)
+    chain.transact(stranger, fn)
+    assert w3.provider.make_request("evm_revert", [saved])["result"]  # type: ignore[arg-type]
+    # nothing is in flight, so the chain's count wins over the two nonces it forgot: the
+    # next transaction is mined instead of waiting behind a gap
+    before = probe.functions.counter().call()
+    ChainClient(chain.rpc_url, tx_timeout_s=10).transact(stranger, fn)
+    chain.transact(stranger, fn)
+    assert probe.functions.counter().call() == before + 2
 
 
 def test_wrong_chain_id_is_refused(session_chain: ChainClient) -> None:

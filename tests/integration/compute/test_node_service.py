@@ -1,5 +1,6 @@
 """The compute node as a service: ``visdm node serve`` in its own process, its HTTP API, and a
-SIGKILL in the middle of training — the restarted node retrains and posts the result once.
+SIGKILL in the middle of training — the restarted node retrains and posts the result once;
+an asset registered during training is attested before the job ends.
 Then the consumer and the providers finish the round from the CLI."""
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.compute.roundkit import MLP_SPEC, PASSWORD, Round
-from visdm.chain.contracts import ProposalStatus
+from tests.integration.compute.roundkit import MLP_SPEC, PASSWORD, Round, write_folder
+from visdm.assets import add_asset
+from visdm.chain.contracts import AssetStatus, ProposalStatus
 from visdm.cli import main
 from visdm.cli._json import scheme_problems
 from visdm.compute import JobJournal
@@ -158,6 +160,17 @@ def test_sigkill_mid_training_then_restart_submits_once(
     assert rnd.market.proposal(pid).status == ProposalStatus.TRAINING
 
     wait_for("training to start", lambda: (job_state(rnd, pid) or ("", 0))[0] == "training")
+    # a provider's asset registered now is attested while the node trains, not after
+    registry = rnd.deployment.asset_registry(rnd.chain)
+    added = add_asset(
+        rnd.as_("provider"), rnd.accounts["provider"], write_folder(tmp_path / "x", [398, 399])
+    )
+    wait_for(
+        "the new asset attested",
+        lambda: registry.asset(added.asset_id).status == AssetStatus.ACTIVE,
+    )
+    assert job_state(rnd, pid) == ("training", 1)
+    assert rnd.market.logs("ResultSubmitted", where={"proposalId": pid}) == []
     assert node_process.kill(signal.SIGKILL) == -signal.SIGKILL
     assert rnd.market.logs("ResultSubmitted", where={"proposalId": pid}) == []
 
