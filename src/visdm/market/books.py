@@ -154,8 +154,8 @@ class BooksReport:
             tail = f" (and {more} more)" if more else ""
             raise BooksError(
                 f"the market's books do not balance at block {self.block}: "
-                f"{self.violations[0]}{tail}; run `visdm market` reads on that proposal or "
-                "account to see where the tokens went"
+                f"{self.violations[0]}{tail}; `visdm status ID` shows a proposal's escrow and "
+                "payouts, and the market's events say where each token went"
             )
 
 
