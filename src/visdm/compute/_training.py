@@ -86,6 +86,8 @@ from .sandbox import (
 )
 
 __all__ = [
+    "NO_KEY_OPENS",
+    "NO_KEY_WRAPPED",
     "RESULT_KIND",
     "ConsumerFaultError",
     "JobFailedError",
@@ -98,6 +100,9 @@ log = logging.getLogger("visdm.node.training")
 _ENTRY_POINT = "visdm.training:run_job"
 # samples.json's per-sample lists (visdm.training._job reads them; it imports torch)
 _DESCRIBED = ("files", "labels", "sample_ids", "providers", "asset_ids", "rank")
+#: the node's words for an asset left out for its key (``leftOut`` in the result document)
+NO_KEY_WRAPPED = "no data key was wrapped for this node"
+NO_KEY_OPENS = "the data key wrapped for this node does not open"
 _TERMINAL_ON_CHAIN = (ProposalStatus.COMPLETED, ProposalStatus.WTP_MISSED)
 _PROGRESS_EVERY_S = 0.5
 
@@ -651,7 +656,11 @@ class TrainingWorker:
             try:
                 keys[asset_id] = self._data_key(asset_id, public)
             except (VisdmError, CryptoError):
-                reasons[asset_id] = ("no-key", "no data key was wrapped for this node")
+                # two claims a verifier weighs differently: none wrapped is checkable in
+                # the manifest; a wrapped key that does not open is not
+                node = str(record.node).lower()
+                wrapped = any(str(k.recipient).lower() == node for k in public.manifest.keys)
+                reasons[asset_id] = ("no-key", NO_KEY_OPENS if wrapped else NO_KEY_WRAPPED)
         for asset_id, (_, why) in reasons.items():
             log.warning("proposal %d: asset %d left out: %s", checked.proposal_id, asset_id, why)
         return keys, reasons, by_terms

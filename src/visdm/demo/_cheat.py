@@ -3,7 +3,8 @@
 :class:`CheatingTrainingWorker` trains exactly like :class:`~visdm.compute.TrainingWorker`,
 then alters what it will commit before ``submitResult`` — an accuracy above what its model
 reached (:data:`OVERSTATE_ACCURACY`) or a payout root that pays the first selected asset's
-owner the whole amount (:data:`PAY_ONE_OWNER`). No command line builds it: the demo and the
+owner the whole amount (:data:`PAY_ONE_OWNER`) — or leaves an asset out claiming no key was
+wrapped for it (:data:`DENY_KEY`). No command line builds it: the demo and the
 verification tests construct it by name.
 
 :class:`CheatingRound` plays it last in the demo (DESIGN §7): governance opens a short challenge
@@ -27,6 +28,7 @@ from visdm.chain.client import ChainClient
 from visdm.chain.contracts import CourtParameters, ProposalRecord, ProposalStatus
 from visdm.chain.deployment import Deployment
 from visdm.compute import TrainingConfig, TrainingWorker
+from visdm.compute._training import NO_KEY_WRAPPED
 from visdm.errors import InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_object
 from visdm.market import build_payout_tree, workflow
@@ -37,13 +39,23 @@ from ._cast import class_names, demo_spec, validation_arrays
 from ._settle import tokens
 from ._stage import TOKEN, Collect, Stage
 
-__all__ = ["LIES", "OVERSTATE_ACCURACY", "PAY_ONE_OWNER", "CheatingRound", "CheatingTrainingWorker"]
+__all__ = [
+    "DENY_KEY",
+    "LIES",
+    "OVERSTATE_ACCURACY",
+    "PAY_ONE_OWNER",
+    "CheatingRound",
+    "CheatingTrainingWorker",
+]
 
 log = logging.getLogger("visdm.demo")
 
 OVERSTATE_ACCURACY = "overstate-accuracy"
 PAY_ONE_OWNER = "pay-one-owner"
-LIES = (OVERSTATE_ACCURACY, PAY_ONE_OWNER)
+#: leave the first usable asset out, saying no key was wrapped for the node (its owner is
+#: paid nothing, the rest share its part); the whole job is consistent with the lie
+DENY_KEY = "deny-key"
+LIES = (OVERSTATE_ACCURACY, PAY_ONE_OWNER, DENY_KEY)
 #: how far the overstated accuracy lies (basis points, capped at 100 %)
 _OVERSTATED_BY_BPS = 1500
 _MAX_RESULT_BYTES = 64 << 20
@@ -72,8 +84,21 @@ class CheatingTrainingWorker(TrainingWorker):
         super().__init__(client, deployment, store, account, config)
         self.lie = lie
 
+    def _asset_keys(
+        self, checked: Any, spec: Any
+    ) -> tuple[dict[int, bytes], dict[int, tuple[str, str]], set[int]]:
+        keys, reasons, by_terms = super()._asset_keys(checked, spec)
+        if self.lie == DENY_KEY and keys:
+            denied = min(keys)
+            del keys[denied]
+            reasons[denied] = ("no-key", NO_KEY_WRAPPED)
+        return keys, reasons, by_terms
+
     def _run(self, proposal_id: int, record: ProposalRecord) -> dict[str, Any]:
         honest = super()._run(proposal_id, record)
+        if self.lie == DENY_KEY:  # the lie is in the job itself
+            log.info("proposal %d: posting a lying result (%s)", proposal_id, self.lie)
+            return honest
         lied = dict(honest)
         if self.lie == OVERSTATE_ACCURACY:
             lied["accuracyBps"] = min(int(honest["accuracyBps"]) + _OVERSTATED_BY_BPS, 10_000)

@@ -25,6 +25,7 @@ from visdm.chain.client import ChainClient
 from visdm.chain.deployment import Deployment
 from visdm.compute import TrainingConfig, TrainingWorker
 from visdm.compute._results import selected_assets
+from visdm.compute._training import NO_KEY_OPENS, NO_KEY_WRAPPED
 from visdm.errors import CryptoError, InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_json
 from visdm.proposals import PublicAsset, TrainingProposal, load_checked_proposal
@@ -35,13 +36,44 @@ from visdm.verify._envelope import determinism_envelope
 from visdm.verify._secrets import JobSecrets
 from visdm.verify._settle import ResultCommitments, settle_output
 
-__all__ = ["MissingKeyError", "Reexecutor"]
+__all__ = ["FalseLeftOutError", "MissingKeyError", "Reexecutor", "check_key_claims"]
 
 _WITHDRAWN = "it was withdrawn after the tally"
 
 
 class MissingKeyError(InvalidInputError):
     """The node sealed no key for an asset its job used: the verifier cannot re-execute."""
+
+
+class FalseLeftOutError(VisdmError):
+    """The node left an asset out for a key it provably had: its result underpays that
+    asset's owner, whatever a re-execution without the key would give."""
+
+
+def check_key_claims(
+    left_out: Mapping[str, Any], public: Mapping[int, PublicAsset], node: str, attested: set[int]
+) -> None:
+    """Refuse the node's ``no-key`` claims that public facts contradict: *no key was wrapped*
+    for an asset whose manifest wraps one for the node, or any key claim for an asset the node
+    attested itself (it opened the samples to describe them). A wrapped key that does not open
+    is otherwise the node's word: a verifier cannot check it without the node's private key."""
+    me = node.lower()
+    for asset_id, asset in public.items():
+        said = left_out.get(str(asset_id))
+        if said not in (NO_KEY_WRAPPED, NO_KEY_OPENS):
+            continue
+        if said == NO_KEY_WRAPPED and any(
+            str(k.recipient).lower() == me for k in asset.manifest.keys
+        ):
+            raise FalseLeftOutError(
+                f"node {node} left asset {asset_id} out saying no key was wrapped for it, but the "
+                "asset's manifest wraps one for that node"
+            )
+        if asset_id in attested:
+            raise FalseLeftOutError(
+                f"node {node} left asset {asset_id} out for its key, but attested that asset's "
+                "samples itself, which needed the key"
+            )
 
 
 class Reexecutor(TrainingWorker):
@@ -74,6 +106,13 @@ class Reexecutor(TrainingWorker):
         )
         left_out = result.get("leftOut")
         self._secrets, self._left_out = secrets, left_out if isinstance(left_out, dict) else {}
+        node = self.market.proposal(proposal_id).node
+        attested = {
+            int(e["args"]["assetId"])
+            for e in self.assets.logs("MetadataAttested", where={"node": node})
+            if int(e["args"]["assetId"]) in checked.public
+        }
+        check_key_claims(self._left_out, checked.public, node, attested)
         for asset_id, public in checked.public.items():
             # an asset the node used but sealed no key for: say so instead of training without
             if str(asset_id) not in self._left_out:

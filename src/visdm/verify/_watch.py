@@ -47,9 +47,9 @@ from visdm.errors import (
     StorageUnavailableError,
     VisdmError,
 )
-from visdm.jsonsafe import load_untrusted_object
+from visdm.jsonsafe import load_untrusted_object, one_line
 from visdm.storage import ContentStore
-from visdm.verify._reexecute import Reexecutor
+from visdm.verify._reexecute import FalseLeftOutError, Reexecutor
 from visdm.verify._secrets import open_job_secrets
 from visdm.verify._verdict import Finding, Verdict, judge, sampled
 from visdm.verify._verifier import ResultVerifier
@@ -422,6 +422,8 @@ class VerifyWorker:
             )
         except _OUTAGES:
             raise
+        except FalseLeftOutError as exc:  # provably wrong without re-executing anything
+            finding = Finding(Verdict.CHALLENGE, ("leftOut",), one_line(str(exc))[:300])
         except VisdmError as exc:
             finding = Finding(Verdict.ABSTAIN, (), (str(exc).splitlines() or [""])[0][:300])
         except Exception as exc:  # a bug or an output nobody foresaw: abstain, say why

@@ -16,7 +16,12 @@ import pytest
 
 from tests.integration.verify.conftest import BOND, WINDOW, Checked
 from visdm.chain.contracts import ProposalStatus
-from visdm.demo._cheat import OVERSTATE_ACCURACY, PAY_ONE_OWNER, CheatingTrainingWorker
+from visdm.demo._cheat import (
+    DENY_KEY,
+    OVERSTATE_ACCURACY,
+    PAY_ONE_OWNER,
+    CheatingTrainingWorker,
+)
 from visdm.market import workflow
 from visdm.verify import Verdict
 
@@ -61,7 +66,12 @@ def test_an_honest_result_is_confirmed_then_released_after_its_window_and_claime
 @pytest.mark.attack
 @pytest.mark.parametrize(
     ("lie", "differs"),
-    [(PAY_ONE_OWNER, ("payout_root",)), (OVERSTATE_ACCURACY, ("accuracy_bps",))],
+    [
+        (PAY_ONE_OWNER, ("payout_root",)),
+        (OVERSTATE_ACCURACY, ("accuracy_bps",)),
+        # the verifiers hold no key for the asset either, but its manifest names the node
+        (DENY_KEY, ("leftOut",)),
+    ],
 )
 def test_a_lying_node_is_challenged_by_a_verify_node_slashed_and_the_consumer_refunded(
     vr: Checked, lie: str, differs: tuple[str, ...]

@@ -1,0 +1,48 @@
+"""A node's "no key" reasons for leaving an asset out, weighed against public facts: the
+manifest's key recipients and the node's own attestations."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from visdm.compute._training import NO_KEY_OPENS, NO_KEY_WRAPPED
+from visdm.verify._reexecute import FalseLeftOutError, check_key_claims
+
+pytestmark = pytest.mark.unit
+
+NODE = "0x" + "Ab" * 20
+OTHER = "0x" + "cd" * 20
+
+
+def asset(*recipients: str) -> Any:
+    keys = [SimpleNamespace(recipient=r) for r in recipients]
+    return SimpleNamespace(manifest=SimpleNamespace(keys=keys))
+
+
+def test_a_claim_the_manifest_contradicts_is_refused() -> None:
+    public = {7: asset(OTHER, NODE.upper().replace("0X", "0x"))}
+    with pytest.raises(FalseLeftOutError, match="asset 7 out saying no key was wrapped"):
+        check_key_claims({"7": NO_KEY_WRAPPED}, public, NODE, attested=set())
+    # the node's word that a wrapped key does not open cannot be checked from the manifest
+    check_key_claims({"7": NO_KEY_OPENS}, public, NODE, attested=set())
+
+
+def test_any_key_claim_for_an_asset_the_node_attested_is_refused() -> None:
+    public = {7: asset(NODE), 8: asset(OTHER)}
+    with pytest.raises(FalseLeftOutError, match="attested that asset's samples itself"):
+        check_key_claims({"7": NO_KEY_OPENS}, public, NODE, attested={7})
+    with pytest.raises(FalseLeftOutError, match="attested"):
+        check_key_claims({"8": NO_KEY_WRAPPED}, public, NODE, attested={8})
+
+
+def test_true_claims_and_other_reasons_pass() -> None:
+    public = {7: asset(OTHER), 8: asset(NODE)}
+    check_key_claims(
+        {"7": NO_KEY_WRAPPED, "8": "it left the round in the tally (rejected or withdrawn)"},
+        public,
+        NODE,
+        attested={8},
+    )
