@@ -619,7 +619,7 @@ class TrainingWorker:
         )
         dp = spec.get("dp")
         budget = None if dp is None else (float(dp["target_epsilon"]), float(dp["delta"]))
-        now = self.client.latest_timestamp()
+        now = self._licence_time(checked.proposal_id)
         keys: dict[int, bytes] = {}
         reasons: dict[int, tuple[str, str]] = {}
         by_terms: set[int] = set()
@@ -676,6 +676,10 @@ class TrainingWorker:
 
     def _withdrawn(self, proposal_id: int, asset_id: int) -> bool:
         return self.assets.asset(asset_id).status != AssetStatus.ACTIVE
+
+    def _licence_time(self, proposal_id: int) -> int:
+        """The time the selected assets' licences are judged at: now, for the training node."""
+        return self.client.latest_timestamp()
 
     def _validation_archive(self, doc: TrainingProposal) -> bytes:
         """The consumer's validation archive, decrypted and checked against the hash on chain

@@ -36,7 +36,13 @@ from visdm.verify._envelope import determinism_envelope
 from visdm.verify._secrets import JobSecrets
 from visdm.verify._settle import ResultCommitments, settle_output
 
-__all__ = ["FalseLeftOutError", "MissingKeyError", "Reexecutor", "check_key_claims"]
+__all__ = [
+    "FalseLeftOutError",
+    "MissingKeyError",
+    "Reexecutor",
+    "check_key_claims",
+    "licence_time",
+]
 
 _WITHDRAWN = "it was withdrawn after the tally"
 
@@ -48,6 +54,25 @@ class MissingKeyError(InvalidInputError):
 class FalseLeftOutError(VisdmError):
     """The node left an asset out for a key it provably had: its result underpays that
     asset's owner, whatever a re-execution without the key would give."""
+
+
+def licence_time(
+    proposal_id: int, voting_deadline: int, result_time: int, expiries: Mapping[int, Any]
+) -> int:
+    """When to judge the selected assets' licences in a re-execution. The node judged them at
+    some moment between the voting deadline (the earliest a job starts) and its result's block,
+    so the result's time gives the same answer for every licence that did not expire within
+    that span; for one that did, the node's moment decides and is unknown: refuse (the
+    verifier abstains rather than challenge an honest result). ``expiries``: each asset's
+    licence expiry (a ``datetime``, or ``None`` for none)."""
+    for asset_id, expires in sorted(expiries.items()):
+        if expires is not None and voting_deadline <= expires.timestamp() < result_time:
+            raise InvalidInputError(
+                f"asset {asset_id}'s licence expired at {expires.isoformat()}, while proposal "
+                f"{proposal_id}'s job may have run: whether the node could use it depends on "
+                "when it checked, so a re-execution cannot judge the result"
+            )
+    return result_time
 
 
 def check_key_claims(
@@ -90,6 +115,7 @@ class Reexecutor(TrainingWorker):
         super().__init__(client, deployment, store, account, config)
         self._secrets = JobSecrets(seed=bytes(32), validation_key=bytes(32))
         self._left_out: Mapping[str, Any] = {}
+        self._judged_at = 0
 
     def reexecute(
         self, proposal_id: int, secrets: JobSecrets, result: Mapping[str, Any]
@@ -113,6 +139,7 @@ class Reexecutor(TrainingWorker):
             if int(e["args"]["assetId"]) in checked.public
         }
         check_key_claims(self._left_out, checked.public, node, attested)
+        self._judged_at = self._job_time(proposal_id, checked.public)
         for asset_id, public in checked.public.items():
             # an asset the node used but sealed no key for: say so instead of training without
             if str(asset_id) not in self._left_out:
@@ -157,6 +184,19 @@ class Reexecutor(TrainingWorker):
 
     def _validation_key(self, doc: TrainingProposal) -> bytes:
         return self._secrets.validation_key
+
+    def _job_time(self, proposal_id: int, public: Mapping[int, PublicAsset]) -> int:
+        record = self.market.proposal(proposal_id)
+        posted = self.market.logs("ResultSubmitted", where={"proposalId": proposal_id})
+        if not posted:
+            raise InvalidInputError(f"proposal {proposal_id} has no result to re-execute")
+        number = posted[-1]["blockNumber"]
+        at = int(self.client.rpc(lambda: self.client.w3.eth.get_block(number))["timestamp"])
+        expiries = {a: p.manifest.licence.expires for a, p in public.items()}
+        return licence_time(proposal_id, record.voting_deadline, at, expiries)
+
+    def _licence_time(self, proposal_id: int) -> int:
+        return self._judged_at
 
     def _withdrawn(self, proposal_id: int, asset_id: int) -> bool:
         said = self._left_out.get(str(asset_id)) == _WITHDRAWN

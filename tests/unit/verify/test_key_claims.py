@@ -1,15 +1,18 @@
-"""A node's "no key" reasons for leaving an asset out, weighed against public facts: the
-manifest's key recipients and the node's own attestations."""
+"""A node's "no key" reasons for leaving an asset out, weighed against public facts (the
+manifest's key recipients and the node's own attestations), and the time a re-execution
+judges licences at."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from visdm.compute._training import NO_KEY_OPENS, NO_KEY_WRAPPED
-from visdm.verify._reexecute import FalseLeftOutError, check_key_claims
+from visdm.errors import InvalidInputError
+from visdm.verify._reexecute import FalseLeftOutError, check_key_claims, licence_time
 
 pytestmark = pytest.mark.unit
 
@@ -46,3 +49,18 @@ def test_true_claims_and_other_reasons_pass() -> None:
         NODE,
         attested={8},
     )
+
+
+def test_licences_are_judged_at_the_result_unless_one_expired_while_the_job_could_run() -> None:
+    voting, result = 1_000, 5_000
+    at = datetime.fromtimestamp
+
+    def expiring(ts: int) -> dict[int, datetime | None]:
+        return {3: None, 4: at(ts, tz=UTC)}
+
+    # expired before the job could start, or after the result: the node's answer is fixed
+    assert licence_time(9, voting, result, expiring(voting - 1)) == result
+    assert licence_time(9, voting, result, expiring(result)) == result
+    assert licence_time(9, voting, result, expiring(result + 10**6)) == result
+    with pytest.raises(InvalidInputError, match=r"asset 4's licence expired at .* proposal 9"):
+        licence_time(9, voting, result, expiring(voting + 1))
