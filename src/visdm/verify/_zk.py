@@ -46,6 +46,7 @@ __all__ = [
     "ZkProof",
     "ZkSettings",
     "compile_verifier",
+    "node_srs_dir",
     "quantise",
     "signed",
 ]
@@ -81,6 +82,15 @@ class ZkSettings:
             "decomp_legs": self.decomp_legs,
             "lookup_range": self.lookup_range,
         }
+
+
+def node_srs_dir(node_dir: Path | str) -> Path:
+    """Where a compute node caches its SRS files: ``<node dir>/zk/srs`` (``Settings.node_dir``).
+
+    One file per circuit size, shared by every circuit of that size; ``gen_srs`` takes minutes
+    at 2^17 rows and more, so it runs once per size.
+    """
+    return Path(node_dir) / "zk" / "srs"
 
 
 def _per_sample(model: Any) -> Any:

@@ -16,7 +16,7 @@ from scipy.stats import binom
 
 from visdm.errors import ZkArtifactError, ZkInputError
 from visdm.merkle import leaf_hash
-from visdm.verify._zk import ZkCircuit, ZkProof, ZkSettings, quantise, signed
+from visdm.verify._zk import ZkCircuit, ZkProof, ZkSettings, node_srs_dir, quantise, signed
 from visdm.verify._zk_rule import (
     FIELD_MODULUS,
     SAMPLE_LEAF_ENCODING,
@@ -184,3 +184,7 @@ def test_a_proof_file_of_another_shape_is_refused(tmp_path: Path) -> None:
         circuit.load_proof(bad)
     with pytest.raises(ZkArtifactError, match="missing"):
         circuit.load_proof(tmp_path / "absent.json")
+
+
+def test_the_srs_lives_in_the_node_directory(tmp_path: Path) -> None:
+    assert node_srs_dir(tmp_path / "node") == tmp_path / "node" / "zk" / "srs"
