@@ -151,12 +151,14 @@ class World:
         consumers: int = 2,
         images: int = 16,
         persist_chain: bool = False,
+        node_poll_s: float = 0.5,
     ) -> None:
         self.home = home
         self.providers = [f"p{i}" for i in range(providers)]
         self.consumers = [f"c{i}" for i in range(consumers)]
         self.images = images
         self.persist_chain = persist_chain
+        self.node_poll_s = node_poll_s
         self.latencies = Latencies()
         self.anvil: subprocess.Popen[bytes] | None = None
         self.chain_port = free_port()
@@ -283,7 +285,7 @@ class World:
                     "--api-port",
                     str(self.node_port),
                     "--poll",
-                    "0.5",
+                    str(self.node_poll_s),
                 ],
                 env=env,
                 stdout=log,

@@ -1,5 +1,5 @@
 """One marketplace on loopback for the fault suite, shared by its tests: anvil with a state
-file (as ``visdm chain up`` runs it), three providers' attested assets, and a ``visdm node
+file (as ``visdm chain up`` runs it), two providers' attested assets, and a ``visdm node
 serve`` process whose JSON-RPC goes through a fault-injecting proxy. Each test leaves it
 healthy (node up, chain up, store in place, proxy clean) for the next."""
 
@@ -29,7 +29,15 @@ def world(
     proxy: FaultyRpcProxy,
     monkeypatch_module: pytest.MonkeyPatch,
 ) -> Iterator[World]:
-    w = World(tmp_path_factory.mktemp("fault-world"), providers=3, consumers=1, persist_chain=True)
+    # two providers, eight images each and a 1 s node poll keep the suite near a minute of CPU
+    w = World(
+        tmp_path_factory.mktemp("fault-world"),
+        providers=2,
+        consumers=1,
+        images=8,
+        persist_chain=True,
+        node_poll_s=1.0,
+    )
     try:
         w.setup()
         w.add_assets()
