@@ -136,6 +136,37 @@ def _export(
         )
 
 
+def _adopt_settings(published: Path, settings_path: Path, settings: ZkSettings) -> int:
+    """Copy a published settings file after checking it asks for this protocol's circuit."""
+    try:
+        info = json.loads(published.read_text())
+        run = info["run_args"]
+        logrows = int(run["logrows"])
+    except OSError as exc:
+        raise ZkArtifactError(f"{published}: cannot read the circuit settings ({exc})") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ZkInputError(f"{published} is not ezkl circuit settings ({exc!r:.100})") from None
+    inputs = run.get("input_visibility")
+    if isinstance(inputs, dict) and inputs.get("Hashed", {}).get("hash_is_public") is True:
+        inputs = "Hashed"  # ezkl writes {"Hashed": {"hash_is_public": true, ...}}
+    run = {**run, "input_visibility": inputs}
+    expected = {
+        "input_visibility": "Hashed" if settings.hashed_inputs else "Public",
+        "output_visibility": "Public",
+        "param_visibility": "Fixed",
+        "input_scale": settings.input_scale,
+        "param_scale": settings.param_scale,
+    }
+    wrong = {key: run.get(key) for key, value in expected.items() if run.get(key) != value}
+    if wrong or not 10 <= logrows <= 26:
+        raise ZkInputError(
+            f"{published} asks for another circuit ({wrong or {'logrows': logrows}}): a claim's "
+            "circuit has fixed weights, public outputs and the protocol's scales"
+        )
+    settings_path.write_bytes(published.read_bytes())
+    return logrows
+
+
 def _ezkl() -> Any:
     try:
         import ezkl
@@ -272,8 +303,14 @@ class ZkCircuit:
         workdir: Path | str,
         srs_dir: Path | str,
         settings: ZkSettings | None = None,
+        published_settings: Path | str | None = None,
     ) -> ZkCircuit:
         """Export ``model`` (a zoo network in eval mode) for k samples and set up its keys.
+
+        ezkl's ``gen_settings`` lists the circuit's parts in hash-map order, which changes the
+        layout and so the verifying key from run to run; given the settings file the proving
+        node published (``published_settings``), export, compile and setup are deterministic,
+        so a verifier holding the committed model rebuilds the same vka digest.
 
         The SRS for the circuit's size is made once with ``gen_srs`` and reused from
         ``srs_dir`` (``kzg<logrows>.srs``). Raises :class:`~visdm.errors.ZkInputError` for a
@@ -302,17 +339,23 @@ class ZkCircuit:
         args.decomp_legs = settings.decomp_legs
         args.lookup_range = (-settings.lookup_range, settings.lookup_range)
         settings_path = workdir / "settings.json"
-        _step("gen_settings", lambda: ezkl.gen_settings(str(onnx_path), str(settings_path), args))
-        # PyRunArgs defaults to 2^17 rows; the circuit needs a power of two holding its rows,
-        # the lookup table and Halo2's blinding rows
-        info = json.loads(settings_path.read_text())
-        rows = int(info["num_rows"]) + 2 * settings.lookup_range + 64
-        logrows = max(rows.bit_length(), 10)
-        if logrows != info["run_args"]["logrows"]:
-            args.logrows = logrows
+        if published_settings is not None:
+            logrows = _adopt_settings(Path(published_settings), settings_path, settings)
+        else:
             _step(
                 "gen_settings", lambda: ezkl.gen_settings(str(onnx_path), str(settings_path), args)
             )
+            # PyRunArgs defaults to 2^17 rows; the circuit needs a power of two holding its
+            # rows, the lookup table and Halo2's blinding rows
+            info = json.loads(settings_path.read_text())
+            rows = int(info["num_rows"]) + 2 * settings.lookup_range + 64
+            logrows = max(rows.bit_length(), 10)
+            if logrows != info["run_args"]["logrows"]:
+                args.logrows = logrows
+                _step(
+                    "gen_settings",
+                    lambda: ezkl.gen_settings(str(onnx_path), str(settings_path), args),
+                )
         compiled = workdir / "model.compiled"
         _step(
             "compile_circuit",

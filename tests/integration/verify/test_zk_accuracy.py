@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 from numpy.typing import NDArray
 
 from visdm.chain.client import ChainClient
-from visdm.errors import ContractRevertError
+from visdm.errors import ContractRevertError, ZkInputError
 from visdm.merkle import PositionalMerkleTree
 from visdm.training import build_model, parse_model_spec, train
 from visdm.verify._zk import ZkCircuit, ZkProof, ZkSettings
@@ -53,6 +53,7 @@ def quadrant_images(n: int, seed: int) -> tuple[NDArray[np.uint8], NDArray[np.in
 
 @dataclass
 class Kit:
+    model: torch.nn.Module
     circuit: ZkCircuit
     other: ZkCircuit  # another model's circuit
     val_x: NDArray[np.uint8]
@@ -85,7 +86,7 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
         srs_dir=root / "srs",
     )
     tree = sample_tree(circuit.public_inputs(val_x), [int(y) for y in val_y])
-    return Kit(circuit, other, val_x, val_y, tree, result.accuracy_bps)
+    return Kit(result.model, circuit, other, val_x, val_y, tree, result.accuracy_bps)
 
 
 def mine_past_the_draw(chain: ChainClient) -> None:
@@ -286,3 +287,44 @@ def test_with_hashed_inputs_each_sample_is_one_public_hash(
     assert err.value.error_name == "ZkAccuracyCheckNotDrawnSample"
     check.prove(node, CLAIM, proof, circuit=circuit, tree=tree, indices=indices)
     assert check.claim(CLAIM).status == "accepted"  # a claim of 0 % needs no correct sample
+
+
+def test_a_verifier_rebuilds_the_committed_circuit_from_the_model_and_its_settings(
+    kit: Kit, tmp_path: Path
+) -> None:
+    """What ties the vka digest to the model hash off chain: the same model and the node's
+    published settings file give the same digest under the same SRS; another model does
+    not."""
+    rebuilt = ZkCircuit.build(
+        kit.model,
+        input_shape=(1, 8, 8),
+        num_classes=4,
+        k=K,
+        workdir=tmp_path / "again",
+        srs_dir=kit.circuit.srs_path.parent,
+        published_settings=kit.circuit.settings_path,
+    )
+    assert rebuilt.vka_digest == kit.circuit.vka_digest
+    torch.manual_seed(3)
+    other = ZkCircuit.build(
+        build_model(SPEC).eval(),
+        input_shape=(1, 8, 8),
+        num_classes=4,
+        k=K,
+        workdir=tmp_path / "other",
+        srs_dir=kit.circuit.srs_path.parent,
+        published_settings=kit.circuit.settings_path,
+    )
+    assert other.vka_digest != kit.circuit.vka_digest
+    hashed = ZkSettings(hashed_inputs=True)
+    with pytest.raises(ZkInputError, match="asks for another circuit"):
+        ZkCircuit.build(
+            kit.model,
+            input_shape=(1, 8, 8),
+            num_classes=4,
+            k=K,
+            workdir=tmp_path / "bad",
+            srs_dir=kit.circuit.srs_path.parent,
+            settings=hashed,
+            published_settings=kit.circuit.settings_path,
+        )
