@@ -130,7 +130,8 @@ def test_index_sync_sigkilled_then_rerun_equals_a_fresh_sync(world: World) -> No
     if market.proposal_count() == 0:  # run on its own: give the index a round to hold
         world.run_round("c0")
     rng = random.Random(SEED + 3)
-    kill_after = rng.uniform(0.0, 0.6)
+    # a whole sync of this world takes about 0.65 s after it opens its database here
+    kill_after = rng.uniform(0.1, 0.5)
     path = world.home / "killed-index.sqlite3"
     url = f"sqlite:///{path}"
     env = {**os.environ, "VISDM_HOME": str(world.home), "VISDM_RPC_URL": world.rpc_url}
