@@ -36,7 +36,7 @@ def reference_min_correct(k: int, bps: int) -> int:
 
 
 @given(st.integers(1, 256), st.integers(0, 10_000))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_min_correct_is_the_binomial_threshold(k: int, bps: int) -> None:
     assert min_correct(k, bps) == reference_min_correct(k, bps)
 
