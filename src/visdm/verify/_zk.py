@@ -23,13 +23,15 @@ its Solidity and ``compile_verifier`` compiles it with the repository's pinned s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +167,28 @@ def _adopt_settings(published: Path, settings_path: Path, settings: ZkSettings) 
         )
     settings_path.write_bytes(published.read_bytes())
     return logrows
+
+
+@contextlib.contextmanager
+def _no_network() -> Iterator[None]:
+    """Point ezkl's HTTP client at a closed local port while it renders the verifier.
+
+    After writing the Solidity, ezkl asks binaries.soliditylang.org for a solc to compile it
+    with; offline that request fails at once when DNS fails, but where the name resolves and
+    the traffic is dropped it could hang. The repository's solcjs compiles the source instead.
+    """
+    keys = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+    saved = {key: os.environ.get(key) for key in keys}
+    for key in keys:
+        os.environ[key] = "http://127.0.0.1:9"  # the discard port: refused at once
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _ezkl() -> Any:
@@ -529,24 +553,25 @@ class ZkCircuit:
         ezkl = _ezkl()
         sol = self.workdir / f"{_VERIFIER_NAME}.sol"
         abi = self.workdir / f"{_VERIFIER_NAME}.abi"
-        try:
-            _step(
-                "create_evm_verifier",
-                lambda: ezkl.create_evm_verifier(
-                    str(self.vk_path),
-                    str(self.settings_path),
-                    str(sol),
-                    str(abi),
-                    str(self.srs_path),
-                    reusable=True,
-                ),
-                is_async=True,
-            )
-        except ZkBackendError as exc:
-            # ezkl writes the source, then asks solc-select (online) for its ABI: offline the
-            # second step fails and the repository's own solcjs compiles the source instead
-            if not sol.is_file() or "svm" not in str(exc):
-                raise
+        with _no_network():
+            try:
+                _step(
+                    "create_evm_verifier",
+                    lambda: ezkl.create_evm_verifier(
+                        str(self.vk_path),
+                        str(self.settings_path),
+                        str(sol),
+                        str(abi),
+                        str(self.srs_path),
+                        reusable=True,
+                    ),
+                    is_async=True,
+                )
+            except ZkBackendError as exc:
+                # ezkl writes the source, then fetches a solc for its ABI; that step fails here
+                # and the repository's own solcjs compiles the source instead
+                if not sol.is_file() or "svm" not in str(exc):
+                    raise
         return sol.read_text()
 
 
