@@ -48,6 +48,8 @@ from visdm.chain.contracts import AssetStatus, ProposalRecord, ProposalStatus, R
 from visdm.chain.deployment import Deployment
 from visdm.errors import (
     ChainError,
+    ChainNotRunningError,
+    ChainTimeoutError,
     ContractRevertError,
     CryptoError,
     InvalidInputError,
@@ -406,6 +408,8 @@ class TrainingWorker:
             checked = load_checked_proposal(
                 self.market, self.deployment, self.client, self.store, proposal_id
             )
+        except (ChainNotRunningError, ChainTimeoutError, StorageUnavailableError):
+            raise  # the chain or the store away: queued again, not an attempt spent
         except VisdmError as exc:
             raise JobFailedError(f"proposal document rejected: {exc}") from None
         try:  # the consumer wrote the spec: the guard of quote time, should this node not quote
@@ -656,10 +660,8 @@ class TrainingWorker:
             try:
                 keys[asset_id] = self._data_key(asset_id, public)
             except (VisdmError, CryptoError):
-                # two claims a verifier weighs differently: none wrapped is checkable in
-                # the manifest; a wrapped key that does not open is not
-                node = str(record.node).lower()
-                wrapped = any(str(k.recipient).lower() == node for k in public.manifest.keys)
+                # none wrapped is checkable in the manifest; a key that does not open is not
+                wrapped = any(str(k.recipient) == record.node for k in public.manifest.keys)
                 reasons[asset_id] = ("no-key", NO_KEY_OPENS if wrapped else NO_KEY_WRAPPED)
         for asset_id, (_, why) in reasons.items():
             log.warning("proposal %d: asset %d left out: %s", checked.proposal_id, asset_id, why)
@@ -677,8 +679,7 @@ class TrainingWorker:
     def _withdrawn(self, proposal_id: int, asset_id: int) -> bool:
         return self.assets.asset(asset_id).status != AssetStatus.ACTIVE
 
-    def _licence_time(self, proposal_id: int) -> int:
-        """The time the selected assets' licences are judged at: now, for the training node."""
+    def _licence_time(self, proposal_id: int) -> int:  # a verifier judges at the result's time
         return self.client.latest_timestamp()
 
     def _validation_archive(self, doc: TrainingProposal) -> bytes:

@@ -36,7 +36,7 @@ from visdm.cli import main
 from visdm.cli._json import scheme_problems
 from visdm.compute import TrainingConfig, TrainingWorker
 from visdm.compute.sandbox import SandboxLimits
-from visdm.errors import InvalidInputError
+from visdm.errors import ChainNotRunningError, ChainTimeoutError, InvalidInputError
 from visdm.market import workflow
 from visdm.training import seed_commitment, spec_hash
 from visdm.training._card import read_model_card
@@ -636,3 +636,35 @@ def test_a_restarted_node_sweeps_its_own_decrypted_leftovers_and_no_other_nodes(
 def _shm_or_tmp() -> str | None:
     shm = Path("/dev/shm")
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def test_an_outage_while_reading_the_proposal_spends_no_attempt(
+    rnd: Round, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chain (or the store) away while the node reads the proposal document is an outage,
+    not the consumer's document at fault: the job waits for the next poll with its attempts
+    untouched, rather than failing three times and being abandoned."""
+    import visdm.compute._training as training
+
+    pid = rnd.propose(wtp_bps=1000)
+    rnd.approve(pid)
+    rnd.start(pid)
+    worker = rnd.trainer(max_attempts=2)
+    try:
+        for outage in (ChainNotRunningError("no chain answers"), ChainTimeoutError("slow")):
+
+            def away(*_: object, error: Exception = outage) -> None:
+                raise error
+
+            monkeypatch.setattr(training, "load_checked_proposal", away)
+            with pytest.raises(type(outage)):
+                worker.poll()
+            job = worker.journal.get(pid)
+            assert job is not None and (job.state, job.attempts) == ("queued", 0), job
+            assert job.message.startswith("waiting: ")
+        monkeypatch.undo()
+        assert worker.poll() == 1
+        job = worker.journal.get(pid)
+        assert job is not None and (job.state, job.attempts) == ("submitted", 1), job.message
+    finally:
+        worker.close()
