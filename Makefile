@@ -38,7 +38,8 @@ demo: setup
 # A test file stays in one worker, with its module fixtures; files go out in collection order
 # (end-to-end and integration first: the few long ones start early), not largest first, which
 # would leave a long test for last.
-PYTEST_WORKERS ?= -n 3 --dist loadfile --no-loadscope-reorder
+# the slowest tests are listed after the run: where the 25-minute budget goes
+PYTEST_WORKERS ?= -n 3 --dist loadfile --no-loadscope-reorder --durations=15
 test: setup lint typecheck $(BENCH_STAMP)
 	@PY=$(PY) BENCH_PY=$(BENCH_VENV)/bin/python PYTEST_WORKERS="$(PYTEST_WORKERS)" \
 		PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test-and-bench.sh
