@@ -201,12 +201,12 @@ def _gas_rows(
                 first.proof, list(first.instances), circuit.vka_words()
             ).estimate_gas({"from": node.address})
         except Web3RPCError as exc:
-            if "gas" not in str(exc):
-                raise
-            # more than a block holds: no transaction can carry this proof
+            # more than a block holds, or a call larger than the node accepts: no transaction
+            # can carry this proof
+            why = "exceeds the block" if "gas" in str(exc) else "is refused by the node"
             rows.append(
                 Row(
-                    f"{label}: the verifier's verifyProof alone exceeds the block",
+                    f"{label}: the verifier's verifyProof alone {why}",
                     limit,
                     "gas",
                     target=f"<= {limit:,} (block gas limit)",
