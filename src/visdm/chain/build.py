@@ -22,6 +22,7 @@ __all__ = [
     "BUILD_INFO",
     "COMPILER_SETTINGS",
     "build",
+    "compile_sources",
     "pinned_versions",
     "source_hashes",
 ]
@@ -56,6 +57,16 @@ def pinned_versions(repo: Path) -> dict[str, str]:
 
 
 def _compile(repo: Path, sources: dict[str, str]) -> dict[str, Any]:
+    contents = {path: (repo / path).read_text() for path in sources}
+    return compile_sources(repo, contents, COMPILER_SETTINGS)
+
+
+def compile_sources(
+    repo: Path, contents: dict[str, str], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """solc's standard-JSON output for ``contents`` (source name → text) under ``settings``,
+    compiled with the pinned solcjs in ``repo``'s node_modules; refuses with
+    :class:`ContractBuildError` when the compiler is missing or a source does not compile."""
     node = shutil.which("node")
     if node is None:
         raise ContractBuildError("node is not on PATH: install Node.js, then run `make contracts`")
@@ -63,8 +74,8 @@ def _compile(repo: Path, sources: dict[str, str]) -> dict[str, Any]:
         raise ContractBuildError("node_modules/solc is missing: run `npm ci` first")
     standard_input = {
         "language": "Solidity",
-        "sources": {path: {"content": (repo / path).read_text()} for path in sources},
-        "settings": COMPILER_SETTINGS,
+        "sources": {name: {"content": text} for name, text in contents.items()},
+        "settings": settings,
     }
     proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
         [node, str(repo / "contracts" / "compile.cjs")],

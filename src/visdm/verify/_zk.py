@@ -28,8 +28,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +38,7 @@ import numpy as np
 from eth_hash.auto import keccak
 from numpy.typing import NDArray
 
-from visdm.errors import ZkArtifactError, ZkBackendError, ZkInputError
+from visdm.errors import ContractBuildError, ZkArtifactError, ZkBackendError, ZkInputError
 from visdm.verify._zk_rule import FIELD_MODULUS, MAX_SAMPLES
 
 __all__ = [
@@ -589,41 +587,17 @@ def compile_verifier(source: str) -> dict[str, Any]:
     """Compile the verifier with the pinned solcjs (``contracts/compile.cjs``).
 
     Returns ``{"abi", "bytecode", "deployedBytecode", "sha256"}`` (cached per source: do not
-    mutate it). The optimizer settings are
-    the shipped contracts' without ``viaIR``: the verifier is inline assembly already.
+    mutate it). The settings are the shipped contracts' without ``viaIR``: the verifier is
+    inline assembly already.
     """
-    node = shutil.which("node")
-    if node is None:
-        raise ZkBackendError("node is not on PATH: install Node.js and run `npm ci`")
-    root = _repo_root()
-    if not (root / "node_modules" / "solc").is_dir():
-        raise ZkBackendError("node_modules/solc is missing: run `npm ci` first")
+    from visdm.chain.build import COMPILER_SETTINGS, compile_sources
+
     name = f"{_VERIFIER_NAME}.sol"
-    standard = {
-        "language": "Solidity",
-        "sources": {name: {"content": source}},
-        "settings": {
-            "optimizer": {"enabled": True, "runs": 200},
-            "evmVersion": "cancun",
-            "outputSelection": {
-                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
-            },
-        },
-    }
-    proc = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        [node, str(root / "contracts" / "compile.cjs")],
-        input=json.dumps(standard),
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=root,
-    )
-    if proc.returncode != 0:
-        raise ZkBackendError(f"solcjs failed on the verifier: {proc.stderr.strip()[-500:]}")
-    output = json.loads(proc.stdout)
-    errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
-    if errors:
-        raise ZkBackendError(f"the verifier does not compile: {errors[0].get('message', '')}")
+    settings = {k: v for k, v in COMPILER_SETTINGS.items() if k != "viaIR"}
+    try:
+        output = compile_sources(_repo_root(), {name: source}, settings)
+    except ContractBuildError as exc:
+        raise ZkBackendError(f"cannot compile the verifier: {exc}") from None
     data = output["contracts"][name][_VERIFIER_NAME]
     return {
         "abi": data["abi"],
