@@ -58,6 +58,8 @@ from visdm.chain.contracts import ProposalRecord, ProposalStatus, Quote
 from visdm.chain.deployment import Deployment
 from visdm.crypto import wrap_key
 from visdm.errors import (
+    ChainNotRunningError,
+    ChainTimeoutError,
     ConfigError,
     CryptoError,
     DesignLimitError,
@@ -65,6 +67,7 @@ from visdm.errors import (
     InvalidModelSpecError,
     InvalidProposalError,
     SignatureError,
+    StorageUnavailableError,
     VisdmError,
 )
 from visdm.jsonsafe import load_untrusted_json, one_line
@@ -625,18 +628,18 @@ def create_app(
 
     @app.exception_handler(VisdmError)
     async def _failed(_: Request, exc: VisdmError) -> JSONResponse:
-        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=502)
+        # the node's chain or store away: the same request may succeed in a moment (503)
+        away = isinstance(exc, ChainNotRunningError | ChainTimeoutError | StorageUnavailableError)
+        body = {"error": type(exc).__name__, "detail": str(exc)}
+        if away:
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "2"})
+        return JSONResponse(body, status_code=502)
 
     @app.exception_handler(Exception)
     async def _crashed(_: Request, exc: Exception) -> JSONResponse:
         log.error("the node API failed on a request: %r", exc)
-        return JSONResponse(
-            {
-                "error": "InternalError",
-                "detail": "the node failed on this request; its log says why",
-            },
-            status_code=500,
-        )
+        detail = "the node failed on this request; its log says why"
+        return JSONResponse({"error": "InternalError", "detail": detail}, status_code=500)
 
     @app.get("/health")
     def health() -> dict[str, Any]:

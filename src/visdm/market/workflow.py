@@ -381,7 +381,12 @@ def fetch_quote(
                 json=quote_request_body(request, request_signature),
                 timeout=_HTTP_TIMEOUT_S,
             )
-            break
+            # the node's own chain or store away for a moment: it says when to ask again
+            if response.status_code != 503 or "Retry-After" not in response.headers:
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(_retry_after(response.headers["Retry-After"]))
         except httpx.ConnectError as exc:
             # a node that is starting up refuses connections for a few seconds
             if time.monotonic() > deadline:
@@ -426,6 +431,14 @@ def fetch_quote(
             f"node's signer {expected} and proposal {proposal_id}"
         )
     return QuoteOffer(quote, signature, str(signer), dict(body.get("design", {})), url)
+
+
+def _retry_after(value: str) -> float:
+    """A node's ``Retry-After`` in seconds, bounded: a peer's header never stalls a caller."""
+    try:
+        return min(max(float(value), 0.1), 5.0)
+    except ValueError:
+        return 1.0
 
 
 def start_training(

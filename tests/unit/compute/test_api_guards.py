@@ -19,7 +19,13 @@ import pytest
 from visdm.compute._jobs import JobJournal
 from visdm.compute._serve import ApiServer, OnceCache, TokenBuckets
 from visdm.compute.api import ApiLimits, create_app
-from visdm.errors import ConfigError
+from visdm.errors import (
+    ChainNotRunningError,
+    ChainTimeoutError,
+    ConfigError,
+    InvalidProposalError,
+    StorageUnavailableError,
+)
 from visdm.market.quotes import CONSUMER_HEADER, ISSUED_AT_HEADER, SIGNATURE_HEADER
 
 pytestmark = pytest.mark.unit
@@ -314,3 +320,50 @@ def test_signature_headers_must_come_together_and_well_formed(api: httpx.Client)
 def test_unknown_routes_and_methods_answer_in_the_same_json(api: httpx.Client) -> None:
     assert refusal(api.get("/admin"), 404, "NotFound") == "Not Found"
     refusal(api.get("/quotes"), 405, "MethodNotAllowed")
+
+
+class _FailingQuotes:
+    """A quote service whose every quote fails with ``error``."""
+
+    limits = ApiLimits()
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def signed_quote(self, *_: object) -> dict[str, object]:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "retry"),
+    [
+        (ChainNotRunningError("no chain answers at http://127.0.0.1:9"), 503, "2"),
+        (ChainTimeoutError("the chain did not answer in time"), 503, "2"),
+        (StorageUnavailableError("the store is away"), 503, "2"),
+        (InvalidProposalError("the proposal document is not signed by its consumer"), 502, None),
+    ],
+)
+def test_an_outage_at_the_node_says_when_to_ask_again(
+    journal_path: Path, error: Exception, status: int, retry: str | None
+) -> None:
+    """The node's own chain or store away is a moment's trouble: 503 with ``Retry-After``,
+    which ``visdm train`` waits out; anything else the node refuses stays a 502."""
+    app = create_app(_FailingQuotes(error), journal_path)  # type: ignore[arg-type]
+    server = ApiServer(app, "127.0.0.1", 0, journal_path.parent / "api.json")
+    url = server.start()
+    try:
+        answer = httpx.post(f"{url}/quotes", json={"proposalId": 1, **SIGNED_FIELDS}, timeout=30)
+    finally:
+        server.stop()
+    assert answer.status_code == status
+    assert answer.headers.get("Retry-After") == retry
+    assert answer.json() == {"error": type(error).__name__, "detail": str(error)}
+
+
+def test_a_nodes_retry_after_is_bounded() -> None:
+    from visdm.market.workflow import _retry_after
+
+    assert _retry_after("2") == 2.0
+    assert _retry_after("86400") == 5.0  # a peer's header never stalls the caller long
+    assert _retry_after("-3") == 0.1
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 1.0
