@@ -25,10 +25,12 @@ from . import _next
 
 __all__ = [
     "ResultWindow",
+    "market_court",
     "release",
     "release_due",
     "require_releasable",
     "result_window",
+    "window_at",
 ]
 
 _SUBMITTED = (ProposalStatus.COMPLETED, ProposalStatus.WTP_MISSED)
@@ -64,7 +66,8 @@ class ResultWindow:
         )
 
 
-def _court(conn: Connection) -> ResultCourt | None:
+def market_court(conn: Connection) -> ResultCourt | None:
+    """The court the market names now (``None``: it has none)."""
     address = conn.deployment.training_market(conn.client).parameters().court
     return ResultCourt(conn.client, address) if address else None
 
@@ -74,8 +77,12 @@ def result_window(conn: Connection, record: ProposalRecord) -> ResultWindow | No
     the market has no court (results are released as they are submitted)."""
     if record.status not in _SUBMITTED:
         return None
-    court = _court(conn)
-    if court is None:
+    return window_at(market_court(conn), record)
+
+
+def window_at(court: ResultCourt | None, record: ProposalRecord) -> ResultWindow | None:
+    """:func:`result_window` with the market's court already read (once for many records)."""
+    if court is None or record.status not in _SUBMITTED:
         return None
     challenged = record.deadline != 0 and (
         court.challenge_of(record.proposal_id).challenger is not None
@@ -107,9 +114,8 @@ def release(settings: Settings, caller: UnlockedAccount, proposal_id: int) -> Tx
     if not 0 < proposal_id <= market.proposal_count():
         raise InvalidInputError(f"proposal {proposal_id} does not exist on this market")
     record = market.proposal(proposal_id)
-    window = result_window(conn, record)
-    require_releasable(record, window, _next.chain_now(conn.client))
-    court = _court(conn)
+    court = market_court(conn)
+    require_releasable(record, window_at(court, record), _next.chain_now(conn.client))
     assert court is not None  # a window exists only with a court
     conn.client.fund_from_dev_faucet(caller.address)
     return court.release(caller.local_account, proposal_id)
@@ -119,10 +125,10 @@ def release_due(conn: Connection, caller: LocalAccount, proposal_ids: Sequence[i
     """Release those of ``proposal_ids`` whose window is over and unchallenged; returns them."""
     market = conn.deployment.training_market(conn.client)
     now = _next.chain_now(conn.client)
-    court = _court(conn)
+    court = market_court(conn)
     done: list[int] = []
-    for pid in proposal_ids:
-        window = result_window(conn, market.proposal(pid))
+    for pid in proposal_ids if court is not None else ():
+        window = window_at(court, market.proposal(pid))
         if court is not None and window is not None and window.releasable_at(now):
             court.release(caller, pid)
             done.append(pid)

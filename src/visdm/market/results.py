@@ -15,7 +15,7 @@ from eth_utils.crypto import keccak
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import TxResult
-from visdm.chain.contracts import ClaimRequest, ProposalRecord, ProposalStatus
+from visdm.chain.contracts import ClaimRequest, ProposalRecord, ProposalStatus, ResultCourt
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_object
@@ -26,7 +26,7 @@ from visdm.storage import ContentStore
 
 from . import _next
 from .payouts import claim_for
-from .release import release_due, result_window
+from .release import market_court, release_due, window_at
 
 __all__ = [
     "ClaimReceipt",
@@ -218,6 +218,7 @@ def claimable(
             owned[asset_id] = assets.asset(asset_id).owner == me
         return owned[asset_id]
 
+    court: list[ResultCourt | None] = []
     for pid in ids:
         record = _proposal(conn, pid)
         if record.status != ProposalStatus.COMPLETED:
@@ -243,7 +244,9 @@ def claimable(
             receipts.append(ClaimReceipt(pid, 0, None, "the claim period is over"))
             continue
         if record.deadline:  # held by the court: claimable once released after the window
-            window, now = result_window(conn, record), _next.chain_now(conn.client)
+            if not court:  # the market's court, read once for every held result
+                court.append(market_court(conn))
+            window, now = window_at(court[0], record), _next.chain_now(conn.client)
             if window is not None and not window.releasable_at(now):
                 amount = sum(r.amount for r in requests)
                 receipts.append(ClaimReceipt(pid, amount, None, window.note(now)))
