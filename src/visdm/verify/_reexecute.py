@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hexbytes import HexBytes
+
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient
 from visdm.chain.deployment import Deployment
@@ -118,10 +120,16 @@ class Reexecutor(TrainingWorker):
         self._judged_at = 0
 
     def reexecute(
-        self, proposal_id: int, secrets: JobSecrets, result: Mapping[str, Any]
+        self,
+        proposal_id: int,
+        secrets: JobSecrets,
+        result: Mapping[str, Any],
+        *,
+        posted_in: bytes,
     ) -> tuple[ResultCommitments, dict[str, Any]]:
         """Re-run ``proposal_id``'s job; returns what it commits and the envelope it ran in.
-        ``result`` is the node's result document (only its ``leftOut`` is read)."""
+        ``result`` is the node's result document (only its ``leftOut`` is read), posted in
+        the block whose hash is ``posted_in`` (its time judges the licences)."""
         checked = load_checked_proposal(
             self.market, self.deployment, self.client, self.store, proposal_id
         )
@@ -139,7 +147,7 @@ class Reexecutor(TrainingWorker):
             if int(e["args"]["assetId"]) in checked.public
         }
         check_key_claims(self._left_out, checked.public, node, attested)
-        self._judged_at = self._job_time(proposal_id, checked.public)
+        self._judged_at = self._job_time(proposal_id, checked.public, posted_in)
         for asset_id, public in checked.public.items():
             # an asset the node used but sealed no key for: say so instead of training without
             if str(asset_id) not in self._left_out:
@@ -185,13 +193,12 @@ class Reexecutor(TrainingWorker):
     def _validation_key(self, doc: TrainingProposal) -> bytes:
         return self._secrets.validation_key
 
-    def _job_time(self, proposal_id: int, public: Mapping[int, PublicAsset]) -> int:
+    def _job_time(
+        self, proposal_id: int, public: Mapping[int, PublicAsset], posted_in: bytes
+    ) -> int:
         record = self.market.proposal(proposal_id)
-        posted = self.market.logs("ResultSubmitted", where={"proposalId": proposal_id})
-        if not posted:
-            raise InvalidInputError(f"proposal {proposal_id} has no result to re-execute")
-        number = posted[-1]["blockNumber"]
-        at = int(self.client.rpc(lambda: self.client.w3.eth.get_block(number))["timestamp"])
+        block = HexBytes(posted_in)
+        at = int(self.client.rpc(lambda: self.client.w3.eth.get_block(block))["timestamp"])
         expiries = {a: p.manifest.licence.expires for a, p in public.items()}
         return licence_time(proposal_id, record.voting_deadline, at, expiries)
 

@@ -412,7 +412,9 @@ class VerifyWorker:
                 seed_hash=posted.commitments.seed_hash,
             )
             log.info("proposal %d: re-executing the job of node %s", pid, record.node)
-            recomputed, ours = self.reexecutor.reexecute(pid, secrets, result)
+            recomputed, ours = self.reexecutor.reexecute(
+                pid, secrets, result, posted_in=posted.block_hash
+            )
             theirs = result.get("envelope")
             finding = judge(
                 posted.commitments,
