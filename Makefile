@@ -39,7 +39,7 @@ demo: setup
 # (end-to-end and integration first: the few long ones start early), not largest first, which
 # would leave a long test for last.
 # the slowest tests are listed after the run: where the 25-minute budget goes
-PYTEST_WORKERS ?= -n 3 --dist loadfile --no-loadscope-reorder --durations=15
+PYTEST_WORKERS ?= -n 3 --dist loadfile --no-loadscope-reorder --durations=40
 test: setup lint typecheck $(BENCH_STAMP)
 	@PY=$(PY) BENCH_PY=$(BENCH_VENV)/bin/python PYTEST_WORKERS="$(PYTEST_WORKERS)" \
 		PYTEST_ARGS="$(PYTEST_ARGS)" bash scripts/test-and-bench.sh
