@@ -8,6 +8,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {StakeholderRegistry} from "../StakeholderRegistry.sol";
 import {TrainingMarket} from "../TrainingMarket.sol";
 import {MarketBase} from "../market/MarketBase.sol";
+import {ZkAccuracyCheck} from "./ZkAccuracyCheck.sol";
 
 /**
  * @title ResultCourt
@@ -26,6 +27,12 @@ import {MarketBase} from "../market/MarketBase.sol";
  *         the node's bond) and the rest of the node's bond goes to the challenger; an upheld
  *         one is released and the challenger's bond goes to the node. A tie or a silent
  *         committee leaves the decision to governance (`decide`), the last resort.
+ *
+ *         Governance may also name a ZkAccuracyCheck bound to the market (`setZkCheck`). A job
+ *         started while one is named needs an accepted zero-knowledge accuracy claim before
+ *         its WTP-met result counts: `release` (and an upheld challenge) waits for it; a claim
+ *         rejected or expired, or none committed by the window's end, lets anyone overturn the
+ *         result (`overturnUnproven`), slashing the node's bond to the consumer.
  *
  * @dev The committee is drawn with `block.prevrandao`, which the block's proposer can bias by
  *      withholding a block: enough on a dev chain; a production chain draws from a VRF or from
@@ -64,6 +71,8 @@ contract ResultCourt is ReentrancyGuardTransient {
     mapping(uint256 proposalId => address[]) private _committees;
     // 0 not a member, 1 member who has not voted, 2 voted
     mapping(uint256 proposalId => mapping(address member => uint8)) private _seats;
+    ZkAccuracyCheck private _zkCheck; // named for jobs started from now on (zero: none)
+    mapping(uint256 proposalId => ZkAccuracyCheck) private _jobCheck; // fixed at lockBond
 
     event ParametersChanged(uint256 bond, uint8 committeeSize, uint32 rulingPeriod);
     event Deposited(address indexed node, uint256 amount);
@@ -77,6 +86,10 @@ contract ResultCourt is ReentrancyGuardTransient {
     event CommitteeVoted(uint256 indexed proposalId, address indexed member, bool resultCorrect);
     event ChallengeResolved(
         uint256 indexed proposalId, bool overturned, address indexed winner, address indexed loser, uint256 slashed
+    );
+    event ZkCheckChanged(address check);
+    event UnprovenOverturned(
+        uint256 indexed proposalId, address indexed node, ZkAccuracyCheck.Status proof, uint256 slashed
     );
 
     error ResultCourtNotGovernance(address account);
@@ -94,6 +107,9 @@ contract ResultCourt is ReentrancyGuardTransient {
     error ResultCourtVotingOpen(uint256 proposalId);
     error ResultCourtUndecided(uint256 proposalId, uint8 upheld, uint8 overturned);
     error ResultCourtNoChallenge(uint256 proposalId);
+    error ResultCourtProofNotAccepted(uint256 proposalId, ZkAccuracyCheck.Status status);
+    error ResultCourtProofNotFailed(uint256 proposalId, ZkAccuracyCheck.Status status, uint48 windowEnd);
+    error ResultCourtNoProofRequired(uint256 proposalId);
 
     constructor(
         StakeholderRegistry stakeholderRegistry,
@@ -117,6 +133,38 @@ contract ResultCourt is ReentrancyGuardTransient {
     function setParameters(uint256 bond, uint8 committeeSize, uint32 rulingPeriod) external {
         _onlyGovernance();
         _setParameters(bond, committeeSize, rulingPeriod);
+    }
+
+    /**
+     * @notice Names the ZkAccuracyCheck whose accepted claim a WTP-met result needs before it
+     *         counts, for jobs started from now on (zero: none, results count after their
+     *         window as before); only GOVERNANCE_ROLE. The check must be bound to this market.
+     */
+    function setZkCheck(ZkAccuracyCheck check) external {
+        _onlyGovernance();
+        if (address(check) != address(0) && address(check.market()) != address(market)) {
+            revert ResultCourtInvalidParameters("the accuracy check is not bound to this market");
+        }
+        _zkCheck = check;
+        emit ZkCheckChanged(address(check));
+    }
+
+    /// @notice The accuracy check named for jobs started from now on (zero: none).
+    function zkCheck() external view returns (ZkAccuracyCheck) {
+        return _zkCheck;
+    }
+
+    /**
+     * @notice The accuracy check job `proposalId` was started under (zero: its result needs no
+     *         proof) and its claim's status there.
+     */
+    function proofOf(uint256 proposalId)
+        external
+        view
+        returns (ZkAccuracyCheck check, ZkAccuracyCheck.Status status)
+    {
+        check = _jobCheck[proposalId];
+        if (address(check) != address(0)) status = check.statusOf(proposalId);
     }
 
     /// @notice The bond per job, the committee size and the ruling period in seconds.
@@ -154,6 +202,8 @@ contract ResultCourt is ReentrancyGuardTransient {
         uint256 bond = _bond;
         _lock(node, bond);
         _jobBond[proposalId] = bond;
+        ZkAccuracyCheck check = _zkCheck;
+        if (address(check) != address(0)) _jobCheck[proposalId] = check;
         emit BondLocked(proposalId, node, bond);
     }
 
@@ -237,20 +287,63 @@ contract ResultCourt is ReentrancyGuardTransient {
     }
 
     /**
-     * @notice Releases an unchallenged result once its window is over, and unlocks the node's
-     *         bond of a job that ended (released, overturned, abandoned or reclaimed); anyone.
+     * @notice Releases an unchallenged (or upheld) result once its window is over and, for a
+     *         job under an accuracy check, its claim is accepted; unlocks the node's bond of a
+     *         job that ended (released, overturned, abandoned or reclaimed); anyone.
      */
     function release(uint256 proposalId) external nonReentrant {
         MarketBase.Proposal memory p = market.proposal(proposalId);
         bool submitted = p.status == MarketBase.Status.Completed || p.status == MarketBase.Status.WtpMissed;
         if (submitted && p.deadline != 0) {
-            if (_challenges[proposalId].challenger != address(0)) revert ResultCourtAlreadyChallenged(proposalId);
+            Challenge storage c = _challenges[proposalId];
+            if (c.challenger != address(0) && !c.settled) revert ResultCourtAlreadyChallenged(proposalId);
             if (block.timestamp < p.deadline) revert ResultCourtWindowOpen(proposalId, p.deadline);
+            if (p.status == MarketBase.Status.Completed) {
+                ZkAccuracyCheck.Status proof = _proofStatus(proposalId);
+                if (proof != ZkAccuracyCheck.Status.Accepted) revert ResultCourtProofNotAccepted(proposalId, proof);
+            }
             market.settleResult(proposalId, false);
         } else if (!submitted && p.status != MarketBase.Status.Cancelled) {
             revert ResultCourtJobOpen(proposalId);
         }
         _unlockJob(proposalId, p.node);
+    }
+
+    /**
+     * @notice Overturns a WTP-met result whose job needs an accuracy proof that failed: its
+     *         claim was rejected or expired (a pending claim past its 256 blocks is expired
+     *         here), or none was committed before the window closed; anyone. An open challenge
+     *         is settled in the challenger's favour; otherwise the node's bond goes to the
+     *         consumer (not to the caller: the node could overturn itself from another account
+     *         and take its own bond back). The market refunds the price and training cost.
+     */
+    function overturnUnproven(uint256 proposalId) external nonReentrant {
+        ZkAccuracyCheck check = _jobCheck[proposalId];
+        MarketBase.Proposal memory p = market.proposal(proposalId);
+        if (address(check) == address(0) || p.status != MarketBase.Status.Completed || p.deadline == 0) {
+            revert ResultCourtNoProofRequired(proposalId);
+        }
+        ZkAccuracyCheck.Status proof = check.statusOf(proposalId);
+        if (proof == ZkAccuracyCheck.Status.Pending) {
+            check.expire(proposalId); // reverts while the node may still prove
+            proof = ZkAccuracyCheck.Status.Expired;
+        }
+        bool failed = proof == ZkAccuracyCheck.Status.Rejected || proof == ZkAccuracyCheck.Status.Expired
+            || (proof == ZkAccuracyCheck.Status.None && block.timestamp >= p.deadline);
+        if (!failed) revert ResultCourtProofNotFailed(proposalId, proof, p.deadline);
+        Challenge storage c = _challenges[proposalId];
+        if (c.challenger != address(0) && !c.settled) {
+            emit UnprovenOverturned(proposalId, p.node, proof, 0);
+            return _settle(proposalId, c, true);
+        }
+        // no challenge, or one upheld while the proof was outstanding: the job's bond is locked
+        uint256 bond = _jobBond[proposalId];
+        _jobBond[proposalId] = 0;
+        _locked[p.node] -= bond;
+        _stake[p.node] -= bond;
+        emit UnprovenOverturned(proposalId, p.node, proof, bond);
+        market.settleResult(proposalId, true);
+        if (bond != 0) token.safeTransfer(p.consumer, bond);
     }
 
     /// @notice The challenge of `proposalId` (all zero when none) and its committee.
@@ -311,14 +404,26 @@ contract ResultCourt is ReentrancyGuardTransient {
         if (c.challenger == address(0) || c.settled) revert ResultCourtNoChallenge(proposalId);
     }
 
-    /// @dev The loser's bond pays the winner; the market releases or overturns the result.
+    /// @dev The accepted claim's status, or Accepted when the job needs no proof.
+    function _proofStatus(uint256 proposalId) private view returns (ZkAccuracyCheck.Status) {
+        ZkAccuracyCheck check = _jobCheck[proposalId];
+        return address(check) == address(0) ? ZkAccuracyCheck.Status.Accepted : check.statusOf(proposalId);
+    }
+
+    /**
+     * @dev The loser's bond pays the winner; the market releases or overturns the result. An
+     *      upheld WTP-met result whose accuracy proof is not accepted yet stays held, its node's
+     *      bond locked, until `release` or `overturnUnproven`.
+     */
     function _settle(uint256 proposalId, Challenge storage c, bool overturn) private {
         c.settled = true;
         address node = c.node;
         address challenger = c.challenger;
-        uint256 nodeBond = _jobBond[proposalId];
+        bool waits = !overturn && market.proposal(proposalId).status == MarketBase.Status.Completed
+            && _proofStatus(proposalId) != ZkAccuracyCheck.Status.Accepted;
+        uint256 nodeBond = waits ? 0 : _jobBond[proposalId];
         uint256 challengerBond = c.bond;
-        _jobBond[proposalId] = 0;
+        if (!waits) _jobBond[proposalId] = 0;
         _locked[node] -= nodeBond;
         _locked[challenger] -= challengerBond;
         (address winner, address loser, uint256 slashed) =
@@ -335,7 +440,7 @@ contract ResultCourt is ReentrancyGuardTransient {
         }
         _stake[winner] += slashed - repay;
         emit ChallengeResolved(proposalId, overturn, winner, loser, slashed);
-        market.settleResult(proposalId, overturn);
+        if (!waits) market.settleResult(proposalId, overturn);
         if (repay != 0) token.safeTransfer(consumer, repay);
     }
 

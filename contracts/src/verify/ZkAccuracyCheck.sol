@@ -3,6 +3,9 @@ pragma solidity ^0.8.24;
 
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 
+import {TrainingMarket} from "../TrainingMarket.sol";
+import {MarketBase} from "../market/MarketBase.sol";
+
 /// @notice ezkl's reusable Halo2 verifier, generated per ezkl version and deployed once.
 interface IHalo2VerifierReusable {
     function verifyProof(bytes calldata proof, uint256[] calldata instances, bytes32[] memory vka)
@@ -23,9 +26,16 @@ interface IHalo2VerifierReusable {
  *      the drawn samples' pixels or their Poseidon hashes (checked against the root) and their
  *      logits (argmax compared with the committed labels); the claim is accepted when
  *      c >= c_min, the largest count
- *      with P[Bin(k, claimed) < c_min] <= 1 %. Not checked here: that the circuit is the
- *      committed model's and the root the consumer's validation set; anyone with the model
- *      file and the validation set recomputes both off chain.
+ *      with P[Bin(k, claimed) < c_min] <= 1 %.
+ *
+ *      Bound to a market (`market` non-zero), a claim is a result's: its id is the proposal
+ *      id, only the proposal's node or its registered signer commits it, only while the result
+ *      is in its challenge window, and the model hash and accuracy must be the ones the node
+ *      committed in `submitResult`; the market's ResultCourt then waits for the claim before
+ *      the result counts. Unbound (zero market) any caller commits any id: a stand-alone check
+ *      no court accepts. Not checked here: that the circuit is the committed model's and the
+ *      root the consumer's validation set; anyone with the model file and the node's circuit
+ *      settings (`circuitCid`), or the validation set, recomputes both off chain.
  */
 contract ZkAccuracyCheck {
     enum Status {
@@ -67,10 +77,14 @@ contract ZkAccuracyCheck {
     IHalo2VerifierReusable public immutable verifier;
     /// @notice samples checked per claim; a circuit proves exactly this many
     uint16 public immutable samples;
+    /// @notice the market whose results the claims are (zero: unbound, claims of anything)
+    TrainingMarket public immutable market;
 
     mapping(uint256 => Claim) private _claims;
 
-    event ClaimCommitted(uint256 indexed claimId, address indexed node, uint16 accuracyBps, bytes32 vkaDigest);
+    event ClaimCommitted(
+        uint256 indexed claimId, address indexed node, uint16 accuracyBps, bytes32 vkaDigest, string circuitCid
+    );
     event ClaimDecided(uint256 indexed claimId, bool accepted, uint16 correct, uint16 minCorrect);
     event ClaimExpired(uint256 indexed claimId);
 
@@ -81,26 +95,34 @@ contract ZkAccuracyCheck {
     error ZkAccuracyCheckInvalidProof(uint256 claimId);
     error ZkAccuracyCheckWrongCircuit(bytes32 expected, bytes32 given);
     error ZkAccuracyCheckNotDrawnSample(uint256 position, uint256 index);
+    error ZkAccuracyCheckNoOpenResult(uint256 claimId);
+    error ZkAccuracyCheckNotTheResult(uint256 claimId, string field);
 
     /**
      * @param verifier_ the reusable Halo2 verifier the circuits' artifacts are registered with
      * @param samples_ k, 1..256
+     * @param market_ the market whose results are claimed, or zero for an unbound check
      */
-    constructor(IHalo2VerifierReusable verifier_, uint16 samples_) {
+    constructor(IHalo2VerifierReusable verifier_, uint16 samples_, TrainingMarket market_) {
         if (samples_ == 0 || samples_ > 256) revert ZkAccuracyCheckBadInput("samples");
         verifier = verifier_;
         samples = samples_;
+        market = market_;
     }
 
     /**
-     * @notice Commit an accuracy claim before its samples are drawn.
-     * @param claimId a fresh id (a result's proposal id)
+     * @notice Commit an accuracy claim before its samples are drawn. Bound to a market: only
+     *         the node of proposal `claimId` (or its signer), while its Completed result is in
+     *         its challenge window, with the result's model hash and accuracy.
+     * @param claimId a fresh id (bound: the result's proposal id)
      * @param vkaDigest keccak256 of the circuit's verifying-key artifact
      * @param modelHash the model hash the circuit was built from (the result's)
      * @param sampleRoot Merkle root over (position, inputs hash, label) of the validation set
      * @param sampleCount validation samples under the root
      * @param features public inputs per sample (its pixels, or one hash of them); classes logits per sample
      * @param accuracyBps the claimed accuracy
+     * @param circuitCid where the circuit's settings file is stored (only emitted): with the
+     *        model file it rebuilds the verifying-key artifact
      */
     function commit(
         uint256 claimId,
@@ -110,11 +132,13 @@ contract ZkAccuracyCheck {
         uint32 sampleCount,
         uint16 features,
         uint16 classes,
-        uint16 accuracyBps
+        uint16 accuracyBps,
+        string calldata circuitCid
     ) external {
         if (_claims[claimId].status != Status.None) {
             revert ZkAccuracyCheckWrongStatus(claimId, _claims[claimId].status);
         }
+        if (address(market) != address(0)) _checkResult(claimId, modelHash, accuracyBps);
         if (sampleCount == 0) revert ZkAccuracyCheckBadInput("sampleCount");
         if (features == 0 || classes < 2) revert ZkAccuracyCheckBadInput("shape");
         if (accuracyBps > _BPS) revert ZkAccuracyCheckBadInput("accuracyBps");
@@ -131,12 +155,17 @@ contract ZkAccuracyCheck {
             modelHash: modelHash,
             sampleRoot: sampleRoot
         });
-        emit ClaimCommitted(claimId, msg.sender, accuracyBps, vkaDigest);
+        emit ClaimCommitted(claimId, msg.sender, accuracyBps, vkaDigest, circuitCid);
     }
 
     /// @notice The claim as committed, with its status and the count of correct samples.
     function claim(uint256 claimId) external view returns (Claim memory) {
         return _claims[claimId];
+    }
+
+    /// @notice Where claim `claimId` stands (None: never committed).
+    function statusOf(uint256 claimId) external view returns (Status) {
+        return _claims[claimId].status;
     }
 
     /**
@@ -229,6 +258,19 @@ contract ZkAccuracyCheck {
             if (cdf * _BPS > _FALSE_REJECT_BPS * total) return j;
         }
         return k;
+    }
+
+    /// @dev A bound claim is the open result's: its node or signer, its model and accuracy.
+    function _checkResult(uint256 claimId, bytes32 modelHash, uint16 accuracyBps) private view {
+        MarketBase.Proposal memory p = market.proposal(claimId);
+        // a Completed result keeps its window's end in `deadline` until the court settles it
+        if (p.status != MarketBase.Status.Completed || p.deadline == 0 || block.timestamp >= p.deadline) {
+            revert ZkAccuracyCheckNoOpenResult(claimId);
+        }
+        (,, address signer) = market.stakeholders().nodeStatus(p.node);
+        if (msg.sender != p.node && msg.sender != signer) revert ZkAccuracyCheckNotNode(msg.sender);
+        if (modelHash != p.modelHash) revert ZkAccuracyCheckNotTheResult(claimId, "modelHash");
+        if (accuracyBps != p.accuracyBps) revert ZkAccuracyCheckNotTheResult(claimId, "accuracyBps");
     }
 
     /// @dev The verifier reverts on a bad proof; on a good one it answers (1, vka digest) and

@@ -12,7 +12,10 @@ from visdm.chain.client import TxResult
 from visdm.errors import InvalidInputError
 from visdm.types import Address
 
-__all__ = ["ChallengeRecord", "CourtParameters", "ResultCourt"]
+__all__ = ["ChallengeRecord", "CourtParameters", "ProofState", "ResultCourt"]
+
+#: a claim's status in ``ZkAccuracyCheck``, indexed by its ``Status`` enum
+_PROOF_STATUS = ("none", "pending", "accepted", "rejected", "expired")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,32 @@ class ChallengeRecord:
     node: Address | None
     bond: int
     committee: tuple[Address, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProofState:
+    """The accuracy check a job was started under (``check`` ``None``: it needs no proof) and
+    its claim's status there (``none``, ``pending``, ``accepted``, ``rejected``, ``expired``)."""
+
+    check: Address | None
+    status: str
+
+    @property
+    def required(self) -> bool:
+        return self.check is not None
+
+    def blocks_release(self) -> str | None:
+        """Why a WTP-met result under this check cannot be released yet (``None``: it can)."""
+        if self.check is None or self.status == "accepted":
+            return None
+        if self.status in ("rejected", "expired"):
+            return (
+                f"its accuracy proof was {self.status}: it can only be overturned "
+                "(`ResultCourt.overturnUnproven`), refunding the consumer"
+            )
+        if self.status == "pending":
+            return "its accuracy proof is committed but not proven yet: wait for the node's proof"
+        return "its node has not committed its accuracy proof yet"
 
 
 class ResultCourt(ContractWrapper):
@@ -107,6 +136,26 @@ class ResultCourt(ContractWrapper):
     def decide(self, governance: LocalAccount, proposal_id: int, *, overturn: bool) -> TxResult:
         fn = self._contract.functions.decide(proposal_id, overturn)
         return self.client.transact(governance, fn, action="decide")
+
+    # --- the accuracy proof -----------------------------------------------------------------
+    def set_zk_check(self, governance: LocalAccount, check: str | None) -> TxResult:
+        """Name the accuracy check jobs started from now on must pass (``None``: none)."""
+        fn = self._contract.functions.setZkCheck(to_checksum_address(check or "0x" + "00" * 20))
+        return self.client.transact(governance, fn, action="setZkCheck")
+
+    def zk_check(self) -> Address | None:
+        """The accuracy check named for jobs started from now on."""
+        return address_or_none(str(self.client.call(self._contract.functions.zkCheck())))
+
+    def proof_of(self, proposal_id: int) -> ProofState:
+        """The accuracy check ``proposal_id``'s job was started under and its claim's status."""
+        check, status = self.client.call(self._contract.functions.proofOf(proposal_id))
+        return ProofState(address_or_none(str(check)), _PROOF_STATUS[int(status)])
+
+    def overturn_unproven(self, caller: LocalAccount, proposal_id: int) -> TxResult:
+        """Overturn a WTP-met result whose accuracy proof failed or never came (anyone)."""
+        fn = self._contract.functions.overturnUnproven(proposal_id)
+        return self.client.transact(caller, fn, action="overturnUnproven")
 
     def release(self, caller: LocalAccount, proposal_id: int) -> TxResult:
         """Release an unchallenged result after its window; unlock an ended job's bond."""

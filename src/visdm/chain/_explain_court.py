@@ -8,6 +8,12 @@ from typing import Any
 
 __all__ = ["court_sentences"]
 
+_PROOF = ("none", "pending", "accepted", "rejected", "expired")
+
+
+def _proof(value: Any) -> str:
+    return _PROOF[value] if isinstance(value, int) and 0 <= value < len(_PROOF) else str(value)
+
 
 def court_sentences(
     tokens: Callable[[Any], str], when: Callable[[Any], str]
@@ -69,6 +75,20 @@ def court_sentences(
         "ResultCourtUndecided": lambda a: (
             f"the committee of proposal {a['proposalId']} is split ({a['upheld']} upheld, "
             f"{a['overturned']} overturned): governance decides after the ruling deadline"
+        ),
+        "ResultCourtProofNotAccepted": lambda a: (
+            f"the result of proposal {a['proposalId']} waits for its accuracy proof (claim "
+            f"{_proof(a['status'])}): it counts once the node's proof is accepted; a rejected "
+            "or expired one is overturned with `ResultCourt.overturnUnproven`"
+        ),
+        "ResultCourtProofNotFailed": lambda a: (
+            f"the accuracy proof of proposal {a['proposalId']} has not failed (claim "
+            f"{_proof(a['status'])}, window ends {when(a['windowEnd'])}): a result is "
+            "overturned only for a rejected or expired claim, or none by the window's end"
+        ),
+        "ResultCourtNoProofRequired": lambda a: (
+            f"proposal {a['proposalId']} has no held WTP-met result whose job needs an "
+            "accuracy proof: nothing to overturn for a missing proof"
         ),
         "ResultCourtNoChallenge": lambda a: (
             f"proposal {a['proposalId']} has no open challenge: "

@@ -46,4 +46,12 @@ def zk_sentences() -> dict[str, Callable[[Mapping[str, Any]], str]]:
             f"proven sample {a['position']} is not the committed sample at drawn position "
             f"{a['index']}: prove exactly the drawn samples, in draw order, with their labels"
         ),
+        "ZkAccuracyCheckNoOpenResult": lambda a: (
+            f"proposal {a['claimId']} has no WTP-met result in its challenge window: an "
+            "accuracy claim is committed after submitResult and before the window closes"
+        ),
+        "ZkAccuracyCheckNotTheResult": lambda a: (
+            f"the claim's {a['field']} is not the one proposal {a['claimId']}'s result "
+            "committed: claim the submitted model hash and accuracy"
+        ),
     }

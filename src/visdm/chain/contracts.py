@@ -14,7 +14,7 @@ from enum import IntEnum
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-from visdm.chain._court import ChallengeRecord, CourtParameters, ResultCourt
+from visdm.chain._court import ChallengeRecord, CourtParameters, ProofState, ResultCourt
 from visdm.chain._market import (
     QUOTE_TYPES,
     REJECT_ASK,
@@ -46,6 +46,7 @@ __all__ = [
     "DelegationRegistry",
     "DevToken",
     "MarketParameters",
+    "ProofState",
     "ProposalRecord",
     "ProposalStatus",
     "ProposalTerms",

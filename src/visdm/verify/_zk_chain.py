@@ -2,8 +2,9 @@
 
 :func:`deploy_zk_check` deploys the verifier (compiled at run time from ezkl's source with the
 pinned solcjs), registers the circuit's verifying-key artifact with it and deploys
-``ZkAccuracyCheck`` for k samples. :class:`ZkAccuracyCheckClient` commits a claim, reads the
-drawn positions and sends the proof with each drawn sample's Merkle path and label.
+``ZkAccuracyCheck`` for k samples, bound to a market's results or unbound.
+:class:`ZkAccuracyCheckClient` commits a claim, reads the drawn positions and sends the proof
+with each drawn sample's Merkle path and label.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from visdm.errors import ZkBackendError, ZkInputError
 from visdm.merkle import PositionalMerkleTree
 from visdm.verify._zk import ZkCircuit, ZkProof, compile_verifier
 
-__all__ = ["ZkAccuracyCheckClient", "ZkClaim", "ZkDeployment", "deploy_zk_check"]
+__all__ = ["ZK_STATUS", "ZkAccuracyCheckClient", "ZkClaim", "ZkDeployment", "deploy_zk_check"]
 
-_STATUS = ("none", "pending", "accepted", "rejected", "expired")
+#: a claim's status, indexed by the contract's ``Status`` enum
+ZK_STATUS = ("none", "pending", "accepted", "rejected", "expired")
+_STATUS = ZK_STATUS
+_NO_MARKET = "0x" + "00" * 20
 
 
 @dataclass(frozen=True)
@@ -51,9 +55,17 @@ class ZkClaim:
 
 
 def deploy_zk_check(
-    client: ChainClient, account: LocalAccount, circuit: ZkCircuit, *, samples: int
+    client: ChainClient,
+    account: LocalAccount,
+    circuit: ZkCircuit,
+    *,
+    samples: int,
+    market: str | None = None,
 ) -> ZkDeployment:
-    """Deploy the reusable verifier, register ``circuit``'s artifact, deploy the check."""
+    """Deploy the reusable verifier, register ``circuit``'s artifact, deploy the check.
+
+    With ``market`` the check's claims are that market's results (what a ``ResultCourt``
+    accepts); without it any caller commits any claim id."""
     compiled = compile_verifier(circuit.verifier_source())
     result = client.transact(
         account, tx={"data": compiled["bytecode"]}, action="deploy the Halo2 verifier"
@@ -67,7 +79,8 @@ def deploy_zk_check(
         account, verifier.functions.registerVka(circuit.vka_words()), action="register the vka"
     )
     gas["register_vka"] = registered.gas_used
-    check, deployed = client.deploy(account, "ZkAccuracyCheck", verifier.address, samples)
+    bound = to_checksum_address(market or _NO_MARKET)
+    check, deployed = client.deploy(account, "ZkAccuracyCheck", verifier.address, samples, bound)
     gas["deploy_check"] = deployed.gas_used
     code = client.w3.eth.get_code(verifier.address)
     return ZkDeployment(str(verifier.address), str(check), len(code), gas)
@@ -89,8 +102,10 @@ class ZkAccuracyCheckClient:
         model_hash: bytes,
         tree: PositionalMerkleTree,
         accuracy_bps: int,
+        circuit_cid: str = "",
     ) -> TxResult:
-        """Commit the claim: circuit digest, model hash, sample root and size, accuracy."""
+        """Commit the claim: circuit digest, model hash, sample root and size, accuracy, and
+        where the circuit's settings file is stored (``circuit_cid``, only emitted)."""
         fn = self.contract.functions.commit(
             claim_id,
             circuit.vka_digest,
@@ -100,6 +115,7 @@ class ZkAccuracyCheckClient:
             circuit.public_width,
             circuit.classes,
             accuracy_bps,
+            circuit_cid,
         )
         return self.client.transact(account, fn, action="commit the accuracy claim")
 
@@ -116,6 +132,20 @@ class ZkAccuracyCheckClient:
             model_hash=bytes(raw[9]),
             sample_root=bytes(raw[10]),
         )
+
+    def status_of(self, claim_id: int) -> str:
+        """``none``, ``pending``, ``accepted``, ``rejected`` or ``expired``."""
+        return _STATUS[int(self.client.call(self.contract.functions.statusOf(claim_id)))]
+
+    def market(self) -> str | None:
+        """The market whose results the claims are (``None``: unbound)."""
+        raw = str(self.client.call(self.contract.functions.market()))
+        return None if int(raw, 16) == 0 else to_checksum_address(raw)
+
+    def expire(self, account: LocalAccount, claim_id: int) -> TxResult:
+        """Fail a pending claim whose draw can no longer be read (256 blocks on)."""
+        fn = self.contract.functions.expire(claim_id)
+        return self.client.transact(account, fn, action="expire the accuracy claim")
 
     def drawn_indices(self, claim_id: int) -> list[int]:
         """The positions the claim must prove, once the block after its commitment exists."""
