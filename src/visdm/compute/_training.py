@@ -27,17 +27,13 @@ training and valuation happen in the sandboxed worker.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
-import os
 import secrets
 import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +73,9 @@ from visdm.training._spec import MAX_SPEC_BYTES
 from visdm.verify import JobSecrets
 
 from ._jobs import Job, JobJournal
+from ._private import private_dir as _private_dir
+from ._private import private_prefix
+from ._private import sweep_private_dirs as _sweep_private_dirs
 from ._results import RESULT_KIND, ConsumerFaultError, JobFailedError, ResultPublisher
 from .sandbox import (
     ProgressEvent,
@@ -162,40 +161,8 @@ class TrainingConfig:
     screen_radius: int = VALIDATION_SCREEN_RADIUS
 
 
-@contextlib.contextmanager
-def _private_dir(prefix: str) -> Iterator[Path]:
-    """A 0700 directory in RAM when the machine has ``/dev/shm``; always removed."""
-    shm = Path("/dev/shm")  # noqa: S108 - a private mkdtemp below it, not a fixed name
-    base = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-    if base is None:
-        log.warning("no writable /dev/shm: decrypted job input goes to the temp dir")
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def _gave_up(attempts: int, how: str) -> str:
     return f"training did not complete in {attempts} attempts (last: {how})"
-
-
-def private_prefix(kind: str, address: str, workdir: Path) -> str:
-    """The name prefix of a worker's private RAM directories. It names the node's key and its
-    working directory: a killed predecessor (same both) is swept, and another node on the
-    machine under the same key (another region, another process) is left alone."""
-    place = hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:8]
-    return f"visdm-{kind}-{address[2:10].lower()}-{place}-"
-
-
-def _sweep_private_dirs(prefix: str) -> None:
-    """Remove decrypted inputs a killed predecessor of this node left in RAM or temp."""
-    for base in (Path("/dev/shm"), Path(tempfile.gettempdir())):  # noqa: S108 - our own prefix
-        if not base.is_dir():
-            continue
-        for stale in base.glob(f"{prefix}*"):
-            log.warning("removing %s, left by an interrupted job", stale)
-            shutil.rmtree(stale, ignore_errors=True)
 
 
 class TrainingWorker:
