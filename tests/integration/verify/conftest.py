@@ -15,6 +15,7 @@ from eth_utils.crypto import keccak
 from tests.conftest import role_account
 from tests.integration.compute.roundkit import MLP_SPEC, PASSWORD, VAL_X, VAL_Y, Round
 from tests.integration.market.conftest import Market
+from tests.integration.verify.zkkit import Kit, build_kit
 from visdm.accounts import UnlockedAccount, import_account, load_account
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import CourtParameters, ResultCourt
@@ -190,3 +191,9 @@ def vr(
     checker = bonded_account(rnd, roles["governance"], "checker", bytes([7]) * 32)
     member = bonded_account(rnd, roles["governance"], "member", bytes([8]) * 32)
     return Checked(rnd, court, checker, member, roles["governance"], tmp_path)
+
+
+@pytest.fixture(scope="session")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
+    """The accuracy-proof tests' trained model and circuits, built once per session."""
+    return build_kit(tmp_path_factory.mktemp("zk"))

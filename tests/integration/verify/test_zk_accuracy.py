@@ -7,86 +7,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from eth_account.signers.local import LocalAccount
-from numpy.typing import NDArray
 
+from tests.integration.verify.zkkit import SPEC, K, Kit
 from visdm.chain.client import ChainClient
 from visdm.errors import ContractRevertError, ZkInputError
-from visdm.merkle import PositionalMerkleTree
-from visdm.training import build_model, parse_model_spec, train
+from visdm.training import build_model
 from visdm.verify._zk import ZkCircuit, ZkProof, ZkSettings
 from visdm.verify._zk_chain import ZkAccuracyCheckClient, ZkDeployment, deploy_zk_check
 from visdm.verify._zk_rule import FIELD_MODULUS, min_correct, sample_tree
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-K = 4
-SPEC = parse_model_spec(
-    {
-        "architecture": "mlp",
-        "input_shape": [1, 8, 8],
-        "num_classes": 4,
-        "epochs": 3,
-        "batch_size": 16,
-        "optimizer": "adam",
-        "learning_rate": 0.05,
-        "hidden": [4],
-    }
-)
 MODEL_HASH = bytes(range(32))
 CLAIM = 7
-
-
-def quadrant_images(n: int, seed: int) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
-    """Noise with one bright quadrant; the label is the quadrant."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 80, (n, 8, 8), dtype=np.uint8)
-    labels = rng.integers(0, 4, n)
-    for image, label in zip(images, labels, strict=True):
-        r, c = divmod(int(label), 2)
-        image[4 * r : 4 * r + 4, 4 * c : 4 * c + 4] += 150
-    return images, labels
-
-
-@dataclass
-class Kit:
-    model: torch.nn.Module
-    circuit: ZkCircuit
-    other: ZkCircuit  # another model's circuit
-    val_x: NDArray[np.uint8]
-    val_y: NDArray[np.int64]
-    tree: PositionalMerkleTree
-    accuracy_bps: int
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory: pytest.TempPathFactory) -> Kit:
-    root = tmp_path_factory.mktemp("zk")
-    train_x, train_y = quadrant_images(256, 1)
-    val_x, val_y = quadrant_images(32, 2)
-    result = train(SPEC, train_x, train_y, val_x, val_y, seed=bytes(32))
-    circuit = ZkCircuit.build(
-        result.model,
-        input_shape=(1, 8, 8),
-        num_classes=4,
-        k=K,
-        workdir=root / "model",
-        srs_dir=root / "srs",
-    )
-    torch.manual_seed(3)
-    other = ZkCircuit.build(
-        build_model(SPEC).eval(),
-        input_shape=(1, 8, 8),
-        num_classes=4,
-        k=K,
-        workdir=root / "other",
-        srs_dir=root / "srs",
-    )
-    tree = sample_tree(circuit.public_inputs(val_x), [int(y) for y in val_y])
-    return Kit(result.model, circuit, other, val_x, val_y, tree, result.accuracy_bps)
 
 
 def mine_past_the_draw(chain: ChainClient) -> None:
