@@ -18,7 +18,8 @@ from visdm.errors import ChainNotRunningError, InvalidInputError
 from ._common import JsonOption, console, emit, settings, unlock_account
 
 if TYPE_CHECKING:
-    from visdm.compute import AssetWorker, ScoringWorker
+    from visdm.compute import AssetWorker, ScoringWorker, TrainingConfig, TrainingWorker
+    from visdm.compute._budget import NodeBudget
     from visdm.compute._serve import ServeLock
     from visdm.verify import VerifyWorker
 
@@ -67,15 +68,39 @@ def serve(
     as_json: bool = typer.Option(
         False, "--json", help="With --once: print what was handled as JSON instead of text."
     ),
+    jobs: int | None = typer.Option(
+        None,
+        "--jobs",
+        help="Training jobs run at once (default: as many as --cpus and --memory hold, one CPU "
+        "and 2 GiB each).",
+    ),
+    cpus: int | None = typer.Option(
+        None,
+        "--cpus",
+        help="CPUs the jobs share; each gets cpus // jobs threads (default: every CPU this "
+        "process may use).",
+    ),
+    memory: float | None = typer.Option(
+        None,
+        "--memory",
+        help="GiB of memory the jobs share; each job's sandbox is limited to its grant "
+        "(default: 3/4 of the memory available at start).",
+    ),
 ) -> None:
     """Follow the chain: attest assets, serve quotes, train (Ctrl-C stops).
+
+    Training jobs run concurrently within the budget ``--jobs``/``--cpus``/``--memory``, in
+    deadline order as they fit; a quote for a job larger than the whole budget is refused.
+    Stopping (Ctrl-C, SIGTERM) kills the running jobs' sandboxes and queues the jobs again.
 
     One node per data directory: a second ``serve`` (or ``--once``) is refused while one runs.
     The chain may go away and come back (``visdm chain down`` / ``chain up``, even on another
     port): the node says so once, waits, and carries on where it stopped.
     """
+    from visdm.compute._budget import budget_from_options
     from visdm.compute._serve import ServeLock
 
+    budget = budget_from_options(jobs=jobs, cpus=cpus, memory_gib=memory)  # refused before all
     cfg = settings(ctx)
     with ServeLock(cfg.node_dir / "serve.lock"):
         _serve(
@@ -91,6 +116,7 @@ def serve(
             score=score,
             verify_share=verify_share if verify else None,
             as_json=as_json,
+            budget=budget,
         )
 
 
@@ -108,11 +134,12 @@ def _serve(
     score: bool = False,
     verify_share: float | None = None,
     as_json: bool = False,
+    budget: NodeBudget | None = None,
 ) -> None:
-    from visdm.compute import AssetWorker, NodeConfig, TrainingConfig, TrainingWorker
+    from visdm.compute import AssetWorker, NodeConfig, TrainingConfig
     from visdm.compute._serve import ApiServer, api_address
     from visdm.compute.api import QuoteService, create_app
-    from visdm.session import connect_deployed, open_store
+    from visdm.session import connect, connect_deployed, open_store
 
     account = unlock_account(cfg)
     conn = connect_deployed(cfg)
@@ -137,6 +164,7 @@ def _serve(
         price_per_gflop=parse_amount(price_per_gflop, "--price-per-gflop"),
         max_duration_s=max_duration,
         allow_unsandboxed=allow_unsandboxed,
+        budget=budget,
     )
     # built first: a refusal (no court, a bad share) leaves nothing open
     verifier = (
@@ -151,7 +179,7 @@ def _serve(
         account,
         NodeConfig(workdir=cfg.node_dir, confirmations=confirmations, poll_interval_s=poll),
     )
-    training = TrainingWorker(conn.client, conn.deployment, store, account, training_config)
+    training = _training_worker(cfg, conn, store, account, training_config)
     scoring = _scoring_worker(cfg, conn, store, account, allow_unsandboxed) if score else None
 
     def score_when_idle() -> int:
@@ -181,14 +209,15 @@ def _serve(
         )
         host, port = api_address(endpoint, api_host, api_port)
         # the API gets its own chain client: web3 providers are not shared across threads
-        from visdm.session import connect
-
         quotes = QuoteService(connect(cfg), conn.deployment, store, account, training_config)
         api = ApiServer(
             create_app(quotes, cfg.node_dir / "jobs.sqlite3"), host, port, cfg.node_dir / "api.json"
         )
         url = api.start()
-        console.print(f"node {account.address} following chain {conn.client.chain_id}; API {url}")
+        console.print(
+            f"node {account.address} following chain {conn.client.chain_id}; API {url}; "
+            + ("jobs one at a time" if budget is None else f"budget {budget.describe()}")
+        )
         # checking other nodes' results comes after this node's own work
         checks = (
             ()
@@ -196,7 +225,7 @@ def _serve(
             else (partial(verifier.poll, confirmations=confirmations, should_stop=stop.is_set),)
         )
         steps: tuple[Callable[[], object], ...] = (
-            lambda: training.poll(confirmations=confirmations, should_stop=stop.is_set),
+            lambda: training.poll(confirmations=confirmations, should_stop=stop.is_set, wait=False),
             score_when_idle,
             *checks,
         )
@@ -204,10 +233,11 @@ def _serve(
         with _attesting(cfg, assets, stop, poll, presence):  # never behind a training job
             _follow(steps, stop, poll, lambda: conn.client.rpc_url, presence)
     finally:
+        training.close()  # first: running sandboxes are killed, their jobs queued again
         account_lock.release()
         if api is not None:
             api.stop()
-        for worker in (assets, training, scoring, verifier):
+        for worker in (assets, scoring, verifier):
             if worker is not None:
                 worker.close()
 
@@ -266,6 +296,23 @@ def _account_lock(conn: Any, address: str) -> ServeLock:
     lock = ServeLock.for_account(bytes(genesis), market, address)
     lock.acquire()
     return lock
+
+
+def _training_worker(
+    cfg: Settings, conn: Any, store: Any, account: Any, config: TrainingConfig
+) -> TrainingWorker:
+    from visdm.compute import TrainingWorker
+    from visdm.session import connect, open_store
+
+    # each concurrent job gets a chain client and a store of its own
+    return TrainingWorker(
+        conn.client,
+        conn.deployment,
+        store,
+        account,
+        config,
+        opener=lambda: (connect(cfg), open_store(cfg)),
+    )
 
 
 def _scoring_worker(

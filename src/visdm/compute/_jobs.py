@@ -12,6 +12,12 @@ sent, so after a crash the node either re-runs the deterministic training from s
 found in ``preparing``/``training``/``valuing``) or re-sends exactly the journaled result after
 checking the chain — a result is posted once.
 
+A node running several jobs at once claims each before it starts (:meth:`JobJournal.claim`):
+one conditional update names the run that holds it (``runner``), so no job runs twice. Only
+one node process serves a data directory (its serve lock), so a claim held by another run id
+is a killed predecessor's: it no longer holds, and the job is claimed again and re-run as
+above.
+
 The HTTP API reads the same file from another thread with its own connection (WAL mode). The
 job's secret seed is kept in a column of its own that :class:`Job` never carries, so that no
 reader of a job can publish it; :meth:`JobJournal.seed` hands it to verifiers.
@@ -45,7 +51,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     tx_hash TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    seed BLOB             -- the latest attempt's 32-byte seed: for verifiers, never published
+    seed BLOB,            -- the latest attempt's 32-byte seed: for verifiers, never published
+    runner TEXT           -- the node run that claimed it while it runs (NULL when none)
 );
 CREATE TABLE IF NOT EXISTS market_cursor (
     id INTEGER PRIMARY KEY CHECK (id = 1), block INTEGER NOT NULL
@@ -120,6 +127,8 @@ class JobJournal(DurableSqlite):
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         if "seed" not in columns:  # a journal written before jobs had seeds
             self._db.execute("ALTER TABLE jobs ADD COLUMN seed BLOB")
+        if "runner" not in columns:  # a journal written before jobs ran concurrently
+            self._db.execute("ALTER TABLE jobs ADD COLUMN runner TEXT")
 
     # --- jobs -------------------------------------------------------------------------------
     def enqueue(self, proposal_id: int, deadline: int) -> bool:
@@ -148,6 +157,30 @@ class JobJournal(DurableSqlite):
             tuple(sorted(ACTIVE_STATES)),
         ).fetchall()
         return [_job(r) for r in rows]
+
+    def claim(self, proposal_id: int, runner: str) -> bool:
+        """Claim an unfinished job for ``runner`` (this node run); ``False`` when it is final
+        or this run holds it already. One statement: two threads can never both claim it."""
+        marks = ",".join("?" * len(ACTIVE_STATES))
+        cur = self._db.execute(
+            f"UPDATE jobs SET runner = ? WHERE proposal_id = ? AND state IN ({marks}) "  # noqa: S608
+            "AND (runner IS NULL OR runner != ?)",
+            (runner, proposal_id, *sorted(ACTIVE_STATES), runner),
+        )
+        return cur.rowcount == 1
+
+    def release(self, proposal_id: int, runner: str) -> None:
+        """``runner`` no longer runs the job."""
+        self._db.execute(
+            "UPDATE jobs SET runner = NULL WHERE proposal_id = ? AND runner = ?",
+            (proposal_id, runner),
+        )
+
+    def runner(self, proposal_id: int) -> str | None:
+        row = self._db.execute(
+            "SELECT runner FROM jobs WHERE proposal_id = ?", (proposal_id,)
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def set_seed(self, proposal_id: int, seed: bytes) -> None:
         """Keep the seed of the attempt about to run (it replaces an earlier attempt's)."""

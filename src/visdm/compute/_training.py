@@ -2,7 +2,9 @@
 ``submitResult``.
 
 For every ``TrainingStarted`` of a proposal that names this node, the node journals a job
-(:mod:`._jobs`) and then, one job at a time:
+(:mod:`._jobs`) and then — one job at a time, or, with a resource budget
+(:attr:`TrainingConfig.budget`), several at once in threads of their own (:mod:`._pool`) —
+for each job:
 
 1. fetches the proposal document and checks it against the chain (consumer's signature,
    selection root recomputed from the public manifests, spec and validation-set hashes);
@@ -32,6 +34,7 @@ import logging
 import secrets
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,8 +65,6 @@ from visdm.proposals import (
     CheckedProposal,
     PublicAsset,
     TrainingProposal,
-    asset_refusal,
-    licence_refusal,
     load_checked_proposal,
     open_validation_set,
 )
@@ -72,10 +73,11 @@ from visdm.training._card import ExcludedSamples, LeftOutAsset
 from visdm.training._spec import MAX_SPEC_BYTES
 from visdm.verify import JobSecrets
 
+from ._budget import NodeBudget
 from ._jobs import Job, JobJournal
-from ._private import private_dir as _private_dir
-from ._private import private_prefix
-from ._private import sweep_private_dirs as _sweep_private_dirs
+from ._keys import NO_KEY_OPENS, NO_KEY_WRAPPED, asset_keys
+from ._pool import TrainingPool
+from ._private import private_dir, private_prefix, sweep_private_dirs
 from ._results import RESULT_KIND, ConsumerFaultError, JobFailedError, ResultPublisher
 from .sandbox import (
     ProgressEvent,
@@ -94,16 +96,17 @@ __all__ = [
     "JobFailedError",
     "TrainingConfig",
     "TrainingWorker",
+    "private_prefix",
 ]
 
 log = logging.getLogger("visdm.node.training")
 
 _ENTRY_POINT = "visdm.training:run_job"
+# the scoring worker's names for these
+_private_dir = private_dir
+_sweep_private_dirs = sweep_private_dirs
 # samples.json's per-sample lists (visdm.training._job reads them; it imports torch)
 _DESCRIBED = ("files", "labels", "sample_ids", "providers", "asset_ids", "rank")
-#: the node's words for an asset left out for its key (``leftOut`` in the result document)
-NO_KEY_WRAPPED = "no data key was wrapped for this node"
-NO_KEY_OPENS = "the data key wrapped for this node does not open"
 _TERMINAL_ON_CHAIN = (ProposalStatus.COMPLETED, ProposalStatus.WTP_MISSED)
 _PROGRESS_EVERY_S = 0.5
 
@@ -128,12 +131,18 @@ class _AttemptFailedError(JobFailedError):
         super().__init__(f"training {result.status.value}: {result.error or 'no result'}{tail}")
 
 
+class _StoppedError(VisdmError):
+    """The node stopped the job's sandbox because it is shutting down: nobody's fault."""
+
+
 @dataclass(frozen=True, slots=True)
 class TrainingConfig:
     """How the node trains and what it charges.
 
     ``limits`` are :class:`visdm.training.NodeLimits` fields (kept as a mapping so that this
     process does not import torch); ``price_per_gflop`` is in the payment token's smallest unit.
+    With a ``budget``, :meth:`TrainingWorker.poll` runs jobs concurrently within it, each
+    sandbox limited to its grant (``sandbox``'s memory and threads are then the grant's).
     """
 
     workdir: Path
@@ -159,6 +168,7 @@ class TrainingConfig:
     #: node abandons it on chain; the radius of visdm.metadata.screen_validation_set
     max_attempts: int = 3
     screen_radius: int = VALIDATION_SCREEN_RADIUS
+    budget: NodeBudget | None = None
 
 
 def _gave_up(attempts: int, how: str) -> str:
@@ -175,7 +185,13 @@ class TrainingWorker:
         store: ContentStore,
         account: UnlockedAccount,
         config: TrainingConfig,
+        *,
+        opener: Callable[[], tuple[ChainClient, ContentStore]] | None = None,
+        sweep: bool = True,
     ) -> None:
+        """``opener`` gives each concurrent job its own chain client and store (by default a
+        client for the same endpoint, and this store); ``sweep=False`` for a job's own worker,
+        which must leave the running jobs' RAM directories alone."""
         self.client = client
         self.deployment = deployment
         self.market = deployment.training_market(client)
@@ -190,7 +206,14 @@ class TrainingWorker:
         self.journal = JobJournal(config.workdir / "jobs.sqlite3")
         self.start_block = deployment.contracts["TrainingMarket"].block_number
         self._shm_prefix = private_prefix("job", account.address, config.workdir)
-        _sweep_private_dirs(self._shm_prefix)
+        if sweep:
+            _sweep_private_dirs(self._shm_prefix)
+        self.opener = opener
+        #: set when the node stops: the running sandbox is killed, the job queued again
+        self.cancel: threading.Event | None = None
+        self.pool: TrainingPool | None = None
+        if config.budget is not None:
+            self.pool = TrainingPool(self, config.budget)
 
     def limits(self) -> dict[str, Any]:
         """The node's training limits, with the market's minimum expected batch size: a
@@ -200,7 +223,16 @@ class TrainingWorker:
         return {**self.config.limits, "min_batch_size": max(own, market_min)}
 
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
         self.journal.close()
+
+    def refuse_over_budget(self, proposal_id: int, why: str) -> Job:
+        """Abandon on chain a job that can never run within the budget (quoted under a larger
+        one): its consumer is refunded at once."""
+        if self._settled_on_chain(proposal_id, self.market.proposal(proposal_id)):
+            return self._job(proposal_id)
+        return self._abandon(proposal_id, why)
 
     # --- following ------------------------------------------------------------------------
     def follow(self, *, confirmations: int = 0, max_blocks: int = 2_000) -> int:
@@ -220,11 +252,23 @@ class TrainingWorker:
                 self.journal.set_cursor(end)
         return new
 
-    def poll(self, *, confirmations: int = 0, should_stop: Callable[[], bool] | None = None) -> int:
+    def poll(
+        self,
+        *,
+        confirmations: int = 0,
+        should_stop: Callable[[], bool] | None = None,
+        wait: bool = True,
+    ) -> int:
         """Follow the chain, then run every pending job (checking ``should_stop`` between jobs);
         returns how many jobs were handled. A job's own failure never stops the others; an
-        outage (chain, storage, sandbox) propagates after the job is put back in the queue."""
+        outage (chain, storage, sandbox) propagates after the job is put back in the queue.
+
+        With a budget, jobs run concurrently: ``wait=False`` starts those that fit and returns
+        how many started (the node's loop calls it again); ``wait=True`` runs them all, within
+        the budget, before it returns."""
         self.follow(confirmations=confirmations)
+        if self.pool is not None:
+            return self.pool.poll(should_stop=should_stop, wait=wait)
         handled = 0
         for job in self.journal.pending():
             if should_stop is not None and should_stop():
@@ -260,6 +304,15 @@ class TrainingWorker:
                     proposal_id, state="queued", attempts=job.attempts, message=f"waiting: {exc}"
                 )
                 raise
+            except _StoppedError:
+                # the node is stopping: the attempt is not the job's, it runs again later
+                self._update(
+                    proposal_id,
+                    state="queued",
+                    attempts=job.attempts,
+                    message="the node stopped during training: it runs again when it is back",
+                )
+                return self._job(proposal_id)
             except _AttemptFailedError as exc:
                 return self._retry_or_abandon(proposal_id, attempt, exc, exc.status.value)
             except ConsumerFaultError as exc:
@@ -462,7 +515,10 @@ class TrainingWorker:
                 bwrap=self.config.bwrap,
                 allow_unsandboxed=self.config.allow_unsandboxed,
                 on_progress=self._progress_reporter(proposal_id),
+                cancel=self.cancel,
             )
+        if result.status is SandboxStatus.CANCELLED:
+            raise _StoppedError(result.error or "the node stopped the job")
         if result.status is SandboxStatus.INPUT_REJECTED:
             raise ConsumerFaultError(result.error or "the sandbox refused the consumer's input")
         if not result.ok or result.return_value is None:
@@ -575,64 +631,9 @@ class TrainingWorker:
     def _asset_keys(
         self, checked: CheckedProposal, spec: Mapping[str, Any]
     ) -> tuple[dict[int, bytes], dict[int, tuple[str, str]], set[int]]:
-        """The data key of each asset this round may use, why each other one is left out (a
-        :data:`~visdm.training._card.LEFT_OUT_REASONS` code and the node's words), and which of
-        those the proposal's own terms shut out. Left out: it left the round in the tally (its
-        owner rejected, or it was withdrawn by then), it was withdrawn since, it is the
-        consumer's or this node's own, its licence refuses the consumer or the spec's privacy,
-        or no key was wrapped for this node."""
-        doc = checked.document
-        record = self.market.proposal(checked.proposal_id)
-        left = self.market.excluded_positions(checked.proposal_id, record.asset_count)
-        in_round = {a for i, a in enumerate(doc.asset_ids) if i not in left}
-        samples = sum(
-            c for a, c in zip(doc.asset_ids, doc.sample_counts, strict=True) if a in in_round
-        )
-        dp = spec.get("dp")
-        budget = None if dp is None else (float(dp["target_epsilon"]), float(dp["delta"]))
-        now = self._licence_time(checked.proposal_id)
-        keys: dict[int, bytes] = {}
-        reasons: dict[int, tuple[str, str]] = {}
-        by_terms: set[int] = set()
-        for asset_id, public in checked.public.items():
-            if asset_id not in in_round:
-                reasons[asset_id] = (
-                    "tally",
-                    "it left the round in the tally (rejected or withdrawn)",
-                )
-                continue
-            if self._withdrawn(checked.proposal_id, asset_id):
-                reasons[asset_id] = ("withdrawn", "it was withdrawn after the tally")
-                continue
-            refusal = asset_refusal(
-                public,
-                consumer=doc.consumer,
-                node=record.node,
-                now=now,
-                dp=budget,
-                training_samples=max(samples, 1),
-            )
-            if refusal is not None:
-                owner = str(public.record.owner).lower()
-                code = (
-                    "own-asset"
-                    if owner in (str(doc.consumer).lower(), str(record.node).lower())
-                    else "licence"
-                    if licence_refusal(public, doc.consumer, now) is not None
-                    else "dp-terms"
-                )
-                reasons[asset_id] = (code, refusal)
-                by_terms.add(asset_id)
-                continue
-            try:
-                keys[asset_id] = self._data_key(asset_id, public)
-            except (VisdmError, CryptoError):
-                # none wrapped is checkable in the manifest; a key that does not open is not
-                wrapped = any(str(k.recipient) == record.node for k in public.manifest.keys)
-                reasons[asset_id] = ("no-key", NO_KEY_OPENS if wrapped else NO_KEY_WRAPPED)
-        for asset_id, (_, why) in reasons.items():
-            log.warning("proposal %d: asset %d left out: %s", checked.proposal_id, asset_id, why)
-        return keys, reasons, by_terms
+        """The data key of each asset this round may use, why each other one is left out, and
+        which of those the proposal's own terms shut out (:func:`._keys.asset_keys`)."""
+        return asset_keys(self, checked, spec)
 
     # --- keys: the node's own; a verifier re-executing the job overrides these -------------
     def _data_key(self, asset_id: int, public: PublicAsset) -> bytes:

@@ -27,17 +27,15 @@ visdm.training.design_check`` and training in the sandbox. Errors are JSON
 ``{"error": kind, "detail": message}`` with 400 (malformed request), 401 (bad or stale
 signature), 403 (not a registered consumer, or not this proposal's), 404 (unknown proposal or
 job), 409 (a proposal this node cannot quote now), 413 (body too large), 422 (a spec it
-refuses) or 429 (too many requests; ``Retry-After`` says when to try again).
+refuses, or a job larger than the node's whole resource budget: ``OverBudget``) or 429 (too
+many requests; ``Retry-After`` says when to try again).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -87,6 +85,14 @@ from visdm.training._spec import MAX_SPEC_BYTES
 from visdm.types import Address, Role
 
 from ._jobs import Job, JobJournal
+from ._quoting import (
+    QuoteError,
+    _refusal,
+    budget_refusal,
+    price_training,
+    proposal_requirement,
+    run_design_check,
+)
 from ._serve import BodyLimit, OnceCache, TokenBuckets
 from ._training import TrainingConfig
 from .sandbox import sandbox_status as _sandbox_status
@@ -101,8 +107,6 @@ __all__ = [
 
 log = logging.getLogger("visdm.node.api")
 
-_GFLOP = 10**9
-_DESIGN_CHECK_TIMEOUT_S = 120.0
 _CONCURRENT_DESIGN_CHECKS = 2
 _QUOTABLE = (ProposalStatus.VOTING, ProposalStatus.APPROVED, ProposalStatus.COUNTERED)
 _MAX_UINT64 = 2**64 - 1
@@ -113,18 +117,6 @@ _PUBLIC_JOB_FIELDS = ("proposalId", "state", "progress", "attempts", "deadline")
 _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _HEX_SIGNATURE = re.compile(r"0x[0-9a-fA-F]{130}")
 _UNIX_SECONDS = re.compile(r"[0-9]{1,20}")
-
-
-class QuoteError(VisdmError):
-    """A request the node refuses; ``status`` is the HTTP status that says why."""
-
-    def __init__(
-        self, status: int, kind: str, detail: str, *, retry_after: int | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.kind = kind
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,41 +147,6 @@ class ApiLimits:
                 raise ConfigError(
                     f"ApiLimits.{f.name} must be a positive {wanted.__name__}, got {value!r}"
                 )
-
-
-def price_training(train_flops_per_sample: int, samples: int, epochs: int, price: int) -> int:
-    """The quote in the token's smallest unit (integer arithmetic, rounded up)."""
-    return -(-(train_flops_per_sample * samples * epochs * price) // _GFLOP)
-
-
-def run_design_check(
-    spec: Mapping[str, Any], limits: Mapping[str, Any], *, python: str = sys.executable
-) -> dict[str, Any]:
-    """The design check in a separate process (see :mod:`visdm.training.design_check`)."""
-    try:
-        done = subprocess.run(  # noqa: S603 - fixed argv, the spec goes through stdin as JSON
-            [python, "-m", "visdm.training.design_check"],
-            input=json.dumps({"spec": spec, "limits": dict(limits)}).encode(),
-            capture_output=True,
-            timeout=_DESIGN_CHECK_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise QuoteError(503, "DesignCheckTimeout", "the design check timed out") from None
-    try:
-        answer: dict[str, Any] = json.loads(done.stdout)
-    except ValueError:
-        tail = done.stderr.decode(errors="replace")[-500:]
-        raise QuoteError(
-            500, "DesignCheckCrashed", f"the design check exited {done.returncode}: {tail}"
-        ) from None
-    return answer
-
-
-def _refusal(cached: QuoteError) -> QuoteError:
-    """A fresh exception for a cached refusal (one instance raised in many threads would share
-    its traceback)."""
-    return QuoteError(cached.status, cached.kind, str(cached))
 
 
 @dataclass
@@ -351,6 +308,7 @@ class QuoteService:
                 "DesignLimitError",
                 f"the selection has {samples:,} samples, over this node's max_samples={limit:,}",
             )
+        self._check_budget(checked, design, samples)
         cost = price_training(
             int(design["train_flops_per_sample"]),
             samples,
@@ -384,6 +342,27 @@ class QuoteService:
                 "pricePerGflopWei": str(self.config.price_per_gflop),
             },
         }
+
+    def _check_budget(
+        self, checked: CheckedProposal, design: Mapping[str, Any], samples: int
+    ) -> None:
+        """Refuse a job that could never run within the node's resource budget."""
+        budget = self.config.budget
+        if budget is None:
+            return
+        spec = load_untrusted_json(
+            checked.document.model_spec_json,
+            what="the proposal's model spec",
+            max_bytes=MAX_SPEC_BYTES,
+            error=InvalidModelSpecError,
+            hint="propose again with a spec from `visdm data model-spec`",
+        )  # the design check passed it already; still read with the untrusted-input guard
+        need = proposal_requirement(
+            checked, spec, design, samples=samples, threads=budget.threads_per_job
+        )
+        why = budget_refusal(need, budget)
+        if why is not None:
+            raise QuoteError(422, "OverBudget", why)
 
     def _round_samples(
         self, proposal_id: int, record: ProposalRecord, checked: CheckedProposal

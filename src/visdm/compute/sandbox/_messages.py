@@ -56,7 +56,9 @@ class SandboxLimits(_Message):
     (``RLIMIT_CPU``; SIGXCPU at the limit, SIGKILL a second later), ``wall_s`` the elapsed time
     (the node kills the whole process group), ``max_output_bytes`` the size of any one file the
     job writes (``RLIMIT_FSIZE``) and of everything in the output directory together (checked
-    after the run), ``tmp_bytes`` the private ``/tmp`` (a sized tmpfs; bwrap only).
+    after the run), ``tmp_bytes`` the private ``/tmp`` (a sized tmpfs; bwrap only),
+    ``threads`` the job's CPU share: the threads its numeric libraries start (torch, OpenMP,
+    BLAS; ``None`` leaves their defaults).
     """
 
     memory_bytes: int = Field(default=4096 * _MiB, ge=64 * _MiB)
@@ -64,6 +66,7 @@ class SandboxLimits(_Message):
     wall_s: float = Field(default=3600.0, gt=0)
     max_output_bytes: int = Field(default=1024 * _MiB, ge=0)
     tmp_bytes: int = Field(default=256 * _MiB, ge=_MiB)
+    threads: int | None = Field(default=None, ge=1, le=4096)
 
 
 class SandboxJob(_Message):
@@ -146,6 +149,8 @@ class SandboxStatus(StrEnum):
     OUTPUT_REJECTED = "output_rejected"
     #: the worker died without reporting (a signal, ``os._exit``, a broken message)
     CRASHED = "crashed"
+    #: the node killed the job because it is stopping: nobody's fault, run it again later
+    CANCELLED = "cancelled"
 
 
 class OutputFile(_Message):

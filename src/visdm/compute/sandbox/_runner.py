@@ -29,6 +29,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -97,6 +98,7 @@ def run_in_sandbox(
     bwrap: str = "bwrap",
     allow_unsandboxed: bool = False,
     on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
 ) -> SandboxResult:
     """Run ``job`` in a fresh sandbox and return how it ended.
 
@@ -104,6 +106,8 @@ def run_in_sandbox(
     :class:`EntryPointNotAllowedError` before any process starts. ``python`` is the interpreter
     (with visdm installed) that runs the worker. ``on_progress`` is called in this thread for
     each progress line while the job runs; an exception from it stops the job and propagates.
+    Setting ``cancel`` (another thread: the node is stopping) kills the job's processes within
+    a fraction of a second and ends it :attr:`SandboxStatus.CANCELLED`.
 
     Raises :class:`SandboxUnavailableError` when ``bwrap`` is missing or cannot create namespaces
     (or ``use_bwrap=False``), unless ``allow_unsandboxed=True``: then the job runs as a plain
@@ -144,6 +148,7 @@ def run_in_sandbox(
             output_dir=output_dir,
             control=control,
             on_progress=on_progress,
+            cancel=cancel,
         )
 
 
@@ -332,6 +337,7 @@ def _supervise(
     output_dir: Path,
     control: Path,
     on_progress: ProgressCallback | None,
+    cancel: threading.Event | None = None,
 ) -> SandboxResult:
     read_fd, write_fd = os.pipe()
     try:
@@ -379,7 +385,9 @@ def _supervise(
         stack.callback(os.close, read_fd)
         stack.enter_context(cast(IO[bytes], proc.stdout))
         stack.callback(_reap, proc)
-        status, timed_out = _watch(proc, read_fd, reader, log, deadline=started + job.limits.wall_s)
+        status, stopped = _watch(
+            proc, read_fd, reader, log, deadline=started + job.limits.wall_s, cancel=cancel
+        )
     wall_s = time.monotonic() - started
     files, total, rejected = _scan_output(output_dir)
     exit_code = os.waitstatus_to_exitcode(status)
@@ -395,7 +403,13 @@ def _supervise(
     }
     limits = job.limits
     outcome = reader.outcome
-    if timed_out:
+    if stopped == "cancelled":
+        return SandboxResult(
+            status=SandboxStatus.CANCELLED,
+            error="the node stopped the job (it is shutting down); its processes were killed",
+            **common,
+        )
+    if stopped == "timed_out":
         return SandboxResult(
             status=SandboxStatus.TIMED_OUT,
             error=f"wall-clock limit of {limits.wall_s} s reached; the job's processes were killed",
@@ -447,9 +461,11 @@ def _watch(
     log: bytearray,
     *,
     deadline: float,
-) -> tuple[int, bool]:
-    """Pump both pipes until the process exits or the deadline passes; returns the wait status
-    and whether it timed out."""
+    cancel: threading.Event | None = None,
+) -> tuple[int, str | None]:
+    """Pump both pipes until the process exits, the deadline passes or ``cancel`` is set;
+    returns the wait status and why the node killed it (``"timed_out"``, ``"cancelled"``) or
+    ``None``."""
     log_fd = cast(IO[bytes], proc.stdout).fileno()
     for fd in (read_fd, log_fd):
         os.set_blocking(fd, False)
@@ -469,7 +485,7 @@ def _watch(
                 log.extend(chunk)
                 del log[: max(0, len(log) - _LOG_TAIL_BYTES)]
 
-    timed_out = False
+    stopped: str | None = None
     status: int | None = None
     drain_until = 0.0
     with selectors.DefaultSelector() as selector:
@@ -479,8 +495,9 @@ def _watch(
             now = time.monotonic()
             if status is None:
                 pid, waited = os.waitpid(proc.pid, os.WNOHANG)
-                if not pid and now >= deadline:
-                    timed_out = True
+                cancelled = cancel is not None and cancel.is_set()
+                if not pid and (now >= deadline or cancelled):
+                    stopped = "cancelled" if cancelled else "timed_out"
                     _kill_group(proc.pid)
                     pid, waited = os.waitpid(proc.pid, 0)
                 if pid:
@@ -495,7 +512,7 @@ def _watch(
             for key, _ in selector.select(timeout=_POLL_S):
                 if not pump(int(key.fd)):
                     selector.unregister(key.fd)
-    return status, timed_out
+    return status, stopped
 
 
 def _kill_group(pgid: int) -> None:

@@ -28,6 +28,8 @@ __all__ = ["apply_limits", "main"]
 _TRACEBACK_CHARS = 8192
 _ERROR_CHARS = 2048
 _CPU_GRACE_S = 1
+#: what torch, OpenMP and the BLAS libraries read their thread count from when imported
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _RETURN_ADAPTER: TypeAdapter[dict[str, JsonValue] | None] = TypeAdapter(dict[str, JsonValue] | None)
 
 
@@ -84,6 +86,9 @@ def _run(envelope: WorkerEnvelope, channel: _Channel) -> WorkerOutcome:
     apply_limits(
         memory_bytes=limits.memory_bytes, cpu_s=limits.cpu_s, file_bytes=limits.max_output_bytes
     )
+    if limits.threads is not None:  # before the job's imports: the libraries read it then
+        for name in _THREAD_VARIABLES:
+            os.environ[name] = str(limits.threads)
     try:
         function = _resolve(job.entry_point)
         value = function(job, channel)
