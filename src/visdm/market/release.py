@@ -117,6 +117,9 @@ def release(settings: Settings, caller: UnlockedAccount, proposal_id: int) -> Tx
     court = market_court(conn)
     require_releasable(record, window_at(court, record), _next.chain_now(conn.client))
     assert court is not None  # a window exists only with a court
+    waiting = court.proof_of(proposal_id).blocks_release()
+    if waiting is not None and record.status is ProposalStatus.COMPLETED:
+        raise InvalidInputError(f"proposal {proposal_id} cannot be released yet: {waiting}")
     conn.client.fund_from_dev_faucet(caller.address)
     return court.release(caller.local_account, proposal_id)
 
@@ -130,6 +133,8 @@ def release_due(conn: Connection, caller: LocalAccount, proposal_ids: Sequence[i
     for pid in proposal_ids if court is not None else ():
         window = window_at(court, market.proposal(pid))
         if court is not None and window is not None and window.releasable_at(now):
+            if window.status is ProposalStatus.COMPLETED and court.proof_of(pid).blocks_release():
+                continue  # its accuracy proof decides first
             court.release(caller, pid)
             done.append(pid)
     return done

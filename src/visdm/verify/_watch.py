@@ -344,10 +344,19 @@ class VerifyWorker:
     def _settle(
         self, proposal_id: int, record: ProposalRecord, challenge: ChallengeRecord, now: int
     ) -> int:
-        """Release after an unchallenged window; resolve a challenge whose committee is done."""
-        if challenge.challenger is None:
+        """Release after an unchallenged window (or an upheld challenge) once an accuracy proof
+        the job needs is accepted, overturn it when that proof failed, and resolve a challenge
+        whose committee is done."""
+        held = challenge.settled and record.deadline != 0  # upheld, waiting for its proof
+        if challenge.challenger is None or held:
             if now < record.deadline:
                 return 0
+            proof = self.court.proof_of(proposal_id)
+            if record.status is ProposalStatus.COMPLETED and proof.status != "accepted":
+                if proof.required and proof.status == "pending":
+                    return 0  # its node may still prove; a later poll settles it
+                if proof.required:
+                    return self._overturn_unproven(proposal_id, proof.status)
             sent = self._send(lambda: self.court.release(self.account.local_account, proposal_id))
             if sent:
                 log.info("proposal %d: released after its window", proposal_id)
@@ -373,6 +382,15 @@ class VerifyWorker:
                 proposal_id,
                 "overturned" if overturned else "upheld",
             )
+        self.journal.update(proposal_id, state="done")
+        return int(sent)
+
+    def _overturn_unproven(self, proposal_id: int, status: str) -> int:
+        """Overturn a result whose accuracy proof was rejected, expired or never committed."""
+        account = self.account.local_account
+        sent = self._send(lambda: self.court.overturn_unproven(account, proposal_id))
+        if sent:
+            log.info("proposal %d: overturned, its accuracy proof is %s", proposal_id, status)
         self.journal.update(proposal_id, state="done")
         return int(sent)
 

@@ -16,6 +16,8 @@ from tests.integration.verify.conftest import BOND, WINDOW, Court, _stake
 from tests.integration.verify.zkkit import K, Kit
 from visdm.chain.contracts import ProposalStatus
 from visdm.errors import ContractRevertError
+from visdm.market.release import release_due
+from visdm.session import Connection
 from visdm.verify._zk import ZkCircuit
 from visdm.verify._zk_chain import ZkAccuracyCheckClient, deploy_zk_check
 
@@ -118,13 +120,15 @@ def test_an_accepted_proof_releases_the_result_and_pays(ct: Court, kit: Kit) -> 
         court.release(stranger, p.pid)
     assert err.value.error_name == "ResultCourtProofNotAccepted"
     assert court.proof_of(p.pid).blocks_release() is not None
+    conn = Connection(mk.chain, mk.deployment)
+    assert release_due(conn, stranger, [p.pid]) == []  # a claim run leaves it held, unsent
     assert p.prove(kit.circuit, kit) == "accepted"
     assert court.proof_of(p.pid).blocks_release() is None
     assert revert_name(lambda: court.overturn_unproven(stranger, p.pid)) == (
         "ResultCourtProofNotFailed"
     )
     node_credit = mk.market.credit_of(p.node.address)
-    court.release(stranger, p.pid)
+    assert release_due(conn, stranger, [p.pid]) == [p.pid]
     record = mk.market.proposal(p.pid)
     assert record.status is ProposalStatus.COMPLETED and record.deadline == 0  # claims open
     assert mk.market.credit_of(p.node.address) == node_credit + COST

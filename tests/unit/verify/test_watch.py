@@ -213,7 +213,7 @@ class _Chain:
     """What ``VerifyWorker.step`` reads and sends, recorded."""
 
     def __init__(self, *, now: int, deadline: int, challenge: Any = None) -> None:
-        from visdm.chain.contracts import ChallengeRecord, ProposalStatus
+        from visdm.chain.contracts import ChallengeRecord, ProofState, ProposalStatus
 
         self.now = now
         self.sent: list[tuple[str, int]] = []
@@ -221,6 +221,7 @@ class _Chain:
             status=ProposalStatus.COMPLETED, deadline=deadline, node=_OTHER
         )
         self.challenge = challenge or ChallengeRecord(None, 0, 0, 0, False, None, 0, ())
+        self.proof = ProofState(None, "none")
 
     def proposal(self, _pid: int) -> Any:
         return self.record
@@ -236,6 +237,12 @@ class _Chain:
 
     def release(self, _who: Any, pid: int) -> None:
         self.sent.append(("release", pid))
+
+    def proof_of(self, _pid: int) -> Any:
+        return self.proof
+
+    def overturn_unproven(self, _who: Any, pid: int) -> None:
+        self.sent.append(("overturn", pid))
 
     def resolve(self, _who: Any, pid: int) -> None:
         self.sent.append(("resolve", pid))
@@ -268,6 +275,28 @@ def test_an_own_or_a_late_drawn_result_is_not_re_executed_but_released_after_its
         assert worker.journal.checks(open_only=True) == []
         chain.record.deadline = 0  # released: the next poll has nothing to do
         assert worker.step(3) == 0 and chain.sent == [("release", 3)]
+    finally:
+        worker.journal.close()
+
+
+@pytest.mark.parametrize(("failed", "move"), [("rejected", "overturn"), ("accepted", "release")])
+def test_a_result_waiting_for_its_accuracy_proof_is_settled_by_the_proof(
+    tmp_path: Path, failed: str, move: str
+) -> None:
+    from visdm.chain.contracts import ProofState
+
+    chain = _Chain(now=1_000, deadline=900)
+    chain.proof = ProofState(_OTHER, "pending")
+    worker = _worker(tmp_path, chain)
+    try:
+        with worker.journal.transaction():
+            worker.journal.add(3, bytes(32), "bafyresult", own=True, drawn=False)
+        assert worker.step(3) == 0 and chain.sent == []  # the node may still prove
+        assert [c.proposal_id for c in worker.journal.checks(open_only=True)] == [3]
+        chain.proof = ProofState(_OTHER, failed)
+        assert worker.step(3) == 1
+        assert chain.sent == [(move, 3)]
+        assert worker.journal.checks(open_only=True) == []
     finally:
         worker.journal.close()
 
