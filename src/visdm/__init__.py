@@ -4,6 +4,7 @@ The supported public API is what ``__all__`` lists here and in each subpackage; 
 names start with ``_`` are private.
 """
 
+import visdm._deferred_imports  # noqa: F401  (first: before anything imports eth-account)
 from visdm.config import Settings
 from visdm.errors import VisdmError
 from visdm.types import Address, AssetId, Cid, PHash, Role, SampleId, Wei

@@ -20,13 +20,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from visdm._lazy import lazy_exports
 from visdm.config import Settings
 from visdm.errors import ConfigError, InvalidInputError
 
-from ._app import create_app
-from ._auth import Sessions
+if TYPE_CHECKING:
+    from ._app import create_app
+    from ._auth import Sessions
 
 __all__ = [
     "BackgroundServer",
@@ -37,6 +39,10 @@ __all__ = [
     "play_and_serve",
     "serve",
 ]
+
+# FastAPI loads with the app, not with the package: `visdm web`'s command is registered on every
+# CLI start-up
+__getattr__ = lazy_exports(__name__, {"create_app": "._app", "Sessions": "._auth"})
 
 #: the only address the app binds to
 HOST = "127.0.0.1"
@@ -75,6 +81,9 @@ def serve(
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InvalidInputError(f"--port must be 0 to 65535, got {port!r}")
     chosen = port or _free_port()
+    from ._app import create_app
+    from ._auth import Sessions
+
     sessions = Sessions()
     app = create_app(settings, sessions=sessions, index_url=index_url)
     info = LaunchInfo(port=chosen, url=launch_url(chosen, sessions.launch_token))
