@@ -16,7 +16,10 @@
   another node's job. Both load the compute node on first use.
 * :class:`ZkCircuit` / :class:`ZkProof`: an ezkl proof that the committed model classifies k
   validation samples as claimed; :func:`deploy_zk_check` / :class:`ZkAccuracyCheckClient`: the
-  on-chain check of it on samples drawn after the claim; :func:`min_correct`: its threshold.
+  on-chain check of it on samples drawn after the claim; :func:`min_correct`: its threshold;
+  :func:`prove_result`: a training node committing and proving its result's claim, which the
+  court waits for when it names a check; :func:`expected_sample_root`: the root a claim should
+  commit for a validation set.
 
 Importing this package does not import torch.
 """
@@ -47,6 +50,7 @@ from visdm.verify._zk_rule import draw_indices, false_accept, min_correct, sampl
 if TYPE_CHECKING:
     from visdm.verify._reexecute import Reexecutor
     from visdm.verify._watch import VerifyConfig, VerifyJournal, VerifyWorker
+    from visdm.verify._zk_prove import ZkProofRun, expected_sample_root, prove_result
 
 # these import the compute node, which imports this package: loaded on first use
 _LAZY = {
@@ -54,6 +58,9 @@ _LAZY = {
     "VerifyConfig": "visdm.verify._watch",
     "VerifyJournal": "visdm.verify._watch",
     "VerifyWorker": "visdm.verify._watch",
+    "ZkProofRun": "visdm.verify._zk_prove",
+    "expected_sample_root": "visdm.verify._zk_prove",
+    "prove_result": "visdm.verify._zk_prove",
 }
 
 
@@ -86,15 +93,18 @@ __all__ = [
     "ZkCircuit",
     "ZkClaim",
     "ZkProof",
+    "ZkProofRun",
     "ZkSettings",
     "cpu_capability",
     "deploy_zk_check",
     "determinism_envelope",
     "draw_indices",
+    "expected_sample_root",
     "false_accept",
     "judge",
     "min_correct",
     "open_job_secrets",
+    "prove_result",
     "publish_job_secrets",
     "sample_tree",
     "sampled",

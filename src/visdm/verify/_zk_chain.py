@@ -133,6 +133,23 @@ class ZkAccuracyCheckClient:
             sample_root=bytes(raw[10]),
         )
 
+    def samples(self) -> int:
+        """k: the samples every claim proves, so every circuit's batch."""
+        return int(self.client.call(self.contract.functions.samples()))
+
+    def verifier(self) -> str:
+        """The reusable Halo2 verifier circuits' artifacts are registered with."""
+        return to_checksum_address(str(self.client.call(self.contract.functions.verifier())))
+
+    def circuit_cid(self, claim_id: int, *, from_block: int = 0) -> str | None:
+        """Where the node stored the settings file of the circuit it committed (from the
+        ``ClaimCommitted`` event); ``None`` when no claim was committed."""
+        event = self.contract.events.ClaimCommitted()
+        logs = self.client.rpc(
+            lambda: event.get_logs(argument_filters={"claimId": claim_id}, from_block=from_block)
+        )
+        return str(logs[-1]["args"]["circuitCid"]) if logs else None
+
     def status_of(self, claim_id: int) -> str:
         """``none``, ``pending``, ``accepted``, ``rejected`` or ``expired``."""
         return _STATUS[int(self.client.call(self.contract.functions.statusOf(claim_id)))]

@@ -7,6 +7,7 @@ comes. The small trained circuit of :mod:`tests.integration.verify.zkkit` (k = 4
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -15,9 +16,11 @@ from eth_utils.crypto import keccak
 from tests.integration.verify.conftest import BOND, WINDOW, Court, _stake
 from tests.integration.verify.zkkit import K, Kit
 from visdm.chain.contracts import ProposalStatus
-from visdm.errors import ContractRevertError
+from visdm.errors import ContractRevertError, ZkInputError
 from visdm.market.release import release_due
 from visdm.session import Connection
+from visdm.storage import LocalStore
+from visdm.verify import expected_sample_root, prove_result
 from visdm.verify._zk import ZkCircuit
 from visdm.verify._zk_chain import ZkAccuracyCheckClient, deploy_zk_check
 
@@ -254,3 +257,54 @@ def test_jobs_started_without_a_check_or_missing_the_wtp_need_no_proof(ct: Court
     court.release(stranger, missed)  # no accuracy to prove: its price went back already
     assert mk.market.proposal(before).deadline == mk.market.proposal(missed).deadline == 0
     assert mk.market.proposal(p.pid).deadline != 0
+
+
+def test_the_node_proves_its_result_and_a_validation_holder_checks_the_root(
+    ct: Court, kit: Kit, tmp_path: Path
+) -> None:
+    """``prove_result``, what the training node runs after ``submitResult``: circuit, settings
+    file in the store, commit, draw, proof; the court then releases. A node holding the
+    validation set recomputes the committed sample root from the stored settings."""
+    p = proving(ct, kit, accuracy_bps=kit.accuracy_bps)
+    mk, store = ct.mk, LocalStore(tmp_path / "store")
+    run = prove_result(
+        mk.chain,
+        mk.market,
+        ct.court,
+        store,
+        ct.node,
+        proposal_id=p.pid,
+        model=kit.model,
+        input_shape=(1, 8, 8),
+        num_classes=4,
+        val_x=kit.val_x,
+        val_y=kit.val_y,
+        workdir=tmp_path / "circuit",
+        srs_dir=kit.circuit.srs_path.parent,
+    )
+    assert run.status == "accepted" and len(run.indices) == K
+    assert p.check.circuit_cid(p.pid) == run.circuit_cid
+    settings = store.get(run.circuit_cid)
+    claim = p.check.claim(p.pid)
+    assert expected_sample_root(settings, kit.val_x, kit.val_y) == claim.sample_root
+    relabelled = [(int(y) + 1) % 4 for y in kit.val_y]  # another validation set's labels
+    assert expected_sample_root(settings, kit.val_x, relabelled) != claim.sample_root
+    after_window(ct)
+    ct.court.release(mk.roles["stranger"], p.pid)
+    assert mk.market.proposal(p.pid).deadline == 0
+    with pytest.raises(ZkInputError, match="no held WTP-met result"):
+        prove_result(
+            mk.chain,
+            mk.market,
+            ct.court,
+            store,
+            ct.node,
+            proposal_id=p.pid,
+            model=kit.model,
+            input_shape=(1, 8, 8),
+            num_classes=4,
+            val_x=kit.val_x,
+            val_y=kit.val_y,
+            workdir=tmp_path / "again",
+            srs_dir=kit.circuit.srs_path.parent,
+        )
