@@ -33,7 +33,7 @@ from visdm.errors import ChainError, ConfigError, IndexDatabaseError
 from visdm.storage import ContentStore
 
 from ._apply import EventApplier
-from ._clusters import after_metadata, after_withdrawal, rebuild_clusters
+from ._clusters import after_metadata, after_withdrawal, rebuild_clusters, recount_all_links
 from ._db import Database
 from ._events import EventSource
 from ._schema import SCHEMA_VERSION, create_schema, drop_schema
@@ -290,9 +290,5 @@ class Indexer:
 def refresh_clusters(db: Database) -> int:
     """Recount every sample's links and recompute every near-duplicate cluster; returns how
     many cluster rows changed (see :func:`._clusters.rebuild_clusters`)."""
-    db.execute(
-        "UPDATE samples SET link_count = (SELECT COUNT(*) FROM sample_links l JOIN samples o "
-        "ON o.sample_id = l.other_id JOIN assets oa ON oa.asset_id = o.asset_id "
-        "WHERE l.sample_id = samples.sample_id AND oa.status <> 'withdrawn')"
-    )
+    recount_all_links(db)
     return rebuild_clusters(db)

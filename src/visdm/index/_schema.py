@@ -28,7 +28,7 @@ from ._scoring import SCORING_TABLES
 __all__ = ["SCHEMA_VERSION", "TABLES", "create_schema", "drop_schema"]
 
 #: bump when a table changes; an index with another version must be rebuilt
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _TABLES: dict[str, str] = {
     # key/value facts about the index itself: schema version, chain, contracts, cursor
@@ -74,6 +74,7 @@ _TABLES: dict[str, str] = {
         cluster_size BIGINT NOT NULL,               -- near-duplicate component, active samples
         cluster_root TEXT,                          -- the component's id; NULL: a sample alone
         link_count BIGINT NOT NULL DEFAULT 0,       -- links to samples still in the market
+        link_distances BIGINT,                      -- their distances packed (._clusters)
         PRIMARY KEY (asset_id, sample_index)""",
     # samples a node could not describe (failed to decrypt or decode), from the metadata
     "rejected_samples": """

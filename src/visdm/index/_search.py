@@ -21,6 +21,7 @@ from typing import Any
 
 from visdm.errors import InvalidInputError
 
+from ._clusters import DISTANCE_SLOTS, EMPTY_SLOT
 from ._db import Database
 from ._filters import SearchFilters
 from ._scoring import ranked, with_estimates
@@ -161,19 +162,11 @@ class _Where:
         self.among("s.format", f.formats)
 
     def duplicates_and_value(self, f: SearchFilters) -> None:
-        if f.max_duplicate_links is not None and f.duplicate_distance is None:
-            self.add("s.link_count <= ?", f.max_duplicate_links)
-        elif f.max_duplicate_links is not None:
-            # counting stops one past the limit: a sample linked to thousands costs no more
-            self.add(
-                "(SELECT COUNT(*) FROM (SELECT 1 AS one FROM sample_links l JOIN samples o "
-                "ON o.sample_id = l.other_id JOIN assets oa ON oa.asset_id = o.asset_id "
-                "WHERE l.sample_id = s.sample_id AND oa.status <> 'withdrawn' "
-                "AND l.distance <= ? LIMIT ?) AS near) <= ?",
-                f.duplicate_distance,
-                f.max_duplicate_links + 1,
-                f.max_duplicate_links,
-            )
+        if f.max_duplicate_links is not None:
+            if f.duplicate_distance is None:
+                self.add("s.link_count <= ?", f.max_duplicate_links)
+            else:
+                self._within(f.max_duplicate_links, f.duplicate_distance)
         if f.max_cluster_size is not None:
             self.add("s.cluster_size <= ?", f.max_cluster_size)
         if f.min_score is not None:
@@ -181,6 +174,30 @@ class _Where:
             self.add(f"({either}sc.score >= ?)", f.min_score)
         for flag in f.exclude_flags:
             self.add(f"COALESCE({_FLAG_COLUMNS[flag]}, 0) = 0")
+
+    def _within(self, most: int, distance: int) -> None:
+        """At most ``most`` links within ``distance`` bits: the (most+1)-th smallest packed
+        distance is over ``distance`` (._clusters); samples without a packing (past 15 links)
+        and distances the packing cannot tell apart are counted, stopping one past the limit
+        (a sample linked to thousands costs no more)."""
+        count = (
+            "(SELECT COUNT(*) FROM (SELECT 1 AS one FROM sample_links l JOIN samples o "
+            "ON o.sample_id = l.other_id JOIN assets oa ON oa.asset_id = o.asset_id "
+            "WHERE l.sample_id = s.sample_id AND oa.status <> 'withdrawn' "
+            "AND l.distance <= ? LIMIT ?) AS near) <= ?"
+        )
+        counted = (distance, most + 1, most)
+        if distance >= EMPTY_SLOT:
+            self.add(count, *counted)
+            return
+        # whole numbers checked by SearchFilters, written into the SQL so that both backends
+        # shift a BIGINT by an integer
+        packed = (
+            "1 = 1"
+            if most >= DISTANCE_SLOTS
+            else f"((s.link_distances >> {4 * int(most)}) & {EMPTY_SLOT}) > {int(distance)}"
+        )
+        self.add(f"(CASE WHEN s.link_distances IS NULL THEN {count} ELSE {packed} END)", *counted)
 
     def market(self, f: SearchFilters, now: int) -> None:
         if not f.include_withdrawn:

@@ -1,6 +1,7 @@
-"""Link counts and clusters kept up to date by the samples a change touches equal a full
-recount and rebuild after every step of random histories: assets whose metadata arrives (in
-any order, linking to samples not indexed yet) and withdrawals."""
+"""Link counts, packed link distances and clusters kept up to date by the samples a change
+touches equal a full recount and rebuild after every step of random histories: assets whose
+metadata arrives (in any order, linking to samples not indexed yet) and withdrawals; and the
+search's "at most K links within d bits" read from the packing equals counting the links."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 from visdm.index import Database, open_database, refresh_clusters
-from visdm.index._clusters import after_metadata, after_withdrawal
+from visdm.index._clusters import after_metadata, after_withdrawal, pack_distances
 from visdm.index._schema import create_schema
+from visdm.index._search import _Where
 
 pytestmark = pytest.mark.unit
 
@@ -23,15 +25,48 @@ def sid(asset: int, index: int) -> str:
     return "0x" + (asset * 100 + index).to_bytes(32, "big").hex()
 
 
-def _state(db: Database) -> tuple[dict[str, int], set[frozenset[str]], dict[str, int]]:
-    """Link counts, the partition into clusters, and sizes, as the search sees them."""
-    rows = db.query("SELECT sample_id, link_count, cluster_root, cluster_size FROM samples")
+def _state(
+    db: Database,
+) -> tuple[dict[str, tuple[int, int | None]], set[frozenset[str]], dict[str, int]]:
+    """Link counts and packed distances, the partition into clusters, and sizes, as the
+    search sees them."""
+    rows = db.query(
+        "SELECT sample_id, link_count, cluster_root, cluster_size, link_distances FROM samples"
+    )
     groups: dict[str, set[str]] = defaultdict(set)
-    for sample_id, _, root, _ in rows:
+    for sample_id, _, root, _, _ in rows:
         groups[str(root) if root is not None else str(sample_id)].add(str(sample_id))
-    counts = {str(r[0]): int(r[1]) for r in rows}
+    counts = {str(r[0]): (int(r[1]), None if r[4] is None else int(r[4])) for r in rows}
     sizes = {str(r[0]): int(r[3]) for r in rows}
     return counts, {frozenset(g) for g in groups.values()}, sizes
+
+
+def _within(db: Database, most: int, distance: int) -> set[str]:
+    """The samples the search's near-duplicate clause keeps."""
+    where = _Where()
+    where._within(most, distance)
+    return {
+        str(r[0])
+        for r in db.query(
+            f"SELECT s.sample_id FROM samples s WHERE {where.clauses[-1]}",
+            where.params,
+        )
+    }
+
+
+def _within_by_counting(db: Database, most: int, distance: int) -> set[str]:
+    live = {
+        str(r[0])
+        for r in db.query(
+            "SELECT s.sample_id FROM samples s JOIN assets a ON a.asset_id = s.asset_id "
+            "WHERE a.status <> 'withdrawn'"
+        )
+    }
+    near: dict[str, int] = defaultdict(int)
+    for a, b, d in db.query("SELECT sample_id, other_id, distance FROM sample_links"):
+        if str(b) in live and int(d) <= distance:
+            near[str(a)] += 1
+    return {str(r[0]) for r in db.query("SELECT sample_id FROM samples") if near[str(r[0])] <= most}
 
 
 def _index_asset(db: Database, asset: int, links: list[tuple[str, str, int]]) -> None:
@@ -93,5 +128,34 @@ def test_incremental_updates_equal_a_full_rebuild(seed: int) -> None:
         with full.transaction():
             refresh_clusters(full)
         assert _state(incremental) == _state(full), f"step {step}"
+        for most, distance in ((0, 0), (0, 4), (1, 3), (2, 8), (3, 20), (15, 2)):
+            assert _within(incremental, most, distance) == _within_by_counting(
+                incremental, most, distance
+            ), (step, most, distance)
     # the histories made real clusters, not only samples alone
     assert max(_state(full)[2].values()) >= 3
+
+
+def test_distances_pack_sorted_four_bits_a_slot_and_not_past_fifteen_links() -> None:
+    assert pack_distances([]) == sum(15 << (4 * i) for i in range(15))
+    packed = pack_distances([7, 0, 3, 40])
+    assert packed is not None
+    assert [(packed >> (4 * i)) & 15 for i in range(5)] == [0, 3, 7, 15, 15]
+    assert packed < 2**60  # a signed 64-bit column holds it
+    assert pack_distances(range(15)) is not None
+    assert pack_distances(range(16)) is None
+
+
+def test_a_sample_past_fifteen_links_is_counted_instead() -> None:
+    db = open_database("sqlite:///:memory:")
+    with db.transaction():
+        create_schema(db)
+        for asset in range(1, 5):
+            links = [(sid(1, 0), sid(asset, i), i % 6) for i in range(PER_ASSET) if asset > 1]
+            _index_asset(db, asset, links)
+        after_metadata(db, [1, 2, 3, 4])
+    (packed,) = db.query("SELECT link_distances FROM samples WHERE sample_id = ?", (sid(1, 0),))
+    assert packed[0] is None  # 18 links
+    for most, distance in ((0, 0), (2, 1), (5, 3), (17, 5), (18, 5), (3, 9)):
+        assert _within(db, most, distance) == _within_by_counting(db, most, distance)
+    assert sid(1, 0) in _within(db, 18, 5) and sid(1, 0) not in _within(db, 17, 5)
