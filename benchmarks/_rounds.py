@@ -107,6 +107,46 @@ def wait_for(what: str, check: Callable[[], object], timeout: float) -> object:
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def tree_rss(root: int) -> int:
+    """Bytes resident in process ``root`` and every process below it (sandboxes included:
+    bubblewrap's namespaces hide them from each other, not from the host's ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            status = (entry / "status").read_text()
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+        pid = int(entry.name)
+        children.setdefault(ppid, []).append(pid)
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss[pid] = int(line.split()[1]) * 1024
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
+
+
+class PeakRss(threading.Thread):
+    """The peak of :func:`tree_rss` of a process, sampled every ``every_s`` until stopped."""
+
+    def __init__(self, pid: int, every_s: float = 0.2) -> None:
+        super().__init__(name="peak-rss", daemon=True)
+        self.pid, self.every_s = pid, every_s
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.every_s):
+            self.peak = max(self.peak, tree_rss(self.pid))
+
+
 class ProposalLostError(RuntimeError):
     """The chain no longer knows a proposal (anvil restarted from an older state)."""
 
@@ -157,6 +197,7 @@ class World:
         images: int = 16,
         persist_chain: bool = False,
         node_poll_s: float = 0.5,
+        node_args: tuple[str, ...] = (),
     ) -> None:
         self.home = home
         self.providers = [f"p{i}" for i in range(providers)]
@@ -164,6 +205,8 @@ class World:
         self.images = images
         self.persist_chain = persist_chain
         self.node_poll_s = node_poll_s
+        #: more ``visdm node serve`` options (its budget, say); read at each start
+        self.node_args = node_args
         self.latencies = Latencies()
         self.anvil: subprocess.Popen[bytes] | None = None
         self.chain_port = free_port()
@@ -291,6 +334,7 @@ class World:
                     str(self.node_port),
                     "--poll",
                     str(self.node_poll_s),
+                    *self.node_args,
                 ],
                 env=env,
                 stdout=log,

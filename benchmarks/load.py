@@ -9,8 +9,16 @@ the result, providers claim and withdraw. The second of every three rounds asks 
 accuracy the model cannot reach, so refunds are exercised beside payouts. An indexer thread
 syncs the index incrementally all the while.
 
+The node serves with a budget of :data:`JOBS` training jobs at once in :data:`MEMORY_GIB` GiB
+(``visdm node serve --jobs --memory``; the CPUs are the machine's). After the rounds above, it
+is restarted at one job at a time and the same concurrent rounds run again: the peer of the
+node's own concurrency. The node's process tree (the node and every sandbox below it) is
+sampled for its peak resident memory while it runs jobs at once, against the budget.
+
 Rows: rounds per hour and transactions per second under concurrency, beside the peer — the
-same rounds driven one at a time on the same world (ratio > 1: concurrency pays); p50/p99 of
+same rounds driven one at a time on the same world (ratio > 1: concurrency pays); rounds per
+hour of the concurrent rounds against the node at one job (ratio > 1: the node's concurrency
+pays) and the node tree's peak RSS against its memory budget; p50/p99 of
 each HTTP endpoint the rounds used and of index search; then the books
 (:mod:`visdm.market.books`: every escrowed token paid, refunded, claimable or held, nothing
 double-paid, no proposal stuck) and the incrementally synced index against one rebuilt from
@@ -33,12 +41,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _harness import Row, emit, parse_args
-from _rounds import RoundLog, World
+from _rounds import PeakRss, RoundLog, World
 from visdm.chain.contracts import ProposalStatus
 from visdm.index import open_database, parse_index_url, sync_index
 from visdm.market.books import BooksReport, index_differences
 
 _MISS_EVERY = 3  # the second of every three rounds cannot meet its WTP: a refund
+#: the node's budget: two small jobs (about 2.1 GiB of address space each) fit, three do not
+JOBS, MEMORY_GIB = 2, 6
 
 
 def _blocks_and_txs(world: World, first: int, last: int) -> int:
@@ -95,12 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     providers, consumers = (3, 2) if quick else (6, 4)
     concurrent, serial = (2, 1) if quick else (12, 3)
     with tempfile.TemporaryDirectory(prefix="visdm-load-") as tmp:
-        world = World(Path(tmp), providers=providers, consumers=consumers, images=16)
+        world = World(
+            Path(tmp),
+            providers=providers,
+            consumers=consumers,
+            images=16,
+            node_args=("--jobs", str(JOBS), "--memory", str(MEMORY_GIB)),
+        )
         try:
             world.setup()
             world.add_assets()
             world.start_node()
             world.wait_attested()
+            assert world.node_proc is not None
+            peak = PeakRss(world.node_proc.pid)
+            peak.start()
             index_url = f"sqlite:///{tmp}/index.sqlite3"
             sync_index(world.settings, url=index_url)
             indexer = _Indexer(world, index_url)
@@ -109,8 +128,16 @@ def main(argv: list[str] | None = None) -> int:
             b0, t0 = _head(world), time.perf_counter()
             together = _rounds(world, concurrent, parallel=True, index_url=index_url)
             b1, t1 = _head(world), time.perf_counter()
+            peak.stop.set()
+            peak.join()
             alone = _rounds(world, serial, parallel=False, index_url=index_url)
             b2, t2 = _head(world), time.perf_counter()
+            # the peer of the node's concurrency: the same concurrent rounds, one job at a time
+            world.stop_node()
+            world.node_args = ("--jobs", "1", "--memory", str(MEMORY_GIB))
+            world.start_node()
+            one_job = _rounds(world, concurrent, parallel=True, index_url=index_url)
+            t3 = time.perf_counter()
             indexer.stop.set()
             indexer.join()
 
@@ -130,18 +157,22 @@ def main(argv: list[str] | None = None) -> int:
     rows = _rows(
         together=(len(together), t1 - t0, tx_together),
         alone=(len(alone), t2 - t1, tx_alone),
+        one_job=(len(one_job), t3 - t2),
+        peak_rss=peak.peak,
         world=world,
         books=books,
         differences=differences,
     )
-    statuses = [log.status.name for log in (*together, *alone)]
+    statuses = [log.status.name for log in (*together, *alone, *one_job)]
     emit(
         "load",
         rows,
         as_json=args.json,
         packages=("web3", "fastapi", "torch"),
         notes={
-            "rounds": f"{concurrent} at once, then {serial} one at a time; outcomes {statuses}",
+            "rounds": f"{concurrent} at once, then {serial} one at a time, then {concurrent} at "
+            f"once with the node at one job; outcomes {statuses}",
+            "node": f"--jobs {JOBS} --memory {MEMORY_GIB} (CPUs: the machine's), peer --jobs 1",
             "cast": f"{providers} providers × 16 images, {consumers} consumers, 1 node",
             "books": books.violations[0] if books.violations else "balanced",
             "index": differences[0] if differences else "equal to a rebuild from block 0",
@@ -150,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = books.balanced and not differences
     ok = ok and all(
         s in {ProposalStatus.COMPLETED, ProposalStatus.WTP_MISSED}
-        for s in [log.status for log in (*together, *alone)]
+        for s in [log.status for log in (*together, *alone, *one_job)]
     )
     return 0 if ok else 1
 
@@ -159,6 +190,8 @@ def _rows(
     *,
     together: tuple[int, float, int],
     alone: tuple[int, float, int],
+    one_job: tuple[int, float],
+    peak_rss: int,
     world: World,
     books: BooksReport,
     differences: list[str],
@@ -171,6 +204,28 @@ def _rows(
         Row("rounds per hour", per_hour, "rounds/h", peer, peer_per_hour, per_hour / peer_per_hour),
         Row("transactions per second", tps, "tx/s", peer, peer_tps, tps / peer_tps),
     ]
+    n3, s3 = one_job
+    one_per_hour = n3 / s3 * 3600
+    rows.append(
+        Row(
+            f"rounds per hour, node at {JOBS} jobs at once",
+            per_hour,
+            "rounds/h",
+            "the same concurrent rounds, node at one job at a time",
+            one_per_hour,
+            per_hour / one_per_hour,
+        )
+    )
+    budget = MEMORY_GIB * 2**30
+    rows.append(
+        Row(
+            f"node process tree peak RSS, {JOBS} jobs at once",
+            peak_rss / 2**30,
+            "GiB",
+            target=f"<= {MEMORY_GIB} GiB (the node's memory budget)",
+            meets=peak_rss <= budget,
+        )
+    )
     for name in sorted(world.latencies.samples):
         count = len(world.latencies.samples[name])
         for q in (50, 99):

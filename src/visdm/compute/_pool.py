@@ -21,13 +21,12 @@ longer exists; the next run claims them again and re-runs them from the journal 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from visdm.chain.client import ChainClient
 from visdm.errors import (
@@ -55,7 +54,6 @@ log = logging.getLogger("visdm.node.training")
 #: how long :meth:`TrainingPool.stop` waits for a job thread after its sandbox was killed
 #: (what is left after the sandbox is short: journaling, or a transaction already under way)
 _STOP_JOIN_S = 120.0
-_CACHED_DESIGNS = 256
 _AWAY = (ChainNotRunningError, ChainTimeoutError, StorageUnavailableError)
 
 
@@ -78,8 +76,6 @@ class TrainingPool:
         self._ended = threading.Condition()
         self._threads: dict[int, threading.Thread] = {}
         self._needs: dict[int, Requirement] = {}
-        #: design check answers by spec and limits: many proposals share a spec
-        self._designs: dict[tuple[bytes, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.finished = 0
 
@@ -199,15 +195,6 @@ class TrainingPool:
                 with self._ended:
                     self._ended.notify_all()
 
-    def _design(self, spec_hash: bytes, spec: Any) -> dict[str, Any]:
-        limits = self.owner.limits()
-        key = (spec_hash, json.dumps(limits, sort_keys=True))
-        if key not in self._designs:
-            if len(self._designs) >= _CACHED_DESIGNS:
-                self._designs.clear()
-            self._designs[key] = run_design_check(spec, limits, python=self.owner.config.python)
-        return self._designs[key]
-
     def _need(self, proposal_id: int) -> Requirement:
         """The job's requirement, worked out once per run (a design check is a process)."""
         with self._lock:
@@ -227,7 +214,8 @@ class TrainingPool:
                 error=InvalidModelSpecError,
                 hint="the consumer's document is at fault",
             )
-            design = self._design(checked.document.model_spec_hash, spec)
+            # remembered from the quote when this process gave it (run_design_check)
+            design = run_design_check(spec, owner.limits(), python=owner.config.python)
             if not design.get("ok"):
                 raise InvalidModelSpecError(str(design.get("message", "the spec was refused")))
             need = proposal_requirement(

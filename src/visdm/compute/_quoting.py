@@ -12,6 +12,7 @@ import json
 import math
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,10 @@ __all__ = [
 
 _GFLOP = 10**9
 _DESIGN_CHECK_TIMEOUT_S = 120.0
+_REMEMBERED_DESIGNS = 256
+#: design check answers by interpreter and request, oldest first
+_REMEMBERED: dict[tuple[str, str], dict[str, Any]] = {}
+_REMEMBERED_LOCK = threading.Lock()
 
 
 class QuoteError(VisdmError):
@@ -52,11 +57,20 @@ def price_training(train_flops_per_sample: int, samples: int, epochs: int, price
 def run_design_check(
     spec: Mapping[str, Any], limits: Mapping[str, Any], *, python: str = sys.executable
 ) -> dict[str, Any]:
-    """The design check in a separate process (see :mod:`visdm.training.design_check`)."""
+    """The design check in a separate process (see :mod:`visdm.training.design_check`).
+
+    Answers are remembered for the process (the last :data:`_REMEMBERED_DESIGNS`): the quote
+    and the job's start ask about the same spec under the same limits, and each check is a
+    process that imports torch."""
+    request = json.dumps({"spec": spec, "limits": dict(limits)}, sort_keys=True)
+    with _REMEMBERED_LOCK:
+        known = _REMEMBERED.get((python, request))
+    if known is not None:
+        return dict(known)
     try:
         done = subprocess.run(  # noqa: S603 - fixed argv, the spec goes through stdin as JSON
             [python, "-m", "visdm.training.design_check"],
-            input=json.dumps({"spec": spec, "limits": dict(limits)}).encode(),
+            input=request.encode(),
             capture_output=True,
             timeout=_DESIGN_CHECK_TIMEOUT_S,
             check=False,
@@ -70,6 +84,10 @@ def run_design_check(
         raise QuoteError(
             500, "DesignCheckCrashed", f"the design check exited {done.returncode}: {tail}"
         ) from None
+    with _REMEMBERED_LOCK:
+        if len(_REMEMBERED) >= _REMEMBERED_DESIGNS:
+            _REMEMBERED.pop(next(iter(_REMEMBERED)))
+        _REMEMBERED[python, request] = dict(answer)
     return answer
 
 
