@@ -3,13 +3,15 @@ PyTorch: two jobs train at the same time and a third waits while the budget is f
 runs; each sandbox is limited to its grant; a job over the whole budget is refused at quote
 time (over HTTP, as the consumer's client sees it) and, when it arrives anyway, abandoned on
 chain so that its consumer is refunded; a node stopping mid-job kills the sandbox and queues
-the job again without spending an attempt, its claim released for the next run."""
+the job again without spending an attempt, its claim released for the next run; a job that
+lies about its size fails alone, within its grant."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +20,16 @@ from tests.integration.compute.roundkit import MLP_SPEC, Round
 from tests.integration.compute.test_node_api import serve
 from visdm.chain.contracts import ProposalStatus, Quote
 from visdm.compute import _training
-from visdm.compute._budget import JOB_OVERHEAD_BYTES, NodeBudget
+from visdm.compute._budget import JOB_OVERHEAD_BYTES, NodeBudget, Requirement, Scheduler, Waiting
 from visdm.compute._jobs import JobJournal
 from visdm.compute.api import QuoteService
-from visdm.compute.sandbox import SandboxJob, SandboxResult
+from visdm.compute.sandbox import (
+    SandboxJob,
+    SandboxLimits,
+    SandboxResult,
+    SandboxStatus,
+    run_in_sandbox,
+)
 from visdm.market import workflow
 from visdm.market.workflow import NodeUnreachableError
 
@@ -33,6 +41,8 @@ SPEC = {**MLP_SPEC, "epochs": 1}
 #: holds two of these small jobs (about 2.1 GiB each) and not three
 TWO_JOBS = NodeBudget(jobs=3, cpus=2, memory_bytes=5 * GiB)
 TOO_SMALL = NodeBudget(jobs=1, cpus=1, memory_bytes=GiB)
+ALLOC = "visdm.compute.sandbox._testjobs:allocate"
+ECHO = "visdm.compute.sandbox._testjobs:echo"
 
 
 @pytest.fixture
@@ -177,3 +187,41 @@ def worker_claim_free(rnd: Round, pid: int) -> bool:
         return journal.runner(pid) is None and journal.claim(pid, "a later run")
     finally:
         journal.close()
+
+
+@pytest.mark.attack
+def test_a_job_that_lies_about_its_size_fails_alone_within_its_grant(tmp_path: Path) -> None:
+    """A job granted 256 MiB that takes 1 GiB runs out of memory in its own sandbox while the
+    job granted beside it completes; with the defence off (each sandbox given the whole
+    budget), the liar takes its gigabyte."""
+    budget = NodeBudget(jobs=2, cpus=2, memory_bytes=2 * GiB)
+    scheduler = Scheduler(budget)
+    small = Requirement(threads=1, sandbox_bytes=256 << 20, memory_bytes=256 << 20)
+    granted = scheduler.select([Waiting(1, 0, small), Waiting(2, 1, small)])
+    assert [w.key for w in granted] == [1, 2]
+
+    def run(name: str, memory_bytes: int, entry: str, params: dict[str, Any]) -> SandboxResult:
+        inp, out = tmp_path / name / "in", tmp_path / name / "out"
+        inp.mkdir(parents=True)
+        out.mkdir()
+        (inp / "note.txt").write_text("honest")
+        limits = SandboxLimits(memory_bytes=memory_bytes, threads=1, wall_s=60)
+        job = SandboxJob(
+            job_id=name, entry_point=entry, input_dir=inp, output_dir=out, limits=limits,
+            params=params,
+        )  # fmt: skip
+        return run_in_sandbox(job, allowed_entry_points={entry})
+
+    lie = {"chunk_mib": 64, "total_mib": 1024}
+    results: dict[str, SandboxResult] = {}
+    liar = threading.Thread(
+        target=lambda: results.__setitem__("liar", run("liar", small.sandbox_bytes, ALLOC, lie))
+    )
+    liar.start()
+    results["honest"] = run("honest", small.sandbox_bytes, ECHO, {})
+    liar.join()
+    assert results["liar"].status is SandboxStatus.MEMORY_EXCEEDED, results["liar"].error
+    assert results["honest"].ok, results["honest"].error
+    # the defence off: a sandbox limited only by the whole budget lets the lie through
+    unlimited = run("liar-unlimited", budget.memory_bytes, ALLOC, lie)
+    assert unlimited.ok and unlimited.return_value == {"held_mib": 1024}
