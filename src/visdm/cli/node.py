@@ -89,9 +89,9 @@ def serve(
 ) -> None:
     """Follow the chain: attest assets, serve quotes, train (Ctrl-C stops).
 
-    Training jobs run concurrently within the budget ``--jobs``/``--cpus``/``--memory``, in
-    deadline order as they fit; a quote for a job larger than the whole budget is refused.
-    Stopping (Ctrl-C, SIGTERM) kills the running jobs' sandboxes and queues the jobs again.
+    Training jobs run at once within the budget of --jobs, --cpus and --memory, in deadline
+    order as they fit; a quote for a job larger than the whole budget is refused. Stopping
+    (Ctrl-C, SIGTERM) kills the running jobs' sandboxes and queues the jobs again.
 
     One node per data directory: a second ``serve`` (or ``--once``) is refused while one runs.
     The chain may go away and come back (``visdm chain down`` / ``chain up``, even on another
