@@ -48,6 +48,7 @@ from ._selection import (
     asset_refusal,
     licence_refusal,
     load_public_asset,
+    load_public_assets,
     resolve_selection,
     selection_root,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "load_checked_proposal",
     "load_labelled_directory",
     "load_public_asset",
+    "load_public_assets",
     "node_refusals",
     "node_terms",
     "open_validation_set",

@@ -63,7 +63,7 @@ from ._selection import (
     SelectedSample,
     accepted_indexes,
     asset_refusal,
-    load_public_asset,
+    load_public_assets,
     resolve_selection,
     selection_root,
 )
@@ -248,7 +248,11 @@ def prepare_proposal(
             f"{params.min_voting_period:,} to {longest:,} s ({longest / _DAY:.1f} days)"
         )
     public, chosen = _curate(
-        deployment.asset_registry(client), store, selection, chain_id=client.chain_id
+        deployment.asset_registry(client),
+        store,
+        selection,
+        chain_id=client.chain_id,
+        from_block=_registry_block(deployment),
     )
     samples = resolve_selection(chosen, public)
     _check_minimums(samples, params.min_selection_samples, params.min_selection_providers)
@@ -484,16 +488,17 @@ def _curate(
     selection: Sequence[SelectedAsset | int],
     *,
     chain_id: int,
+    from_block: int = 0,
 ) -> tuple[dict[int, PublicAsset], list[SelectedAsset]]:
     """Each selected asset's verified public record, and the chosen sample indexes (every
     sample the node accepted for a bare asset id), in asset order."""
-    public: dict[int, PublicAsset] = {}
-    chosen: list[SelectedAsset] = []
-    for item in sorted(
+    ordered = sorted(
         selection, key=lambda s: s.asset_id if isinstance(s, SelectedAsset) else int(s)
-    ):
-        asset_id = item.asset_id if isinstance(item, SelectedAsset) else int(item)
-        public[asset_id] = load_public_asset(assets, store, asset_id, chain_id=chain_id)
+    )
+    ids = [item.asset_id if isinstance(item, SelectedAsset) else int(item) for item in ordered]
+    public = load_public_assets(assets, store, ids, chain_id=chain_id, from_block=from_block)
+    chosen: list[SelectedAsset] = []
+    for item, asset_id in zip(ordered, ids, strict=True):
         indexes = (
             item.indexes if isinstance(item, SelectedAsset) else accepted_indexes(public[asset_id])
         )
@@ -549,11 +554,13 @@ def load_checked_proposal(
         raise InvalidProposalError(f"proposal {proposal_id}'s document: {exc}") from None
     parsed = verify_proposal(raw, chain_id=client.chain_id, market=market.address)
     doc = parsed.proposal
-    assets = deployment.asset_registry(client)
-    public = {
-        a.asset_id: load_public_asset(assets, store, a.asset_id, chain_id=client.chain_id)
-        for a in doc.selection
-    }
+    public = load_public_assets(
+        deployment.asset_registry(client),
+        store,
+        [a.asset_id for a in doc.selection],
+        chain_id=client.chain_id,
+        from_block=_registry_block(deployment),
+    )
     samples = resolve_selection(doc.selection, public)
     checks = [
         ("consumer", doc.consumer, to_checksum_address(args["consumer"])),
@@ -584,6 +591,12 @@ def load_checked_proposal(
             + "; ".join(problems)
         )
     return CheckedProposal(proposal_id, cid, parsed, tuple(samples), public)
+
+
+def _registry_block(deployment: Deployment) -> int:
+    """The block the AssetRegistry was deployed in: no asset event is older."""
+    deployed = deployment.contracts.get("AssetRegistry")
+    return deployed.block_number if deployed is not None else 0
 
 
 def _show(value: object) -> str:

@@ -11,7 +11,10 @@ but the manifest and the metadata document are content the chain commits to by h
 process keeps them, verified, in a :class:`PublicAssetCache` keyed by chain, registry, asset
 and that hash. A round with 1,000 assets is checked by the consumer, the quote API and the
 worker; with the cache each asset costs one call after the first load instead of a call, two
-``eth_getLogs`` from block 0, a signature check and a parse each time.
+``eth_getLogs`` from block 0, a signature check and a parse each time. A selection is loaded
+with :func:`load_public_assets`, which reads the events of every asset the cache lacks in one
+``eth_getLogs`` per event and chunk of :data:`EVENTS_PER_QUERY` assets, from the registry's
+deployment block, instead of two queries per asset.
 """
 
 from __future__ import annotations
@@ -43,11 +46,14 @@ __all__ = [
     "asset_refusal",
     "licence_refusal",
     "load_public_asset",
+    "load_public_assets",
     "resolve_selection",
     "selection_root",
 ]
 
 SELECTION_LEAF = ("uint256", "uint256", "bytes32")
+#: asset ids per ``eth_getLogs`` topic list (providers bound a filter's size)
+EVENTS_PER_QUERY = 200
 #: a metadata document larger than this is not read (about 1 KiB per sample)
 MAX_METADATA_BYTES = 1 << 30
 
@@ -110,6 +116,11 @@ class PublicAssetCache:
                 _, (_, dropped) = self._entries.popitem(last=False)
                 self._bytes -= dropped
 
+    def holds(self, key: _CacheKey) -> bool:
+        """Whether ``key`` is cached, without counting a hit or a miss."""
+        with self._lock:
+            return key in self._entries
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -134,17 +145,93 @@ def load_public_asset(
     The record is read from the chain on every call; the manifest and the document come from
     ``cache`` when it holds them for the hashes the record names (``None``: no cache).
     """
-    record = assets.asset(asset_id)
+    return _load(assets, store, asset_id, assets.asset(asset_id), chain_id=chain_id, cache=cache)
+
+
+def load_public_assets(
+    assets: AssetRegistry,
+    store: ContentStore,
+    asset_ids: Sequence[int],
+    *,
+    chain_id: int,
+    from_block: int = 0,
+    cache: PublicAssetCache | None = SHARED_CACHE,
+) -> dict[int, PublicAsset]:
+    """:func:`load_public_asset` for a selection: one record call per asset, and the events of
+    the assets ``cache`` lacks in one query per event kind and :data:`EVENTS_PER_QUERY` assets,
+    from ``from_block`` (the registry's deployment block), instead of two queries per asset."""
+    records = {a: assets.asset(a) for a in dict.fromkeys(int(a) for a in asset_ids)}
+    for asset_id, record in records.items():
+        _require_exists(asset_id, record)
+    where = (chain_id, str(assets.address).lower())
+
+    def lacking(kind: str, hash_of: Any) -> list[int]:
+        return [
+            a
+            for a, r in records.items()
+            if cache is None or not cache.holds((*where, a, kind, bytes(hash_of(r))))
+        ]
+
+    unread = lacking("manifest", lambda r: r.manifest_hash)
+    registered = _events_of(assets, "AssetRegistered", unread, from_block)
+    unattested = lacking("metadata", lambda r: r.metadata_hash)
+    attested = _events_of(assets, "MetadataAttested", unattested, from_block)
+    return {
+        a: _load(
+            assets,
+            store,
+            a,
+            record,
+            chain_id=chain_id,
+            cache=cache,
+            registered=registered.get(a, [])[:1] if a in unread else None,
+            attested=attested.get(a, []) if a in unattested else None,
+        )
+        for a, record in records.items()
+    }
+
+
+def _events_of(
+    assets: AssetRegistry, name: str, asset_ids: Sequence[int], from_block: int
+) -> dict[int, list[Any]]:
+    """``name`` events of ``asset_ids`` by asset, oldest first, a chunk of ids per query."""
+    found: dict[int, list[Any]] = {}
+    for start in range(0, len(asset_ids), EVENTS_PER_QUERY):
+        chunk = list(asset_ids[start : start + EVENTS_PER_QUERY])
+        for event in assets.logs(name, from_block=from_block, where={"assetId": chunk}):
+            found.setdefault(int(event["args"]["assetId"]), []).append(event)
+    return found
+
+
+def _require_exists(asset_id: int, record: AssetRecord) -> None:
     if record.owner == Address("0x" + "0" * 40) or asset_id <= 0:
         raise InvalidProposalError(f"asset {asset_id} does not exist")
+
+
+def _load(
+    assets: AssetRegistry,
+    store: ContentStore,
+    asset_id: int,
+    record: AssetRecord,
+    *,
+    chain_id: int,
+    cache: PublicAssetCache | None,
+    registered: list[Any] | None = None,
+    attested: list[Any] | None = None,
+) -> PublicAsset:
+    """One asset from its ``record``; ``registered`` / ``attested``: its events when already
+    read (``None``: queried here if the cache lacks what they name)."""
+    _require_exists(asset_id, record)
     where = (chain_id, str(assets.address).lower(), asset_id)
     manifest_key = (*where, "manifest", bytes(record.manifest_hash))
     manifest: AssetManifest | None = None if cache is None else cache.get(manifest_key)
     if manifest is None:
-        (registered,) = assets.logs("AssetRegistered", where={"assetId": asset_id})[:1] or (None,)
         if registered is None:
+            registered = assets.logs("AssetRegistered", where={"assetId": asset_id})[:1]
+        if not registered:
             raise InvalidProposalError(f"asset {asset_id} has no AssetRegistered event")
-        raw_manifest = store.get(registered["args"]["manifestCid"], max_bytes=MAX_MANIFEST_BYTES)
+        cid = registered[0]["args"]["manifestCid"]
+        raw_manifest = store.get(cid, max_bytes=MAX_MANIFEST_BYTES)
         parsed = verify_manifest(raw_manifest, chain_id=chain_id, registry=assets.address)
         if parsed.manifest_hash != record.manifest_hash or parsed.manifest.owner != record.owner:
             raise InvalidProposalError(f"asset {asset_id}: its manifest does not match the chain")
@@ -155,7 +242,7 @@ def load_public_asset(
     metadata: dict[str, Any] | None = None if cache is None else cache.get(metadata_key)
     if metadata is None:
         metadata = _load_metadata(
-            assets, store, asset_id, record=record, cache=cache, key=metadata_key
+            assets, store, asset_id, record=record, cache=cache, key=metadata_key, events=attested
         )
     return PublicAsset(record, manifest, metadata)
 
@@ -168,8 +255,13 @@ def _load_metadata(
     record: AssetRecord,
     cache: PublicAssetCache | None,
     key: _CacheKey,
+    events: list[Any] | None = None,
 ) -> dict[str, Any] | None:
-    attested = assets.logs("MetadataAttested", where={"assetId": asset_id})
+    attested = (
+        events
+        if events is not None
+        else assets.logs("MetadataAttested", where={"assetId": asset_id})
+    )
     if not attested:
         return None
     raw = store.get(attested[-1]["args"]["metadataCid"], max_bytes=MAX_METADATA_BYTES)
