@@ -64,6 +64,7 @@ from ._report import DemoReport, Progress, card_line
 from ._settle import provider_rows, short_hash, tokens
 from ._stage import TOKEN as _TOKEN
 from ._stage import Collect, Stage
+from ._zk import ZkRound
 
 __all__ = ["round_spec", "run_demo"]
 
@@ -187,6 +188,8 @@ class _Game(Stage):
         self.scoring.newcomer_arrives()
         self.scoring.score()
         CheatingRound(self).play(selection)
+        if not self.config.quick:  # a minute of circuit and proof: the full demo only
+            ZkRound(self).play(selection)
 
     def _accounts(self) -> None:
         cast = self.config.cast
