@@ -188,7 +188,7 @@ class _Game(Stage):
         self.scoring.newcomer_arrives()
         self.scoring.score()
         CheatingRound(self).play(selection)
-        if not self.config.quick:  # a minute of circuit and proof: the full demo only
+        if not self.config.quick:  # minutes of circuit and proof: the full demo only
             ZkRound(self).play(selection)
 
     def _accounts(self) -> None:

@@ -2,14 +2,14 @@
 
 After the cheating round the market has a court. Governance deploys ezkl's reusable verifier
 and a ``ZkAccuracyCheck`` for k = 8 samples bound to the market, and names it on the court;
-``bob`` proposes a one-epoch round of ``mlp`` [8] (the demo's main model, ``scatter_linear``,
+``bob`` proposes a round of ``mlp`` [8] (the demo's main model, ``scatter_linear``,
 cannot be compiled into a circuit at all: its Fourier transforms do not export, see
 docs/verification.md); ``node1`` trains it, posts the result, then builds the circuit of the
 model it trained, commits the claim with the result's model hash and accuracy, proves the
 samples the chain drew and sends the proof; after the window ``bob`` releases the result
 through the court, which accepts it because the claim was accepted.
 
-Only in the full demo: the circuit's setup and the proof take about a minute on two cores.
+Only in the full demo: the circuit's setup and the proof take minutes on two shared cores.
 """
 
 from __future__ import annotations
@@ -67,13 +67,21 @@ class ZkRound:
         self.workdir = stage.settings.node_dir / "zk" / "demo"
 
     def play(self, selection: list[SelectedAsset]) -> None:
-        self._check()
-        pid = self._round(selection)
-        self._prove(pid)
-        self._release(pid)
+        # ezkl warns of its low scales and experimental verifier on every circuit: kept out of
+        # the demo's output like the node's own warnings
+        ezkl = logging.getLogger("ezkl")
+        propagate, ezkl.propagate = ezkl.propagate, False
+        try:
+            with Collect(logging.WARNING).on(ezkl):
+                self._check()
+                pid = self._round(selection)
+                self._prove(pid)
+                self._release(pid)
+        finally:
+            ezkl.propagate = propagate
 
     def _spec(self) -> dict[str, Any]:
-        return {**demo_spec(self.stage.config), "epochs": 1, "hidden": _HIDDEN}
+        return {**demo_spec(self.stage.config), "hidden": _HIDDEN}
 
     def _check(self) -> None:
         from visdm.training import build_model, parse_model_spec
@@ -150,7 +158,7 @@ class ZkRound:
             _, tx = workflow.start_training(stage.as_("bob"), bob, pid)
             info["gas"] = gas + receipt.gas_used + tx.gas_used
             info["detail"] = (
-                f"proposal {pid}: bob asks for mlp {_HIDDEN} (one epoch) on node1; every owner "
+                f"proposal {pid}: bob asks for mlp {_HIDDEN} on node1; every owner "
                 f"accepts {config.offer_tokens} tokens; the court records the check for the job"
             )
         return pid
@@ -227,6 +235,6 @@ class ZkRound:
             info["detail"] = (
                 f"after the window bob releases proposal {pid} through the court, which "
                 f"accepts it because the claim was: claims open ({tokens(record.unclaimed)} "
-                f"tokens), node1 is credited {tokens(paid)} tokens of training cost. The "
+                f"tokens), node1 is credited {paid / TOKEN:.6f} tokens of training cost. The "
                 "demo's scatter_linear rounds are not proven: their FFTs do not compile"
             )

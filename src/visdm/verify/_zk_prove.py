@@ -36,7 +36,7 @@ from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalStatus, ResultCourt, TrainingMarket
 from visdm.errors import ContractRevertError, ZkInputError
 from visdm.storage import ContentStore
-from visdm.verify._zk import ZkCircuit, ZkSettings, compile_verifier, felt, quantise
+from visdm.verify._zk import ZkCircuit, ZkSettings, felt, quantise
 from visdm.verify._zk_chain import ZkAccuracyCheckClient
 from visdm.verify._zk_rule import sample_tree
 
@@ -156,6 +156,19 @@ def prove_result(
     )
 
 
+#: the one function of ezkl's reusable verifier the node calls itself: rendering and compiling
+#: the verifier's source for its full ABI would cost as much as building a small circuit
+_REGISTER_ABI = [
+    {
+        "type": "function",
+        "name": "registerVka",
+        "stateMutability": "nonpayable",
+        "inputs": [{"name": "vka", "type": "bytes32[]"}],
+        "outputs": [{"name": "vka_digest", "type": "bytes32"}],
+    }
+]
+
+
 def _register(
     client: ChainClient,
     account: LocalAccount,
@@ -165,8 +178,7 @@ def _register(
 ) -> None:
     """Register the circuit's verifying-key artifact with the check's verifier (registering
     an artifact again only sets its flag again; the verifier offers no read of it)."""
-    abi = compile_verifier(circuit.verifier_source())["abi"]
-    verifier = client.w3.eth.contract(address=check.verifier(), abi=abi)  # type: ignore[call-overload]
+    verifier = client.w3.eth.contract(address=check.verifier(), abi=_REGISTER_ABI)  # type: ignore[call-overload]
     fn = verifier.functions.registerVka(circuit.vka_words())
     gas["register_vka"] = client.transact(account, fn, action="register the vka").gas_used
 
