@@ -264,7 +264,13 @@ def _print_search(result: SearchResult) -> None:
         err_console.print(f"[yellow]note:[/] no indexed sample has the label {label!r}")
     first = result.offset + 1 if result.samples else 0
     last = result.offset + len(result.samples)
-    console.print(f"{result.total} matching samples (showing {first}–{last})")
+    if result.total_exact:
+        console.print(f"{result.total} matching samples (showing {first}–{last})")
+    else:
+        console.print(
+            f"more than {result.total - 1:,} matching samples (showing {first}–{last}; "
+            "--save NAME counts and keeps them all)"
+        )
     rows = [
         {
             "asset": s.asset_id,

@@ -141,7 +141,14 @@ def search_index(
         saved = write_saved_search(settings, save, chosen, select_all(db, chosen, now=at))
     finally:
         db.close()
-    return replace(result, saved_path=str(saved.path), saved_samples=saved.sample_count)
+    # the saved selection holds every match: the total is exact whatever the count limit
+    return replace(
+        result,
+        saved_path=str(saved.path),
+        saved_samples=saved.sample_count,
+        total=saved.sample_count,
+        total_exact=True,
+    )
 
 
 def summarize_index(

@@ -38,6 +38,9 @@ __all__ = [
 
 #: the most samples one page may hold
 MAX_LIMIT = 10_000
+#: a search counts its matches exactly up to this many (or past the page asked for): an exact
+#: count of 100k-540k matches took 0.3-0.8 s at 1M samples on SQLite, the page itself 2 ms
+COUNT_LIMIT = 10_000
 
 _SCORES = (
     "LEFT JOIN (SELECT asset_id, sample_index, sample_id, AVG(value) AS score, "
@@ -90,6 +93,8 @@ class SampleHit:
 class SearchResult:
     """A page of matches."""
 
+    #: how many samples match; when ``total_exact`` is false, a lower bound: more matched
+    #: than the search counted (see :func:`search`), and a saved selection holds them all
     total: int
     limit: int
     offset: int
@@ -100,6 +105,7 @@ class SearchResult:
     #: where ``--save`` wrote the selection, and how many samples it holds
     saved_path: str | None = None
     saved_samples: int | None = None
+    total_exact: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,13 +302,27 @@ def search(
     limit: int = 50,
     offset: int = 0,
     rank: str = "index",
+    count_limit: int | None = COUNT_LIMIT,
 ) -> SearchResult:
-    """One page of the samples matching ``filters``, and how many match in all."""
+    """One page of the samples matching ``filters``, and how many match: exactly up to
+    ``count_limit`` or the end of the page, whichever is more (``None``: always exactly)."""
     check_paging(limit, offset)
     check_rank(rank)
     where, params = _where(db, filters, now)
     counted = _FROM if filters.min_score is not None or filters.exclude_flags else _FROM_PLAIN
-    total = int(db.scalar(f"SELECT COUNT(*) {counted} WHERE {where}", params) or 0)
+    if count_limit is None:
+        total = int(db.scalar(f"SELECT COUNT(*) {counted} WHERE {where}", params) or 0)
+        exact = True
+    else:
+        enough = max(count_limit, offset + limit)
+        total = int(
+            db.scalar(
+                f"SELECT COUNT(*) FROM (SELECT 1 AS one {counted} WHERE {where} LIMIT ?) AS m",  # noqa: S608 - clauses built from fixed SQL
+                [*params, enough + 1],
+            )
+            or 0
+        )
+        exact = total <= enough
     links, link_params = _links_count(filters.duplicate_distance)
     page: list[tuple[int, int]] = []
     order, paging = "ORDER BY s.asset_id, s.sample_index LIMIT ? OFFSET ?", [limit, offset]
@@ -359,6 +379,7 @@ def search(
         samples=hits,
         filters=filters.to_dict(),
         unknown_labels=_unknown_labels(db, filters),
+        total_exact=exact,
     )
 
 
