@@ -42,6 +42,7 @@ against twice the decrypted selection (S images of 28x28 one-byte pixels).
 
 from __future__ import annotations
 
+import statistics
 import sys
 import tempfile
 import time
@@ -104,6 +105,8 @@ class Round:
         self.stages: dict[str, Stage] = {}
         self.rss_baseline = 0
         self.rss_peak = 0
+        #: each provider's claim and withdrawal, as it waited for them
+        self.claim_s: list[float] = []
 
     @property
     def samples(self) -> int:
@@ -117,9 +120,10 @@ class Round:
         seconds = time.perf_counter() - start
         after = self.w.rpc_counts()
         delta = {m: n - before.get(m, 0) for m, n in after.items()}
-        self.stages[name] = Stage(
-            seconds, sum(delta.values()), delta.get("eth_getLogs", 0), txs, gas
-        )
+        stage = Stage(seconds, sum(delta.values()), delta.get("eth_getLogs", 0), txs, gas)
+        self.stages[name] = stage
+        # a long run's figures survive an interrupted one
+        print(f"#   {len(self.names)} providers, {name}: {stage}", file=sys.stderr, flush=True)
 
     def run(self) -> None:
         w = self.w
@@ -243,7 +247,9 @@ class Round:
 
         def claims() -> tuple[int, int]:
             def one(name: str) -> tuple[int, int]:
+                start = time.perf_counter()
                 receipts = workflow.claim(w.as_(name), w.accounts[name], [pid])
+                self.claim_s.append(time.perf_counter() - start)
                 paid = [r for r in receipts if r.tx_hash]
                 if not paid:
                     raise RuntimeError(f"{name} could not claim: {receipts}")
@@ -276,6 +282,18 @@ def rows_for(big: Round, small: Round, scale: int, world: World) -> list[Row]:
         if stage.txs:
             add(f"{name}: transactions", stage.txs, other and other.txs, "txs")
             add(f"{name}: gas", stage.gas, other and other.gas, "gas")
+    if big.claim_s:
+        other_median = statistics.median(small.claim_s) if small.claim_s else None
+        rows.append(
+            Row(
+                "one provider's claim and withdrawal (median)",
+                round(statistics.median(big.claim_s), 3),
+                "s",
+                None if other_median is None else f"the same at N/{scale}",
+                other_median and round(other_median, 3),
+                other_median and round(other_median / statistics.median(big.claim_s), 3),
+            )
+        )
     e2e = sum(big.stages[k].seconds for k in E2E)
     e2e_row = Row(
         f"round end to end at {len(big.names):,} providers / {big.samples:,} samples "
