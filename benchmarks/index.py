@@ -44,11 +44,13 @@ matches is not. The distance filter (``--duplicate-distance``) still counts per 
 misses everywhere (0.5-0.8 s at 200k, 6-10 s at 1M on SQLite); the plain duplicate filter
 reads the stored count.
 
-Usage: ``python benchmarks/index.py [--quick] [--json]``.
+Usage: ``python benchmarks/index.py [--quick] [--json] [--sqlite-sizes N,...] [--pg-sizes
+N,...]`` (0: that backend not at all).
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -250,12 +252,25 @@ def _backend_rows(
     return rows + _search_rows(db, backend, n, seed=n, queries=queries)
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _size_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sqlite-sizes", type=_sizes, help="e.g. 200000,1000000 (0: none)")
+    parser.add_argument("--pg-sizes", type=_sizes, help="e.g. 1000000 (0: none)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(__doc__ or "", argv)
+    args = parse_args(__doc__ or "", argv, extra=_size_options)
     rows: list[Row] = []
     notes: dict[str, Any] = {}
     sqlite_sizes = (5_000,) if args.quick else (200_000, 1_000_000)
     pg_sizes = (5_000,) if args.quick else (200_000,)
+    if args.sqlite_sizes is not None:
+        sqlite_sizes = tuple(n for n in args.sqlite_sizes if n)
+    if args.pg_sizes is not None:
+        pg_sizes = tuple(n for n in args.pg_sizes if n)
     queries = 10 if args.quick else QUERIES
     markets: dict[int, list[tuple[int, bytes, bytes]]] = {}
     for n in sorted({*sqlite_sizes, *pg_sizes}):
@@ -266,11 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         db = open_database("sqlite:///:memory:")
         rows += _backend_rows(db, "SQLite", markets[n], queries)
         db.close()
+    server = None
     try:
-        server = _postgres.start()
+        server = _postgres.start() if pg_sizes else None
     except (RuntimeError, OSError, KeyError, subprocess.SubprocessError) as exc:
         notes["postgresql"] = f"not measured: {exc}"
-        server = None
     if server is not None:
         try:
             for n in pg_sizes:
