@@ -8,14 +8,20 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import TxResult
-from visdm.chain.contracts import ClaimRequest, ProposalRecord, ProposalStatus, ResultCourt
+from visdm.chain.contracts import (
+    ClaimRequest,
+    ProposalRecord,
+    ProposalStatus,
+    ResultCourt,
+    TrainingMarket,
+)
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, VisdmError
 from visdm.jsonsafe import load_untrusted_object
@@ -266,9 +272,9 @@ def claimable(
 
 def _payout_tree(
     conn: Connection, store: ContentStore, pid: int, record: ProposalRecord
-) -> tuple[StandardMerkleTree, tuple[int, ...]]:
+) -> tuple[StandardMerkleTree, Sequence[int]]:
     """The published payout tree of a completed proposal, checked against its root on chain,
-    and the proposal's selected asset ids in order."""
+    and the proposal's selected asset ids in order, as the market stored them."""
     document = _result_document(conn, store, pid)
     tree_dump = ((document or {}).get("payouts") or {}).get("tree")
     if tree_dump is None:
@@ -276,7 +282,30 @@ def _payout_tree(
     tree = StandardMerkleTree.load(tree_dump)
     if tree.root != record.payout_root:
         raise InvalidInputError("its published payout tree does not match its root")
-    return tree, _signed_proposal(conn, store, pid).asset_ids
+    return tree, _ChainSelection(conn.deployment.training_market(conn.client), record)
+
+
+class _ChainSelection(Sequence[int]):
+    """A proposal's selected asset ids read from the market one position at a time: a claim
+    checks only its own leaves' positions, so it need not fetch and verify the signed proposal
+    (every selected sample id: megabytes in a crowd's round)."""
+
+    def __init__(self, market: TrainingMarket, record: ProposalRecord) -> None:
+        self._market, self._record = market, record
+
+    def __len__(self) -> int:
+        return self._record.asset_count
+
+    @overload
+    def __getitem__(self, position: int) -> int: ...
+    @overload
+    def __getitem__(self, position: slice) -> Sequence[int]: ...
+    def __getitem__(self, position: int | slice) -> int | Sequence[int]:
+        if isinstance(position, slice):
+            return [self[i] for i in range(len(self))[position]]
+        if not 0 <= position < len(self):
+            raise IndexError(position)
+        return self._market.selected_asset(self._record.proposal_id, position)
 
 
 def sweep_unclaimed(settings: Settings, sender: UnlockedAccount, proposal_id: int) -> TxResult:

@@ -1,5 +1,6 @@
 """What a provider can claim from a round that pays a crowd: its own assets' leaves, found
-without reading every payee's asset from the chain."""
+without reading every payee's asset from the chain, each checked against the position the
+market selected it at."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from eth_utils.address import to_checksum_address
 from tests.unit.market.test_next import RECORD, T0
 from visdm.chain.contracts import ProposalStatus
 from visdm.config import Settings
+from visdm.errors import InvalidInputError
 from visdm.market import build_payout_tree, results
 
 pytestmark = pytest.mark.unit
@@ -48,7 +50,17 @@ class Registry:
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
     reg = Registry()
-    market = SimpleNamespace(is_claimed=lambda pid, position: False, proposal_count=lambda: 3)
+    ids = list(range(1, PAYEES + 1))
+
+    def selected_asset(pid: int, position: int) -> int:
+        reg.reads["selectedAsset"] += 1
+        return ids[position]
+
+    market = SimpleNamespace(
+        is_claimed=lambda pid, position: False,
+        proposal_count=lambda: 3,
+        selected_asset=selected_asset,
+    )
     deployment = SimpleNamespace(
         asset_registry=lambda client: reg,
         training_market=lambda client: market,
@@ -57,13 +69,24 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
     conn = SimpleNamespace(
         client=SimpleNamespace(latest_timestamp=lambda: T0), deployment=deployment
     )
-    ids = list(range(1, PAYEES + 1))
     tree = build_payout_tree({a: 1_000 + a for a in ids}, {a: i for i, a in enumerate(ids)})
-    done = replace(RECORD, status=ProposalStatus.COMPLETED, claim_deadline=T0 + 3600)
+    done = replace(
+        RECORD,
+        status=ProposalStatus.COMPLETED,
+        claim_deadline=T0 + 3600,
+        asset_count=PAYEES,
+        payout_root=tree.root,
+    )
+    document = {"proposalId": 3, "payouts": {"tree": tree.dump()}}
+
+    def unread(*args: Any) -> None:
+        raise AssertionError("a claim needs no signed proposal: the market keeps its selection")
+
     monkeypatch.setattr(results, "connect_deployed", lambda settings: conn)
     monkeypatch.setattr(results, "open_store", lambda settings: None)
     monkeypatch.setattr(results, "_proposal", lambda c, pid: done)
-    monkeypatch.setattr(results, "_payout_tree", lambda c, s, pid, r: (tree, tuple(ids)))
+    monkeypatch.setattr(results, "_result_document", lambda c, s, pid: document)
+    monkeypatch.setattr(results, "_signed_proposal", unread)
     return reg
 
 
@@ -75,8 +98,9 @@ def test_a_provider_finds_its_leaves_with_one_query_however_many_payees(
     ((pid, requests),) = pending
     assert pid == 3
     assert sorted((r.asset_id, r.amount) for r in requests) == [(a, 1_000 + a) for a in MINE]
-    # one query of the owner's registrations, from the registry's deployment: no read per leaf
-    assert registry.reads == {"logs from block 7": 1}
+    # one query of the owner's registrations, from the registry's deployment, and each own
+    # leaf's position checked against the market: no read per leaf, no proposal document
+    assert registry.reads == {"logs from block 7": 1, "selectedAsset": len(MINE)}
 
 
 def test_a_provider_who_owns_no_payee_has_nothing_to_claim(
@@ -86,3 +110,13 @@ def test_a_provider_who_owns_no_payee_has_nothing_to_claim(
     assert pending == []
     assert [(r.proposal_id, r.amount, r.note) for r in receipts] == [(3, 0, "not a payee")]
     assert registry.reads["asset"] == 0
+
+
+def test_a_leaf_at_a_position_the_market_selected_another_asset_at_is_refused(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = results.connect_deployed(Settings(home=tmp_path))
+    market = conn.deployment.training_market(conn.client)
+    monkeypatch.setattr(market, "selected_asset", lambda pid, position: 1 + (position + 1) % PAYEES)
+    with pytest.raises(InvalidInputError, match="pays asset 5 at selection position 4, which is"):
+        results.claimable(Settings(home=tmp_path), ME, [3])
