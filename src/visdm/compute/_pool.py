@@ -54,6 +54,7 @@ log = logging.getLogger("visdm.node.training")
 #: how long :meth:`TrainingPool.stop` waits for a job thread after its sandbox was killed
 #: (what is left after the sandbox is short: journaling, or a transaction already under way)
 _STOP_JOIN_S = 120.0
+_NOTHING = Requirement(threads=0, sandbox_bytes=0, memory_bytes=0)
 _AWAY = (ChainNotRunningError, ChainTimeoutError, StorageUnavailableError)
 
 
@@ -86,12 +87,11 @@ class TrainingPool:
         return how many started now."""
         journal = self.owner.journal
         if not wait:
-            return self.dispatch(journal.pending())
+            return len(self.dispatch(journal.pending()))
         handled: set[int] = set()
         while not (should_stop is not None and should_stop()):
             fresh = [j for j in journal.pending() if j.proposal_id not in handled]
-            self.dispatch(fresh)
-            handled |= {j.proposal_id for j in fresh if self.running(j.proposal_id)}
+            handled |= set(self.dispatch(fresh))
             if not self.running():
                 break  # nothing runs, so nothing that waits can start in this poll
             self.wait_any()
@@ -103,20 +103,21 @@ class TrainingPool:
         with self._ended:
             self._ended.wait(timeout=timeout_s)
 
-    def dispatch(self, jobs: Sequence[Job]) -> int:
-        """Start the pending ``jobs`` that fit now; returns how many started."""
+    def dispatch(self, jobs: Sequence[Job]) -> list[int]:
+        """Start the pending ``jobs`` that fit now; returns the proposal ids started."""
         self._reap()
         waiting: list[Waiting] = []
         for job in jobs:
             if self.running(job.proposal_id) or self.cancel.is_set():
                 continue
-            need = self._need(job.proposal_id)
+            # a journaled result only needs sending: no sandbox, nothing to size
+            need = _NOTHING if job.submission is not None else self._need(job.proposal_id)
             why = budget_refusal(need, self.budget)
             if why is not None:
                 self.owner.refuse_over_budget(job.proposal_id, why)
                 continue
             waiting.append(Waiting(job.proposal_id, job.deadline, need))
-        started = 0
+        started: list[int] = []
         for chosen in self.scheduler.select(waiting):
             pid = chosen.key
             with self.owner.journal.transaction():
@@ -131,7 +132,7 @@ class TrainingPool:
                 self._threads[pid] = thread
             log.info("proposal %d: starting with %s", pid, chosen.need.describe())
             thread.start()
-            started += 1
+            started.append(pid)
         return started
 
     def running(self, proposal_id: int | None = None) -> bool:
