@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import psutil
+from eth_account import Account
 from eth_utils.crypto import keccak
 from numpy.typing import NDArray
 from PIL import Image
@@ -37,13 +38,14 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gas import Bulk
 from visdm import collectives
-from visdm.accounts import UnlockedAccount, import_account, load_account
+from visdm.accounts import AccountInfo, UnlockedAccount, import_account, load_account
 from visdm.assets import add_asset
 from visdm.chain.anvil import AnvilNode, start_anvil
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import AssetStatus, MarketParameters
 from visdm.chain.deployment import Deployment, deploy_marketplace
 from visdm.config import Settings
+from visdm.crypto import derive_x25519_keypair
 from visdm.datasets import DatasetNotFoundError, load_fashion_mnist
 from visdm.governance import admit_node
 from visdm.manifest import Licence
@@ -186,10 +188,15 @@ class World:
                 raise RuntimeError("the counting RPC proxy did not start")
             time.sleep(0.05)
         self.settings = replace(self.settings, rpc_url=f"http://127.0.0.1:{port_file.read_text()}")
-        for name in ("admin", "node", "consumer", *self.names):
+        for name in ("admin", "node", "consumer"):  # the node process unlocks its keystore
             key = keccak(text=f"visdm crowd {name}")
             import_account(self.settings.keystore_dir, name, key, PASSWORD, scrypt_n=1024)
             self.accounts[name] = load_account(self.settings.keystore_dir, name, PASSWORD)
+        for name in self.names:  # unlocked in memory: a keystore each costs minutes at 1,000
+            key = keccak(text=f"visdm crowd {name}")
+            local, x25519 = Account.from_key(key), derive_x25519_keypair(key)
+            info = AccountInfo(name, local.address, "0x" + x25519.public.hex(), self.home / name)
+            self.accounts[name] = UnlockedAccount(info, local, x25519)
         client = self.client()
         for name in ("admin", "node", "consumer"):
             client.fund_from_dev_faucet(self.accounts[name].address)

@@ -42,6 +42,7 @@ against twice the decrypted selection (S images of 28x28 one-byte pixels).
 
 from __future__ import annotations
 
+import signal
 import statistics
 import sys
 import tempfile
@@ -334,6 +335,8 @@ def main() -> None:
         p.add_argument("--scale", type=int, default=10, help="the peer runs at N/scale")
 
     args = parse_args(__doc__.splitlines()[0], extra=extra)
+    # a terminated run still stops its node, proxy and anvil
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     providers = args.providers or (10 if args.quick else 1000)
     samples = args.samples or (200 if args.quick else 100_000)
     scale = args.scale
