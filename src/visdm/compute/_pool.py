@@ -33,6 +33,7 @@ from visdm.errors import (
     ChainNotRunningError,
     ChainTimeoutError,
     InvalidModelSpecError,
+    SandboxUnavailableError,
     StorageUnavailableError,
     VisdmError,
 )
@@ -56,6 +57,8 @@ log = logging.getLogger("visdm.node.training")
 _STOP_JOIN_S = 120.0
 _NOTHING = Requirement(threads=0, sandbox_bytes=0, memory_bytes=0)
 _AWAY = (ChainNotRunningError, ChainTimeoutError, StorageUnavailableError)
+#: the node's own machinery away: the job was queued again, said in one line
+_OUTAGES = (*_AWAY, SandboxUnavailableError)
 
 
 class TrainingPool:
@@ -174,8 +177,8 @@ class TrainingPool:
         try:
             worker = self._spawn(grant, self.cancel)
             worker.process(proposal_id)
-        except _AWAY as exc:
-            log.warning("proposal %d: waiting for the chain or the store: %s", proposal_id, exc)
+        except _OUTAGES as exc:
+            log.warning("proposal %d: queued again, waiting: %s", proposal_id, exc)
         except Exception:  # a job's failure is journaled by process(); this is a bug's trace
             log.exception("proposal %d: the job's thread failed", proposal_id)
         finally:
