@@ -15,6 +15,9 @@ Rows:
   transactions on a local dev chain; the chain time a challenge can take is bounded by the
   court's ruling period (900 s here), which dominates on a real chain;
 * gas of the honest path's extra step (``ResultCourt.release`` after the window).
+* the court with an accuracy check named (no proof involved): gas of ``setZkCheck``,
+  ``startTraining`` under a check against without, a ``commit`` bound to the market's result,
+  and ``overturnUnproven`` of a result whose claim never came.
 
 * the zero-knowledge proof of the accuracy claim (``benchmarks/_zk_rows.py``): for a zoo
   ``mlp`` trained on Fashion-MNIST and k samples, the circuit size, proving-key size, setup
@@ -31,6 +34,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +53,8 @@ from visdm.chain.contracts import (
     ProposalTerms,
     Quote,
     ResultCommitment,
+    ResultCourt,
+    TrainingMarket,
 )
 from visdm.chain.deployment import deploy_marketplace
 from visdm.compute.sandbox import SandboxJob, SandboxLimits, SandboxStatus, run_in_sandbox
@@ -225,6 +231,8 @@ def _court_rows(c: ChainClient) -> list[Row]:
     token.faucet(consumer, 10**6 * 10**18)
     token.approve(consumer, market.address, 2**256 - 1)
 
+    started_gas: list[int] = []
+
     def round_to_result() -> int:
         asset, _ = assets.register_asset(
             provider,
@@ -259,8 +267,10 @@ def _court_rows(c: ChainClient) -> list[Row]:
         c.advance_time(121)
         submit_tally(market, assets, dep.delegation_registry(c), gov, pid, selection=[(asset, 10)])
         quote = Quote(pid, 50, 3600, c.latest_timestamp() + 600)
-        market.start_training(
-            consumer, pid, quote, sign_quote(bytes(node.key), c.chain_id, market.address, quote)
+        started_gas.append(
+            market.start_training(
+                consumer, pid, quote, sign_quote(bytes(node.key), c.chain_id, market.address, quote)
+            ).gas_used
         )
         market.submit_result(
             node,
@@ -283,6 +293,10 @@ def _court_rows(c: ChainClient) -> list[Row]:
     resolved = court.resolve(gov, cheat)
     wall = time.perf_counter() - started
     total = opened.gas_used + sum(votes) + resolved.gas_used
+    token.faucet(node, BOND)  # the slashed bond back: two more jobs follow
+    token.approve(node, court.address, BOND)
+    court.deposit(node, BOND)
+    zk = _zk_court_rows(c, (gov, node), market, court, round_to_result, started_gas)
     return [
         Row("ResultCourt.release of an unchallenged result, after the window", release_gas, "gas"),
         Row("challenge (committee of 3 drawn, bond locked)", opened.gas_used, "gas"),
@@ -294,6 +308,66 @@ def _court_rows(c: ChainClient) -> list[Row]:
             wall,
             "s",
             target=f"chain time <= ruling period {RULING} s",
+        ),
+        *zk,
+    ]
+
+
+def _zk_court_rows(
+    c: ChainClient,
+    accounts: tuple[LocalAccount, LocalAccount],
+    market: TrainingMarket,
+    court: ResultCourt,
+    round_to_result: Callable[[], int],
+    started_gas: list[int],
+) -> list[Row]:
+    """The court with an accuracy check named: the transactions that need no proof (the
+    verifier is never called on these paths, so any address stands in for it; the proof's
+    own gas is in the ZK rows)."""
+    from visdm.verify import ZkAccuracyCheckClient
+
+    gov, node = accounts
+    check, _ = c.deploy(gov, "ZkAccuracyCheck", gov.address, 8, market.address)
+    named = court.set_zk_check(gov, str(check)).gas_used
+    without = started_gas[-1]
+    claimed = round_to_result()
+    with_check = started_gas[-1]
+    zk = ZkAccuracyCheckClient(c, str(check))
+    record = market.proposal(claimed)
+    fn = zk.contract.functions.commit(
+        claimed,
+        b"\x01" * 32,
+        record.model_hash,
+        b"\x02" * 32,
+        500,
+        784,
+        10,
+        record.accuracy_bps,
+        "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+    )
+    committed = c.transact(node, fn, action="commit").gas_used
+    unproven = round_to_result()
+    c.advance_time(WINDOW)
+    overturned = court.overturn_unproven(gov, unproven).gas_used
+    return [
+        Row("ResultCourt.setZkCheck", named, "gas"),
+        Row(
+            "startTraining under an accuracy check (the court records it)",
+            with_check,
+            "gas",
+            peer="without a check",
+            peer_value=without,
+            ratio=with_check / without,
+        ),
+        Row(
+            "ZkAccuracyCheck.commit bound to the market's result (59-character CID)",
+            committed,
+            "gas",
+        ),
+        Row(
+            "overturnUnproven: no claim by the window's end, bond to the consumer",
+            overturned,
+            "gas",
         ),
     ]
 
