@@ -84,7 +84,7 @@ def serve(
         None,
         "--memory",
         help="GiB of memory the jobs share; each job's sandbox is limited to its grant "
-        "(default: 3/4 of the memory available at start).",
+        "(default: 3/4 of the memory available at start, at least 2).",
     ),
 ) -> None:
     """Follow the chain: attest assets, serve quotes, train (Ctrl-C stops).

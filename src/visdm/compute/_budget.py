@@ -119,8 +119,10 @@ def budget_from_options(
 ) -> NodeBudget:
     """The budget from ``visdm node serve``'s options; each left out comes from the machine:
     ``cpus`` the CPUs this process may use, ``memory_gib`` :data:`DEFAULT_MEMORY_SHARE` of the
-    memory available, ``jobs`` as many as the CPUs and the memory hold (one CPU and
-    :data:`JOB_OVERHEAD_BYTES` each, at least one). Raises :class:`ConfigError` naming the
+    memory available but at least one job's :data:`JOB_OVERHEAD_BYTES` (address space, most of
+    which a job never touches: a small machine still runs one job at a time), ``jobs`` as
+    many as the CPUs and the memory hold (one CPU and :data:`JOB_OVERHEAD_BYTES` each, at
+    least one). Raises :class:`ConfigError` naming the
     option for a value the machine cannot give."""
     have = machine_cpus()
     if cpus is not None and not 1 <= cpus <= have:
@@ -134,7 +136,7 @@ def budget_from_options(
         raise ConfigError(f"--jobs {jobs} is not possible: give at least 1 job at once")
     cpus = have if cpus is None else cpus
     memory = (
-        int(available_memory() * DEFAULT_MEMORY_SHARE)
+        max(int(available_memory() * DEFAULT_MEMORY_SHARE), JOB_OVERHEAD_BYTES)
         if memory_gib is None
         else int(memory_gib * _GiB)
     )

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from visdm.compute import _budget
 from visdm.compute._budget import (
     JOB_OVERHEAD_BYTES,
     NodeBudget,
@@ -137,7 +138,12 @@ def test_bad_budget_options_are_refused_in_one_line(options: dict[str, float], n
     assert "\n" not in str(caught.value)
 
 
-def test_default_budget_comes_from_the_machine() -> None:
+def test_default_budget_comes_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a small machine still runs one job at a time by default
+    monkeypatch.setattr(_budget, "available_memory", lambda: 1 << 30)
+    assert budget_from_options() == NodeBudget(
+        jobs=1, cpus=machine_cpus(), memory_bytes=JOB_OVERHEAD_BYTES
+    )
     budget = budget_from_options(memory_gib=8)
     assert budget.cpus == machine_cpus()
     assert budget.memory_bytes == 8 * GiB
