@@ -144,7 +144,9 @@ _TABLES: dict[str, str] = {
 
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS samples_by_sample_id ON samples (sample_id)",
-    "CREATE INDEX IF NOT EXISTS samples_by_label ON samples (label)",
+    # label first, then the stored duplicate count: "a label, no duplicates" reads only its
+    # matches (a count of 10k at 1M samples: 0.37 s scanning in order, 0.03 s through this)
+    "CREATE INDEX IF NOT EXISTS samples_by_label_links ON samples (label, link_count)",
     "CREATE INDEX IF NOT EXISTS samples_by_cluster ON samples (cluster_root)",
     "CREATE INDEX IF NOT EXISTS links_by_other ON sample_links (other_id)",
     "CREATE INDEX IF NOT EXISTS assets_by_owner ON assets (owner)",
