@@ -22,7 +22,7 @@ from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract.contract import Contract, ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
-from web3.types import Nonce, TxParams, TxReceipt
+from web3.types import Nonce, RPCEndpoint, TxParams, TxReceipt
 
 from visdm.chain._explain import explain_revert
 from visdm.chain.artifacts import error_table, load_artifact
@@ -149,8 +149,15 @@ class ChainClient:
         tx_timeout_s: float = 60.0,
         expected_chain_id: int | None = None,
     ) -> None:
+        # web3 checks the chain id before every call and estimate: one eth_chainId per read
+        # doubled the requests of read-heavy steps. A client serves one chain (checked below;
+        # a chain on another URL gets a new client), so its id is asked once.
         provider = Web3.HTTPProvider(
-            rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
+            rpc_url,
+            request_kwargs={"timeout": timeout_s},
+            exception_retry_configuration=None,
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
         )
         self.rpc_url = rpc_url
         self.w3 = Web3(provider)

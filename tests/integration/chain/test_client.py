@@ -191,3 +191,25 @@ def test_time_moves_only_on_dev_chains(chain: ChainClient, monkeypatch: pytest.M
     monkeypatch.setattr(ChainClient, "is_dev_chain", property(lambda self: False))
     with pytest.raises(InvalidInputError, match="not a local dev chain"):
         chain.advance_time(1)
+
+
+def test_the_chain_id_is_asked_once_per_client_not_before_every_call(
+    chain: ChainClient, stranger: LocalAccount, probe
+) -> None:  # type: ignore[no-untyped-def]
+    client = ChainClient(chain.rpc_url, expected_chain_id=chain.chain_id)
+    posts: list[bytes] = []
+    session = client.w3.provider._request_session_manager  # type: ignore[attr-defined]
+    post = session.make_post_request
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        posts.append(kwargs.get("data", args[1] if len(args) > 1 else b""))
+        return post(*args, **kwargs)
+
+    session.make_post_request = counting
+    contract = client.contract(probe.address, "RevertProbe")
+    for _ in range(5):
+        assert contract.functions.counter().call() == 0
+    client.transact(stranger, contract.functions.maybeFail(False))
+    asked = [p for p in posts if b"eth_chainId" in p]
+    assert len(asked) <= 1, f"{len(asked)} eth_chainId requests for 5 calls and a transaction"
+    assert sum(b"eth_call" in p for p in posts) >= 5
