@@ -404,13 +404,29 @@ def listed_assets(collective: Collective, member: str) -> tuple[int, ...]:
     return tuple(int(a) for a in latest["args"]["assetIds"])
 
 
+def _listings(collective: Collective) -> dict[str, tuple[int, ...]]:
+    """Every member's last listed asset ids (:func:`listed_assets`), from one read of each
+    event kind rather than two per member."""
+    latest: dict[str, tuple[tuple[int, int], tuple[int, ...]]] = {}
+    for event in (*collective.logs("MemberJoined"), *collective.logs("MemberAssetsSet")):
+        member = to_checksum_address(event["args"]["member"])
+        at = (int(event["blockNumber"]), int(event["logIndex"]))
+        if member not in latest or at > latest[member][0]:
+            latest[member] = (at, tuple(int(a) for a in event["args"]["assetIds"]))
+    return {member: ids for member, (_, ids) in latest.items()}
+
+
 def _stale(
-    client: ChainClient, deployment: Deployment, collective: Collective, record: MemberRecord
+    client: ChainClient,
+    deployment: Deployment,
+    collective: Collective,
+    record: MemberRecord,
+    ids: tuple[int, ...],
 ) -> tuple[int, ...] | None:
-    """The member's listed assets when ``refresh`` would lower or expel it, else ``None``."""
+    """The member's listed assets ``ids`` when ``refresh`` would lower or expel it, else
+    ``None``."""
     if deployment.delegation_registry(client).delegate_of(record.address) != collective.address:
-        return listed_assets(collective, record.address)
-    ids = listed_assets(collective, record.address)
+        return ids
     registry = deployment.asset_registry(client)
     weight = 0
     for asset_id in ids:
@@ -441,13 +457,21 @@ def _settle(
     current = [m for m in members(collective) if m.is_member]
     if current:
         client.fund_from_dev_faucet(sender.address)
+    listed = _listings(collective)
     for record in current:
-        ids = _stale(client, deployment, collective, record)
-        if ids is not None:
-            sent.append(collective.refresh(sender, record.address, ids))
+        stale = _stale(
+            client,
+            deployment,
+            collective,
+            record,
+            listed.get(to_checksum_address(record.address), ()),
+        )
+        if stale is not None:
+            sent.append(collective.refresh(sender, record.address, stale))
             refreshed.append(record.address)
     for record in current:
-        after = collective.member(record.address)
+        # a refresh changes only its own member's record
+        after = collective.member(record.address) if record.address in refreshed else record
         if after.is_member and after.has_pending and after.pending_since + delay <= now:
             ready.append(record.address)
     if ready:

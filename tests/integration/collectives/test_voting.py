@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.integration.collectives.conftest import cast, new_collective, new_member, reverts
+from tests.integration.collectives.conftest import cast, new_collective, new_member, reverts, settle
 from tests.integration.market.conftest import Market
 from visdm import collectives
 from visdm.chain.contracts import REJECT_ASK, ProposalStatus
@@ -154,3 +154,28 @@ def test_a_members_own_reject_overrides_the_collective_for_its_assets(mk: Market
     assert (outcome.participating_weight, outcome.remaining_weight) == (200, 200)
     assert mk.market.excluded_positions(pid, 3) == {1}  # bob's asset left the round
     del ada, carl
+
+
+def test_settling_reads_the_member_events_once_whatever_the_members(
+    mk: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Casting settles the collective first; its event reads must not grow with the members
+    (two per member before: a 1,000-member collective made 2,000 log queries per cast)."""
+    reads: list[str] = []
+    logs = Collective.logs
+
+    def counting(self, event, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(event)
+        return logs(self, event, *args, **kwargs)
+
+    monkeypatch.setattr(Collective, "logs", counting)
+    c = new_collective(mk)
+    counts = []
+    for size in (2, 5):
+        while len([m for m in collectives.members(c) if m.is_member]) < size:
+            new_member(mk, c, samples=20, floor=10)
+        reads.clear()
+        receipt = settle(mk, c)
+        counts.append(len(reads))
+        assert receipt.refreshed == ()
+    assert counts[0] == counts[1] <= 3, counts
