@@ -108,6 +108,8 @@ class Round:
         self.rss_peak = 0
         #: each provider's claim and withdrawal, as it waited for them
         self.claim_s: list[float] = []
+        #: providers the payout did not name (their samples valued at nothing)
+        self.unpaid = 0
 
     @property
     def samples(self) -> int:
@@ -252,8 +254,11 @@ class Round:
                 receipts = workflow.claim(w.as_(name), w.accounts[name], [pid])
                 self.claim_s.append(time.perf_counter() - start)
                 paid = [r for r in receipts if r.tx_hash]
-                if not paid:
-                    raise RuntimeError(f"{name} could not claim: {receipts}")
+                if not paid:  # every sample valued at nothing (or a copy): no leaf to claim
+                    if [r.note for r in receipts] != ["not a payee"]:
+                        raise RuntimeError(f"{name} could not claim: {receipts}")
+                    self.unpaid += 1
+                    return 0, 0
                 # claimMany, then withdraw (its gas is not in the receipt)
                 return 2, sum(r.gas_used or 0 for r in paid)
 
@@ -295,6 +300,7 @@ def rows_for(big: Round, small: Round, scale: int, world: World) -> list[Row]:
                 other_median and round(other_median / statistics.median(big.claim_s), 3),
             )
         )
+    rows.append(Row("providers the payout did not name", big.unpaid, "providers"))
     e2e = sum(big.stages[k].seconds for k in E2E)
     e2e_row = Row(
         f"round end to end at {len(big.names):,} providers / {big.samples:,} samples "
