@@ -35,14 +35,28 @@ out and the note says so.
 Sizes: ``--quick`` 5k samples and 10 queries per kind; full 200k and 1M (SQLite) and 200k
 (PostgreSQL).
 
-Measured (2 shared cores, load average 12-14 from other work, so figures move by 2x):
-sync 1,750 samples/s at 200k and 5,150 at 1M on SQLite, 1,240 at 200k on PostgreSQL — short
-of 5,000 mostly by parsing (the JSON guard's walk, then each sample's field checks); every
-search but one meets 200 ms at 200k on both (SQLite 3-144 ms, PostgreSQL 44-96 ms) and misses
-it at 1M on SQLite (300-600 ms): the page is fast, the total ``COUNT(*)`` over 100k-700k
-matches is not. The distance filter (``--duplicate-distance``) still counts per candidate and
-misses everywhere (0.5-0.8 s at 200k, 6-10 s at 1M on SQLite); the plain duplicate filter
-reads the stored count.
+Measured (2 shared cores, no GPU, shared with other work at load average 2-6, so figures move
+by up to 2x; search p95 in ms, beside the same searches counting every match):
+
+| search | SQLite 200k | SQLite 1M | PostgreSQL 200k | PostgreSQL 1M |
+|---|---|---|---|---|
+| a label | 108 (193) | 50 (320) | 55 (52) | 264 (474) |
+| a label, no duplicate links | 141 (170) | 36 (108) | 45 (49) | 271 (425) |
+| clusters of one | 83 (352) | 15 (288) | 16 (104) | 16 (295) |
+| resolution range, no duplicate links | 68 (241) | 46 (339) | 30 (92) | 37 (336) |
+| a provider | 13 (8) | 6 (6) | 38 (37) | 95 (117) |
+| at most 2 links within 4 bits | 63 (163) | 71 (367) | 128 (134) | 260 (488) |
+
+Every search meets 200 ms on SQLite at both sizes and on PostgreSQL at 200k; at 1M on
+PostgreSQL three miss by about 30 %: its plan for a page of a common label reads every match of
+the label before sorting them (seen with ``EXPLAIN ANALYZE`` at 200k), where SQLite with
+statistics reads samples in order until the page is full. Three changes made the rest: the
+count stops past 10,000 matches; link distances are packed per sample, so the distance filter
+no longer counts links per candidate (it took 6-10 s at 1M before); and samples are indexed by
+label and then duplicate count. PostgreSQL's JIT is off for the index: it compiled every search
+(240 ms of a 290 ms count at 200k). Sync: 2,580 samples/s at 200k and 4,200 at 1M on SQLite,
+1,880 at 200k and 1,550 at 1M on PostgreSQL: short of 5,000, mostly by parsing the metadata
+documents (the JSON guard's walk, then each sample's field checks).
 
 Usage: ``python benchmarks/index.py [--quick] [--json] [--sqlite-sizes N,...] [--pg-sizes
 N,...]`` (0: that backend not at all).
