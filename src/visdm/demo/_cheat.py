@@ -25,7 +25,7 @@ from typing import Any
 from visdm import session
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient
-from visdm.chain.contracts import CourtParameters, ProposalRecord, ProposalStatus
+from visdm.chain.contracts import CourtParameters, ProposalRecord
 from visdm.chain.deployment import Deployment
 from visdm.compute import TrainingConfig, TrainingWorker
 from visdm.compute._training import NO_KEY_WRAPPED
@@ -195,17 +195,8 @@ class CheatingRound:
                 min_share_bps=config.min_share_bps,
             )
             pid = created.proposal_id
-            gas = sum(t.gas_used for t in created.transactions)
-            for who in config.cast:
-                gas += workflow.vote(stage.as_(who), stage.people[who], pid, 0).gas_used
-            session.connect(stage.settings).advance_time(_VOTING_S + 60)
-            receipt = workflow.tally(stage.as_("admin"), stage.people["admin"], pid)
-            if receipt.outcome.status != ProposalStatus.APPROVED:
-                raise VisdmError(
-                    f"proposal {pid} was {receipt.outcome.status.name.lower()}, expected approved"
-                )
-            offer, tx = workflow.start_training(stage.as_("bob"), bob, pid)
-            info["gas"] = gas + receipt.gas_used + tx.gas_used
+            offer, gas = stage.approve_and_start(pid, _VOTING_S)
+            info["gas"] = gas + sum(t.gas_used for t in created.transactions)
             info["detail"] = (
                 f"proposal {pid}: every owner accepts {config.offer_tokens} tokens; bob pays "
                 f"{offer.quote.training_cost / TOKEN:.6f} tokens for one epoch on node1"

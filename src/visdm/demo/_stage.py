@@ -82,6 +82,26 @@ class Stage:
             worker.close()
         return {o.asset_id: o.outcome for o in outcomes}
 
+    def approve_and_start(self, pid: int, voting_s: int) -> tuple[Any, int]:
+        """Every owner of the cast accepts proposal ``pid``, the voting period passes, admin
+        tallies it (refused unless approved), and bob pays for its training; returns bob's
+        offer and the gas of those transactions."""
+        from visdm.chain.contracts import ProposalStatus
+        from visdm.errors import VisdmError
+        from visdm.market import workflow
+
+        gas = 0
+        for who in self.config.cast:
+            gas += workflow.vote(self.as_(who), self.people[who], pid, 0).gas_used
+        session.connect(self.settings).advance_time(voting_s + 60)
+        receipt = workflow.tally(self.as_("admin"), self.people["admin"], pid)
+        if receipt.outcome.status != ProposalStatus.APPROVED:
+            raise VisdmError(
+                f"proposal {pid} was {receipt.outcome.status.name.lower()}, expected approved"
+            )
+        offer, tx = workflow.start_training(self.as_("bob"), self.people["bob"], pid)
+        return offer, gas + receipt.gas_used + tx.gas_used
+
     def round_of(self, pid: int) -> dict[str, Any]:
         """The report's entry of proposal ``pid``."""
         return next(r for r in self.report.rounds if r["proposalId"] == pid)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from visdm import session
-from visdm.chain.contracts import ProposalRecord, ProposalStatus
+from visdm.chain.contracts import ProposalRecord
 from visdm.compute import TrainingConfig, TrainingWorker
 from visdm.errors import VisdmError
 from visdm.market import workflow
@@ -147,16 +147,8 @@ class ZkRound:
             )
             pid = created.proposal_id
             gas += sum(t.gas_used for t in created.transactions)
-            for who in config.cast:
-                gas += workflow.vote(stage.as_(who), stage.people[who], pid, 0).gas_used
-            session.connect(stage.settings).advance_time(_VOTING_S + 60)
-            receipt = workflow.tally(stage.as_("admin"), stage.people["admin"], pid)
-            if receipt.outcome.status != ProposalStatus.APPROVED:
-                raise VisdmError(
-                    f"proposal {pid} was {receipt.outcome.status.name.lower()}, expected approved"
-                )
-            _, tx = workflow.start_training(stage.as_("bob"), bob, pid)
-            info["gas"] = gas + receipt.gas_used + tx.gas_used
+            _, started = stage.approve_and_start(pid, _VOTING_S)
+            info["gas"] = gas + started
             info["detail"] = (
                 f"proposal {pid}: bob asks for mlp {_HIDDEN} on node1; every owner "
                 f"accepts {config.offer_tokens} tokens; the court records the check for the job"
