@@ -122,10 +122,18 @@ def refresh_statistics(db: Database) -> None:
         db.execute("ANALYZE")
         return
     samples = int(db.scalar("SELECT COUNT(*) FROM samples") or 0)
-    analysed = int(read_meta(db).get("analysed_samples", "-1"))
-    if samples > 0 and samples * 10 >= analysed * 11:
+    if samples > 0 and samples * 10 >= analysed_samples(db) * 11:
         db.execute("ANALYZE")
-        _put_meta(db, "analysed_samples", str(samples))
+
+
+def analysed_samples(db: Database) -> int:
+    """How many samples SQLite's statistics were gathered over (-1: never): the first figure
+    of a samples index's ``sqlite_stat1`` row is the table's rows at that time. Kept by SQLite
+    itself, so that no index content depends on when statistics ran."""
+    if not db.scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"):
+        return -1
+    stat = db.scalar("SELECT stat FROM sqlite_stat1 WHERE tbl = 'samples' LIMIT 1")
+    return int(str(stat).split()[0]) if stat else -1
 
 
 def check_schema_version(db: Database, meta: dict[str, str]) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from visdm.index import SearchFilters, open_database
 from visdm.index._db import Database
-from visdm.index._indexer import read_meta, refresh_statistics
+from visdm.index._indexer import analysed_samples, read_meta, refresh_statistics
 from visdm.index._schema import create_schema
 from visdm.index._search import search
 
@@ -73,12 +73,14 @@ def test_a_page_past_the_limit_is_counted_to_its_end() -> None:
 
 def test_statistics_are_refreshed_when_the_samples_grew_by_a_tenth() -> None:
     db = _market(10, 10)
+    assert analysed_samples(db) == -1
     refresh_statistics(db)
-    assert read_meta(db)["analysed_samples"] == "100"
+    assert analysed_samples(db) == 100
     assert db.scalar("SELECT COUNT(*) FROM sqlite_stat1") > 0
     _add(db, range(11, 12), 9)  # 109 samples: under a tenth more
     refresh_statistics(db)
-    assert read_meta(db)["analysed_samples"] == "100"
+    assert analysed_samples(db) == 100
     _add(db, range(12, 13), 1)  # 110
     refresh_statistics(db)
-    assert read_meta(db)["analysed_samples"] == "110"
+    assert analysed_samples(db) == 110
+    assert "analysed_samples" not in read_meta(db)  # nothing in the index's own tables
