@@ -20,7 +20,7 @@ from visdm.errors import ContractRevertError, ZkInputError
 from visdm.market.release import release_due
 from visdm.session import Connection
 from visdm.storage import LocalStore
-from visdm.verify import expected_sample_root, prove_result
+from visdm.verify import ZkProofRun, expected_sample_root, prove_result
 from visdm.verify._zk import ZkCircuit
 from visdm.verify._zk_chain import ZkAccuracyCheckClient, deploy_zk_check
 
@@ -273,33 +273,9 @@ def test_the_node_proves_its_result_and_a_validation_holder_checks_the_root(
     validation set recomputes the committed sample root from the stored settings."""
     p = proving(ct, kit, accuracy_bps=kit.accuracy_bps)
     mk, store = ct.mk, LocalStore(tmp_path / "store")
-    run = prove_result(
-        mk.chain,
-        mk.market,
-        ct.court,
-        store,
-        ct.node,
-        proposal_id=p.pid,
-        model=kit.model,
-        input_shape=(1, 8, 8),
-        num_classes=4,
-        val_x=kit.val_x,
-        val_y=kit.val_y,
-        workdir=tmp_path / "circuit",
-        srs_dir=kit.circuit.srs_path.parent,
-    )
-    assert run.status == "accepted" and len(run.indices) == K
-    assert p.check.circuit_cid(p.pid) == run.circuit_cid
-    settings = store.get(run.circuit_cid)
-    claim = p.check.claim(p.pid)
-    assert expected_sample_root(settings, kit.val_x, kit.val_y) == claim.sample_root
-    relabelled = [(int(y) + 1) % 4 for y in kit.val_y]  # another validation set's labels
-    assert expected_sample_root(settings, kit.val_x, relabelled) != claim.sample_root
-    after_window(ct)
-    ct.court.release(mk.roles["stranger"], p.pid)
-    assert mk.market.proposal(p.pid).deadline == 0
-    with pytest.raises(ZkInputError, match="no held WTP-met result"):
-        prove_result(
+
+    def prove(workdir: Path) -> ZkProofRun:
+        return prove_result(
             mk.chain,
             mk.market,
             ct.court,
@@ -311,6 +287,20 @@ def test_the_node_proves_its_result_and_a_validation_holder_checks_the_root(
             num_classes=4,
             val_x=kit.val_x,
             val_y=kit.val_y,
-            workdir=tmp_path / "again",
+            workdir=workdir,
             srs_dir=kit.circuit.srs_path.parent,
         )
+
+    run = prove(tmp_path / "circuit")
+    assert run.status == "accepted" and len(run.indices) == K
+    assert p.check.circuit_cid(p.pid) == run.circuit_cid
+    settings = store.get(run.circuit_cid)
+    claim = p.check.claim(p.pid)
+    assert expected_sample_root(settings, kit.val_x, kit.val_y) == claim.sample_root
+    relabelled = [(int(y) + 1) % 4 for y in kit.val_y]  # another validation set's labels
+    assert expected_sample_root(settings, kit.val_x, relabelled) != claim.sample_root
+    after_window(ct)
+    ct.court.release(mk.roles["stranger"], p.pid)
+    assert mk.market.proposal(p.pid).deadline == 0
+    with pytest.raises(ZkInputError, match="no held WTP-met result"):
+        prove(tmp_path / "again")
