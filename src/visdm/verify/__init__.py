@@ -18,7 +18,9 @@
   validation samples as claimed; :func:`deploy_zk_check` / :class:`ZkAccuracyCheckClient`: the
   on-chain check of it on samples drawn after the claim; :func:`min_correct`: its threshold;
   :func:`prove_result`: a training node committing and proving its result's claim, which the
-  court waits for when it names a check; :func:`expected_sample_root`: the root a claim should
+  court waits for when it names a check (:func:`prove_claim` with a :class:`ClaimProver`:
+  the chain's steps apart from those that need the model and validation set in the clear);
+  :func:`expected_sample_root`: the root a claim should
   commit for a validation set.
 
 Importing this package does not import torch.
@@ -50,7 +52,14 @@ from visdm.verify._zk_rule import draw_indices, false_accept, min_correct, sampl
 if TYPE_CHECKING:
     from visdm.verify._reexecute import Reexecutor
     from visdm.verify._watch import VerifyConfig, VerifyJournal, VerifyWorker
-    from visdm.verify._zk_prove import ZkProofRun, expected_sample_root, prove_result
+    from visdm.verify._zk_prove import (
+        ClaimProver,
+        InProcessProver,
+        ZkProofRun,
+        expected_sample_root,
+        prove_claim,
+        prove_result,
+    )
 
 # these import the compute node, which imports this package: loaded on first use
 _LAZY = {
@@ -58,7 +67,10 @@ _LAZY = {
     "VerifyConfig": "visdm.verify._watch",
     "VerifyJournal": "visdm.verify._watch",
     "VerifyWorker": "visdm.verify._watch",
+    "ClaimProver": "visdm.verify._zk_prove",
+    "InProcessProver": "visdm.verify._zk_prove",
     "ZkProofRun": "visdm.verify._zk_prove",
+    "prove_claim": "visdm.verify._zk_prove",
     "expected_sample_root": "visdm.verify._zk_prove",
     "prove_result": "visdm.verify._zk_prove",
 }
@@ -76,7 +88,9 @@ __all__ = [
     "ENVELOPE_KEYS",
     "SECRETS_KIND",
     "TRAINING_THREADS",
+    "ClaimProver",
     "Finding",
+    "InProcessProver",
     "JobSecrets",
     "PostedResult",
     "Reexecutor",
@@ -104,6 +118,7 @@ __all__ = [
     "judge",
     "min_correct",
     "open_job_secrets",
+    "prove_claim",
     "prove_result",
     "publish_job_secrets",
     "sample_tree",

@@ -14,19 +14,25 @@ of it. :func:`prove_result` is what the node runs after ``submitResult``, in ord
 4. wait for the block whose hash draws the k positions (on a dev chain with no other traffic the
    node mines it), prove exactly those samples and send the proof.
 
+Steps 1 and 4's proof need the trained model and the decoded validation set; the rest needs the
+chain. :func:`prove_claim` does the chain's part and hands the other to a :class:`ClaimProver`:
+:class:`InProcessProver` (what :func:`prove_result` uses), or the compute node's prover, which
+runs both in its sandbox so that the node process never decodes the consumer's images.
+
 :func:`expected_sample_root` is the check a node holding the consumer's validation set makes:
 the root a claim should commit for it, given the circuit's settings file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
@@ -34,13 +40,21 @@ from numpy.typing import NDArray
 
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalStatus, ResultCourt, TrainingMarket
-from visdm.errors import ContractRevertError, ZkInputError
+from visdm.errors import ContractRevertError, VisdmError, ZkInputError
+from visdm.merkle import PositionalMerkleTree
 from visdm.storage import ContentStore
-from visdm.verify._zk import ZkCircuit, ZkSettings, felt, quantise
+from visdm.verify._zk import ZkCircuit, ZkProof, ZkSettings, felt, quantise
 from visdm.verify._zk_chain import ZkAccuracyCheckClient
 from visdm.verify._zk_rule import sample_tree
 
-__all__ = ["ZkProofRun", "expected_sample_root", "prove_result"]
+__all__ = [
+    "ClaimProver",
+    "InProcessProver",
+    "ZkProofRun",
+    "expected_sample_root",
+    "prove_claim",
+    "prove_result",
+]
 
 log = logging.getLogger("visdm.node.zk")
 
@@ -58,6 +72,65 @@ class ZkProofRun:
     logrows: int
     gas: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+class ClaimProver(Protocol):
+    """The half of proving that needs the model and the validation set in the clear: building
+    the circuit (and the sample tree it commits) and proving the drawn samples. In process
+    (:class:`InProcessProver`) or in the node's sandbox (``visdm.compute``); the chain half is
+    :func:`prove_claim`'s."""
+
+    def build(self, k: int) -> tuple[ZkCircuit, PositionalMerkleTree]:
+        """The circuit of the trained model for k samples, and the validation set's tree."""
+        ...
+
+    def resume(self, k: int) -> tuple[ZkCircuit, PositionalMerkleTree] | None:
+        """The circuit and tree built earlier for this claim, if they are still at hand."""
+        ...
+
+    def prove(self, circuit: ZkCircuit, indices: Sequence[int]) -> ZkProof:
+        """The proof of the validation samples at ``indices``, in draw order."""
+        ...
+
+
+@dataclass
+class InProcessProver:
+    """Builds and proves in this process: ``model`` is the trained network in eval mode (the
+    one whose hash the result committed), ``val_x``/``val_y`` the consumer's validation images
+    (uint8) and labels, in the order the accuracy was measured."""
+
+    model: Any
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    val_x: NDArray[np.uint8]
+    val_y: Sequence[int] | NDArray[np.int64]
+    workdir: Path | str
+    srs_dir: Path | str
+    settings: ZkSettings | None = None
+
+    def build(self, k: int) -> tuple[ZkCircuit, PositionalMerkleTree]:
+        labels = [int(y) for y in self.val_y]
+        if len(labels) != len(self.val_x) or not labels:
+            raise ZkInputError(
+                f"{len(self.val_x)} validation images and {len(labels)} labels: give one label "
+                "per image"
+            )
+        circuit = ZkCircuit.build(
+            self.model,
+            input_shape=self.input_shape,
+            num_classes=self.num_classes,
+            k=k,
+            workdir=self.workdir,
+            srs_dir=self.srs_dir,
+            settings=self.settings,
+        )
+        return circuit, sample_tree(circuit.public_inputs(np.asarray(self.val_x)), labels)
+
+    def resume(self, k: int) -> tuple[ZkCircuit, PositionalMerkleTree] | None:
+        return None  # the in-process circuit lives as long as its caller
+
+    def prove(self, circuit: ZkCircuit, indices: Sequence[int]) -> ZkProof:
+        return circuit.prove(np.asarray(self.val_x)[list(indices)])
 
 
 def prove_result(
@@ -78,13 +151,48 @@ def prove_result(
     settings: ZkSettings | None = None,
     draw_timeout_s: float = 120.0,
 ) -> ZkProofRun:
-    """Commit and prove the accuracy claim of ``proposal_id``'s submitted result.
+    """Commit and prove the accuracy claim of ``proposal_id``'s submitted result, in process
+    (:class:`InProcessProver` with :func:`prove_claim`).
 
     ``model`` is the trained network in eval mode (the one whose hash the result committed),
     ``val_x``/``val_y`` the consumer's validation images (uint8) and labels, in the order the
     accuracy was measured. Raises :class:`~visdm.errors.ZkInputError` when the job needs no
     proof or its result is not a WTP-met one still in its window, and
-    :class:`~visdm.errors.ContractRevertError` when the check refuses a step.
+    :class:`~visdm.errors.ContractRevertError` when the check refuses a step. A claim already
+    committed and settled (accepted, rejected, expired) is returned as it stands.
+    """
+    prover = InProcessProver(
+        model, input_shape, num_classes, val_x, val_y, workdir, srs_dir, settings
+    )
+    return prove_claim(
+        client,
+        market,
+        court,
+        store,
+        account,
+        proposal_id=proposal_id,
+        prover=prover,
+        draw_timeout_s=draw_timeout_s,
+    )
+
+
+def prove_claim(
+    client: ChainClient,
+    market: TrainingMarket,
+    court: ResultCourt,
+    store: ContentStore,
+    account: LocalAccount,
+    *,
+    proposal_id: int,
+    prover: ClaimProver,
+    draw_timeout_s: float = 120.0,
+) -> ZkProofRun:
+    """The chain half of proving ``proposal_id``'s claim, with ``prover`` for the rest: store
+    the circuit's settings file, register the vka, commit, wait for the draw, send the proof.
+
+    A claim this node committed earlier and left pending is proven with the circuit
+    ``prover.resume`` still has (a node restarted between commit and proof); one already
+    accepted, rejected or expired is returned as it stands, nothing sent.
     """
     proof_state = court.proof_of(proposal_id)
     if proof_state.check is None:
@@ -97,27 +205,16 @@ def prove_result(
             f"proposal {proposal_id} has no held WTP-met result ({record.status.name.lower()}): "
             "only such a result's accuracy is proven"
         )
-    labels = [int(y) for y in val_y]
-    if len(labels) != len(val_x) or not labels:
-        raise ZkInputError(
-            f"{len(val_x)} validation images and {len(labels)} labels: give one label per image"
-        )
     check = ZkAccuracyCheckClient(client, proof_state.check)
     seconds: dict[str, float] = {}
     gas: dict[str, int] = {}
+    k = check.samples()
+    if proof_state.status != "none":
+        return _committed(check, store, prover, proposal_id, k, draw_timeout_s, account)
     started = time.perf_counter()
-    circuit = ZkCircuit.build(
-        model,
-        input_shape=input_shape,
-        num_classes=num_classes,
-        k=check.samples(),
-        workdir=workdir,
-        srs_dir=srs_dir,
-        settings=settings,
-    )
+    circuit, tree = prover.build(k)
     seconds["circuit"] = time.perf_counter() - started
     circuit_cid = str(store.put(circuit.settings_path.read_bytes(), pin=True))
-    tree = sample_tree(circuit.public_inputs(np.asarray(val_x)), labels)
     _register(client, account, check, circuit, gas)
     committed = check.commit(
         account,
@@ -130,9 +227,32 @@ def prove_result(
     )
     gas["commit"] = committed.gas_used
     log.info("proposal %d: accuracy claim committed, circuit %s", proposal_id, circuit_cid)
-    indices = _await_draw(client, check, proposal_id, draw_timeout_s)
+    return _prove_drawn(
+        check,
+        prover,
+        account,
+        proposal_id,
+        (circuit, tree, circuit_cid),
+        draw_timeout_s,
+        gas,
+        seconds,
+    )
+
+
+def _prove_drawn(  # noqa: PLR0917 - two private call sites
+    check: ZkAccuracyCheckClient,
+    prover: ClaimProver,
+    account: LocalAccount,
+    proposal_id: int,
+    built: tuple[ZkCircuit, PositionalMerkleTree, str],
+    draw_timeout_s: float,
+    gas: dict[str, int],
+    seconds: dict[str, float],
+) -> ZkProofRun:
+    circuit, tree, circuit_cid = built
+    indices = _await_draw(check.client, check, proposal_id, draw_timeout_s)
     started = time.perf_counter()
-    proof = circuit.prove(np.asarray(val_x)[indices])
+    proof = prover.prove(circuit, indices)
     seconds["prove"] = time.perf_counter() - started
     proved = check.prove(account, proposal_id, proof, circuit=circuit, tree=tree, indices=indices)
     gas["prove"] = proved.gas_used
@@ -154,6 +274,41 @@ def prove_result(
         gas,
         seconds,
     )
+
+
+def _committed(  # noqa: PLR0917 - one private call site
+    check: ZkAccuracyCheckClient,
+    store: ContentStore,
+    prover: ClaimProver,
+    proposal_id: int,
+    k: int,
+    draw_timeout_s: float,
+    account: LocalAccount,
+) -> ZkProofRun:
+    """A claim committed before: prove it if it is pending and its circuit is at hand,
+    otherwise say where it stands."""
+    claim = check.claim(proposal_id)
+    circuit_cid = check.circuit_cid(proposal_id) or ""
+    if claim.status == "pending":
+        built = prover.resume(k)
+        if built is None or built[0].vka_digest != claim.vka_digest:
+            raise ZkInputError(
+                f"proposal {proposal_id}'s accuracy claim is committed and pending, but the "
+                "circuit it committed is not at hand to prove it: it expires 256 blocks after "
+                "its commitment, and the court then overturns the result"
+            )
+        return _prove_drawn(
+            check, prover, account, proposal_id, (*built, circuit_cid), draw_timeout_s, {}, {}
+        )
+    try:
+        indices = tuple(check.drawn_indices(proposal_id))
+    except ContractRevertError:
+        indices = ()  # the draw is no longer readable
+    logrows = 0
+    if circuit_cid:
+        with contextlib.suppress(VisdmError, ValueError, KeyError, TypeError):
+            logrows = int(json.loads(store.get(circuit_cid))["run_args"]["logrows"])
+    return ZkProofRun(proposal_id, claim.status, claim.correct, indices, circuit_cid, logrows)
 
 
 #: the one function of ezkl's reusable verifier the node calls itself: rendering and compiling
