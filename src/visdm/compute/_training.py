@@ -21,7 +21,9 @@ for each job:
    signature, turns the provider values into exact payouts and their Merkle root, publishes the
    per-sample scores and a result document; WTP missed: publishes a result without model;
 5. journals exactly what it will submit, then sends ``submitResult`` — once: a restart first
-   asks the chain whether the result is already there.
+   asks the chain whether the result is already there;
+6. when the court recorded an accuracy check for the job, proves the WTP-met result's claim
+   (:mod:`._proving`: the circuit and the proof in the sandbox, the chain steps here).
 
 This process never imports torch and never parses an image or an archive: decoding,
 training and valuation happen in the sandboxed worker.
@@ -78,6 +80,7 @@ from ._jobs import Job, JobJournal
 from ._keys import NO_KEY_OPENS, NO_KEY_WRAPPED, asset_keys
 from ._pool import TrainingPool
 from ._private import private_dir, private_prefix, sweep_private_dirs
+from ._proving import ResultProver
 from ._results import RESULT_KIND, ConsumerFaultError, JobFailedError, ResultPublisher
 from .sandbox import (
     ProgressEvent,
@@ -211,6 +214,7 @@ class TrainingWorker:
         self.opener = opener
         #: set when the node stops: the running sandbox is killed, the job queued again
         self.cancel: threading.Event | None = None
+        self.proofs = ResultProver(self)
         self.pool: TrainingPool | None = None
         if config.budget is not None:
             self.pool = TrainingPool(self, config.budget)
@@ -267,6 +271,7 @@ class TrainingWorker:
         how many started (the node's loop calls it again); ``wait=True`` runs them all, within
         the budget, before it returns."""
         self.follow(confirmations=confirmations)
+        self.proofs.sweep()  # results a stopped node posted but did not prove
         if self.pool is not None:
             return self.pool.poll(should_stop=should_stop, wait=wait)
         handled = 0
@@ -330,8 +335,12 @@ class TrainingWorker:
                 return self._retry_or_abandon(proposal_id, attempt, exc, type(exc).__name__)
             # journaled before the transaction: a crash from here on re-sends this, never retrains
             self._update(proposal_id, state="submitting", submission=submission, progress=1.0)
+            self.proofs.keep(proposal_id, self._out_dir(proposal_id), submission)
             shutil.rmtree(self._out_dir(proposal_id), ignore_errors=True)
-        return self._submit(proposal_id)
+        job = self._submit(proposal_id)
+        if job.state == "submitted":
+            self.proofs.prove(proposal_id)  # only when a check waits for it (model kept)
+        return job
 
     def _retry_or_abandon(self, proposal_id: int, attempt: int, exc: Exception, how: str) -> Job:
         """Queue the job for another attempt, or give it up after the last one."""
