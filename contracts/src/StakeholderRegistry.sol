@@ -39,10 +39,22 @@ contract StakeholderRegistry is AccessControl {
         string endpoint;
     }
 
+    /// @dev A federation: a contract the market treats as one node, whose regional members train
+    ///      each on the assets its own region allows. Active once every member joined.
+    struct FederationRecord {
+        address coordinator;
+        uint8 joinedMask; // bit i: members[i] joined
+        address[] members;
+    }
+
+    /// @notice The most regional nodes one federation may name.
+    uint256 public constant MAX_FEDERATION_MEMBERS = 8;
+
     mapping(address account => Stakeholder) private _stakeholders;
     uint256 private _count;
 
     mapping(address node => ComputeNode) private _nodes;
+    mapping(address federation => FederationRecord) private _federations;
     mapping(bytes32 name => uint256 indexPlusOne) private _regionIndex;
     bytes32[] private _regions;
 
@@ -72,6 +84,13 @@ contract StakeholderRegistry is AccessControl {
     error StakeholderRegistryTooManyRegions();
     error StakeholderRegistryUnknownNode(address node);
     error StakeholderRegistryInvalidNode(address node);
+    error StakeholderRegistryInvalidFederation(address federation, string reason);
+    error StakeholderRegistryNotFederationMember(address federation, address node);
+
+    /// @notice Active node `coordinator` named contract `federation` a federation of `members`.
+    event FederationRegistered(address indexed federation, address indexed coordinator, address[] members);
+    /// @notice `member` agreed to train in `federation` (it is active once all members joined).
+    event FederationJoined(address indexed federation, address indexed member);
 
     /// @param admin receives DEFAULT_ADMIN_ROLE and GOVERNANCE_ROLE
     constructor(address admin) {
@@ -233,6 +252,85 @@ contract StakeholderRegistry is AccessControl {
     function nodeStatus(address node) external view returns (bool active, uint8 region, address signer) {
         ComputeNode storage n = _nodes[node];
         return (n.admitted && !n.suspended, n.region, n.signer);
+    }
+
+    /**
+     * @notice Whether `node` (a compute node or a federation) is active, the regions it may
+     *         train in as a bitmask, and its quote signer: the market's view of a proposal's node.
+     * @dev A federation is active when every member joined and it and its coordinator are
+     *      active; its mask is the union of its members' regions (each selected asset must allow
+     *      one of them) and its signer is its coordinator's. Not the view that draws committees
+     *      or attests assets: those stay with single nodes (`nodeStatus`).
+     */
+    function nodeRegions(address node) external view returns (bool active, uint256 mask, address signer) {
+        ComputeNode storage n = _nodes[node];
+        if (n.admitted) return (!n.suspended, uint256(1) << n.region, n.signer);
+        FederationRecord storage f = _federations[node];
+        address[] storage members = f.members;
+        uint256 count = members.length;
+        if (count == 0) return (false, 0, address(0));
+        ComputeNode storage c = _nodes[f.coordinator];
+        active = c.admitted && !c.suspended && f.joinedMask == (uint256(1) << count) - 1;
+        for (uint256 i = 0; i < count; ++i) {
+            ComputeNode storage m = _nodes[members[i]];
+            active = active && m.admitted && !m.suspended;
+            mask |= uint256(1) << m.region;
+        }
+        signer = c.signer;
+    }
+
+    // ------------------------------------------------------------------ federations
+
+    /**
+     * @notice The caller, an active compute node, names the contract `federation` (which will
+     *         submit results and receive fees for the rounds it trains) a federation of
+     *         `members`, at most MAX_FEDERATION_MEMBERS distinct active nodes. It takes no job
+     *         until every member joined (`joinFederation`): a node is never named unasked.
+     */
+    function registerFederation(address federation, address[] calldata members) external {
+        if (!isActiveNode(msg.sender)) revert StakeholderRegistryUnknownNode(msg.sender);
+        if (federation.code.length == 0) revert StakeholderRegistryInvalidFederation(federation, "not a contract");
+        if (_nodes[federation].admitted || _federations[federation].members.length != 0) {
+            revert StakeholderRegistryInvalidFederation(federation, "already registered");
+        }
+        uint256 count = members.length;
+        if (count == 0 || count > MAX_FEDERATION_MEMBERS) {
+            revert StakeholderRegistryInvalidFederation(federation, "one to eight members");
+        }
+        for (uint256 i = 0; i < count; ++i) {
+            if (!isActiveNode(members[i])) revert StakeholderRegistryUnknownNode(members[i]);
+            for (uint256 j = 0; j < i; ++j) {
+                if (members[j] == members[i]) revert StakeholderRegistryInvalidFederation(federation, "duplicate member");
+            }
+        }
+        FederationRecord storage f = _federations[federation];
+        f.coordinator = msg.sender;
+        f.members = members;
+        emit FederationRegistered(federation, msg.sender, members);
+    }
+
+    /// @notice The caller, a member named by `federation`, agrees to train in it.
+    function joinFederation(address federation) external {
+        FederationRecord storage f = _federations[federation];
+        uint256 count = f.members.length;
+        for (uint256 i = 0; i < count; ++i) {
+            if (f.members[i] == msg.sender) {
+                f.joinedMask |= uint8(1 << i);
+                emit FederationJoined(federation, msg.sender);
+                return;
+            }
+        }
+        revert StakeholderRegistryNotFederationMember(federation, msg.sender);
+    }
+
+    /// @notice A federation's coordinator, members and which of them joined (bit i: member i).
+    function federationOf(address federation)
+        external
+        view
+        returns (address coordinator, address[] memory members, uint8 joinedMask)
+    {
+        FederationRecord storage f = _federations[federation];
+        return (f.coordinator, f.members, f.joinedMask);
     }
 
     function _admitted(address node) private view returns (ComputeNode storage n) {

@@ -63,8 +63,9 @@ contract TrainingMarket is MarketTally, MarketPayouts {
     /**
      * @notice Proposes to train on a selection of samples, escrowing the offered price.
      * @dev The caller must be a registered consumer that approved `terms.offer` to this market.
-     *      Every selected asset must be Active, allow the node's region, have at least the
-     *      selected count attested, and be owned neither by the caller nor by the node; the
+     *      Every selected asset must be Active, allow the node's region (a federation's: one of
+     *      its members' regions), have at least the selected count attested, and be owned
+     *      neither by the caller nor by the node; the
      *      selection must reach the market's minimum samples and distinct owners. Gas grows
      *      with the number of selected assets (each is checked), not with samples.
      * @param terms the proposal; see ProposalTerms
@@ -89,7 +90,7 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         if (terms.selectionRoot == bytes32(0) || terms.modelSpecHash == bytes32(0)) {
             revert TrainingMarketInvalidTerms("selection root and model spec hash are required");
         }
-        (bool active, uint8 region, address signer) = stakeholders.nodeStatus(terms.node);
+        (bool active, uint256 regions, address signer) = stakeholders.nodeRegions(terms.node);
         if (!active) revert TrainingMarketInactiveNode(terms.node);
         if (terms.node == msg.sender || signer == msg.sender) {
             revert TrainingMarketInvalidTerms("the compute node cannot be the consumer");
@@ -99,7 +100,7 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         unchecked {
             proposalId = ++_proposalCount;
         }
-        (bytes32 chain, uint256 weight, uint256 owners) = _checkSelection(proposalId, terms, uint256(1) << region);
+        (bytes32 chain, uint256 weight, uint256 owners) = _checkSelection(proposalId, terms, regions);
         if (weight < _params.minSelectionSamples || owners < _params.minSelectionProviders) {
             revert TrainingMarketSelectionTooSmall(
                 weight, owners, _params.minSelectionSamples, _params.minSelectionProviders
@@ -190,7 +191,7 @@ contract TrainingMarket is MarketTally, MarketPayouts {
             revert TrainingMarketBadQuote(proposalId);
         }
         if (block.timestamp > quote.expiry) revert TrainingMarketQuoteExpired(proposalId);
-        (bool active,, address signer) = stakeholders.nodeStatus(p.node);
+        (bool active,, address signer) = stakeholders.nodeRegions(p.node);
         if (!active) revert TrainingMarketInactiveNode(p.node);
         address recovered = ECDSA.recover(_hashTypedDataV4(_quoteHash(quote)), signature);
         if (recovered != signer) revert TrainingMarketBadSigner(recovered);
@@ -220,7 +221,7 @@ contract TrainingMarket is MarketTally, MarketPayouts {
         Proposal storage p = _existing(proposalId);
         if (msg.sender != p.node) revert TrainingMarketNotNode(msg.sender);
         if (p.status != Status.Training) revert TrainingMarketWrongStatus(proposalId, p.status);
-        (bool active,,) = stakeholders.nodeStatus(msg.sender);
+        (bool active,,) = stakeholders.nodeRegions(msg.sender);
         if (!active) revert TrainingMarketInactiveNode(msg.sender); // suspended: consumer reclaims
         if (block.timestamp > p.deadline) revert TrainingMarketDeadlinePassed(proposalId);
         if (result.accuracyBps > _BPS) revert TrainingMarketInvalidTerms("accuracy above 10000 bps");
@@ -377,7 +378,7 @@ contract TrainingMarket is MarketTally, MarketPayouts {
     }
 
     /// @dev Checks every selected asset; returns the hash chain, the weight and distinct owners.
-    function _checkSelection(uint256 proposalId, ProposalTerms calldata terms, uint256 regionBit)
+    function _checkSelection(uint256 proposalId, ProposalTerms calldata terms, uint256 regions)
         private
         returns (bytes32 chain, uint256 weight, uint256 owners)
     {
@@ -400,7 +401,7 @@ contract TrainingMarket is MarketTally, MarketPayouts {
                 revert TrainingMarketAssetNotSelectable(assetId);
             }
             if (owner == msg.sender || owner == terms.node) revert TrainingMarketOwnAsset(assetId, owner);
-            if (mask & regionBit == 0) revert TrainingMarketNodeNotAllowed(assetId, terms.node);
+            if (mask & regions == 0) revert TrainingMarketNodeNotAllowed(assetId, terms.node);
             if (_firstSighting(proposalId, owner)) ++owners;
             chain = _link(chain, assetId, count);
             weight += count;

@@ -174,9 +174,11 @@ contract ResultCourt is ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ bonds
 
-    /// @notice Deposits `amount` of the payment token as the caller's stake (an admitted node).
+    /// @notice Deposits `amount` of the payment token as the caller's stake (an admitted node or
+    ///         an active federation).
     function deposit(uint256 amount) external nonReentrant {
-        (bool active,,) = stakeholders.nodeStatus(msg.sender);
+        // a federation bonds its jobs like a node (nodeRegions); it is never drawn (nodeStatus)
+        (bool active,,) = stakeholders.nodeRegions(msg.sender);
         if (!active || amount == 0) revert ResultCourtNotBondedNode(msg.sender);
         _stake[msg.sender] += amount;
         if (!_listed[msg.sender]) {

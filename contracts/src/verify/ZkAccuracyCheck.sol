@@ -267,7 +267,7 @@ contract ZkAccuracyCheck {
         if (p.status != MarketBase.Status.Completed || p.deadline == 0 || block.timestamp >= p.deadline) {
             revert ZkAccuracyCheckNoOpenResult(claimId);
         }
-        (,, address signer) = market.stakeholders().nodeStatus(p.node);
+        (,, address signer) = market.stakeholders().nodeRegions(p.node); // a federation's: its coordinator's
         if (msg.sender != p.node && msg.sender != signer) revert ZkAccuracyCheckNotNode(msg.sender);
         if (modelHash != p.modelHash) revert ZkAccuracyCheckNotTheResult(claimId, "modelHash");
         if (accuracyBps != p.accuracyBps) revert ZkAccuracyCheckNotTheResult(claimId, "accuracyBps");

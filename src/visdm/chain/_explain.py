@@ -20,6 +20,7 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from visdm.chain._explain_court import court_sentences
+from visdm.chain._explain_federation import federation_sentences
 from visdm.chain._explain_zk import zk_sentences
 from visdm.errors import ContractRevertError, PanicError, RevertReasonError
 
@@ -278,6 +279,7 @@ SENTENCES: dict[str, Explainer] = {
     # formatters late, as they are defined below this table
     **court_sentences(lambda v: _tokens(v), lambda v: _when(v)),  # noqa: PLW0108
     **zk_sentences(),  # the accuracy proof's check
+    **federation_sentences(),  # federations of regional nodes
     # --- AssetRegistry -----------------------------------------------------------------------
     "AssetRegistryNotProvider": lambda a: (
         f"{a['account']} is not a registered provider: `visdm register --role provider` first"

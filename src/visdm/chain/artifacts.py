@@ -23,6 +23,7 @@ class Artifact:
     source_name: str
     abi: list[dict[str, Any]]
     bytecode: str
+    deployed_bytecode: str = ""  # the runtime code, to compare with what an address runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ def load_artifact(name: str) -> Artifact:
         source_name=data["sourceName"],
         abi=data["abi"],
         bytecode=data["bytecode"],
+        deployed_bytecode=data.get("deployedBytecode", ""),
     )
 
 

@@ -15,6 +15,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 from visdm.chain._court import ChallengeRecord, CourtParameters, ProofState, ResultCourt
+from visdm.chain._federation import FederationContract, FederationRecord, NodeRegions
 from visdm.chain._market import (
     QUOTE_TYPES,
     REJECT_ASK,
@@ -45,7 +46,10 @@ __all__ = [
     "CourtParameters",
     "DelegationRegistry",
     "DevToken",
+    "FederationContract",
+    "FederationRecord",
     "MarketParameters",
+    "NodeRegions",
     "ProofState",
     "ProposalRecord",
     "ProposalStatus",
@@ -97,6 +101,9 @@ class ComputeNodeRecord:
     suspended: bool
     encryption_key: bytes
     endpoint: str
+    #: a federation's regional nodes (empty for a node): the market's view of a proposal's
+    #: node when it is a federation; the other fields are then its coordinator's
+    members: tuple[ComputeNodeRecord, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -195,6 +202,37 @@ class StakeholderRegistry(ContractWrapper):
             bool(suspended),
             bytes(key),
             str(endpoint),
+        )
+
+    # --- federations (docs/federation.md) ---------------------------------------------------
+    def node_regions(self, node: str) -> NodeRegions:
+        """The market's view of ``node``, a compute node or a federation."""
+        fn = self._contract.functions.nodeRegions(to_checksum_address(node))
+        active, mask, signer = self.client.call(fn)
+        return NodeRegions(bool(active), int(mask), address_or_none(signer))
+
+    def register_federation(
+        self, coordinator: LocalAccount, federation: str, members: Sequence[str]
+    ) -> TxResult:
+        fn = self._contract.functions.registerFederation(
+            to_checksum_address(federation), [to_checksum_address(m) for m in members]
+        )
+        return self.client.transact(coordinator, fn, action="registerFederation")
+
+    def join_federation(self, member: LocalAccount, federation: str) -> TxResult:
+        fn = self._contract.functions.joinFederation(to_checksum_address(federation))
+        return self.client.transact(member, fn, action="joinFederation")
+
+    def federation_of(self, federation: str) -> FederationRecord:
+        checksum = to_checksum_address(federation)
+        coordinator, members, joined = self.client.call(
+            self._contract.functions.federationOf(checksum)
+        )
+        return FederationRecord(
+            Address(checksum),
+            address_or_none(coordinator),
+            tuple(Address(to_checksum_address(m)) for m in members),
+            int(joined),
         )
 
 
