@@ -178,6 +178,24 @@ class Reexecutor(TrainingWorker):
         )
         return commitments, envelope
 
+    def validation_input(
+        self, proposal_id: int, secrets: JobSecrets
+    ) -> tuple[dict[str, Any], bytes]:
+        """The job's model spec and the consumer's validation archive, decrypted with the
+        sealed validation key and checked against its hash, unparsed (a sandbox reads it)."""
+        checked = load_checked_proposal(
+            self.market, self.deployment, self.client, self.store, proposal_id
+        )
+        spec = load_untrusted_json(
+            checked.document.model_spec_json,
+            what="the proposal's model spec",
+            max_bytes=MAX_SPEC_BYTES,
+        )
+        if not isinstance(spec, dict):
+            raise InvalidInputError(f"proposal {proposal_id}'s model spec is not an object")
+        self._secrets = secrets
+        return spec, self._validation_archive(checked.document)
+
     def _data_key(self, asset_id: int, public: PublicAsset) -> bytes:
         sealed = self._secrets.asset_keys.get(asset_id)
         if sealed is not None:

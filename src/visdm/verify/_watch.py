@@ -50,9 +50,10 @@ from visdm.errors import (
 from visdm.jsonsafe import load_untrusted_object, one_line
 from visdm.storage import ContentStore
 from visdm.verify._reexecute import FalseLeftOutError, Reexecutor
-from visdm.verify._secrets import open_job_secrets
+from visdm.verify._secrets import JobSecrets, open_job_secrets
 from visdm.verify._verdict import Finding, Verdict, judge, sampled
-from visdm.verify._verifier import ResultVerifier
+from visdm.verify._verifier import PostedResult, ResultVerifier
+from visdm.verify._zk_root import claim_root_finding
 
 __all__ = ["Check", "VerifyConfig", "VerifyJournal", "VerifyWorker"]
 
@@ -244,6 +245,8 @@ class VerifyWorker:
         base = config.training or TrainingConfig(workdir=config.workdir)
         training = replace(base, workdir=config.workdir / "reexecution")
         self.reexecutor = Reexecutor(client, deployment, store, account, training)
+        #: results whose committed claim's sample root this worker has compared
+        self._roots: set[int] = set()
         self.start_block = deployment.contracts["TrainingMarket"].block_number
 
     def close(self) -> None:
@@ -317,6 +320,9 @@ class VerifyWorker:
         finding = check.finding
         if check.drawn and not check.acted and finding is not None and in_window:
             sent += self._act(proposal_id, finding, challenge)
+        unchallenged = self.court.challenge_of(proposal_id).challenger is None
+        if not check.own and in_window and unchallenged and proposal_id not in self._roots:
+            sent += self._check_root(proposal_id, record)
         if member and not check.voted and finding is not None and now <= challenge.deadline:
             if self._send(lambda: self.verifier.vote(proposal_id, finding)):
                 log.info(
@@ -409,26 +415,7 @@ class VerifyWorker:
         abstention with the reason (logged once)."""
         pid = check.proposal_id
         try:
-            posted = self.verifier.posted(pid)
-            result = load_untrusted_object(
-                self.store.get(posted.result_cid, max_bytes=_MAX_RESULT_BYTES),
-                what=f"proposal {pid}'s result document",
-                max_bytes=_MAX_RESULT_BYTES,
-            )
-            index = result.get("verifierSecrets")
-            cid = index.get(self.account.address) if isinstance(index, dict) else None
-            if not isinstance(cid, str):
-                raise InvalidInputError(
-                    f"node {record.node} sealed no secrets to {self.account.address} for "
-                    f"proposal {pid}: this verifier cannot re-execute it"
-                )
-            secrets = open_job_secrets(
-                self.store.get(cid, max_bytes=_MAX_SECRETS_BYTES),
-                proposal_id=pid,
-                verifier=self.account.address,
-                unwrap=self.account.unwrap_key,
-                seed_hash=posted.commitments.seed_hash,
-            )
+            posted, result, secrets = self._secrets(pid, record)
             log.info("proposal %d: re-executing the job of node %s", pid, record.node)
             recomputed, ours = self.reexecutor.reexecute(
                 pid, secrets, result, posted_in=posted.block_hash
@@ -440,6 +427,11 @@ class VerifyWorker:
                 theirs=theirs if isinstance(theirs, dict) else {},
                 ours=ours,
             )
+            if finding.verdict is Verdict.CONFIRM:  # a true result proven on other inputs
+                root = claim_root_finding(self.reexecutor, self.court, pid, secrets)
+                if root is not None:
+                    self._roots.add(pid)
+                    finding = root if root.verdict is Verdict.CHALLENGE else finding
         except _OUTAGES:
             raise
         except FalseLeftOutError as exc:  # provably wrong without re-executing anything
@@ -450,3 +442,57 @@ class VerifyWorker:
             finding = Finding(Verdict.ABSTAIN, (), f"re-execution failed: {type(exc).__name__}")
         log.info("proposal %d: %s: %s", pid, finding.verdict.value, finding.reason)
         return finding
+
+    def _secrets(
+        self, pid: int, record: ProposalRecord
+    ) -> tuple[PostedResult, dict[str, Any], JobSecrets]:
+        """The posted result, its document and the job's secrets the node sealed to this
+        verifier (opened against the committed seed hash)."""
+        posted = self.verifier.posted(pid)
+        result = load_untrusted_object(
+            self.store.get(posted.result_cid, max_bytes=_MAX_RESULT_BYTES),
+            what=f"proposal {pid}'s result document",
+            max_bytes=_MAX_RESULT_BYTES,
+        )
+        index = result.get("verifierSecrets")
+        cid = index.get(self.account.address) if isinstance(index, dict) else None
+        if not isinstance(cid, str):
+            raise InvalidInputError(
+                f"node {record.node} sealed no secrets to {self.account.address} for "
+                f"proposal {pid}: this verifier cannot re-execute it"
+            )
+        secrets = open_job_secrets(
+            self.store.get(cid, max_bytes=_MAX_SECRETS_BYTES),
+            proposal_id=pid,
+            verifier=self.account.address,
+            unwrap=self.account.unwrap_key,
+            seed_hash=posted.commitments.seed_hash,
+        )
+        return posted, result, secrets
+
+    def _check_root(self, pid: int, record: ProposalRecord) -> int:
+        """Once another node's claim is committed, compare its sample root with the
+        consumer's validation set's (every verifier holding the secrets, drawn or not) and
+        challenge a mismatch; returns the transactions sent."""
+        proof = self.court.proof_of(pid)
+        if not proof.required or proof.status == "none":
+            return 0  # nothing committed yet: a later poll looks again
+        self._roots.add(pid)
+        try:
+            _, _, secrets = self._secrets(pid, record)
+            finding = claim_root_finding(self.reexecutor, self.court, pid, secrets)
+        except _OUTAGES:
+            self._roots.discard(pid)
+            raise
+        except VisdmError as exc:
+            log.info("proposal %d: accuracy claim's sample root not checked: %s", pid, exc)
+            return 0
+        if finding is None or finding.verdict is not Verdict.CHALLENGE:
+            if finding is not None:
+                log.info("proposal %d: %s", pid, finding.reason)
+            return 0
+        sent = self._send(lambda: self.verifier.act(pid, finding))
+        self.journal.update(pid, finding=finding, acted=True)
+        if sent:
+            log.info("proposal %d: challenged (%s)", pid, finding.reason)
+        return int(sent)

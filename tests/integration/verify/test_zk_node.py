@@ -16,9 +16,12 @@ import pytest
 from PIL import Image
 
 from tests.integration.compute.roundkit import VAL_X, VAL_Y
-from tests.integration.verify.conftest import WINDOW, Checked
+from tests.integration.verify.conftest import BOND, WINDOW, Checked
 from tests.integration.verify.zkkit import K, Kit
 from visdm.chain.contracts import ProposalStatus
+from visdm.compute import _proving
+from visdm.proposals import pack_arrays
+from visdm.verify import Verdict
 from visdm.verify._zk_chain import ZkAccuracyCheckClient, deploy_zk_check
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,12 +39,14 @@ SPEC = {
 }
 
 
-def small_validation(n: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n`` validation images at the spec's 8×8, as the job scales training images."""
+def small_validation(start: int = 0, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` validation images from ``start`` at the spec's 8×8, as the job scales training
+    images."""
     images = [
-        np.asarray(Image.fromarray(x).resize((8, 8), Image.Resampling.BILINEAR)) for x in VAL_X[:n]
+        np.asarray(Image.fromarray(x).resize((8, 8), Image.Resampling.BILINEAR))
+        for x in VAL_X[start : start + n]
     ]
-    return np.stack(images).astype(np.uint8), VAL_Y[:n]
+    return np.stack(images).astype(np.uint8), VAL_Y[start : start + n]
 
 
 def name_check(vr: Checked, kit: Kit) -> ZkAccuracyCheckClient:
@@ -102,6 +107,13 @@ def test_the_node_worker_proves_its_result_in_its_sandbox_and_release_pays(
     (line,) = [m for r in caplog.records if "accuracy claim accepted" in (m := r.getMessage())]
     print(f"train, submit and prove: {elapsed:.1f} s; {line}")
     # after the window, anyone's release pays the node its training cost and unlocks its bond
+    # a verifier holding the validation key finds the claim over the consumer's set: no challenge
+    checker = vr.verify_worker(vr.checker, share=0.0)
+    try:
+        assert checker.poll() == 0
+    finally:
+        checker.close()
+    assert court.challenge_of(pid).challenger is None
     rnd.chain.advance_time(WINDOW + 1)
     credit = rnd.market.credit_of(rnd.accounts["node"].address)
     court.release(rnd.accounts["stranger"].local_account, pid)
@@ -109,3 +121,56 @@ def test_the_node_worker_proves_its_result_in_its_sandbox_and_release_pays(
     assert record.status is ProposalStatus.COMPLETED and record.deadline == 0
     assert rnd.market.credit_of(rnd.accounts["node"].address) == credit + cost
     assert court.stake_of(rnd.accounts["node"].address)[1] == 0
+
+
+@pytest.mark.attack
+def test_a_claim_over_other_inputs_than_the_validation_set_is_challenged_and_overturned(
+    vr: Checked, kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node trains and reports honestly, then commits and proves its claim over images of
+    its own choosing. The proof alone accepts it (defence off: nothing on chain ties the root to
+    the consumer's archive); a verifier holding the validation key recomputes the root,
+    challenges, and the committee member, holding the same secrets, votes it overturned."""
+    rnd, court = vr.rnd, vr.court
+    node, consumer = rnd.accounts["node"], rnd.accounts["consumer"].address
+    check = name_check(vr, kit)
+    reuse_srs(vr, kit)
+    pid = rnd.propose(wtp_bps=100, spec=SPEC, validation=small_validation())
+    rnd.approve(pid)
+    rnd.start(pid)
+    chosen = pack_arrays(*small_validation(start=200))  # not the consumer's images
+    honest = _proving.SandboxedProver.__init__
+
+    def other_inputs(self: _proving.SandboxedProver, *args: object) -> None:
+        worker, pid_, spec, _, *rest = args
+        honest(self, worker, pid_, spec, chosen, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_proving.SandboxedProver, "__init__", other_inputs)
+    worker = rnd.trainer()
+    try:
+        assert worker.poll() == 1
+    finally:
+        worker.close()
+    record = rnd.market.proposal(pid)
+    # c_min is 0 at this accuracy for k = 4: any valid proof is accepted, whatever its inputs
+    assert check.min_correct(K, record.accuracy_bps) == 0
+    assert check.claim(pid).status == "accepted"
+    before = rnd.market.credit_of(consumer)
+    checker = vr.verify_worker(vr.checker, share=0.0)
+    member = vr.verify_worker(vr.member, share=0.0)
+    try:
+        assert checker.poll() == 1
+        caught = checker.journal.get(pid)
+        assert caught is not None and caught.verdict is Verdict.CHALLENGE
+        assert caught.differences == ("sampleRoot",)
+        assert court.challenge_of(pid).committee == (vr.member.address,)
+        # drawn, the member re-executes (the result itself is right), checks the root, votes
+        assert member.poll() == 2
+        assert member.journal.get(pid).differences == ("sampleRoot",)  # type: ignore[union-attr]
+    finally:
+        checker.close()
+        member.close()
+    assert court.challenge_of(pid).overturned == 1
+    assert rnd.market.proposal(pid).status is ProposalStatus.CANCELLED
+    assert rnd.market.credit_of(consumer) == before + record.price + record.training_cost
+    assert court.stake_of(node.address) == (BOND, 0)
