@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from eth_utils.address import is_address, to_checksum_address
@@ -395,12 +395,30 @@ def _active_node(registry: StakeholderRegistry, node: str, consumer: str) -> Com
             f"compute node {str(node)[:60]!r} is not an address: give 0x and 40 hex digits"
         )
     record = registry.compute_node(node)
+    if not record.admitted and registry.federation_of(node).registered:
+        record = _federation_as_node(registry, node)
     if not record.active:
         state = "suspended" if record.admitted else "not an admitted compute node"
         raise InvalidInputError(f"{record.address} is {state}: choose an active compute node")
     if consumer in (record.address, record.signer):
         raise InvalidInputError("you cannot name yourself as the compute node of your proposal")
     return record
+
+
+def _federation_as_node(registry: StakeholderRegistry, federation: str) -> ComputeNodeRecord:
+    """A federation as a proposal's node: its coordinator's signer, key (the validation set is
+    sealed to the coordinator, which evaluates) and endpoint, and its members; suspended while
+    a member has not joined or any of them is suspended (the market's own rule)."""
+    record = registry.federation_of(federation)
+    assert record.coordinator is not None  # registered: checked by the caller
+    coordinator = registry.compute_node(record.coordinator)
+    regions = registry.node_regions(federation)
+    return replace(
+        coordinator,
+        address=record.address,
+        suspended=not regions.active,
+        members=tuple(registry.compute_node(m) for m in record.members),
+    )
 
 
 def _check_assets(

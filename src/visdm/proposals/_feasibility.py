@@ -50,7 +50,17 @@ _GFLOP = 10**9
 
 
 def coverage_refusal(asset: PublicAsset, node: ComputeNodeRecord) -> str | None:
-    """Why ``node`` could not decrypt or may not process ``asset`` (or ``None``)."""
+    """Why ``node`` could not decrypt or may not process ``asset`` (or ``None``); for a
+    federation, why none of its members could."""
+    if node.members:
+        refusals = [coverage_refusal(asset, m) for m in node.members]
+        if any(r is None for r in refusals):
+            return None
+        return (
+            f"no member of federation {node.address} may train it ("
+            + "; ".join(str(r) for r in refusals)
+            + ")"
+        )
     if asset.record.region_mask & (1 << node.region) == 0:
         return f"it does not allow the region of compute node {node.address}"
     keys = [k for k in asset.manifest.keys if k.role == "node" and k.recipient == node.address]
