@@ -330,6 +330,26 @@ def release(
     )
 
 
+def overturn_unproven(
+    ctx: typer.Context,
+    proposal_id: int = typer.Argument(..., help="Proposal id."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Overturn a result whose accuracy proof was rejected, expired or never committed by the
+    end of its window (anyone may): the consumer is refunded and paid the node's bond."""
+    from visdm.verify._claims import overturn_unproven as overturn
+
+    cfg = settings(ctx)
+    tx = overturn(cfg, unlock_account(cfg), proposal_id)
+    if as_json:
+        emit({"proposalId": proposal_id, **transactions(tx)}, as_json=True)
+        return
+    console.print(
+        f"proposal {proposal_id}'s result overturned for its accuracy proof ({tx.gas_used:,} "
+        "gas): the consumer is credited price and training cost and paid the node's bond"
+    )
+
+
 def claim(
     ctx: typer.Context,
     proposal_id: list[int] = typer.Argument(None, help="Proposal ids (default: all completed)."),
@@ -443,6 +463,12 @@ def status(
             )
         if view["status"] == "training":
             raise InvalidInputError(f"proposal {proposal_id} is still training after {wait:g} s")
+    if view.get("court") is not None:
+        from visdm.verify._claims import proposal_claim
+
+        # a court that names an accuracy check holds the result until the claim is accepted
+        claim = proposal_claim(cfg, proposal_id)
+        view["court"]["accuracyClaim"] = None if claim is None else claim.to_json()
     emit(view, as_json=as_json, title=f"proposal {proposal_id}")
 
 
@@ -524,6 +550,7 @@ def register(app: typer.Typer) -> None:
         ("train", train),
         ("reclaim", reclaim),
         ("release", release),
+        ("overturn-unproven", overturn_unproven),
         ("claim", claim),
         ("withdraw", withdraw),
         ("sweep", sweep),

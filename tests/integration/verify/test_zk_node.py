@@ -6,6 +6,7 @@ decodes an image or an archive while it does."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -19,6 +20,7 @@ from tests.integration.compute.roundkit import VAL_X, VAL_Y
 from tests.integration.verify.conftest import BOND, WINDOW, Checked
 from tests.integration.verify.zkkit import K, Kit
 from visdm.chain.contracts import ProposalStatus
+from visdm.cli import main
 from visdm.compute import _proving
 from visdm.proposals import pack_arrays
 from visdm.verify import Verdict
@@ -68,7 +70,11 @@ def reuse_srs(vr: Checked, kit: Kit) -> None:
 
 @pytest.mark.attack
 def test_the_node_worker_proves_its_result_in_its_sandbox_and_release_pays(
-    vr: Checked, kit: Kit, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    vr: Checked,
+    kit: Kit,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     rnd, court = vr.rnd, vr.court
     check = name_check(vr, kit)
@@ -107,6 +113,15 @@ def test_the_node_worker_proves_its_result_in_its_sandbox_and_release_pays(
     (line,) = [m for r in caplog.records if "accuracy claim accepted" in (m := r.getMessage())]
     print(f"train, submit and prove: {elapsed:.1f} s; {line}")
     # after the window, anyone's release pays the node its training cost and unlocks its bond
+    # ``visdm status`` shows the claim beside the court's window
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["--home", str(rnd.settings.home), "--rpc-url", rnd.settings.rpc_url,
+              "status", str(pid), "--json"])  # fmt: skip
+    printed = capsys.readouterr()
+    assert done.value.code in (0, None), printed.err
+    shown = json.loads(printed.out)["court"]["accuracyClaim"]
+    assert (shown["state"], shown["correct"]) == ("accepted", claim.correct)
     # a verifier holding the validation key finds the claim over the consumer's set: no challenge
     checker = vr.verify_worker(vr.checker, share=0.0)
     try:
