@@ -514,6 +514,14 @@ def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], Non
     return ["release", "3"], nothing_more
 
 
+@case("overturn-unproven")
+def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
+    import visdm.verify._claims
+
+    mp.setattr(visdm.verify._claims, "overturn_unproven", lambda *_a: TX)
+    return ["overturn-unproven", "3"], nothing_more
+
+
 @case("claim")
 def _(mp: pytest.MonkeyPatch, tmp: Path) -> tuple[list[str], Callable[[Any], None]]:
     receipts = [
