@@ -35,7 +35,7 @@ class Cli:
         self.capsys = capsys
 
     def run(self, *args: str) -> tuple[int, str, str]:
-        home, url = str(self.settings.home), self.settings.rpc_url
+        home, url = str(self.settings.home), str(self.settings.rpc_url)
         self.capsys.readouterr()
         with pytest.raises(SystemExit) as done:
             main(["--home", home, "--rpc-url", url, "--account", "stranger", *args])

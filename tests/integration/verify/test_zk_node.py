@@ -116,7 +116,7 @@ def test_the_node_worker_proves_its_result_in_its_sandbox_and_release_pays(
     # ``visdm status`` shows the claim beside the court's window
     capsys.readouterr()
     with pytest.raises(SystemExit) as done:
-        main(["--home", str(rnd.settings.home), "--rpc-url", rnd.settings.rpc_url,
+        main(["--home", str(rnd.settings.home), "--rpc-url", str(rnd.settings.rpc_url),
               "status", str(pid), "--json"])  # fmt: skip
     printed = capsys.readouterr()
     assert done.value.code in (0, None), printed.err
