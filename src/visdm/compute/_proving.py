@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,6 +252,7 @@ class ResultProver:
             if key in _UNDER_WAY or not (kept / _MODEL).is_file():
                 return None
             _UNDER_WAY.add(key)
+        started = time.perf_counter()
         try:
             run = self._prove(proposal_id, kept)
         except _OUTAGES as exc:
@@ -271,6 +273,14 @@ class ResultProver:
             with _UNDER_WAY_LOCK:
                 _UNDER_WAY.discard(key)
         shutil.rmtree(kept, ignore_errors=True)
+        log.info(
+            "proposal %d: accuracy claim %s in %.1f s (sandboxed circuit %.1f s, proof %.1f s)",
+            proposal_id,
+            run.status,
+            time.perf_counter() - started,
+            run.seconds.get("build_claim_circuit", 0.0),
+            run.seconds.get("prove_drawn_samples", 0.0),
+        )
         return run
 
     def _prove(self, proposal_id: int, kept: Path) -> ZkProofRun:
@@ -310,11 +320,4 @@ class ResultProver:
             prover=prover,
         )
         run.seconds.update(prover.seconds)
-        log.info(
-            "proposal %d: accuracy claim %s; sandboxed circuit %.1f s, proof %.1f s",
-            proposal_id,
-            run.status,
-            run.seconds.get("build_claim_circuit", 0.0),
-            run.seconds.get("prove_drawn_samples", 0.0),
-        )
         return run

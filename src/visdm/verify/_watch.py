@@ -15,7 +15,12 @@ and on every poll moves each open row on:
 4. **settle**, anyone's right: release an unchallenged result after its window
    (``ResultCourt.release``) and resolve a challenge once its committee voted or its ruling
    deadline passed (``ResultCourt.resolve``; a tie is left to governance). Its own results are
-   settled too, never checked.
+   settled too, never checked;
+5. **sample root**: once another node's accuracy claim is committed (a job the court holds for
+   a proof), compare its sample root with the one the consumer's validation set gives under the
+   claim's circuit settings (:func:`~visdm.verify._zk_root.claim_root_finding`, with the
+   validation key sealed to this node) and challenge a mismatch; a re-execution (drawn, or as a
+   committee member) makes the same comparison, so the committee votes on it too.
 
 Every failure is one logged line and leaves the row for the next poll (an outage) or decided
 (a result this node cannot check: it abstains); the loop never stops on one result.
