@@ -218,11 +218,12 @@ class ResultProver:
         court = self.worker.market.parameters().court
         return ResultCourt(self.worker.client, court) if court else None
 
-    def keep(self, proposal_id: int, out_dir: Path, submission: Mapping[str, Any]) -> bool:
+    def keep(self, proposal_id: int, out_dir: Path, submission: Mapping[str, Any] | None) -> bool:
         """Move the trained model out of ``out_dir`` when the court will wait for a proof of
         this result (a WTP-met result of a job started under a check)."""
         model = out_dir / _MODEL
-        if str(submission.get("modelHash", _ZERO)) == _ZERO or not model.is_file():
+        delivered = submission is not None and submission.get("modelHash", _ZERO) != _ZERO
+        if not delivered or not model.is_file():
             return False  # no model delivered: a missed WTP needs no proof
         court = self._court()
         if court is None or court.proof_of(proposal_id).check is None:

@@ -335,8 +335,9 @@ class TrainingWorker:
                 return self._retry_or_abandon(proposal_id, attempt, exc, type(exc).__name__)
             # journaled before the transaction: a crash from here on re-sends this, never retrains
             self._update(proposal_id, state="submitting", submission=submission, progress=1.0)
-            self.proofs.keep(proposal_id, self._out_dir(proposal_id), submission)
-            shutil.rmtree(self._out_dir(proposal_id), ignore_errors=True)
+        # a court waiting for the proof keeps the model, also for a result journaled before a crash
+        self.proofs.keep(proposal_id, self._out_dir(proposal_id), self._job(proposal_id).submission)
+        shutil.rmtree(self._out_dir(proposal_id), ignore_errors=True)
         job = self._submit(proposal_id)
         if job.state == "submitted":
             self.proofs.prove(proposal_id)  # only when a check waits for it (model kept)

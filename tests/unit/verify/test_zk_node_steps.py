@@ -182,6 +182,7 @@ def test_a_result_without_a_model_keeps_nothing_for_a_proof(tmp_path: Path) -> N
     (out / "model.safetensors").write_bytes(b"weights")
     # a missed WTP commits no model: no chain read, nothing kept
     assert not prover.keep(3, out, {"modelHash": "0x" + "00" * 32})
+    assert not prover.keep(3, out, None)  # nothing journaled
     assert prover.sweep() == 0 and prover.prove(3) is None
 
 
