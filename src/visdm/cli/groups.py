@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
         collective,
         data,
         demo,
+        federation,
         governance,
         market,
         node,
@@ -33,6 +34,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data.app, name="data")
     app.add_typer(market.app, name="market")
     app.add_typer(collective.app, name="collective")
+    app.add_typer(federation.app, name="federation")
     app.add_typer(scoring.app, name="scoring")
     chain.register_top_level(app)
     rounds.register(app)

@@ -59,6 +59,7 @@ from ._cast import (
 from ._cheat import CheatingRound
 from ._collective import DemoCollective
 from ._compare import compare_specs
+from ._federated import FederatedRound
 from ._newcomer import ScoringRound
 from ._report import DemoReport, Progress, card_line
 from ._settle import provider_rows, short_hash, tokens
@@ -187,6 +188,8 @@ class _Game(Stage):
         self.collective.summarize()
         self.scoring.newcomer_arrives()
         self.scoring.score()
+        if not self.config.quick:  # a Flower round's processes take minutes: full demo only
+            FederatedRound(self).play()  # before the court, whose window would hold the fees
         CheatingRound(self).play(selection)
         if not self.config.quick:  # minutes of circuit and proof: the full demo only
             ZkRound(self).play(selection)

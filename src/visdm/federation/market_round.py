@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from eth_utils.crypto import keccak
 
 from visdm.accounts import UnlockedAccount
 from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalRecord, Quote, ResultCommitment
 from visdm.chain.deployment import Deployment
-from visdm.compute._results import selected_assets
+from visdm.compute._results import RESULT_KIND, selected_assets
 from visdm.compute.delivery import seal_model
 from visdm.errors import FederationRoundError, InvalidInputError
 from visdm.ingest._decode import decode_image
@@ -70,8 +68,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("visdm.federation.round")
-
-RESULT_KIND = "visdm.federated-result"
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +341,16 @@ def robust_provider_values(
         for sid in members:
             paid = share if owner[sid] == paid_to else 0.0
             rows.append(
-                {"sample_id": sid, "value": paid, "raw": float(values[sid]), "cluster": founder}
+                {
+                    "sample_id": sid,
+                    "provider": owner[sid],
+                    "value": paid,
+                    "raw": float(values[sid]),
+                    "cluster_founder": founder,
+                    "cluster_size": len(members),
+                    # another provider's copy of an earlier sample: paid nothing (as one node)
+                    "flags": [] if owner[sid] == paid_to else ["copied"],
+                }
             )
             provider_values[owner[sid]] = provider_values.get(owner[sid], 0.0) + paid
             counts[owner[sid]] = counts.get(owner[sid], 0) + 1
@@ -382,7 +387,8 @@ def commit_outcome(
         return {"status": "failed", "reason": reason}
     fed.set_fees(me, pid, settle_fees(fees, shares, outcome))
     accuracy = round(float(outcome.result["accuracy"]) * 10_000)
-    seed = secrets.token_bytes(32)
+    regions = outcome.result.get("regions") or {}
+    spent = [float(r["epsilon"]) for r in regions.values() if r.get("epsilon") is not None]
     document: dict[str, Any] = {
         "version": 1,
         "kind": RESULT_KIND,
@@ -392,6 +398,12 @@ def commit_outcome(
         "accuracyBps": accuracy,
         "wtpBps": record.wtp_bps,
         "wtpMet": accuracy >= record.wtp_bps,
+        "consumerFault": None,
+        # each region spent its own ε on its own samples: the largest is the round's
+        "epsilonSpent": max(spent) if spent else None,
+        "trainSamples": sum(
+            int(r.get("samples") or 0) for r in regions.values() if not r.get("dropped")
+        ),
         "federation": {
             "regions": outcome.result.get("regions"),
             "shares": [
@@ -414,9 +426,8 @@ def commit_outcome(
         "scores": None,
         "payouts": None,
     }
-    commitment = ResultCommitment(
-        accuracy_bps=accuracy, result_cid="", seed_hash=bytes(keccak(seed))
-    )
+    # no seed commitment: each member draws its own secret seed, which no verifier receives
+    commitment = ResultCommitment(accuracy_bps=accuracy, result_cid="")
     if accuracy >= record.wtp_bps:
         commitment = _deliver(ctx, outcome, document, commitment)
     cid = ctx.store.put(json.dumps(document, sort_keys=True, default=str).encode(), pin=True)

@@ -28,6 +28,7 @@ from visdm.chain.deployment import Deployment
 from visdm.federation import Federation, new_supernode_key
 from visdm.federation._local import embed
 from visdm.federation.market_round import RoundOutcome, commit_outcome, train_federation
+from visdm.index import earnings_index, sync_index
 from visdm.market import workflow
 from visdm.training._spec import parse_model_spec
 from visdm.valuation._tknn_shapley import tknn_shapley_moments
@@ -140,6 +141,15 @@ def test_a_federated_proposal_trains_across_regions_and_pays_one_tree(
         assert receipt.amount == paid[fm.by_region[region]], receipt
     (nothing,) = workflow.claim(fm.as_("provider3"), fm.accounts["provider3"], [pid])
     assert nothing.amount == 0 and nothing.note == "not a payee"
+
+    # the round feeds the index like any other: its result, scores and payouts are read
+    report = sync_index(fm.settings)
+    assert report.documents == {"missing": 0, "rejected": 0}, report.documents
+    assert report.scored_samples == len(valuation["values"])
+    lines = {e.provider: e for e in earnings_index(fm.settings, proposal_id=pid)}
+    for region in ("eu", "us"):
+        owner = fm.accounts[PROVIDER_OF[region]].address
+        assert lines[owner].claimed == paid[fm.by_region[region]]
 
 
 def test_a_round_left_below_the_accepted_share_refunds_the_consumer_in_full(

@@ -1,0 +1,174 @@
+"""``visdm federation``: regional compute nodes that train one proposal together.
+
+``create`` (the coordinator, an admitted node), ``join`` (each member, after checking what it
+joins), ``show``, ``bond`` (the coordinator's tokens as the federation's bond in the court),
+``collect`` (book the members' fees of a released round) and ``withdraw`` (a member's fees).
+A consumer names a federation like a node: ``visdm propose --node <federation>``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from visdm import session
+from visdm.errors import InvalidInputError
+
+from ._common import JsonOption, emit, settings, unlock_account
+from ._json import transactions
+from .rounds import parse_amount
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Federations: regional nodes that train one proposal together.")
+
+_FEDERATION = typer.Argument(..., help="The federation's address.")
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    member: list[str] = typer.Option(
+        ..., "--member", help="A member node: address or account name (repeat, 1 to 8)."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Deploy and register a federation coordinated by you (an admitted node)."""
+    from visdm.federation.membership import form_federation
+    from visdm.governance import resolve_account
+
+    cfg = settings(ctx)
+    members = [resolve_account(cfg, m, what="--member") for m in member]
+    account = unlock_account(cfg)
+    conn = session.connect_deployed(cfg)
+    if not conn.deployment.stakeholder_registry(conn.client).compute_node(account.address).active:
+        raise InvalidInputError(
+            f"{account.address} is not an active compute node: only one may coordinate a "
+            "federation (switch with --account)"
+        )
+    fed = form_federation(conn.client, conn.deployment, account.local_account, members)
+    emit(
+        {
+            "federation": fed.address,
+            "coordinator": account.address,
+            "members": ", ".join(members),
+            "next": f"each member runs `visdm federation join {fed.address}`",
+        },
+        as_json=as_json,
+        title="federation registered",
+    )
+
+
+@app.command("join")
+def join(ctx: typer.Context, federation: str = _FEDERATION, as_json: bool = JsonOption) -> None:
+    """Join a federation that names you, after checking its code, market and members."""
+    from visdm.federation.membership import join_federation
+
+    cfg = settings(ctx)
+    account = unlock_account(cfg)
+    conn = session.connect_deployed(cfg)
+    tx = join_federation(conn.client, conn.deployment, account.local_account, federation)
+    emit(
+        {"federation": federation, "member": account.address, **transactions(tx)},
+        as_json=as_json,
+        title="joined",
+    )
+
+
+@app.command("show")
+def show(ctx: typer.Context, federation: str = _FEDERATION, as_json: bool = JsonOption) -> None:
+    """A federation's coordinator, members (region, joined, fees owed) and whether it is active."""
+    from visdm.federation.membership import load_federation
+
+    cfg = settings(ctx)
+    conn = session.connect_deployed(cfg)
+    view = load_federation(conn.client, conn.deployment, federation)
+    regions = conn.deployment.stakeholder_registry(conn.client).node_regions(view.record.address)
+    members: list[dict[str, Any]] = [
+        {
+            "node": m.address,
+            "region": view.region_of(m),
+            "joined": view.record.joined(m.address),
+            "active": m.active,
+            "owed": view.contract.owed_to(m.address),
+        }
+        for m in view.members
+    ]
+    emit(
+        {
+            "federation": view.record.address,
+            "coordinator": view.record.coordinator,
+            "active": regions.active,
+            "regions": ", ".join(view.region_of(m) for m in view.members),
+            "members": members,
+        },
+        as_json=as_json,
+        title="federation",
+    )
+
+
+@app.command("bond")
+def bond(
+    ctx: typer.Context,
+    federation: str = _FEDERATION,
+    amount: str = typer.Argument(..., help="Tokens (0.5) or wei (1000wei) of yours to bond."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Coordinator: bond your tokens as the federation's stake in the court (a job locks one)."""
+    from visdm.federation.membership import load_federation
+
+    cfg = settings(ctx)
+    wei = parse_amount(amount, "amount")
+    account = unlock_account(cfg)
+    conn = session.connect_deployed(cfg)
+    view = load_federation(conn.client, conn.deployment, federation)
+    token = conn.deployment.payment_token(conn.client)
+    approved = token.approve(account.local_account, view.contract.address, wei)
+    deposited = view.contract.deposit_bond(account.local_account, wei)
+    emit(
+        {"federation": federation, "bonded": wei, **transactions(approved, deposited)},
+        as_json=as_json,
+        title="bonded",
+    )
+
+
+@app.command("collect")
+def collect(
+    ctx: typer.Context,
+    federation: str = _FEDERATION,
+    proposal: int = typer.Argument(..., help="A released round of the federation."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Book every member's fee of a released round (anyone may)."""
+    from visdm.federation.membership import load_federation
+
+    cfg = settings(ctx)
+    account = unlock_account(cfg)
+    conn = session.connect_deployed(cfg)
+    view = load_federation(conn.client, conn.deployment, federation)
+    tx = view.contract.collect(account.local_account, proposal)
+    fees = view.contract.fees_of(proposal)
+    emit(
+        {
+            "proposal": proposal,
+            "fees": ", ".join(f"{m}: {f}" for m, f in zip(view.record.members, fees, strict=True)),
+            **transactions(tx),
+        },
+        as_json=as_json,
+        title="fees collected",
+    )
+
+
+@app.command("withdraw")
+def withdraw(ctx: typer.Context, federation: str = _FEDERATION, as_json: bool = JsonOption) -> None:
+    """Member: withdraw the fees the federation booked for you."""
+    from visdm.federation.membership import load_federation
+
+    cfg = settings(ctx)
+    account = unlock_account(cfg)
+    conn = session.connect_deployed(cfg)
+    view = load_federation(conn.client, conn.deployment, federation)
+    owed = view.contract.owed_to(account.address)
+    tx = view.contract.withdraw(account.local_account)
+    emit({"withdrawn": owed, **transactions(tx)}, as_json=as_json, title="fees withdrawn")
