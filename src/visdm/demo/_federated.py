@@ -232,7 +232,8 @@ class FederatedRound:
                     f"{s.region}: {s.samples} samples, fee {f / TOKEN:.8f}"
                     for s, f in zip(shares, fees, strict=True)
                 )
-                + f" tokens; node1 signs their sum, {quote.training_cost / TOKEN:.8f} tokens, and bob pays it"
+                + f" tokens; node1 signs their sum, {quote.training_cost / TOKEN:.8f} tokens, "
+                "and bob pays it"
             )
         with stage.step("federated training") as info:
             ctx = load_coordinator(conn.client, conn.deployment, store, node1, pid)
@@ -269,9 +270,8 @@ class FederatedRound:
                 f"one payout tree over both regions: {', '.join(paid)} tokens claimed; "
                 "node-eu and node-us withdraw their fees from the federation"
             )
-            shares_text = ", ".join(
-                f"{s['region']} {int(s['fee']) / TOKEN:.8f}" for s in document["federation"]["shares"]
-            )
+            published = document["federation"]["shares"]
+            shares_text = ", ".join(f"{s['region']} {int(s['fee']) / TOKEN:.8f}" for s in published)
             info["notes"].append(
                 f"accuracy {document['accuracyBps'] / 100:.2f}% against bob's WTP of 10%: "
                 f"the result is committed through the federation with its members' fees "
