@@ -43,7 +43,9 @@ How each row is measured:
   one ``claimMany`` (into touched words) plus one ``withdraw``, per claim; and a one-time
   payee's claim (in a batch of 256) plus its own ``withdraw``;
 * ``withdraw`` to an account holding no tokens yet and to one that does;
-* the deployed TrainingMarket's runtime bytecode beside EIP-170's 24,576-byte limit.
+* the deployed TrainingMarket's runtime bytecode beside EIP-170's 24,576-byte limit;
+* a collective's operations (``_collective_gas.py``) and a federated proposal beside the same
+  round named to one node (``_federation_gas.py``), each on a marketplace of its own.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from web3.contract import Contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _collective_gas import collective_rows
+from _federation_gas import federation_rows
 from _harness import Row, emit, parse_args
 from visdm.chain.anvil import start_anvil
 from visdm.chain.client import _GAS_HEADROOM, _GAS_MARGIN, ChainClient, TxResult
@@ -532,6 +535,8 @@ def main() -> None:
             rows, notes = run(client, **sizes)
             # a collective's operations, on a marketplace of their own on the same chain
             rows += collective_rows(client, members=16 if args.quick else 64)
+            # a federated proposal beside the same round named to one node, likewise
+            rows += federation_rows(client)
         finally:
             node.stop()
     emit("gas", rows, as_json=args.json, packages=["web3"], notes=notes)
