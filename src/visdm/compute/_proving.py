@@ -61,6 +61,9 @@ _BUILD = "visdm.verify._zk_job:build_claim_circuit"
 _PROVE = "visdm.verify._zk_job:prove_drawn_samples"
 _MODEL = "model.safetensors"
 _ZERO = "0x" + "00" * 32
+#: the circuit's files the sandbox writes: the proving key alone is 2.5 GiB at 2^18 rows and
+#: doubles per power of two (docs/verification.md), past the training job's output limit
+_MAX_CIRCUIT_BYTES = 32 << 30
 #: claim.json: a 66-character hash and a label per validation sample
 _MAX_CLAIM_BYTES = 1 << 28
 #: (node directory, proposal) of the proofs under way in this process: a pool's job thread
@@ -143,7 +146,13 @@ class SandboxedProver:
                     entry_point=entry,
                     input_dir=input_dir,
                     output_dir=self.circuit_dir,
-                    limits=worker.config.sandbox,
+                    limits=worker.config.sandbox.model_copy(
+                        update={
+                            "max_output_bytes": max(
+                                worker.config.sandbox.max_output_bytes, _MAX_CIRCUIT_BYTES
+                            )
+                        }
+                    ),
                     params={"spec": self.spec, **params},
                 ),
                 allowed_entry_points={entry},
