@@ -11,6 +11,7 @@ import logging
 import shutil
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from visdm.chain.contracts import ProposalStatus
 from visdm.cli import main
 from visdm.compute import _proving
 from visdm.proposals import pack_arrays
-from visdm.verify import Verdict
+from visdm.verify import Verdict, prove_result
 from visdm.verify._zk_chain import ZkAccuracyCheckClient, deploy_zk_check
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -75,6 +76,7 @@ def test_the_node_worker_proves_its_result_in_its_sandbox_and_release_pays(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     rnd, court = vr.rnd, vr.court
     check = name_check(vr, kit)
@@ -121,6 +123,20 @@ def test_the_node_worker_proves_its_result_in_its_sandbox_and_release_pays(
     assert done.value.code in (0, None), printed.err
     shown = json.loads(printed.out)["court"]["accuracyClaim"]
     assert (shown["state"], shown["correct"]) == ("accepted", claim.correct)
+    # the in-process path (the demo's) finds the claim settled and returns it as it stands
+    run = prove_result(
+        rnd.chain, rnd.market, court, rnd.store, rnd.accounts["node"].local_account,
+        proposal_id=pid, model=None, input_shape=(1, 8, 8), num_classes=10,
+        val_x=small_validation()[0], val_y=small_validation()[1],
+        workdir=tmp_path / "unused", srs_dir=tmp_path / "unused",
+    )  # fmt: skip
+    assert (run.status, run.correct, run.circuit_cid) == (
+        "accepted",
+        claim.correct,
+        check.circuit_cid(pid),
+    )
+    assert run.logrows == json.loads(rnd.store.get(run.circuit_cid))["run_args"]["logrows"] > 0
+    assert not (tmp_path / "unused").exists()  # nothing was built
     # a verifier holding the validation key finds the claim over the consumer's set: no challenge
     checker = vr.verify_worker(vr.checker, share=0.0)
     try:
