@@ -113,7 +113,6 @@ def test_the_node_worker_proves_its_result_in_its_sandbox_and_release_pays(
     # the kept model and the circuit's files are gone once the claim is settled
     assert not (rnd.settings.node_dir / "zk" / "jobs" / str(pid)).exists()
     (line,) = [m for r in caplog.records if "accuracy claim accepted" in (m := r.getMessage())]
-    # after the window, anyone's release pays the node its training cost and unlocks its bond
     # ``visdm status`` shows the claim beside the court's window
     capsys.readouterr()
     with pytest.raises(SystemExit) as done:
@@ -144,6 +143,7 @@ def test_the_node_worker_proves_its_result_in_its_sandbox_and_release_pays(
     finally:
         checker.close()
     assert court.challenge_of(pid).challenger is None
+    # after the window, anyone's release pays the node its training cost and unlocks its bond
     rnd.chain.advance_time(WINDOW + 1)
     credit = rnd.market.credit_of(rnd.accounts["node"].address)
     court.release(rnd.accounts["stranger"].local_account, pid)
