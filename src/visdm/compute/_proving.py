@@ -129,8 +129,7 @@ class SandboxedProver:
             "settings": circuit.settings.describe(),
             "indices": [int(i) for i in indices],
         }
-        result = self._run(_PROVE, shape, with_model=False)
-        self.seconds["prove_sandbox_s"] = result.wall_s
+        self._run(_PROVE, shape, with_model=False)
         return circuit.load_proof(self.circuit_dir / "proof.json")
 
     def _run(self, entry: str, params: dict[str, Any], *, with_model: bool) -> SandboxResult:
@@ -270,12 +269,13 @@ class ResultProver:
                 "proposal %d: the accuracy proof waits for the next poll: %s", proposal_id, exc
             )
             return None
-        except (VisdmError, OSError) as exc:
+        except Exception as exc:  # a bug too: the node carries on with its other work
+            why = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
             log.error(
-                "proposal %d: the accuracy proof failed: %s; without an accepted proof anyone "
+                "proposal %d: the accuracy proof failed (%s); without an accepted proof anyone "
                 "overturns the result after its window and the node's bond goes to the consumer",
                 proposal_id,
-                str(exc).replace("\n", " ")[:500],
+                why,
             )
             shutil.rmtree(kept, ignore_errors=True)
             return None

@@ -16,7 +16,7 @@ from tests.unit.verify.test_watch import _OTHER, _Chain, _worker
 from visdm.chain.contracts import ProofState, ProposalStatus
 from visdm.compute._proving import ResultProver, SandboxedProver
 from visdm.compute.sandbox import InputRejectedError, SandboxJob
-from visdm.errors import InvalidInputError, ZkInputError
+from visdm.errors import ChainNotRunningError, InvalidInputError, ZkBackendError, ZkInputError
 from visdm.proposals import pack_arrays
 from visdm.verify import Finding, Verdict
 from visdm.verify import _watch as watch
@@ -242,3 +242,39 @@ def test_a_verify_node_challenges_a_committed_claim_over_other_inputs(
         assert worker.step(3) == 0 and len(sent) == 1  # compared once
     finally:
         worker.journal.close()
+
+
+@pytest.mark.parametrize(
+    ("failure", "kept"),
+    [
+        (ZkBackendError("ezkl prove failed: out of memory"), False),
+        (RuntimeError("a bug"), False),
+        (ChainNotRunningError("no chain at http://127.0.0.1:1"), True),
+    ],
+)
+def test_a_failed_proof_is_one_logged_line_and_the_node_carries_on(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    failure: Exception,
+    kept: bool,
+) -> None:
+    worker = cast("Any", SimpleNamespace(config=SimpleNamespace(workdir=tmp_path)))
+    prover = ResultProver(worker)
+    job = tmp_path / "zk" / "jobs" / "3"
+    job.mkdir(parents=True)
+    (job / "model.safetensors").write_bytes(b"weights")
+
+    def fail(*_: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(ResultProver, "_prove", fail)
+    with caplog.at_level("INFO", logger="visdm.node.zk"):
+        assert prover.prove(3) is None
+    (record,) = caplog.records
+    assert "\n" not in record.getMessage()
+    # an outage waits for the next poll; any other failure gives the proof up and says why
+    assert (job / "model.safetensors").exists() is kept
+    if not kept:
+        assert "overturns the result after its window" in record.getMessage()
+        assert prover.sweep() == 0
