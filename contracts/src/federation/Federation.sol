@@ -32,10 +32,13 @@ interface IFederationCourt {
  *         (`StakeholderRegistry.nodeRegions`: the members' regions, the coordinator's signer), so
  *         the escrow, the deadlines, the challenge window and the bond cover the whole federation.
  *
- *         Fees: after `startTraining` the coordinator splits the training cost the consumer paid
- *         into one fee per member (`setFees`, summing to it); a result cannot be submitted before
- *         that, so a member checks its fee before it trains. Once the market releases the cost
- *         to this contract, `collect` books every member's fee and members `withdraw` them.
+ *         Rounds: the coordinator announces each round's document (its signed quote, every
+ *         member's share and quoted fee, its SuperLink) and each member binds its SuperNode key
+ *         to the round on chain. Fees: before its result the coordinator splits the training
+ *         cost the consumer paid into one fee per member (`setFees`, summing to it; a member
+ *         that dropped out of the round is paid nothing); a result cannot be submitted before
+ *         that. Once the market releases the cost to this contract, `collect` books every
+ *         member's fee and members `withdraw` them.
  *
  * @dev Plain storage, no immutables: a member checks that a federation runs exactly the shipped
  *      runtime code before it joins (its code hash is the artifact's).
@@ -51,6 +54,10 @@ contract Federation is ReentrancyGuard {
     mapping(uint256 proposalId => bool) private _collected;
     mapping(address member => uint256) private _owed;
 
+    /// @notice The coordinator published `proposalId`'s round document (quote, shares, SuperLink).
+    event RoundAnnounced(uint256 indexed proposalId, string roundCid);
+    /// @notice `member` binds its SuperNode public key to `proposalId`'s round.
+    event KeyBound(uint256 indexed proposalId, address indexed member, bytes publicKey);
     event FeesSet(uint256 indexed proposalId, uint256[] fees);
     event FeesCollected(uint256 indexed proposalId, uint256 total);
     event FeeWithdrawn(address indexed member, uint256 amount);
@@ -62,6 +69,8 @@ contract Federation is ReentrancyGuard {
     error FederationFeesNotSet(uint256 proposalId);
     error FederationNotReleased(uint256 proposalId);
     error FederationNothingOwed(address member);
+    error FederationNotMember(address caller);
+    error FederationBadKey(uint256 length);
 
     /**
      * @param market_ the TrainingMarket this federation trains for
@@ -144,7 +153,34 @@ contract Federation is ReentrancyGuard {
         market.paymentToken().safeTransfer(msg.sender, amount);
     }
 
+    /**
+     * @notice Publishes `proposalId`'s round document: the signed quote, each member's share and
+     *         fee, and where its SuperLink listens with the round's CA certificate.
+     */
+    function announceRound(uint256 proposalId, string calldata roundCid) external onlyCoordinator {
+        _ours(proposalId);
+        emit RoundAnnounced(proposalId, roundCid);
+    }
+
     // ------------------------------------------------------------------ anyone's, members'
+
+    /**
+     * @notice A member binds the public key of its SuperNode to `proposalId`'s round: the
+     *         coordinator registers exactly the keys its members bound, so a binding needs no
+     *         signature of its own (the member sent it).
+     */
+    function bindKey(uint256 proposalId, bytes calldata publicKey) external {
+        _ours(proposalId);
+        if (publicKey.length == 0 || publicKey.length > 512) revert FederationBadKey(publicKey.length);
+        address[] storage listed = _members;
+        for (uint256 i = 0; i < listed.length; ++i) {
+            if (listed[i] == msg.sender) {
+                emit KeyBound(proposalId, msg.sender, publicKey);
+                return;
+            }
+        }
+        revert FederationNotMember(msg.sender);
+    }
 
     /// @notice Books every member's fee of `proposalId` once the market released its cost here.
     function collect(uint256 proposalId) external nonReentrant {

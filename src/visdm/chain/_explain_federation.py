@@ -40,6 +40,14 @@ def federation_sentences() -> dict[str, Callable[[Mapping[str, Any]], str]]:
             f"proposal {a['proposalId']}'s training cost is not released to the federation: "
             "its result is not settled yet, was overturned, or its fees were collected already"
         ),
+        "FederationNotMember": lambda a: (
+            f"{a['caller']} is not a member of this federation: only its members bind "
+            "SuperNode keys"
+        ),
+        "FederationBadKey": lambda a: (
+            f"a SuperNode public key of {a['length']} bytes was refused: give the OpenSSH public "
+            "key, 1 to 512 bytes"
+        ),
         "FederationNothingOwed": lambda a: (
             f"the federation owes {a['member']} nothing: `collect` a released round first"
         ),

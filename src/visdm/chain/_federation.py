@@ -115,6 +115,31 @@ class FederationContract(ContractWrapper):
         fn = self._contract.functions.withdrawBond(amount)
         return self.client.transact(coordinator, fn, action="Federation.withdrawBond")
 
+    def announce_round(
+        self, coordinator: LocalAccount, proposal_id: int, round_cid: str
+    ) -> TxResult:
+        fn = self._contract.functions.announceRound(proposal_id, round_cid)
+        return self.client.transact(coordinator, fn, action="Federation.announceRound")
+
+    def bind_key(self, member: LocalAccount, proposal_id: int, public_key: bytes) -> TxResult:
+        fn = self._contract.functions.bindKey(proposal_id, public_key)
+        return self.client.transact(member, fn, action="Federation.bindKey")
+
+    def announced_round(self, proposal_id: int, *, from_block: int = 0) -> str | None:
+        """The CID of ``proposal_id``'s round document (the latest announced), if any."""
+        found = self.logs(
+            "RoundAnnounced", from_block=from_block, where={"proposalId": proposal_id}
+        )
+        return str(found[-1]["args"]["roundCid"]) if found else None
+
+    def bound_keys(self, proposal_id: int, *, from_block: int = 0) -> dict[Address, bytes]:
+        """Each member's SuperNode public key bound to ``proposal_id`` (its latest binding)."""
+        found = self.logs("KeyBound", from_block=from_block, where={"proposalId": proposal_id})
+        return {
+            Address(to_checksum_address(e["args"]["member"])): bytes(e["args"]["publicKey"])
+            for e in found
+        }
+
     def collect(self, sender: LocalAccount, proposal_id: int) -> TxResult:
         fn = self._contract.functions.collect(proposal_id)
         return self.client.transact(sender, fn, action="Federation.collect")

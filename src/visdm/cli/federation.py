@@ -1,9 +1,10 @@
 """``visdm federation``: regional compute nodes that train one proposal together.
 
 ``create`` (the coordinator, an admitted node), ``join`` (each member, after checking what it
-joins), ``show``, ``bond`` (the coordinator's tokens as the federation's bond in the court),
-``collect`` (book the members' fees of a released round) and ``withdraw`` (a member's fees).
-A consumer names a federation like a node: ``visdm propose --node <federation>``.
+joins), ``serve`` (each node of the federation: it runs its rounds), ``show``, ``bond`` (the
+coordinator's tokens as the federation's bond in the court), ``collect`` (book the members'
+fees of a released round) and ``withdraw`` (a member's fees). A consumer names a federation
+like a node: ``visdm propose --node <federation>``, then ``visdm start``.
 """
 
 from __future__ import annotations
@@ -172,3 +173,45 @@ def withdraw(ctx: typer.Context, federation: str = _FEDERATION, as_json: bool = 
     owed = view.contract.owed_to(account.address)
     tx = view.contract.withdraw(account.local_account)
     emit({"withdrawn": owed, **transactions(tx)}, as_json=as_json, title="fees withdrawn")
+
+
+@app.command("serve")
+def serve_cmd(
+    ctx: typer.Context,
+    federation: str = _FEDERATION,
+    poll_s: float = typer.Option(2.0, "--poll-s", help="Seconds between looks at the chain."),
+    price: str = typer.Option(
+        "0.001", "--price-per-gflop", help="Coordinator: tokens per GFLOP of training quoted."
+    ),
+    no_sandbox: bool = typer.Option(
+        False, "--no-sandbox", help="Train outside bubblewrap (machines without it; tests only)."
+    ),
+) -> None:
+    """Run this node's part in the federation's rounds until interrupted."""
+    import signal
+    import threading
+
+    from visdm.federation.serve import NodeHandles, serve
+
+    cfg = settings(ctx)
+    per_gflop = parse_amount(price, "--price-per-gflop")
+    account = unlock_account(cfg)
+    conn = session.connect_deployed(cfg)
+    node = NodeHandles(conn.client, conn.deployment, session.open_store(cfg), account)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    workdir = cfg.node_dir / "federation" / federation.lower()
+    emit({"federation": federation, "node": account.address, "workdir": str(workdir)},
+         as_json=False, title="serving")  # fmt: skip
+    try:
+        serve(
+            node,
+            federation,
+            workdir,
+            stop=stop,
+            poll_s=poll_s,
+            price_per_gflop=per_gflop,
+            sandbox=not no_sandbox,
+        )
+    except KeyboardInterrupt:
+        stop.set()

@@ -220,6 +220,44 @@ class SuperNodeProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+def start_supernode(
+    workdir: Path,
+    name: str,
+    *,
+    superlink: str,
+    ca_cert: Path | None,
+    key: SuperNodeKey | None,
+    node_config: Mapping[str, ConfigValue],
+    max_wait_s: float | None = None,
+) -> SuperNodeProcess:
+    """Start ``flower-supernode`` for one regional node against ``superlink`` (``host:port``),
+    trusting only ``ca_cert`` (``None``: insecure, tests' controls only) and authenticating
+    with ``key``; its home and log live under ``workdir``."""
+    args = [_executable("flower-supernode"), "--superlink", superlink]
+    args += ["--port", str(_free_port("127.0.0.1"))]  # its own runtime API, loopback only
+    if ca_cert is not None:
+        args += ["--root-certificates", str(ca_cert)]
+    else:
+        args.append("--insecure")
+    if key is not None:
+        args += ["--auth-supernode-private-key", str(key.private_key)]
+    if max_wait_s is not None:
+        args += ["--max-wait-time", str(max_wait_s)]
+    if node_config:
+        args += [
+            "--node-config",
+            " ".join(f"{k}={_toml_value(v)}" for k, v in sorted(node_config.items())),
+        ]
+    home = workdir / "supernodes" / name
+    log = workdir / f"supernode-{name}.log"
+    return SuperNodeProcess(name, _spawn(args, home=home, log=log), log)
+
+
+def stop_supernode(node: SuperNodeProcess, *, timeout_s: float = 10.0) -> None:
+    """Stop a SuperNode by its PID with what it started."""
+    _stop_group(node.proc, timeout_s=timeout_s)
+
+
 @dataclass(frozen=True, slots=True)
 class RunStatus:
     """What ``flwr ls`` says of a finished run: status, seconds, bytes in and out."""
@@ -254,14 +292,17 @@ class Federation:
         host: str = "127.0.0.1",
         authenticate: bool = True,
         startup_timeout_s: float = 60.0,
+        tls: RoundTLS | None = None,
+        port: int = 0,
     ) -> None:
         self.workdir = workdir
         self.named_keys = tuple(named_keys)
         self.host = host
         self.authenticate = authenticate
         self.startup_timeout_s = startup_timeout_s
-        self.port = 0
-        self.tls: RoundTLS | None = None
+        # an announced round's CA and port (members learnt them before the SuperLink started)
+        self.port = port
+        self.tls: RoundTLS | None = tls
         self.supernodes: dict[str, SuperNodeProcess] = {}
         self._superlink: subprocess.Popen[bytes] | None = None
         self._cli_home = workdir / "cli"
@@ -289,10 +330,11 @@ class Federation:
     def start(self) -> Self:
         """Make the round's CA, start the SuperLink, register the named nodes' keys."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port(self.host)
+        self.port = self.port or _free_port(self.host)
         args = [_executable("flower-superlink"), "--host", self.host, "--port", str(self.port)]
         args.append("--disable-runtime-dependency-installation")
-        self.tls = make_round_tls(self.workdir / "tls", host=self.host)
+        if self.tls is None:
+            self.tls = make_round_tls(self.workdir / "tls", host=self.host)
         args += [
             "--ssl-ca-certfile",
             str(self.tls.ca_cert),
@@ -362,24 +404,15 @@ class Federation:
         """Start ``flower-supernode`` for one regional node, authenticating with ``key``."""
         if name in self.supernodes:
             raise FederationProcessError(f"a SuperNode named {name!r} is already running")
-        args = [_executable("flower-supernode"), "--superlink", self.address]
-        args += ["--port", str(_free_port(self.host))]  # its own runtime API, loopback only
-        if self.tls is not None:
-            args += ["--root-certificates", str(self.tls.ca_cert)]
-        else:
-            args.append("--insecure")
-        if key is not None:
-            args += ["--auth-supernode-private-key", str(key.private_key)]
-        if max_wait_s is not None:
-            args += ["--max-wait-time", str(max_wait_s)]
-        if node_config:
-            args += [
-                "--node-config",
-                " ".join(f"{k}={_toml_value(v)}" for k, v in sorted(node_config.items())),
-            ]
-        home = self.workdir / "supernodes" / name
-        log = self.workdir / f"supernode-{name}.log"
-        node = SuperNodeProcess(name, _spawn(args, home=home, log=log), log)
+        node = start_supernode(
+            self.workdir,
+            name,
+            superlink=self.address,
+            ca_cert=self.tls.ca_cert if self.tls is not None else None,
+            key=key,
+            node_config=node_config,
+            max_wait_s=max_wait_s,
+        )
         self.supernodes[name] = node
         return node
 

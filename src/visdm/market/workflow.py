@@ -39,6 +39,7 @@ from visdm.proposals import (
 from visdm.session import Connection, connect_deployed, open_store, top_up_dev_tokens
 
 from . import _next
+from ._federated import federation_quote, is_federation
 from ._next import parse_ask
 from ._views import ask_view, rows
 from .quotes import (
@@ -371,6 +372,9 @@ def fetch_quote(
     proposal_id = request.proposal_id
     record = _proposal(conn, proposal_id)
     _next.require_consumer(record, request.consumer, "ask for its quote")
+    if node_url_override is None and is_federation(conn, record.node):
+        quote, signature, signer = federation_quote(conn, open_store(settings), record, proposal_id)
+        return QuoteOffer(quote, signature, signer, {}, f"federation {record.node}")
     url = node_url(conn, record.node, node_url_override)
     market = conn.deployment.training_market(conn.client)
     deadline = time.monotonic() + _CONNECT_PATIENCE_S

@@ -6,6 +6,7 @@ coordinator of a federation of the three, and a consumer's proposal naming it, v
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,9 @@ from visdm.chain.client import ChainClient
 from visdm.chain.contracts import ProposalStatus
 from visdm.chain.deployment import Deployment
 from visdm.compute import AssetWorker, NodeConfig
-from visdm.federation import Federation
 from visdm.federation.market_round import Coordinator, load_coordinator, quote_federation
 from visdm.federation.membership import form_federation, join_federation
-from visdm.federation.processes import _descendants
+from visdm.federation.processes import SuperNodeProcess, _descendants, stop_supernode
 from visdm.market import workflow
 from visdm.types import Role
 
@@ -169,7 +169,8 @@ class FederatedMarket(Round):
         return {str(m.address): m for m in self.members.values()}
 
 
-def _clientapps(pid: int) -> set[int]:
+def clientapps(pid: int) -> set[int]:
+    """The ClientApp processes a SuperNode started (one per message it handles)."""
     found = set()
     for child in _descendants(pid):
         try:
@@ -180,16 +181,24 @@ def _clientapps(pid: int) -> set[int]:
     return found
 
 
-def kill_in_second_round(fed: Federation, name: str, stop: threading.Event) -> threading.Thread:
+def kill_in_second_round(
+    supernode: Callable[[], SuperNodeProcess | None],
+    stop: threading.Event,
+    on_kill: Callable[[], None],
+) -> threading.Thread:
     """Kill a region's SuperNode once it starts its second ClientApp (Flower starts one per
-    message, so the second is round 2's): an event, not a clock, decides."""
+    message, so the second is round 2's): an event, not a clock, decides. ``on_kill`` runs
+    first (the node's machine is gone: nothing restarts it)."""
 
     def watch() -> None:
         seen: set[int] = set()
         while not stop.is_set():
-            seen |= _clientapps(fed.supernodes[name].pid)
-            if len(seen) >= 2:
-                fed.kill_supernode(name)
+            node = supernode()
+            if node is not None and node.running():
+                seen |= clientapps(node.pid)
+            if len(seen) >= 2 and node is not None:
+                on_kill()
+                stop_supernode(node, timeout_s=5)
                 return
             stop.wait(0.1)
 
