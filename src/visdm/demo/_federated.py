@@ -12,13 +12,19 @@ TKNN-Shapley, pays one payout tree over both regions, and stops them all.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from visdm import session
 from visdm.accounts import UnlockedAccount
+from visdm.chain._federation import FederationContract
+from visdm.chain.contracts import ProposalStatus
 from visdm.datasets import load_fashion_mnist
 from visdm.errors import InvalidProposalError, VisdmError
+from visdm.federation.serve import FederationCoordinator, FederationMember, read_round
 from visdm.market import workflow
 from visdm.proposals import CreatedProposal
 
@@ -32,6 +38,7 @@ __all__ = ["FederatedRound"]
 _REGION_OF = ("eu", "eu", "us")
 _VOTING_S = 3600
 _PRICE_PER_GFLOP = 10**15  # node1's own price
+_ROUND_TIMEOUT_S = 900
 
 
 class FederatedRound:
@@ -42,16 +49,17 @@ class FederatedRound:
         self.workdir = stage.settings.node_dir / "federation" / "demo"
         self.members: dict[str, UnlockedAccount] = {}
         self.asset_region: dict[int, str] = {}
+        self.fed = ""
 
     def play(self) -> None:
         # Flower's own logs (SuperLink, SuperNodes) go to their files; its Python loggers and
         # the node's warnings stay out of the demo's output
-        quiet = [logging.getLogger(n) for n in ("flwr", "visdm.federation.round")]
+        quiet = [logging.getLogger(n) for n in ("flwr", "visdm.federation")]
         with Collect(logging.WARNING).on(quiet[0]), Collect(logging.WARNING).on(quiet[1]):
             self._regions()
             self._assets()
-            fed = self._federation()
-            pid = self._propose(fed)
+            self.fed = self._federation()
+            pid = self._propose(self.fed)
             self._train(pid)
 
     # --- the steps --------------------------------------------------------------------------
@@ -204,76 +212,124 @@ class FederatedRound:
         return pid
 
     def _train(self, pid: int) -> None:
-        from visdm.federation.market_round import (
-            commit_outcome,
-            load_coordinator,
-            quote_federation,
-            train_federation,
-        )
+        from visdm.chain.client import ChainClient
+        from visdm.federation.serve import NodeHandles
 
         stage = self.stage
         conn = session.connect_deployed(stage.settings)
         store = session.open_store(stage.settings)
         node1 = stage.people["node1"]
-        market = conn.deployment.training_market(conn.client)
+
+        def handles(node: UnlockedAccount) -> NodeHandles:  # each node its own chain client
+            return NodeHandles(ChainClient(conn.client.rpc_url), conn.deployment, store, node)
+
+        fed = self.fed
+        coordinator = FederationCoordinator(
+            handles(node1), fed, self.workdir / "node1", price_per_gflop=_PRICE_PER_GFLOP
+        )
+        members = [
+            FederationMember(handles(node), fed, self.workdir / name)
+            for name, node in sorted(self.members.items())
+        ]
         with stage.step("federated quote") as info:
-            ctx = load_coordinator(conn.client, conn.deployment, store, node1, pid)
-            quote, signature, shares, fees = quote_federation(ctx, price_per_gflop=_PRICE_PER_GFLOP)
-            bob = stage.people["bob"].local_account
-            gas = (
-                conn.deployment.payment_token(conn.client)
-                .approve(bob, market.address, quote.training_cost)
-                .gas_used
-            )
-            gas += market.start_training(bob, pid, quote, signature).gas_used
-            info["gas"] = gas
+            coordinator.poll()  # the approved proposal: node1 announces its round
+            doc = read_round(conn.client, store, fed, pid)
+            if doc is None:
+                raise VisdmError(f"node1 did not announce proposal {pid}'s round")
+            offer, tx = workflow.start_training(stage.as_("bob"), stage.people["bob"], pid)
+            info["gas"] = tx.gas_used
             info["detail"] = (
-                "; ".join(
-                    f"{s.region}: {s.samples} samples, fee {f / TOKEN:.8f}"
-                    for s, f in zip(shares, fees, strict=True)
+                "node1 announces the round on the federation (quote, shares, SuperLink, CA): "
+                + "; ".join(
+                    f"{s.region} {s.samples} samples, fee {f / TOKEN:.8f}"
+                    for s, f in zip(doc.shares, doc.fees, strict=True)
                 )
-                + f" tokens; node1 signs their sum, {quote.training_cost / TOKEN:.8f} tokens, "
-                "and bob pays it"
+                + f" tokens; bob starts from the announced quote, "
+                f"{offer.quote.training_cost / TOKEN:.8f} tokens signed by node1"
             )
+        self._run(pid, coordinator, members)
+
+    def _run(
+        self, pid: int, coordinator: FederationCoordinator, members: list[FederationMember]
+    ) -> None:
+        stage = self.stage
+        conn = session.connect_deployed(stage.settings)
         with stage.step("federated training") as info:
-            ctx = load_coordinator(conn.client, conn.deployment, store, node1, pid)
-            members = {str(m.address): m for m in self.members.values()}
-            outcome = train_federation(ctx, shares, members, self.workdir)
-            if outcome.status != "completed":
-                raise VisdmError(f"the federated round failed: {outcome.reason}")
-            regions = outcome.result["regions"]
+            market = conn.deployment.training_market(conn.client)
+            stop = threading.Event()
+            polls: list[Callable[[], None]] = [coordinator.poll, *(m.poll for m in members)]
+            loops = [
+                threading.Thread(target=_loop, args=(poll, stop), daemon=True) for poll in polls
+            ]
+            for loop in loops:
+                loop.start()
+            try:
+                deadline = time.monotonic() + _ROUND_TIMEOUT_S
+                while market.proposal(pid).status == ProposalStatus.TRAINING:
+                    if time.monotonic() > deadline:
+                        raise VisdmError(f"the federated round of proposal {pid} did not finish")
+                    time.sleep(0.5)
+                coordinator.wait(timeout_s=120)
+                # released at once (no court yet): the loops collect and withdraw the fees
+                contract = coordinator.view.contract
+                for _ in range(240):
+                    owed = [contract.owed_to(m.account.address) for m in members]
+                    if contract.fees_of(pid) and not any(owed):
+                        break
+                    time.sleep(0.5)
+            finally:
+                stop.set()
+                for loop in loops:
+                    loop.join(timeout=60)
+                for member in members:
+                    member.stop()
+            document = coordinator.outcomes.get(pid) or {}
+            if document.get("status") in ("failed", "error") or "federation" not in document:
+                raise VisdmError(f"the federated round failed: {document.get('reason')}")
+            run = document["federation"]
+            regions = run["regions"]
             info["detail"] = (
-                f"a SuperLink and {len(regions)} SuperNodes, each its own process, "
-                f"{outcome.result['num_rounds']} FedAvg rounds in each region's sandbox: accuracy "
-                f"{outcome.result['accuracy']:.1%}; "
+                f"the members bind their SuperNode keys on chain; node1's SuperLink and "
+                f"{len(regions)} SuperNodes, each its own process, {run['rounds']} FedAvg rounds "
+                f"in each region's sandbox: accuracy {document['accuracyBps'] / 100:.1f}%; "
                 + ", ".join(f"{r} ε = {v['epsilon']:.2f}" for r, v in sorted(regions.items()))
-                + f"; {outcome.bytes_in + outcome.bytes_out:,} bytes through the SuperLink"
+                + f"; {run['bytesIn'] + run['bytesOut']:,} bytes through the SuperLink"
             )
             info["notes"].append(
-                "only the model's weights, counts and values left the regions; "
-                f"{len((outcome.result.get('valuation') or {}).get('values') or {})} samples "
-                "valued with federated TKNN-Shapley"
+                "only the model's weights, counts and values left the regions; every sample "
+                "valued with federated TKNN-Shapley; the members' decrypted shares are deleted"
             )
+        self._pay(pid, coordinator.view.contract)
+
+    def _pay(self, pid: int, contract: FederationContract) -> None:
+        stage = self.stage
+        doc = read_round(
+            session.connect(stage.settings), session.open_store(stage.settings), self.fed, pid
+        )
+        assert doc is not None  # announced above
         with stage.step("federated payouts") as info:
-            document = commit_outcome(ctx, shares, fees, outcome)
-            fed = ctx.view.contract
-            gas = fed.collect(node1.local_account, pid).gas_used
-            for node in self.members.values():
-                gas += fed.withdraw(node.local_account).gas_used
-            paid = []
+            gas, paid = 0, []
             for who in sorted({stage.owner_of[a] for a in self.asset_region}):
                 (receipt,) = workflow.claim(stage.as_(who), stage.people[who], [pid])
                 gas += receipt.gas_used or 0
                 paid.append(f"{who} {tokens(receipt.amount)}")
+            settled = contract.fees_of(pid)
             info["gas"] = gas
             info["detail"] = (
-                f"one payout tree over both regions: {', '.join(paid)} tokens claimed; "
-                "node-eu and node-us withdraw their fees from the federation"
+                f"one payout tree over both regions: {', '.join(paid)} tokens claimed; node1 "
+                "collected the members' fees ("
+                + ", ".join(
+                    f"{s.region} {f / TOKEN:.8f}" for s, f in zip(doc.shares, settled, strict=True)
+                )
+                + " tokens) and node-eu and node-us withdrew them"
             )
-            published = document["federation"]["shares"]
-            shares_text = ", ".join(f"{s['region']} {int(s['fee']) / TOKEN:.8f}" for s in published)
-            info["notes"].append(
-                f"accuracy {document['accuracyBps'] / 100:.2f}% against bob's WTP of 10%: "
-                f"the result is committed through the federation with its members' fees "
-                f"({shares_text} tokens)"
-            )
+
+
+def _loop(poll: Callable[[], None], stop: threading.Event) -> None:
+    """One node's ``visdm federation serve`` loop, as a thread of the demo."""
+    while not stop.is_set():
+        try:
+            poll()
+        except VisdmError as exc:  # a node logs and goes on, as the real loop does
+            logging.getLogger("visdm.federation.serve").warning("%s", exc)
+        stop.wait(0.5)

@@ -80,6 +80,9 @@ def test_create_join_and_show(fm: FederatedMarket, capsys: pytest.CaptureFixture
     assert code != 0 and "owes" in err and "nothing" in err, err
     code, _, err = run(capsys, "--account", "node", "federation", "collect", fed, "999")
     assert code != 0 and "proposal 999 is not this federation's" in err, err
+    # serve: only the federation's own nodes have a part to play
+    code, _, err = run(capsys, "--account", "stranger", "federation", "serve", fed)
+    assert code != 0 and "neither coordinates nor is a member" in err, err
 
 
 @pytest.mark.parametrize(
@@ -87,6 +90,7 @@ def test_create_join_and_show(fm: FederatedMarket, capsys: pytest.CaptureFixture
     [
         (("join", "0x12"), "is not an address"),
         (("show", "0x" + "12" * 20), "is not a registered federation"),
+        (("serve", "0x" + "12" * 20), "is not a registered federation"),
         (("create", "--member", "nobody"), "is neither an address"),
         (("bond", "0x" + "12" * 20, "ten"), "amount"),
     ],
