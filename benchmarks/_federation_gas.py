@@ -9,8 +9,9 @@ us, keyed to node-eu and node-us. The peer round names node-eu (a node both regi
 allow); ours names a federation of node-eu and node-us coordinated by node1 (region local).
 Rows: forming the federation (deploy, register, each join: paid once, not per round);
 ``propose``, ``startTraining`` and ``submitResult`` of each round (the federation's through its
-contract, after ``setFees``); the members' side after release (``collect``, each ``withdraw``)
-beside one node's own ``withdraw`` of its fee; the contracts' runtime size beside EIP-170.
+contract, after ``setFees``); the round's rendezvous (``announceRound``, each ``bindKey``);
+the members' side after release (``collect``, each ``withdraw``) beside one node's own
+``withdraw`` of its fee; the contracts' runtime size beside EIP-170.
 """
 
 from __future__ import annotations
@@ -137,6 +138,10 @@ def federation_rows(client: ChainClient, *, assets: int = 8) -> list[Row]:
     peer["submit"] = market.submit_result(eu, peer_pid, result).gas_used
     peer["withdraw"] = market.withdraw(eu).gas_used  # the warm-up's fee is still held
     pid, ours = round_gas(fed.address, node1)
+    # the round's rendezvous: the coordinator's announcement, each member's key (OpenSSH P-384)
+    announced = fed.announce_round(node1, pid, "bafkreiround" + "a" * 48).gas_used
+    key = b"ecdsa-sha2-nistp384 " + b"A" * 180
+    bound = max(fed.bind_key(m, pid, key).gas_used for m in (eu, us))
     ours["setFees"] = fed.set_fees(node1, pid, [6 * 10**14, 4 * 10**14]).gas_used
     ours["submit"] = fed.submit_result(node1, pid, result).gas_used
     collected = fed.collect(dep_acct, pid).gas_used
@@ -144,6 +149,8 @@ def federation_rows(client: ChainClient, *, assets: int = 8) -> list[Row]:
     peer_note = "the same round named to one node"
     row(f"propose, {assets} assets, to the federation", ours["propose"], peer_note, peer["propose"])
     row("startTraining, federation", ours["start"], peer_note, peer["start"])
+    row("announceRound (once per round)", announced)
+    row("bindKey, per member and round", bound)
     row("setFees + submitResult through the federation", ours["setFees"] + ours["submit"],
         "submitResult by one node", peer["submit"])  # fmt: skip
     row("collect + 2 members' withdraw", collected + sum(withdrawn),
