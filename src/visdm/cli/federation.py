@@ -9,7 +9,7 @@ like a node: ``visdm propose --node <federation>``, then ``visdm start``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -20,11 +20,28 @@ from ._common import JsonOption, emit, settings, unlock_account
 from ._json import transactions
 from .rounds import parse_amount
 
+if TYPE_CHECKING:
+    from visdm.accounts import UnlockedAccount
+    from visdm.federation.membership import FederationView
+    from visdm.session import Connection
+
 __all__ = ["app"]
 
 app = typer.Typer(help="Federations: regional nodes that train one proposal together.")
 
 _FEDERATION = typer.Argument(..., help="The federation's address.")
+
+
+def _open(
+    ctx: typer.Context, federation: str
+) -> tuple[UnlockedAccount, Connection, FederationView]:
+    """The current account unlocked, the deployed chain and the federation's view."""
+    from visdm.federation.membership import load_federation
+
+    cfg = settings(ctx)
+    account = unlock_account(cfg)
+    conn = session.connect_deployed(cfg)
+    return account, conn, load_federation(conn.client, conn.deployment, federation)
 
 
 @app.command("create")
@@ -117,13 +134,8 @@ def bond(
     as_json: bool = JsonOption,
 ) -> None:
     """Coordinator: bond your tokens as the federation's stake in the court (a job locks one)."""
-    from visdm.federation.membership import load_federation
-
-    cfg = settings(ctx)
     wei = parse_amount(amount, "amount")
-    account = unlock_account(cfg)
-    conn = session.connect_deployed(cfg)
-    view = load_federation(conn.client, conn.deployment, federation)
+    account, conn, view = _open(ctx, federation)
     token = conn.deployment.payment_token(conn.client)
     approved = token.approve(account.local_account, view.contract.address, wei)
     deposited = view.contract.deposit_bond(account.local_account, wei)
@@ -142,12 +154,7 @@ def collect(
     as_json: bool = JsonOption,
 ) -> None:
     """Book every member's fee of a released round (anyone may)."""
-    from visdm.federation.membership import load_federation
-
-    cfg = settings(ctx)
-    account = unlock_account(cfg)
-    conn = session.connect_deployed(cfg)
-    view = load_federation(conn.client, conn.deployment, federation)
+    account, _, view = _open(ctx, federation)
     tx = view.contract.collect(account.local_account, proposal)
     fees = view.contract.fees_of(proposal)
     emit(
@@ -164,12 +171,7 @@ def collect(
 @app.command("withdraw")
 def withdraw(ctx: typer.Context, federation: str = _FEDERATION, as_json: bool = JsonOption) -> None:
     """Member: withdraw the fees the federation booked for you."""
-    from visdm.federation.membership import load_federation
-
-    cfg = settings(ctx)
-    account = unlock_account(cfg)
-    conn = session.connect_deployed(cfg)
-    view = load_federation(conn.client, conn.deployment, federation)
+    account, _, view = _open(ctx, federation)
     owed = view.contract.owed_to(account.address)
     tx = view.contract.withdraw(account.local_account)
     emit({"withdrawn": owed, **transactions(tx)}, as_json=as_json, title="fees withdrawn")

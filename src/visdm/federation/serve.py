@@ -185,15 +185,42 @@ def read_round(
     return RoundDocument.parse(raw, proposal_id=proposal_id, federation=federation)
 
 
-def _ours(client: ChainClient, deployment: Deployment, federation: str) -> list[int]:
-    """Every proposal that names ``federation`` as its node."""
-    market = deployment.training_market(client)
-    start = deployment.contracts["TrainingMarket"].block_number
-    found = market.logs("ProposalCreated", from_block=start, where={"node": federation})
-    return sorted({int(e["args"]["proposalId"]) for e in found})
+class _ProposalWatch:
+    """The proposals that name one federation, read from the chain's logs incrementally: a
+    loop that polls every few seconds must not rescan the market's history each time."""
+
+    def __init__(self, client: ChainClient, deployment: Deployment, federation: str) -> None:
+        self.client, self.federation = client, federation
+        self.market = deployment.training_market(client)
+        self.next_block = deployment.contracts["TrainingMarket"].block_number
+        self.ids: list[int] = []
+
+    def __call__(self) -> list[int]:
+        head = int(self.client.rpc(lambda: self.client.w3.eth.block_number))
+        if head >= self.next_block:
+            found = self.market.logs(
+                "ProposalCreated",
+                from_block=self.next_block,
+                to_block=head,
+                where={"node": self.federation},
+            )
+            self.ids = sorted({*self.ids, *(int(e["args"]["proposalId"]) for e in found)})
+            self.next_block = head + 1
+        return self.ids
 
 
-class FederationCoordinator:
+class _Part:
+    """What both parts of a node hold: its handles, the federation and its proposals."""
+
+    def __init__(self, node: NodeHandles, federation: str) -> None:
+        self.client, self.deployment = node.client, node.deployment
+        self.store, self.account = node.store, node.account
+        self.view = load_federation(self.client, self.deployment, federation)
+        self.federation = str(self.view.record.address)
+        self._watch = _ProposalWatch(self.client, self.deployment, self.federation)
+
+
+class FederationCoordinator(_Part):
     """The coordinator's part: announce, start the SuperLink on the bound keys, commit."""
 
     def __init__(
@@ -207,15 +234,7 @@ class FederationCoordinator:
         sandbox: bool = True,
         num_rounds: int = 2,
     ) -> None:
-        client, deployment = node.client, node.deployment
-        self.client, self.deployment, self.store, self.account = (
-            client,
-            deployment,
-            node.store,
-            node.account,
-        )
-        self.view = load_federation(client, deployment, federation)
-        self.federation = str(self.view.record.address)
+        super().__init__(node, federation)
         self.workdir = workdir
         self.price_per_gflop, self.host = price_per_gflop, host
         self.sandbox, self.num_rounds = sandbox, num_rounds
@@ -226,7 +245,7 @@ class FederationCoordinator:
 
     def poll(self) -> None:
         market = self.deployment.training_market(self.client)
-        for pid in _ours(self.client, self.deployment, self.federation):
+        for pid in self._watch():
             record = market.proposal(pid)
             try:
                 if record.status == ProposalStatus.APPROVED and pid not in self._rounds:
@@ -316,21 +335,13 @@ class FederationCoordinator:
         self._collected.add(pid)
 
 
-class FederationMember:
+class FederationMember(_Part):
     """A member's part: prepare its share, bind its key, run its SuperNode, withdraw its fee."""
 
     def __init__(
         self, node: NodeHandles, federation: str, workdir: Path, *, sandbox: bool = True
     ) -> None:
-        client, deployment = node.client, node.deployment
-        self.client, self.deployment, self.store, self.account = (
-            client,
-            deployment,
-            node.store,
-            node.account,
-        )
-        self.view = load_federation(client, deployment, federation)
-        self.federation = str(self.view.record.address)
+        super().__init__(node, federation)
         self.workdir, self.sandbox = workdir, sandbox
         self._prepared: dict[
             int, tuple[RoundDocument, RegionShare, SuperNodeKey, dict[str, Any]]
@@ -340,7 +351,7 @@ class FederationMember:
 
     def poll(self) -> None:
         market = self.deployment.training_market(self.client)
-        for pid in _ours(self.client, self.deployment, self.federation):
+        for pid in self._watch():
             if pid in self._skipped:
                 continue
             record = market.proposal(pid)

@@ -21,6 +21,7 @@ from tests.integration.compute.roundkit import (
     Round,
     write_folder,
 )
+from tests.unit.federation._fakegrid import SPEC
 from visdm.accounts import UnlockedAccount, import_account, load_account
 from visdm.assets import add_asset
 from visdm.chain.client import ChainClient
@@ -36,18 +37,6 @@ from visdm.types import Role
 REGIONS = ("eu", "us", "ap")
 PROVIDER_OF = {"eu": "provider", "us": "provider2", "ap": "provider3"}
 PASSWORD = "pw"
-
-SPEC: dict[str, Any] = {
-    "architecture": "mlp",
-    "input_shape": [1, 28, 28],
-    "num_classes": 10,
-    "epochs": 1,
-    "batch_size": 32,
-    "optimizer": "sgd",
-    "learning_rate": 0.2,
-    "hidden": [32],
-    "dp": {"target_epsilon": 4.0, "delta": 1e-3, "max_grad_norm": 1.0},
-}
 
 
 class FederatedMarket(Round):
