@@ -12,15 +12,15 @@ model sealed to the consumer, per-sample values and payouts per asset that the p
 in one ``claimMany`` each (Alg. 4) — then a proposal whose accuracy threshold cannot be met
 (refunded after training), one that rejections push below the consumer's minimum share
 (refunded without training), and the unclaimed payout swept to the treasury after the claim
-period. Last, a newcomer's unscored asset is scored for the scoring pool, which the market's fee
-on the first round funded, and a search by expected value then chooses its samples
-(:mod:`._newcomer`).
+period. Then a newcomer's asset is scored for the scoring pool and a search by expected value
+chooses its samples (:mod:`._newcomer`); the full demo trains across two regions
+(:mod:`._federated`), every demo catches a cheating node (:mod:`._cheat`), and the full demo
+proves a round's accuracy (:mod:`._zk`).
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +31,7 @@ from visdm import session
 from visdm.assets import add_asset
 from visdm.chain.anvil import chain_down, chain_up
 from visdm.chain.contracts import REJECT_ASK, ProposalStatus
-from visdm.compute import JobJournal, TrainingConfig, TrainingWorker
+from visdm.compute import TrainingConfig, TrainingWorker
 from visdm.config import Settings
 from visdm.errors import InvalidInputError, VisdmError
 from visdm.market import workflow
@@ -64,7 +64,7 @@ from ._newcomer import ScoringRound
 from ._report import DemoReport, Progress, card_line
 from ._settle import provider_rows, short_hash, tokens
 from ._stage import TOKEN as _TOKEN
-from ._stage import Collect, Stage
+from ._stage import Collect, Stage, job_progress
 from ._zk import ZkRound
 
 __all__ = ["round_spec", "run_demo"]
@@ -188,10 +188,11 @@ class _Game(Stage):
         self.collective.summarize()
         self.scoring.newcomer_arrives()
         self.scoring.score()
-        if not self.config.quick:  # a Flower round's processes take minutes: full demo only
+        full = not self.config.quick  # Flower's processes and ezkl's circuits take minutes
+        if full:
             FederatedRound(self).play()  # before the court, whose window would hold the fees
         CheatingRound(self).play(selection)
-        if not self.config.quick:  # minutes of circuit and proof: the full demo only
+        if full:
             ZkRound(self).play(selection)
 
     def _accounts(self) -> None:
@@ -534,7 +535,7 @@ class _Game(Stage):
             while thread.is_alive():
                 thread.join(timeout=0.5)
                 if journal_path.exists():
-                    advance(_job_progress(journal_path, pid))
+                    advance(job_progress(journal_path, pid))
         if errors:
             raise errors[0]
         return handler.messages
@@ -688,14 +689,3 @@ class _Game(Stage):
             treasury=treasury,
             treasuryCreditWei=market.credit_of(treasury),
         )
-
-
-def _job_progress(journal_path: Path, pid: int) -> float:
-    journal = JobJournal(journal_path, read_only=True)
-    try:
-        job = journal.get(pid)
-    except sqlite3.Error:  # the worker is still creating its tables
-        return 0.0
-    finally:
-        journal.close()
-    return job.progress if job is not None and job.progress is not None else 0.0

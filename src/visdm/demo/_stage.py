@@ -8,10 +8,12 @@ the scoring round (:mod:`._newcomer`) play on; each part records its steps throu
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from visdm import session
@@ -22,7 +24,7 @@ from visdm.proposals import CreatedProposal
 from ._cast import DemoConfig
 from ._report import DemoReport, DemoStep, Progress
 
-__all__ = ["TOKEN", "Collect", "Stage"]
+__all__ = ["TOKEN", "Collect", "Stage", "job_progress"]
 
 TOKEN = 10**18
 _PASSWORD = "visdm-demo"  # noqa: S105 - throw-away keystores in the demo's own directory
@@ -137,3 +139,17 @@ class Collect(logging.Handler):
             yield self
         finally:
             logger.removeHandler(self)
+
+
+def job_progress(journal_path: Path, pid: int) -> float:
+    """A training job's progress as its journal says (0 until the worker wrote it)."""
+    from visdm.compute import JobJournal
+
+    journal = JobJournal(journal_path, read_only=True)
+    try:
+        job = journal.get(pid)
+    except sqlite3.Error:  # the worker is still creating its tables
+        return 0.0
+    finally:
+        journal.close()
+    return job.progress if job is not None and job.progress is not None else 0.0
