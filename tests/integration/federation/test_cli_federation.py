@@ -14,6 +14,7 @@ from tests.integration.federation.fedkit import FederatedMarket
 from visdm.chain.client import ChainClient
 from visdm.chain.deployment import Deployment
 from visdm.cli import main
+from visdm.cli._json import scheme_problems
 from visdm.errors import NodeNotInFederationError
 from visdm.federation.membership import join_federation
 
@@ -59,14 +60,17 @@ def test_create_join_and_show(fm: FederatedMarket, capsys: pytest.CaptureFixture
     assert code == 0, err
     fed = json.loads(out)["federation"]
     assert json.loads(out)["coordinator"] == fm.accounts["node"].address
+    assert scheme_problems(json.loads(out)) == []
 
     code, _, err = run(capsys, "--account", "stranger", "federation", "join", fed)
     assert code != 0 and "does not list" in err and "\n" not in err.strip(), err
-    code, _, err = run(capsys, "--account", "node-eu", "federation", "join", fed)
+    code, out, err = run(capsys, "--account", "node-eu", "federation", "join", fed, "--json")
     assert code == 0, err
+    assert scheme_problems(json.loads(out)) == []
     code, out, err = run(capsys, "federation", "show", fed, "--json")
     assert code == 0, err
     shown = json.loads(out)
+    assert scheme_problems(shown) == []
     assert shown["active"] is False  # node-us has not joined
     assert [m["joined"] for m in shown["members"]] == [True, False]
     code, _, err = run(capsys, "--account", "node-us", "federation", "join", fed)

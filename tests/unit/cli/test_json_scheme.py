@@ -67,9 +67,16 @@ pytestmark = pytest.mark.unit
 NO_JSON = {
     "data model-spec": "prints the model spec document itself (the schema's names)",
     "web": "serves the web app and prints the URL to open until Ctrl-C: there is no result",
+    "federation serve": "runs the node's part in the federation's rounds until stopped: no result",
 }
 #: commands that need a running node and chain: checked in the integration tests
-ON_A_REAL_CHAIN = {"node serve": "tests/integration/compute/test_asset_add.py"}
+ON_A_REAL_CHAIN = {
+    "node serve": "tests/integration/compute/test_asset_add.py",
+    **{
+        f"federation {c}": "tests/integration/federation/test_cli_federation.py"
+        for c in ("create", "join", "show", "bond", "collect", "withdraw")
+    },
+}
 
 
 def commands() -> dict[str, Any]:
