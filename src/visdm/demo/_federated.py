@@ -274,7 +274,8 @@ class FederatedRound:
                 contract = coordinator.view.contract
                 for _ in range(240):
                     owed = [contract.owed_to(m.account.address) for m in members]
-                    if contract.fees_of(pid) and not any(owed):
+                    done = all(pid not in m.prepared for m in members)
+                    if pid in coordinator.collected and done and not any(owed):
                         break
                     time.sleep(0.5)
             finally:

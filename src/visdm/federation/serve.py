@@ -240,7 +240,7 @@ class FederationCoordinator(_Part):
         self.sandbox, self.num_rounds = sandbox, num_rounds
         self._rounds: dict[int, tuple[RoundDocument, RoundTLS]] = {}
         self._running: dict[int, threading.Thread] = {}
-        self._collected: set[int] = set()
+        self.collected: set[int] = set()  # rounds whose members' fees were booked
         self.outcomes: dict[int, dict[str, Any]] = {}
 
     def poll(self) -> None:
@@ -325,14 +325,14 @@ class FederationCoordinator(_Part):
 
     def _collect(self, pid: int) -> None:
         fed = self.view.contract
-        if pid in self._collected or not fed.fees_of(pid):
+        if pid in self.collected or not fed.fees_of(pid):
             return
         try:
             fed.collect(self.account.local_account, pid)
         except VisdmError as exc:
             if "FederationNotReleased" not in str(exc):
                 raise
-        self._collected.add(pid)
+        self.collected.add(pid)
 
 
 class FederationMember(_Part):
@@ -343,7 +343,8 @@ class FederationMember(_Part):
     ) -> None:
         super().__init__(node, federation)
         self.workdir, self.sandbox = workdir, sandbox
-        self._prepared: dict[
+        # rounds whose share this member decrypted and whose key it bound
+        self.prepared: dict[
             int, tuple[RoundDocument, RegionShare, SuperNodeKey, dict[str, Any]]
         ] = {}
         self._skipped: set[int] = set()
@@ -358,7 +359,7 @@ class FederationMember(_Part):
             try:
                 if record.status == ProposalStatus.TRAINING:
                     self._train(pid)
-                elif pid in self._prepared:
+                elif pid in self.prepared:
                     self._finish(pid)
             except VisdmError as exc:
                 log.warning("federation %s, proposal %d: %s", self.federation, pid, exc)
@@ -370,7 +371,7 @@ class FederationMember(_Part):
             stop_supernode(self.supernodes.pop(pid))
 
     def _train(self, pid: int) -> None:
-        if pid not in self._prepared:
+        if pid not in self.prepared:
             doc = read_round(self.client, self.store, self.federation, pid)
             if doc is None:
                 return
@@ -390,11 +391,11 @@ class FederationMember(_Part):
             key = new_supernode_key(workdir / "keys", mine[0].region)
             (workdir / "ca.pem").write_bytes(doc.ca_cert)
             self.view.contract.bind_key(self.account.local_account, pid, key.public_openssh())
-            self._prepared[pid] = (doc, mine[0], key, config)
+            self.prepared[pid] = (doc, mine[0], key, config)
             log.info(
                 "proposal %d: %d samples of region %s ready", pid, mine[0].samples, mine[0].region
             )
-        doc, share, key, config = self._prepared[pid]
+        doc, share, key, config = self.prepared[pid]
         node = self.supernodes.get(pid)
         if node is None or not node.running():  # not started yet, or came before the SuperLink
             self.supernodes[pid] = start_supernode(
@@ -413,7 +414,7 @@ class FederationMember(_Part):
             stop_supernode(node)
         # the decrypted share never outlives its round
         shutil.rmtree(self.workdir / str(pid) / "region", ignore_errors=True)
-        del self._prepared[pid]
+        del self.prepared[pid]
 
 
 def serve(

@@ -76,7 +76,7 @@ def _loop(
             except BaseException as exc:  # surfaced by the test, not lost in a thread
                 errors.append(exc)
                 return
-            stop.wait(0.5)
+            stop.wait(1.0)  # a node's loop polls every second or two
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -156,7 +156,9 @@ def test_a_federated_proposal_trains_across_regions_and_pays_one_tree(
     fed = coordinator.view.contract
     finished = [fm.members[r].address for r in ("eu", "us")]
     for _ in range(120):
-        if errors or (fed.fees_of(pid) and not any(fed.owed_to(m) for m in finished)):
+        collected = pid in coordinator.collected
+        cleaned = all(pid not in members[r].prepared for r in ("eu", "us"))
+        if errors or (collected and cleaned and not any(fed.owed_to(m) for m in finished)):
             break
         time.sleep(0.5)
     stop.set()
