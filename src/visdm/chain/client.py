@@ -10,6 +10,7 @@ a message that says in a sentence what was refused and what to do (:mod:`._expla
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -131,6 +132,8 @@ class TxResult:
     receipt: TxReceipt
 
 
+#: how often a send refused for a nonce ahead of the chain's is tried again (about 2 s)
+_OUT_OF_ORDER_RETRIES = 14
 #: the next nonce per (endpoint, chain id, sender), shared by every client in the process
 _NONCES: dict[tuple[str, int, str], int] = {}
 #: nonces handed out and not yet sent, per the same key
@@ -273,6 +276,20 @@ class ChainClient:
         with _NONCE_LOCK:
             _NONCES.pop((self.rpc_url, self.chain_id, sender.lower()), None)
 
+    def _send_in_order(self, raw: bytes) -> Any:
+        """Send a signed transaction. A node that mines each transaction as it arrives cannot
+        queue one whose nonce is ahead of the account's (Hardhat's "Nonce too high"): another
+        thread of this process holds the nonce before it and is about to send it, so the
+        send is tried again for a moment instead of failing."""
+        for attempt in range(_OUT_OF_ORDER_RETRIES):
+            try:
+                return self.rpc(lambda: self.w3.eth.send_raw_transaction(raw))
+            except Web3RPCError as exc:
+                if "nonce too high" not in str(exc).lower() or attempt + 1 == _OUT_OF_ORDER_RETRIES:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        raise AssertionError("unreachable")  # the loop returns or raises
+
     def call(
         self,
         fn: ContractFunction,
@@ -322,7 +339,7 @@ class ChainClient:
         built["nonce"] = Nonce(self._next_nonce(sender))
         try:
             signed = account.sign_transaction(built)  # type: ignore[arg-type]
-            tx_hash = self.rpc(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
+            tx_hash = self._send_in_order(signed.raw_transaction)
         except Web3RPCError as exc:
             self._forget_nonce(sender)
             reverted = _mined_revert_data(exc)
