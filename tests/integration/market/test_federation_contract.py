@@ -6,6 +6,8 @@ once the market released it; every refusal is a test."""
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -15,8 +17,11 @@ from tests.conftest import role_account
 from tests.integration.market.conftest import Market
 from visdm.chain._federation import FederationContract, deploy_federation
 from visdm.chain.contracts import ProposalStatus, ResultCommitment
-from visdm.errors import ContractRevertError
+from visdm.errors import ContractRevertError, SignatureError
 from visdm.market import build_payout_tree, sign_quote
+from visdm.market._federated import federation_quote
+from visdm.session import Connection
+from visdm.storage import LocalStore
 
 pytestmark = pytest.mark.integration
 
@@ -220,3 +225,52 @@ def test_a_federation_is_never_drawn_into_a_committee_and_signs_with_its_coordin
         "TrainingMarketBadSigner",
         lambda: mk.market.start_training(mk.roles["consumer"], pid, quote, forged),
     )
+
+
+@pytest.mark.attack
+def test_only_members_bind_keys_and_only_the_coordinator_announces(mk: Market, world: dict) -> None:
+    """The attack: a node outside the federation binds a SuperNode key to its round, to be
+    registered with the SuperLink and sent the model; or announces a round document of its own
+    (another SuperLink, another quote). Both are refused on chain."""
+    fed = _federation(mk, world)
+    pid = mk.approved(world["selection"], node=fed.address)
+    stranger, coordinator = mk.roles["stranger"], mk.roles["node"]
+    _refused("FederationNotMember", lambda: fed.bind_key(stranger, pid, b"ecdsa-sha2 AAAA"))
+    _refused("FederationNotCoordinator", lambda: fed.announce_round(stranger, pid, "bafkreix"))
+    _refused("FederationBadKey", lambda: fed.bind_key(world["eu"], pid, b""))
+    _refused("FederationNotOurs", lambda: fed.bind_key(world["eu"], pid + 1, b"key"))
+    fed.bind_key(world["eu"], pid, b"ecdsa-sha2 AAAA")
+    fed.announce_round(coordinator, pid, "bafkreiround")
+    assert fed.bound_keys(pid) == {world["eu"].address: b"ecdsa-sha2 AAAA"}
+    assert fed.announced_round(pid) == "bafkreiround"
+
+
+@pytest.mark.attack
+def test_a_consumer_refuses_an_announced_quote_its_coordinator_did_not_sign(
+    mk: Market, world: dict, tmp_path: Path
+) -> None:
+    """The attack: the announced document carries a quote signed by someone else (a member),
+    so that the consumer escrows a cost the federation's signer never offered. The consumer's
+    SDK checks the signer before it pays; a quote the coordinator signed is accepted."""
+    fed = _federation(mk, world)
+    pid = mk.approved(world["selection"], node=fed.address)
+    store = LocalStore(tmp_path / "store")
+    conn = Connection(mk.chain, mk.deployment)
+    quote = mk.quote(pid, cost=90)[0]
+
+    def announce(signer: LocalAccount) -> None:
+        signature = sign_quote(bytes(signer.key), mk.chain.chain_id, mk.market.address, quote)
+        doc = {
+            "proposalId": pid,
+            "quote": {"trainingCost": "90", "maxDuration": quote.max_duration,
+                      "expiry": quote.expiry},
+            "signature": "0x" + signature.hex(),
+        }  # fmt: skip
+        fed.announce_round(mk.roles["node"], pid, store.put(json.dumps(doc).encode()))
+
+    announce(world["eu"])
+    record = mk.market.proposal(pid)
+    with pytest.raises(SignatureError, match="not by its coordinator's signer"):
+        federation_quote(conn, store, record, pid)
+    announce(mk.roles["node"])
+    assert federation_quote(conn, store, record, pid)[0] == quote
