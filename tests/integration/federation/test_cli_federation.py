@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from tests.integration.chain.test_cli_governance import run
 from tests.integration.federation.fedkit import FederatedMarket
 from visdm.chain.client import ChainClient
 from visdm.chain.deployment import Deployment
-from visdm.cli import main
 from visdm.cli._json import scheme_problems
 from visdm.errors import NodeNotInFederationError
 from visdm.federation.membership import join_federation
@@ -34,17 +34,6 @@ def fm(
     monkeypatch.setenv("VISDM_RPC_URL", chain.rpc_url)
     monkeypatch.setenv("VISDM_HOME", str(market.settings.home))
     return market
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    else:
-        code = 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_create_join_and_show(fm: FederatedMarket, capsys: pytest.CaptureFixture[str]) -> None:
