@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,10 +46,8 @@ from visdm.training._spec import ModelSpec, parse_model_spec
 from visdm.types import Address
 from visdm.verify._settle import settle
 
-from ._pki import SuperNodeKey, new_supernode_key
 from .membership import FederationView, assign_assets
 from .processes import Federation
-from .registry import NamedNode, check_named_nodes, sign_supernode_key, write_public_keys
 
 __all__ = [
     "Coordinator",
@@ -64,7 +62,6 @@ __all__ = [
     "robust_provider_values",
     "run_round",
     "settle_fees",
-    "train_federation",
 ]
 
 log = logging.getLogger("visdm.federation.round")
@@ -235,74 +232,6 @@ def run_round(
         bytes_in=status.bytes_in,
         bytes_out=status.bytes_out,
     )
-
-
-def train_federation(
-    ctx: Coordinator,
-    shares: Sequence[RegionShare],
-    members: Mapping[str, UnlockedAccount],
-    workdir: Path,
-    *,
-    sandbox: bool = True,
-    num_rounds: int = 2,
-    on_start: Callable[[Federation], None] | None = None,
-    timeout_s: float = 900.0,
-) -> RoundOutcome:
-    """Run the federated round of ``ctx``'s proposal on this machine: every member prepares its
-    share and binds a fresh SuperNode key to the round (``members``: address → that member's
-    unlocked account, standing in for the member's own machine); the coordinator checks the
-    bindings against the registry, starts its SuperLink with those keys only, a SuperNode per
-    region, and runs the round. ``on_start`` sees the running federation before the round."""
-    pid, chain_id = ctx.checked.proposal_id, ctx.client.chain_id
-    configs: dict[str, dict[str, Any]] = {}
-    keys: dict[str, SuperNodeKey] = {}
-    named: list[NamedNode] = []
-    for share in shares:
-        if not share.samples:
-            continue
-        member = members[share.node]
-        configs[share.region] = {
-            **prepare_region(
-                member, ctx.store, ctx.checked, share, workdir / "regions" / share.region
-            ),
-            "sandbox": sandbox,
-        }
-        keys[share.region] = new_supernode_key(workdir / "keys", share.region)
-        named.append(
-            sign_supernode_key(
-                member.local_account,
-                node=member.address,
-                region=share.region,
-                public_key=keys[share.region].public_openssh(),
-                proposal_id=pid,
-                chain_id=chain_id,
-            )
-        )
-    accepted = check_named_nodes(
-        named,
-        registry=ctx.deployment.stakeholder_registry(ctx.client),
-        proposal_id=pid,
-        chain_id=chain_id,
-        regions=list(configs),
-    )
-    validation = workdir / "validation.npz"
-    open_validation(ctx.account, ctx.store, ctx.checked, validation)
-    named_keys = write_public_keys(workdir / "named", accepted)
-    with Federation(workdir / "flower", named_keys=named_keys) as fed:
-        for region, config in configs.items():
-            fed.add_supernode(region, key=keys[region], node_config=config)
-        fed.wait_for_nodes(len(configs), timeout_s=180)
-        if on_start is not None:
-            on_start(fed)
-        return run_round(
-            fed,
-            ctx.checked,
-            ctx.record,
-            shares,
-            validation_path=validation,
-            num_rounds=num_rounds,
-            timeout_s=timeout_s,
-        )
 
 
 def robust_provider_values(
